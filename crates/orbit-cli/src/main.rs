@@ -1,0 +1,322 @@
+//! `orbit`: run WebAssembly components under limits and inspect their runs.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use orbit::{Invocation, Limits, Orbit, RunId, RunQuery, RunRecord, RunStatus, WorkspaceId};
+
+/// Orbit: a sandboxed code-execution engine for AI agents.
+#[derive(Parser)]
+#[command(name = "orbit", version, about)]
+struct Cli {
+    /// Data directory (runs, compiled components, storage, cache).
+    /// Defaults to $ORBIT_HOME, then the platform data directory.
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a component once and record the run.
+    Run(RunArgs),
+    /// List and inspect recorded runs.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Precompile a component into the compile cache.
+    Compile {
+        /// Path to the component (.wasm).
+        component: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Path to the component (.wasm): an orbit agent or a wasi:cli command.
+    component: PathBuf,
+    /// Input text: the agent's `run` argument or the command's stdin.
+    #[arg(long, conflicts_with = "input_file")]
+    input: Option<String>,
+    /// Read the input from a file.
+    #[arg(long, value_name = "PATH")]
+    input_file: Option<PathBuf>,
+    /// Workspace the run belongs to.
+    #[arg(long, default_value = "default")]
+    workspace: String,
+    /// Fuel budget, in wasmtime fuel units.
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Wall-clock deadline, in milliseconds.
+    #[arg(long)]
+    timeout_ms: Option<u64>,
+    /// Linear memory limit, in MiB.
+    #[arg(long)]
+    memory_mib: Option<usize>,
+    /// Print the run as JSON on stdout instead of the raw output.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum RunsCommand {
+    /// List runs of a workspace, newest first.
+    List {
+        /// Workspace to list.
+        #[arg(long, default_value = "default")]
+        workspace: String,
+        /// Only runs with this status (succeeded, failed, exited,
+        /// out-of-fuel, deadline-exceeded, memory-limit, stack-overflow,
+        /// too-large, trapped, internal).
+        #[arg(long)]
+        status: Option<String>,
+        /// Most runs to show.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Show runs older than this run id (from a previous page).
+        #[arg(long)]
+        before: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one run with its spans and logs.
+    Show {
+        /// The run id.
+        run_id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn data_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(d) = flag {
+        return Ok(d);
+    }
+    if let Some(d) = std::env::var_os("ORBIT_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(d));
+    }
+    dirs::data_dir().map(|d| d.join("orbit")).context("no platform data directory; pass --data-dir or set ORBIT_HOME")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> Result<ExitCode> {
+    let dir = data_dir(cli.data_dir)?;
+    let orbit = Orbit::open(&dir).with_context(|| format!("opening data directory {}", dir.display()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Run(args) => rt.block_on(run(&orbit, args)),
+        Command::Compile { component } => {
+            let wasm = read_component(&component)?;
+            let loaded = load_with_progress(&orbit, &wasm)?;
+            eprintln!("compiled {} ({}, {})", component.display(), loaded.kind(), loaded.digest());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Runs(RunsCommand::List { workspace, status, limit, before, json }) => {
+            let status = status.map(|s| s.parse::<RunStatus>().map_err(|e| anyhow::anyhow!("--status: {e}"))).transpose()?;
+            let before = before.map(|b| b.parse::<RunId>().map_err(|e| anyhow::anyhow!("--before: {e}"))).transpose()?;
+            let query = RunQuery { workspace: parse_workspace(&workspace)?, status, limit, before };
+            let page = orbit.runs().list(&query)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&page)?);
+            } else {
+                print_run_table(&page.runs);
+                if let Some(next) = page.next_cursor {
+                    println!("more: orbit runs list --workspace {workspace} --before {next}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Runs(RunsCommand::Show { run_id, json }) => {
+            let id: RunId = run_id.parse().map_err(|e| anyhow::anyhow!("run id: {e}"))?;
+            let Some(rec) = orbit.runs().get(id)? else { bail!("no run {run_id}") };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rec)?);
+            } else {
+                print_run(&rec);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn parse_workspace(name: &str) -> Result<WorkspaceId> {
+    WorkspaceId::new(name).with_context(|| format!("workspace {name:?}"))
+}
+
+fn read_component(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading component {}", path.display()))
+}
+
+/// Loads a component, with a spinner when it must be compiled.
+fn load_with_progress(orbit: &Orbit, wasm: &[u8]) -> Result<orbit::LoadedComponent> {
+    if orbit.engine().is_cached(wasm) {
+        return Ok(orbit.engine().load(wasm)?);
+    }
+    let bar = indicatif::ProgressBar::new_spinner().with_message(format!("compiling {} KiB component", wasm.len() / 1024));
+    bar.enable_steady_tick(Duration::from_millis(100));
+    let loaded = orbit.engine().load(wasm);
+    bar.finish_and_clear();
+    Ok(loaded?)
+}
+
+async fn run(orbit: &Orbit, args: RunArgs) -> Result<ExitCode> {
+    let input = match (&args.input, &args.input_file) {
+        (Some(text), _) => text.clone(),
+        (None, Some(path)) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading input file {}", path.display()))?
+        }
+        (None, None) => String::new(),
+    };
+    let mut limits: Limits = orbit.engine().config().default_limits.clone();
+    if let Some(f) = args.fuel {
+        limits.fuel = f;
+    }
+    if let Some(ms) = args.timeout_ms {
+        limits.timeout = Duration::from_millis(ms);
+    }
+    if let Some(mib) = args.memory_mib {
+        limits.memory_bytes = mib.saturating_mul(1 << 20);
+    }
+    let wasm = read_component(&args.component)?;
+    if wasm.len() > limits.component_bytes {
+        bail!("component is {} bytes, over the {}-byte limit", wasm.len(), limits.component_bytes);
+    }
+    let component = load_with_progress(orbit, &wasm)?;
+    let invocation = Invocation::new(input).workspace(parse_workspace(&args.workspace)?).limits(limits);
+    let outcome = orbit.engine().invoke(&component, invocation).await?;
+    let rec = &outcome.record;
+    if args.json {
+        let mut v = serde_json::to_value(rec)?;
+        v["output"] = serde_json::Value::String(outcome.output_text());
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        let mut out = std::io::stdout().lock();
+        out.write_all(&outcome.output)?;
+        if !outcome.output.is_empty() && !outcome.output.ends_with(b"\n") {
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+    }
+    eprintln!("{}", summary(rec));
+    Ok(if rec.status.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        match rec.exit_code {
+            Some(code @ 1..=255) => ExitCode::from(code as u8),
+            _ => ExitCode::FAILURE,
+        }
+    })
+}
+
+fn summary(rec: &RunRecord) -> String {
+    let mut s = format!(
+        "run {} {} fuel={} duration={}",
+        rec.id,
+        rec.status,
+        rec.fuel_consumed,
+        fmt_us(rec.duration_us)
+    );
+    if let Some(code) = rec.exit_code {
+        s.push_str(&format!(" exit={code}"));
+    }
+    if let Some(err) = &rec.error {
+        s.push_str(&format!(" error={}: {}", err.code, err.message));
+    }
+    s
+}
+
+fn fmt_us(us: u64) -> String {
+    if us >= 1_000_000 {
+        format!("{:.2}s", us as f64 / 1e6)
+    } else if us >= 1_000 {
+        format!("{:.2}ms", us as f64 / 1e3)
+    } else {
+        format!("{us}µs")
+    }
+}
+
+fn fmt_time(ms: u64) -> String {
+    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+fn print_run_table(runs: &[RunRecord]) {
+    println!("{:<36}  {:<24}  {:<17}  {:<7}  {:>12}  {:>9}", "RUN", "STARTED", "STATUS", "KIND", "FUEL", "DURATION");
+    for r in runs {
+        println!(
+            "{:<36}  {:<24}  {:<17}  {:<7}  {:>12}  {:>9}",
+            r.id.to_string(),
+            fmt_time(r.started_at_ms),
+            r.status.to_string(),
+            r.kind.to_string(),
+            r.fuel_consumed,
+            fmt_us(r.duration_us)
+        );
+    }
+}
+
+fn print_run(r: &RunRecord) {
+    println!("run        {}", r.id);
+    println!("workspace  {}", r.workspace);
+    println!("component  {} ({})", r.component_digest, r.kind);
+    println!("started    {}", fmt_time(r.started_at_ms));
+    println!("duration   {}", fmt_us(r.duration_us));
+    println!("status     {}", r.status);
+    if let Some(code) = r.exit_code {
+        println!("exit code  {code}");
+    }
+    if let Some(e) = &r.error {
+        println!("error      {}: {}", e.code, e.message);
+        if let Some(d) = &e.detail {
+            println!("detail     {d}");
+        }
+    }
+    println!("fuel       {}", r.fuel_consumed);
+    println!("bytes      input {} / output {} / log {}", r.input_bytes, r.output_bytes, r.log_bytes);
+    println!("\nspans ({}{})", r.spans.len(), if r.spans_dropped > 0 { format!(", {} dropped", r.spans_dropped) } else { String::new() });
+    if !r.spans.is_empty() {
+        println!("  {:>10}  {:>9}  {:<20}  {:<17}  {:>9}  {:>9}", "AT", "TOOK", "CALL", "OUTCOME", "IN", "OUT");
+        for s in &r.spans {
+            println!(
+                "  {:>10}  {:>9}  {:<20}  {:<17}  {:>9}  {:>9}",
+                fmt_us(s.start_offset_us),
+                fmt_us(s.duration_us),
+                format!("{}.{}", s.primitive, s.operation),
+                s.outcome,
+                s.bytes_in,
+                s.bytes_out
+            );
+        }
+    }
+    if !r.host_errors.is_empty() {
+        println!("\nhost errors (operators only)");
+        for e in &r.host_errors {
+            println!("  {e}");
+        }
+    }
+    if !r.logs.is_empty() {
+        println!("\nlogs{}", if r.logs_truncated { " (truncated)" } else { "" });
+        for l in &r.logs {
+            println!("  {:>10}  {:<6}  {}", fmt_us(l.offset_us), l.level.to_string(), l.message.trim_end());
+        }
+    }
+    if let Some(out) = &r.output {
+        println!("\noutput{}", if r.output_truncated { " (truncated)" } else { "" });
+        println!("{out}");
+    }
+}

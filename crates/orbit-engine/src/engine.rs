@@ -1,0 +1,597 @@
+//! The engine: one wasmtime `Engine` and `Linker` per process, a fresh
+//! `Store` per run.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use orbit_runs::{ComponentKind, LogLevel, RunError, RunId, RunRecord, RunStatus, RunStore};
+use orbit_workspace::WorkspaceId;
+use wasmtime::component::{Component, Linker, types::ComponentItem};
+use wasmtime::{InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+
+use crate::bindings::AgentPre;
+use crate::compile::{CompileCache, digest};
+use crate::error::{EngineError, code_name, safe_message};
+use crate::limits::Limits;
+use crate::primitive::Primitive;
+use crate::state::{CappedPipe, DeadlineExceeded, Extensions, OutputLimitExceeded, RunInfo, RunLimiter, RunState};
+
+/// Engine-wide settings, fixed when the engine is built.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct EngineConfig {
+    /// Directory for precompiled components. `None` keeps compiled code in
+    /// memory only. Default `None`.
+    pub cache_dir: Option<PathBuf>,
+    /// Runs that may execute at once; further invocations wait for a slot.
+    /// Also sizes the pooling allocator. Default 64.
+    pub max_concurrent_runs: u32,
+    /// Upper bound on any run's linear memory, in bytes (the pooling
+    /// allocator's `max_memory_size`). Default 1 GiB.
+    pub max_memory_bytes: usize,
+    /// Period of the epoch ticker that enforces deadlines. Default 5 ms.
+    pub epoch_tick: Duration,
+    /// Limits used when an invocation does not override them.
+    pub default_limits: Limits,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            max_concurrent_runs: 64,
+            max_memory_bytes: 1 << 30,
+            epoch_tick: Duration::from_millis(5),
+            default_limits: Limits::default(),
+        }
+    }
+}
+
+impl EngineConfig {
+    /// The default configuration with compiled components cached in `dir`.
+    pub fn with_cache_dir(dir: impl Into<PathBuf>) -> Self {
+        Self { cache_dir: Some(dir.into()), ..Self::default() }
+    }
+}
+
+/// Builds an [`Engine`] from a configuration, a run store and primitives.
+pub struct EngineBuilder {
+    config: EngineConfig,
+    runs: RunStore,
+    primitives: Vec<Arc<dyn Primitive>>,
+}
+
+impl EngineBuilder {
+    /// Adds a primitive. Its host functions become importable by guests.
+    pub fn primitive(mut self, primitive: impl Primitive) -> Self {
+        self.primitives.push(Arc::new(primitive));
+        self
+    }
+
+    /// Builds the engine: configures wasmtime, links WASI p2, `log` and every
+    /// primitive, and starts the epoch ticker thread.
+    ///
+    /// # Errors
+    /// [`EngineError::Config`] when wasmtime rejects the configuration or two
+    /// primitives define the same function; [`EngineError::Cache`] when the
+    /// cache directory cannot be created.
+    pub fn build(self) -> Result<Engine, EngineError> {
+        let EngineBuilder { config, runs, primitives } = self;
+        let n = config.max_concurrent_runs.max(1);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(16))
+            .total_memories(n.saturating_mul(2))
+            .total_tables(n.saturating_mul(16))
+            .total_stacks(n)
+            .max_core_instances_per_component(64)
+            .max_memories_per_component(4)
+            .max_tables_per_component(64)
+            .max_memory_size(config.max_memory_bytes)
+            .table_elements(config.default_limits.table_elements.max(20_000));
+        let mut wt = wasmtime::Config::new();
+        wt.consume_fuel(true)
+            .epoch_interruption(true)
+            .memory_init_cow(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = wasmtime::Engine::new(&wt).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+
+        let mut linker: Linker<RunState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        crate::log::add_to_linker(&mut linker)?;
+        for p in &primitives {
+            p.add_to_linker(&mut linker)?;
+        }
+
+        let cache = CompileCache::new(&engine, config.cache_dir.clone())?;
+        let stop = Arc::new(AtomicBool::new(false));
+        spawn_epoch_ticker(engine.clone(), config.epoch_tick, stop.clone());
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                permits: tokio::sync::Semaphore::new(n as usize),
+                engine,
+                linker,
+                primitives,
+                cache,
+                runs,
+                config,
+                components: Mutex::new(HashMap::new()),
+                stop,
+            }),
+        })
+    }
+}
+
+fn spawn_epoch_ticker(engine: wasmtime::Engine, tick: Duration, stop: Arc<AtomicBool>) {
+    let _ = std::thread::Builder::new().name("orbit-epoch".into()).spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(tick);
+            engine.increment_epoch();
+        }
+    });
+}
+
+/// The Orbit engine. Cheap to clone; share one per process.
+///
+/// # Example
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use orbit_engine::{Engine, EngineConfig, Invocation};
+/// let runs = orbit_runs::RunStore::open("/tmp/orbit-doc/runs.redb".as_ref())?;
+/// let engine = Engine::builder(EngineConfig::default(), runs).build()?;
+/// let wasm = std::fs::read("echo.wasm")?;
+/// let component = engine.load(&wasm)?;
+/// let outcome = engine.invoke(&component, Invocation::new("hello")).await?;
+/// println!("{} {:?}", outcome.record.id, outcome.record.status);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: wasmtime::Engine,
+    linker: Linker<RunState>,
+    primitives: Vec<Arc<dyn Primitive>>,
+    cache: CompileCache,
+    runs: RunStore,
+    config: EngineConfig,
+    components: Mutex<HashMap<String, LoadedComponent>>,
+    permits: tokio::sync::Semaphore,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A compiled, linked component, ready to be instantiated for runs.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct LoadedComponent {
+    digest: Arc<str>,
+    kind: ComponentKind,
+    pre: Pre,
+}
+
+#[derive(Clone)]
+enum Pre {
+    Agent(AgentPre<RunState>),
+    Command(CommandPre<RunState>),
+}
+
+impl LoadedComponent {
+    /// Hex sha256 of the component's bytes.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// Whether the component is an agent (exports `run`) or a `wasi:cli`
+    /// command.
+    pub fn kind(&self) -> ComponentKind {
+        self.kind
+    }
+}
+
+/// One request to run a component.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Invocation {
+    /// The workspace the run belongs to. Default `default`.
+    pub workspace: WorkspaceId,
+    /// The input: the `run` argument of an agent, or a command's stdin.
+    pub input: String,
+    /// Per-run limits; `None` uses the engine's defaults.
+    pub limits: Option<Limits>,
+}
+
+impl Invocation {
+    /// An invocation in the default workspace with default limits.
+    pub fn new(input: impl Into<String>) -> Self {
+        Self { workspace: WorkspaceId::default(), input: input.into(), limits: None }
+    }
+
+    /// Sets the workspace.
+    pub fn workspace(mut self, workspace: WorkspaceId) -> Self {
+        self.workspace = workspace;
+        self
+    }
+
+    /// Sets per-run limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+}
+
+/// The result of a run: its durable record, plus the full output.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Outcome {
+    /// The record as committed to the run store.
+    pub record: RunRecord,
+    /// The output: an agent's `run` result, or a command's stdout. Empty
+    /// when the run failed before producing output or exceeded the output
+    /// limit.
+    pub output: Vec<u8>,
+}
+
+impl Outcome {
+    /// The run's id.
+    pub fn run_id(&self) -> RunId {
+        self.record.id
+    }
+    /// How the run ended.
+    pub fn status(&self) -> RunStatus {
+        self.record.status
+    }
+    /// The output as UTF-8, lossily.
+    pub fn output_text(&self) -> String {
+        String::from_utf8_lossy(&self.output).into_owned()
+    }
+    /// Fuel consumed, in wasmtime fuel units.
+    pub fn fuel_consumed(&self) -> u64 {
+        self.record.fuel_consumed
+    }
+    /// Wall-clock duration of the run.
+    pub fn duration(&self) -> Duration {
+        Duration::from_micros(self.record.duration_us)
+    }
+}
+
+impl Engine {
+    /// Starts building an engine that records runs in `runs`.
+    pub fn builder(config: EngineConfig, runs: RunStore) -> EngineBuilder {
+        EngineBuilder { config, runs, primitives: Vec::new() }
+    }
+
+    /// The run store runs are recorded in.
+    pub fn runs(&self) -> &RunStore {
+        &self.inner.runs
+    }
+
+    /// The engine's configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// The underlying wasmtime engine.
+    pub fn wasmtime(&self) -> &wasmtime::Engine {
+        &self.inner.engine
+    }
+
+    /// Whether a compiled artifact for `wasm` is already in the disk cache.
+    pub fn is_cached(&self, wasm: &[u8]) -> bool {
+        self.inner.cache.contains(&digest(wasm))
+    }
+
+    /// Validates, compiles (or loads from the compile cache) and links a
+    /// component, capping its size at the default `component_bytes` limit.
+    /// Loaded components are kept in memory by digest, so loading the same
+    /// bytes again is a hash and a map lookup.
+    ///
+    /// # Errors
+    /// [`EngineError::ComponentTooLarge`], [`EngineError::NotAComponent`],
+    /// [`EngineError::NoEntryPoint`], [`EngineError::Link`] or
+    /// [`EngineError::Cache`].
+    pub fn load(&self, wasm: &[u8]) -> Result<LoadedComponent, EngineError> {
+        self.load_with_limit(wasm, self.inner.config.default_limits.component_bytes)
+    }
+
+    /// As [`Engine::load`], with an explicit size cap in bytes.
+    ///
+    /// # Errors
+    /// As [`Engine::load`].
+    pub fn load_with_limit(&self, wasm: &[u8], max_bytes: usize) -> Result<LoadedComponent, EngineError> {
+        if wasm.len() > max_bytes {
+            return Err(EngineError::ComponentTooLarge { size: wasm.len(), limit: max_bytes });
+        }
+        let digest = digest(wasm);
+        if let Some(c) = self.inner.components.lock().unwrap_or_else(|e| e.into_inner()).get(&digest) {
+            return Ok(c.clone());
+        }
+        let component = self.inner.cache.load(&self.inner.engine, wasm, &digest)?;
+        let loaded = self.link(component, digest.clone())?;
+        self.inner.components.lock().unwrap_or_else(|e| e.into_inner()).insert(digest, loaded.clone());
+        Ok(loaded)
+    }
+
+    fn link(&self, component: Component, digest: String) -> Result<LoadedComponent, EngineError> {
+        let engine = &self.inner.engine;
+        let mut kind = None;
+        for (name, item) in component.component_type().exports(engine) {
+            match (name, item.ty) {
+                ("run", ComponentItem::ComponentFunc(_)) => kind = Some(ComponentKind::Agent),
+                (n, ComponentItem::ComponentInstance(_)) if n.starts_with("wasi:cli/run@0.2") && kind.is_none() => {
+                    kind = Some(ComponentKind::Command)
+                }
+                _ => {}
+            }
+        }
+        let kind = kind.ok_or(EngineError::NoEntryPoint)?;
+        let pre = self.inner.linker.instantiate_pre(&component).map_err(|e| EngineError::Link(format!("{e:#}")))?;
+        let pre = match kind {
+            ComponentKind::Agent => Pre::Agent(AgentPre::new(pre).map_err(|e| EngineError::Link(format!("{e:#}")))?),
+            ComponentKind::Command => {
+                Pre::Command(CommandPre::new(pre).map_err(|e| EngineError::Link(format!("{e:#}")))?)
+            }
+        };
+        Ok(LoadedComponent { digest: digest.into(), kind, pre })
+    }
+
+    /// Runs `component` once in a fresh store under the invocation's limits,
+    /// records the run durably, and returns its outcome. A run that traps or
+    /// hits a limit is still `Ok`: its status says how it ended.
+    ///
+    /// # Errors
+    /// [`EngineError::RunStore`] when the run record could not be committed
+    /// (the outcome is then not durable), or [`EngineError::Primitive`] when a
+    /// primitive could not prepare the run.
+    pub async fn invoke(&self, component: &LoadedComponent, invocation: Invocation) -> Result<Outcome, EngineError> {
+        let _permit = self.inner.permits.acquire().await.map_err(|_| EngineError::Config("engine shut down".into()))?;
+        let (record, output) = self.execute(component, invocation).await?;
+        self.inner.runs.record(record.clone()).await?;
+        Ok(Outcome { record, output })
+    }
+
+    /// Loads `wasm` (capped at the invocation's `component_bytes`) and
+    /// invokes it.
+    ///
+    /// # Errors
+    /// As [`Engine::load`] and [`Engine::invoke`].
+    pub async fn invoke_wasm(&self, wasm: &[u8], invocation: Invocation) -> Result<Outcome, EngineError> {
+        let max = invocation.limits.as_ref().unwrap_or(&self.inner.config.default_limits).component_bytes;
+        let component = self.load_with_limit(wasm, max)?;
+        self.invoke(&component, invocation).await
+    }
+
+    async fn execute(&self, component: &LoadedComponent, inv: Invocation) -> Result<(RunRecord, Vec<u8>), EngineError> {
+        let cfg = &self.inner.config;
+        let limits = inv.limits.unwrap_or_else(|| cfg.default_limits.clone());
+        let run_id = RunId::new();
+        let started = Instant::now();
+        let started_at_ms =
+            SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let deadline = tokio::time::Instant::from_std(started + limits.timeout);
+
+        let stdout = CappedPipe::new(limits.output_bytes, true);
+        let stderr = CappedPipe::new(limits.log_bytes, false);
+        let mut wasi = wasmtime_wasi::WasiCtxBuilder::new();
+        // No preopens, no environment, no sockets; clocks and random stay.
+        wasi.args(&["component"])
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }));
+        if component.kind == ComponentKind::Command {
+            wasi.stdin(MemoryInputPipe::new(inv.input.clone().into_bytes()));
+        }
+        let info = RunInfo::new(run_id, inv.workspace.clone(), started, deadline, limits.log_bytes);
+        let mut extensions = Extensions::default();
+        for p in &self.inner.primitives {
+            p.prepare(&info, &mut extensions)?;
+        }
+        let limiter = RunLimiter {
+            limits: StoreLimitsBuilder::new()
+                .memory_size(limits.memory_bytes.min(cfg.max_memory_bytes))
+                .table_elements(limits.table_elements)
+                .instances(limits.instances)
+                .tables(limits.tables)
+                .memories(limits.memories)
+                .trap_on_grow_failure(false)
+                .build(),
+            memory_refused: false,
+        };
+        let mut store = Store::new(&self.inner.engine, RunState::new(wasi.build(), limiter, info, extensions));
+        store.limiter(|s| &mut s.limiter);
+        let setup = (|| -> wasmtime::Result<()> {
+            store.set_fuel(limits.fuel)?;
+            // Yield to tokio now and then so long guests share the runtime.
+            store.fuel_async_yield_interval(Some(100_000))?;
+            Ok(())
+        })();
+        if let Err(e) = setup {
+            return Err(EngineError::Config(format!("{e:#}")));
+        }
+        let tick = cfg.epoch_tick.as_nanos().max(1);
+        store.set_epoch_deadline((limits.timeout.as_nanos() / tick) as u64 + 1);
+        store.epoch_deadline_trap();
+        store.set_hostcall_fuel(limits.hostcall_bytes);
+
+        let input_bytes = inv.input.len() as u64;
+        // Epochs stop wasm code and host calls carry their own timeouts;
+        // this outer bound (one tick of slack) catches anything else.
+        let outer = deadline + cfg.epoch_tick * 2;
+        let call = tokio::time::timeout_at(outer, run_component(&mut store, component, inv.input));
+        let result = match call.await {
+            Ok(r) => r,
+            Err(_) => Err(RunEnd::Trap(wasmtime::Error::new(DeadlineExceeded))),
+        };
+
+        let fuel_left = store.get_fuel().unwrap_or(0);
+        let fuel_consumed = limits.fuel.saturating_sub(fuel_left);
+        let (mut info, limiter) = store.into_data().into_parts();
+        let (mut stdout_bytes, _) = stdout.take();
+        let (stderr_bytes, _) = stderr.take();
+        if !stderr_bytes.is_empty() {
+            info.log(LogLevel::Stderr, &String::from_utf8_lossy(&stderr_bytes));
+        }
+
+        let mut exit_code = None;
+        let mut output = Vec::new();
+        let (status, error) = match result {
+            Ok(Finished::Agent(Ok(text))) => {
+                if text.len() > limits.output_bytes {
+                    let detail = format!("run returned {} bytes; limit {}", text.len(), limits.output_bytes);
+                    (RunStatus::TooLarge, Some(limit_error("too-large", detail)))
+                } else {
+                    output = text.into_bytes();
+                    (RunStatus::Succeeded, None)
+                }
+            }
+            Ok(Finished::Agent(Err(guest_err))) => (
+                RunStatus::Failed,
+                Some(RunError {
+                    code: code_name(guest_err.code).to_owned(),
+                    message: guest_err.message,
+                    detail: None,
+                }),
+            ),
+            Ok(Finished::Command(code)) => {
+                output = std::mem::take(&mut stdout_bytes);
+                exit_code = Some(code);
+                if code == 0 {
+                    (RunStatus::Succeeded, None)
+                } else {
+                    (RunStatus::Exited, Some(limit_error("exited", format!("exit code {code}"))))
+                }
+            }
+            Err(RunEnd::Trap(err)) => {
+                // A host call that timed out may surface as another error
+                // (for example a poisoned store), so its flag wins.
+                let status =
+                    if info.deadline_hit { RunStatus::DeadlineExceeded } else { classify(&err, limiter.memory_refused) };
+                if component.kind == ComponentKind::Command && status != RunStatus::TooLarge {
+                    // Keep what a command printed before it was stopped.
+                    output = std::mem::take(&mut stdout_bytes);
+                }
+                (status, Some(limit_error(status.as_str(), format!("{err:#}"))))
+            }
+        };
+
+        let duration_us = started.elapsed().as_micros() as u64;
+        let (recorded_output, output_truncated) = if limits.record_output {
+            let cap = limits.output_bytes.min(output.len());
+            (Some(String::from_utf8_lossy(&output[..cap]).into_owned()), cap < output.len())
+        } else {
+            (None, false)
+        };
+        let record = RunRecord {
+            id: run_id,
+            workspace: inv.workspace,
+            component_digest: component.digest.to_string(),
+            kind: component.kind,
+            started_at_ms,
+            duration_us,
+            status,
+            exit_code,
+            error,
+            fuel_consumed,
+            input_bytes,
+            output_bytes: output.len() as u64,
+            log_bytes: info.log_bytes_used as u64,
+            output: recorded_output,
+            output_truncated,
+            logs: if limits.record_output { info.logs } else { Vec::new() },
+            logs_truncated: info.logs_truncated,
+            spans: info.spans,
+            spans_dropped: info.spans_dropped,
+            host_errors: info.host_errors,
+        };
+        Ok((record, output))
+    }
+}
+
+/// A run error whose guest-safe message is the fixed text for its status,
+/// with the internal detail kept for operators.
+fn limit_error(code: &str, detail: String) -> RunError {
+    let message = match code {
+        "out-of-fuel" => "the run used all of its fuel",
+        "deadline-exceeded" => "the run passed its deadline",
+        "memory-limit" => "the run hit its memory limit",
+        "stack-overflow" => "the run overflowed its stack",
+        "too-large" => "the output exceeded its size limit",
+        "exited" => "the command exited with a non-zero status",
+        "internal" => safe_message(crate::ErrorCode::Internal),
+        _ => "the run trapped",
+    };
+    RunError { code: code.to_owned(), message: message.to_owned(), detail: Some(detail) }
+}
+
+enum Finished {
+    Agent(Result<String, crate::GuestError>),
+    Command(i32),
+}
+
+enum RunEnd {
+    Trap(wasmtime::Error),
+}
+
+async fn run_component(store: &mut Store<RunState>, component: &LoadedComponent, input: String) -> Result<Finished, RunEnd> {
+    match &component.pre {
+        Pre::Agent(pre) => {
+            let agent = pre.instantiate_async(&mut *store).await.map_err(RunEnd::Trap)?;
+            let r = agent.call_run(&mut *store, &input).await.map_err(RunEnd::Trap)?;
+            Ok(Finished::Agent(r))
+        }
+        Pre::Command(pre) => {
+            let command = pre.instantiate_async(&mut *store).await.map_err(RunEnd::Trap)?;
+            match command.wasi_cli_run().call_run(&mut *store).await {
+                Ok(Ok(())) => Ok(Finished::Command(0)),
+                Ok(Err(())) => Ok(Finished::Command(1)),
+                Err(e) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                    Some(exit) => Ok(Finished::Command(exit.0)),
+                    None => Err(RunEnd::Trap(e)),
+                },
+            }
+        }
+    }
+}
+
+/// Maps a trap to the run's typed status.
+fn classify(err: &wasmtime::Error, memory_refused: bool) -> RunStatus {
+    for cause in err.chain() {
+        if let Some(trap) = cause.downcast_ref::<Trap>() {
+            match trap {
+                Trap::OutOfFuel => return RunStatus::OutOfFuel,
+                Trap::Interrupt => return RunStatus::DeadlineExceeded,
+                Trap::StackOverflow => return RunStatus::StackOverflow,
+                _ => {}
+            }
+        }
+        if cause.is::<DeadlineExceeded>() {
+            return RunStatus::DeadlineExceeded;
+        }
+        if cause.is::<OutputLimitExceeded>() {
+            return RunStatus::TooLarge;
+        }
+    }
+    // wasmtime's hostcall-fuel error type is private; its text is stable.
+    if format!("{err:#}").contains("hostcall fuel") {
+        return RunStatus::TooLarge;
+    }
+    if memory_refused {
+        return RunStatus::MemoryLimit;
+    }
+    RunStatus::Trapped
+}

@@ -1,0 +1,35 @@
+//! Orbit's engine: runs WebAssembly components for a workspace in fresh,
+//! fuel-, deadline- and memory-limited wasmtime stores, and records every
+//! run durably in an [`orbit_runs::RunStore`].
+//!
+//! - One [`Engine`] per process: one wasmtime `Engine` with the pooling
+//!   allocator and copy-on-write memory init, one `Linker`, an epoch ticker.
+//! - [`Engine::load`] compiles a component once (cached on disk by sha256
+//!   and the engine's compatibility hash) and keeps its `InstancePre`.
+//! - [`Engine::invoke`] runs it in a fresh `Store` under [`Limits`] and
+//!   returns an [`Outcome`] once the run record is durable.
+//! - Primitives plug in through the [`Primitive`] trait.
+//!
+//! Guests see errors only as [`GuestError`] with a fixed message per
+//! [`ErrorCode`]; internal detail goes on the run record.
+
+// Generated from `wit/`; the documentation lives in the WIT files.
+#[allow(missing_docs)]
+pub mod bindings;
+mod compile;
+mod engine;
+mod error;
+mod limits;
+mod log;
+mod primitive;
+mod state;
+
+pub use compile::digest;
+pub use engine::{Engine, EngineBuilder, EngineConfig, Invocation, LoadedComponent, Outcome};
+pub use error::{EngineError, ErrorCode, GuestError, HostError, code_name, safe_message};
+pub use limits::Limits;
+pub use orbit_runs;
+pub use orbit_workspace;
+pub use primitive::Primitive;
+pub use state::{DeadlineExceeded, Extensions, OutputLimitExceeded, RunInfo, RunState};
+pub use wasmtime;

@@ -1,0 +1,41 @@
+//! The extension point for orbit primitives.
+
+use wasmtime::component::Linker;
+
+use crate::error::EngineError;
+use crate::state::{Extensions, RunInfo, RunState};
+
+/// An orbit primitive: a WIT interface implemented by the host.
+///
+/// A primitive crate implements this trait once and is composed into an
+/// engine with [`EngineBuilder::primitive`](crate::EngineBuilder::primitive);
+/// adding a primitive touches no other primitive.
+///
+/// The usual shape (see `orbit-storage` and `orbit-cache`):
+/// - a shared, engine-lifetime value implementing `Primitive`;
+/// - a per-run state inserted by [`prepare`](Primitive::prepare);
+/// - the generated `Host` trait implemented on a view that borrows
+///   [`RunInfo`] and the per-run state, obtained with [`RunState::parts`];
+/// - each host call wrapped in [`RunInfo::host_call`], which applies the
+///   deadline, records the span and sanitizes errors.
+pub trait Primitive: Send + Sync + 'static {
+    /// A short name, such as `"storage"`, used in spans and errors.
+    fn name(&self) -> &'static str;
+
+    /// Adds this primitive's host functions to the engine's linker. Called
+    /// once, when the engine is built.
+    ///
+    /// # Errors
+    /// [`EngineError::Config`] when the functions clash with ones already
+    /// defined.
+    fn add_to_linker(&self, linker: &mut Linker<RunState>) -> Result<(), EngineError>;
+
+    /// Creates this primitive's per-run state for `run` and inserts it into
+    /// `extensions`. Called for every run before the component is
+    /// instantiated. Keep it cheap: it is on the invocation hot path.
+    ///
+    /// # Errors
+    /// [`EngineError::Primitive`] when the state cannot be created; the run
+    /// then ends as `internal`.
+    fn prepare(&self, run: &RunInfo, extensions: &mut Extensions) -> Result<(), EngineError>;
+}

@@ -1,0 +1,376 @@
+//! Per-run store data: WASI context, limits, spans, logs and the per-run
+//! state of every primitive.
+
+use std::any::{Any, TypeId};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use orbit_runs::{LogLevel, LogLine, RunId, Span};
+use orbit_workspace::WorkspaceId;
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, StoreLimits};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::error::{GuestError, HostError, code_name};
+
+/// The trap raised when a run passes its deadline while blocked in a host
+/// call (wasm code itself is stopped by epoch interruption).
+#[derive(Debug, thiserror::Error)]
+#[error("deadline exceeded in a host call")]
+pub struct DeadlineExceeded;
+
+/// The data of one run's wasmtime `Store`.
+///
+/// Primitives reach their own per-run state through [`RunState::parts`]
+/// and record spans and internal error detail through [`RunInfo`].
+pub struct RunState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limiter: RunLimiter,
+    info: RunInfo,
+    extensions: Extensions,
+}
+
+impl RunState {
+    pub(crate) fn new(wasi: WasiCtx, limiter: RunLimiter, info: RunInfo, extensions: Extensions) -> Self {
+        Self { wasi, table: ResourceTable::new(), limiter, info, extensions }
+    }
+
+    /// The run's shared information: ids, deadline, spans and logs.
+    pub fn info(&mut self) -> &mut RunInfo {
+        &mut self.info
+    }
+
+    /// The run information together with the per-run state of the primitive
+    /// that owns type `T`, borrowed at once so a host call can record spans
+    /// while it uses its own state.
+    ///
+    /// # Panics
+    /// When no state of type `T` was inserted for this run. The engine calls
+    /// every registered primitive's [`Primitive::prepare`](crate::Primitive::prepare)
+    /// before instantiation, so this only fires on a primitive whose
+    /// `add_to_linker` reads a type its `prepare` never inserts.
+    pub fn parts<T: Any + Send>(&mut self) -> (&mut RunInfo, &mut T) {
+        let ext = self
+            .extensions
+            .get_mut::<T>()
+            .expect("primitive state missing: prepare() must insert what add_to_linker reads");
+        (&mut self.info, ext)
+    }
+
+    pub(crate) fn into_parts(self) -> (RunInfo, RunLimiter) {
+        (self.info, self.limiter)
+    }
+}
+
+impl WasiView for RunState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// A small type map holding each primitive's per-run state.
+#[derive(Default)]
+pub struct Extensions {
+    entries: Vec<(TypeId, Box<dyn Any + Send>)>,
+}
+
+impl Extensions {
+    /// Inserts `value`, replacing any earlier value of the same type.
+    pub fn insert<T: Any + Send>(&mut self, value: T) {
+        let id = TypeId::of::<T>();
+        self.entries.retain(|(t, _)| *t != id);
+        self.entries.push((id, Box::new(value)));
+    }
+
+    /// The value of type `T`, if one was inserted.
+    pub fn get_mut<T: Any + Send>(&mut self) -> Option<&mut T> {
+        let id = TypeId::of::<T>();
+        // A handful of primitives: a linear scan beats hashing.
+        self.entries.iter_mut().find(|(t, _)| *t == id).and_then(|(_, v)| v.downcast_mut::<T>())
+    }
+}
+
+/// What a primitive may know about and record on the current run.
+pub struct RunInfo {
+    run_id: RunId,
+    workspace: WorkspaceId,
+    started: Instant,
+    deadline: tokio::time::Instant,
+    pub(crate) spans: Vec<Span>,
+    pub(crate) logs: Vec<LogLine>,
+    pub(crate) log_bytes_used: usize,
+    pub(crate) log_limit: usize,
+    pub(crate) logs_truncated: bool,
+    pub(crate) host_errors: Vec<String>,
+    pub(crate) spans_dropped: u64,
+    pub(crate) deadline_hit: bool,
+}
+
+/// Spans kept per run; later host calls are counted in `spans_dropped`.
+pub const MAX_SPANS: usize = 10_000;
+/// Internal error details kept per run.
+const MAX_HOST_ERRORS: usize = 100;
+
+impl RunInfo {
+    pub(crate) fn new(run_id: RunId, workspace: WorkspaceId, started: Instant, deadline: tokio::time::Instant, log_limit: usize) -> Self {
+        Self {
+            run_id,
+            workspace,
+            started,
+            deadline,
+            spans: Vec::new(),
+            logs: Vec::new(),
+            log_bytes_used: 0,
+            log_limit,
+            logs_truncated: false,
+            host_errors: Vec::new(),
+            spans_dropped: 0,
+            deadline_hit: false,
+        }
+    }
+
+    /// The run's id.
+    pub fn run_id(&self) -> RunId {
+        self.run_id
+    }
+
+    /// The workspace the run belongs to. Primitives must scope every read
+    /// and write to it.
+    pub fn workspace(&self) -> &WorkspaceId {
+        &self.workspace
+    }
+
+    /// The instant at which the run's wall-clock deadline passes.
+    pub fn deadline(&self) -> tokio::time::Instant {
+        self.deadline
+    }
+
+    /// Appends a log line to the run, within the run's log-size limit.
+    /// Lines past the limit are dropped and the record marked truncated.
+    pub fn log(&mut self, level: LogLevel, message: &str) {
+        let remaining = self.log_limit.saturating_sub(self.log_bytes_used);
+        if remaining == 0 {
+            self.logs_truncated = true;
+            return;
+        }
+        let mut end = message.len().min(remaining);
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        if end < message.len() {
+            self.logs_truncated = true;
+        }
+        self.log_bytes_used += end;
+        self.logs.push(LogLine {
+            offset_us: self.started.elapsed().as_micros() as u64,
+            level,
+            message: message[..end].to_owned(),
+        });
+    }
+
+    /// Runs one host call of `primitive`/`operation` as a span: bounded by the
+    /// run's deadline, timed, and with its outcome code and byte counts
+    /// recorded. An error's internal detail goes on the run record and the
+    /// guest receives only the sanitized [`GuestError`].
+    ///
+    /// `bytes_in` is the size of the guest's arguments in bytes;
+    /// `bytes_out` measures the result in bytes.
+    ///
+    /// # Errors
+    /// The outer `Err` is a trap ([`DeadlineExceeded`]) when the deadline
+    /// passes while the call is pending; the run then ends as
+    /// `deadline-exceeded`.
+    pub async fn host_call<T, F>(
+        &mut self,
+        primitive: &'static str,
+        operation: &'static str,
+        bytes_in: usize,
+        bytes_out: impl FnOnce(&T) -> usize,
+        call: F,
+    ) -> wasmtime::Result<Result<T, GuestError>>
+    where
+        F: Future<Output = Result<T, HostError>>,
+    {
+        let start = Instant::now();
+        let result = tokio::time::timeout_at(self.deadline, call).await;
+        let mut span = Span {
+            primitive: primitive.to_owned(),
+            operation: operation.to_owned(),
+            start_offset_us: start.duration_since(self.started).as_micros() as u64,
+            duration_us: start.elapsed().as_micros() as u64,
+            outcome: String::new(),
+            bytes_in: bytes_in as u64,
+            bytes_out: 0,
+        };
+        let ret = match result {
+            Err(_elapsed) => {
+                span.outcome = "deadline-exceeded".to_owned();
+                self.push_span(span);
+                self.deadline_hit = true;
+                return Err(wasmtime::Error::new(DeadlineExceeded));
+            }
+            Ok(Ok(value)) => {
+                span.outcome = "ok".to_owned();
+                span.bytes_out = bytes_out(&value) as u64;
+                Ok(value)
+            }
+            Ok(Err(err)) => {
+                span.outcome = code_name(err.code).to_owned();
+                if let Some(detail) = &err.detail
+                    && self.host_errors.len() < MAX_HOST_ERRORS
+                {
+                    self.host_errors.push(format!("{primitive}.{operation}: {detail}"));
+                }
+                Err(err.to_guest())
+            }
+        };
+        self.push_span(span);
+        Ok(ret)
+    }
+
+    fn push_span(&mut self, span: Span) {
+        if self.spans.len() < MAX_SPANS {
+            self.spans.push(span);
+        } else {
+            self.spans_dropped += 1;
+        }
+    }
+}
+
+/// Store limiter that remembers whether a memory grow was refused, so a
+/// later trap can be reported as `memory-limit`.
+pub(crate) struct RunLimiter {
+    pub(crate) limits: StoreLimits,
+    pub(crate) memory_refused: bool,
+}
+
+impl ResourceLimiter for RunLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let ok = self.limits.memory_growing(current, desired, maximum)?;
+        if !ok {
+            self.memory_refused = true;
+        }
+        Ok(ok)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.memory_refused = true;
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
+}
+
+/// Raised (as a trap) when a command writes more to stdout than the run's
+/// output limit.
+#[derive(Debug, thiserror::Error)]
+#[error("output limit exceeded")]
+pub struct OutputLimitExceeded;
+
+/// A capped in-memory stdout/stderr. Over the cap, stdout traps with
+/// [`OutputLimitExceeded`]; stderr drops the excess and marks truncation.
+#[derive(Clone)]
+pub(crate) struct CappedPipe {
+    inner: Arc<Mutex<PipeBuf>>,
+    cap: usize,
+    trap_on_overflow: bool,
+}
+
+#[derive(Default)]
+struct PipeBuf {
+    data: Vec<u8>,
+    overflowed: bool,
+}
+
+impl CappedPipe {
+    pub(crate) fn new(cap: usize, trap_on_overflow: bool) -> Self {
+        Self { inner: Arc::default(), cap, trap_on_overflow }
+    }
+
+    /// The captured bytes and whether any were dropped.
+    pub(crate) fn take(&self) -> (Vec<u8>, bool) {
+        let mut buf = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        (std::mem::take(&mut buf.data), buf.overflowed)
+    }
+
+    fn push(&self, bytes: &[u8]) -> Result<usize, OutputLimitExceeded> {
+        let mut buf = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let room = self.cap.saturating_sub(buf.data.len());
+        if bytes.len() > room {
+            buf.overflowed = true;
+            if self.trap_on_overflow {
+                return Err(OutputLimitExceeded);
+            }
+        }
+        let n = bytes.len().min(room);
+        buf.data.extend_from_slice(&bytes[..n]);
+        Ok(bytes.len())
+    }
+}
+
+impl wasmtime_wasi::cli::IsTerminal for CappedPipe {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl wasmtime_wasi::cli::StdoutStream for CappedPipe {
+    fn p2_stream(&self) -> Box<dyn wasmtime_wasi::p2::OutputStream> {
+        Box::new(self.clone())
+    }
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl wasmtime_wasi::p2::OutputStream for CappedPipe {
+    fn write(&mut self, bytes: bytes::Bytes) -> wasmtime_wasi::p2::StreamResult<()> {
+        self.push(&bytes)
+            .map(|_| ())
+            .map_err(|e| wasmtime_wasi::p2::StreamError::Trap(wasmtime::Error::new(e)))
+    }
+    fn flush(&mut self) -> wasmtime_wasi::p2::StreamResult<()> {
+        Ok(())
+    }
+    fn check_write(&mut self) -> wasmtime_wasi::p2::StreamResult<usize> {
+        // Always writable: overflow is handled in `write`, so a full pipe
+        // never leaves the guest waiting forever.
+        Ok(64 * 1024)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl wasmtime_wasi::p2::Pollable for CappedPipe {
+    async fn ready(&mut self) {}
+}
+
+impl tokio::io::AsyncWrite for CappedPipe {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(self.push(buf).map_err(std::io::Error::other))
+    }
+    fn poll_flush(self: std::pin::Pin<&mut Self>, _cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: std::pin::Pin<&mut Self>, _cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}

@@ -1,0 +1,78 @@
+//! The run store's error type.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::RunId;
+
+/// Why a [`RunStore`](crate::RunStore) operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunStoreError {
+    /// [`RunStore::open`](crate::RunStore::open): the database file's
+    /// parent directories could not be created.
+    #[error("cannot create directory {path}")]
+    CreateDir {
+        /// The directory that could not be created.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// [`RunStore::open`](crate::RunStore::open): redb could not open or
+    /// create the database file (it is already open, in this or another
+    /// process; it is not a redb file; its format needs an upgrade; it could
+    /// not be repaired after a crash; or an I/O error).
+    #[error("cannot open run store {path}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// redb's error.
+        #[source]
+        source: redb::DatabaseError,
+    },
+
+    /// [`RunStore::open`](crate::RunStore::open): the writer thread could
+    /// not be started.
+    #[error("cannot start the run store writer thread")]
+    SpawnWriter(#[source] std::io::Error),
+
+    /// A read, or the table setup at open, failed inside redb (an I/O error,
+    /// a corrupted page, or an earlier I/O failure that left the database
+    /// unusable until it is reopened).
+    #[error("run store storage error")]
+    Storage(#[from] redb::Error),
+
+    /// [`RunStore::record`](crate::RunStore::record): the write transaction
+    /// holding this record failed, so nothing in its batch was stored. Every
+    /// caller in the batch gets this error, sharing one cause.
+    #[error("run store commit failed; the run was not recorded")]
+    Commit(#[source] Arc<redb::Error>),
+
+    /// [`RunStore::record`](crate::RunStore::record): a run with this id is
+    /// already stored. Records are write-once; the stored one is unchanged.
+    #[error("run {0} is already recorded")]
+    AlreadyExists(RunId),
+
+    /// [`RunStore::record`](crate::RunStore::record): the record could not be
+    /// serialized to JSON.
+    #[error("cannot encode run record")]
+    Encode(#[source] serde_json::Error),
+
+    /// [`RunStore::get`](crate::RunStore::get) or
+    /// [`RunStore::list`](crate::RunStore::list): a stored record does not
+    /// decode, does not match its key, or is missing although indexed.
+    #[error("run record {id} is corrupt: {reason}")]
+    Corrupt {
+        /// The id under which the bad record is stored.
+        id: RunId,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// [`RunStore::record`](crate::RunStore::record): the writer thread is
+    /// gone (it panicked), so the record's fate is unknown to this caller.
+    #[error("run store writer has stopped")]
+    Closed,
+}

@@ -1,0 +1,483 @@
+//! The redb-backed store and its group-commit writer thread.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use tokio::sync::oneshot;
+
+use crate::error::RunStoreError;
+use crate::types::{GroupCommit, MAX_LIST_LIMIT, RunId, RunPage, RunQuery, RunRecord};
+
+/// Run id (as `u128`) -> serde_json of the [`RunRecord`].
+const RUNS: TableDefinition<u128, &[u8]> = TableDefinition::new("runs");
+
+/// (workspace, run id as `u128`) -> the run's status name.
+///
+/// UUID v7 ids sort by time, so a reverse range scan over one workspace's
+/// keys lists its runs newest first. Keeping the status here lets `list`
+/// filter by status without decoding records it will skip.
+const BY_WORKSPACE: TableDefinition<(&str, u128), &str> = TableDefinition::new("runs_by_workspace");
+
+/// The outcome of one record, as delivered to its caller.
+type Outcome = Result<(), RunStoreError>;
+
+/// Where the writer sends a record's outcome.
+enum Ack {
+    /// A caller awaiting in async code.
+    Async(oneshot::Sender<Outcome>),
+    /// A caller blocked in [`RunStore::record_blocking`].
+    Blocking(mpsc::SyncSender<Outcome>),
+}
+
+impl Ack {
+    fn send(self, outcome: Outcome) {
+        // A caller that stopped waiting no longer cares; ignore the failure.
+        match self {
+            Ack::Async(tx) => {
+                let _ = tx.send(outcome);
+            }
+            Ack::Blocking(tx) => {
+                let _ = tx.send(outcome);
+            }
+        }
+    }
+}
+
+/// One record on its way to the writer, already encoded by the caller.
+struct Job {
+    id: u128,
+    workspace: String,
+    status: &'static str,
+    bytes: Vec<u8>,
+    ack: Ack,
+}
+
+/// State shared by every clone of a [`RunStore`].
+struct Shared {
+    db: Arc<Database>,
+    /// `None` only while [`Shared`] is being dropped.
+    jobs: Option<mpsc::Sender<Job>>,
+    /// `None` only while [`Shared`] is being dropped.
+    writer: Option<JoinHandle<()>>,
+    commits: Arc<AtomicU64>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Closing the channel makes the writer finish its queue and exit;
+        // joining it releases its handle on the database, so the file can be
+        // reopened as soon as the last `RunStore` is gone.
+        drop(self.jobs.take());
+        if let Some(writer) = self.writer.take()
+            && writer.join().is_err()
+        {
+            tracing::error!("run store writer thread panicked");
+        }
+    }
+}
+
+/// The durable store of run records, backed by one redb file.
+///
+/// Writes go through one writer thread that groups concurrent
+/// [`record`](Self::record) calls into a single write transaction (see
+/// [`GroupCommit`]). Each transaction commits with
+/// [`Durability::Immediate`] and redb's two-phase commit, because records
+/// carry guest-controlled bytes; a call returns only once its record is on
+/// disk. Reads ([`get`](Self::get), [`list`](Self::list)) use redb read
+/// transactions and run concurrently with the writer.
+///
+/// `RunStore` is cheap to clone (an `Arc` inside) and is `Send + Sync`.
+/// The writer thread stops, and the file is closed, when the last clone is
+/// dropped; dropping it waits for records already queued to be committed.
+///
+/// # Example
+///
+/// ```
+/// use orbit_runs::{ComponentKind, RunId, RunQuery, RunRecord, RunStatus, RunStore};
+/// use orbit_workspace::WorkspaceId;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let store = RunStore::open(&dir.path().join("runs.redb"))?;
+///
+/// let workspace = WorkspaceId::new("docs")?;
+/// let record = RunRecord {
+///     id: RunId::new(),
+///     workspace: workspace.clone(),
+///     component_digest: "ab".repeat(32),
+///     kind: ComponentKind::Agent,
+///     started_at_ms: 1_700_000_000_000,
+///     duration_us: 1_250,
+///     status: RunStatus::Succeeded,
+///     exit_code: None,
+///     error: None,
+///     fuel_consumed: 42_000,
+///     input_bytes: 5,
+///     output_bytes: 7,
+///     log_bytes: 0,
+///     output: Some("\"hello\"".into()),
+///     output_truncated: false,
+///     logs: Vec::new(),
+///     logs_truncated: false,
+///     spans: Vec::new(),
+///     spans_dropped: 0,
+///     host_errors: Vec::new(),
+/// };
+///
+/// let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+/// runtime.block_on(store.record(record.clone()))?; // durable once this returns
+///
+/// assert_eq!(store.get(record.id)?, Some(record.clone()));
+/// let page = store.list(&RunQuery::new(workspace))?;
+/// assert_eq!(page.runs, vec![record]);
+/// assert_eq!(page.next_cursor, None);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RunStore {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for RunStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunStore")
+            .field("commits", &self.commits())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunStore {
+    /// Opens the run store at `path` with the default [`GroupCommit`],
+    /// creating the file and its parent directories if needed.
+    ///
+    /// If the process that last had the file open crashed, redb repairs the
+    /// file here first, which walks the whole file and can take a while for
+    /// a large store.
+    ///
+    /// # Errors
+    /// [`RunStoreError::CreateDir`] when a parent directory cannot be made;
+    /// [`RunStoreError::Open`] when redb cannot open or create the file
+    /// (including when it is already open elsewhere);
+    /// [`RunStoreError::Storage`] when the tables cannot be set up;
+    /// [`RunStoreError::SpawnWriter`] when the writer thread cannot start.
+    pub fn open(path: &Path) -> Result<Self, RunStoreError> {
+        Self::open_with(path, GroupCommit::default())
+    }
+
+    /// Opens the run store at `path`, batching writes as `gc` says;
+    /// otherwise the same as [`open`](Self::open).
+    ///
+    /// # Errors
+    /// As for [`open`](Self::open).
+    pub fn open_with(path: &Path, gc: GroupCommit) -> Result<Self, RunStoreError> {
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|source| RunStoreError::CreateDir {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        let db = Database::builder()
+            .create(path)
+            .map_err(|source| RunStoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        create_tables(&db)?;
+
+        let db = Arc::new(db);
+        let commits = Arc::new(AtomicU64::new(0));
+        let (jobs, queue) = mpsc::channel();
+        let writer = {
+            let db = Arc::clone(&db);
+            let commits = Arc::clone(&commits);
+            std::thread::Builder::new()
+                .name("orbit-runs-writer".into())
+                .spawn(move || writer_loop(&db, &queue, gc, &commits))
+                .map_err(RunStoreError::SpawnWriter)?
+        };
+        tracing::debug!(path = %path.display(), ?gc, "run store opened");
+        Ok(Self {
+            shared: Arc::new(Shared {
+                db,
+                jobs: Some(jobs),
+                writer: Some(writer),
+                commits,
+            }),
+        })
+    }
+
+    /// Stores `rec`, returning only once it is durably committed.
+    ///
+    /// The record waits up to [`GroupCommit::max_delay`] for other records
+    /// to share its commit. If this future is dropped after it was first
+    /// polled, the record may still be committed.
+    ///
+    /// # Errors
+    /// [`RunStoreError::Encode`] when the record cannot be serialized;
+    /// [`RunStoreError::AlreadyExists`] when a run with this id is stored;
+    /// [`RunStoreError::Commit`] when the batch's transaction failed;
+    /// [`RunStoreError::Closed`] when the writer thread has died.
+    pub async fn record(&self, rec: RunRecord) -> Result<(), RunStoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(&rec, Ack::Async(tx))?;
+        rx.await.unwrap_or(Err(RunStoreError::Closed))
+    }
+
+    /// Stores `rec`, blocking the calling thread until it is durably
+    /// committed; the same as [`record`](Self::record) for synchronous code.
+    ///
+    /// This blocks for a commit (typically 1 to 3 ms), so do not call it on
+    /// a tokio runtime worker thread: use [`record`](Self::record) there, or
+    /// call this from `spawn_blocking`.
+    ///
+    /// # Errors
+    /// As for [`record`](Self::record).
+    pub fn record_blocking(&self, rec: RunRecord) -> Result<(), RunStoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.submit(&rec, Ack::Blocking(tx))?;
+        rx.recv().unwrap_or(Err(RunStoreError::Closed))
+    }
+
+    /// Encodes `rec` on the caller's thread and queues it for the writer.
+    fn submit(&self, rec: &RunRecord, ack: Ack) -> Result<(), RunStoreError> {
+        let bytes = serde_json::to_vec(rec).map_err(RunStoreError::Encode)?;
+        let job = Job {
+            id: rec.id.as_u128(),
+            workspace: rec.workspace.as_str().to_owned(),
+            status: rec.status.as_str(),
+            bytes,
+            ack,
+        };
+        let jobs = self.shared.jobs.as_ref().ok_or(RunStoreError::Closed)?;
+        jobs.send(job).map_err(|_| RunStoreError::Closed)
+    }
+
+    /// The run with this id, in any workspace, or `None` if none is stored.
+    ///
+    /// Callers serving a workspace must check the record's
+    /// [`workspace`](RunRecord::workspace) themselves.
+    ///
+    /// # Errors
+    /// [`RunStoreError::Storage`] when redb fails to read;
+    /// [`RunStoreError::Corrupt`] when the stored record does not decode or
+    /// carries a different id.
+    pub fn get(&self, id: RunId) -> Result<Option<RunRecord>, RunStoreError> {
+        let txn = self.shared.db.begin_read().map_err(storage)?;
+        let runs = txn.open_table(RUNS).map_err(storage)?;
+        let Some(bytes) = runs.get(id.as_u128()).map_err(storage)? else {
+            return Ok(None);
+        };
+        decode(id, bytes.value()).map(Some)
+    }
+
+    /// One page of one workspace's runs, newest first.
+    ///
+    /// Only runs of `q.workspace` are returned, only those with status
+    /// `q.status` when it is set, only those older than `q.before` when it is
+    /// set, and at most `q.limit` of them (capped at [`MAX_LIST_LIMIT`]).
+    /// Following [`RunPage::next_cursor`] until it is `None` visits every
+    /// matching run exactly once; runs recorded meanwhile with ids newer
+    /// than the cursor are not visited.
+    ///
+    /// # Errors
+    /// [`RunStoreError::Storage`] when redb fails to read;
+    /// [`RunStoreError::Corrupt`] when a listed record does not decode,
+    /// is missing, or does not match its index entry.
+    pub fn list(&self, q: &RunQuery) -> Result<RunPage, RunStoreError> {
+        let limit = q.limit.min(MAX_LIST_LIMIT);
+        if limit == 0 {
+            return Ok(RunPage {
+                runs: Vec::new(),
+                next_cursor: None,
+            });
+        }
+        let txn = self.shared.db.begin_read().map_err(storage)?;
+        let index = txn.open_table(BY_WORKSPACE).map_err(storage)?;
+        let runs = txn.open_table(RUNS).map_err(storage)?;
+
+        let workspace = q.workspace.as_str();
+        let entries = match q.before {
+            Some(before) => index
+                .range((workspace, 0u128)..(workspace, before.as_u128()))
+                .map_err(storage)?,
+            None => index
+                .range((workspace, 0u128)..=(workspace, u128::MAX))
+                .map_err(storage)?,
+        };
+        let wanted = q.status.map(|s| s.as_str());
+
+        let mut page = Vec::new();
+        let mut more = false;
+        for entry in entries.rev() {
+            let (key, status) = entry.map_err(storage)?;
+            if wanted.is_some_and(|w| w != status.value()) {
+                continue;
+            }
+            if page.len() == limit {
+                more = true;
+                break;
+            }
+            let id = RunId::from_u128(key.value().1);
+            let Some(bytes) = runs.get(id.as_u128()).map_err(storage)? else {
+                return Err(RunStoreError::Corrupt {
+                    id,
+                    reason: "indexed but not stored".into(),
+                });
+            };
+            let rec = decode(id, bytes.value())?;
+            if rec.workspace != q.workspace || rec.status.as_str() != status.value() {
+                return Err(RunStoreError::Corrupt {
+                    id,
+                    reason: "record does not match its workspace index entry".into(),
+                });
+            }
+            page.push(rec);
+        }
+        let next_cursor = if more {
+            page.last().map(|r| r.id)
+        } else {
+            None
+        };
+        Ok(RunPage {
+            runs: page,
+            next_cursor,
+        })
+    }
+
+    /// How many batch write transactions this store's writer has committed
+    /// since [`open`](Self::open) (a count, shared by all clones; the
+    /// transaction at open that creates the tables is not counted).
+    ///
+    /// With concurrent callers this is well below the number of records,
+    /// which is the point of group commit; useful for metrics and tests.
+    pub fn commits(&self) -> u64 {
+        self.shared.commits.load(Ordering::Relaxed)
+    }
+}
+
+/// Wraps any redb error as [`RunStoreError::Storage`].
+fn storage(error: impl Into<redb::Error>) -> RunStoreError {
+    RunStoreError::Storage(error.into())
+}
+
+/// Decodes a stored record and checks it is stored under its own id.
+fn decode(id: RunId, bytes: &[u8]) -> Result<RunRecord, RunStoreError> {
+    let rec: RunRecord = serde_json::from_slice(bytes).map_err(|e| RunStoreError::Corrupt {
+        id,
+        reason: e.to_string(),
+    })?;
+    if rec.id != id {
+        return Err(RunStoreError::Corrupt {
+            id,
+            reason: format!("record carries id {}", rec.id),
+        });
+    }
+    Ok(rec)
+}
+
+/// Makes a write transaction that is durable when `commit` returns and that
+/// uses two-phase commit, so a crash cannot leave a partial commit whose
+/// checksum was forged by guest-controlled bytes (see redb's design notes).
+fn begin_durable_write(db: &Database) -> Result<redb::WriteTransaction, redb::Error> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::Immediate)?;
+    txn.set_two_phase_commit(true);
+    Ok(txn)
+}
+
+/// Creates both tables if they do not exist yet, so read transactions can
+/// always open them.
+fn create_tables(db: &Database) -> Result<(), RunStoreError> {
+    let txn = begin_durable_write(db)?;
+    txn.open_table(RUNS).map_err(storage)?;
+    txn.open_table(BY_WORKSPACE).map_err(storage)?;
+    txn.commit().map_err(storage)?;
+    Ok(())
+}
+
+/// The writer thread: gathers batches and commits each in one transaction.
+///
+/// Returns when every sender is gone and the queue is drained.
+fn writer_loop(db: &Database, queue: &mpsc::Receiver<Job>, gc: GroupCommit, commits: &AtomicU64) {
+    let max_batch = gc.max_batch.max(1);
+    let mut batch = Vec::with_capacity(max_batch.min(4096));
+    // Blocks for the first record of each batch; ends when the channel closes.
+    while let Ok(first) = queue.recv() {
+        batch.push(first);
+        // `None` when `max_delay` is too large to add: wait without a deadline.
+        let deadline = Instant::now().checked_add(gc.max_delay);
+        while batch.len() < max_batch {
+            let next = match deadline {
+                None => queue.recv().ok(),
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => queue.recv_timeout(left).ok(),
+                    _ => queue.try_recv().ok(),
+                },
+            };
+            match next {
+                Some(job) => batch.push(job),
+                None => break,
+            }
+        }
+        commit_batch(db, &mut batch, commits);
+    }
+    tracing::debug!("run store writer stopped");
+}
+
+/// Writes `batch` in one transaction, commits, then acks every caller, and
+/// leaves `batch` empty. Never panics on a redb error.
+fn commit_batch(db: &Database, batch: &mut Vec<Job>, commits: &AtomicU64) {
+    let started = Instant::now();
+    let size = batch.len();
+    match write_batch(db, batch) {
+        Ok(outcomes) => {
+            commits.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                records = size,
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "run batch committed"
+            );
+            for (job, outcome) in batch.drain(..).zip(outcomes) {
+                job.ack.send(outcome);
+            }
+        }
+        Err(error) => {
+            tracing::error!(records = size, %error, "run batch commit failed");
+            let error = Arc::new(error);
+            for job in batch.drain(..) {
+                job.ack.send(Err(RunStoreError::Commit(Arc::clone(&error))));
+            }
+        }
+    }
+}
+
+/// The transaction itself: one outcome per job, in order, valid only if the
+/// whole function returns `Ok` (the commit succeeded).
+fn write_batch(db: &Database, batch: &[Job]) -> Result<Vec<Outcome>, redb::Error> {
+    let txn = begin_durable_write(db)?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    {
+        let mut runs = txn.open_table(RUNS)?;
+        let mut index = txn.open_table(BY_WORKSPACE)?;
+        for job in batch {
+            // Records are write-once; this also catches a repeat within the batch.
+            if runs.get(job.id)?.is_some() {
+                outcomes.push(Err(RunStoreError::AlreadyExists(RunId::from_u128(job.id))));
+                continue;
+            }
+            runs.insert(job.id, job.bytes.as_slice())?;
+            index.insert((job.workspace.as_str(), job.id), job.status)?;
+            outcomes.push(Ok(()));
+        }
+    }
+    txn.commit()?;
+    Ok(outcomes)
+}

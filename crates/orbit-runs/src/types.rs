@@ -1,0 +1,366 @@
+//! The run record and the types it is made of.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use orbit_workspace::WorkspaceId;
+use serde::{Deserialize, Serialize};
+
+/// The identifier of one run: a UUID version 7.
+///
+/// Version 7 UUIDs begin with a Unix timestamp in milliseconds, so ids sort
+/// by creation time; the store relies on this to list runs newest first.
+/// [`Display`](fmt::Display) and [`FromStr`] use the hyphenated form
+/// (`0190163d-8694-739b-aea5-966c26f8ad91`); serde uses the same string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunId(pub uuid::Uuid);
+
+impl RunId {
+    /// A fresh id stamped with the current time (`Uuid::now_v7`).
+    ///
+    /// Ids made in the same process are strictly increasing.
+    pub fn new() -> Self {
+        Self(uuid::Uuid::now_v7())
+    }
+
+    /// The id as a 128-bit integer, the form used as the store's key.
+    pub fn as_u128(&self) -> u128 {
+        self.0.as_u128()
+    }
+
+    /// The id whose 128-bit integer form is `value`.
+    pub fn from_u128(value: u128) -> Self {
+        Self(uuid::Uuid::from_u128(value))
+    }
+}
+
+impl Default for RunId {
+    /// Same as [`RunId::new`].
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0.hyphenated(), f)
+    }
+}
+
+impl FromStr for RunId {
+    type Err = uuid::Error;
+
+    /// Parses a UUID (hyphenated, simple, braced or URN form).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        uuid::Uuid::parse_str(s).map(Self)
+    }
+}
+
+/// A name that [`FromStr`] did not recognise, for [`RunStatus`],
+/// [`ComponentKind`] and [`LogLevel`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {name:?}")]
+pub struct ParseNameError {
+    /// What was being parsed: `"run status"`, `"component kind"` or `"log level"`.
+    pub what: &'static str,
+    /// The string that was refused.
+    pub name: String,
+}
+
+/// Implements `as_str`, `Display` and `FromStr` over a fixed name table.
+macro_rules! named_enum {
+    ($ty:ident, $what:literal, { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            /// The kebab-case name, as used by serde, `Display` and `FromStr`.
+            pub fn as_str(&self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)+
+                }
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = ParseNameError;
+
+            /// Parses the kebab-case name.
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($name => Ok(Self::$variant),)+
+                    _ => Err(ParseNameError { what: $what, name: s.to_owned() }),
+                }
+            }
+        }
+    };
+}
+
+/// What kind of component ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ComponentKind {
+    /// A component exporting the Orbit agent interface.
+    Agent,
+    /// A WASI command (`wasi:cli/run`).
+    Command,
+}
+
+named_enum!(ComponentKind, "component kind", {
+    Agent => "agent",
+    Command => "command",
+});
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum RunStatus {
+    /// The guest returned a result (agent) or exited with code 0 (command).
+    Succeeded,
+    /// The guest returned an error value.
+    Failed,
+    /// A command exited with a non-zero exit code.
+    Exited,
+    /// The run used up its fuel budget.
+    OutOfFuel,
+    /// The run went past its wall-clock deadline.
+    DeadlineExceeded,
+    /// The guest tried to grow its memory past the limit.
+    MemoryLimit,
+    /// The guest overflowed its wasm stack.
+    StackOverflow,
+    /// Input, output or another payload was larger than allowed.
+    TooLarge,
+    /// The guest trapped for any other reason.
+    Trapped,
+    /// The host failed; not the guest's fault.
+    Internal,
+}
+
+named_enum!(RunStatus, "run status", {
+    Succeeded => "succeeded",
+    Failed => "failed",
+    Exited => "exited",
+    OutOfFuel => "out-of-fuel",
+    DeadlineExceeded => "deadline-exceeded",
+    MemoryLimit => "memory-limit",
+    StackOverflow => "stack-overflow",
+    TooLarge => "too-large",
+    Trapped => "trapped",
+    Internal => "internal",
+});
+
+impl RunStatus {
+    /// Every status, in declaration order.
+    pub const ALL: &'static [RunStatus] = &[
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Exited,
+        RunStatus::OutOfFuel,
+        RunStatus::DeadlineExceeded,
+        RunStatus::MemoryLimit,
+        RunStatus::StackOverflow,
+        RunStatus::TooLarge,
+        RunStatus::Trapped,
+        RunStatus::Internal,
+    ];
+
+    /// `true` only for [`RunStatus::Succeeded`].
+    pub fn is_success(&self) -> bool {
+        matches!(self, RunStatus::Succeeded)
+    }
+}
+
+/// Why a run did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunError {
+    /// A guest error code such as `"invalid-input"`, or a trap name such as
+    /// `"out-of-fuel"`.
+    pub code: String,
+    /// The message that is safe to show to the guest and API callers.
+    pub message: String,
+    /// Internal detail for operators only; never shown to API callers.
+    pub detail: Option<String>,
+}
+
+/// The level of one log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogLevel {
+    /// Finest-grained guest logging.
+    Trace,
+    /// Debug logging.
+    Debug,
+    /// Informational logging.
+    Info,
+    /// Warnings.
+    Warn,
+    /// Errors.
+    Error,
+    /// A line the guest wrote to its standard error stream.
+    Stderr,
+}
+
+named_enum!(LogLevel, "log level", {
+    Trace => "trace",
+    Debug => "debug",
+    Info => "info",
+    Warn => "warn",
+    Error => "error",
+    Stderr => "stderr",
+});
+
+/// One log line written by the guest during a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// When the line was written, in microseconds since the run started.
+    pub offset_us: u64,
+    /// The line's level.
+    pub level: LogLevel,
+    /// The text of the line.
+    pub message: String,
+}
+
+/// One call the guest made to a host primitive during a run.
+///
+/// Spans record sizes and outcomes, never payloads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    /// The primitive called, such as `"blob"` or `"cache"`.
+    pub primitive: String,
+    /// The operation called, such as `"get"` or `"put"`.
+    pub operation: String,
+    /// When the call started, in microseconds since the run started.
+    pub start_offset_us: u64,
+    /// How long the call took, in microseconds.
+    pub duration_us: u64,
+    /// `"ok"`, or the error code the call returned.
+    pub outcome: String,
+    /// Bytes the guest passed into the call.
+    pub bytes_in: u64,
+    /// Bytes the call returned to the guest.
+    pub bytes_out: u64,
+}
+
+/// Everything recorded about one run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The run's id; also its key in the store.
+    pub id: RunId,
+    /// The workspace the run belongs to.
+    pub workspace: WorkspaceId,
+    /// The SHA-256 of the component's wasm bytes, as 64 lowercase hex digits.
+    pub component_digest: String,
+    /// What kind of component ran.
+    pub kind: ComponentKind,
+    /// When the run started, in milliseconds since the Unix epoch.
+    pub started_at_ms: u64,
+    /// How long the run took, in microseconds.
+    pub duration_us: u64,
+    /// How the run ended.
+    pub status: RunStatus,
+    /// A command's exit code; `None` for agents and for commands that trapped.
+    pub exit_code: Option<i32>,
+    /// Why the run did not succeed; `None` on success.
+    pub error: Option<RunError>,
+    /// Fuel (wasm instruction budget units) the run consumed.
+    pub fuel_consumed: u64,
+    /// Size of the run's input, in bytes.
+    pub input_bytes: u64,
+    /// Size of the run's full output, in bytes (before any capping).
+    pub output_bytes: u64,
+    /// Total size of the guest's log output, in bytes (before any capping).
+    pub log_bytes: u64,
+    /// A capped copy of the output; `None` when recording of output is off.
+    pub output: Option<String>,
+    /// `true` when [`output`](Self::output) holds less than the full output.
+    pub output_truncated: bool,
+    /// The guest's log lines, possibly capped.
+    pub logs: Vec<LogLine>,
+    /// `true` when [`logs`](Self::logs) holds fewer lines than were written.
+    pub logs_truncated: bool,
+    /// Calls the guest made to host primitives, in start order.
+    pub spans: Vec<Span>,
+    /// Host calls made after the per-run span cap was reached, counted but
+    /// not recorded.
+    #[serde(default)]
+    pub spans_dropped: u64,
+    /// Internal detail of host-call failures (`primitive.operation: detail`),
+    /// for operators only: it may hold host paths or OS errors, and is never
+    /// shown to the guest, which saw only a fixed message.
+    #[serde(default)]
+    pub host_errors: Vec<String>,
+}
+
+/// The most runs one [`RunStore::list`](crate::RunStore::list) call returns.
+pub const MAX_LIST_LIMIT: usize = 1000;
+
+/// The page size used by [`RunQuery::new`].
+pub const DEFAULT_LIST_LIMIT: usize = 50;
+
+/// What [`RunStore::list`](crate::RunStore::list) should return.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunQuery {
+    /// The only workspace whose runs are listed.
+    pub workspace: WorkspaceId,
+    /// When set, only runs with this status are listed.
+    pub status: Option<RunStatus>,
+    /// The most runs to return (a count); values above [`MAX_LIST_LIMIT`]
+    /// are reduced to it, and 0 returns an empty page.
+    pub limit: usize,
+    /// A cursor: when set, only runs older than this id are listed. Pass the
+    /// previous page's [`RunPage::next_cursor`].
+    pub before: Option<RunId>,
+}
+
+impl RunQuery {
+    /// The first page of `workspace`'s runs, any status,
+    /// [`DEFAULT_LIST_LIMIT`] runs per page.
+    pub fn new(workspace: WorkspaceId) -> Self {
+        Self {
+            workspace,
+            status: None,
+            limit: DEFAULT_LIST_LIMIT,
+            before: None,
+        }
+    }
+}
+
+/// One page of runs, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunPage {
+    /// The runs on this page, newest first.
+    pub runs: Vec<RunRecord>,
+    /// The id of the last run on this page when at least one more run
+    /// matches the query; `None` on the last page. Pass it as
+    /// [`RunQuery::before`] to get the next page.
+    pub next_cursor: Option<RunId>,
+}
+
+/// How the store's writer thread batches records into commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupCommit {
+    /// The most records in one write transaction (a count; 0 is treated
+    /// as 1). Default 512.
+    pub max_batch: usize,
+    /// How long the writer waits, after the first record of a batch
+    /// arrives, for more records to join it. Default 2 ms. With
+    /// `Duration::ZERO` a batch holds only what is already queued. Every
+    /// record waits up to this long, so keep it to a few milliseconds.
+    pub max_delay: Duration,
+}
+
+impl Default for GroupCommit {
+    fn default() -> Self {
+        Self {
+            max_batch: 512,
+            max_delay: Duration::from_millis(2),
+        }
+    }
+}

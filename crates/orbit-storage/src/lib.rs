@@ -1,0 +1,563 @@
+//! The `storage` orbit primitive (WIT `orbit:runtime/storage`): blobs
+//! private to each workspace.
+//!
+//! Layout under the storage root:
+//! - `index.redb`: per-workspace object metadata (ordered, for listing)
+//!   and byte usage (for quotas);
+//! - `ws/<workspace>/<sha256(key)>`: object bytes.
+//!
+//! Keys never become paths: file names are key digests, opened through a
+//! cap-std [`Dir`] for the workspace, so no key can name a file outside its
+//! workspace's directory. Keys are still validated ([`validate_key`]) so
+//! that guests get a clear `invalid-input` for malformed keys.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+use orbit_engine::bindings::orbit::runtime::storage;
+use orbit_engine::wasmtime::component::{HasData, Linker};
+use orbit_engine::{EngineError, ErrorCode, Extensions, GuestError, HostError, Primitive, RunInfo, RunState};
+use orbit_workspace::WorkspaceId;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Maximum key length, in bytes.
+pub const MAX_KEY_BYTES: usize = 512;
+/// Maximum content-type length, in bytes.
+pub const MAX_CONTENT_TYPE_BYTES: usize = 255;
+/// Content type recorded when a guest gives none.
+pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+
+const OBJECTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("objects");
+const USAGE: TableDefinition<&str, u64> = TableDefinition::new("usage");
+
+/// Storage limits.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StorageLimits {
+    /// Largest single object, in bytes. Default 16 MiB.
+    pub max_object_bytes: u64,
+    /// Total bytes of objects per workspace. Default 1 GiB.
+    pub max_workspace_bytes: u64,
+    /// Most objects returned by one `list` call. Default 1,000.
+    pub max_list: u32,
+}
+
+impl Default for StorageLimits {
+    fn default() -> Self {
+        Self { max_object_bytes: 16 << 20, max_workspace_bytes: 1 << 30, max_list: 1000 }
+    }
+}
+
+/// Metadata of a stored object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectMeta {
+    /// The object's key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The content type given at `put`.
+    pub content_type: String,
+    /// Last write, in milliseconds since the Unix epoch.
+    pub modified_ms: u64,
+}
+
+/// Errors of [`BlobStore`]. Each maps to a guest [`ErrorCode`]; the text is
+/// for operators only.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The key or cursor broke the key rules ([`validate_key`]).
+    #[error("invalid key: {0}")]
+    InvalidKey(&'static str),
+    /// The content type was too long or held non-printable characters.
+    #[error("invalid content type")]
+    InvalidContentType,
+    /// No object has this key.
+    #[error("no such object")]
+    NotFound,
+    /// The object is larger than `max_object_bytes`.
+    #[error("object of {size} bytes exceeds the {limit}-byte object limit")]
+    ObjectTooLarge {
+        /// The object's size in bytes.
+        size: u64,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// Storing the object would take the workspace over its quota.
+    #[error("workspace quota of {limit} bytes exceeded")]
+    QuotaExceeded {
+        /// The quota in bytes.
+        limit: u64,
+    },
+    /// A filesystem operation failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The index database failed.
+    #[error("index: {0}")]
+    Index(String),
+}
+
+impl StorageError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::InvalidKey(_) | Self::InvalidContentType => ErrorCode::InvalidInput,
+            Self::NotFound => ErrorCode::NotFound,
+            Self::ObjectTooLarge { .. } => ErrorCode::TooLarge,
+            Self::QuotaExceeded { .. } => ErrorCode::LimitExceeded,
+            Self::Io(_) | Self::Index(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<StorageError> for HostError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::NotFound => HostError::new(ErrorCode::NotFound),
+            other => HostError::with_detail(other.code(), other.to_string()),
+        }
+    }
+}
+
+macro_rules! index_err {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StorageError {
+            fn from(e: $t) -> Self { StorageError::Index(e.to_string()) }
+        }
+    )*};
+}
+index_err!(redb::Error, redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError, redb::SetDurabilityError, serde_json::Error);
+
+/// Checks a key against the storage key rules: 1 to [`MAX_KEY_BYTES`] bytes,
+/// `/`-separated non-empty segments, no `.` or `..` segment, no NUL,
+/// backslash or control characters.
+///
+/// # Errors
+/// [`StorageError::InvalidKey`] naming the broken rule.
+pub fn validate_key(key: &str) -> Result<(), StorageError> {
+    if key.is_empty() {
+        return Err(StorageError::InvalidKey("empty"));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(StorageError::InvalidKey("too long"));
+    }
+    if key.chars().any(|c| c.is_control() || c == '\\') {
+        return Err(StorageError::InvalidKey("control character or backslash"));
+    }
+    for seg in key.split('/') {
+        match seg {
+            "" => return Err(StorageError::InvalidKey("empty segment or absolute key")),
+            "." | ".." => return Err(StorageError::InvalidKey("dot segment")),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn validate_content_type(ct: &str) -> Result<&str, StorageError> {
+    if ct.is_empty() {
+        return Ok(DEFAULT_CONTENT_TYPE);
+    }
+    if ct.len() > MAX_CONTENT_TYPE_BYTES || !ct.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(StorageError::InvalidContentType);
+    }
+    Ok(ct)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn blob_name(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// Blob storage for all workspaces, usable directly by a host as well as
+/// through the [`Storage`] primitive.
+pub struct BlobStore {
+    root: Dir,
+    index: Database,
+    limits: StorageLimits,
+}
+
+impl BlobStore {
+    /// Opens (creating if needed) the store rooted at `root`.
+    ///
+    /// # Errors
+    /// [`StorageError::Io`] when the directory cannot be created or opened;
+    /// [`StorageError::Index`] when the index database cannot be opened.
+    pub fn open(root: &Path, limits: StorageLimits) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(root.join("ws"))?;
+        let index = Database::create(root.join("index.redb"))?;
+        let tx = index.begin_write()?;
+        tx.open_table(OBJECTS)?;
+        tx.open_table(USAGE)?;
+        tx.commit()?;
+        let root = Dir::open_ambient_dir(root.join("ws"), ambient_authority())?;
+        Ok(Self { root, index, limits })
+    }
+
+    fn begin_write(&self) -> Result<redb::WriteTransaction, StorageError> {
+        let mut tx = self.index.begin_write()?;
+        tx.set_durability(redb::Durability::Immediate)?;
+        // Keys are guest-controlled: redb advises two-phase commit then.
+        tx.set_two_phase_commit(true);
+        Ok(tx)
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &StorageLimits {
+        &self.limits
+    }
+
+    fn workspace_dir(&self, ws: &WorkspaceId) -> Result<Dir, StorageError> {
+        // WorkspaceId admits only [a-z0-9_-], so this is one plain segment.
+        self.root.create_dir_all(ws.as_str())?;
+        Ok(self.root.open_dir(ws.as_str())?)
+    }
+
+    /// Stores `value` under `key` in `ws`, replacing any earlier object.
+    ///
+    /// # Errors
+    /// `InvalidKey`, `InvalidContentType`, `ObjectTooLarge`,
+    /// `QuotaExceeded`, or `Io`/`Index` on failure.
+    pub fn put(&self, ws: &WorkspaceId, key: &str, value: &[u8], content_type: &str) -> Result<(), StorageError> {
+        validate_key(key)?;
+        let content_type = validate_content_type(content_type)?;
+        let size = value.len() as u64;
+        if size > self.limits.max_object_bytes {
+            return Err(StorageError::ObjectTooLarge { size, limit: self.limits.max_object_bytes });
+        }
+        let dir = self.workspace_dir(ws)?;
+        let name = blob_name(key);
+        let tx = self.begin_write()?;
+        {
+            let mut objects = tx.open_table(OBJECTS)?;
+            let mut usage = tx.open_table(USAGE)?;
+            let old = match objects.get((ws.as_str(), key))? {
+                Some(v) => serde_json::from_slice::<ObjectMeta>(v.value())?.size,
+                None => 0,
+            };
+            let used = usage.get(ws.as_str())?.map(|v| v.value()).unwrap_or(0);
+            let new_used = used.saturating_sub(old) + size;
+            if new_used > self.limits.max_workspace_bytes {
+                return Err(StorageError::QuotaExceeded { limit: self.limits.max_workspace_bytes });
+            }
+            // Write then rename: readers never see a half-written object.
+            let tmp = format!("{name}.tmp");
+            dir.write(&tmp, value)?;
+            dir.rename(&tmp, &dir, &name)?;
+            let meta = ObjectMeta { key: key.to_owned(), size, content_type: content_type.to_owned(), modified_ms: now_ms() };
+            objects.insert((ws.as_str(), key), serde_json::to_vec(&meta)?.as_slice())?;
+            usage.insert(ws.as_str(), new_used)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Reads the metadata of `key` in `ws`.
+    ///
+    /// # Errors
+    /// `InvalidKey`, `NotFound`, or `Index`.
+    pub fn head(&self, ws: &WorkspaceId, key: &str) -> Result<ObjectMeta, StorageError> {
+        validate_key(key)?;
+        let tx = self.index.begin_read()?;
+        let objects = tx.open_table(OBJECTS)?;
+        let v = objects.get((ws.as_str(), key))?.ok_or(StorageError::NotFound)?;
+        Ok(serde_json::from_slice(v.value())?)
+    }
+
+    /// Reads the bytes of `key` in `ws`.
+    ///
+    /// # Errors
+    /// `InvalidKey`, `NotFound`, or `Io`/`Index`.
+    pub fn get(&self, ws: &WorkspaceId, key: &str) -> Result<Vec<u8>, StorageError> {
+        self.head(ws, key)?;
+        let dir = self.workspace_dir(ws)?;
+        Ok(dir.read(blob_name(key))?)
+    }
+
+    /// Deletes `key` in `ws`; returns whether it existed.
+    ///
+    /// # Errors
+    /// `InvalidKey`, or `Io`/`Index`.
+    pub fn delete(&self, ws: &WorkspaceId, key: &str) -> Result<bool, StorageError> {
+        validate_key(key)?;
+        let tx = self.begin_write()?;
+        let existed = {
+            let mut objects = tx.open_table(OBJECTS)?;
+            let mut usage = tx.open_table(USAGE)?;
+            let removed = objects.remove((ws.as_str(), key))?.map(|v| serde_json::from_slice::<ObjectMeta>(v.value()));
+            match removed {
+                Some(meta) => {
+                    let size = meta?.size;
+                    let used = usage.get(ws.as_str())?.map(|v| v.value()).unwrap_or(0);
+                    usage.insert(ws.as_str(), used.saturating_sub(size))?;
+                    match self.workspace_dir(ws)?.remove_file(blob_name(key)) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                    true
+                }
+                None => false,
+            }
+        };
+        tx.commit()?;
+        Ok(existed)
+    }
+
+    /// Lists objects in `ws` whose key starts with `prefix`, in ascending
+    /// key order, after `cursor`, at most `limit` (capped at `max_list`).
+    /// Returns the page and the cursor for the next page, if any.
+    ///
+    /// # Errors
+    /// `InvalidKey` for a malformed cursor, or `Index`.
+    pub fn list(
+        &self,
+        ws: &WorkspaceId,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<ObjectMeta>, Option<String>), StorageError> {
+        if prefix.len() > MAX_KEY_BYTES {
+            return Err(StorageError::InvalidKey("prefix too long"));
+        }
+        if let Some(c) = cursor {
+            validate_key(c)?;
+        }
+        let limit = limit.clamp(1, self.limits.max_list) as usize;
+        let tx = self.index.begin_read()?;
+        let objects = tx.open_table(OBJECTS)?;
+        let start = match cursor {
+            Some(c) if c >= prefix => c,
+            _ => prefix,
+        };
+        let mut out = Vec::new();
+        let mut more = false;
+        for entry in objects.range((ws.as_str(), start)..)? {
+            let (k, v) = entry?;
+            let (kws, key) = k.value();
+            if kws != ws.as_str() || !key.starts_with(prefix) {
+                break;
+            }
+            if cursor.is_some_and(|c| key <= c) {
+                continue;
+            }
+            if out.len() == limit {
+                more = true;
+                break;
+            }
+            out.push(serde_json::from_slice::<ObjectMeta>(v.value())?);
+        }
+        let next = if more { out.last().map(|m| m.key.clone()) } else { None };
+        Ok((out, next))
+    }
+
+    /// Bytes used by `ws`'s objects.
+    ///
+    /// # Errors
+    /// `Index` when the index cannot be read.
+    pub fn usage(&self, ws: &WorkspaceId) -> Result<u64, StorageError> {
+        let tx = self.index.begin_read()?;
+        let usage = tx.open_table(USAGE)?;
+        Ok(usage.get(ws.as_str())?.map(|v| v.value()).unwrap_or(0))
+    }
+}
+
+/// The `storage` primitive: links `orbit:runtime/storage` to a [`BlobStore`].
+#[derive(Clone)]
+pub struct Storage {
+    store: Arc<BlobStore>,
+}
+
+impl Storage {
+    /// Opens the blob store at `root` with `limits`.
+    ///
+    /// # Errors
+    /// As [`BlobStore::open`].
+    pub fn open(root: &Path, limits: StorageLimits) -> Result<Self, StorageError> {
+        Ok(Self { store: Arc::new(BlobStore::open(root, limits)?) })
+    }
+
+    /// The underlying blob store, for host-side access.
+    pub fn blobs(&self) -> &Arc<BlobStore> {
+        &self.store
+    }
+}
+
+/// Per-run state: the blob store and the run's workspace.
+struct RunStorage {
+    store: Arc<BlobStore>,
+    workspace: WorkspaceId,
+}
+
+/// What `storage` host functions operate on during a call.
+pub struct StorageView<'a> {
+    run: &'a mut RunInfo,
+    state: &'a mut RunStorage,
+}
+
+struct StorageData;
+impl HasData for StorageData {
+    type Data<'a> = StorageView<'a>;
+}
+
+impl Primitive for Storage {
+    fn name(&self) -> &'static str {
+        "storage"
+    }
+
+    fn add_to_linker(&self, linker: &mut Linker<RunState>) -> Result<(), EngineError> {
+        storage::add_to_linker::<RunState, StorageData>(linker, |s| {
+            let (run, state) = s.parts::<RunStorage>();
+            StorageView { run, state }
+        })
+        .map_err(|e| EngineError::Config(format!("{e:#}")))
+    }
+
+    fn prepare(&self, run: &RunInfo, extensions: &mut Extensions) -> Result<(), EngineError> {
+        extensions.insert(RunStorage { store: self.store.clone(), workspace: run.workspace().clone() });
+        Ok(())
+    }
+}
+
+/// Runs blocking store work off the async runtime's worker threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, HostError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(HostError::from),
+        Err(e) => Err(HostError::with_detail(ErrorCode::Internal, format!("storage task failed: {e}"))),
+    }
+}
+
+fn to_wit(m: ObjectMeta) -> storage::ObjectMeta {
+    storage::ObjectMeta { key: m.key, size: m.size, content_type: m.content_type, modified_ms: m.modified_ms }
+}
+
+impl storage::Host for StorageView<'_> {
+    async fn put(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        content_type: String,
+    ) -> orbit_engine::wasmtime::Result<Result<(), GuestError>> {
+        let (store, ws) = (self.state.store.clone(), self.state.workspace.clone());
+        let n = key.len() + value.len() + content_type.len();
+        let call = blocking(move || store.put(&ws, &key, &value, &content_type));
+        self.run.host_call("storage", "put", n, |_| 0, call).await
+    }
+
+    async fn get(&mut self, key: String) -> orbit_engine::wasmtime::Result<Result<Vec<u8>, GuestError>> {
+        let (store, ws) = (self.state.store.clone(), self.state.workspace.clone());
+        let n = key.len();
+        let call = blocking(move || store.get(&ws, &key));
+        self.run.host_call("storage", "get", n, |v: &Vec<u8>| v.len(), call).await
+    }
+
+    async fn head(&mut self, key: String) -> orbit_engine::wasmtime::Result<Result<storage::ObjectMeta, GuestError>> {
+        let (store, ws) = (self.state.store.clone(), self.state.workspace.clone());
+        let n = key.len();
+        let call = async move { blocking(move || store.head(&ws, &key)).await.map(to_wit) };
+        self.run.host_call("storage", "head", n, |m: &storage::ObjectMeta| m.key.len() + m.content_type.len() + 16, call).await
+    }
+
+    async fn delete(&mut self, key: String) -> orbit_engine::wasmtime::Result<Result<bool, GuestError>> {
+        let (store, ws) = (self.state.store.clone(), self.state.workspace.clone());
+        let n = key.len();
+        let call = blocking(move || store.delete(&ws, &key));
+        self.run.host_call("storage", "delete", n, |_| 1, call).await
+    }
+
+    async fn list(
+        &mut self,
+        prefix: String,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> orbit_engine::wasmtime::Result<Result<storage::ObjectPage, GuestError>> {
+        let (store, ws) = (self.state.store.clone(), self.state.workspace.clone());
+        let n = prefix.len() + cursor.as_ref().map_or(0, |c| c.len());
+        let call = async move {
+            let (objects, next_cursor) = blocking(move || store.list(&ws, &prefix, cursor.as_deref(), limit)).await?;
+            Ok(storage::ObjectPage { objects: objects.into_iter().map(to_wit).collect(), next_cursor })
+        };
+        let size = |p: &storage::ObjectPage| p.objects.iter().map(|m| m.key.len() + m.content_type.len() + 16).sum();
+        self.run.host_call("storage", "list", n, size, call).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ws(n: &str) -> WorkspaceId {
+        WorkspaceId::new(n).unwrap()
+    }
+
+    #[test]
+    fn key_rules() {
+        for good in ["a", "a/b", "html/x.html", "a.b/c..d", "ünï/cødé"] {
+            validate_key(good).unwrap();
+        }
+        for bad in ["", "/etc/passwd", "../escape", "a/../../b", "a/./b", ".", "a//b", "a/", "a\0b", "a\\b", "a\nb"] {
+            assert!(matches!(validate_key(bad), Err(StorageError::InvalidKey(_))), "{bad:?}");
+        }
+        assert!(validate_key(&"k".repeat(512)).is_ok());
+        assert!(validate_key(&"k".repeat(513)).is_err());
+    }
+
+    #[test]
+    fn put_get_head_delete_and_quota() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = StorageLimits { max_object_bytes: 10, max_workspace_bytes: 15, max_list: 2 };
+        let s = BlobStore::open(dir.path(), limits).unwrap();
+        let w = ws("w");
+        s.put(&w, "a/1", b"hello", "text/plain").unwrap();
+        assert_eq!(s.get(&w, "a/1").unwrap(), b"hello");
+        let m = s.head(&w, "a/1").unwrap();
+        assert_eq!((m.size, m.content_type.as_str()), (5, "text/plain"));
+        assert!(matches!(s.put(&w, "big", &[0; 11], ""), Err(StorageError::ObjectTooLarge { .. })));
+        s.put(&w, "a/2", b"0123456789", "").unwrap();
+        assert_eq!(s.usage(&w).unwrap(), 15);
+        assert!(matches!(s.put(&w, "a/3", b"x", ""), Err(StorageError::QuotaExceeded { .. })));
+        // Overwriting counts only the difference.
+        s.put(&w, "a/1", b"hi", "").unwrap();
+        assert_eq!(s.usage(&w).unwrap(), 12);
+        assert_eq!(s.head(&w, "a/1").unwrap().content_type, DEFAULT_CONTENT_TYPE);
+        assert!(s.delete(&w, "a/1").unwrap());
+        assert!(!s.delete(&w, "a/1").unwrap());
+        assert!(matches!(s.get(&w, "a/1"), Err(StorageError::NotFound)));
+        assert_eq!(s.usage(&w).unwrap(), 10);
+    }
+
+    #[test]
+    fn list_is_ordered_paginated_and_scoped() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = BlobStore::open(dir.path(), StorageLimits::default()).unwrap();
+        let (a, b) = (ws("a"), ws("b"));
+        for k in ["p/3", "p/1", "q/1", "p/2", "p/10"] {
+            s.put(&a, k, k.as_bytes(), "").unwrap();
+        }
+        s.put(&b, "p/0", b"other", "").unwrap();
+        let mut keys = Vec::new();
+        let mut cursor = None;
+        loop {
+            let (page, next) = s.list(&a, "p/", cursor.as_deref(), 2).unwrap();
+            assert!(page.len() <= 2);
+            keys.extend(page.into_iter().map(|m| m.key));
+            match next {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(keys, ["p/1", "p/10", "p/2", "p/3"]);
+        let (page, _) = s.list(&b, "", None, 100).unwrap();
+        assert_eq!(page.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(), ["p/0"]);
+        assert!(matches!(s.get(&b, "p/1"), Err(StorageError::NotFound)));
+    }
+}

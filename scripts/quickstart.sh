@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the guest target, builds Orbit and the example guests, and runs
+# the Markdown renderer on a real document through `orbit run`, with the
+# embedded defaults (redb run store, no server). Then lists the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rustup target add wasm32-wasip2
+cargo build -p orbit-cli
+cargo build --release --target wasm32-wasip2 --target-dir target/guests -p markdown-guest -p wordfreq-guest -p hello-cli
+export ORBIT_HOME="${ORBIT_HOME:-$PWD/.orbit}"
+orbit=target/debug/orbit
+guests=target/guests/wasm32-wasip2/release
+$orbit run "$guests/markdown_guest.wasm" --input-file examples/markdown/sample.md > target/sample.html
+echo "rendered examples/markdown/sample.md -> target/sample.html ($(wc -c < target/sample.html) bytes)"
+$orbit run "$guests/wordfreq_guest.wasm" --input-file examples/wordfreq/data/*
+$orbit run "$guests/hello-cli.wasm" --input-file examples/markdown/sample.md
+$orbit runs list --limit 5

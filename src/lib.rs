@@ -1,0 +1,133 @@
+//! Orbit: a sandboxed code-execution engine for AI agents.
+//!
+//! This facade opens everything an Orbit deployment keeps in one data
+//! directory and composes the orbit primitives into one
+//! [`Engine`](orbit_engine::Engine):
+//!
+//! | Path under the data dir | What |
+//! |---|---|
+//! | `runs.redb` | the run store (records and spans) |
+//! | `compiled/` | precompiled components, by sha256 + engine hash |
+//! | `storage/` | blobs, one directory per workspace |
+//! | `cache.redb` | the key-value cache |
+//!
+//! # Example
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let orbit = orbit::Orbit::open("/tmp/orbit-data")?;
+//! let wasm = std::fs::read("markdown_guest.wasm")?;
+//! let outcome = orbit.engine().invoke_wasm(&wasm, orbit::Invocation::new("# Hello")).await?;
+//! assert!(outcome.status().is_success());
+//! println!("{}", outcome.output_text());
+//! # Ok(()) }
+//! ```
+
+use std::path::{Path, PathBuf};
+
+pub use orbit_cache::{Cache, CacheLimits, KvCache};
+pub use orbit_engine::{Engine, EngineConfig, EngineError, Invocation, Limits, LoadedComponent, Outcome, Primitive};
+pub use orbit_runs::{ComponentKind, RunId, RunPage, RunQuery, RunRecord, RunStatus, RunStore};
+pub use orbit_storage::{BlobStore, Storage, StorageLimits};
+pub use orbit_workspace::WorkspaceId;
+pub use {orbit_cache, orbit_engine, orbit_runs, orbit_storage, orbit_workspace};
+
+/// Errors opening an Orbit data directory.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The data directory could not be created.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The run store could not be opened.
+    #[error(transparent)]
+    Runs(#[from] orbit_runs::RunStoreError),
+    /// The blob store could not be opened.
+    #[error(transparent)]
+    Storage(#[from] orbit_storage::StorageError),
+    /// The cache could not be opened.
+    #[error(transparent)]
+    Cache(#[from] orbit_cache::CacheError),
+    /// The engine could not be built.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// Settings for [`Orbit::open_with`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct OrbitConfig {
+    /// Engine settings; `cache_dir` is set to `<data dir>/compiled` when
+    /// left `None`.
+    pub engine: EngineConfig,
+    /// Limits of the `storage` primitive.
+    pub storage: StorageLimits,
+    /// Limits of the `cache` primitive.
+    pub cache: CacheLimits,
+}
+
+/// An Orbit deployment rooted at one data directory.
+#[derive(Clone)]
+pub struct Orbit {
+    engine: Engine,
+    storage: Storage,
+    cache: Cache,
+    data_dir: PathBuf,
+}
+
+impl Orbit {
+    /// Opens (creating if needed) the data directory with default settings.
+    ///
+    /// # Errors
+    /// [`OpenError`] when any part cannot be opened.
+    pub fn open(data_dir: impl AsRef<Path>) -> Result<Self, OpenError> {
+        Self::open_with(data_dir, OrbitConfig::default())
+    }
+
+    /// Opens the data directory with explicit settings.
+    ///
+    /// # Errors
+    /// [`OpenError`] when any part cannot be opened.
+    pub fn open_with(data_dir: impl AsRef<Path>, mut config: OrbitConfig) -> Result<Self, OpenError> {
+        let dir = data_dir.as_ref().to_owned();
+        std::fs::create_dir_all(&dir).map_err(|source| OpenError::DataDir { path: dir.clone(), source })?;
+        if config.engine.cache_dir.is_none() {
+            config.engine.cache_dir = Some(dir.join("compiled"));
+        }
+        let runs = RunStore::open(&dir.join("runs.redb"))?;
+        let storage = Storage::open(&dir.join("storage"), config.storage)?;
+        let cache = Cache::open(&dir.join("cache.redb"), config.cache)?;
+        // The one place primitives are composed: a new primitive is one line.
+        let engine = Engine::builder(config.engine, runs).primitive(storage.clone()).primitive(cache.clone()).build()?;
+        Ok(Self { engine, storage, cache, data_dir: dir })
+    }
+
+    /// The engine, with every primitive linked.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The run store.
+    pub fn runs(&self) -> &RunStore {
+        self.engine.runs()
+    }
+
+    /// The blob store behind the `storage` primitive.
+    pub fn blobs(&self) -> &BlobStore {
+        self.storage.blobs()
+    }
+
+    /// The cache behind the `cache` primitive.
+    pub fn cache(&self) -> &KvCache {
+        self.cache.kv()
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+}

@@ -1,0 +1,52 @@
+//! Shared set-up for the end-to-end tests: a real Orbit data directory in a
+//! tempdir, and the real guest components built by `orbit-test-guests`.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use orbit::{Invocation, Limits, Orbit, Outcome, WorkspaceId};
+
+pub struct Env {
+    pub orbit: Orbit,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let orbit = Orbit::open(dir.path()).unwrap();
+    Env { orbit, dir }
+}
+
+pub fn ws(name: &str) -> WorkspaceId {
+    WorkspaceId::new(name).unwrap()
+}
+
+impl Env {
+    pub async fn run(&self, guest: &str, input: &str) -> Outcome {
+        self.run_in(guest, "default", input, Limits::default()).await
+    }
+
+    pub async fn run_in(&self, guest: &str, workspace: &str, input: &str, limits: Limits) -> Outcome {
+        let wasm = orbit_test_guests::bytes(guest);
+        let inv = Invocation::new(input).workspace(ws(workspace)).limits(limits);
+        self.orbit.engine().invoke_wasm(&wasm, inv).await.unwrap()
+    }
+
+    /// Runs the scriptable `ops` fixture and returns its per-op results.
+    pub async fn ops(&self, workspace: &str, ops: serde_json::Value) -> (Outcome, Vec<serde_json::Value>) {
+        let out = self.run_in("ops", workspace, &ops.to_string(), Limits::default()).await;
+        assert!(out.status().is_success(), "ops run failed: {:?}", out.record);
+        let results: Vec<serde_json::Value> = serde_json::from_slice(&out.output).unwrap();
+        (out, results)
+    }
+}
+
+pub fn limits() -> Limits {
+    Limits::default()
+}
+
+pub fn with_timeout(ms: u64) -> Limits {
+    let mut l = Limits::default();
+    l.timeout = Duration::from_millis(ms);
+    l
+}
