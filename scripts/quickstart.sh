@@ -6,12 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip2
 cargo build -p orbit-cli
-cargo build --release --target wasm32-wasip2 --target-dir target/guests -p markdown-guest -p wordfreq-guest -p hello-cli
+cargo build --profile guest --target wasm32-wasip2 --target-dir target/guests -p markdown-guest -p wordfreq-guest -p hello-cli
 export ORBIT_HOME="${ORBIT_HOME:-$PWD/.orbit}"
 orbit=target/debug/orbit
-guests=target/guests/wasm32-wasip2/release
+guests=target/guests/wasm32-wasip2/guest
 $orbit run "$guests/markdown_guest.wasm" --input-file examples/markdown/sample.md > target/sample.html
 echo "rendered examples/markdown/sample.md -> target/sample.html ($(wc -c < target/sample.html) bytes)"
-$orbit run "$guests/wordfreq_guest.wasm" --input-file examples/wordfreq/data/*
+$orbit run "$guests/wordfreq_guest.wasm" --input-file examples/wordfreq/data/GPL-3.txt
 $orbit run "$guests/hello-cli.wasm" --input-file examples/markdown/sample.md
 $orbit runs list --limit 5

@@ -25,7 +25,9 @@
 use std::path::{Path, PathBuf};
 
 pub use orbit_cache::{Cache, CacheLimits, KvCache};
-pub use orbit_engine::{Engine, EngineConfig, EngineError, Invocation, Limits, LoadedComponent, Outcome, Primitive};
+pub use orbit_engine::{
+    Engine, EngineConfig, EngineError, Invocation, Limits, LoadedComponent, Outcome, Primitive,
+};
 pub use orbit_runs::{ComponentKind, RunId, RunPage, RunQuery, RunRecord, RunStatus, RunStore};
 pub use orbit_storage::{BlobStore, Storage, StorageLimits};
 pub use orbit_workspace::WorkspaceId;
@@ -92,9 +94,15 @@ impl Orbit {
     ///
     /// # Errors
     /// [`OpenError`] when any part cannot be opened.
-    pub fn open_with(data_dir: impl AsRef<Path>, mut config: OrbitConfig) -> Result<Self, OpenError> {
+    pub fn open_with(
+        data_dir: impl AsRef<Path>,
+        mut config: OrbitConfig,
+    ) -> Result<Self, OpenError> {
         let dir = data_dir.as_ref().to_owned();
-        std::fs::create_dir_all(&dir).map_err(|source| OpenError::DataDir { path: dir.clone(), source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| OpenError::DataDir {
+            path: dir.clone(),
+            source,
+        })?;
         if config.engine.cache_dir.is_none() {
             config.engine.cache_dir = Some(dir.join("compiled"));
         }
@@ -102,8 +110,16 @@ impl Orbit {
         let storage = Storage::open(&dir.join("storage"), config.storage)?;
         let cache = Cache::open(&dir.join("cache.redb"), config.cache)?;
         // The one place primitives are composed: a new primitive is one line.
-        let engine = Engine::builder(config.engine, runs).primitive(storage.clone()).primitive(cache.clone()).build()?;
-        Ok(Self { engine, storage, cache, data_dir: dir })
+        let engine = Engine::builder(config.engine, runs)
+            .primitive(storage.clone())
+            .primitive(cache.clone())
+            .build()?;
+        Ok(Self {
+            engine,
+            storage,
+            cache,
+            data_dir: dir,
+        })
     }
 
     /// The engine, with every primitive linked.

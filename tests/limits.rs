@@ -10,7 +10,12 @@ use orbit::RunStatus;
 
 async fn assert_recorded(e: &common::Env, out: &orbit::Outcome, status: RunStatus) {
     assert_eq!(out.status(), status, "record: {:?}", out.record);
-    let stored = e.orbit.runs().get(out.run_id()).unwrap().expect("run is recorded");
+    let stored = e
+        .orbit
+        .runs()
+        .get(out.run_id())
+        .unwrap()
+        .expect("run is recorded");
     assert_eq!(stored.status, status);
     let err = stored.error.expect("a failed run carries an error");
     assert_eq!(err.code, status.as_str());
@@ -24,7 +29,11 @@ async fn infinite_loop_runs_out_of_fuel() {
     let out = e.run_in("spin", "default", "", l).await;
     assert_recorded(&e, &out, RunStatus::OutOfFuel).await;
     // All the fuel given was used, give or take the final instruction block.
-    assert!(out.fuel_consumed() >= 4_900_000, "fuel consumed {}", out.fuel_consumed());
+    assert!(
+        out.fuel_consumed() >= 4_900_000,
+        "fuel consumed {}",
+        out.fuel_consumed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,7 +80,9 @@ async fn enormous_agent_output_is_too_large() {
     let e = env();
     let mut l = limits();
     l.output_bytes = 64 << 10;
-    let out = e.run_in("bigoutput", "default", &(1u32 << 20).to_string(), l.clone()).await;
+    let out = e
+        .run_in("bigoutput", "default", &(1u32 << 20).to_string(), l.clone())
+        .await;
     assert_recorded(&e, &out, RunStatus::TooLarge).await;
     assert!(out.output.is_empty());
     // Under the cap the same guest succeeds with exactly the bytes asked for.
@@ -100,7 +111,10 @@ async fn a_guest_panic_is_a_trap_and_its_text_stays_with_operators() {
     assert!(!err.message.contains("/etc/secret-host-path"));
     // The guest's own stderr (its panic message) is kept for operators.
     let logs: String = out.record.logs.iter().map(|l| l.message.as_str()).collect();
-    assert!(logs.contains("/etc/secret-host-path"), "stderr captured: {logs:?}");
+    assert!(
+        logs.contains("/etc/secret-host-path"),
+        "stderr captured: {logs:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,8 +123,19 @@ async fn oversized_component_is_refused_before_compiling() {
     let wasm = orbit_test_guests::bytes("echo");
     let mut l = limits();
     l.component_bytes = 1024;
-    let err = e.orbit.engine().invoke_wasm(&wasm, orbit::Invocation::new("x").limits(l)).await.unwrap_err();
-    assert!(matches!(err, orbit::EngineError::ComponentTooLarge { limit: 1024, .. }), "{err}");
+    let err = e
+        .orbit
+        .engine()
+        .invoke_wasm(&wasm, orbit::Invocation::new("x").limits(l))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            orbit::EngineError::ComponentTooLarge { limit: 1024, .. }
+        ),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,7 +172,10 @@ async fn guests_get_clocks_and_random_but_no_env_files_or_sockets() {
     assert_eq!(out.status(), RunStatus::Succeeded, "{:?}", out.record);
     let text = out.output_text();
     let get = |k: &str| {
-        text.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).unwrap_or_else(|| panic!("{k} in {text}")).to_owned()
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("{k} in {text}"))
+            .to_owned()
     };
     assert_eq!(get("env_vars"), "0");
     assert_eq!(get("read_etc_passwd"), "false");
@@ -156,10 +184,19 @@ async fn guests_get_clocks_and_random_but_no_env_files_or_sockets() {
     assert_eq!(get("write_file"), "false");
     assert_eq!(get("tcp_connect"), "false");
     assert_eq!(get("udp_bind"), "false");
-    assert!(listener.accept().is_err(), "no connection reached the host listener");
-    let host_now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!(
+        listener.accept().is_err(),
+        "no connection reached the host listener"
+    );
+    let host_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let guest_now: u64 = get("wall_clock_secs").parse().unwrap();
-    assert!(host_now.abs_diff(guest_now) < 60, "guest sees the real wall clock");
+    assert!(
+        host_now.abs_diff(guest_now) < 60,
+        "guest sees the real wall clock"
+    );
     assert_eq!(get("monotonic_advances"), "true");
     assert_eq!(get("random_differs"), "true");
 }

@@ -101,7 +101,9 @@ fn data_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
     if let Some(d) = std::env::var_os("ORBIT_HOME").filter(|v| !v.is_empty()) {
         return Ok(PathBuf::from(d));
     }
-    dirs::data_dir().map(|d| d.join("orbit")).context("no platform data directory; pass --data-dir or set ORBIT_HOME")
+    dirs::data_dir()
+        .map(|d| d.join("orbit"))
+        .context("no platform data directory; pass --data-dir or set ORBIT_HOME")
 }
 
 fn main() -> ExitCode {
@@ -117,20 +119,49 @@ fn main() -> ExitCode {
 
 fn real_main(cli: Cli) -> Result<ExitCode> {
     let dir = data_dir(cli.data_dir)?;
-    let orbit = Orbit::open(&dir).with_context(|| format!("opening data directory {}", dir.display()))?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let orbit =
+        Orbit::open(&dir).with_context(|| format!("opening data directory {}", dir.display()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
         Command::Run(args) => rt.block_on(run(&orbit, args)),
         Command::Compile { component } => {
             let wasm = read_component(&component)?;
             let loaded = load_with_progress(&orbit, &wasm)?;
-            eprintln!("compiled {} ({}, {})", component.display(), loaded.kind(), loaded.digest());
+            eprintln!(
+                "compiled {} ({}, {})",
+                component.display(),
+                loaded.kind(),
+                loaded.digest()
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Runs(RunsCommand::List { workspace, status, limit, before, json }) => {
-            let status = status.map(|s| s.parse::<RunStatus>().map_err(|e| anyhow::anyhow!("--status: {e}"))).transpose()?;
-            let before = before.map(|b| b.parse::<RunId>().map_err(|e| anyhow::anyhow!("--before: {e}"))).transpose()?;
-            let query = RunQuery { workspace: parse_workspace(&workspace)?, status, limit, before };
+        Command::Runs(RunsCommand::List {
+            workspace,
+            status,
+            limit,
+            before,
+            json,
+        }) => {
+            let status = status
+                .map(|s| {
+                    s.parse::<RunStatus>()
+                        .map_err(|e| anyhow::anyhow!("--status: {e}"))
+                })
+                .transpose()?;
+            let before = before
+                .map(|b| {
+                    b.parse::<RunId>()
+                        .map_err(|e| anyhow::anyhow!("--before: {e}"))
+                })
+                .transpose()?;
+            let query = RunQuery {
+                workspace: parse_workspace(&workspace)?,
+                status,
+                limit,
+                before,
+            };
             let page = orbit.runs().list(&query)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&page)?);
@@ -144,7 +175,9 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         }
         Command::Runs(RunsCommand::Show { run_id, json }) => {
             let id: RunId = run_id.parse().map_err(|e| anyhow::anyhow!("run id: {e}"))?;
-            let Some(rec) = orbit.runs().get(id)? else { bail!("no run {run_id}") };
+            let Some(rec) = orbit.runs().get(id)? else {
+                bail!("no run {run_id}")
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&rec)?);
             } else {
@@ -168,7 +201,8 @@ fn load_with_progress(orbit: &Orbit, wasm: &[u8]) -> Result<orbit::LoadedCompone
     if orbit.engine().is_cached(wasm) {
         return Ok(orbit.engine().load(wasm)?);
     }
-    let bar = indicatif::ProgressBar::new_spinner().with_message(format!("compiling {} KiB component", wasm.len() / 1024));
+    let bar = indicatif::ProgressBar::new_spinner()
+        .with_message(format!("compiling {} KiB component", wasm.len() / 1024));
     bar.enable_steady_tick(Duration::from_millis(100));
     let loaded = orbit.engine().load(wasm);
     bar.finish_and_clear();
@@ -178,9 +212,8 @@ fn load_with_progress(orbit: &Orbit, wasm: &[u8]) -> Result<orbit::LoadedCompone
 async fn run(orbit: &Orbit, args: RunArgs) -> Result<ExitCode> {
     let input = match (&args.input, &args.input_file) {
         (Some(text), _) => text.clone(),
-        (None, Some(path)) => {
-            std::fs::read_to_string(path).with_context(|| format!("reading input file {}", path.display()))?
-        }
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading input file {}", path.display()))?,
         (None, None) => String::new(),
     };
     let mut limits: Limits = orbit.engine().config().default_limits.clone();
@@ -195,10 +228,16 @@ async fn run(orbit: &Orbit, args: RunArgs) -> Result<ExitCode> {
     }
     let wasm = read_component(&args.component)?;
     if wasm.len() > limits.component_bytes {
-        bail!("component is {} bytes, over the {}-byte limit", wasm.len(), limits.component_bytes);
+        bail!(
+            "component is {} bytes, over the {}-byte limit",
+            wasm.len(),
+            limits.component_bytes
+        );
     }
     let component = load_with_progress(orbit, &wasm)?;
-    let invocation = Invocation::new(input).workspace(parse_workspace(&args.workspace)?).limits(limits);
+    let invocation = Invocation::new(input)
+        .workspace(parse_workspace(&args.workspace)?)
+        .limits(limits);
     let outcome = orbit.engine().invoke(&component, invocation).await?;
     let rec = &outcome.record;
     if args.json {
@@ -256,7 +295,10 @@ fn fmt_time(ms: u64) -> String {
 }
 
 fn print_run_table(runs: &[RunRecord]) {
-    println!("{:<36}  {:<24}  {:<17}  {:<7}  {:>12}  {:>9}", "RUN", "STARTED", "STATUS", "KIND", "FUEL", "DURATION");
+    println!(
+        "{:<36}  {:<24}  {:<17}  {:<7}  {:>12}  {:>9}",
+        "RUN", "STARTED", "STATUS", "KIND", "FUEL", "DURATION"
+    );
     for r in runs {
         println!(
             "{:<36}  {:<24}  {:<17}  {:<7}  {:>12}  {:>9}",
@@ -287,10 +329,24 @@ fn print_run(r: &RunRecord) {
         }
     }
     println!("fuel       {}", r.fuel_consumed);
-    println!("bytes      input {} / output {} / log {}", r.input_bytes, r.output_bytes, r.log_bytes);
-    println!("\nspans ({}{})", r.spans.len(), if r.spans_dropped > 0 { format!(", {} dropped", r.spans_dropped) } else { String::new() });
+    println!(
+        "bytes      input {} / output {} / log {}",
+        r.input_bytes, r.output_bytes, r.log_bytes
+    );
+    println!(
+        "\nspans ({}{})",
+        r.spans.len(),
+        if r.spans_dropped > 0 {
+            format!(", {} dropped", r.spans_dropped)
+        } else {
+            String::new()
+        }
+    );
     if !r.spans.is_empty() {
-        println!("  {:>10}  {:>9}  {:<20}  {:<17}  {:>9}  {:>9}", "AT", "TOOK", "CALL", "OUTCOME", "IN", "OUT");
+        println!(
+            "  {:>10}  {:>9}  {:<20}  {:<17}  {:>9}  {:>9}",
+            "AT", "TOOK", "CALL", "OUTCOME", "IN", "OUT"
+        );
         for s in &r.spans {
             println!(
                 "  {:>10}  {:>9}  {:<20}  {:<17}  {:>9}  {:>9}",
@@ -310,13 +366,28 @@ fn print_run(r: &RunRecord) {
         }
     }
     if !r.logs.is_empty() {
-        println!("\nlogs{}", if r.logs_truncated { " (truncated)" } else { "" });
+        println!(
+            "\nlogs{}",
+            if r.logs_truncated { " (truncated)" } else { "" }
+        );
         for l in &r.logs {
-            println!("  {:>10}  {:<6}  {}", fmt_us(l.offset_us), l.level.to_string(), l.message.trim_end());
+            println!(
+                "  {:>10}  {:<6}  {}",
+                fmt_us(l.offset_us),
+                l.level.to_string(),
+                l.message.trim_end()
+            );
         }
     }
     if let Some(out) = &r.output {
-        println!("\noutput{}", if r.output_truncated { " (truncated)" } else { "" });
+        println!(
+            "\noutput{}",
+            if r.output_truncated {
+                " (truncated)"
+            } else {
+                ""
+            }
+        );
         println!("{out}");
     }
 }

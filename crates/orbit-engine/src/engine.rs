@@ -10,7 +10,9 @@ use std::time::{Duration, Instant, SystemTime};
 use orbit_runs::{ComponentKind, LogLevel, RunError, RunId, RunRecord, RunStatus, RunStore};
 use orbit_workspace::WorkspaceId;
 use wasmtime::component::{Component, Linker, types::ComponentItem};
-use wasmtime::{InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder, Trap};
+use wasmtime::{
+    InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder, Trap,
+};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 
@@ -19,7 +21,9 @@ use crate::compile::{CompileCache, digest};
 use crate::error::{EngineError, code_name, safe_message};
 use crate::limits::Limits;
 use crate::primitive::Primitive;
-use crate::state::{CappedPipe, DeadlineExceeded, Extensions, OutputLimitExceeded, RunInfo, RunLimiter, RunState};
+use crate::state::{
+    CappedPipe, DeadlineExceeded, Extensions, OutputLimitExceeded, RunInfo, RunLimiter, RunState,
+};
 
 /// Engine-wide settings, fixed when the engine is built.
 #[derive(Debug, Clone)]
@@ -55,7 +59,10 @@ impl Default for EngineConfig {
 impl EngineConfig {
     /// The default configuration with compiled components cached in `dir`.
     pub fn with_cache_dir(dir: impl Into<PathBuf>) -> Self {
-        Self { cache_dir: Some(dir.into()), ..Self::default() }
+        Self {
+            cache_dir: Some(dir.into()),
+            ..Self::default()
+        }
     }
 }
 
@@ -81,7 +88,11 @@ impl EngineBuilder {
     /// primitives define the same function; [`EngineError::Cache`] when the
     /// cache directory cannot be created.
     pub fn build(self) -> Result<Engine, EngineError> {
-        let EngineBuilder { config, runs, primitives } = self;
+        let EngineBuilder {
+            config,
+            runs,
+            primitives,
+        } = self;
         let n = config.max_concurrent_runs.max(1);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(n)
@@ -99,10 +110,12 @@ impl EngineBuilder {
             .epoch_interruption(true)
             .memory_init_cow(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = wasmtime::Engine::new(&wt).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        let engine =
+            wasmtime::Engine::new(&wt).map_err(|e| EngineError::Config(format!("{e:#}")))?;
 
         let mut linker: Linker<RunState> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| EngineError::Config(format!("{e:#}")))?;
         crate::log::add_to_linker(&mut linker)?;
         for p in &primitives {
             p.add_to_linker(&mut linker)?;
@@ -128,12 +141,14 @@ impl EngineBuilder {
 }
 
 fn spawn_epoch_ticker(engine: wasmtime::Engine, tick: Duration, stop: Arc<AtomicBool>) {
-    let _ = std::thread::Builder::new().name("orbit-epoch".into()).spawn(move || {
-        while !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(tick);
-            engine.increment_epoch();
-        }
-    });
+    let _ = std::thread::Builder::new()
+        .name("orbit-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(tick);
+                engine.increment_epoch();
+            }
+        });
 }
 
 /// The Orbit engine. Cheap to clone; share one per process.
@@ -216,7 +231,11 @@ pub struct Invocation {
 impl Invocation {
     /// An invocation in the default workspace with default limits.
     pub fn new(input: impl Into<String>) -> Self {
-        Self { workspace: WorkspaceId::default(), input: input.into(), limits: None }
+        Self {
+            workspace: WorkspaceId::default(),
+            input: input.into(),
+            limits: None,
+        }
     }
 
     /// Sets the workspace.
@@ -270,7 +289,11 @@ impl Outcome {
 impl Engine {
     /// Starts building an engine that records runs in `runs`.
     pub fn builder(config: EngineConfig, runs: RunStore) -> EngineBuilder {
-        EngineBuilder { config, runs, primitives: Vec::new() }
+        EngineBuilder {
+            config,
+            runs,
+            primitives: Vec::new(),
+        }
     }
 
     /// The run store runs are recorded in.
@@ -310,17 +333,34 @@ impl Engine {
     ///
     /// # Errors
     /// As [`Engine::load`].
-    pub fn load_with_limit(&self, wasm: &[u8], max_bytes: usize) -> Result<LoadedComponent, EngineError> {
+    pub fn load_with_limit(
+        &self,
+        wasm: &[u8],
+        max_bytes: usize,
+    ) -> Result<LoadedComponent, EngineError> {
         if wasm.len() > max_bytes {
-            return Err(EngineError::ComponentTooLarge { size: wasm.len(), limit: max_bytes });
+            return Err(EngineError::ComponentTooLarge {
+                size: wasm.len(),
+                limit: max_bytes,
+            });
         }
         let digest = digest(wasm);
-        if let Some(c) = self.inner.components.lock().unwrap_or_else(|e| e.into_inner()).get(&digest) {
+        if let Some(c) = self
+            .inner
+            .components
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&digest)
+        {
             return Ok(c.clone());
         }
         let component = self.inner.cache.load(&self.inner.engine, wasm, &digest)?;
         let loaded = self.link(component, digest.clone())?;
-        self.inner.components.lock().unwrap_or_else(|e| e.into_inner()).insert(digest, loaded.clone());
+        self.inner
+            .components
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest, loaded.clone());
         Ok(loaded)
     }
 
@@ -330,21 +370,33 @@ impl Engine {
         for (name, item) in component.component_type().exports(engine) {
             match (name, item.ty) {
                 ("run", ComponentItem::ComponentFunc(_)) => kind = Some(ComponentKind::Agent),
-                (n, ComponentItem::ComponentInstance(_)) if n.starts_with("wasi:cli/run@0.2") && kind.is_none() => {
+                (n, ComponentItem::ComponentInstance(_))
+                    if n.starts_with("wasi:cli/run@0.2") && kind.is_none() =>
+                {
                     kind = Some(ComponentKind::Command)
                 }
                 _ => {}
             }
         }
         let kind = kind.ok_or(EngineError::NoEntryPoint)?;
-        let pre = self.inner.linker.instantiate_pre(&component).map_err(|e| EngineError::Link(format!("{e:#}")))?;
+        let pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| EngineError::Link(format!("{e:#}")))?;
         let pre = match kind {
-            ComponentKind::Agent => Pre::Agent(AgentPre::new(pre).map_err(|e| EngineError::Link(format!("{e:#}")))?),
+            ComponentKind::Agent => {
+                Pre::Agent(AgentPre::new(pre).map_err(|e| EngineError::Link(format!("{e:#}")))?)
+            }
             ComponentKind::Command => {
                 Pre::Command(CommandPre::new(pre).map_err(|e| EngineError::Link(format!("{e:#}")))?)
             }
         };
-        Ok(LoadedComponent { digest: digest.into(), kind, pre })
+        Ok(LoadedComponent {
+            digest: digest.into(),
+            kind,
+            pre,
+        })
     }
 
     /// Runs `component` once in a fresh store under the invocation's limits,
@@ -355,8 +407,17 @@ impl Engine {
     /// [`EngineError::RunStore`] when the run record could not be committed
     /// (the outcome is then not durable), or [`EngineError::Primitive`] when a
     /// primitive could not prepare the run.
-    pub async fn invoke(&self, component: &LoadedComponent, invocation: Invocation) -> Result<Outcome, EngineError> {
-        let _permit = self.inner.permits.acquire().await.map_err(|_| EngineError::Config("engine shut down".into()))?;
+    pub async fn invoke(
+        &self,
+        component: &LoadedComponent,
+        invocation: Invocation,
+    ) -> Result<Outcome, EngineError> {
+        let _permit = self
+            .inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| EngineError::Config("engine shut down".into()))?;
         let (record, output) = self.execute(component, invocation).await?;
         self.inner.runs.record(record.clone()).await?;
         Ok(Outcome { record, output })
@@ -367,19 +428,33 @@ impl Engine {
     ///
     /// # Errors
     /// As [`Engine::load`] and [`Engine::invoke`].
-    pub async fn invoke_wasm(&self, wasm: &[u8], invocation: Invocation) -> Result<Outcome, EngineError> {
-        let max = invocation.limits.as_ref().unwrap_or(&self.inner.config.default_limits).component_bytes;
+    pub async fn invoke_wasm(
+        &self,
+        wasm: &[u8],
+        invocation: Invocation,
+    ) -> Result<Outcome, EngineError> {
+        let max = invocation
+            .limits
+            .as_ref()
+            .unwrap_or(&self.inner.config.default_limits)
+            .component_bytes;
         let component = self.load_with_limit(wasm, max)?;
         self.invoke(&component, invocation).await
     }
 
-    async fn execute(&self, component: &LoadedComponent, inv: Invocation) -> Result<(RunRecord, Vec<u8>), EngineError> {
+    async fn execute(
+        &self,
+        component: &LoadedComponent,
+        inv: Invocation,
+    ) -> Result<(RunRecord, Vec<u8>), EngineError> {
         let cfg = &self.inner.config;
         let limits = inv.limits.unwrap_or_else(|| cfg.default_limits.clone());
         let run_id = RunId::new();
         let started = Instant::now();
-        let started_at_ms =
-            SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let started_at_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
         let deadline = tokio::time::Instant::from_std(started + limits.timeout);
 
         let stdout = CappedPipe::new(limits.output_bytes, true);
@@ -396,7 +471,13 @@ impl Engine {
         if component.kind == ComponentKind::Command {
             wasi.stdin(MemoryInputPipe::new(inv.input.clone().into_bytes()));
         }
-        let info = RunInfo::new(run_id, inv.workspace.clone(), started, deadline, limits.log_bytes);
+        let info = RunInfo::new(
+            run_id,
+            inv.workspace.clone(),
+            started,
+            deadline,
+            limits.log_bytes,
+        );
         let mut extensions = Extensions::default();
         for p in &self.inner.primitives {
             p.prepare(&info, &mut extensions)?;
@@ -412,7 +493,10 @@ impl Engine {
                 .build(),
             memory_refused: false,
         };
-        let mut store = Store::new(&self.inner.engine, RunState::new(wasi.build(), limiter, info, extensions));
+        let mut store = Store::new(
+            &self.inner.engine,
+            RunState::new(wasi.build(), limiter, info, extensions),
+        );
         store.limiter(|s| &mut s.limiter);
         let setup = (|| -> wasmtime::Result<()> {
             store.set_fuel(limits.fuel)?;
@@ -452,7 +536,11 @@ impl Engine {
         let (status, error) = match result {
             Ok(Finished::Agent(Ok(text))) => {
                 if text.len() > limits.output_bytes {
-                    let detail = format!("run returned {} bytes; limit {}", text.len(), limits.output_bytes);
+                    let detail = format!(
+                        "run returned {} bytes; limit {}",
+                        text.len(),
+                        limits.output_bytes
+                    );
                     (RunStatus::TooLarge, Some(limit_error("too-large", detail)))
                 } else {
                     output = text.into_bytes();
@@ -473,26 +561,38 @@ impl Engine {
                 if code == 0 {
                     (RunStatus::Succeeded, None)
                 } else {
-                    (RunStatus::Exited, Some(limit_error("exited", format!("exit code {code}"))))
+                    (
+                        RunStatus::Exited,
+                        Some(limit_error("exited", format!("exit code {code}"))),
+                    )
                 }
             }
             Err(RunEnd::Trap(err)) => {
                 // A host call that timed out may surface as another error
                 // (for example a poisoned store), so its flag wins.
-                let status =
-                    if info.deadline_hit { RunStatus::DeadlineExceeded } else { classify(&err, limiter.memory_refused) };
+                let status = if info.deadline_hit {
+                    RunStatus::DeadlineExceeded
+                } else {
+                    classify(&err, limiter.memory_refused)
+                };
                 if component.kind == ComponentKind::Command && status != RunStatus::TooLarge {
                     // Keep what a command printed before it was stopped.
                     output = std::mem::take(&mut stdout_bytes);
                 }
-                (status, Some(limit_error(status.as_str(), format!("{err:#}"))))
+                (
+                    status,
+                    Some(limit_error(status.as_str(), format!("{err:#}"))),
+                )
             }
         };
 
         let duration_us = started.elapsed().as_micros() as u64;
         let (recorded_output, output_truncated) = if limits.record_output {
             let cap = limits.output_bytes.min(output.len());
-            (Some(String::from_utf8_lossy(&output[..cap]).into_owned()), cap < output.len())
+            (
+                Some(String::from_utf8_lossy(&output[..cap]).into_owned()),
+                cap < output.len(),
+            )
         } else {
             (None, false)
         };
@@ -512,7 +612,11 @@ impl Engine {
             log_bytes: info.log_bytes_used as u64,
             output: recorded_output,
             output_truncated,
-            logs: if limits.record_output { info.logs } else { Vec::new() },
+            logs: if limits.record_output {
+                info.logs
+            } else {
+                Vec::new()
+            },
             logs_truncated: info.logs_truncated,
             spans: info.spans,
             spans_dropped: info.spans_dropped,
@@ -535,7 +639,11 @@ fn limit_error(code: &str, detail: String) -> RunError {
         "internal" => safe_message(crate::ErrorCode::Internal),
         _ => "the run trapped",
     };
-    RunError { code: code.to_owned(), message: message.to_owned(), detail: Some(detail) }
+    RunError {
+        code: code.to_owned(),
+        message: message.to_owned(),
+        detail: Some(detail),
+    }
 }
 
 enum Finished {
@@ -547,15 +655,28 @@ enum RunEnd {
     Trap(wasmtime::Error),
 }
 
-async fn run_component(store: &mut Store<RunState>, component: &LoadedComponent, input: String) -> Result<Finished, RunEnd> {
+async fn run_component(
+    store: &mut Store<RunState>,
+    component: &LoadedComponent,
+    input: String,
+) -> Result<Finished, RunEnd> {
     match &component.pre {
         Pre::Agent(pre) => {
-            let agent = pre.instantiate_async(&mut *store).await.map_err(RunEnd::Trap)?;
-            let r = agent.call_run(&mut *store, &input).await.map_err(RunEnd::Trap)?;
+            let agent = pre
+                .instantiate_async(&mut *store)
+                .await
+                .map_err(RunEnd::Trap)?;
+            let r = agent
+                .call_run(&mut *store, &input)
+                .await
+                .map_err(RunEnd::Trap)?;
             Ok(Finished::Agent(r))
         }
         Pre::Command(pre) => {
-            let command = pre.instantiate_async(&mut *store).await.map_err(RunEnd::Trap)?;
+            let command = pre
+                .instantiate_async(&mut *store)
+                .await
+                .map_err(RunEnd::Trap)?;
             match command.wasi_cli_run().call_run(&mut *store).await {
                 Ok(Ok(())) => Ok(Finished::Command(0)),
                 Ok(Err(())) => Ok(Finished::Command(1)),
@@ -586,8 +707,8 @@ fn classify(err: &wasmtime::Error, memory_refused: bool) -> RunStatus {
             return RunStatus::TooLarge;
         }
     }
-    // wasmtime's hostcall-fuel error type is private; its text is stable.
-    if format!("{err:#}").contains("hostcall fuel") {
+    // wasmtime's hostcall-fuel error type is private; match its text.
+    if format!("{err:#}").contains("fuel allocated for hostcalls") {
         return RunStatus::TooLarge;
     }
     if memory_refused {

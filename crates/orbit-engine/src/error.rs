@@ -55,12 +55,18 @@ impl HostError {
 
     /// An error whose `detail` is kept on the run record for operators.
     pub fn with_detail(code: ErrorCode, detail: impl Into<String>) -> Self {
-        Self { code, detail: Some(detail.into()) }
+        Self {
+            code,
+            detail: Some(detail.into()),
+        }
     }
 
     /// The sanitized error the guest receives.
     pub fn to_guest(&self) -> GuestError {
-        GuestError { code: self.code, message: safe_message(self.code).to_owned() }
+        GuestError {
+            code: self.code,
+            message: safe_message(self.code).to_owned(),
+        }
     }
 }
 

@@ -32,8 +32,19 @@ pub struct RunState {
 }
 
 impl RunState {
-    pub(crate) fn new(wasi: WasiCtx, limiter: RunLimiter, info: RunInfo, extensions: Extensions) -> Self {
-        Self { wasi, table: ResourceTable::new(), limiter, info, extensions }
+    pub(crate) fn new(
+        wasi: WasiCtx,
+        limiter: RunLimiter,
+        info: RunInfo,
+        extensions: Extensions,
+    ) -> Self {
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            limiter,
+            info,
+            extensions,
+        }
     }
 
     /// The run's shared information: ids, deadline, spans and logs.
@@ -65,7 +76,10 @@ impl RunState {
 
 impl WasiView for RunState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -87,7 +101,10 @@ impl Extensions {
     pub fn get_mut<T: Any + Send>(&mut self) -> Option<&mut T> {
         let id = TypeId::of::<T>();
         // A handful of primitives: a linear scan beats hashing.
-        self.entries.iter_mut().find(|(t, _)| *t == id).and_then(|(_, v)| v.downcast_mut::<T>())
+        self.entries
+            .iter_mut()
+            .find(|(t, _)| *t == id)
+            .and_then(|(_, v)| v.downcast_mut::<T>())
     }
 }
 
@@ -113,7 +130,13 @@ pub const MAX_SPANS: usize = 10_000;
 const MAX_HOST_ERRORS: usize = 100;
 
 impl RunInfo {
-    pub(crate) fn new(run_id: RunId, workspace: WorkspaceId, started: Instant, deadline: tokio::time::Instant, log_limit: usize) -> Self {
+    pub(crate) fn new(
+        run_id: RunId,
+        workspace: WorkspaceId,
+        started: Instant,
+        deadline: tokio::time::Instant,
+        log_limit: usize,
+    ) -> Self {
         Self {
             run_id,
             workspace,
@@ -220,7 +243,8 @@ impl RunInfo {
                 if let Some(detail) = &err.detail
                     && self.host_errors.len() < MAX_HOST_ERRORS
                 {
-                    self.host_errors.push(format!("{primitive}.{operation}: {detail}"));
+                    self.host_errors
+                        .push(format!("{primitive}.{operation}: {detail}"));
                 }
                 Err(err.to_guest())
             }
@@ -246,7 +270,12 @@ pub(crate) struct RunLimiter {
 }
 
 impl ResourceLimiter for RunLimiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let ok = self.limits.memory_growing(current, desired, maximum)?;
         if !ok {
             self.memory_refused = true;
@@ -259,7 +288,12 @@ impl ResourceLimiter for RunLimiter {
         self.limits.memory_grow_failed(error)
     }
 
-    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         self.limits.table_growing(current, desired, maximum)
     }
 
@@ -299,7 +333,11 @@ struct PipeBuf {
 
 impl CappedPipe {
     pub(crate) fn new(cap: usize, trap_on_overflow: bool) -> Self {
-        Self { inner: Arc::default(), cap, trap_on_overflow }
+        Self {
+            inner: Arc::default(),
+            cap,
+            trap_on_overflow,
+        }
     }
 
     /// The captured bytes and whether any were dropped.
@@ -367,10 +405,16 @@ impl tokio::io::AsyncWrite for CappedPipe {
     ) -> std::task::Poll<std::io::Result<usize>> {
         std::task::Poll::Ready(self.push(buf).map_err(std::io::Error::other))
     }
-    fn poll_flush(self: std::pin::Pin<&mut Self>, _cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
     }
-    fn poll_shutdown(self: std::pin::Pin<&mut Self>, _cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
     }
 }

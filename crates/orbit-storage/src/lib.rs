@@ -19,7 +19,9 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use orbit_engine::bindings::orbit::runtime::storage;
 use orbit_engine::wasmtime::component::{HasData, Linker};
-use orbit_engine::{EngineError, ErrorCode, Extensions, GuestError, HostError, Primitive, RunInfo, RunState};
+use orbit_engine::{
+    EngineError, ErrorCode, Extensions, GuestError, HostError, Primitive, RunInfo, RunState,
+};
 use orbit_workspace::WorkspaceId;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -49,7 +51,11 @@ pub struct StorageLimits {
 
 impl Default for StorageLimits {
     fn default() -> Self {
-        Self { max_object_bytes: 16 << 20, max_workspace_bytes: 1 << 30, max_list: 1000 }
+        Self {
+            max_object_bytes: 16 << 20,
+            max_workspace_bytes: 1 << 30,
+            max_list: 1000,
+        }
     }
 }
 
@@ -130,7 +136,16 @@ macro_rules! index_err {
         }
     )*};
 }
-index_err!(redb::Error, redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError, redb::SetDurabilityError, serde_json::Error);
+index_err!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError,
+    serde_json::Error
+);
 
 /// Checks a key against the storage key rules: 1 to [`MAX_KEY_BYTES`] bytes,
 /// `/`-separated non-empty segments, no `.` or `..` segment, no NUL,
@@ -169,7 +184,10 @@ fn validate_content_type(ct: &str) -> Result<&str, StorageError> {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn blob_name(key: &str) -> String {
@@ -198,7 +216,11 @@ impl BlobStore {
         tx.open_table(USAGE)?;
         tx.commit()?;
         let root = Dir::open_ambient_dir(root.join("ws"), ambient_authority())?;
-        Ok(Self { root, index, limits })
+        Ok(Self {
+            root,
+            index,
+            limits,
+        })
     }
 
     fn begin_write(&self) -> Result<redb::WriteTransaction, StorageError> {
@@ -225,12 +247,21 @@ impl BlobStore {
     /// # Errors
     /// `InvalidKey`, `InvalidContentType`, `ObjectTooLarge`,
     /// `QuotaExceeded`, or `Io`/`Index` on failure.
-    pub fn put(&self, ws: &WorkspaceId, key: &str, value: &[u8], content_type: &str) -> Result<(), StorageError> {
+    pub fn put(
+        &self,
+        ws: &WorkspaceId,
+        key: &str,
+        value: &[u8],
+        content_type: &str,
+    ) -> Result<(), StorageError> {
         validate_key(key)?;
         let content_type = validate_content_type(content_type)?;
         let size = value.len() as u64;
         if size > self.limits.max_object_bytes {
-            return Err(StorageError::ObjectTooLarge { size, limit: self.limits.max_object_bytes });
+            return Err(StorageError::ObjectTooLarge {
+                size,
+                limit: self.limits.max_object_bytes,
+            });
         }
         let dir = self.workspace_dir(ws)?;
         let name = blob_name(key);
@@ -245,13 +276,20 @@ impl BlobStore {
             let used = usage.get(ws.as_str())?.map(|v| v.value()).unwrap_or(0);
             let new_used = used.saturating_sub(old) + size;
             if new_used > self.limits.max_workspace_bytes {
-                return Err(StorageError::QuotaExceeded { limit: self.limits.max_workspace_bytes });
+                return Err(StorageError::QuotaExceeded {
+                    limit: self.limits.max_workspace_bytes,
+                });
             }
             // Write then rename: readers never see a half-written object.
             let tmp = format!("{name}.tmp");
             dir.write(&tmp, value)?;
             dir.rename(&tmp, &dir, &name)?;
-            let meta = ObjectMeta { key: key.to_owned(), size, content_type: content_type.to_owned(), modified_ms: now_ms() };
+            let meta = ObjectMeta {
+                key: key.to_owned(),
+                size,
+                content_type: content_type.to_owned(),
+                modified_ms: now_ms(),
+            };
             objects.insert((ws.as_str(), key), serde_json::to_vec(&meta)?.as_slice())?;
             usage.insert(ws.as_str(), new_used)?;
         }
@@ -267,7 +305,9 @@ impl BlobStore {
         validate_key(key)?;
         let tx = self.index.begin_read()?;
         let objects = tx.open_table(OBJECTS)?;
-        let v = objects.get((ws.as_str(), key))?.ok_or(StorageError::NotFound)?;
+        let v = objects
+            .get((ws.as_str(), key))?
+            .ok_or(StorageError::NotFound)?;
         Ok(serde_json::from_slice(v.value())?)
     }
 
@@ -291,7 +331,9 @@ impl BlobStore {
         let existed = {
             let mut objects = tx.open_table(OBJECTS)?;
             let mut usage = tx.open_table(USAGE)?;
-            let removed = objects.remove((ws.as_str(), key))?.map(|v| serde_json::from_slice::<ObjectMeta>(v.value()));
+            let removed = objects
+                .remove((ws.as_str(), key))?
+                .map(|v| serde_json::from_slice::<ObjectMeta>(v.value()));
             match removed {
                 Some(meta) => {
                     let size = meta?.size;
@@ -354,7 +396,11 @@ impl BlobStore {
             }
             out.push(serde_json::from_slice::<ObjectMeta>(v.value())?);
         }
-        let next = if more { out.last().map(|m| m.key.clone()) } else { None };
+        let next = if more {
+            out.last().map(|m| m.key.clone())
+        } else {
+            None
+        };
         Ok((out, next))
     }
 
@@ -381,7 +427,9 @@ impl Storage {
     /// # Errors
     /// As [`BlobStore::open`].
     pub fn open(root: &Path, limits: StorageLimits) -> Result<Self, StorageError> {
-        Ok(Self { store: Arc::new(BlobStore::open(root, limits)?) })
+        Ok(Self {
+            store: Arc::new(BlobStore::open(root, limits)?),
+        })
     }
 
     /// The underlying blob store, for host-side access.
@@ -421,7 +469,10 @@ impl Primitive for Storage {
     }
 
     fn prepare(&self, run: &RunInfo, extensions: &mut Extensions) -> Result<(), EngineError> {
-        extensions.insert(RunStorage { store: self.store.clone(), workspace: run.workspace().clone() });
+        extensions.insert(RunStorage {
+            store: self.store.clone(),
+            workspace: run.workspace().clone(),
+        });
         Ok(())
     }
 }
@@ -432,12 +483,20 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, HostError> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r.map_err(HostError::from),
-        Err(e) => Err(HostError::with_detail(ErrorCode::Internal, format!("storage task failed: {e}"))),
+        Err(e) => Err(HostError::with_detail(
+            ErrorCode::Internal,
+            format!("storage task failed: {e}"),
+        )),
     }
 }
 
 fn to_wit(m: ObjectMeta) -> storage::ObjectMeta {
-    storage::ObjectMeta { key: m.key, size: m.size, content_type: m.content_type, modified_ms: m.modified_ms }
+    storage::ObjectMeta {
+        key: m.key,
+        size: m.size,
+        content_type: m.content_type,
+        modified_ms: m.modified_ms,
+    }
 }
 
 impl storage::Host for StorageView<'_> {
@@ -453,25 +512,46 @@ impl storage::Host for StorageView<'_> {
         self.run.host_call("storage", "put", n, |_| 0, call).await
     }
 
-    async fn get(&mut self, key: String) -> orbit_engine::wasmtime::Result<Result<Vec<u8>, GuestError>> {
+    async fn get(
+        &mut self,
+        key: String,
+    ) -> orbit_engine::wasmtime::Result<Result<Vec<u8>, GuestError>> {
         let (store, ws) = (self.state.store.clone(), self.state.workspace.clone());
         let n = key.len();
         let call = blocking(move || store.get(&ws, &key));
-        self.run.host_call("storage", "get", n, |v: &Vec<u8>| v.len(), call).await
+        self.run
+            .host_call("storage", "get", n, |v: &Vec<u8>| v.len(), call)
+            .await
     }
 
-    async fn head(&mut self, key: String) -> orbit_engine::wasmtime::Result<Result<storage::ObjectMeta, GuestError>> {
+    async fn head(
+        &mut self,
+        key: String,
+    ) -> orbit_engine::wasmtime::Result<Result<storage::ObjectMeta, GuestError>> {
         let (store, ws) = (self.state.store.clone(), self.state.workspace.clone());
         let n = key.len();
         let call = async move { blocking(move || store.head(&ws, &key)).await.map(to_wit) };
-        self.run.host_call("storage", "head", n, |m: &storage::ObjectMeta| m.key.len() + m.content_type.len() + 16, call).await
+        self.run
+            .host_call(
+                "storage",
+                "head",
+                n,
+                |m: &storage::ObjectMeta| m.key.len() + m.content_type.len() + 16,
+                call,
+            )
+            .await
     }
 
-    async fn delete(&mut self, key: String) -> orbit_engine::wasmtime::Result<Result<bool, GuestError>> {
+    async fn delete(
+        &mut self,
+        key: String,
+    ) -> orbit_engine::wasmtime::Result<Result<bool, GuestError>> {
         let (store, ws) = (self.state.store.clone(), self.state.workspace.clone());
         let n = key.len();
         let call = blocking(move || store.delete(&ws, &key));
-        self.run.host_call("storage", "delete", n, |_| 1, call).await
+        self.run
+            .host_call("storage", "delete", n, |_| 1, call)
+            .await
     }
 
     async fn list(
@@ -483,10 +563,19 @@ impl storage::Host for StorageView<'_> {
         let (store, ws) = (self.state.store.clone(), self.state.workspace.clone());
         let n = prefix.len() + cursor.as_ref().map_or(0, |c| c.len());
         let call = async move {
-            let (objects, next_cursor) = blocking(move || store.list(&ws, &prefix, cursor.as_deref(), limit)).await?;
-            Ok(storage::ObjectPage { objects: objects.into_iter().map(to_wit).collect(), next_cursor })
+            let (objects, next_cursor) =
+                blocking(move || store.list(&ws, &prefix, cursor.as_deref(), limit)).await?;
+            Ok(storage::ObjectPage {
+                objects: objects.into_iter().map(to_wit).collect(),
+                next_cursor,
+            })
         };
-        let size = |p: &storage::ObjectPage| p.objects.iter().map(|m| m.key.len() + m.content_type.len() + 16).sum();
+        let size = |p: &storage::ObjectPage| {
+            p.objects
+                .iter()
+                .map(|m| m.key.len() + m.content_type.len() + 16)
+                .sum()
+        };
         self.run.host_call("storage", "list", n, size, call).await
     }
 }
@@ -504,8 +593,23 @@ mod tests {
         for good in ["a", "a/b", "html/x.html", "a.b/c..d", "ünï/cødé"] {
             validate_key(good).unwrap();
         }
-        for bad in ["", "/etc/passwd", "../escape", "a/../../b", "a/./b", ".", "a//b", "a/", "a\0b", "a\\b", "a\nb"] {
-            assert!(matches!(validate_key(bad), Err(StorageError::InvalidKey(_))), "{bad:?}");
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../escape",
+            "a/../../b",
+            "a/./b",
+            ".",
+            "a//b",
+            "a/",
+            "a\0b",
+            "a\\b",
+            "a\nb",
+        ] {
+            assert!(
+                matches!(validate_key(bad), Err(StorageError::InvalidKey(_))),
+                "{bad:?}"
+            );
         }
         assert!(validate_key(&"k".repeat(512)).is_ok());
         assert!(validate_key(&"k".repeat(513)).is_err());
@@ -514,21 +618,34 @@ mod tests {
     #[test]
     fn put_get_head_delete_and_quota() {
         let dir = tempfile::tempdir().unwrap();
-        let limits = StorageLimits { max_object_bytes: 10, max_workspace_bytes: 15, max_list: 2 };
+        let limits = StorageLimits {
+            max_object_bytes: 10,
+            max_workspace_bytes: 15,
+            max_list: 2,
+        };
         let s = BlobStore::open(dir.path(), limits).unwrap();
         let w = ws("w");
         s.put(&w, "a/1", b"hello", "text/plain").unwrap();
         assert_eq!(s.get(&w, "a/1").unwrap(), b"hello");
         let m = s.head(&w, "a/1").unwrap();
         assert_eq!((m.size, m.content_type.as_str()), (5, "text/plain"));
-        assert!(matches!(s.put(&w, "big", &[0; 11], ""), Err(StorageError::ObjectTooLarge { .. })));
+        assert!(matches!(
+            s.put(&w, "big", &[0; 11], ""),
+            Err(StorageError::ObjectTooLarge { .. })
+        ));
         s.put(&w, "a/2", b"0123456789", "").unwrap();
         assert_eq!(s.usage(&w).unwrap(), 15);
-        assert!(matches!(s.put(&w, "a/3", b"x", ""), Err(StorageError::QuotaExceeded { .. })));
+        assert!(matches!(
+            s.put(&w, "a/3", b"x", ""),
+            Err(StorageError::QuotaExceeded { .. })
+        ));
         // Overwriting counts only the difference.
         s.put(&w, "a/1", b"hi", "").unwrap();
         assert_eq!(s.usage(&w).unwrap(), 12);
-        assert_eq!(s.head(&w, "a/1").unwrap().content_type, DEFAULT_CONTENT_TYPE);
+        assert_eq!(
+            s.head(&w, "a/1").unwrap().content_type,
+            DEFAULT_CONTENT_TYPE
+        );
         assert!(s.delete(&w, "a/1").unwrap());
         assert!(!s.delete(&w, "a/1").unwrap());
         assert!(matches!(s.get(&w, "a/1"), Err(StorageError::NotFound)));
@@ -557,7 +674,10 @@ mod tests {
         }
         assert_eq!(keys, ["p/1", "p/10", "p/2", "p/3"]);
         let (page, _) = s.list(&b, "", None, 100).unwrap();
-        assert_eq!(page.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(), ["p/0"]);
+        assert_eq!(
+            page.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(),
+            ["p/0"]
+        );
         assert!(matches!(s.get(&b, "p/1"), Err(StorageError::NotFound)));
     }
 }

@@ -77,6 +77,10 @@ pub fn record(id: RunId, workspace: &WorkspaceId, status: RunStatus, payload: us
             bytes_out: lo % 100_000,
         }],
         spans_dropped: lo % 3,
-        host_errors: if ok { Vec::new() } else { vec![format!("blob.get: detail {id}")] },
+        host_errors: if ok {
+            Vec::new()
+        } else {
+            vec![format!("blob.get: detail {id}")]
+        },
     }
 }

@@ -1,0 +1,131 @@
+//! Orbit's guest components, built for host tests and benchmarks.
+//!
+//! The build script compiles every test fixture (`tests/fixtures/*`) and the
+//! example guests (`examples/markdown`, `examples/wordfreq`,
+//! `examples/hello-cli`) for `wasm32-wasip2` in release mode, with a nested
+//! `cargo build` into `<workspace>/target/guests`, and bakes the path of each
+//! component into this crate. Requires `rustup target add wasm32-wasip2`.
+//!
+//! ```no_run
+//! let wasm = orbit_test_guests::bytes("echo");
+//! assert_eq!(&wasm[..4], b"\0asm");
+//! ```
+//!
+//! | name | kind | behaviour |
+//! |---|---|---|
+//! | `echo` | agent | returns its input unchanged |
+//! | `spin` | agent | loops forever |
+//! | `membomb` | agent | allocates 1 MiB blocks until allocation fails |
+//! | `recursion` | agent | unbounded non-tail recursion |
+//! | `trap` | agent | panics with a message containing `/etc/secret-host-path 10.0.0.7` |
+//! | `bigoutput` | agent | input `N` (decimal) → `N` bytes of `x` |
+//! | `flood` | command | writes to stdout forever |
+//! | `exit-code` | command | reads an integer `N` from stdin, prints `exiting with N`, exits with `N` |
+//! | `ops` | agent | runs a JSON script of storage/cache/log operations |
+//! | `badkeys` | agent | tries storage with malformed keys, reports the errors |
+//! | `cli-primitives` | command | stores and reads a key and bumps a cache counter |
+//! | `markdown` | agent | Markdown → HTML (pulldown-cmark), stored under `html/<hash>.html` |
+//! | `wordfreq` | agent | word frequencies as JSON, cached for an hour |
+//! | `hello-cli` | command | line/word/byte counts and SHA-256 of stdin |
+
+use std::path::PathBuf;
+
+/// Every guest name accepted by [`path`] and [`bytes`].
+pub const NAMES: &[&str] = &[
+    "echo",
+    "spin",
+    "membomb",
+    "recursion",
+    "trap",
+    "bigoutput",
+    "flood",
+    "exit-code",
+    "probe",
+    "ops",
+    "badkeys",
+    "cli-primitives",
+    "markdown",
+    "wordfreq",
+    "hello-cli",
+];
+
+/// Names of the guests that export the `orbit:runtime` `agent` world's
+/// `run` function.
+pub const AGENTS: &[&str] = &[
+    "echo",
+    "spin",
+    "membomb",
+    "recursion",
+    "trap",
+    "bigoutput",
+    "ops",
+    "badkeys",
+    "markdown",
+    "wordfreq",
+];
+
+/// Names of the guests that are `wasi:cli` commands (they export
+/// `wasi:cli/run`).
+pub const COMMANDS: &[&str] = &["flood", "exit-code", "probe", "cli-primitives", "hello-cli"];
+
+/// The built component's path, if `name` is one of [`NAMES`].
+pub fn try_path(name: &str) -> Option<PathBuf> {
+    let path = match name {
+        "echo" => env!("ORBIT_GUEST_ECHO"),
+        "spin" => env!("ORBIT_GUEST_SPIN"),
+        "membomb" => env!("ORBIT_GUEST_MEMBOMB"),
+        "recursion" => env!("ORBIT_GUEST_RECURSION"),
+        "trap" => env!("ORBIT_GUEST_TRAP"),
+        "bigoutput" => env!("ORBIT_GUEST_BIGOUTPUT"),
+        "flood" => env!("ORBIT_GUEST_FLOOD"),
+        "exit-code" => env!("ORBIT_GUEST_EXIT_CODE"),
+        "probe" => env!("ORBIT_GUEST_PROBE"),
+        "ops" => env!("ORBIT_GUEST_OPS"),
+        "badkeys" => env!("ORBIT_GUEST_BADKEYS"),
+        "cli-primitives" => env!("ORBIT_GUEST_CLI_PRIMITIVES"),
+        "markdown" => env!("ORBIT_GUEST_MARKDOWN"),
+        "wordfreq" => env!("ORBIT_GUEST_WORDFREQ"),
+        "hello-cli" => env!("ORBIT_GUEST_HELLO_CLI"),
+        _ => return None,
+    };
+    Some(PathBuf::from(path))
+}
+
+/// The built component's path.
+///
+/// # Panics
+///
+/// If `name` is not one of [`NAMES`].
+pub fn path(name: &str) -> PathBuf {
+    try_path(name).unwrap_or_else(|| panic!("unknown guest {name:?}; known guests: {NAMES:?}"))
+}
+
+/// The built component's bytes.
+///
+/// # Panics
+///
+/// If `name` is not one of [`NAMES`] or the file cannot be read.
+pub fn bytes(name: &str) -> Vec<u8> {
+    let path = path(name);
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("cannot read guest {name:?} at {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_partitioned() {
+        let mut both: Vec<&str> = AGENTS.iter().chain(COMMANDS).copied().collect();
+        both.sort_unstable();
+        let mut names = NAMES.to_vec();
+        names.sort_unstable();
+        assert_eq!(both, names);
+    }
+
+    #[test]
+    fn unknown_name_is_none() {
+        assert!(try_path("nope").is_none());
+    }
+}
