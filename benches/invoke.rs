@@ -19,9 +19,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use orbit::orbit_engine::bindings::AgentPre;
 use orbit::orbit_engine::wasmtime::component::{Component, Linker, ResourceTable};
-use orbit::orbit_engine::wasmtime::{
-    self, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
-};
+use orbit::orbit_engine::wasmtime::{self, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use orbit::{Invocation, Orbit};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -32,10 +30,7 @@ struct Bare {
 
 impl WasiView for Bare {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -46,14 +41,10 @@ fn bare_pre(wasm: &[u8]) -> (wasmtime::Engine, AgentPre<Bare>) {
         .total_memories(128)
         .total_tables(1024)
         .total_stacks(64);
-    pool.max_core_instances_per_component(64)
-        .max_memories_per_component(4)
-        .max_tables_per_component(64);
+    pool.max_core_instances_per_component(64).max_memories_per_component(4).max_tables_per_component(64);
     pool.max_memory_size(1 << 30);
     let mut cfg = wasmtime::Config::new();
-    cfg.consume_fuel(true)
-        .epoch_interruption(true)
-        .memory_init_cow(true);
+    cfg.consume_fuel(true).epoch_interruption(true).memory_init_cow(true);
     cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     let engine = wasmtime::Engine::new(&cfg).unwrap();
     let component = Component::new(&engine, wasm).unwrap();
@@ -70,11 +61,7 @@ fn orbit_at(dir: &Path) -> Orbit {
 
 fn invoke(c: &mut Criterion) {
     eprintln!("RUST_BACKTRACE={:?}", std::env::var("RUST_BACKTRACE").ok());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let wasm = orbit_test_guests::bytes("echo");
     let mut g = c.benchmark_group("invoke");
     g.measurement_time(Duration::from_secs(5));
@@ -82,13 +69,7 @@ fn invoke(c: &mut Criterion) {
     let (engine, pre) = bare_pre(&wasm);
     g.bench_function("bare-wasmtime", |b| {
         b.to_async(&rt).iter(|| async {
-            let mut store = Store::new(
-                &engine,
-                Bare {
-                    wasi: WasiCtx::builder().build(),
-                    table: ResourceTable::new(),
-                },
-            );
+            let mut store = Store::new(&engine, Bare { wasi: WasiCtx::builder().build(), table: ResourceTable::new() });
             store.set_fuel(2_000_000_000).unwrap();
             store.set_epoch_deadline(2000);
             let agent = pre.instantiate_async(&mut store).await.unwrap();
@@ -104,11 +85,7 @@ fn invoke(c: &mut Criterion) {
         let component = orbit.engine().load(&wasm).unwrap();
         g.bench_function(name, |b| {
             b.to_async(&rt).iter(|| async {
-                let out = orbit
-                    .engine()
-                    .invoke(&component, Invocation::new("hello"))
-                    .await
-                    .unwrap();
+                let out = orbit.engine().invoke(&component, Invocation::new("hello")).await.unwrap();
                 assert!(out.status().is_success());
             })
         });
@@ -134,11 +111,7 @@ fn invoke(c: &mut Criterion) {
                                 let (orbit, component) = (orbit.clone(), component.clone());
                                 tokio::spawn(async move {
                                     for _ in 0..64 / callers {
-                                        orbit
-                                            .engine()
-                                            .invoke(&component, Invocation::new("x"))
-                                            .await
-                                            .unwrap();
+                                        orbit.engine().invoke(&component, Invocation::new("x")).await.unwrap();
                                     }
                                 })
                             })
@@ -162,10 +135,7 @@ fn invoke(c: &mut Criterion) {
         b.iter(|| {
             let mut tx = db.begin_write().unwrap();
             tx.set_durability(redb::Durability::Immediate).unwrap();
-            tx.open_table(T)
-                .unwrap()
-                .insert(n, record.as_slice())
-                .unwrap();
+            tx.open_table(T).unwrap().insert(n, record.as_slice()).unwrap();
             tx.commit().unwrap();
             n += 1;
         })

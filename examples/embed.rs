@@ -16,14 +16,10 @@ use orbit::{Invocation, Limits, Orbit, WorkspaceId};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let path = args.next().ok_or("usage: embed <component.wasm> [input]")?;
-    let input = args
-        .next()
-        .unwrap_or_else(|| "# Hello from an embedding host".to_owned());
+    let input = args.next().unwrap_or_else(|| "# Hello from an embedding host".to_owned());
 
     let tmp = tempfile::tempdir()?;
-    let data_dir = std::env::var_os("ORBIT_HOME")
-        .map(Into::into)
-        .unwrap_or_else(|| tmp.path().to_owned());
+    let data_dir = std::env::var_os("ORBIT_HOME").map(Into::into).unwrap_or_else(|| tmp.path().to_owned());
     // Build once per process: engine, linker, compile cache, run store.
     let orbit = Orbit::open(&data_dir)?;
     let component = orbit.engine().load(&std::fs::read(&path)?)?;
@@ -33,9 +29,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     limits.fuel = 500_000_000;
     limits.timeout = Duration::from_secs(2);
     for workspace in ["team-a", "team-b"] {
-        let invocation = Invocation::new(input.clone())
-            .workspace(WorkspaceId::new(workspace)?)
-            .limits(limits.clone());
+        let invocation = Invocation::new(input.clone()).workspace(WorkspaceId::new(workspace)?).limits(limits.clone());
         let outcome = orbit.engine().invoke(&component, invocation).await?;
         let rec = &outcome.record;
         println!(
@@ -49,18 +43,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         for span in &rec.spans {
             println!(
                 "    {}.{} {} in={}B out={}B {}µs",
-                span.primitive,
-                span.operation,
-                span.outcome,
-                span.bytes_in,
-                span.bytes_out,
-                span.duration_us
+                span.primitive, span.operation, span.outcome, span.bytes_in, span.bytes_out, span.duration_us
             );
         }
     }
-    let page = orbit
-        .runs()
-        .list(&orbit::RunQuery::new(WorkspaceId::new("team-a")?))?;
+    let page = orbit.runs().list(&orbit::RunQuery::new(WorkspaceId::new("team-a")?))?;
     println!("team-a has {} recorded run(s)", page.runs.len());
     Ok(())
 }

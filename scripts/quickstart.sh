@@ -10,8 +10,12 @@ cargo build --profile guest --target wasm32-wasip2 --target-dir target/guests -p
 export ORBIT_HOME="${ORBIT_HOME:-$PWD/.orbit}"
 orbit=target/debug/orbit
 guests=target/guests/wasm32-wasip2/guest
-$orbit run "$guests/markdown_guest.wasm" --input-file examples/markdown/sample.md > target/sample.html
+$orbit run "$guests/markdown_guest.wasm" --input-file examples/markdown/sample.md > target/sample.html 2> target/markdown-run.txt \
+  || { cat target/markdown-run.txt; exit 1; }
+cat target/markdown-run.txt
 echo "rendered examples/markdown/sample.md -> target/sample.html ($(wc -c < target/sample.html) bytes)"
 $orbit run "$guests/wordfreq_guest.wasm" --input-file examples/wordfreq/data/GPL-3.txt
 $orbit run "$guests/hello-cli.wasm" --input-file examples/markdown/sample.md
 $orbit runs list --limit 5
+# The Markdown run in detail: status, fuel, one span per host call, logs.
+$orbit runs show "$(awk '/^run /{print $2}' target/markdown-run.txt | tail -n1)"

@@ -12,22 +12,27 @@
 //! | `cache.redb` | the key-value cache |
 //!
 //! # Example
-//! ```no_run
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let orbit = orbit::Orbit::open("/tmp/orbit-data")?;
-//! let wasm = std::fs::read("markdown_guest.wasm")?;
-//! let outcome = orbit.engine().invoke_wasm(&wasm, orbit::Invocation::new("# Hello")).await?;
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let data = tempfile::tempdir()?;
+//! let orbit = orbit::Orbit::open(data.path())?;
+//! // The Markdown example guest, built for wasm32-wasip2.
+//! let wasm = std::fs::read(orbit_test_guests::path("markdown"))?;
+//! let invocation = orbit::Invocation::new("# Hello").workspace(orbit::WorkspaceId::new("docs")?);
+//! let outcome = orbit.engine().invoke_wasm(&wasm, invocation).await?;
 //! assert!(outcome.status().is_success());
-//! println!("{}", outcome.output_text());
-//! # Ok(()) }
+//! assert_eq!(outcome.output_text().trim(), "<h1>Hello</h1>");
+//! // The guest stored its HTML in the workspace's blobs, and logged the key.
+//! let (objects, _) = orbit.blobs().list(&orbit::WorkspaceId::new("docs")?, "html/", None, 10)?;
+//! assert_eq!(objects.len(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
 //! ```
 
 use std::path::{Path, PathBuf};
 
 pub use orbit_cache::{Cache, CacheLimits, KvCache};
-pub use orbit_engine::{
-    Engine, EngineConfig, EngineError, Invocation, Limits, LoadedComponent, Outcome, Primitive,
-};
+pub use orbit_engine::{Engine, EngineConfig, EngineError, Invocation, Limits, LoadedComponent, Outcome, Primitive};
 pub use orbit_runs::{ComponentKind, RunId, RunPage, RunQuery, RunRecord, RunStatus, RunStore};
 pub use orbit_storage::{BlobStore, Storage, StorageLimits};
 pub use orbit_workspace::WorkspaceId;
@@ -94,15 +99,9 @@ impl Orbit {
     ///
     /// # Errors
     /// [`OpenError`] when any part cannot be opened.
-    pub fn open_with(
-        data_dir: impl AsRef<Path>,
-        mut config: OrbitConfig,
-    ) -> Result<Self, OpenError> {
+    pub fn open_with(data_dir: impl AsRef<Path>, mut config: OrbitConfig) -> Result<Self, OpenError> {
         let dir = data_dir.as_ref().to_owned();
-        std::fs::create_dir_all(&dir).map_err(|source| OpenError::DataDir {
-            path: dir.clone(),
-            source,
-        })?;
+        std::fs::create_dir_all(&dir).map_err(|source| OpenError::DataDir { path: dir.clone(), source })?;
         if config.engine.cache_dir.is_none() {
             config.engine.cache_dir = Some(dir.join("compiled"));
         }
@@ -110,16 +109,9 @@ impl Orbit {
         let storage = Storage::open(&dir.join("storage"), config.storage)?;
         let cache = Cache::open(&dir.join("cache.redb"), config.cache)?;
         // The one place primitives are composed: a new primitive is one line.
-        let engine = Engine::builder(config.engine, runs)
-            .primitive(storage.clone())
-            .primitive(cache.clone())
-            .build()?;
-        Ok(Self {
-            engine,
-            storage,
-            cache,
-            data_dir: dir,
-        })
+        let engine =
+            Engine::builder(config.engine, runs).primitive(storage.clone()).primitive(cache.clone()).build()?;
+        Ok(Self { engine, storage, cache, data_dir: dir })
     }
 
     /// The engine, with every primitive linked.

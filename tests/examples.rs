@@ -23,32 +23,17 @@ async fn markdown_renders_html_and_stores_it() {
     assert!(!html.contains("\n# "), "no raw Markdown heading left");
     // The HTML is in storage, under the key the guest logged.
     let blobs = e.orbit.blobs();
-    let (objects, _) = blobs
-        .list(&common::ws("default"), "html/", None, 10)
-        .unwrap();
+    let (objects, _) = blobs.list(&common::ws("default"), "html/", None, 10).unwrap();
     assert_eq!(objects.len(), 1);
     assert!(objects[0].content_type.starts_with("text/html"));
     let stored = blobs.get(&common::ws("default"), &objects[0].key).unwrap();
     assert_eq!(stored, out.output);
-    assert!(
-        out.record
-            .logs
-            .iter()
-            .any(|l| l.message.contains(&objects[0].key))
-    );
-    assert!(
-        out.record
-            .spans
-            .iter()
-            .any(|s| s.primitive == "storage" && s.operation == "put" && s.outcome == "ok")
-    );
+    assert!(out.record.logs.iter().any(|l| l.message.contains(&objects[0].key)));
+    assert!(out.record.spans.iter().any(|s| s.primitive == "storage" && s.operation == "put" && s.outcome == "ok"));
 }
 
 fn word_count(text: &str, word: &str) -> u64 {
-    text.to_lowercase()
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| *w == word)
-        .count() as u64
+    text.to_lowercase().split(|c: char| !c.is_alphanumeric()).filter(|w| *w == word).count() as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,17 +58,8 @@ async fn wordfreq_counts_a_real_text_and_caches_the_result() {
     let v2: serde_json::Value = serde_json::from_slice(&second.output).unwrap();
     assert_eq!(v2["cached"], true);
     assert_eq!(v2["top"], v["top"]);
-    assert!(
-        second
-            .record
-            .spans
-            .iter()
-            .any(|s| s.primitive == "cache" && s.operation == "get")
-    );
-    assert!(
-        second.fuel_consumed() < first.fuel_consumed(),
-        "a cache hit skips the counting"
-    );
+    assert!(second.record.spans.iter().any(|s| s.primitive == "cache" && s.operation == "get"));
+    assert!(second.fuel_consumed() < first.fuel_consumed(), "a cache hit skips the counting");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,12 +79,7 @@ async fn plain_wasi_command_reads_stdin_and_reports() {
     let out = e.run("hello-cli", "").await;
     assert_eq!(out.status(), RunStatus::Exited);
     assert_eq!(out.record.exit_code, Some(3));
-    assert!(
-        out.record
-            .logs
-            .iter()
-            .any(|l| l.level == orbit::orbit_runs::LogLevel::Stderr)
-    );
+    assert!(out.record.logs.iter().any(|l| l.level == orbit::orbit_runs::LogLevel::Stderr));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,18 +99,7 @@ async fn commands_can_import_orbit_primitives() {
     let out = e.run("cli-primitives", "from/cli").await;
     assert_eq!(out.status(), RunStatus::Succeeded, "{:?}", out.record);
     assert!(out.output_text().contains("from-cli"));
-    let stored = e
-        .orbit
-        .blobs()
-        .get(&common::ws("default"), "from/cli")
-        .unwrap();
+    let stored = e.orbit.blobs().get(&common::ws("default"), "from/cli").unwrap();
     assert_eq!(stored, b"from-cli");
-    assert_eq!(
-        e.orbit
-            .cache()
-            .get(&common::ws("default"), "cli-counter")
-            .unwrap()
-            .as_deref(),
-        Some(&b"1"[..])
-    );
+    assert_eq!(e.orbit.cache().get(&common::ws("default"), "cli-counter").unwrap().as_deref(), Some(&b"1"[..]));
 }

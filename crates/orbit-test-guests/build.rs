@@ -22,11 +22,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("probe", "fixture-probe", "fixture-probe.wasm"),
     ("ops", "fixture-ops", "fixture_ops.wasm"),
     ("badkeys", "fixture-badkeys", "fixture_badkeys.wasm"),
-    (
-        "cli-primitives",
-        "fixture-cli-primitives",
-        "fixture-cli-primitives.wasm",
-    ),
+    ("cli-primitives", "fixture-cli-primitives", "fixture-cli-primitives.wasm"),
     ("markdown", "markdown-guest", "markdown_guest.wasm"),
     ("wordfreq", "wordfreq-guest", "wordfreq_guest.wasm"),
     ("hello-cli", "hello-cli", "hello-cli.wasm"),
@@ -65,12 +61,8 @@ const REMOVE_PREFIXES: &[&str] = &[
 ];
 
 fn main() {
-    let manifest_dir =
-        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
-    let root = manifest_dir
-        .join("../..")
-        .canonicalize()
-        .expect("workspace root of crates/orbit-test-guests");
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let root = manifest_dir.join("../..").canonicalize().expect("workspace root of crates/orbit-test-guests");
     let target_dir = root.join("target").join("guests");
 
     for watched in [
@@ -108,31 +100,21 @@ fn main() {
     // The workspace's `guest` profile drops std's DWARF from components.
     cmd.env("CARGO_TERM_COLOR", "never");
 
-    let output = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("failed to run the nested cargo build of the guests: {e}"));
+    let output = cmd.output().unwrap_or_else(|e| panic!("failed to run the nested cargo build of the guests: {e}"));
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         eprintln!("{}", String::from_utf8_lossy(&output.stdout));
         eprintln!("{stderr}");
-        if stderr.contains("may not be installed") || stderr.contains("can't find crate for `std`")
-        {
+        if stderr.contains("may not be installed") || stderr.contains("can't find crate for `std`") {
             panic!("the {TARGET} target is not installed: run `rustup target add {TARGET}`");
         }
-        panic!(
-            "building the guest components failed ({}); see the cargo output above",
-            output.status
-        );
+        panic!("building the guest components failed ({}); see the cargo output above", output.status);
     }
 
     let out = target_dir.join(TARGET).join("guest");
     for (name, _, file) in GUESTS {
         let path = out.join(file);
-        assert!(
-            path.is_file(),
-            "the nested build succeeded but {} is missing",
-            path.display()
-        );
+        assert!(path.is_file(), "the nested build succeeded but {} is missing", path.display());
         println!("cargo:rustc-env={}={}", env_name(name), path.display());
     }
 }
@@ -146,10 +128,7 @@ fn env_name(name: &str) -> String {
 /// missing from the toolchain.
 fn check_target_installed() {
     let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let Ok(output) = Command::new(&rustc)
-        .args(["--print", "target-libdir", "--target", TARGET])
-        .output()
-    else {
+    let Ok(output) = Command::new(&rustc).args(["--print", "target-libdir", "--target", TARGET]).output() else {
         // Let the nested build report the problem.
         return;
     };
@@ -159,11 +138,7 @@ fn check_target_installed() {
     let libdir = String::from_utf8_lossy(&output.stdout);
     let libdir = Path::new(libdir.trim());
     let has_std = std::fs::read_dir(libdir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .any(|e| e.file_name().to_string_lossy().starts_with("libstd-"))
-        })
+        .map(|entries| entries.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().starts_with("libstd-")))
         .unwrap_or(false);
     if !has_std {
         panic!("the {TARGET} target is not installed: run `rustup target add {TARGET}`");

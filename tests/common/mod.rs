@@ -23,38 +23,19 @@ pub fn ws(name: &str) -> WorkspaceId {
 
 impl Env {
     pub async fn run(&self, guest: &str, input: &str) -> Outcome {
-        self.run_in(guest, "default", input, Limits::default())
-            .await
+        self.run_in(guest, "default", input, Limits::default()).await
     }
 
-    pub async fn run_in(
-        &self,
-        guest: &str,
-        workspace: &str,
-        input: &str,
-        limits: Limits,
-    ) -> Outcome {
+    pub async fn run_in(&self, guest: &str, workspace: &str, input: &str, limits: Limits) -> Outcome {
         let wasm = orbit_test_guests::bytes(guest);
-        let inv = Invocation::new(input)
-            .workspace(ws(workspace))
-            .limits(limits);
+        let inv = Invocation::new(input).workspace(ws(workspace)).limits(limits);
         self.orbit.engine().invoke_wasm(&wasm, inv).await.unwrap()
     }
 
     /// Runs the scriptable `ops` fixture and returns its per-op results.
-    pub async fn ops(
-        &self,
-        workspace: &str,
-        ops: serde_json::Value,
-    ) -> (Outcome, Vec<serde_json::Value>) {
-        let out = self
-            .run_in("ops", workspace, &ops.to_string(), Limits::default())
-            .await;
-        assert!(
-            out.status().is_success(),
-            "ops run failed: {:?}",
-            out.record
-        );
+    pub async fn ops(&self, workspace: &str, ops: serde_json::Value) -> (Outcome, Vec<serde_json::Value>) {
+        let out = self.run_in("ops", workspace, &ops.to_string(), Limits::default()).await;
+        assert!(out.status().is_success(), "ops run failed: {:?}", out.record);
         let results: Vec<serde_json::Value> = serde_json::from_slice(&out.output).unwrap();
         (out, results)
     }

@@ -11,9 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use orbit_engine::bindings::orbit::runtime::cache;
 use orbit_engine::wasmtime::component::{HasData, Linker};
-use orbit_engine::{
-    EngineError, ErrorCode, Extensions, GuestError, HostError, Primitive, RunInfo, RunState,
-};
+use orbit_engine::{EngineError, ErrorCode, Extensions, GuestError, HostError, Primitive, RunInfo, RunState};
 use orbit_workspace::WorkspaceId;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -37,11 +35,7 @@ pub struct CacheLimits {
 
 impl Default for CacheLimits {
     fn default() -> Self {
-        Self {
-            max_key_bytes: 1024,
-            max_value_bytes: 1 << 20,
-            max_workspace_bytes: 64 << 20,
-        }
+        Self { max_key_bytes: 1024, max_value_bytes: 1 << 20, max_workspace_bytes: 64 << 20 }
     }
 }
 
@@ -106,10 +100,7 @@ db_err!(
 );
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 fn decode(raw: &[u8]) -> (u64, &[u8]) {
@@ -135,7 +126,16 @@ fn live(expires_ms: u64, now: u64) -> bool {
 pub struct KvCache {
     db: Database,
     limits: CacheLimits,
+    /// When each workspace was last purged for room: a full workspace is
+    /// scanned at most once per [`PURGE_INTERVAL`], so its writes cannot
+    /// keep the database's single writer busy.
+    last_purge: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
+
+/// Shortest time between two purges of one workspace made to find room.
+pub const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// Most entries one purge examines.
+pub const PURGE_SCAN_LIMIT: usize = 10_000;
 
 type WriteTx = redb::WriteTransaction;
 
@@ -153,14 +153,11 @@ impl KvCache {
         tx.open_table(ENTRIES)?;
         tx.open_table(USAGE)?;
         tx.commit()?;
-        Ok(Self { db, limits })
+        Ok(Self { db, limits, last_purge: Default::default() })
     }
 
     fn check_key(&self, key: &str) -> Result<(), CacheError> {
-        if key.is_empty()
-            || key.len() > self.limits.max_key_bytes
-            || key.chars().any(char::is_control)
-        {
+        if key.is_empty() || key.len() > self.limits.max_key_bytes || key.chars().any(char::is_control) {
             return Err(CacheError::InvalidKey);
         }
         Ok(())
@@ -168,8 +165,7 @@ impl KvCache {
 
     fn write<T>(&self, f: impl FnOnce(&WriteTx) -> Result<T, CacheError>) -> Result<T, CacheError> {
         let mut tx = self.db.begin_write()?;
-        tx.set_durability(redb::Durability::Immediate)
-            .map_err(|e| CacheError::Database(e.to_string()))?;
+        tx.set_durability(redb::Durability::Immediate).map_err(|e| CacheError::Database(e.to_string()))?;
         // Keys and values are guest-controlled: redb advises two-phase commit.
         tx.set_two_phase_commit(true);
         let out = f(&tx)?;
@@ -210,54 +206,46 @@ impl KvCache {
     ///
     /// # Errors
     /// `InvalidKey`, `ValueTooLarge`, `QuotaExceeded` or `Database`.
-    pub fn set(
-        &self,
-        ws: &WorkspaceId,
-        key: &str,
-        value: &[u8],
-        ttl_ms: Option<u64>,
-    ) -> Result<(), CacheError> {
+    pub fn set(&self, ws: &WorkspaceId, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<(), CacheError> {
         self.check_key(key)?;
         if value.len() > self.limits.max_value_bytes {
-            return Err(CacheError::ValueTooLarge {
-                size: value.len(),
-                limit: self.limits.max_value_bytes,
-            });
+            return Err(CacheError::ValueTooLarge { size: value.len(), limit: self.limits.max_value_bytes });
         }
         let now = now_ms();
         let expires = ttl_ms.map_or(0, |t| now.saturating_add(t.max(1)));
         self.write(|tx| self.put_entry(tx, ws, key, &encode(expires, value), now))
     }
 
-    fn put_entry(
-        &self,
-        tx: &WriteTx,
-        ws: &WorkspaceId,
-        key: &str,
-        raw: &[u8],
-        now: u64,
-    ) -> Result<(), CacheError> {
+    fn put_entry(&self, tx: &WriteTx, ws: &WorkspaceId, key: &str, raw: &[u8], now: u64) -> Result<(), CacheError> {
         let entry_size = |raw_len: usize| (key.len() + raw_len) as u64;
         let old = {
             let t = tx.open_table(ENTRIES)?;
-            t.get((ws.as_str(), key))?
-                .map(|v| entry_size(v.value().len()))
-                .unwrap_or(0)
+            t.get((ws.as_str(), key))?.map(|v| entry_size(v.value().len())).unwrap_or(0)
         };
         let mut used = usage(tx, ws)?.saturating_sub(old);
         let new = entry_size(raw.len());
-        if used + new > self.limits.max_workspace_bytes {
+        if used + new > self.limits.max_workspace_bytes && self.may_purge(ws) {
             purge_workspace(tx, ws, now)?;
             used = usage(tx, ws)?.saturating_sub(old);
-            if used + new > self.limits.max_workspace_bytes {
-                return Err(CacheError::QuotaExceeded {
-                    limit: self.limits.max_workspace_bytes,
-                });
-            }
+        }
+        if used + new > self.limits.max_workspace_bytes {
+            return Err(CacheError::QuotaExceeded { limit: self.limits.max_workspace_bytes });
         }
         tx.open_table(ENTRIES)?.insert((ws.as_str(), key), raw)?;
         tx.open_table(USAGE)?.insert(ws.as_str(), used + new)?;
         Ok(())
+    }
+
+    fn may_purge(&self, ws: &WorkspaceId) -> bool {
+        let mut last = self.last_purge.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        match last.get(ws.as_str()) {
+            Some(t) if now.duration_since(*t) < PURGE_INTERVAL => false,
+            _ => {
+                last.insert(ws.as_str().to_owned(), now);
+                true
+            }
+        }
     }
 
     /// Deletes `key` in `ws`; returns whether a live value existed.
@@ -268,18 +256,14 @@ impl KvCache {
         self.check_key(key)?;
         let now = now_ms();
         self.write(|tx| {
-            let removed = tx
-                .open_table(ENTRIES)?
-                .remove((ws.as_str(), key))?
-                .map(|v| {
-                    let raw = v.value();
-                    (live(decode(raw).0, now), (key.len() + raw.len()) as u64)
-                });
+            let removed = tx.open_table(ENTRIES)?.remove((ws.as_str(), key))?.map(|v| {
+                let raw = v.value();
+                (live(decode(raw).0, now), (key.len() + raw.len()) as u64)
+            });
             match removed {
                 Some((was_live, size)) => {
                     let used = usage(tx, ws)?;
-                    tx.open_table(USAGE)?
-                        .insert(ws.as_str(), used.saturating_sub(size))?;
+                    tx.open_table(USAGE)?.insert(ws.as_str(), used.saturating_sub(size))?;
                     Ok(was_live)
                 }
                 None => Ok(false),
@@ -309,23 +293,12 @@ impl KvCache {
             let (expires, base) = match current {
                 Some((exp, val)) if live(exp, now) => {
                     let text = std::str::from_utf8(&val).map_err(|_| CacheError::NotAnInteger)?;
-                    (
-                        exp,
-                        text.trim()
-                            .parse::<i64>()
-                            .map_err(|_| CacheError::NotAnInteger)?,
-                    )
+                    (exp, text.trim().parse::<i64>().map_err(|_| CacheError::NotAnInteger)?)
                 }
                 _ => (0, 0),
             };
             let next = base.checked_add(delta).ok_or(CacheError::Overflow)?;
-            self.put_entry(
-                tx,
-                ws,
-                key,
-                &encode(expires, next.to_string().as_bytes()),
-                now,
-            )?;
+            self.put_entry(tx, ws, key, &encode(expires, next.to_string().as_bytes()), now)?;
             Ok(next)
         })
     }
@@ -341,11 +314,7 @@ impl KvCache {
 }
 
 fn usage(tx: &WriteTx, ws: &WorkspaceId) -> Result<u64, CacheError> {
-    Ok(tx
-        .open_table(USAGE)?
-        .get(ws.as_str())?
-        .map(|v| v.value())
-        .unwrap_or(0))
+    Ok(tx.open_table(USAGE)?.get(ws.as_str())?.map(|v| v.value()).unwrap_or(0))
 }
 
 fn remove_expired(tx: &WriteTx, ws: &WorkspaceId, key: &str, now: u64) -> Result<(), CacheError> {
@@ -357,8 +326,7 @@ fn remove_expired(tx: &WriteTx, ws: &WorkspaceId, key: &str, now: u64) -> Result
     t.remove((ws.as_str(), key))?;
     drop(t);
     let used = usage(tx, ws)?;
-    tx.open_table(USAGE)?
-        .insert(ws.as_str(), used.saturating_sub(size))?;
+    tx.open_table(USAGE)?.insert(ws.as_str(), used.saturating_sub(size))?;
     Ok(())
 }
 
@@ -366,7 +334,7 @@ fn purge_workspace(tx: &WriteTx, ws: &WorkspaceId, now: u64) -> Result<usize, Ca
     let mut expired = Vec::new();
     {
         let t = tx.open_table(ENTRIES)?;
-        for entry in t.range((ws.as_str(), "")..)? {
+        for entry in t.range((ws.as_str(), "")..)?.take(PURGE_SCAN_LIMIT) {
             let (k, v) = entry?;
             let (kws, key) = k.value();
             if kws != ws.as_str() {
@@ -395,9 +363,7 @@ impl Cache {
     /// # Errors
     /// As [`KvCache::open`].
     pub fn open(path: &Path, limits: CacheLimits) -> Result<Self, CacheError> {
-        Ok(Self {
-            cache: Arc::new(KvCache::open(path, limits)?),
-        })
+        Ok(Self { cache: Arc::new(KvCache::open(path, limits)?) })
     }
 
     /// The underlying cache, for host-side access.
@@ -436,10 +402,7 @@ impl Primitive for Cache {
     }
 
     fn prepare(&self, run: &RunInfo, extensions: &mut Extensions) -> Result<(), EngineError> {
-        extensions.insert(RunCache {
-            cache: self.cache.clone(),
-            workspace: run.workspace().clone(),
-        });
+        extensions.insert(RunCache { cache: self.cache.clone(), workspace: run.workspace().clone() });
         Ok(())
     }
 }
@@ -449,10 +412,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, HostError> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r.map_err(HostError::from),
-        Err(e) => Err(HostError::with_detail(
-            ErrorCode::Internal,
-            format!("cache task failed: {e}"),
-        )),
+        Err(e) => Err(HostError::with_detail(ErrorCode::Internal, format!("cache task failed: {e}"))),
     }
 }
 
@@ -463,51 +423,25 @@ impl cache::Host for CacheView<'_> {
         let (c, ws) = (self.state.cache.clone(), self.state.workspace.clone());
         let n = key.len();
         let size = |v: &Option<Vec<u8>>| v.as_ref().map_or(0, Vec::len);
-        self.run
-            .host_call("cache", "get", n, size, blocking(move || c.get(&ws, &key)))
-            .await
+        self.run.host_call("cache", "get", n, size, blocking(move || c.get(&ws, &key))).await
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) -> HostResult<()> {
         let (c, ws) = (self.state.cache.clone(), self.state.workspace.clone());
         let n = key.len() + value.len();
-        self.run
-            .host_call(
-                "cache",
-                "set",
-                n,
-                |_| 0,
-                blocking(move || c.set(&ws, &key, &value, ttl_ms)),
-            )
-            .await
+        self.run.host_call("cache", "set", n, |_| 0, blocking(move || c.set(&ws, &key, &value, ttl_ms))).await
     }
 
     async fn delete(&mut self, key: String) -> HostResult<bool> {
         let (c, ws) = (self.state.cache.clone(), self.state.workspace.clone());
         let n = key.len();
-        self.run
-            .host_call(
-                "cache",
-                "delete",
-                n,
-                |_| 1,
-                blocking(move || c.delete(&ws, &key)),
-            )
-            .await
+        self.run.host_call("cache", "delete", n, |_| 1, blocking(move || c.delete(&ws, &key))).await
     }
 
     async fn increment(&mut self, key: String, delta: i64) -> HostResult<i64> {
         let (c, ws) = (self.state.cache.clone(), self.state.workspace.clone());
         let n = key.len() + 8;
-        self.run
-            .host_call(
-                "cache",
-                "increment",
-                n,
-                |_| 8,
-                blocking(move || c.increment(&ws, &key, delta)),
-            )
-            .await
+        self.run.host_call("cache", "increment", n, |_| 8, blocking(move || c.increment(&ws, &key, delta))).await
     }
 }
 
@@ -533,13 +467,7 @@ mod tests {
         assert_eq!(c.get(&w, "forever").unwrap().as_deref(), Some(&b"v"[..]));
         // The read purged the entry, so its bytes no longer count.
         let tx = c.db.begin_read().unwrap();
-        assert!(
-            tx.open_table(ENTRIES)
-                .unwrap()
-                .get(("w", "short"))
-                .unwrap()
-                .is_none()
-        );
+        assert!(tx.open_table(ENTRIES).unwrap().get(("w", "short")).unwrap().is_none());
     }
 
     #[test]
@@ -562,45 +490,37 @@ mod tests {
         }
         assert_eq!(c.increment(&w, "n", 0).unwrap(), 200);
         c.set(&w, "text", b"abc", None).unwrap();
-        assert!(matches!(
-            c.increment(&w, "text", 1),
-            Err(CacheError::NotAnInteger)
-        ));
-        c.set(&w, "max", i64::MAX.to_string().as_bytes(), None)
-            .unwrap();
-        assert!(matches!(
-            c.increment(&w, "max", 1),
-            Err(CacheError::Overflow)
-        ));
+        assert!(matches!(c.increment(&w, "text", 1), Err(CacheError::NotAnInteger)));
+        c.set(&w, "max", i64::MAX.to_string().as_bytes(), None).unwrap();
+        assert!(matches!(c.increment(&w, "max", 1), Err(CacheError::Overflow)));
     }
 
     #[test]
     fn size_limits_and_quota() {
-        let (_d, c) = open(CacheLimits {
-            max_key_bytes: 8,
-            max_value_bytes: 16,
-            max_workspace_bytes: 64,
-        });
+        let (_d, c) = open(CacheLimits { max_key_bytes: 8, max_value_bytes: 16, max_workspace_bytes: 64 });
         let w = WorkspaceId::new("w").unwrap();
-        assert!(matches!(
-            c.set(&w, "toolongkey", b"", None),
-            Err(CacheError::InvalidKey)
-        ));
-        assert!(matches!(
-            c.set(&w, "k", &[0; 17], None),
-            Err(CacheError::ValueTooLarge { .. })
-        ));
+        assert!(matches!(c.set(&w, "toolongkey", b"", None), Err(CacheError::InvalidKey)));
+        assert!(matches!(c.set(&w, "k", &[0; 17], None), Err(CacheError::ValueTooLarge { .. })));
         // Each entry: 2-byte key + 8-byte header + 16-byte value = 26 bytes.
         c.set(&w, "k1", &[0; 16], None).unwrap();
         c.set(&w, "k2", &[0; 16], None).unwrap();
-        assert!(matches!(
-            c.set(&w, "k3", &[0; 16], None),
-            Err(CacheError::QuotaExceeded { .. })
-        ));
+        assert!(matches!(c.set(&w, "k3", &[0; 16], None), Err(CacheError::QuotaExceeded { .. })));
         // Another workspace has its own quota.
-        c.set(&WorkspaceId::new("v").unwrap(), "k3", &[0; 16], None)
-            .unwrap();
+        c.set(&WorkspaceId::new("v").unwrap(), "k3", &[0; 16], None).unwrap();
         assert!(c.delete(&w, "k1").unwrap());
         c.set(&w, "k3", &[0; 16], None).unwrap();
+    }
+
+    #[test]
+    fn expired_entries_make_room_in_a_full_workspace() {
+        let (_d, c) = open(CacheLimits { max_key_bytes: 8, max_value_bytes: 16, max_workspace_bytes: 64 });
+        let w = WorkspaceId::new("w").unwrap();
+        c.set(&w, "k1", &[0; 16], Some(20)).unwrap();
+        c.set(&w, "k2", &[0; 16], None).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        // Full, but k1 has expired: the purge reclaims its bytes.
+        c.set(&w, "k3", &[0; 16], None).unwrap();
+        assert_eq!(c.get(&w, "k1").unwrap(), None);
+        assert!(c.get(&w, "k3").unwrap().is_some());
     }
 }

@@ -57,6 +57,10 @@ struct RunArgs {
     /// Linear memory limit, in MiB.
     #[arg(long)]
     memory_mib: Option<usize>,
+    /// Do not keep a copy of the output and logs on the run record (sizes,
+    /// status and spans are still recorded).
+    #[arg(long)]
+    no_record_output: bool,
     /// Print the run as JSON on stdout instead of the raw output.
     #[arg(long)]
     json: bool,
@@ -101,9 +105,7 @@ fn data_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
     if let Some(d) = std::env::var_os("ORBIT_HOME").filter(|v| !v.is_empty()) {
         return Ok(PathBuf::from(d));
     }
-    dirs::data_dir()
-        .map(|d| d.join("orbit"))
-        .context("no platform data directory; pass --data-dir or set ORBIT_HOME")
+    dirs::data_dir().map(|d| d.join("orbit")).context("no platform data directory; pass --data-dir or set ORBIT_HOME")
 }
 
 fn main() -> ExitCode {
@@ -119,49 +121,22 @@ fn main() -> ExitCode {
 
 fn real_main(cli: Cli) -> Result<ExitCode> {
     let dir = data_dir(cli.data_dir)?;
-    let orbit =
-        Orbit::open(&dir).with_context(|| format!("opening data directory {}", dir.display()))?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let orbit = Orbit::open(&dir).with_context(|| format!("opening data directory {}", dir.display()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Run(args) => rt.block_on(run(&orbit, args)),
         Command::Compile { component } => {
             let wasm = read_component(&component)?;
             let loaded = load_with_progress(&orbit, &wasm)?;
-            eprintln!(
-                "compiled {} ({}, {})",
-                component.display(),
-                loaded.kind(),
-                loaded.digest()
-            );
+            eprintln!("compiled {} ({}, {})", component.display(), loaded.kind(), loaded.digest());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Runs(RunsCommand::List {
-            workspace,
-            status,
-            limit,
-            before,
-            json,
-        }) => {
-            let status = status
-                .map(|s| {
-                    s.parse::<RunStatus>()
-                        .map_err(|e| anyhow::anyhow!("--status: {e}"))
-                })
-                .transpose()?;
-            let before = before
-                .map(|b| {
-                    b.parse::<RunId>()
-                        .map_err(|e| anyhow::anyhow!("--before: {e}"))
-                })
-                .transpose()?;
-            let query = RunQuery {
-                workspace: parse_workspace(&workspace)?,
-                status,
-                limit,
-                before,
-            };
+        Command::Runs(RunsCommand::List { workspace, status, limit, before, json }) => {
+            let status =
+                status.map(|s| s.parse::<RunStatus>().map_err(|e| anyhow::anyhow!("--status: {e}"))).transpose()?;
+            let before =
+                before.map(|b| b.parse::<RunId>().map_err(|e| anyhow::anyhow!("--before: {e}"))).transpose()?;
+            let query = RunQuery { workspace: parse_workspace(&workspace)?, status, limit, before };
             let page = orbit.runs().list(&query)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&page)?);
@@ -175,9 +150,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         }
         Command::Runs(RunsCommand::Show { run_id, json }) => {
             let id: RunId = run_id.parse().map_err(|e| anyhow::anyhow!("run id: {e}"))?;
-            let Some(rec) = orbit.runs().get(id)? else {
-                bail!("no run {run_id}")
-            };
+            let Some(rec) = orbit.runs().get(id)? else { bail!("no run {run_id}") };
             if json {
                 println!("{}", serde_json::to_string_pretty(&rec)?);
             } else {
@@ -201,8 +174,8 @@ fn load_with_progress(orbit: &Orbit, wasm: &[u8]) -> Result<orbit::LoadedCompone
     if orbit.engine().is_cached(wasm) {
         return Ok(orbit.engine().load(wasm)?);
     }
-    let bar = indicatif::ProgressBar::new_spinner()
-        .with_message(format!("compiling {} KiB component", wasm.len() / 1024));
+    let bar =
+        indicatif::ProgressBar::new_spinner().with_message(format!("compiling {} KiB component", wasm.len() / 1024));
     bar.enable_steady_tick(Duration::from_millis(100));
     let loaded = orbit.engine().load(wasm);
     bar.finish_and_clear();
@@ -212,8 +185,9 @@ fn load_with_progress(orbit: &Orbit, wasm: &[u8]) -> Result<orbit::LoadedCompone
 async fn run(orbit: &Orbit, args: RunArgs) -> Result<ExitCode> {
     let input = match (&args.input, &args.input_file) {
         (Some(text), _) => text.clone(),
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading input file {}", path.display()))?,
+        (None, Some(path)) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading input file {}", path.display()))?
+        }
         (None, None) => String::new(),
     };
     let mut limits: Limits = orbit.engine().config().default_limits.clone();
@@ -226,18 +200,15 @@ async fn run(orbit: &Orbit, args: RunArgs) -> Result<ExitCode> {
     if let Some(mib) = args.memory_mib {
         limits.memory_bytes = mib.saturating_mul(1 << 20);
     }
+    if args.no_record_output {
+        limits.record_output = false;
+    }
     let wasm = read_component(&args.component)?;
     if wasm.len() > limits.component_bytes {
-        bail!(
-            "component is {} bytes, over the {}-byte limit",
-            wasm.len(),
-            limits.component_bytes
-        );
+        bail!("component is {} bytes, over the {}-byte limit", wasm.len(), limits.component_bytes);
     }
     let component = load_with_progress(orbit, &wasm)?;
-    let invocation = Invocation::new(input)
-        .workspace(parse_workspace(&args.workspace)?)
-        .limits(limits);
+    let invocation = Invocation::new(input).workspace(parse_workspace(&args.workspace)?).limits(limits);
     let outcome = orbit.engine().invoke(&component, invocation).await?;
     let rec = &outcome.record;
     if args.json {
@@ -264,20 +235,23 @@ async fn run(orbit: &Orbit, args: RunArgs) -> Result<ExitCode> {
 }
 
 fn summary(rec: &RunRecord) -> String {
-    let mut s = format!(
-        "run {} {} fuel={} duration={}",
-        rec.id,
-        rec.status,
-        rec.fuel_consumed,
-        fmt_us(rec.duration_us)
-    );
+    let mut s =
+        format!("run {} {} fuel={} duration={}", rec.id, rec.status, rec.fuel_consumed, fmt_us(rec.duration_us));
     if let Some(code) = rec.exit_code {
         s.push_str(&format!(" exit={code}"));
     }
     if let Some(err) = &rec.error {
-        s.push_str(&format!(" error={}: {}", err.code, err.message));
+        s.push_str(&format!(" error={}: {}", err.code, terminal_safe(&err.message)));
     }
     s
+}
+
+/// Guest-controlled text made safe for a terminal: control characters
+/// (ANSI escapes, carriage returns) are shown escaped; newlines and tabs stay.
+fn terminal_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() && c != '\n' && c != '\t' { c.escape_default().to_string() } else { c.to_string() })
+        .collect()
 }
 
 fn fmt_us(us: u64) -> String {
@@ -295,10 +269,7 @@ fn fmt_time(ms: u64) -> String {
 }
 
 fn print_run_table(runs: &[RunRecord]) {
-    println!(
-        "{:<36}  {:<24}  {:<17}  {:<7}  {:>12}  {:>9}",
-        "RUN", "STARTED", "STATUS", "KIND", "FUEL", "DURATION"
-    );
+    println!("{:<36}  {:<24}  {:<17}  {:<7}  {:>12}  {:>9}", "RUN", "STARTED", "STATUS", "KIND", "FUEL", "DURATION");
     for r in runs {
         println!(
             "{:<36}  {:<24}  {:<17}  {:<7}  {:>12}  {:>9}",
@@ -323,30 +294,20 @@ fn print_run(r: &RunRecord) {
         println!("exit code  {code}");
     }
     if let Some(e) = &r.error {
-        println!("error      {}: {}", e.code, e.message);
+        println!("error      {}: {}", e.code, terminal_safe(&e.message));
         if let Some(d) = &e.detail {
-            println!("detail     {d}");
+            println!("detail     {}", terminal_safe(d));
         }
     }
     println!("fuel       {}", r.fuel_consumed);
-    println!(
-        "bytes      input {} / output {} / log {}",
-        r.input_bytes, r.output_bytes, r.log_bytes
-    );
+    println!("bytes      input {} / output {} / log {}", r.input_bytes, r.output_bytes, r.log_bytes);
     println!(
         "\nspans ({}{})",
         r.spans.len(),
-        if r.spans_dropped > 0 {
-            format!(", {} dropped", r.spans_dropped)
-        } else {
-            String::new()
-        }
+        if r.spans_dropped > 0 { format!(", {} dropped", r.spans_dropped) } else { String::new() }
     );
     if !r.spans.is_empty() {
-        println!(
-            "  {:>10}  {:>9}  {:<20}  {:<17}  {:>9}  {:>9}",
-            "AT", "TOOK", "CALL", "OUTCOME", "IN", "OUT"
-        );
+        println!("  {:>10}  {:>9}  {:<20}  {:<17}  {:>9}  {:>9}", "AT", "TOOK", "CALL", "OUTCOME", "IN", "OUT");
         for s in &r.spans {
             println!(
                 "  {:>10}  {:>9}  {:<20}  {:<17}  {:>9}  {:>9}",
@@ -362,32 +323,22 @@ fn print_run(r: &RunRecord) {
     if !r.host_errors.is_empty() {
         println!("\nhost errors (operators only)");
         for e in &r.host_errors {
-            println!("  {e}");
+            println!("  {}", terminal_safe(e));
         }
     }
     if !r.logs.is_empty() {
-        println!(
-            "\nlogs{}",
-            if r.logs_truncated { " (truncated)" } else { "" }
-        );
+        println!("\nlogs{}", if r.logs_truncated { " (truncated)" } else { "" });
         for l in &r.logs {
             println!(
                 "  {:>10}  {:<6}  {}",
                 fmt_us(l.offset_us),
                 l.level.to_string(),
-                l.message.trim_end()
+                terminal_safe(l.message.trim_end())
             );
         }
     }
     if let Some(out) = &r.output {
-        println!(
-            "\noutput{}",
-            if r.output_truncated {
-                " (truncated)"
-            } else {
-                ""
-            }
-        );
-        println!("{out}");
+        println!("\noutput{}", if r.output_truncated { " (truncated)" } else { "" });
+        println!("{}", terminal_safe(out));
     }
 }

@@ -18,23 +18,13 @@ fn text(b: &[u8]) -> String {
 }
 
 fn path(guest: &str) -> String {
-    orbit_test_guests::path(guest)
-        .to_string_lossy()
-        .into_owned()
+    orbit_test_guests::path(guest).to_string_lossy().into_owned()
 }
 
 #[test]
 fn run_list_and_show() {
     let dir = tempfile::tempdir().unwrap();
-    let out = orbit(
-        dir.path(),
-        &[
-            "run",
-            &path("markdown"),
-            "--input",
-            "# Title\n\nSome *text*.",
-        ],
-    );
+    let out = orbit(dir.path(), &["run", &path("markdown"), "--input", "# Title\n\nSome *text*."]);
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("<h1>Title</h1>"), "{stdout}");
@@ -42,10 +32,7 @@ fn run_list_and_show() {
     // One summary line on stderr: run id, status, fuel, duration.
     let stderr = text(&out.stderr);
     let summary = stderr.lines().last().unwrap();
-    assert!(
-        summary.starts_with("run ") && summary.contains(" succeeded fuel="),
-        "{summary}"
-    );
+    assert!(summary.starts_with("run ") && summary.contains(" succeeded fuel="), "{summary}");
     let run_id = summary.split_whitespace().nth(1).unwrap().to_owned();
 
     let list = orbit(dir.path(), &["runs", "list", "--json"]);
@@ -55,10 +42,7 @@ fn run_list_and_show() {
     assert_eq!(page["runs"][0]["status"], "succeeded");
 
     let table = text(&orbit(dir.path(), &["runs", "list"]).stdout);
-    assert!(
-        table.contains(&run_id) && table.contains("succeeded"),
-        "{table}"
-    );
+    assert!(table.contains(&run_id) && table.contains("succeeded"), "{table}");
 
     let show = orbit(dir.path(), &["runs", "show", &run_id]);
     assert!(show.status.success());
@@ -69,13 +53,7 @@ fn run_list_and_show() {
     let json = orbit(dir.path(), &["runs", "show", &run_id, "--json"]);
     let rec: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(rec["kind"], "agent");
-    assert!(
-        rec["spans"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["primitive"] == "storage")
-    );
+    assert!(rec["spans"].as_array().unwrap().iter().any(|s| s["primitive"] == "storage"));
 }
 
 #[test]
@@ -83,35 +61,15 @@ fn failed_runs_exit_non_zero_and_filter_by_status() {
     let dir = tempfile::tempdir().unwrap();
     let out = orbit(dir.path(), &["run", &path("spin"), "--fuel", "1000000"]);
     assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("out-of-fuel"),
-        "{}",
-        text(&out.stderr)
-    );
-    let out = orbit(
-        dir.path(),
-        &[
-            "run",
-            &path("exit-code"),
-            "--input",
-            "4",
-            "--workspace",
-            "w2",
-        ],
-    );
+    assert!(text(&out.stderr).contains("out-of-fuel"), "{}", text(&out.stderr));
+    let out = orbit(dir.path(), &["run", &path("exit-code"), "--input", "4", "--workspace", "w2"]);
     assert_eq!(out.status.code(), Some(4));
-    let out = orbit(
-        dir.path(),
-        &["run", &path("echo"), "--input", "hi", "--json"],
-    );
+    let out = orbit(dir.path(), &["run", &path("echo"), "--input", "hi", "--json"]);
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["output"], "hi");
 
-    let list = orbit(
-        dir.path(),
-        &["runs", "list", "--status", "out-of-fuel", "--json"],
-    );
+    let list = orbit(dir.path(), &["runs", "list", "--status", "out-of-fuel", "--json"]);
     let page: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     let runs = page["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 1);
@@ -130,32 +88,20 @@ fn clear_errors_for_files_that_are_not_runnable_components() {
     std::fs::write(&not_wasm, "hello").unwrap();
     let out = orbit(dir.path(), &["run", not_wasm.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("not a WebAssembly component"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("not a WebAssembly component"), "{}", text(&out.stderr));
 
     // A core module (what wasm32-unknown-unknown or `wat` produce).
     let core = dir.path().join("core.wasm");
     std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
     let out = orbit(dir.path(), &["run", core.to_str().unwrap()]);
-    assert!(
-        text(&out.stderr).contains("core wasm module"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("core wasm module"), "{}", text(&out.stderr));
 
     // A valid component with no exports at all: nothing to run.
     let empty = dir.path().join("empty.wasm");
     std::fs::write(&empty, b"\0asm\x0d\0\x01\0").unwrap();
     let out = orbit(dir.path(), &["run", empty.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("exports neither `run`"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("exports neither `run`"), "{}", text(&out.stderr));
 }
 
 #[test]
@@ -164,15 +110,9 @@ fn compile_caches_the_artifact() {
     let out = orbit(dir.path(), &["compile", &path("wordfreq")]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("agent"));
-    let cached: Vec<_> = std::fs::read_dir(dir.path().join("compiled"))
-        .unwrap()
-        .flatten()
-        .collect();
+    let cached: Vec<_> = std::fs::read_dir(dir.path().join("compiled")).unwrap().flatten().collect();
     assert_eq!(cached.len(), 1);
     let name = cached[0].file_name().to_string_lossy().into_owned();
     let digest = orbit::orbit_engine::digest(&std::fs::read(path("wordfreq")).unwrap());
-    assert!(
-        name.starts_with(&digest) && name.ends_with(".cwasm"),
-        "{name}"
-    );
+    assert!(name.starts_with(&digest) && name.ends_with(".cwasm"), "{name}");
 }

@@ -40,26 +40,15 @@ pub(crate) struct CompileCache {
 }
 
 impl CompileCache {
-    pub(crate) fn new(
-        engine: &wasmtime::Engine,
-        dir: Option<PathBuf>,
-    ) -> Result<Self, EngineError> {
+    pub(crate) fn new(engine: &wasmtime::Engine, dir: Option<PathBuf>) -> Result<Self, EngineError> {
         if let Some(dir) = &dir {
-            std::fs::create_dir_all(dir).map_err(|source| EngineError::Cache {
-                path: dir.clone(),
-                source,
-            })?;
+            std::fs::create_dir_all(dir).map_err(|source| EngineError::Cache { path: dir.clone(), source })?;
         }
-        Ok(Self {
-            dir,
-            compat: compatibility_key(engine),
-        })
+        Ok(Self { dir, compat: compatibility_key(engine) })
     }
 
     fn artifact_path(&self, digest: &str) -> Option<PathBuf> {
-        self.dir
-            .as_ref()
-            .map(|d| d.join(format!("{digest}-{}.cwasm", self.compat)))
+        self.dir.as_ref().map(|d| d.join(format!("{digest}-{}.cwasm", self.compat)))
     }
 
     /// Whether a precompiled artifact for `digest` is already cached.
@@ -69,12 +58,7 @@ impl CompileCache {
 
     /// Loads the component for `wasm` (whose sha256 is `digest`) from the
     /// cache, compiling and caching it on a miss.
-    pub(crate) fn load(
-        &self,
-        engine: &wasmtime::Engine,
-        wasm: &[u8],
-        digest: &str,
-    ) -> Result<Component, EngineError> {
+    pub(crate) fn load(&self, engine: &wasmtime::Engine, wasm: &[u8], digest: &str) -> Result<Component, EngineError> {
         let Some(path) = self.artifact_path(digest) else {
             return compile(engine, wasm);
         };
@@ -104,24 +88,25 @@ impl CompileCache {
     }
 
     fn store(&self, path: &Path, artifact: &[u8]) -> Result<(), EngineError> {
-        // Write then rename, so a concurrent reader never maps a partial file.
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, artifact).map_err(|source| EngineError::Cache {
-            path: tmp.clone(),
-            source,
-        })?;
-        std::fs::rename(&tmp, path).map_err(|source| EngineError::Cache {
-            path: path.to_owned(),
-            source,
-        })
+        use std::io::Write;
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        // A temp name unique per process and per call, written, synced and
+        // renamed into place: a reader never maps a partial artifact, even
+        // when two threads compile the same component at once.
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_extension(format!("tmp.{}.{seq}", std::process::id()));
+        let io = |source| EngineError::Cache { path: tmp.clone(), source };
+        let mut file = std::fs::File::create(&tmp).map_err(io)?;
+        file.write_all(artifact).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        drop(file);
+        std::fs::rename(&tmp, path).map_err(|source| EngineError::Cache { path: path.to_owned(), source })
     }
 }
 
 fn precompile(engine: &wasmtime::Engine, wasm: &[u8]) -> Result<Vec<u8>, EngineError> {
     check_is_component(wasm)?;
-    engine
-        .precompile_component(wasm)
-        .map_err(|e| EngineError::NotAComponent(format!("{e:#}")))
+    engine.precompile_component(wasm).map_err(|e| EngineError::NotAComponent(format!("{e:#}")))
 }
 
 fn compile(engine: &wasmtime::Engine, wasm: &[u8]) -> Result<Component, EngineError> {
@@ -133,15 +118,12 @@ fn compile(engine: &wasmtime::Engine, wasm: &[u8]) -> Result<Component, EngineEr
 /// handing bytes to the compiler.
 fn check_is_component(wasm: &[u8]) -> Result<(), EngineError> {
     if wasm.len() < 8 || &wasm[..4] != b"\0asm" {
-        return Err(EngineError::NotAComponent(
-            "the file does not start with the wasm magic bytes".into(),
-        ));
+        return Err(EngineError::NotAComponent("the file does not start with the wasm magic bytes".into()));
     }
     // Bytes 4..8: version and layer. Core modules are layer 0, version 1.
     if wasm[4..8] == [1, 0, 0, 0] {
         return Err(EngineError::NotAComponent(
-            "this is a core wasm module; build for wasm32-wasip2 or run `wasm-tools component new`"
-                .into(),
+            "this is a core wasm module; build for wasm32-wasip2 or run `wasm-tools component new`".into(),
         ));
     }
     Ok(())

@@ -10,9 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use orbit_runs::{ComponentKind, LogLevel, RunError, RunId, RunRecord, RunStatus, RunStore};
 use orbit_workspace::WorkspaceId;
 use wasmtime::component::{Component, Linker, types::ComponentItem};
-use wasmtime::{
-    InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder, Trap,
-};
+use wasmtime::{InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 
@@ -21,9 +19,23 @@ use crate::compile::{CompileCache, digest};
 use crate::error::{EngineError, code_name, safe_message};
 use crate::limits::Limits;
 use crate::primitive::Primitive;
-use crate::state::{
-    CappedPipe, DeadlineExceeded, Extensions, OutputLimitExceeded, RunInfo, RunLimiter, RunState,
-};
+use crate::state::{CappedPipe, DeadlineExceeded, Extensions, OutputLimitExceeded, RunInfo, RunLimiter, RunState};
+
+/// Core instances each run may create at most (the pool's per-component cap;
+/// per-run `Limits::instances` is lowered to it).
+pub const POOL_INSTANCES_PER_RUN: u32 = 64;
+/// Linear memories each run may create at most.
+pub const POOL_MEMORIES_PER_RUN: u32 = 4;
+/// Tables each run may create at most.
+pub const POOL_TABLES_PER_RUN: u32 = 64;
+/// Elements each table may hold at most.
+pub const POOL_TABLE_ELEMENTS: usize = 100_000;
+/// Host resources (streams, pollables) a run may hold at once.
+const MAX_HOST_RESOURCES: usize = 10_000;
+/// Loaded components kept in memory; beyond this, one is evicted per load.
+const MAX_LOADED_COMPONENTS: usize = 256;
+/// Bytes of a guest-chosen error message kept on the run record.
+const MAX_GUEST_ERROR_MESSAGE: usize = 1024;
 
 /// Engine-wide settings, fixed when the engine is built.
 #[derive(Debug, Clone)]
@@ -40,6 +52,8 @@ pub struct EngineConfig {
     pub max_memory_bytes: usize,
     /// Period of the epoch ticker that enforces deadlines. Default 5 ms.
     pub epoch_tick: Duration,
+    /// How long [`Engine::load_async`] waits for a compile. Default 60 s.
+    pub compile_timeout: Duration,
     /// Limits used when an invocation does not override them.
     pub default_limits: Limits,
 }
@@ -51,6 +65,7 @@ impl Default for EngineConfig {
             max_concurrent_runs: 64,
             max_memory_bytes: 1 << 30,
             epoch_tick: Duration::from_millis(5),
+            compile_timeout: Duration::from_secs(60),
             default_limits: Limits::default(),
         }
     }
@@ -59,10 +74,7 @@ impl Default for EngineConfig {
 impl EngineConfig {
     /// The default configuration with compiled components cached in `dir`.
     pub fn with_cache_dir(dir: impl Into<PathBuf>) -> Self {
-        Self {
-            cache_dir: Some(dir.into()),
-            ..Self::default()
-        }
+        Self { cache_dir: Some(dir.into()), ..Self::default() }
     }
 }
 
@@ -88,11 +100,7 @@ impl EngineBuilder {
     /// primitives define the same function; [`EngineError::Cache`] when the
     /// cache directory cannot be created.
     pub fn build(self) -> Result<Engine, EngineError> {
-        let EngineBuilder {
-            config,
-            runs,
-            primitives,
-        } = self;
+        let EngineBuilder { config, runs, primitives } = self;
         let n = config.max_concurrent_runs.max(1);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(n)
@@ -110,12 +118,10 @@ impl EngineBuilder {
             .epoch_interruption(true)
             .memory_init_cow(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine =
-            wasmtime::Engine::new(&wt).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        let engine = wasmtime::Engine::new(&wt).map_err(|e| EngineError::Config(format!("{e:#}")))?;
 
         let mut linker: Linker<RunState> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| EngineError::Config(format!("{e:#}")))?;
         crate::log::add_to_linker(&mut linker)?;
         for p in &primitives {
             p.add_to_linker(&mut linker)?;
@@ -141,29 +147,42 @@ impl EngineBuilder {
 }
 
 fn spawn_epoch_ticker(engine: wasmtime::Engine, tick: Duration, stop: Arc<AtomicBool>) {
-    let _ = std::thread::Builder::new()
-        .name("orbit-epoch".into())
-        .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(tick);
-                engine.increment_epoch();
-            }
-        });
+    let _ = std::thread::Builder::new().name("orbit-epoch".into()).spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(tick);
+            engine.increment_epoch();
+        }
+    });
 }
 
 /// The Orbit engine. Cheap to clone; share one per process.
 ///
 /// # Example
-/// ```no_run
-/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-/// use orbit_engine::{Engine, EngineConfig, Invocation};
-/// let runs = orbit_runs::RunStore::open("/tmp/orbit-doc/runs.redb".as_ref())?;
-/// let engine = Engine::builder(EngineConfig::default(), runs).build()?;
-/// let wasm = std::fs::read("echo.wasm")?;
+/// ```
+/// use orbit_engine::{Engine, EngineConfig, Invocation, Limits};
+/// use orbit_runs::{RunStatus, RunStore};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let dir = tempfile::tempdir()?;
+/// let runs = RunStore::open(&dir.path().join("runs.redb"))?;
+/// // Build once: wasmtime engine, linker, compile cache, epoch ticker.
+/// let engine = Engine::builder(EngineConfig::with_cache_dir(dir.path().join("compiled")), runs).build()?;
+///
+/// // Any component built for wasm32-wasip2; here a fixture that echoes its input.
+/// let wasm = std::fs::read(orbit_test_guests::path("echo"))?;
 /// let component = engine.load(&wasm)?;
-/// let outcome = engine.invoke(&component, Invocation::new("hello")).await?;
-/// println!("{} {:?}", outcome.record.id, outcome.record.status);
-/// # Ok(()) }
+///
+/// let mut limits = Limits::default();
+/// limits.fuel = 10_000_000;
+/// let outcome = engine.invoke(&component, Invocation::new("hello").limits(limits)).await?;
+/// assert_eq!(outcome.status(), RunStatus::Succeeded);
+/// assert_eq!(outcome.output_text(), "hello");
+///
+/// // The run is durable before `invoke` returns.
+/// let stored = engine.runs().get(outcome.run_id())?.expect("recorded");
+/// assert_eq!(stored.fuel_consumed, outcome.fuel_consumed());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
 /// ```
 #[derive(Clone)]
 pub struct Engine {
@@ -192,6 +211,9 @@ impl Drop for Inner {
 /// Cheap to clone.
 #[derive(Clone)]
 pub struct LoadedComponent {
+    /// Identifies the engine that linked it: wasmtime refuses (by panicking)
+    /// to instantiate a component in another engine's store.
+    engine_id: usize,
     digest: Arc<str>,
     kind: ComponentKind,
     pre: Pre,
@@ -231,11 +253,7 @@ pub struct Invocation {
 impl Invocation {
     /// An invocation in the default workspace with default limits.
     pub fn new(input: impl Into<String>) -> Self {
-        Self {
-            workspace: WorkspaceId::default(),
-            input: input.into(),
-            limits: None,
-        }
+        Self { workspace: WorkspaceId::default(), input: input.into(), limits: None }
     }
 
     /// Sets the workspace.
@@ -287,13 +305,13 @@ impl Outcome {
 }
 
 impl Engine {
+    fn id(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
     /// Starts building an engine that records runs in `runs`.
     pub fn builder(config: EngineConfig, runs: RunStore) -> EngineBuilder {
-        EngineBuilder {
-            config,
-            runs,
-            primitives: Vec::new(),
-        }
+        EngineBuilder { config, runs, primitives: Vec::new() }
     }
 
     /// The run store runs are recorded in.
@@ -333,35 +351,47 @@ impl Engine {
     ///
     /// # Errors
     /// As [`Engine::load`].
-    pub fn load_with_limit(
-        &self,
-        wasm: &[u8],
-        max_bytes: usize,
-    ) -> Result<LoadedComponent, EngineError> {
+    pub fn load_with_limit(&self, wasm: &[u8], max_bytes: usize) -> Result<LoadedComponent, EngineError> {
         if wasm.len() > max_bytes {
-            return Err(EngineError::ComponentTooLarge {
-                size: wasm.len(),
-                limit: max_bytes,
-            });
+            return Err(EngineError::ComponentTooLarge { size: wasm.len(), limit: max_bytes });
         }
         let digest = digest(wasm);
-        if let Some(c) = self
-            .inner
-            .components
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&digest)
-        {
+        if let Some(c) = self.inner.components.lock().unwrap_or_else(|e| e.into_inner()).get(&digest) {
             return Ok(c.clone());
         }
         let component = self.inner.cache.load(&self.inner.engine, wasm, &digest)?;
         let loaded = self.link(component, digest.clone())?;
-        self.inner
-            .components
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(digest, loaded.clone());
+        let mut map = self.inner.components.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_LOADED_COMPONENTS
+            && let Some(victim) = map.keys().next().cloned()
+        {
+            map.remove(&victim);
+        }
+        map.insert(digest, loaded.clone());
         Ok(loaded)
+    }
+
+    /// As [`Engine::load_with_limit`], compiling on a blocking thread so the
+    /// async runtime keeps serving other runs, and giving up after the
+    /// engine's `compile_timeout` (the compile then finishes in the
+    /// background and is cached).
+    ///
+    /// # Errors
+    /// As [`Engine::load`], and [`EngineError::CompileTimeout`].
+    pub async fn load_async(&self, wasm: &[u8], max_bytes: usize) -> Result<LoadedComponent, EngineError> {
+        if wasm.len() > max_bytes {
+            return Err(EngineError::ComponentTooLarge { size: wasm.len(), limit: max_bytes });
+        }
+        if let Some(c) = self.inner.components.lock().unwrap_or_else(|e| e.into_inner()).get(&digest(wasm)) {
+            return Ok(c.clone());
+        }
+        let (engine, wasm) = (self.clone(), wasm.to_vec());
+        let task = tokio::task::spawn_blocking(move || engine.load_with_limit(&wasm, max_bytes));
+        match tokio::time::timeout(self.inner.config.compile_timeout, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(EngineError::Config(format!("compile task failed: {join}"))),
+            Err(_) => Err(EngineError::CompileTimeout(self.inner.config.compile_timeout)),
+        }
     }
 
     fn link(&self, component: Component, digest: String) -> Result<LoadedComponent, EngineError> {
@@ -370,55 +400,40 @@ impl Engine {
         for (name, item) in component.component_type().exports(engine) {
             match (name, item.ty) {
                 ("run", ComponentItem::ComponentFunc(_)) => kind = Some(ComponentKind::Agent),
-                (n, ComponentItem::ComponentInstance(_))
-                    if n.starts_with("wasi:cli/run@0.2") && kind.is_none() =>
-                {
+                (n, ComponentItem::ComponentInstance(_)) if n.starts_with("wasi:cli/run@0.2") && kind.is_none() => {
                     kind = Some(ComponentKind::Command)
                 }
                 _ => {}
             }
         }
         let kind = kind.ok_or(EngineError::NoEntryPoint)?;
-        let pre = self
-            .inner
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| EngineError::Link(format!("{e:#}")))?;
+        let pre = self.inner.linker.instantiate_pre(&component).map_err(|e| EngineError::Link(format!("{e:#}")))?;
         let pre = match kind {
-            ComponentKind::Agent => {
-                Pre::Agent(AgentPre::new(pre).map_err(|e| EngineError::Link(format!("{e:#}")))?)
-            }
+            ComponentKind::Agent => Pre::Agent(AgentPre::new(pre).map_err(|e| EngineError::Link(format!("{e:#}")))?),
             ComponentKind::Command => {
                 Pre::Command(CommandPre::new(pre).map_err(|e| EngineError::Link(format!("{e:#}")))?)
             }
         };
-        Ok(LoadedComponent {
-            digest: digest.into(),
-            kind,
-            pre,
-        })
+        Ok(LoadedComponent { engine_id: self.id(), digest: digest.into(), kind, pre })
     }
 
     /// Runs `component` once in a fresh store under the invocation's limits,
     /// records the run durably, and returns its outcome. A run that traps or
     /// hits a limit is still `Ok`: its status says how it ended.
     ///
+    /// A failure of the host itself (a primitive that cannot prepare the
+    /// run, a store that cannot be set up) is recorded as an `internal` run.
+    ///
     /// # Errors
     /// [`EngineError::RunStore`] when the run record could not be committed
-    /// (the outcome is then not durable), or [`EngineError::Primitive`] when a
-    /// primitive could not prepare the run.
-    pub async fn invoke(
-        &self,
-        component: &LoadedComponent,
-        invocation: Invocation,
-    ) -> Result<Outcome, EngineError> {
-        let _permit = self
-            .inner
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| EngineError::Config("engine shut down".into()))?;
-        let (record, output) = self.execute(component, invocation).await?;
+    /// (the outcome is then not durable), or [`EngineError::ForeignComponent`]
+    /// when `component` was loaded by another engine.
+    pub async fn invoke(&self, component: &LoadedComponent, invocation: Invocation) -> Result<Outcome, EngineError> {
+        if component.engine_id != self.id() {
+            return Err(EngineError::ForeignComponent);
+        }
+        let _permit = self.inner.permits.acquire().await.map_err(|_| EngineError::Config("engine shut down".into()))?;
+        let (record, output) = self.execute(component, invocation).await;
         self.inner.runs.record(record.clone()).await?;
         Ok(Outcome { record, output })
     }
@@ -428,34 +443,28 @@ impl Engine {
     ///
     /// # Errors
     /// As [`Engine::load`] and [`Engine::invoke`].
-    pub async fn invoke_wasm(
-        &self,
-        wasm: &[u8],
-        invocation: Invocation,
-    ) -> Result<Outcome, EngineError> {
-        let max = invocation
-            .limits
-            .as_ref()
-            .unwrap_or(&self.inner.config.default_limits)
-            .component_bytes;
-        let component = self.load_with_limit(wasm, max)?;
+    pub async fn invoke_wasm(&self, wasm: &[u8], invocation: Invocation) -> Result<Outcome, EngineError> {
+        let max = invocation.limits.as_ref().unwrap_or(&self.inner.config.default_limits).component_bytes;
+        let component = self.load_async(wasm, max).await?;
         self.invoke(&component, invocation).await
     }
 
-    async fn execute(
-        &self,
-        component: &LoadedComponent,
-        inv: Invocation,
-    ) -> Result<(RunRecord, Vec<u8>), EngineError> {
+    async fn execute(&self, component: &LoadedComponent, inv: Invocation) -> (RunRecord, Vec<u8>) {
         let cfg = &self.inner.config;
-        let limits = inv.limits.unwrap_or_else(|| cfg.default_limits.clone());
+        let mut limits = inv.limits.clone().unwrap_or_else(|| cfg.default_limits.clone());
+        // Per-run counts above the pool's per-run slots could never be met.
+        limits.instances = limits.instances.min(POOL_INSTANCES_PER_RUN as usize);
+        limits.memories = limits.memories.min(POOL_MEMORIES_PER_RUN as usize);
+        limits.tables = limits.tables.min(POOL_TABLES_PER_RUN as usize);
+        limits.table_elements = limits.table_elements.min(POOL_TABLE_ELEMENTS);
+        limits.memory_bytes = limits.memory_bytes.min(cfg.max_memory_bytes);
         let run_id = RunId::new();
         let started = Instant::now();
-        let started_at_ms = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        let deadline = tokio::time::Instant::from_std(started + limits.timeout);
+        let started_at_ms =
+            SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        // A huge timeout means "no deadline" in practice; never overflow.
+        let timeout = limits.timeout.min(Duration::from_secs(365 * 24 * 3600));
+        let deadline = tokio::time::Instant::from_std(started + timeout);
 
         let stdout = CappedPipe::new(limits.output_bytes, true);
         let stderr = CappedPipe::new(limits.log_bytes, false);
@@ -467,64 +476,71 @@ impl Engine {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
-            .socket_addr_check(|_, _| Box::pin(async { false }));
+            .socket_addr_check(|_, _| Box::pin(async { false }))
+            .max_random_size(limits.hostcall_bytes.min(1 << 20) as u64);
         if component.kind == ComponentKind::Command {
             wasi.stdin(MemoryInputPipe::new(inv.input.clone().into_bytes()));
         }
-        let info = RunInfo::new(
-            run_id,
-            inv.workspace.clone(),
-            started,
-            deadline,
-            limits.log_bytes,
-        );
-        let mut extensions = Extensions::default();
-        for p in &self.inner.primitives {
-            p.prepare(&info, &mut extensions)?;
-        }
-        let limiter = RunLimiter {
-            limits: StoreLimitsBuilder::new()
-                .memory_size(limits.memory_bytes.min(cfg.max_memory_bytes))
-                .table_elements(limits.table_elements)
-                .instances(limits.instances)
-                .tables(limits.tables)
-                .memories(limits.memories)
-                .trap_on_grow_failure(false)
-                .build(),
-            memory_refused: false,
-        };
-        let mut store = Store::new(
-            &self.inner.engine,
-            RunState::new(wasi.build(), limiter, info, extensions),
-        );
-        store.limiter(|s| &mut s.limiter);
-        let setup = (|| -> wasmtime::Result<()> {
-            store.set_fuel(limits.fuel)?;
-            // Yield to tokio now and then so long guests share the runtime.
-            store.fuel_async_yield_interval(Some(100_000))?;
-            Ok(())
-        })();
-        if let Err(e) = setup {
-            return Err(EngineError::Config(format!("{e:#}")));
-        }
-        let tick = cfg.epoch_tick.as_nanos().max(1);
-        store.set_epoch_deadline((limits.timeout.as_nanos() / tick) as u64 + 1);
-        store.epoch_deadline_trap();
-        store.set_hostcall_fuel(limits.hostcall_bytes);
-
+        let mut info = RunInfo::new(run_id, inv.workspace.clone(), started, deadline, limits.log_bytes);
         let input_bytes = inv.input.len() as u64;
-        // Epochs stop wasm code and host calls carry their own timeouts;
-        // this outer bound (one tick of slack) catches anything else.
-        let outer = deadline + cfg.epoch_tick * 2;
-        let call = tokio::time::timeout_at(outer, run_component(&mut store, component, inv.input));
-        let result = match call.await {
-            Ok(r) => r,
-            Err(_) => Err(RunEnd::Trap(wasmtime::Error::new(DeadlineExceeded))),
-        };
 
-        let fuel_left = store.get_fuel().unwrap_or(0);
-        let fuel_consumed = limits.fuel.saturating_sub(fuel_left);
-        let (mut info, limiter) = store.into_data().into_parts();
+        let mut extensions = Extensions::default();
+        let mut result = Ok(());
+        for p in &self.inner.primitives {
+            if let Err(e) = p.prepare(&info, &mut extensions) {
+                result = Err(e.to_string());
+                break;
+            }
+        }
+        let mut fuel_consumed = 0;
+        let mut memory_refused = false;
+        let result = match result {
+            Err(detail) => Err(RunEnd::Host(detail)),
+            Ok(()) => {
+                let limiter = RunLimiter {
+                    limits: StoreLimitsBuilder::new()
+                        .table_elements(limits.table_elements)
+                        .instances(limits.instances)
+                        .tables(limits.tables)
+                        .memories(limits.memories)
+                        .trap_on_grow_failure(false)
+                        .build(),
+                    memory_budget: limits.memory_bytes,
+                    memory_used: 0,
+                    memory_refused: false,
+                };
+                let mut state = RunState::new(wasi.build(), limiter, info, extensions);
+                state.table.set_max_capacity(MAX_HOST_RESOURCES);
+                let mut store = Store::new(&self.inner.engine, state);
+                store.limiter(|s| &mut s.limiter);
+                let tick = cfg.epoch_tick.as_nanos().max(1);
+                store.set_epoch_deadline((timeout.as_nanos() / tick) as u64 + 1);
+                store.epoch_deadline_trap();
+                store.set_hostcall_fuel(limits.hostcall_bytes);
+                let result = match store
+                    .set_fuel(limits.fuel)
+                    // Yield to tokio now and then so long guests share the runtime.
+                    .and_then(|()| store.fuel_async_yield_interval(Some(100_000)))
+                {
+                    Err(e) => Err(RunEnd::Host(format!("store setup: {e:#}"))),
+                    Ok(()) => {
+                        // Epochs stop wasm code and host calls carry their own
+                        // timeouts; this outer bound catches anything else.
+                        let outer = deadline + cfg.epoch_tick * 2;
+                        let run = run_component(&mut store, component, inv.input);
+                        match tokio::time::timeout_at(outer, run).await {
+                            Ok(r) => r,
+                            Err(_) => Err(RunEnd::Trap(wasmtime::Error::new(DeadlineExceeded))),
+                        }
+                    }
+                };
+                fuel_consumed = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(limits.fuel));
+                let (run_info, limiter) = store.into_data().into_parts();
+                info = run_info;
+                memory_refused = limiter.memory_refused;
+                result
+            }
+        };
         let (mut stdout_bytes, _) = stdout.take();
         let (stderr_bytes, _) = stderr.take();
         if !stderr_bytes.is_empty() {
@@ -533,66 +549,63 @@ impl Engine {
 
         let mut exit_code = None;
         let mut output = Vec::new();
+        let mut output_bytes = 0;
         let (status, error) = match result {
             Ok(Finished::Agent(Ok(text))) => {
+                output_bytes = text.len();
                 if text.len() > limits.output_bytes {
-                    let detail = format!(
-                        "run returned {} bytes; limit {}",
-                        text.len(),
-                        limits.output_bytes
-                    );
-                    (RunStatus::TooLarge, Some(limit_error("too-large", detail)))
+                    let detail = format!("run returned {} bytes; limit {}", text.len(), limits.output_bytes);
+                    (RunStatus::TooLarge, Some(run_error("too-large", detail)))
                 } else {
                     output = text.into_bytes();
                     (RunStatus::Succeeded, None)
                 }
             }
-            Ok(Finished::Agent(Err(guest_err))) => (
-                RunStatus::Failed,
-                Some(RunError {
-                    code: code_name(guest_err.code).to_owned(),
-                    message: guest_err.message,
-                    detail: None,
-                }),
-            ),
+            Ok(Finished::Agent(Err(guest_err))) => {
+                // The guest chose this text; keep it, but bounded.
+                let mut message = guest_err.message;
+                if message.len() > MAX_GUEST_ERROR_MESSAGE {
+                    let mut end = MAX_GUEST_ERROR_MESSAGE;
+                    while !message.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    message.truncate(end);
+                }
+                let code = code_name(guest_err.code).to_owned();
+                (RunStatus::Failed, Some(RunError { code, message, detail: None }))
+            }
             Ok(Finished::Command(code)) => {
                 output = std::mem::take(&mut stdout_bytes);
+                output_bytes = output.len();
                 exit_code = Some(code);
                 if code == 0 {
                     (RunStatus::Succeeded, None)
                 } else {
-                    (
-                        RunStatus::Exited,
-                        Some(limit_error("exited", format!("exit code {code}"))),
-                    )
+                    (RunStatus::Exited, Some(run_error("exited", format!("exit code {code}"))))
                 }
             }
             Err(RunEnd::Trap(err)) => {
                 // A host call that timed out may surface as another error
                 // (for example a poisoned store), so its flag wins.
-                let status = if info.deadline_hit {
-                    RunStatus::DeadlineExceeded
+                let (status, code) = if info.deadline_hit {
+                    (RunStatus::DeadlineExceeded, "deadline-exceeded")
                 } else {
-                    classify(&err, limiter.memory_refused)
+                    classify(&err, memory_refused)
                 };
                 if component.kind == ComponentKind::Command && status != RunStatus::TooLarge {
                     // Keep what a command printed before it was stopped.
                     output = std::mem::take(&mut stdout_bytes);
+                    output_bytes = output.len();
                 }
-                (
-                    status,
-                    Some(limit_error(status.as_str(), format!("{err:#}"))),
-                )
+                (status, Some(run_error(code, format!("{err:#}"))))
             }
+            Err(RunEnd::Host(detail)) => (RunStatus::Internal, Some(run_error("internal", detail))),
         };
 
         let duration_us = started.elapsed().as_micros() as u64;
         let (recorded_output, output_truncated) = if limits.record_output {
             let cap = limits.output_bytes.min(output.len());
-            (
-                Some(String::from_utf8_lossy(&output[..cap]).into_owned()),
-                cap < output.len(),
-            )
+            (Some(String::from_utf8_lossy(&output[..cap]).into_owned()), cap < output_bytes)
         } else {
             (None, false)
         };
@@ -608,42 +621,36 @@ impl Engine {
             error,
             fuel_consumed,
             input_bytes,
-            output_bytes: output.len() as u64,
-            log_bytes: info.log_bytes_used as u64,
+            output_bytes: output_bytes as u64,
+            log_bytes: info.log_bytes_total as u64,
             output: recorded_output,
             output_truncated,
-            logs: if limits.record_output {
-                info.logs
-            } else {
-                Vec::new()
-            },
+            logs: if limits.record_output { info.logs } else { Vec::new() },
             logs_truncated: info.logs_truncated,
             spans: info.spans,
             spans_dropped: info.spans_dropped,
             host_errors: info.host_errors,
         };
-        Ok((record, output))
+        (record, output)
     }
 }
 
-/// A run error whose guest-safe message is the fixed text for its status,
+/// A run error whose caller-facing message is the fixed text for its code,
 /// with the internal detail kept for operators.
-fn limit_error(code: &str, detail: String) -> RunError {
+fn run_error(code: &str, detail: String) -> RunError {
     let message = match code {
         "out-of-fuel" => "the run used all of its fuel",
         "deadline-exceeded" => "the run passed its deadline",
         "memory-limit" => "the run hit its memory limit",
         "stack-overflow" => "the run overflowed its stack",
         "too-large" => "the output exceeded its size limit",
+        "hostcall-too-large" => "a host call carried more bytes than allowed",
         "exited" => "the command exited with a non-zero status",
         "internal" => safe_message(crate::ErrorCode::Internal),
         _ => "the run trapped",
     };
-    RunError {
-        code: code.to_owned(),
-        message: message.to_owned(),
-        detail: Some(detail),
-    }
+    let code = if code == "hostcall-too-large" { "too-large" } else { code };
+    RunError { code: code.to_owned(), message: message.to_owned(), detail: Some(detail) }
 }
 
 enum Finished {
@@ -652,7 +659,10 @@ enum Finished {
 }
 
 enum RunEnd {
+    /// The guest trapped or was stopped by a limit.
     Trap(wasmtime::Error),
+    /// The host failed before or while setting up the run.
+    Host(String),
 }
 
 async fn run_component(
@@ -662,21 +672,12 @@ async fn run_component(
 ) -> Result<Finished, RunEnd> {
     match &component.pre {
         Pre::Agent(pre) => {
-            let agent = pre
-                .instantiate_async(&mut *store)
-                .await
-                .map_err(RunEnd::Trap)?;
-            let r = agent
-                .call_run(&mut *store, &input)
-                .await
-                .map_err(RunEnd::Trap)?;
+            let agent = pre.instantiate_async(&mut *store).await.map_err(RunEnd::Trap)?;
+            let r = agent.call_run(&mut *store, &input).await.map_err(RunEnd::Trap)?;
             Ok(Finished::Agent(r))
         }
         Pre::Command(pre) => {
-            let command = pre
-                .instantiate_async(&mut *store)
-                .await
-                .map_err(RunEnd::Trap)?;
+            let command = pre.instantiate_async(&mut *store).await.map_err(RunEnd::Trap)?;
             match command.wasi_cli_run().call_run(&mut *store).await {
                 Ok(Ok(())) => Ok(Finished::Command(0)),
                 Ok(Err(())) => Ok(Finished::Command(1)),
@@ -689,30 +690,33 @@ async fn run_component(
     }
 }
 
-/// Maps a trap to the run's typed status.
-fn classify(err: &wasmtime::Error, memory_refused: bool) -> RunStatus {
+/// Maps a trap to the run's typed status and the code for its error.
+fn classify(err: &wasmtime::Error, memory_refused: bool) -> (RunStatus, &'static str) {
+    let mut trap_code = None;
     for cause in err.chain() {
         if let Some(trap) = cause.downcast_ref::<Trap>() {
             match trap {
-                Trap::OutOfFuel => return RunStatus::OutOfFuel,
-                Trap::Interrupt => return RunStatus::DeadlineExceeded,
-                Trap::StackOverflow => return RunStatus::StackOverflow,
-                _ => {}
+                Trap::OutOfFuel => return (RunStatus::OutOfFuel, "out-of-fuel"),
+                Trap::Interrupt => return (RunStatus::DeadlineExceeded, "deadline-exceeded"),
+                Trap::StackOverflow => return (RunStatus::StackOverflow, "stack-overflow"),
+                other => trap_code = Some(*other),
             }
         }
         if cause.is::<DeadlineExceeded>() {
-            return RunStatus::DeadlineExceeded;
+            return (RunStatus::DeadlineExceeded, "deadline-exceeded");
         }
         if cause.is::<OutputLimitExceeded>() {
-            return RunStatus::TooLarge;
+            return (RunStatus::TooLarge, "too-large");
         }
     }
     // wasmtime's hostcall-fuel error type is private; match its text.
     if format!("{err:#}").contains("fuel allocated for hostcalls") {
-        return RunStatus::TooLarge;
+        return (RunStatus::TooLarge, "hostcall-too-large");
     }
-    if memory_refused {
-        return RunStatus::MemoryLimit;
+    // A refused grow shows up as the guest aborting (`unreachable`, Rust's
+    // allocation-failure path) or as instantiation failing (no trap code).
+    if memory_refused && matches!(trap_code, None | Some(Trap::UnreachableCodeReached)) {
+        return (RunStatus::MemoryLimit, "memory-limit");
     }
-    RunStatus::Trapped
+    (RunStatus::Trapped, "trapped")
 }

@@ -55,18 +55,12 @@ impl HostError {
 
     /// An error whose `detail` is kept on the run record for operators.
     pub fn with_detail(code: ErrorCode, detail: impl Into<String>) -> Self {
-        Self {
-            code,
-            detail: Some(detail.into()),
-        }
+        Self { code, detail: Some(detail.into()) }
     }
 
     /// The sanitized error the guest receives.
     pub fn to_guest(&self) -> GuestError {
-        GuestError {
-            code: self.code,
-            message: safe_message(self.code).to_owned(),
-        }
+        GuestError { code: self.code, message: safe_message(self.code).to_owned() }
     }
 }
 
@@ -108,6 +102,13 @@ pub enum EngineError {
     /// Recording the run failed; the run's outcome was not made durable.
     #[error("run store: {0}")]
     RunStore(#[from] orbit_runs::RunStoreError),
+    /// Compiling the component took longer than the engine's
+    /// `compile_timeout`.
+    #[error("compiling the component took longer than {0:?}")]
+    CompileTimeout(std::time::Duration),
+    /// The component was loaded by another [`Engine`](crate::Engine).
+    #[error("the component was loaded by another engine")]
+    ForeignComponent,
     /// A primitive could not prepare its per-run state.
     #[error("primitive {primitive} failed to prepare the run: {detail}")]
     Primitive {

@@ -17,9 +17,7 @@ impl log::Host for RunInfo {
             log::Level::Error => LogLevel::Error,
         };
         let bytes = message.len();
-        self.host_call("log", "log", bytes, |_| 0, async { Ok(()) })
-            .await?
-            .ok();
+        self.host_call("log", "log", bytes, |_| 0, async { Ok(()) }).await?.ok();
         RunInfo::log(self, level, &message);
         Ok(())
     }

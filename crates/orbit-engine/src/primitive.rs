@@ -35,7 +35,8 @@ pub trait Primitive: Send + Sync + 'static {
     /// instantiated. Keep it cheap: it is on the invocation hot path.
     ///
     /// # Errors
-    /// [`EngineError::Primitive`] when the state cannot be created; the run
-    /// then ends as `internal`.
+    /// [`EngineError::Primitive`] when the state cannot be created. The run
+    /// is then recorded as `internal` with this error as operator detail, and
+    /// the component is not instantiated.
     fn prepare(&self, run: &RunInfo, extensions: &mut Extensions) -> Result<(), EngineError>;
 }

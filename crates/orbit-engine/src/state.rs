@@ -32,19 +32,8 @@ pub struct RunState {
 }
 
 impl RunState {
-    pub(crate) fn new(
-        wasi: WasiCtx,
-        limiter: RunLimiter,
-        info: RunInfo,
-        extensions: Extensions,
-    ) -> Self {
-        Self {
-            wasi,
-            table: ResourceTable::new(),
-            limiter,
-            info,
-            extensions,
-        }
+    pub(crate) fn new(wasi: WasiCtx, limiter: RunLimiter, info: RunInfo, extensions: Extensions) -> Self {
+        Self { wasi, table: ResourceTable::new(), limiter, info, extensions }
     }
 
     /// The run's shared information: ids, deadline, spans and logs.
@@ -76,10 +65,7 @@ impl RunState {
 
 impl WasiView for RunState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -101,10 +87,7 @@ impl Extensions {
     pub fn get_mut<T: Any + Send>(&mut self) -> Option<&mut T> {
         let id = TypeId::of::<T>();
         // A handful of primitives: a linear scan beats hashing.
-        self.entries
-            .iter_mut()
-            .find(|(t, _)| *t == id)
-            .and_then(|(_, v)| v.downcast_mut::<T>())
+        self.entries.iter_mut().find(|(t, _)| *t == id).and_then(|(_, v)| v.downcast_mut::<T>())
     }
 }
 
@@ -117,6 +100,8 @@ pub struct RunInfo {
     pub(crate) spans: Vec<Span>,
     pub(crate) logs: Vec<LogLine>,
     pub(crate) log_bytes_used: usize,
+    /// Log bytes the guest produced, including those dropped over the cap.
+    pub(crate) log_bytes_total: usize,
     pub(crate) log_limit: usize,
     pub(crate) logs_truncated: bool,
     pub(crate) host_errors: Vec<String>,
@@ -145,6 +130,7 @@ impl RunInfo {
             spans: Vec::new(),
             logs: Vec::new(),
             log_bytes_used: 0,
+            log_bytes_total: 0,
             log_limit,
             logs_truncated: false,
             host_errors: Vec::new(),
@@ -172,6 +158,7 @@ impl RunInfo {
     /// Appends a log line to the run, within the run's log-size limit.
     /// Lines past the limit are dropped and the record marked truncated.
     pub fn log(&mut self, level: LogLevel, message: &str) {
+        self.log_bytes_total = self.log_bytes_total.saturating_add(message.len());
         let remaining = self.log_limit.saturating_sub(self.log_bytes_used);
         if remaining == 0 {
             self.logs_truncated = true;
@@ -243,8 +230,7 @@ impl RunInfo {
                 if let Some(detail) = &err.detail
                     && self.host_errors.len() < MAX_HOST_ERRORS
                 {
-                    self.host_errors
-                        .push(format!("{primitive}.{operation}: {detail}"));
+                    self.host_errors.push(format!("{primitive}.{operation}: {detail}"));
                 }
                 Err(err.to_guest())
             }
@@ -262,25 +248,31 @@ impl RunInfo {
     }
 }
 
-/// Store limiter that remembers whether a memory grow was refused, so a
-/// later trap can be reported as `memory-limit`.
+/// Store limiter: one memory budget for all of the run's linear memories
+/// (wasmtime's `StoreLimits` caps each memory separately), and a flag that
+/// lets a later trap be reported as `memory-limit`.
 pub(crate) struct RunLimiter {
+    /// Counts of instances, tables and memories, and table elements.
     pub(crate) limits: StoreLimits,
+    /// Bytes all linear memories of the run may hold together.
+    pub(crate) memory_budget: usize,
+    /// Bytes currently held by the run's linear memories.
+    pub(crate) memory_used: usize,
     pub(crate) memory_refused: bool,
 }
 
 impl ResourceLimiter for RunLimiter {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        let ok = self.limits.memory_growing(current, desired, maximum)?;
-        if !ok {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let grow = desired.saturating_sub(current);
+        let within_budget = self.memory_used.saturating_add(grow) <= self.memory_budget;
+        let within_max = maximum.is_none_or(|m| desired <= m);
+        if within_budget && within_max {
+            self.memory_used += grow;
+            Ok(true)
+        } else {
             self.memory_refused = true;
+            Ok(false)
         }
-        Ok(ok)
     }
 
     fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
@@ -288,12 +280,7 @@ impl ResourceLimiter for RunLimiter {
         self.limits.memory_grow_failed(error)
     }
 
-    fn table_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
         self.limits.table_growing(current, desired, maximum)
     }
 
@@ -333,11 +320,7 @@ struct PipeBuf {
 
 impl CappedPipe {
     pub(crate) fn new(cap: usize, trap_on_overflow: bool) -> Self {
-        Self {
-            inner: Arc::default(),
-            cap,
-            trap_on_overflow,
-        }
+        Self { inner: Arc::default(), cap, trap_on_overflow }
     }
 
     /// The captured bytes and whether any were dropped.
@@ -378,9 +361,7 @@ impl wasmtime_wasi::cli::StdoutStream for CappedPipe {
 
 impl wasmtime_wasi::p2::OutputStream for CappedPipe {
     fn write(&mut self, bytes: bytes::Bytes) -> wasmtime_wasi::p2::StreamResult<()> {
-        self.push(&bytes)
-            .map(|_| ())
-            .map_err(|e| wasmtime_wasi::p2::StreamError::Trap(wasmtime::Error::new(e)))
+        self.push(&bytes).map(|_| ()).map_err(|e| wasmtime_wasi::p2::StreamError::Trap(wasmtime::Error::new(e)))
     }
     fn flush(&mut self) -> wasmtime_wasi::p2::StreamResult<()> {
         Ok(())

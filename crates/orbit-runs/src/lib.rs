@@ -21,8 +21,8 @@ mod types;
 pub use error::RunStoreError;
 pub use store::RunStore;
 pub use types::{
-    ComponentKind, DEFAULT_LIST_LIMIT, GroupCommit, LogLevel, LogLine, MAX_LIST_LIMIT,
-    ParseNameError, RunError, RunId, RunPage, RunQuery, RunRecord, RunStatus, Span,
+    ComponentKind, DEFAULT_LIST_LIMIT, GroupCommit, LogLevel, LogLine, MAX_LIST_LIMIT, ParseNameError, RunError, RunId,
+    RunPage, RunQuery, RunRecord, RunStatus, Span,
 };
 
 #[cfg(test)]
@@ -35,10 +35,7 @@ mod tests {
             let name = status.to_string();
             assert_eq!(name, status.as_str());
             assert_eq!(name.parse::<RunStatus>(), Ok(status));
-            assert_eq!(
-                serde_json::to_string(&status).unwrap(),
-                format!("\"{name}\"")
-            );
+            assert_eq!(serde_json::to_string(&status).unwrap(), format!("\"{name}\""));
             assert_eq!(status.is_success(), status == RunStatus::Succeeded);
         }
         assert_eq!(RunStatus::OutOfFuel.as_str(), "out-of-fuel");
@@ -50,15 +47,9 @@ mod tests {
     fn kinds_and_levels_use_kebab_case() {
         assert_eq!(ComponentKind::Agent.to_string(), "agent");
         assert_eq!(ComponentKind::Command.to_string(), "command");
-        assert_eq!(
-            serde_json::to_string(&ComponentKind::Command).unwrap(),
-            "\"command\""
-        );
+        assert_eq!(serde_json::to_string(&ComponentKind::Command).unwrap(), "\"command\"");
         assert_eq!("agent".parse::<ComponentKind>(), Ok(ComponentKind::Agent));
-        assert_eq!(
-            serde_json::to_string(&LogLevel::Stderr).unwrap(),
-            "\"stderr\""
-        );
+        assert_eq!(serde_json::to_string(&LogLevel::Stderr).unwrap(), "\"stderr\"");
         assert_eq!("warn".parse::<LogLevel>(), Ok(LogLevel::Warn));
     }
 

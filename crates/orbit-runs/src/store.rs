@@ -146,9 +146,7 @@ pub struct RunStore {
 
 impl std::fmt::Debug for RunStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunStore")
-            .field("commits", &self.commits())
-            .finish_non_exhaustive()
+        f.debug_struct("RunStore").field("commits", &self.commits()).finish_non_exhaustive()
     }
 }
 
@@ -179,17 +177,12 @@ impl RunStore {
         if let Some(parent) = path.parent()
             && !parent.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(parent).map_err(|source| RunStoreError::CreateDir {
-                path: parent.to_path_buf(),
-                source,
-            })?;
+            std::fs::create_dir_all(parent)
+                .map_err(|source| RunStoreError::CreateDir { path: parent.to_path_buf(), source })?;
         }
         let db = Database::builder()
             .create(path)
-            .map_err(|source| RunStoreError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            .map_err(|source| RunStoreError::Open { path: path.to_path_buf(), source })?;
         create_tables(&db)?;
 
         let db = Arc::new(db);
@@ -204,14 +197,7 @@ impl RunStore {
                 .map_err(RunStoreError::SpawnWriter)?
         };
         tracing::debug!(path = %path.display(), ?gc, "run store opened");
-        Ok(Self {
-            shared: Arc::new(Shared {
-                db,
-                jobs: Some(jobs),
-                writer: Some(writer),
-                commits,
-            }),
-        })
+        Ok(Self { shared: Arc::new(Shared { db, jobs: Some(jobs), writer: Some(writer), commits }) })
     }
 
     /// Stores `rec`, returning only once it is durably committed.
@@ -294,10 +280,7 @@ impl RunStore {
     pub fn list(&self, q: &RunQuery) -> Result<RunPage, RunStoreError> {
         let limit = q.limit.min(MAX_LIST_LIMIT);
         if limit == 0 {
-            return Ok(RunPage {
-                runs: Vec::new(),
-                next_cursor: None,
-            });
+            return Ok(RunPage { runs: Vec::new(), next_cursor: None });
         }
         let txn = self.shared.db.begin_read().map_err(storage)?;
         let index = txn.open_table(BY_WORKSPACE).map_err(storage)?;
@@ -305,12 +288,8 @@ impl RunStore {
 
         let workspace = q.workspace.as_str();
         let entries = match q.before {
-            Some(before) => index
-                .range((workspace, 0u128)..(workspace, before.as_u128()))
-                .map_err(storage)?,
-            None => index
-                .range((workspace, 0u128)..=(workspace, u128::MAX))
-                .map_err(storage)?,
+            Some(before) => index.range((workspace, 0u128)..(workspace, before.as_u128())).map_err(storage)?,
+            None => index.range((workspace, 0u128)..=(workspace, u128::MAX)).map_err(storage)?,
         };
         let wanted = q.status.map(|s| s.as_str());
 
@@ -327,10 +306,7 @@ impl RunStore {
             }
             let id = RunId::from_u128(key.value().1);
             let Some(bytes) = runs.get(id.as_u128()).map_err(storage)? else {
-                return Err(RunStoreError::Corrupt {
-                    id,
-                    reason: "indexed but not stored".into(),
-                });
+                return Err(RunStoreError::Corrupt { id, reason: "indexed but not stored".into() });
             };
             let rec = decode(id, bytes.value())?;
             if rec.workspace != q.workspace || rec.status.as_str() != status.value() {
@@ -341,15 +317,8 @@ impl RunStore {
             }
             page.push(rec);
         }
-        let next_cursor = if more {
-            page.last().map(|r| r.id)
-        } else {
-            None
-        };
-        Ok(RunPage {
-            runs: page,
-            next_cursor,
-        })
+        let next_cursor = if more { page.last().map(|r| r.id) } else { None };
+        Ok(RunPage { runs: page, next_cursor })
     }
 
     /// How many batch write transactions this store's writer has committed
@@ -370,15 +339,10 @@ fn storage(error: impl Into<redb::Error>) -> RunStoreError {
 
 /// Decodes a stored record and checks it is stored under its own id.
 fn decode(id: RunId, bytes: &[u8]) -> Result<RunRecord, RunStoreError> {
-    let rec: RunRecord = serde_json::from_slice(bytes).map_err(|e| RunStoreError::Corrupt {
-        id,
-        reason: e.to_string(),
-    })?;
+    let rec: RunRecord =
+        serde_json::from_slice(bytes).map_err(|e| RunStoreError::Corrupt { id, reason: e.to_string() })?;
     if rec.id != id {
-        return Err(RunStoreError::Corrupt {
-            id,
-            reason: format!("record carries id {}", rec.id),
-        });
+        return Err(RunStoreError::Corrupt { id, reason: format!("record carries id {}", rec.id) });
     }
     Ok(rec)
 }
@@ -440,11 +404,7 @@ fn commit_batch(db: &Database, batch: &mut Vec<Job>, commits: &AtomicU64) {
     match write_batch(db, batch) {
         Ok(outcomes) => {
             commits.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(
-                records = size,
-                elapsed_us = started.elapsed().as_micros() as u64,
-                "run batch committed"
-            );
+            tracing::debug!(records = size, elapsed_us = started.elapsed().as_micros() as u64, "run batch committed");
             for (job, outcome) in batch.drain(..).zip(outcomes) {
                 job.ack.send(outcome);
             }

@@ -183,7 +183,9 @@ pub struct RunError {
     /// A guest error code such as `"invalid-input"`, or a trap name such as
     /// `"out-of-fuel"`.
     pub code: String,
-    /// The message that is safe to show to the guest and API callers.
+    /// The caller-facing message: a fixed text per code for limits, traps
+    /// and host failures. For `failed` runs it is the text the guest chose
+    /// (capped at 1 KiB), so treat it as untrusted when displaying it.
     pub message: String,
     /// Internal detail for operators only; never shown to API callers.
     pub detail: Option<String>,
@@ -232,7 +234,7 @@ pub struct LogLine {
 /// Spans record sizes and outcomes, never payloads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Span {
-    /// The primitive called, such as `"blob"` or `"cache"`.
+    /// The primitive called, such as `"storage"` or `"cache"`.
     pub primitive: String,
     /// The operation called, such as `"get"` or `"put"`.
     pub operation: String,
@@ -323,12 +325,7 @@ impl RunQuery {
     /// The first page of `workspace`'s runs, any status,
     /// [`DEFAULT_LIST_LIMIT`] runs per page.
     pub fn new(workspace: WorkspaceId) -> Self {
-        Self {
-            workspace,
-            status: None,
-            limit: DEFAULT_LIST_LIMIT,
-            before: None,
-        }
+        Self { workspace, status: None, limit: DEFAULT_LIST_LIMIT, before: None }
     }
 }
 
@@ -358,9 +355,6 @@ pub struct GroupCommit {
 
 impl Default for GroupCommit {
     fn default() -> Self {
-        Self {
-            max_batch: 512,
-            max_delay: Duration::from_millis(2),
-        }
+        Self { max_batch: 512, max_delay: Duration::from_millis(2) }
     }
 }

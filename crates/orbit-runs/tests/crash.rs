@@ -61,10 +61,7 @@ fn crash_child() {
     let store = RunStore::open(std::path::Path::new(&path)).expect("child opens store");
     // libtest has already printed "test crash_child ... " with no newline.
     println!("\nREADY");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(4).build().unwrap();
     let stop_at = Instant::now() + Duration::from_secs(30);
     runtime.block_on(async move {
         let mut tasks = Vec::new();
@@ -76,11 +73,8 @@ fn crash_child() {
                 while Instant::now() < stop_at {
                     let status = RunStatus::ALL[rng.below(RunStatus::ALL.len() as u64) as usize];
                     // Mostly small records, sometimes multi-page ones.
-                    let payload = if rng.below(16) == 0 {
-                        rng.below(64 * 1024) as usize
-                    } else {
-                        rng.below(2_000) as usize
-                    };
+                    let payload =
+                        if rng.below(16) == 0 { rng.below(64 * 1024) as usize } else { rng.below(2_000) as usize };
                     let id = RunId::new();
                     let rec = record(id, &workspace, status, payload);
                     if store.record(rec).await.is_ok() {
@@ -174,10 +168,7 @@ fn acknowledged_runs_survive_sigkill() {
         if !new.is_empty() {
             rounds_with_acks += 1;
         }
-        eprintln!(
-            "round {round}: {} runs acknowledged before SIGKILL",
-            new.len()
-        );
+        eprintln!("round {round}: {} runs acknowledged before SIGKILL", new.len());
         acked.extend(new);
 
         // Reopen: every run acknowledged in this or any earlier round is
@@ -188,11 +179,7 @@ fn acknowledged_runs_survive_sigkill() {
                 .get(a.id)
                 .unwrap_or_else(|e| panic!("round {round}: run {} unreadable: {e}", a.id))
                 .unwrap_or_else(|| panic!("round {round}: acknowledged run {} lost", a.id));
-            assert_eq!(
-                got,
-                record(a.id, &a.workspace, a.status, a.payload),
-                "round {round}"
-            );
+            assert_eq!(got, record(a.id, &a.workspace, a.status, a.payload), "round {round}");
         }
         // No partial record anywhere: every indexed run in both workspaces
         // decodes and belongs to the workspace listed.
@@ -202,9 +189,7 @@ fn acknowledged_runs_survive_sigkill() {
             q.limit = MAX_LIST_LIMIT;
             let mut listed = 0;
             loop {
-                let page = store
-                    .list(&q)
-                    .unwrap_or_else(|e| panic!("round {round}: list {name}: {e}"));
+                let page = store.list(&q).unwrap_or_else(|e| panic!("round {round}: list {name}: {e}"));
                 assert!(page.runs.iter().all(|r| r.workspace == workspace));
                 listed += page.runs.len();
                 match page.next_cursor {
@@ -213,10 +198,7 @@ fn acknowledged_runs_survive_sigkill() {
                 }
             }
             let acked_here = acked.iter().filter(|a| a.workspace == workspace).count();
-            assert!(
-                listed >= acked_here,
-                "round {round}: {name} lists {listed} < {acked_here} acked"
-            );
+            assert!(listed >= acked_here, "round {round}: {name} lists {listed} < {acked_here} acked");
         }
         drop(store);
     }
@@ -226,8 +208,5 @@ fn acknowledged_runs_survive_sigkill() {
         acked.len(),
         started.elapsed()
     );
-    assert!(
-        rounds_with_acks >= ROUNDS / 3,
-        "too few rounds got far enough to test anything"
-    );
+    assert!(rounds_with_acks >= ROUNDS / 3, "too few rounds got far enough to test anything");
 }

@@ -6,9 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::{record, ws};
-use orbit_runs::{
-    GroupCommit, MAX_LIST_LIMIT, RunId, RunQuery, RunRecord, RunStatus, RunStore, RunStoreError,
-};
+use orbit_runs::{GroupCommit, MAX_LIST_LIMIT, RunId, RunQuery, RunRecord, RunStatus, RunStore, RunStoreError};
 
 fn open(dir: &tempfile::TempDir) -> RunStore {
     RunStore::open(&dir.path().join("runs.redb")).expect("open run store")
@@ -76,17 +74,8 @@ async fn recording_the_same_id_twice_is_refused_and_keeps_the_first() {
         other => panic!("expected AlreadyExists, got {other:?}"),
     }
     assert_eq!(store.get(first.id).unwrap(), Some(first.clone()));
-    assert!(
-        store
-            .list(&RunQuery::new(ws("beta")))
-            .unwrap()
-            .runs
-            .is_empty()
-    );
-    assert_eq!(
-        store.list(&RunQuery::new(ws("alpha"))).unwrap().runs,
-        vec![first]
-    );
+    assert!(store.list(&RunQuery::new(ws("beta"))).unwrap().runs.is_empty());
+    assert_eq!(store.list(&RunQuery::new(ws("alpha"))).unwrap().runs, vec![first]);
 }
 
 #[tokio::test]
@@ -94,12 +83,7 @@ async fn list_is_per_workspace_newest_first_filtered_and_paginated() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let (alpha, beta) = (ws("alpha"), ws("beta"));
-    let statuses = [
-        RunStatus::Succeeded,
-        RunStatus::Failed,
-        RunStatus::OutOfFuel,
-        RunStatus::Succeeded,
-    ];
+    let statuses = [RunStatus::Succeeded, RunStatus::Failed, RunStatus::OutOfFuel, RunStatus::Succeeded];
 
     // Interleave the two workspaces so their ids are mixed in time.
     let mut written_alpha = Vec::new();
@@ -147,16 +131,9 @@ async fn list_is_per_workspace_newest_first_filtered_and_paginated() {
     assert!(store.list(&q).unwrap().next_cursor.is_some());
 
     // Status filter, with and without pagination.
-    for status in [
-        RunStatus::Succeeded,
-        RunStatus::Failed,
-        RunStatus::OutOfFuel,
-        RunStatus::Internal,
-    ] {
-        let expected: Vec<RunRecord> = newest_first(&written_alpha)
-            .into_iter()
-            .filter(|r| r.status == status)
-            .collect();
+    for status in [RunStatus::Succeeded, RunStatus::Failed, RunStatus::OutOfFuel, RunStatus::Internal] {
+        let expected: Vec<RunRecord> =
+            newest_first(&written_alpha).into_iter().filter(|r| r.status == status).collect();
         for limit in [3, MAX_LIST_LIMIT] {
             let mut q = RunQuery::new(alpha.clone());
             q.status = Some(status);
@@ -175,14 +152,7 @@ async fn list_is_per_workspace_newest_first_filtered_and_paginated() {
     // A cursor taken from alpha does not let beta see alpha's runs.
     let mut q = RunQuery::new(beta.clone());
     q.before = Some(written_alpha.last().unwrap().id);
-    assert!(
-        store
-            .list(&q)
-            .unwrap()
-            .runs
-            .iter()
-            .all(|r| r.workspace == beta)
-    );
+    assert!(store.list(&q).unwrap().runs.iter().all(|r| r.workspace == beta));
 
     // A workspace with no runs gets an empty last page.
     let page = store.list(&RunQuery::new(ws("gamma"))).unwrap();
@@ -205,11 +175,7 @@ async fn concurrent_records_are_group_committed() {
         handles.push(tokio::spawn(async move {
             let mut ids = Vec::new();
             for i in 0..PER_TASK {
-                let status = if (task + i) % 5 == 0 {
-                    RunStatus::Failed
-                } else {
-                    RunStatus::Succeeded
-                };
+                let status = if (task + i) % 5 == 0 { RunStatus::Failed } else { RunStatus::Succeeded };
                 let rec = record(RunId::new(), &workspace, status, 200);
                 store.record(rec.clone()).await.unwrap();
                 ids.push(rec);
@@ -236,10 +202,7 @@ async fn concurrent_records_are_group_committed() {
     let commits = store.commits();
     eprintln!("{runs} runs in {commits} commits");
     assert!(commits >= 1);
-    assert!(
-        commits * 4 < runs as u64,
-        "{commits} commits for {runs} runs: no group commit"
-    );
+    assert!(commits * 4 < runs as u64, "{commits} commits for {runs} runs: no group commit");
 }
 
 /// Records `n` runs from `n` concurrent tasks and returns the commit count.
@@ -266,22 +229,13 @@ async fn concurrent_commits(gc: GroupCommit, n: usize) -> u64 {
 #[tokio::test]
 async fn group_commit_settings_bound_the_batch() {
     // One record per transaction.
-    let gc = GroupCommit {
-        max_batch: 1,
-        max_delay: Duration::from_millis(50),
-    };
+    let gc = GroupCommit { max_batch: 1, max_delay: Duration::from_millis(50) };
     assert_eq!(concurrent_commits(gc, 8).await, 8);
     // A long delay lets all eight concurrent records share a commit or two.
-    let gc = GroupCommit {
-        max_batch: 512,
-        max_delay: Duration::from_millis(200),
-    };
+    let gc = GroupCommit { max_batch: 512, max_delay: Duration::from_millis(200) };
     assert!(concurrent_commits(gc, 8).await <= 2);
     // max_batch caps the batch even when the delay has not run out.
-    let gc = GroupCommit {
-        max_batch: 3,
-        max_delay: Duration::from_secs(5),
-    };
+    let gc = GroupCommit { max_batch: 3, max_delay: Duration::from_secs(5) };
     assert_eq!(concurrent_commits(gc, 9).await, 3);
 }
 
@@ -300,10 +254,7 @@ async fn records_survive_drop_and_reopen() {
             written.push(rec);
         }
         // While open, a second store on the same file is refused.
-        assert!(matches!(
-            RunStore::open(&path),
-            Err(RunStoreError::Open { .. })
-        ));
+        assert!(matches!(RunStore::open(&path), Err(RunStoreError::Open { .. })));
     }
     let store = RunStore::open(&path).unwrap();
     for rec in &written {
@@ -320,8 +271,5 @@ fn open_refuses_a_file_that_is_not_a_database() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("junk.redb");
     std::fs::write(&path, vec![0x5a; 10_000]).unwrap();
-    assert!(matches!(
-        RunStore::open(&path),
-        Err(RunStoreError::Open { .. })
-    ));
+    assert!(matches!(RunStore::open(&path), Err(RunStoreError::Open { .. })));
 }

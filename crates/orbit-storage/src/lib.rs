@@ -19,9 +19,7 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use orbit_engine::bindings::orbit::runtime::storage;
 use orbit_engine::wasmtime::component::{HasData, Linker};
-use orbit_engine::{
-    EngineError, ErrorCode, Extensions, GuestError, HostError, Primitive, RunInfo, RunState,
-};
+use orbit_engine::{EngineError, ErrorCode, Extensions, GuestError, HostError, Primitive, RunInfo, RunState};
 use orbit_workspace::WorkspaceId;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -35,7 +33,53 @@ pub const MAX_CONTENT_TYPE_BYTES: usize = 255;
 pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 
 const OBJECTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("objects");
-const USAGE: TableDefinition<&str, u64> = TableDefinition::new("usage");
+/// Per workspace: (charged bytes, object count).
+const USAGE: TableDefinition<&str, (u64, u64)> = TableDefinition::new("usage");
+/// Bytes charged per object on top of its key and value: the index entry
+/// and the file's own cost, so empty objects cannot fill a disk for free.
+pub const OBJECT_OVERHEAD_BYTES: u64 = 512;
+
+/// A workspace's storage usage, as counted against its quotas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    /// Charged bytes: each object's size plus its key length plus
+    /// [`OBJECT_OVERHEAD_BYTES`].
+    pub bytes: u64,
+    /// Number of objects.
+    pub objects: u64,
+}
+
+fn charge(key: &str, size: u64) -> u64 {
+    size + key.len() as u64 + OBJECT_OVERHEAD_BYTES
+}
+
+/// An index entry: the object's metadata and the file holding its bytes.
+#[derive(Serialize, Deserialize)]
+struct StoredObject {
+    #[serde(flatten)]
+    meta: ObjectMeta,
+    blob: String,
+}
+
+fn fresh_blob_name(key: &str) -> String {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let mut h = Sha256::new();
+    h.update(key.as_bytes());
+    h.update(nanos.to_le_bytes());
+    h.update(seq.to_le_bytes());
+    h.update(std::process::id().to_le_bytes());
+    hex::encode(h.finalize())
+}
+
+fn remove_blob(dir: &Dir, name: &str) -> Result<(), StorageError> {
+    match dir.remove_file(name) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
 
 /// Storage limits.
 #[derive(Debug, Clone)]
@@ -43,19 +87,17 @@ const USAGE: TableDefinition<&str, u64> = TableDefinition::new("usage");
 pub struct StorageLimits {
     /// Largest single object, in bytes. Default 16 MiB.
     pub max_object_bytes: u64,
-    /// Total bytes of objects per workspace. Default 1 GiB.
+    /// Total charged bytes per workspace (see [`Usage::bytes`]). Default 1 GiB.
     pub max_workspace_bytes: u64,
+    /// Objects per workspace. Default 100,000.
+    pub max_objects: u64,
     /// Most objects returned by one `list` call. Default 1,000.
     pub max_list: u32,
 }
 
 impl Default for StorageLimits {
     fn default() -> Self {
-        Self {
-            max_object_bytes: 16 << 20,
-            max_workspace_bytes: 1 << 30,
-            max_list: 1000,
-        }
+        Self { max_object_bytes: 16 << 20, max_workspace_bytes: 1 << 30, max_objects: 100_000, max_list: 1000 }
     }
 }
 
@@ -94,8 +136,9 @@ pub enum StorageError {
         /// The limit in bytes.
         limit: u64,
     },
-    /// Storing the object would take the workspace over its quota.
-    #[error("workspace quota of {limit} bytes exceeded")]
+    /// Storing the object would take the workspace over its byte or object
+    /// quota.
+    #[error("workspace quota exceeded (limit {limit} bytes)")]
     QuotaExceeded {
         /// The quota in bytes.
         limit: u64,
@@ -184,14 +227,7 @@ fn validate_content_type(ct: &str) -> Result<&str, StorageError> {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-fn blob_name(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// Blob storage for all workspaces, usable directly by a host as well as
@@ -216,11 +252,7 @@ impl BlobStore {
         tx.open_table(USAGE)?;
         tx.commit()?;
         let root = Dir::open_ambient_dir(root.join("ws"), ambient_authority())?;
-        Ok(Self {
-            root,
-            index,
-            limits,
-        })
+        Ok(Self { root, index, limits })
     }
 
     fn begin_write(&self) -> Result<redb::WriteTransaction, StorageError> {
@@ -247,54 +279,71 @@ impl BlobStore {
     /// # Errors
     /// `InvalidKey`, `InvalidContentType`, `ObjectTooLarge`,
     /// `QuotaExceeded`, or `Io`/`Index` on failure.
-    pub fn put(
-        &self,
-        ws: &WorkspaceId,
-        key: &str,
-        value: &[u8],
-        content_type: &str,
-    ) -> Result<(), StorageError> {
+    pub fn put(&self, ws: &WorkspaceId, key: &str, value: &[u8], content_type: &str) -> Result<(), StorageError> {
         validate_key(key)?;
         let content_type = validate_content_type(content_type)?;
         let size = value.len() as u64;
         if size > self.limits.max_object_bytes {
-            return Err(StorageError::ObjectTooLarge {
-                size,
-                limit: self.limits.max_object_bytes,
-            });
+            return Err(StorageError::ObjectTooLarge { size, limit: self.limits.max_object_bytes });
         }
         let dir = self.workspace_dir(ws)?;
-        let name = blob_name(key);
-        let tx = self.begin_write()?;
-        {
-            let mut objects = tx.open_table(OBJECTS)?;
-            let mut usage = tx.open_table(USAGE)?;
-            let old = match objects.get((ws.as_str(), key))? {
-                Some(v) => serde_json::from_slice::<ObjectMeta>(v.value())?.size,
-                None => 0,
+        // A fresh file per write, synced before the index points at it: a
+        // crash leaves either the old object or the new one, never a mix.
+        let blob = fresh_blob_name(key);
+        let mut file = dir.create(&blob)?;
+        std::io::Write::write_all(&mut file, value)?;
+        file.sync_all()?;
+        drop(file);
+        let committed = (|| {
+            let tx = self.begin_write()?;
+            let old_blob = {
+                let mut objects = tx.open_table(OBJECTS)?;
+                let mut usage = tx.open_table(USAGE)?;
+                let old = match objects.get((ws.as_str(), key))? {
+                    Some(v) => Some(serde_json::from_slice::<StoredObject>(v.value())?),
+                    None => None,
+                };
+                let (bytes, count) = usage.get(ws.as_str())?.map(|v| v.value()).unwrap_or((0, 0));
+                let old_charge = old.as_ref().map_or(0, |o| charge(&o.meta.key, o.meta.size));
+                let new_bytes = bytes.saturating_sub(old_charge) + charge(key, size);
+                let new_count = if old.is_some() { count } else { count + 1 };
+                if new_bytes > self.limits.max_workspace_bytes || new_count > self.limits.max_objects {
+                    return Err(StorageError::QuotaExceeded { limit: self.limits.max_workspace_bytes });
+                }
+                let meta = ObjectMeta {
+                    key: key.to_owned(),
+                    size,
+                    content_type: content_type.to_owned(),
+                    modified_ms: now_ms(),
+                };
+                let entry = StoredObject { meta, blob: blob.clone() };
+                objects.insert((ws.as_str(), key), serde_json::to_vec(&entry)?.as_slice())?;
+                usage.insert(ws.as_str(), (new_bytes, new_count))?;
+                old.map(|o| o.blob)
             };
-            let used = usage.get(ws.as_str())?.map(|v| v.value()).unwrap_or(0);
-            let new_used = used.saturating_sub(old) + size;
-            if new_used > self.limits.max_workspace_bytes {
-                return Err(StorageError::QuotaExceeded {
-                    limit: self.limits.max_workspace_bytes,
-                });
+            tx.commit()?;
+            Ok(old_blob)
+        })();
+        match committed {
+            Ok(old_blob) => {
+                if let Some(old) = old_blob {
+                    remove_blob(&dir, &old)?;
+                }
+                Ok(())
             }
-            // Write then rename: readers never see a half-written object.
-            let tmp = format!("{name}.tmp");
-            dir.write(&tmp, value)?;
-            dir.rename(&tmp, &dir, &name)?;
-            let meta = ObjectMeta {
-                key: key.to_owned(),
-                size,
-                content_type: content_type.to_owned(),
-                modified_ms: now_ms(),
-            };
-            objects.insert((ws.as_str(), key), serde_json::to_vec(&meta)?.as_slice())?;
-            usage.insert(ws.as_str(), new_used)?;
+            Err(e) => {
+                let _ = dir.remove_file(&blob);
+                Err(e)
+            }
         }
-        tx.commit()?;
-        Ok(())
+    }
+
+    fn entry(&self, ws: &WorkspaceId, key: &str) -> Result<StoredObject, StorageError> {
+        validate_key(key)?;
+        let tx = self.index.begin_read()?;
+        let objects = tx.open_table(OBJECTS)?;
+        let v = objects.get((ws.as_str(), key))?.ok_or(StorageError::NotFound)?;
+        Ok(serde_json::from_slice(v.value())?)
     }
 
     /// Reads the metadata of `key` in `ws`.
@@ -302,13 +351,7 @@ impl BlobStore {
     /// # Errors
     /// `InvalidKey`, `NotFound`, or `Index`.
     pub fn head(&self, ws: &WorkspaceId, key: &str) -> Result<ObjectMeta, StorageError> {
-        validate_key(key)?;
-        let tx = self.index.begin_read()?;
-        let objects = tx.open_table(OBJECTS)?;
-        let v = objects
-            .get((ws.as_str(), key))?
-            .ok_or(StorageError::NotFound)?;
-        Ok(serde_json::from_slice(v.value())?)
+        Ok(self.entry(ws, key)?.meta)
     }
 
     /// Reads the bytes of `key` in `ws`.
@@ -316,9 +359,8 @@ impl BlobStore {
     /// # Errors
     /// `InvalidKey`, `NotFound`, or `Io`/`Index`.
     pub fn get(&self, ws: &WorkspaceId, key: &str) -> Result<Vec<u8>, StorageError> {
-        self.head(ws, key)?;
-        let dir = self.workspace_dir(ws)?;
-        Ok(dir.read(blob_name(key))?)
+        let entry = self.entry(ws, key)?;
+        Ok(self.workspace_dir(ws)?.read(&entry.blob)?)
     }
 
     /// Deletes `key` in `ws`; returns whether it existed.
@@ -328,29 +370,30 @@ impl BlobStore {
     pub fn delete(&self, ws: &WorkspaceId, key: &str) -> Result<bool, StorageError> {
         validate_key(key)?;
         let tx = self.begin_write()?;
-        let existed = {
+        let removed = {
             let mut objects = tx.open_table(OBJECTS)?;
             let mut usage = tx.open_table(USAGE)?;
-            let removed = objects
-                .remove((ws.as_str(), key))?
-                .map(|v| serde_json::from_slice::<ObjectMeta>(v.value()));
-            match removed {
-                Some(meta) => {
-                    let size = meta?.size;
-                    let used = usage.get(ws.as_str())?.map(|v| v.value()).unwrap_or(0);
-                    usage.insert(ws.as_str(), used.saturating_sub(size))?;
-                    match self.workspace_dir(ws)?.remove_file(blob_name(key)) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                    true
-                }
-                None => false,
+            let removed = match objects.remove((ws.as_str(), key))? {
+                Some(v) => Some(serde_json::from_slice::<StoredObject>(v.value())?),
+                None => None,
+            };
+            if let Some(entry) = &removed {
+                let (bytes, count) = usage.get(ws.as_str())?.map(|v| v.value()).unwrap_or((0, 0));
+                let freed = charge(&entry.meta.key, entry.meta.size);
+                usage.insert(ws.as_str(), (bytes.saturating_sub(freed), count.saturating_sub(1)))?;
             }
+            removed
         };
         tx.commit()?;
-        Ok(existed)
+        // The index no longer points at the file; removing it last means a
+        // crash leaves at worst an unreferenced file, never a dangling entry.
+        match removed {
+            Some(entry) => {
+                remove_blob(&self.workspace_dir(ws)?, &entry.blob)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     /// Lists objects in `ws` whose key starts with `prefix`, in ascending
@@ -372,7 +415,7 @@ impl BlobStore {
         if let Some(c) = cursor {
             validate_key(c)?;
         }
-        let limit = limit.clamp(1, self.limits.max_list) as usize;
+        let limit = limit.min(self.limits.max_list).max(1) as usize;
         let tx = self.index.begin_read()?;
         let objects = tx.open_table(OBJECTS)?;
         let start = match cursor {
@@ -396,22 +439,19 @@ impl BlobStore {
             }
             out.push(serde_json::from_slice::<ObjectMeta>(v.value())?);
         }
-        let next = if more {
-            out.last().map(|m| m.key.clone())
-        } else {
-            None
-        };
+        let next = if more { out.last().map(|m| m.key.clone()) } else { None };
         Ok((out, next))
     }
 
-    /// Bytes used by `ws`'s objects.
+    /// What `ws`'s objects count against its quota.
     ///
     /// # Errors
     /// `Index` when the index cannot be read.
-    pub fn usage(&self, ws: &WorkspaceId) -> Result<u64, StorageError> {
+    pub fn usage(&self, ws: &WorkspaceId) -> Result<Usage, StorageError> {
         let tx = self.index.begin_read()?;
         let usage = tx.open_table(USAGE)?;
-        Ok(usage.get(ws.as_str())?.map(|v| v.value()).unwrap_or(0))
+        let (bytes, objects) = usage.get(ws.as_str())?.map(|v| v.value()).unwrap_or((0, 0));
+        Ok(Usage { bytes, objects })
     }
 }
 
@@ -427,9 +467,7 @@ impl Storage {
     /// # Errors
     /// As [`BlobStore::open`].
     pub fn open(root: &Path, limits: StorageLimits) -> Result<Self, StorageError> {
-        Ok(Self {
-            store: Arc::new(BlobStore::open(root, limits)?),
-        })
+        Ok(Self { store: Arc::new(BlobStore::open(root, limits)?) })
     }
 
     /// The underlying blob store, for host-side access.
@@ -469,10 +507,7 @@ impl Primitive for Storage {
     }
 
     fn prepare(&self, run: &RunInfo, extensions: &mut Extensions) -> Result<(), EngineError> {
-        extensions.insert(RunStorage {
-            store: self.store.clone(),
-            workspace: run.workspace().clone(),
-        });
+        extensions.insert(RunStorage { store: self.store.clone(), workspace: run.workspace().clone() });
         Ok(())
     }
 }
@@ -483,20 +518,12 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, HostError> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r.map_err(HostError::from),
-        Err(e) => Err(HostError::with_detail(
-            ErrorCode::Internal,
-            format!("storage task failed: {e}"),
-        )),
+        Err(e) => Err(HostError::with_detail(ErrorCode::Internal, format!("storage task failed: {e}"))),
     }
 }
 
 fn to_wit(m: ObjectMeta) -> storage::ObjectMeta {
-    storage::ObjectMeta {
-        key: m.key,
-        size: m.size,
-        content_type: m.content_type,
-        modified_ms: m.modified_ms,
-    }
+    storage::ObjectMeta { key: m.key, size: m.size, content_type: m.content_type, modified_ms: m.modified_ms }
 }
 
 impl storage::Host for StorageView<'_> {
@@ -512,46 +539,27 @@ impl storage::Host for StorageView<'_> {
         self.run.host_call("storage", "put", n, |_| 0, call).await
     }
 
-    async fn get(
-        &mut self,
-        key: String,
-    ) -> orbit_engine::wasmtime::Result<Result<Vec<u8>, GuestError>> {
+    async fn get(&mut self, key: String) -> orbit_engine::wasmtime::Result<Result<Vec<u8>, GuestError>> {
         let (store, ws) = (self.state.store.clone(), self.state.workspace.clone());
         let n = key.len();
         let call = blocking(move || store.get(&ws, &key));
-        self.run
-            .host_call("storage", "get", n, |v: &Vec<u8>| v.len(), call)
-            .await
+        self.run.host_call("storage", "get", n, |v: &Vec<u8>| v.len(), call).await
     }
 
-    async fn head(
-        &mut self,
-        key: String,
-    ) -> orbit_engine::wasmtime::Result<Result<storage::ObjectMeta, GuestError>> {
+    async fn head(&mut self, key: String) -> orbit_engine::wasmtime::Result<Result<storage::ObjectMeta, GuestError>> {
         let (store, ws) = (self.state.store.clone(), self.state.workspace.clone());
         let n = key.len();
         let call = async move { blocking(move || store.head(&ws, &key)).await.map(to_wit) };
         self.run
-            .host_call(
-                "storage",
-                "head",
-                n,
-                |m: &storage::ObjectMeta| m.key.len() + m.content_type.len() + 16,
-                call,
-            )
+            .host_call("storage", "head", n, |m: &storage::ObjectMeta| m.key.len() + m.content_type.len() + 16, call)
             .await
     }
 
-    async fn delete(
-        &mut self,
-        key: String,
-    ) -> orbit_engine::wasmtime::Result<Result<bool, GuestError>> {
+    async fn delete(&mut self, key: String) -> orbit_engine::wasmtime::Result<Result<bool, GuestError>> {
         let (store, ws) = (self.state.store.clone(), self.state.workspace.clone());
         let n = key.len();
         let call = blocking(move || store.delete(&ws, &key));
-        self.run
-            .host_call("storage", "delete", n, |_| 1, call)
-            .await
+        self.run.host_call("storage", "delete", n, |_| 1, call).await
     }
 
     async fn list(
@@ -563,19 +571,10 @@ impl storage::Host for StorageView<'_> {
         let (store, ws) = (self.state.store.clone(), self.state.workspace.clone());
         let n = prefix.len() + cursor.as_ref().map_or(0, |c| c.len());
         let call = async move {
-            let (objects, next_cursor) =
-                blocking(move || store.list(&ws, &prefix, cursor.as_deref(), limit)).await?;
-            Ok(storage::ObjectPage {
-                objects: objects.into_iter().map(to_wit).collect(),
-                next_cursor,
-            })
+            let (objects, next_cursor) = blocking(move || store.list(&ws, &prefix, cursor.as_deref(), limit)).await?;
+            Ok(storage::ObjectPage { objects: objects.into_iter().map(to_wit).collect(), next_cursor })
         };
-        let size = |p: &storage::ObjectPage| {
-            p.objects
-                .iter()
-                .map(|m| m.key.len() + m.content_type.len() + 16)
-                .sum()
-        };
+        let size = |p: &storage::ObjectPage| p.objects.iter().map(|m| m.key.len() + m.content_type.len() + 16).sum();
         self.run.host_call("storage", "list", n, size, call).await
     }
 }
@@ -593,23 +592,8 @@ mod tests {
         for good in ["a", "a/b", "html/x.html", "a.b/c..d", "ünï/cødé"] {
             validate_key(good).unwrap();
         }
-        for bad in [
-            "",
-            "/etc/passwd",
-            "../escape",
-            "a/../../b",
-            "a/./b",
-            ".",
-            "a//b",
-            "a/",
-            "a\0b",
-            "a\\b",
-            "a\nb",
-        ] {
-            assert!(
-                matches!(validate_key(bad), Err(StorageError::InvalidKey(_))),
-                "{bad:?}"
-            );
+        for bad in ["", "/etc/passwd", "../escape", "a/../../b", "a/./b", ".", "a//b", "a/", "a\0b", "a\\b", "a\nb"] {
+            assert!(matches!(validate_key(bad), Err(StorageError::InvalidKey(_))), "{bad:?}");
         }
         assert!(validate_key(&"k".repeat(512)).is_ok());
         assert!(validate_key(&"k".repeat(513)).is_err());
@@ -618,38 +602,47 @@ mod tests {
     #[test]
     fn put_get_head_delete_and_quota() {
         let dir = tempfile::tempdir().unwrap();
-        let limits = StorageLimits {
-            max_object_bytes: 10,
-            max_workspace_bytes: 15,
-            max_list: 2,
-        };
+        // a/1 (5 B) charges 5 + 3 + 512; a/2 (10 B) charges 10 + 3 + 512.
+        let limits = StorageLimits { max_object_bytes: 10, max_workspace_bytes: 1045, max_objects: 10, max_list: 2 };
         let s = BlobStore::open(dir.path(), limits).unwrap();
         let w = ws("w");
         s.put(&w, "a/1", b"hello", "text/plain").unwrap();
         assert_eq!(s.get(&w, "a/1").unwrap(), b"hello");
         let m = s.head(&w, "a/1").unwrap();
         assert_eq!((m.size, m.content_type.as_str()), (5, "text/plain"));
-        assert!(matches!(
-            s.put(&w, "big", &[0; 11], ""),
-            Err(StorageError::ObjectTooLarge { .. })
-        ));
+        assert!(matches!(s.put(&w, "big", &[0; 11], ""), Err(StorageError::ObjectTooLarge { .. })));
         s.put(&w, "a/2", b"0123456789", "").unwrap();
-        assert_eq!(s.usage(&w).unwrap(), 15);
-        assert!(matches!(
-            s.put(&w, "a/3", b"x", ""),
-            Err(StorageError::QuotaExceeded { .. })
-        ));
-        // Overwriting counts only the difference.
+        assert_eq!(s.usage(&w).unwrap(), Usage { bytes: 1045, objects: 2 });
+        // Even an empty object is charged its overhead.
+        assert!(matches!(s.put(&w, "a/3", b"", ""), Err(StorageError::QuotaExceeded { .. })));
+        // Overwriting counts only the difference, and replaces the file.
         s.put(&w, "a/1", b"hi", "").unwrap();
-        assert_eq!(s.usage(&w).unwrap(), 12);
-        assert_eq!(
-            s.head(&w, "a/1").unwrap().content_type,
-            DEFAULT_CONTENT_TYPE
-        );
+        assert_eq!(s.usage(&w).unwrap(), Usage { bytes: 1042, objects: 2 });
+        assert_eq!(s.get(&w, "a/1").unwrap(), b"hi");
+        assert_eq!(s.head(&w, "a/1").unwrap().content_type, DEFAULT_CONTENT_TYPE);
+        assert_eq!(blob_files(dir.path(), "w"), 2, "old file removed, refused puts left nothing");
         assert!(s.delete(&w, "a/1").unwrap());
         assert!(!s.delete(&w, "a/1").unwrap());
         assert!(matches!(s.get(&w, "a/1"), Err(StorageError::NotFound)));
-        assert_eq!(s.usage(&w).unwrap(), 10);
+        assert_eq!(s.usage(&w).unwrap(), Usage { bytes: 525, objects: 1 });
+        assert_eq!(blob_files(dir.path(), "w"), 1);
+    }
+
+    fn blob_files(root: &std::path::Path, ws: &str) -> usize {
+        std::fs::read_dir(root.join("ws").join(ws)).unwrap().count()
+    }
+
+    #[test]
+    fn object_count_quota() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = StorageLimits { max_objects: 2, ..StorageLimits::default() };
+        let s = BlobStore::open(dir.path(), limits).unwrap();
+        let w = ws("w");
+        s.put(&w, "1", b"", "").unwrap();
+        s.put(&w, "2", b"", "").unwrap();
+        assert!(matches!(s.put(&w, "3", b"", ""), Err(StorageError::QuotaExceeded { .. })));
+        s.put(&w, "2", b"replacing is fine", "").unwrap();
+        s.put(&ws("other"), "3", b"", "").unwrap();
     }
 
     #[test]
@@ -674,10 +667,7 @@ mod tests {
         }
         assert_eq!(keys, ["p/1", "p/10", "p/2", "p/3"]);
         let (page, _) = s.list(&b, "", None, 100).unwrap();
-        assert_eq!(
-            page.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(),
-            ["p/0"]
-        );
+        assert_eq!(page.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(), ["p/0"]);
         assert!(matches!(s.get(&b, "p/1"), Err(StorageError::NotFound)));
     }
 }

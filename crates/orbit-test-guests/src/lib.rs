@@ -51,18 +51,8 @@ pub const NAMES: &[&str] = &[
 
 /// Names of the guests that export the `orbit:runtime` `agent` world's
 /// `run` function.
-pub const AGENTS: &[&str] = &[
-    "echo",
-    "spin",
-    "membomb",
-    "recursion",
-    "trap",
-    "bigoutput",
-    "ops",
-    "badkeys",
-    "markdown",
-    "wordfreq",
-];
+pub const AGENTS: &[&str] =
+    &["echo", "spin", "membomb", "recursion", "trap", "bigoutput", "ops", "badkeys", "markdown", "wordfreq"];
 
 /// Names of the guests that are `wasi:cli` commands (they export
 /// `wasi:cli/run`).
@@ -107,8 +97,7 @@ pub fn path(name: &str) -> PathBuf {
 /// If `name` is not one of [`NAMES`] or the file cannot be read.
 pub fn bytes(name: &str) -> Vec<u8> {
     let path = path(name);
-    std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("cannot read guest {name:?} at {}: {e}", path.display()))
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read guest {name:?} at {}: {e}", path.display()))
 }
 
 #[cfg(test)]

@@ -36,9 +36,7 @@ pub enum WorkspaceIdError {
     #[error("workspace name is longer than {MAX_WORKSPACE_LEN} bytes")]
     TooLong,
     /// The name held a character outside `[a-z0-9_-]`, or began with `-`/`_`.
-    #[error(
-        "workspace name may hold only a-z, 0-9, '-' and '_', and must start with a letter or digit"
-    )]
+    #[error("workspace name may hold only a-z, 0-9, '-' and '_', and must start with a letter or digit")]
     InvalidCharacter,
 }
 
@@ -56,8 +54,7 @@ impl WorkspaceId {
         if name.len() > MAX_WORKSPACE_LEN {
             return Err(WorkspaceIdError::TooLong);
         }
-        let ok_char =
-            |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_';
+        let ok_char = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_';
         let first = name.as_bytes()[0];
         if !name.bytes().all(ok_char) || first == b'-' || first == b'_' {
             return Err(WorkspaceIdError::InvalidCharacter);
@@ -130,16 +127,9 @@ mod tests {
     #[test]
     fn refuses_names_that_could_alias_paths_or_keys() {
         assert_eq!(WorkspaceId::new(""), Err(WorkspaceIdError::Empty));
-        assert_eq!(
-            WorkspaceId::new("a".repeat(64)),
-            Err(WorkspaceIdError::TooLong)
-        );
+        assert_eq!(WorkspaceId::new("a".repeat(64)), Err(WorkspaceIdError::TooLong));
         for n in ["..", "a/b", "A", "-a", "_a", "a b", "a\0", "é", "a.b"] {
-            assert_eq!(
-                WorkspaceId::new(n),
-                Err(WorkspaceIdError::InvalidCharacter),
-                "{n:?}"
-            );
+            assert_eq!(WorkspaceId::new(n), Err(WorkspaceIdError::InvalidCharacter), "{n:?}");
         }
     }
 }

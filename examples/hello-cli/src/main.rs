@@ -21,10 +21,7 @@ fn main() {
     // Count lines like `wc -l`, plus a last line without a newline.
     let newlines = input.iter().filter(|&&b| b == b'\n').count();
     let lines = newlines + usize::from(!input.ends_with(b"\n"));
-    let words = input
-        .split(|b| b.is_ascii_whitespace())
-        .filter(|w| !w.is_empty())
-        .count();
+    let words = input.split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty()).count();
     println!("lines: {lines}");
     println!("words: {words}");
     println!("bytes: {}", input.len());

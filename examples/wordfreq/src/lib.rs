@@ -47,12 +47,7 @@ fn analyse(text: &str) -> Frequencies {
     let mut top: Vec<(String, u64)> = counts.into_iter().collect();
     top.sort_unstable_by(|(wa, ca), (wb, cb)| cb.cmp(ca).then_with(|| wa.cmp(wb)));
     top.truncate(TOP);
-    Frequencies {
-        total_words,
-        distinct_words,
-        top,
-        cached: false,
-    }
+    Frequencies { total_words, distinct_words, top, cached: false }
 }
 
 fn to_json(result: &Frequencies) -> Result<String, Error> {
@@ -92,25 +87,12 @@ mod tests {
         assert_eq!(f.total_words, 9);
         assert_eq!(f.distinct_words, 6);
         let top: Vec<(&str, u64)> = f.top.iter().map(|(w, c)| (w.as_str(), *c)).collect();
-        assert_eq!(
-            top,
-            [
-                ("the", 3),
-                ("hat", 2),
-                ("and", 1),
-                ("cat", 1),
-                ("cat's", 1),
-                ("end", 1)
-            ]
-        );
+        assert_eq!(top, [("the", 3), ("hat", 2), ("and", 1), ("cat", 1), ("cat's", 1), ("end", 1)]);
     }
 
     #[test]
     fn json_field_order() {
         let json = to_json(&analyse("b a b")).unwrap();
-        assert_eq!(
-            json,
-            r#"{"total_words":3,"distinct_words":2,"top":[["b",2],["a",1]],"cached":false}"#
-        );
+        assert_eq!(json, r#"{"total_words":3,"distinct_words":2,"top":[["b",2],["a",1]],"cached":false}"#);
     }
 }

@@ -96,7 +96,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// [`Error::new`].
 ///
 /// `Display` renders `<code>: <message>`, the code in its WIT (kebab-case)
-/// spelling, e.g. `not-found: object not found`.
+/// spelling, e.g. `not-found: not found`.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Error {
     /// What went wrong, as a stable code.
@@ -108,10 +108,7 @@ pub struct Error {
 impl Error {
     /// An error with the given code and message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
+        Self { code, message: message.into() }
     }
 
     /// A [`ErrorCode::NotFound`] error.
@@ -162,10 +159,7 @@ impl Error {
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Error")
-            .field("code", &self.code.as_str())
-            .field("message", &self.message)
-            .finish()
+        f.debug_struct("Error").field("code", &self.code.as_str()).field("message", &self.message).finish()
     }
 }
 
@@ -249,30 +243,46 @@ pub mod storage {
 
     /// Store `value` under `key` with the given content type (e.g.
     /// `"text/plain"`), replacing any previous object.
+    ///
+    /// # Errors
+    /// `invalid-input` for a bad key or content type; `too-large` for an
+    /// object over the host's object cap; `limit-exceeded` when the
+    /// workspace's quota is full; `internal` when the host fails.
     pub fn put(key: &str, value: &[u8], content_type: &str) -> Result<()> {
         wit::put(key, value, content_type)
     }
 
     /// Read an object's bytes; [`ErrorCode::NotFound`](crate::ErrorCode::NotFound)
     /// when absent.
+    ///
+    /// # Errors
+    /// `not-found`, `invalid-input` for a bad key, or `internal`.
     pub fn get(key: &str) -> Result<Vec<u8>> {
         wit::get(key)
     }
 
     /// Read an object as UTF-8 text; invalid UTF-8 gives
     /// [`ErrorCode::InvalidInput`](crate::ErrorCode::InvalidInput).
+    ///
+    /// # Errors
+    /// As [`get`], and `invalid-input` for bytes that are not UTF-8.
     pub fn get_string(key: &str) -> Result<String> {
-        String::from_utf8(wit::get(key)?)
-            .map_err(|_| crate::Error::invalid_input("object is not valid UTF-8"))
+        String::from_utf8(wit::get(key)?).map_err(|_| crate::Error::invalid_input("object is not valid UTF-8"))
     }
 
     /// Read an object's metadata; [`ErrorCode::NotFound`](crate::ErrorCode::NotFound)
     /// when absent.
+    ///
+    /// # Errors
+    /// `not-found`, `invalid-input` for a bad key, or `internal`.
     pub fn head(key: &str) -> Result<ObjectMeta> {
         wit::head(key)
     }
 
     /// Delete an object; returns whether it existed.
+    ///
+    /// # Errors
+    /// `invalid-input` for a bad key, or `internal`.
     pub fn delete(key: &str) -> Result<bool> {
         wit::delete(key)
     }
@@ -281,12 +291,19 @@ pub mod storage {
     /// key order, starting after `cursor` (the previous page's
     /// [`ObjectPage::next_cursor`]), at most `limit` per page (the host may
     /// cap it further).
+    ///
+    /// # Errors
+    /// `invalid-input` for a malformed cursor or over-long prefix, or
+    /// `internal`.
     pub fn list(prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ObjectPage> {
         wit::list(prefix, cursor, limit)
     }
 
     /// All objects whose key starts with `prefix`, following the cursors
     /// page by page.
+    ///
+    /// # Errors
+    /// As [`list`].
     pub fn list_all(prefix: &str) -> Result<Vec<ObjectMeta>> {
         let mut all = Vec::new();
         let mut cursor: Option<String> = None;
@@ -310,17 +327,29 @@ pub mod cache {
     use std::time::Duration;
 
     /// Read a value; `None` when absent or expired.
+    ///
+    /// # Errors
+    /// `invalid-input` for an empty, over-long (1 KiB by default) or
+    /// control-character key, or `internal`.
     pub fn get(key: &str) -> Result<Option<Vec<u8>>> {
         wit::get(key)
     }
 
     /// Store a value for `ttl` (rounded up to whole milliseconds), or until
     /// it is deleted when `ttl` is `None`.
+    ///
+    /// # Errors
+    /// `invalid-input` for a bad key; `too-large` for a value over the
+    /// host's cap (1 MiB by default); `limit-exceeded` when the workspace's
+    /// cache is full; `internal`.
     pub fn set(key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
         wit::set(key, value, ttl.map(ttl_ms))
     }
 
     /// Delete a value; returns whether a live value existed.
+    ///
+    /// # Errors
+    /// `invalid-input` for a bad key, or `internal`.
     pub fn delete(key: &str) -> Result<bool> {
         wit::delete(key)
     }
@@ -331,6 +360,10 @@ pub mod cache {
     /// [`ErrorCode::InvalidInput`](crate::ErrorCode::InvalidInput); overflow
     /// gives [`ErrorCode::LimitExceeded`](crate::ErrorCode::LimitExceeded). An
     /// existing TTL is kept.
+    ///
+    /// # Errors
+    /// As described above, plus `invalid-input` for a bad key and
+    /// `internal`.
     pub fn increment(key: &str, delta: i64) -> Result<i64> {
         wit::increment(key, delta)
     }
@@ -426,13 +459,10 @@ macro_rules! export_agent {
             struct __OrbitAgent;
 
             impl $crate::__bindings::Guest for __OrbitAgent {
-                fn run(
-                    input: ::std::string::String,
-                ) -> ::std::result::Result<::std::string::String, $crate::Error> {
+                fn run(input: ::std::string::String) -> ::std::result::Result<::std::string::String, $crate::Error> {
                     const RUN: fn(
                         ::std::string::String,
-                    )
-                        -> ::std::result::Result<::std::string::String, $crate::Error> = $run;
+                    ) -> ::std::result::Result<::std::string::String, $crate::Error> = $run;
                     RUN(input)
                 }
             }

@@ -23,30 +23,15 @@ pub fn record(id: RunId, workspace: &WorkspaceId, status: RunStatus, payload: us
         id,
         workspace: workspace.clone(),
         component_digest: format!("{:064x}", n.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
-        kind: if lo.is_multiple_of(2) {
-            ComponentKind::Agent
-        } else {
-            ComponentKind::Command
-        },
-        started_at_ms: id
-            .0
-            .get_timestamp()
-            .map(|t| t.to_unix().0 * 1000)
-            .unwrap_or(0)
-            + lo % 1000,
+        kind: if lo.is_multiple_of(2) { ComponentKind::Agent } else { ComponentKind::Command },
+        started_at_ms: id.0.get_timestamp().map(|t| t.to_unix().0 * 1000).unwrap_or(0) + lo % 1000,
         duration_us: lo % 1_000_000,
         status,
-        exit_code: if status == RunStatus::Exited {
-            Some((lo % 255) as i32 + 1)
-        } else {
-            None
-        },
+        exit_code: if status == RunStatus::Exited { Some((lo % 255) as i32 + 1) } else { None },
         error: (!ok).then(|| RunError {
             code: status.as_str().to_owned(),
             message: format!("run ended with {status}"),
-            detail: lo
-                .is_multiple_of(3)
-                .then(|| format!("internal detail {lo}")),
+            detail: lo.is_multiple_of(3).then(|| format!("internal detail {lo}")),
         }),
         fuel_consumed: lo.rotate_left(7),
         input_bytes: lo % 4096,
@@ -55,16 +40,8 @@ pub fn record(id: RunId, workspace: &WorkspaceId, status: RunStatus, payload: us
         output: (!lo.is_multiple_of(5)).then_some(output),
         output_truncated: lo.is_multiple_of(7),
         logs: vec![
-            LogLine {
-                offset_us: 1,
-                level: LogLevel::Info,
-                message: format!("start {id}"),
-            },
-            LogLine {
-                offset_us: 10,
-                level: LogLevel::Stderr,
-                message: "oops \u{0}\u{7f}".into(),
-            },
+            LogLine { offset_us: 1, level: LogLevel::Info, message: format!("start {id}") },
+            LogLine { offset_us: 10, level: LogLevel::Stderr, message: "oops \u{0}\u{7f}".into() },
         ],
         logs_truncated: lo.is_multiple_of(11),
         spans: vec![Span {
@@ -77,10 +54,6 @@ pub fn record(id: RunId, workspace: &WorkspaceId, status: RunStatus, payload: us
             bytes_out: lo % 100_000,
         }],
         spans_dropped: lo % 3,
-        host_errors: if ok {
-            Vec::new()
-        } else {
-            vec![format!("blob.get: detail {id}")]
-        },
+        host_errors: if ok { Vec::new() } else { vec![format!("blob.get: detail {id}")] },
     }
 }
