@@ -58,6 +58,20 @@ impl RunState {
         (&mut self.info, ext)
     }
 
+    /// As [`RunState::parts`], plus the run's resource table, which WASI
+    /// and any primitive that hands out WASI resources (streams, pollables)
+    /// must share.
+    ///
+    /// # Panics
+    /// As [`RunState::parts`].
+    pub fn parts_with_table<T: Any + Send>(&mut self) -> (&mut ResourceTable, &mut RunInfo, &mut T) {
+        let ext = self
+            .extensions
+            .get_mut::<T>()
+            .expect("primitive state missing: prepare() must insert what add_to_linker reads");
+        (&mut self.table, &mut self.info, ext)
+    }
+
     pub(crate) fn into_parts(self) -> (RunInfo, RunLimiter) {
         (self.info, self.limiter)
     }
@@ -212,6 +226,7 @@ impl RunInfo {
             outcome: String::new(),
             bytes_in: bytes_in as u64,
             bytes_out: 0,
+            attrs: Vec::new(),
         };
         let ret = match result {
             Err(_elapsed) => {
@@ -237,6 +252,17 @@ impl RunInfo {
         };
         self.push_span(span);
         Ok(ret)
+    }
+
+    /// Adds key/value facts to the span of the host call that just ended
+    /// (for example method, host and status). Never pass payloads or secret
+    /// values: spans are stored on the run record.
+    pub fn annotate_last_span(&mut self, attrs: impl IntoIterator<Item = (String, String)>) {
+        if self.spans_dropped == 0
+            && let Some(span) = self.spans.last_mut()
+        {
+            span.attrs.extend(attrs);
+        }
     }
 
     fn push_span(&mut self, span: Span) {

@@ -248,6 +248,11 @@ pub struct Span {
     pub bytes_in: u64,
     /// Bytes the call returned to the guest.
     pub bytes_out: u64,
+    /// Extra facts about the call, as key/value pairs (for `fetch`: method,
+    /// host, status, names of the secrets used). Never header values,
+    /// bodies or secret values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attrs: Vec<(String, String)>,
 }
 
 /// Everything recorded about one run.

@@ -52,6 +52,7 @@ pub fn record(id: RunId, workspace: &WorkspaceId, status: RunStatus, payload: us
             outcome: if ok { "ok".into() } else { "not-found".into() },
             bytes_in: 12,
             bytes_out: lo % 100_000,
+            attrs: vec![("host".into(), "example.com".into())],
         }],
         spans_dropped: lo % 3,
         host_errors: if ok { Vec::new() } else { vec![format!("blob.get: detail {id}")] },
