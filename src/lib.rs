@@ -10,6 +10,8 @@
 //! | `compiled/` | precompiled components, by sha256 + engine hash |
 //! | `storage/` | blobs, one directory per workspace |
 //! | `cache.redb` | the key-value cache |
+//! | `vault.redb` | secrets, AES-256-GCM under per-workspace data keys |
+//! | `master.key` | the master key, when `ORBIT_MASTER_KEY` is not set (mode 0600) |
 //!
 //! # Example
 //! ```
@@ -35,8 +37,9 @@ pub use orbit_cache::{Cache, CacheLimits, KvCache};
 pub use orbit_engine::{Engine, EngineConfig, EngineError, Invocation, Limits, LoadedComponent, Outcome, Primitive};
 pub use orbit_runs::{ComponentKind, RunId, RunPage, RunQuery, RunRecord, RunStatus, RunStore};
 pub use orbit_storage::{BlobStore, Storage, StorageLimits};
+pub use orbit_vault::{HostBinding, MasterKey, MasterKeySource, Placement, SecretMeta, SecretValue, Vault};
 pub use orbit_workspace::WorkspaceId;
-pub use {orbit_cache, orbit_engine, orbit_runs, orbit_storage, orbit_workspace};
+pub use {orbit_cache, orbit_engine, orbit_runs, orbit_storage, orbit_vault, orbit_workspace};
 
 /// Errors opening an Orbit data directory.
 #[derive(Debug, thiserror::Error)]
@@ -59,13 +62,17 @@ pub enum OpenError {
     /// The cache could not be opened.
     #[error(transparent)]
     Cache(#[from] orbit_cache::CacheError),
+    /// The master key could not be loaded or the vault could not be opened
+    /// (for example with the wrong master key).
+    #[error(transparent)]
+    Vault(#[from] orbit_vault::VaultError),
     /// The engine could not be built.
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
 
 /// Settings for [`Orbit::open_with`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 #[non_exhaustive]
 pub struct OrbitConfig {
     /// Engine settings; `cache_dir` is set to `<data dir>/compiled` when
@@ -75,6 +82,9 @@ pub struct OrbitConfig {
     pub storage: StorageLimits,
     /// Limits of the `cache` primitive.
     pub cache: CacheLimits,
+    /// The master key; `None` takes `ORBIT_MASTER_KEY`, then
+    /// `<data dir>/master.key`, generating that file on first use.
+    pub master_key: Option<MasterKey>,
 }
 
 /// An Orbit deployment rooted at one data directory.
@@ -83,6 +93,8 @@ pub struct Orbit {
     engine: Engine,
     storage: Storage,
     cache: Cache,
+    vault: std::sync::Arc<Vault>,
+    master_key_source: Option<MasterKeySource>,
     data_dir: PathBuf,
 }
 
@@ -105,13 +117,21 @@ impl Orbit {
         if config.engine.cache_dir.is_none() {
             config.engine.cache_dir = Some(dir.join("compiled"));
         }
+        let (master, master_key_source) = match config.master_key.take() {
+            Some(key) => (key, None),
+            None => {
+                let (key, source) = MasterKey::from_env_or_file(&dir)?;
+                (key, Some(source))
+            }
+        };
+        let vault = std::sync::Arc::new(Vault::open(&dir.join("vault.redb"), master)?);
         let runs = RunStore::open(&dir.join("runs.redb"))?;
         let storage = Storage::open(&dir.join("storage"), config.storage)?;
         let cache = Cache::open(&dir.join("cache.redb"), config.cache)?;
         // The one place primitives are composed: a new primitive is one line.
         let engine =
             Engine::builder(config.engine, runs).primitive(storage.clone()).primitive(cache.clone()).build()?;
-        Ok(Self { engine, storage, cache, data_dir: dir })
+        Ok(Self { engine, storage, cache, vault, master_key_source, data_dir: dir })
     }
 
     /// The engine, with every primitive linked.
@@ -132,6 +152,17 @@ impl Orbit {
     /// The cache behind the `cache` primitive.
     pub fn cache(&self) -> &KvCache {
         self.cache.kv()
+    }
+
+    /// The secrets vault.
+    pub fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
+    /// Where the master key came from, when Orbit loaded it
+    /// (`MasterKeySource::Generated` means a new key file was just written).
+    pub fn master_key_source(&self) -> Option<&MasterKeySource> {
+        self.master_key_source.as_ref()
     }
 
     /// The data directory.

@@ -33,6 +33,80 @@ enum Command {
         /// Path to the component (.wasm).
         component: PathBuf,
     },
+    /// Store, list and remove a workspace's secrets. Values are never shown.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// Manage the vault's keys.
+    #[command(subcommand)]
+    Vault(VaultCommand),
+}
+
+#[derive(Subcommand)]
+enum SecretCommand {
+    /// Store a secret. The value is read from stdin (without echo on a
+    /// terminal) and never shown again.
+    Set(SecretSetArgs),
+    /// List a workspace's secrets (metadata only).
+    List {
+        /// Workspace.
+        #[arg(long, default_value = "default")]
+        workspace: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a secret.
+    Rm {
+        /// Secret name.
+        name: String,
+        /// Workspace.
+        #[arg(long, default_value = "default")]
+        workspace: String,
+    },
+}
+
+#[derive(Args)]
+struct SecretSetArgs {
+    /// Secret name: 1 to 128 of A-Z a-z 0-9 _ . -
+    name: String,
+    /// Workspace.
+    #[arg(long, default_value = "default")]
+    workspace: String,
+    /// Origin the secret may be sent to, e.g. https://api.example.com or
+    /// http://127.0.0.1:8080; repeat for several. A path narrows it to that
+    /// path prefix.
+    #[arg(long = "host", required = true)]
+    hosts: Vec<String>,
+    /// Only these methods (repeatable); default any.
+    #[arg(long = "method")]
+    methods: Vec<String>,
+    /// Put the value in this header ...
+    #[arg(long, group = "placement", requires = "template")]
+    header: Option<String>,
+    /// ... as this template, with {} replaced by the value.
+    #[arg(long)]
+    template: Option<String>,
+    /// Put the value in this query parameter.
+    #[arg(long, group = "placement")]
+    query: Option<String>,
+    /// Send the value as the password of HTTP Basic auth for this user.
+    #[arg(long, group = "placement")]
+    basic_user: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum VaultCommand {
+    /// Rotate the key-encryption key: a new key version; every workspace
+    /// data key is re-wrapped under it. Old versions stay readable until
+    /// retired.
+    Rotate,
+    /// Retire an old key-encryption key version no data key uses any more.
+    Retire {
+        /// The version to retire.
+        version: u32,
+    },
+    /// Show key versions and encryption counts.
+    Status,
 }
 
 #[derive(Args)]
@@ -122,6 +196,13 @@ fn main() -> ExitCode {
 fn real_main(cli: Cli) -> Result<ExitCode> {
     let dir = data_dir(cli.data_dir)?;
     let orbit = Orbit::open(&dir).with_context(|| format!("opening data directory {}", dir.display()))?;
+    if let Some(orbit::MasterKeySource::Generated(path)) = orbit.master_key_source() {
+        eprintln!(
+            "orbit: generated a new master key at {} (mode 0600). Back it up: secrets cannot be read without it. \
+             Set ORBIT_MASTER_KEY to supply your own.",
+            path.display()
+        );
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Run(args) => rt.block_on(run(&orbit, args)),
@@ -131,6 +212,8 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             eprintln!("compiled {} ({}, {})", component.display(), loaded.kind(), loaded.digest());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Secret(cmd) => secret(&orbit, cmd),
+        Command::Vault(cmd) => vault(&orbit, cmd),
         Command::Runs(RunsCommand::List { workspace, status, limit, before, json }) => {
             let status =
                 status.map(|s| s.parse::<RunStatus>().map_err(|e| anyhow::anyhow!("--status: {e}"))).transpose()?;
@@ -159,6 +242,129 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn secret(orbit: &Orbit, cmd: SecretCommand) -> Result<ExitCode> {
+    match cmd {
+        SecretCommand::Set(a) => {
+            let placement = match (&a.header, &a.template, &a.query, &a.basic_user) {
+                (Some(name), Some(template), None, None) => {
+                    orbit::Placement::Header { name: name.clone(), template: template.clone() }
+                }
+                (None, None, Some(param), None) => orbit::Placement::Query { param: param.clone() },
+                (None, None, None, Some(user)) => orbit::Placement::Basic { username: user.clone() },
+                _ => bail!("give one of --header NAME --template T, --query PARAM, or --basic-user USER"),
+            };
+            let mut hosts = Vec::new();
+            for h in &a.hosts {
+                let binding = orbit::HostBinding::parse(h).with_context(|| format!("--host {h}"))?;
+                hosts.push(if a.methods.is_empty() { binding } else { binding.with_methods(&a.methods) });
+            }
+            let value = read_secret_value(&a.name)?;
+            let ws = parse_workspace(&a.workspace)?;
+            let meta = orbit.vault().set(&ws, &a.name, value, hosts, placement, "cli")?;
+            eprintln!("stored secret {} in workspace {ws} ({} host binding(s))", meta.name, meta.hosts.len());
+        }
+        SecretCommand::List { workspace, json } => {
+            let list = orbit.vault().list(&parse_workspace(&workspace)?)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!("{:<24}  {:<40}  {:<28}  {:<24}  LAST USED", "NAME", "HOSTS", "PLACEMENT", "CREATED");
+                for m in list {
+                    let hosts: Vec<String> = m
+                        .hosts
+                        .iter()
+                        .map(|h| {
+                            format!("{}://{}:{}{}", h.scheme, h.host, h.port, h.path_prefix.as_deref().unwrap_or(""))
+                        })
+                        .collect();
+                    let placement = match &m.placement {
+                        orbit::Placement::Header { name, template } => format!("header {name}: {template}"),
+                        orbit::Placement::Query { param } => format!("query {param}"),
+                        orbit::Placement::Basic { username } => format!("basic {username}"),
+                        other => format!("{other:?}"),
+                    };
+                    println!(
+                        "{:<24}  {:<40}  {:<28}  {:<24}  {}",
+                        m.name,
+                        hosts.join(","),
+                        placement,
+                        fmt_time(m.created_at_ms),
+                        m.last_used_at_ms.map(fmt_time).unwrap_or_else(|| "never".into())
+                    );
+                }
+            }
+        }
+        SecretCommand::Rm { name, workspace } => {
+            if !orbit.vault().remove(&parse_workspace(&workspace)?, &name)? {
+                bail!("no secret {name} in workspace {workspace}");
+            }
+            eprintln!("removed secret {name}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a secret value: from the terminal without echo, or from piped stdin
+/// (one line, trailing newline removed).
+fn read_secret_value(name: &str) -> Result<orbit::SecretValue> {
+    use std::io::IsTerminal;
+    let text = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("value for {name}: "))?
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        line.truncate(line.trim_end_matches(['\r', '\n']).len());
+        line
+    };
+    if text.is_empty() {
+        bail!("empty secret value");
+    }
+    Ok(orbit::SecretValue::new(text))
+}
+
+fn vault(orbit: &Orbit, cmd: VaultCommand) -> Result<ExitCode> {
+    match cmd {
+        VaultCommand::Rotate => {
+            let r = orbit.vault().rotate()?;
+            eprintln!(
+                "rotated key-encryption key {} -> {}; re-wrapped {} data key(s). Retire the old version with `orbit vault retire {}`.",
+                r.previous_kek_id, r.kek_id, r.rewrapped, r.previous_version
+            );
+        }
+        VaultCommand::Retire { version } => {
+            orbit.vault().retire(version)?;
+            eprintln!("retired key version {version}");
+        }
+        VaultCommand::Status => {
+            let st = orbit.vault().status()?;
+            println!("current key   {} (version {})", st.kek_id, st.kek_version);
+            println!("limit         {} encryptions per key (NIST SP 800-38D)", st.encryption_limit);
+            println!("secrets       {}", st.secrets);
+            for k in &st.keks {
+                let state = if k.current {
+                    "current"
+                } else if k.retired_at_ms.is_some() {
+                    "retired"
+                } else {
+                    "readable"
+                };
+                println!("kek {:<10} wraps {:<8} data keys {:<4} {state}", k.id, k.wraps, k.data_keys);
+            }
+            for d in &st.data_keys {
+                println!(
+                    "dek {:<24} workspace {:<16} under {:<10} encryptions {:<8}{}",
+                    d.id,
+                    d.workspace,
+                    d.kek_id,
+                    d.encryptions,
+                    if d.current { " current" } else { "" }
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn parse_workspace(name: &str) -> Result<WorkspaceId> {

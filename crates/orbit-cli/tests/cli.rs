@@ -9,8 +9,113 @@ fn orbit(data: &std::path::Path, args: &[&str]) -> Output {
         .arg(data)
         .args(args)
         .env_remove("ORBIT_HOME")
+        .env_remove("ORBIT_MASTER_KEY")
         .output()
         .expect("orbit runs")
+}
+
+fn orbit_stdin(data: &std::path::Path, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orbit"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env_remove("ORBIT_HOME")
+        .env_remove("ORBIT_MASTER_KEY")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn grep_dir(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut hits = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            hits.extend(grep_dir(&p, needle));
+        } else if std::fs::read(&p).unwrap().windows(needle.len()).any(|w| w == needle) {
+            hits.push(p);
+        }
+    }
+    hits
+}
+
+#[test]
+fn secrets_are_stored_encrypted_listed_without_values_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let value = "sk-live-7f3a9c2e4b1d";
+    let out = orbit_stdin(
+        dir.path(),
+        &[
+            "secret",
+            "set",
+            "API_TOKEN",
+            "--workspace",
+            "team-a",
+            "--host",
+            "https://api.example.com",
+            "--header",
+            "Authorization",
+            "--template",
+            "Bearer {}",
+        ],
+        &format!("{value}\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // First use generated a master key file, and said where.
+    assert!(text(&out.stderr).contains("generated a new master key"), "{}", text(&out.stderr));
+    let key = dir.path().join("master.key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+
+    let list = orbit(dir.path(), &["secret", "list", "--workspace", "team-a", "--json"]);
+    assert!(list.status.success());
+    let listed = text(&list.stdout);
+    let v: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(v[0]["name"], "API_TOKEN");
+    assert_eq!(v[0]["hosts"][0]["host"], "api.example.com");
+    assert_eq!(v[0]["hosts"][0]["port"], 443);
+    assert!(!listed.contains(value));
+    let table = text(&orbit(dir.path(), &["secret", "list", "--workspace", "team-a"]).stdout);
+    assert!(table.contains("API_TOKEN") && !table.contains(value));
+    // Another workspace sees nothing.
+    let other = orbit(dir.path(), &["secret", "list", "--json"]);
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&other.stdout).unwrap(), serde_json::json!([]));
+    // No file in the data directory holds the value.
+    assert_eq!(grep_dir(dir.path(), value.as_bytes()), Vec::<std::path::PathBuf>::new());
+
+    // Rotation keeps the secret; status shows the new key version.
+    let rot = orbit(dir.path(), &["vault", "rotate"]);
+    assert!(rot.status.success(), "{}", text(&rot.stderr));
+    let st = text(&orbit(dir.path(), &["vault", "status"]).stdout);
+    assert!(st.contains("version 2"), "{st}");
+    let list = orbit(dir.path(), &["secret", "list", "--workspace", "team-a", "--json"]);
+    assert!(text(&list.stdout).contains("API_TOKEN"));
+
+    assert!(orbit(dir.path(), &["secret", "rm", "API_TOKEN", "--workspace", "team-a"]).status.success());
+    let gone = orbit(dir.path(), &["secret", "rm", "API_TOKEN", "--workspace", "team-a"]);
+    assert_eq!(gone.status.code(), Some(2));
+}
+
+#[test]
+fn secret_set_refuses_bad_bindings() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = orbit_stdin(
+        dir.path(),
+        &["secret", "set", "T", "--host", "ftp://example.com", "--header", "X-Key", "--template", "{}"],
+        "v\n",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let out = orbit_stdin(
+        dir.path(),
+        &["secret", "set", "T", "--host", "https://example.com", "--header", "X-Key", "--template", "no placeholder"],
+        "v\n",
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
 
 fn text(b: &[u8]) -> String {

@@ -71,7 +71,7 @@ mod tests {
     fn group_commit_defaults() {
         let gc = GroupCommit::default();
         assert_eq!(gc.max_batch, 512);
-        assert_eq!(gc.max_delay, std::time::Duration::from_millis(2));
+        assert_eq!(gc.max_delay, std::time::Duration::ZERO);
     }
 
     #[test]

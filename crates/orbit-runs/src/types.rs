@@ -352,14 +352,16 @@ pub struct GroupCommit {
     /// as 1). Default 512.
     pub max_batch: usize,
     /// How long the writer waits, after the first record of a batch
-    /// arrives, for more records to join it. Default 2 ms. With
-    /// `Duration::ZERO` a batch holds only what is already queued. Every
-    /// record waits up to this long, so keep it to a few milliseconds.
+    /// arrives, for more records to join it. Default zero: a batch holds
+    /// what is queued when the previous commit ends, so records that arrive
+    /// during one fsync share the next, and a lone caller never waits for
+    /// company. A positive delay trades every record's latency for fewer
+    /// commits.
     pub max_delay: Duration,
 }
 
 impl Default for GroupCommit {
     fn default() -> Self {
-        Self { max_batch: 512, max_delay: Duration::from_millis(2) }
+        Self { max_batch: 512, max_delay: Duration::ZERO }
     }
 }

@@ -1,0 +1,598 @@
+//! One mediated request: validation, egress and address checks, secret
+//! injection, the capped response, and scrubbing.
+
+use std::io::Read;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use orbit_vault::{Placement, SecretMeta, SecretResolver, SecretValue};
+use orbit_workspace::WorkspaceId;
+use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
+use url::Url;
+use zeroize::Zeroizing;
+
+use crate::addr::{AddressPolicy, BlockedResolution, ResolveFailed};
+use crate::config::FetchConfig;
+use crate::error::{FetchError, SecretDenial};
+use crate::scrub::Scrubber;
+use crate::{FetchRequest, FetchResponse};
+
+/// Guest headers that are refused: they frame or route the message, and
+/// the host sets them itself (RFC 9110 §7.2, §8.6, §7.6.1; RFC 9112 §6.1).
+const FORBIDDEN_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// The codings the host can decode (and so scrub) and asks for.
+const ACCEPT_ENCODING: &str = "gzip, deflate";
+
+/// Facts about one call, for its span. Names only: never values.
+#[derive(Debug, Default)]
+pub(crate) struct CallFacts {
+    pub(crate) method: Option<String>,
+    pub(crate) host: Option<String>,
+    pub(crate) status: Option<u16>,
+    pub(crate) secrets_used: Vec<String>,
+    pub(crate) secrets_denied: Vec<String>,
+    pub(crate) mark_used_failed: Vec<String>,
+}
+
+/// Longest secret name recorded on a span; longer (hence invalid) names are
+/// recorded shortened.
+const MAX_RECORDED_NAME: usize = 128;
+
+fn recordable_name(name: &str) -> String {
+    if name.len() <= MAX_RECORDED_NAME && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
+        name.to_owned()
+    } else {
+        let mut s: String =
+            name.chars().filter(|c| c.is_ascii_alphanumeric() || "_.-".contains(*c)).take(MAX_RECORDED_NAME).collect();
+        s.push_str("<invalid>");
+        s
+    }
+}
+
+impl CallFacts {
+    /// Span attributes: `method`, `host`, `status`, `secrets` (names, comma
+    /// separated), one `secret_denied` per refused name and one
+    /// `secret_mark_used_failed` per name whose last-use time could not be
+    /// written.
+    pub(crate) fn into_attrs(self) -> Vec<(String, String)> {
+        let mut attrs = Vec::new();
+        if let Some(m) = self.method {
+            attrs.push(("method".to_owned(), m));
+        }
+        if let Some(h) = self.host {
+            attrs.push(("host".to_owned(), h));
+        }
+        if let Some(s) = self.status {
+            attrs.push(("status".to_owned(), s.to_string()));
+        }
+        if !self.secrets_used.is_empty() {
+            attrs.push(("secrets".to_owned(), self.secrets_used.join(",")));
+        }
+        for n in self.secrets_denied {
+            attrs.push(("secret_denied".to_owned(), n));
+        }
+        for n in self.mark_used_failed {
+            attrs.push(("secret_mark_used_failed".to_owned(), n));
+        }
+        attrs
+    }
+}
+
+fn set<T>(facts: &Mutex<CallFacts>, f: impl FnOnce(&mut CallFacts) -> T) -> T {
+    f(&mut facts.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// The shared, engine-lifetime part of the primitive.
+pub(crate) struct Inner {
+    pub(crate) config: FetchConfig,
+    pub(crate) policy: Arc<AddressPolicy>,
+    pub(crate) client: reqwest::Client,
+    pub(crate) resolver: Arc<dyn SecretResolver>,
+}
+
+/// A request that passed validation and the egress checks.
+struct Checked {
+    method: reqwest::Method,
+    url: Url,
+    scheme: String,
+    /// Host as matched against bindings: lowercase name without a
+    /// trailing dot, or a canonical IP literal without brackets.
+    host: String,
+    port: u16,
+    headers: HeaderMap,
+    body: Vec<u8>,
+    timeout: Duration,
+    secrets: Vec<String>,
+}
+
+fn invalid(msg: impl Into<String>) -> FetchError {
+    FetchError::InvalidRequest(msg.into())
+}
+
+/// Whether a guest header value is acceptable: visible ASCII, space and
+/// horizontal tab only (RFC 9110 §5.5 field-vchar without obs-text), and no
+/// leading or trailing whitespace.
+fn valid_header_value(v: &str) -> bool {
+    v.bytes().all(|b| b.is_ascii_graphic() || b == b' ' || b == b'\t')
+        && !v.starts_with([' ', '\t'])
+        && !v.ends_with([' ', '\t'])
+}
+
+impl Inner {
+    /// Validates `req` and applies the workspace's egress policy and the
+    /// address policy to its URL's host.
+    fn check(&self, ws: &WorkspaceId, req: FetchRequest, facts: &Mutex<CallFacts>) -> Result<Checked, FetchError> {
+        let cfg = &self.config;
+        let method = reqwest::Method::from_bytes(req.method.as_bytes()).map_err(|_| invalid("bad method"))?;
+        set(facts, |f| f.method = Some(method.as_str().to_owned()));
+        if method == reqwest::Method::CONNECT || method == reqwest::Method::TRACE {
+            return Err(invalid(format!("method {method} is not allowed")));
+        }
+        if req.url.len() > cfg.max_url_bytes {
+            return Err(FetchError::RequestTooLarge { what: "url", size: req.url.len(), limit: cfg.max_url_bytes });
+        }
+        let mut url = Url::parse(&req.url).map_err(|e| invalid(format!("bad URL: {e}")))?;
+        let scheme = url.scheme().to_owned();
+        if scheme != "http" && scheme != "https" {
+            return Err(invalid(format!("scheme {scheme:?} is not http or https")));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(invalid("credentials in the URL are not allowed"));
+        }
+        url.set_fragment(None);
+        let (host, ip) = match url.host() {
+            Some(url::Host::Domain(d)) => (d.trim_end_matches('.').to_ascii_lowercase(), None),
+            Some(url::Host::Ipv4(a)) => (a.to_string(), Some(IpAddr::V4(a))),
+            Some(url::Host::Ipv6(a)) => (a.to_string(), Some(IpAddr::V6(a))),
+            None => return Err(invalid("URL has no host")),
+        };
+        if host.is_empty() {
+            return Err(invalid("URL has an empty host"));
+        }
+        set(facts, |f| f.host = Some(host.clone()));
+        let port = url.port_or_known_default().ok_or_else(|| invalid("URL has no port"))?;
+        if !cfg.egress_for(ws.as_str()).allows(&host) {
+            return Err(FetchError::HostNotAllowed { host });
+        }
+        // hyper-util never asks the resolver about IP literals: check them
+        // here, on the parsed host that is also what gets sent.
+        if let Some(ip) = ip {
+            self.policy.check(ip).map_err(|reason| FetchError::AddressDenied {
+                host: host.clone(),
+                addr: ip,
+                reason,
+            })?;
+        }
+
+        if req.headers.len() > cfg.max_request_headers {
+            return Err(FetchError::RequestTooLarge {
+                what: "header count",
+                size: req.headers.len(),
+                limit: cfg.max_request_headers,
+            });
+        }
+        let mut headers = HeaderMap::new();
+        for (name, value) in &req.headers {
+            let size = name.len() + value.len();
+            if size > cfg.max_header_bytes {
+                return Err(FetchError::RequestTooLarge { what: "header", size, limit: cfg.max_header_bytes });
+            }
+            let hname = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid("bad header name"))?;
+            if FORBIDDEN_HEADERS.contains(&hname.as_str()) {
+                return Err(invalid(format!("header {hname} may not be set")));
+            }
+            if !valid_header_value(value) {
+                return Err(invalid(format!("bad value for header {hname}")));
+            }
+            let hvalue = HeaderValue::from_str(value).map_err(|_| invalid(format!("bad value for header {hname}")))?;
+            headers.append(hname, hvalue);
+        }
+        // Only codings the host can decode, so that it can always scrub.
+        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(ACCEPT_ENCODING));
+
+        if req.body.len() > cfg.max_request_body_bytes {
+            return Err(FetchError::RequestTooLarge {
+                what: "body",
+                size: req.body.len(),
+                limit: cfg.max_request_body_bytes,
+            });
+        }
+        let mut secrets: Vec<String> = Vec::new();
+        for s in req.secrets {
+            if !secrets.contains(&s) {
+                secrets.push(s);
+            }
+        }
+        if secrets.len() > cfg.max_secrets_per_request {
+            return Err(invalid(format!(
+                "{} secrets named, over the limit of {}",
+                secrets.len(),
+                cfg.max_secrets_per_request
+            )));
+        }
+        let timeout = req.timeout.map_or(cfg.total_timeout, |t| t.min(cfg.total_timeout));
+        Ok(Checked { method, url, scheme, host, port, headers, body: req.body, timeout, secrets })
+    }
+
+    /// Looks the named secrets up and checks their bindings. Stops at the
+    /// first refusal, which it records on `facts`.
+    async fn resolve_secrets(
+        &self,
+        ws: &WorkspaceId,
+        req: &Checked,
+        facts: &Mutex<CallFacts>,
+    ) -> Result<Vec<(SecretMeta, SecretValue)>, FetchError> {
+        if req.secrets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let resolver = self.resolver.clone();
+        let (ws2, names) = (ws.clone(), req.secrets.clone());
+        let looked_up = tokio::task::spawn_blocking(move || {
+            names
+                .into_iter()
+                .map(|n| {
+                    let r = resolver.resolve(&ws2, &n);
+                    (n, r)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| FetchError::Internal(format!("secret lookup task failed: {e}")))?;
+        let path = req.url.path();
+        let mut out = Vec::with_capacity(looked_up.len());
+        for (name, found) in looked_up {
+            let denial = match found {
+                Err(orbit_vault::VaultError::InvalidSecretName(_)) | Ok(None) => Some(SecretDenial::Unknown),
+                Err(e) => return Err(FetchError::Vault(e.to_string())),
+                Ok(Some((meta, value))) => {
+                    let bound = meta
+                        .hosts
+                        .iter()
+                        .any(|b| b.matches(&req.scheme, &req.host, req.port, req.method.as_str(), path));
+                    if bound {
+                        out.push((meta, value));
+                        None
+                    } else {
+                        Some(SecretDenial::NotBound)
+                    }
+                }
+            };
+            if let Some(reason) = denial {
+                let recorded = recordable_name(&name);
+                set(facts, |f| f.secrets_denied.push(recorded.clone()));
+                return Err(FetchError::SecretDenied { name: recorded, reason });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sends `req` for workspace `ws`, recording span facts on `facts`.
+    pub(crate) async fn send(
+        &self,
+        ws: &WorkspaceId,
+        req: FetchRequest,
+        facts: &Mutex<CallFacts>,
+    ) -> Result<FetchResponse, FetchError> {
+        let started = tokio::time::Instant::now();
+        let mut req = self.check(ws, req, facts)?;
+        let deadline = started + req.timeout;
+        let secrets = self.resolve_secrets(ws, &req, facts).await?;
+
+        // Inject each secret where its placement says; collect what to
+        // scrub from the response.
+        let mut values: Vec<Zeroizing<String>> = Vec::new();
+        let mut derived: Vec<Zeroizing<String>> = Vec::new();
+        let mut injected: Vec<HeaderName> = Vec::new();
+        for (meta, value) in &secrets {
+            let v = value.expose();
+            values.push(Zeroizing::new(v.to_owned()));
+            let unplaceable =
+                || FetchError::Internal(format!("secret {:?} cannot be placed in the request", meta.name));
+            match &meta.placement {
+                Placement::Header { name, template } => {
+                    let hname = HeaderName::from_bytes(name.as_bytes()).map_err(|_| unplaceable())?;
+                    let rendered = Zeroizing::new(template.replacen("{}", v, 1));
+                    let mut hv = HeaderValue::from_str(&rendered).map_err(|_| unplaceable())?;
+                    hv.set_sensitive(true);
+                    place_header(&mut req.headers, &mut injected, hname, hv)?;
+                    derived.push(rendered);
+                }
+                Placement::Basic { username } => {
+                    // RFC 7617 §2: base64 of user-id ":" password.
+                    let pair = Zeroizing::new(format!("{username}:{v}"));
+                    let cred = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(pair.as_bytes()));
+                    let rendered = Zeroizing::new(format!("Basic {}", cred.as_str()));
+                    let mut hv = HeaderValue::from_str(&rendered).map_err(|_| unplaceable())?;
+                    hv.set_sensitive(true);
+                    place_header(&mut req.headers, &mut injected, header::AUTHORIZATION, hv)?;
+                    derived.push(cred);
+                }
+                Placement::Query { param } => {
+                    let kept: Option<Vec<(String, String)>> =
+                        req.url.query_pairs().any(|(k, _)| k == param.as_str()).then(|| {
+                            req.url
+                                .query_pairs()
+                                .filter(|(k, _)| k != param.as_str())
+                                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                                .collect()
+                        });
+                    if let Some(kept) = kept {
+                        req.url.set_query(None);
+                        let mut q = req.url.query_pairs_mut();
+                        for (k, val) in &kept {
+                            q.append_pair(k, val);
+                        }
+                    }
+                    req.url.query_pairs_mut().append_pair(param, v);
+                }
+                _ => return Err(unplaceable()),
+            }
+        }
+        let scrubber = Scrubber::new(values.iter().map(|v| v.as_str()), derived.iter().map(|v| v.as_str()));
+        drop(derived);
+        drop(values);
+        if !secrets.is_empty() {
+            let names: Vec<String> = secrets.iter().map(|(m, _)| m.name.clone()).collect();
+            set(facts, |f| f.secrets_used = names.clone());
+            let failed = self.mark_used(ws, names).await;
+            set(facts, |f| f.mark_used_failed = failed);
+        }
+        drop(secrets);
+
+        let result = self.exchange(req, deadline, &scrubber, facts).await;
+        // Error detail may quote upstream text; it never leaves unscrubbed.
+        result.map_err(|e| scrub_error(e, &scrubber))
+    }
+
+    /// Records the use of `names`; returns the names whose record failed.
+    async fn mark_used(&self, ws: &WorkspaceId, names: Vec<String>) -> Vec<String> {
+        let resolver = self.resolver.clone();
+        let ws = ws.clone();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        tokio::task::spawn_blocking(move || {
+            names.into_iter().filter(|n| resolver.mark_used(&ws, n, now).is_err()).collect()
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    /// Sends the prepared request and reads the response under the caps.
+    async fn exchange(
+        &self,
+        req: Checked,
+        deadline: tokio::time::Instant,
+        scrubber: &Scrubber,
+        facts: &Mutex<CallFacts>,
+    ) -> Result<FetchResponse, FetchError> {
+        let cfg = &self.config;
+        let head_deadline = deadline.min(tokio::time::Instant::now() + cfg.first_byte_timeout);
+        let request = self.client.request(req.method, req.url).headers(req.headers).body(req.body);
+        let mut resp = match tokio::time::timeout_at(head_deadline, request.send()).await {
+            Err(_) => return Err(FetchError::Timeout("no response head in time".to_owned())),
+            Ok(Err(e)) => return Err(classify(e)),
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status().as_u16();
+        set(facts, |f| f.status = Some(status));
+
+        let headers = resp.headers();
+        if headers.len() > cfg.max_response_headers {
+            return Err(FetchError::ResponseTooLarge(format!(
+                "{} header fields, over the limit of {}",
+                headers.len(),
+                cfg.max_response_headers
+            )));
+        }
+        for (name, value) in headers {
+            let size = name.as_str().len() + value.len();
+            if size > cfg.max_header_bytes {
+                return Err(FetchError::ResponseTooLarge(format!(
+                    "header {name} is {size} bytes, over the limit of {}",
+                    cfg.max_header_bytes
+                )));
+            }
+        }
+        let coding = content_coding(headers)?;
+
+        let cap = cfg.max_response_body_bytes;
+        let mut raw: Vec<u8> = Vec::new();
+        loop {
+            let chunk = match tokio::time::timeout_at(deadline, resp.chunk()).await {
+                Err(_) => return Err(FetchError::Timeout("response body not complete in time".to_owned())),
+                Ok(Err(e)) => return Err(classify(e)),
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(c))) => c,
+            };
+            if raw.len() + chunk.len() > cap {
+                return Err(FetchError::ResponseTooLarge(format!("body over the limit of {cap} bytes")));
+            }
+            raw.extend_from_slice(&chunk);
+        }
+        let body = decode(coding, raw, cap)?;
+
+        let mut out_headers = Vec::with_capacity(resp.headers().len());
+        for (name, value) in resp.headers() {
+            // The body handed over is whole, decoded and scrubbed: framing
+            // and coding headers no longer describe it.
+            if name == header::CONTENT_LENGTH
+                || name == header::TRANSFER_ENCODING
+                || (name == header::CONTENT_ENCODING && coding != Coding::Identity)
+            {
+                continue;
+            }
+            let n = scrubber.text(name.as_str());
+            let v = String::from_utf8_lossy(&scrubber.bytes(value.as_bytes())).into_owned();
+            out_headers.push((n, v));
+        }
+        Ok(FetchResponse { status, headers: out_headers, body: scrubber.bytes(&body) })
+    }
+}
+
+/// Puts an injected header in place of any guest header of that name;
+/// two secrets may not claim the same header.
+fn place_header(
+    headers: &mut HeaderMap,
+    injected: &mut Vec<HeaderName>,
+    name: HeaderName,
+    value: HeaderValue,
+) -> Result<(), FetchError> {
+    if injected.contains(&name) {
+        return Err(invalid(format!("two secrets are placed in header {name}")));
+    }
+    headers.insert(name.clone(), value);
+    injected.push(name);
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Coding {
+    Identity,
+    Gzip,
+    Deflate,
+}
+
+/// The response's content coding (RFC 9110 §8.4). Codings the host cannot
+/// decode are refused: an encoded body could not be scrubbed.
+fn content_coding(headers: &HeaderMap) -> Result<Coding, FetchError> {
+    let mut codings = Vec::new();
+    for v in headers.get_all(header::CONTENT_ENCODING) {
+        let v = v.to_str().map_err(|_| FetchError::Upstream("unreadable content-encoding".to_owned()))?;
+        for c in v.split(',').map(|c| c.trim().to_ascii_lowercase()).filter(|c| !c.is_empty() && c != "identity") {
+            codings.push(c);
+        }
+    }
+    match codings.as_slice() {
+        [] => Ok(Coding::Identity),
+        [c] if c == "gzip" || c == "x-gzip" => Ok(Coding::Gzip),
+        [c] if c == "deflate" => Ok(Coding::Deflate),
+        _ => Err(FetchError::Upstream(format!("unsupported content-encoding {}", codings.join(", ")))),
+    }
+}
+
+/// Decodes `raw`, never producing more than `cap` bytes (a compression
+/// bomb stops at the cap).
+fn decode(coding: Coding, raw: Vec<u8>, cap: usize) -> Result<Vec<u8>, FetchError> {
+    let reader: Box<dyn Read + '_> = match coding {
+        Coding::Identity => return Ok(raw),
+        Coding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw.as_slice())),
+        // "deflate" is zlib (RFC 9110 §8.4.1.2); some servers send raw
+        // deflate, recognised by the absence of a zlib header.
+        Coding::Deflate if is_zlib_header(&raw) => Box::new(flate2::read::ZlibDecoder::new(raw.as_slice())),
+        Coding::Deflate => Box::new(flate2::read::DeflateDecoder::new(raw.as_slice())),
+    };
+    let mut out = Vec::new();
+    reader
+        .take(cap as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| FetchError::Upstream(format!("bad {coding:?} body: {e}")))?;
+    if out.len() > cap {
+        return Err(FetchError::ResponseTooLarge(format!("decoded body over the limit of {cap} bytes")));
+    }
+    Ok(out)
+}
+
+fn is_zlib_header(b: &[u8]) -> bool {
+    b.len() >= 2 && b[0] & 0x0f == 8 && (u16::from(b[0]) << 8 | u16::from(b[1])) % 31 == 0
+}
+
+/// Maps an HTTP client error to a [`FetchError`], looking through its
+/// source chain for the resolver's verdicts and hyper's parse limits.
+fn classify(e: reqwest::Error) -> FetchError {
+    let e = e.without_url();
+    let mut chain = String::new();
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(err) = src {
+        if let Some(b) = err.downcast_ref::<BlockedResolution>() {
+            return FetchError::AddressDenied { host: b.host.clone(), addr: b.addr, reason: b.reason };
+        }
+        if let Some(r) = err.downcast_ref::<ResolveFailed>() {
+            return FetchError::Upstream(r.to_string());
+        }
+        if let Some(h) = err.downcast_ref::<hyper::Error>()
+            && h.is_parse_too_large()
+        {
+            return FetchError::ResponseTooLarge("response head over the HTTP parser's limits".to_owned());
+        }
+        if !chain.is_empty() {
+            chain.push_str(": ");
+        }
+        chain.push_str(&err.to_string());
+        src = err.source();
+    }
+    if e.is_timeout() { FetchError::Timeout(chain) } else { FetchError::Upstream(chain) }
+}
+
+/// `e` with any secret form removed from its detail text.
+fn scrub_error(e: FetchError, s: &Scrubber) -> FetchError {
+    match e {
+        FetchError::Upstream(d) => FetchError::Upstream(s.text(&d)),
+        FetchError::Timeout(d) => FetchError::Timeout(s.text(&d)),
+        FetchError::ResponseTooLarge(d) => FetchError::ResponseTooLarge(s.text(&d)),
+        FetchError::InvalidRequest(d) => FetchError::InvalidRequest(s.text(&d)),
+        FetchError::Internal(d) => FetchError::Internal(s.text(&d)),
+        FetchError::Vault(d) => FetchError::Vault(s.text(&d)),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn decode_caps_bombs() {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(&vec![0u8; 1 << 20]).unwrap();
+        let bomb = enc.finish().unwrap();
+        assert!(bomb.len() < 4096);
+        assert!(matches!(decode(Coding::Gzip, bomb.clone(), 1000), Err(FetchError::ResponseTooLarge(_))));
+        assert_eq!(decode(Coding::Gzip, bomb, 1 << 20).unwrap().len(), 1 << 20);
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(b"hello").unwrap();
+        assert_eq!(decode(Coding::Deflate, z.finish().unwrap(), 10).unwrap(), b"hello");
+        let mut d = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        d.write_all(b"hello").unwrap();
+        assert_eq!(decode(Coding::Deflate, d.finish().unwrap(), 10).unwrap(), b"hello");
+    }
+
+    #[test]
+    fn codings() {
+        let mut h = HeaderMap::new();
+        assert_eq!(content_coding(&h).unwrap(), Coding::Identity);
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("GZIP"));
+        assert_eq!(content_coding(&h).unwrap(), Coding::Gzip);
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("br"));
+        assert!(content_coding(&h).is_err());
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip, gzip"));
+        assert!(content_coding(&h).is_err());
+    }
+
+    #[test]
+    fn header_values() {
+        assert!(valid_header_value("Bearer abc"));
+        for bad in ["a\r\nb", "a\nb", "a\0", "\u{7f}", " lead", "trail ", "ünï"] {
+            assert!(!valid_header_value(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn names_on_spans_are_bounded() {
+        assert_eq!(recordable_name("api_key-1.x"), "api_key-1.x");
+        assert_eq!(recordable_name("a b\n"), "ab<invalid>");
+        assert!(recordable_name(&"x".repeat(1000)).len() <= MAX_RECORDED_NAME + 9);
+    }
+}

@@ -1,0 +1,808 @@
+//! The vault: a redb file of wrapped data keys and encrypted secrets.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use orbit_workspace::WorkspaceId;
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::crypto::{self, FORMAT_VERSION, KeyBytes, NONCE_LEN, TAG_LEN};
+use crate::{HostBinding, MasterKey, Placement, SecretMeta, SecretValue, VaultError};
+
+/// Vault-wide state: key `"kek_state"` holds a JSON [`KekState`].
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("vault_meta");
+/// Data keys by id: JSON [`DekRecord`].
+const DEKS: TableDefinition<&str, &[u8]> = TableDefinition::new("vault_deks");
+/// Workspace -> id of its current data key.
+const CURRENT_DEK: TableDefinition<&str, &str> = TableDefinition::new("vault_current_dek");
+/// (workspace, name) -> binary secret record (see [`SecretRecord`]).
+const SECRETS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("vault_secrets");
+/// (workspace, name) -> last use, in ms since the Unix epoch. Kept apart
+/// from the authenticated record so marking a use needs no re-encryption.
+const LAST_USED: TableDefinition<(&str, &str), u64> = TableDefinition::new("vault_last_used");
+
+const KEK_STATE_KEY: &str = "kek_state";
+
+/// Tuning for [`Vault::open_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VaultOptions {
+    /// Encryptions allowed under one key (a data key's secret encryptions,
+    /// or a key-encryption key's wraps) before it is replaced. Clamped to
+    /// `1..=`[`Vault::ENCRYPTION_LIMIT`].
+    pub max_encryptions_per_key: u64,
+}
+
+impl Default for VaultOptions {
+    fn default() -> Self {
+        VaultOptions { max_encryptions_per_key: Vault::ENCRYPTION_LIMIT }
+    }
+}
+
+/// What [`Vault::rotate`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RotationReport {
+    /// The key-encryption key version that was current before.
+    pub previous_version: u32,
+    /// Its id (`kek-v{n}`).
+    pub previous_kek_id: String,
+    /// The key-encryption key version now current.
+    pub version: u32,
+    /// Its id (`kek-v{n}`).
+    pub kek_id: String,
+    /// How many data keys were re-wrapped.
+    pub rewrapped: usize,
+}
+
+/// One key-encryption key version, for [`VaultStatus`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KekStatus {
+    /// The version.
+    pub version: u32,
+    /// Its id (`kek-v{n}`).
+    pub id: String,
+    /// Data keys wrapped under it so far (its encryption count).
+    pub wraps: u64,
+    /// Data keys currently wrapped by it.
+    pub data_keys: usize,
+    /// Whether it is the current version.
+    pub current: bool,
+    /// When it was retired, in ms since the Unix epoch; `None` if usable.
+    pub retired_at_ms: Option<u64>,
+}
+
+/// One data key, for [`VaultStatus`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DataKeyStatus {
+    /// The data key's id (`dek-<32 hex>`).
+    pub id: String,
+    /// The workspace it belongs to.
+    pub workspace: String,
+    /// The id of the key-encryption key wrapping it.
+    pub kek_id: String,
+    /// Secrets encrypted under it so far (its encryption count).
+    pub encryptions: u64,
+    /// Whether new secrets in its workspace are encrypted under it.
+    pub current: bool,
+    /// When it was created, in ms since the Unix epoch.
+    pub created_at_ms: u64,
+}
+
+/// A snapshot of the vault's keys, for `orbit vault status`. Holds no key
+/// material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VaultStatus {
+    /// The current key-encryption key's id.
+    pub kek_id: String,
+    /// The current key-encryption key's version.
+    pub kek_version: u32,
+    /// Encryptions allowed per key before it is replaced.
+    pub encryption_limit: u64,
+    /// Every key-encryption key version, ascending, retired ones included.
+    pub keks: Vec<KekStatus>,
+    /// Every data key, by id.
+    pub data_keys: Vec<DataKeyStatus>,
+    /// Number of stored secrets across all workspaces.
+    pub secrets: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct KekInfo {
+    check: String,
+    wraps: u64,
+    created_at_ms: u64,
+    retired_at_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct KekState {
+    format: u32,
+    current: u32,
+    versions: BTreeMap<u32, KekInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DekRecord {
+    workspace: String,
+    kek_version: u32,
+    nonce: String,
+    wrapped: String,
+    encryptions: u64,
+    created_at_ms: u64,
+}
+
+/// A stored secret. Binary layout:
+///
+/// ```text
+/// u8   format version (1)
+/// u8   dek id length, then the dek id (ASCII)
+/// [12] nonce
+/// u32  metadata length (big-endian), then the metadata (JSON SecretMeta)
+/// ..   ciphertext with 16-byte tag (the rest)
+/// ```
+///
+/// The AAD covers format version, workspace, name, dek id and the
+/// metadata bytes, so changing any of them fails authentication.
+struct SecretRecord<'a> {
+    dek_id: &'a [u8],
+    nonce: [u8; NONCE_LEN],
+    meta: &'a [u8],
+    ciphertext: &'a [u8],
+}
+
+impl<'a> SecretRecord<'a> {
+    fn encode(dek_id: &str, nonce: &[u8; NONCE_LEN], meta: &[u8], ciphertext: &[u8]) -> Vec<u8> {
+        let dek_len = u8::try_from(dek_id.len()).expect("dek ids are short");
+        let meta_len = u32::try_from(meta.len()).expect("metadata is small");
+        let mut out = Vec::with_capacity(2 + dek_id.len() + NONCE_LEN + 4 + meta.len() + ciphertext.len());
+        out.push(FORMAT_VERSION as u8);
+        out.push(dek_len);
+        out.extend_from_slice(dek_id.as_bytes());
+        out.extend_from_slice(nonce);
+        out.extend_from_slice(&meta_len.to_be_bytes());
+        out.extend_from_slice(meta);
+        out.extend_from_slice(ciphertext);
+        out
+    }
+
+    fn decode(bytes: &'a [u8]) -> Result<SecretRecord<'a>, VaultError> {
+        let corrupt = || VaultError::Corrupt("truncated secret record".into());
+        let (&version, rest) = bytes.split_first().ok_or_else(corrupt)?;
+        if u32::from(version) != FORMAT_VERSION {
+            return Err(VaultError::UnsupportedFormat(version.into()));
+        }
+        let (&dek_len, rest) = rest.split_first().ok_or_else(corrupt)?;
+        let (dek_id, rest) = rest.split_at_checked(dek_len.into()).ok_or_else(corrupt)?;
+        let (nonce, rest) = rest.split_at_checked(NONCE_LEN).ok_or_else(corrupt)?;
+        let (meta_len, rest) = rest.split_at_checked(4).ok_or_else(corrupt)?;
+        let meta_len = u32::from_be_bytes(meta_len.try_into().expect("4 bytes")) as usize;
+        let (meta, ciphertext) = rest.split_at_checked(meta_len).ok_or_else(corrupt)?;
+        if ciphertext.len() < TAG_LEN {
+            return Err(corrupt());
+        }
+        Ok(SecretRecord { dek_id, nonce: nonce.try_into().expect("12 bytes"), meta, ciphertext })
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn corrupt(what: &str, e: impl fmt::Display) -> VaultError {
+    VaultError::Corrupt(format!("{what}: {e}"))
+}
+
+fn validate_name(name: &str) -> Result<(), VaultError> {
+    if name.is_empty() {
+        return Err(VaultError::InvalidSecretName("empty"));
+    }
+    if name.len() > Vault::MAX_NAME_LEN {
+        return Err(VaultError::InvalidSecretName("longer than 128 bytes"));
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-') {
+        return Err(VaultError::InvalidSecretName("may hold only A-Z, a-z, 0-9, '_', '.' and '-'"));
+    }
+    Ok(())
+}
+
+/// The encrypted secrets vault.
+///
+/// Envelope encryption: key-encryption keys (KEKs, `kek-v{n}`) are derived
+/// from the [`MasterKey`] with HKDF-SHA256; each workspace has a random
+/// 256-bit data key (DEK) wrapped by the current KEK with AES-256-GCM; each
+/// secret is encrypted under its workspace's current DEK with AES-256-GCM,
+/// a random 96-bit nonce and an AAD binding format version, workspace,
+/// name, DEK id and metadata. Plaintext values and unwrapped keys exist
+/// only in memory, in zeroizing buffers.
+///
+/// Every write commits with `Durability::Immediate` and two-phase commit,
+/// except [`Vault::mark_used`] (see there). The type is `Send + Sync`;
+/// writers are serialised by redb.
+pub struct Vault {
+    db: Database,
+    master: MasterKey,
+    limit: u64,
+    path: PathBuf,
+}
+
+impl fmt::Debug for Vault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Vault").field("path", &self.path).field("limit", &self.limit).finish_non_exhaustive()
+    }
+}
+
+impl Vault {
+    /// Default number of encryptions per key before it is replaced: 2^31,
+    /// half the 2^32 that NIST SP 800-38D allows with random 96-bit nonces.
+    pub const ENCRYPTION_LIMIT: u64 = 1 << 31;
+    /// Largest secret value, in bytes (8 KiB).
+    pub const MAX_VALUE_LEN: usize = 8 * 1024;
+    /// Longest secret name, in bytes.
+    pub const MAX_NAME_LEN: usize = 128;
+
+    /// Opens (creating if missing) the vault file at `path` with default
+    /// options. See [`Vault::open_with`].
+    ///
+    /// # Errors
+    /// As [`Vault::open_with`].
+    pub fn open(path: &Path, master: MasterKey) -> Result<Vault, VaultError> {
+        Self::open_with(path, master, VaultOptions::default())
+    }
+
+    /// Opens (creating if missing) the vault file at `path`. A new file is
+    /// given mode 0600 and key-encryption key version 1; an existing one
+    /// has its key-check values verified against `master`.
+    ///
+    /// # Errors
+    /// [`VaultError::WrongMasterKey`] when `master` is not the key the
+    /// vault was created with, [`VaultError::UnsupportedFormat`] for a
+    /// newer format, [`VaultError::Corrupt`] for unreadable state,
+    /// [`VaultError::Storage`] when redb fails (including when the file is
+    /// already open in this process).
+    pub fn open_with(path: &Path, master: MasterKey, options: VaultOptions) -> Result<Vault, VaultError> {
+        let existed = path.exists();
+        let db = Database::create(path)?;
+        #[cfg(unix)]
+        if !existed {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| VaultError::Storage(e.into()))?;
+        }
+        let limit = options.max_encryptions_per_key.clamp(1, Self::ENCRYPTION_LIMIT);
+        let vault = Vault { db, master, limit, path: path.to_owned() };
+        vault.init()?;
+        Ok(vault)
+    }
+
+    /// The vault file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn begin_write(&self) -> Result<WriteTransaction, VaultError> {
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(Durability::Immediate)?;
+        tx.set_two_phase_commit(true);
+        Ok(tx)
+    }
+
+    fn init(&self) -> Result<(), VaultError> {
+        let tx = self.begin_write()?;
+        {
+            let mut meta = tx.open_table(META)?;
+            tx.open_table(DEKS)?;
+            tx.open_table(CURRENT_DEK)?;
+            tx.open_table(SECRETS)?;
+            tx.open_table(LAST_USED)?;
+            let existing = meta.get(KEK_STATE_KEY)?.map(|v| v.value().to_vec());
+            if let Some(bytes) = existing {
+                // An initialised vault (all tables were created with the
+                // state): verify the key and change nothing. Dropping the
+                // transaction aborts it, without an fsync.
+                return self.verify_master(&parse_state(&bytes)?);
+            }
+            let mut versions = BTreeMap::new();
+            versions.insert(1, self.new_kek_info(1));
+            let state = KekState { format: FORMAT_VERSION, current: 1, versions };
+            save_state(&mut meta, &state)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn verify_master(&self, state: &KekState) -> Result<(), VaultError> {
+        for (&version, info) in &state.versions {
+            if info.retired_at_ms.is_none() && crypto::kek_check(&self.master, version) != info.check {
+                return Err(VaultError::WrongMasterKey);
+            }
+        }
+        Ok(())
+    }
+
+    fn new_kek_info(&self, version: u32) -> KekInfo {
+        KekInfo {
+            check: crypto::kek_check(&self.master, version),
+            wraps: 0,
+            created_at_ms: now_ms(),
+            retired_at_ms: None,
+        }
+    }
+
+    /// Makes a new KEK version current (no re-wrapping).
+    fn add_kek_version(&self, state: &mut KekState) -> u32 {
+        let next = state.versions.keys().next_back().copied().unwrap_or(0) + 1;
+        state.versions.insert(next, self.new_kek_info(next));
+        state.current = next;
+        next
+    }
+
+    /// Wraps `dek` (id `dek_id`, of `workspace`) under the current KEK,
+    /// first moving to a new KEK version if the current one has reached
+    /// the encryption limit. Counts the wrap.
+    fn wrap_dek(
+        &self,
+        state: &mut KekState,
+        workspace: &str,
+        dek_id: &str,
+        dek: &[u8; 32],
+    ) -> Result<(u32, [u8; NONCE_LEN], Vec<u8>), VaultError> {
+        if state.versions[&state.current].wraps >= self.limit {
+            self.add_kek_version(state);
+        }
+        let version = state.current;
+        let kek = crypto::derive_kek(&self.master, version);
+        let (nonce, wrapped) = crypto::seal(&kek, &crypto::dek_aad(workspace, dek_id, &crypto::kek_id(version)), dek)?;
+        state.versions.get_mut(&version).expect("current version exists").wraps += 1;
+        Ok((version, nonce, wrapped))
+    }
+
+    /// Unwraps a data key for `workspace`; `None` if it fails to
+    /// authenticate or its KEK version is unknown or retired.
+    fn unwrap_dek(&self, state: &KekState, workspace: &str, dek_id: &str, rec: &DekRecord) -> Option<KeyBytes> {
+        if rec.workspace != workspace {
+            return None;
+        }
+        let info = state.versions.get(&rec.kek_version)?;
+        if info.retired_at_ms.is_some() {
+            return None;
+        }
+        let nonce: [u8; NONCE_LEN] = hex::decode(&rec.nonce).ok()?.try_into().ok()?;
+        let wrapped = hex::decode(&rec.wrapped).ok()?;
+        let kek = crypto::derive_kek(&self.master, rec.kek_version);
+        let aad = crypto::dek_aad(workspace, dek_id, &crypto::kek_id(rec.kek_version));
+        let plain = crypto::open(&kek, &nonce, &aad, &wrapped)?;
+        let bytes: [u8; 32] = plain.as_slice().try_into().ok()?;
+        Some(Zeroizing::new(bytes))
+    }
+
+    /// Creates and stores a new data key for `workspace`, makes it current
+    /// there, and returns its id and plaintext.
+    fn new_dek(
+        &self,
+        tx: &WriteTransaction,
+        state: &mut KekState,
+        workspace: &str,
+    ) -> Result<(String, KeyBytes), VaultError> {
+        let dek = crypto::random_bytes::<32>()?;
+        let dek_id = format!("dek-{}", hex::encode(*crypto::random_bytes::<16>()?));
+        let (kek_version, nonce, wrapped) = self.wrap_dek(state, workspace, &dek_id, &dek)?;
+        let rec = DekRecord {
+            workspace: workspace.to_owned(),
+            kek_version,
+            nonce: hex::encode(nonce),
+            wrapped: hex::encode(wrapped),
+            encryptions: 0,
+            created_at_ms: now_ms(),
+        };
+        tx.open_table(DEKS)?.insert(dek_id.as_str(), &serde_json::to_vec(&rec).expect("record serialises")[..])?;
+        tx.open_table(CURRENT_DEK)?.insert(workspace, dek_id.as_str())?;
+        Ok((dek_id, dek))
+    }
+
+    /// Stores `value` as secret `name` in `ws`, replacing any existing
+    /// secret of that name (its last-use time is reset). Returns the stored
+    /// metadata. `created_by` is recorded as given; `created_at_ms` is now.
+    ///
+    /// The value is encrypted under the workspace's current data key; when
+    /// that key has reached the encryption limit (or the workspace has
+    /// none), a new data key is created first. One durable commit.
+    ///
+    /// # Errors
+    /// [`VaultError::InvalidSecretName`] unless `name` is 1 to 128 bytes of
+    /// `[A-Za-z0-9_.-]`; [`VaultError::NoHosts`] for an empty `hosts`;
+    /// [`VaultError::InvalidHost`] for a non-canonical binding (build them
+    /// with [`HostBinding::parse`]); [`VaultError::InvalidPlacement`];
+    /// [`VaultError::ValueTooLarge`] over [`Vault::MAX_VALUE_LEN`] bytes;
+    /// [`VaultError::InvalidValue`] for an empty value or one that cannot
+    /// go where `placement` puts it; [`VaultError::UnwrapDataKey`] when the
+    /// workspace's data key is damaged; [`VaultError::Random`];
+    /// [`VaultError::Storage`].
+    pub fn set(
+        &self,
+        ws: &WorkspaceId,
+        name: &str,
+        value: SecretValue,
+        hosts: Vec<HostBinding>,
+        placement: Placement,
+        created_by: &str,
+    ) -> Result<SecretMeta, VaultError> {
+        validate_name(name)?;
+        if hosts.is_empty() {
+            return Err(VaultError::NoHosts);
+        }
+        for h in &hosts {
+            h.validate()?;
+        }
+        placement.validate()?;
+        if value.len() > Self::MAX_VALUE_LEN {
+            return Err(VaultError::ValueTooLarge { len: value.len(), max: Self::MAX_VALUE_LEN });
+        }
+        placement.check_value(value.expose())?;
+
+        let meta = SecretMeta {
+            name: name.to_owned(),
+            hosts,
+            placement,
+            created_by: created_by.to_owned(),
+            created_at_ms: now_ms(),
+            last_used_at_ms: None,
+        };
+        let meta_json = serde_json::to_vec(&meta).expect("metadata serialises");
+        let workspace = ws.as_str();
+
+        let tx = self.begin_write()?;
+        {
+            let mut state = load_state(&tx.open_table(META)?)?;
+            let current = tx.open_table(CURRENT_DEK)?.get(workspace)?.map(|v| v.value().to_owned());
+            let existing = match current {
+                Some(id) => {
+                    let rec = load_dek(&tx.open_table(DEKS)?, &id)?;
+                    match rec {
+                        Some(rec) if rec.encryptions < self.limit => {
+                            let dek = self
+                                .unwrap_dek(&state, workspace, &id, &rec)
+                                .ok_or_else(|| VaultError::UnwrapDataKey { id: id.clone() })?;
+                            Some((id, dek))
+                        }
+                        _ => None,
+                    }
+                }
+                None => None,
+            };
+            let (dek_id, dek) = match existing {
+                Some(found) => found,
+                None => self.new_dek(&tx, &mut state, workspace)?,
+            };
+            let aad = crypto::secret_aad(workspace, name, &dek_id, &meta_json);
+            let (nonce, ciphertext) = crypto::seal(&dek, &aad, value.expose().as_bytes())?;
+            drop(value);
+            let record = SecretRecord::encode(&dek_id, &nonce, &meta_json, &ciphertext);
+            tx.open_table(SECRETS)?.insert((workspace, name), &record[..])?;
+            tx.open_table(LAST_USED)?.remove((workspace, name))?;
+
+            let mut deks = tx.open_table(DEKS)?;
+            let mut rec = load_dek(&deks, &dek_id)?.ok_or_else(|| corrupt("data key", "vanished"))?;
+            rec.encryptions += 1;
+            deks.insert(dek_id.as_str(), &serde_json::to_vec(&rec).expect("record serialises")[..])?;
+            save_state(&mut tx.open_table(META)?, &state)?;
+        }
+        tx.commit()?;
+        Ok(meta)
+    }
+
+    /// Metadata of every secret in `ws`, sorted by name (byte order). Never
+    /// decrypts and never returns a value.
+    ///
+    /// # Errors
+    /// [`VaultError::Corrupt`]/[`VaultError::UnsupportedFormat`] when a
+    /// record cannot be parsed; [`VaultError::Storage`].
+    pub fn list(&self, ws: &WorkspaceId) -> Result<Vec<SecretMeta>, VaultError> {
+        let workspace = ws.as_str();
+        let tx = self.db.begin_read()?;
+        let secrets = tx.open_table(SECRETS)?;
+        let last_used = tx.open_table(LAST_USED)?;
+        let mut out = Vec::new();
+        for entry in secrets.range((workspace, "")..)? {
+            let (k, v) = entry?;
+            let (kws, name) = k.value();
+            if kws != workspace {
+                break;
+            }
+            let record = SecretRecord::decode(v.value())?;
+            let mut meta: SecretMeta = serde_json::from_slice(record.meta).map_err(|e| corrupt("metadata", e))?;
+            meta.last_used_at_ms = last_used.get((workspace, name))?.map(|g| g.value());
+            out.push(meta);
+        }
+        Ok(out)
+    }
+
+    /// Deletes secret `name` from `ws`; returns whether it existed.
+    ///
+    /// # Errors
+    /// [`VaultError::InvalidSecretName`]; [`VaultError::Storage`].
+    pub fn remove(&self, ws: &WorkspaceId, name: &str) -> Result<bool, VaultError> {
+        validate_name(name)?;
+        let tx = self.begin_write()?;
+        let existed = {
+            let existed = tx.open_table(SECRETS)?.remove((ws.as_str(), name))?.is_some();
+            tx.open_table(LAST_USED)?.remove((ws.as_str(), name))?;
+            existed
+        };
+        tx.commit()?;
+        Ok(existed)
+    }
+
+    /// Decrypts secret `name` of `ws`: its metadata (with last-use time)
+    /// and value, or `None` when there is no such secret. For the fetch
+    /// primitive only; nothing user-facing may return the value.
+    ///
+    /// # Errors
+    /// [`VaultError::Decrypt`] when the record fails authentication
+    /// (tampered bytes, moved to another name or workspace, unknown or
+    /// damaged data key, wrong master key); [`VaultError::Corrupt`] or
+    /// [`VaultError::UnsupportedFormat`] when its framing is unreadable;
+    /// [`VaultError::InvalidSecretName`]; [`VaultError::Storage`].
+    pub fn resolve(&self, ws: &WorkspaceId, name: &str) -> Result<Option<(SecretMeta, SecretValue)>, VaultError> {
+        validate_name(name)?;
+        let workspace = ws.as_str();
+        let tx = self.db.begin_read()?;
+        let Some(bytes) = tx.open_table(SECRETS)?.get((workspace, name))?.map(|g| g.value().to_vec()) else {
+            return Ok(None);
+        };
+        let record = SecretRecord::decode(&bytes)?;
+        let fail = || VaultError::Decrypt { workspace: workspace.to_owned(), name: name.to_owned() };
+        let state = load_state(&tx.open_table(META)?)?;
+        let dek_id = std::str::from_utf8(record.dek_id).map_err(|_| fail())?;
+        let dek_rec = load_dek(&tx.open_table(DEKS)?, dek_id)?.ok_or_else(fail)?;
+        let dek = self.unwrap_dek(&state, workspace, dek_id, &dek_rec).ok_or_else(fail)?;
+        let aad = crypto::secret_aad(workspace, name, dek_id, record.meta);
+        let plain = crypto::open(&dek, &record.nonce, &aad, record.ciphertext).ok_or_else(fail)?;
+        let mut meta: SecretMeta = serde_json::from_slice(record.meta).map_err(|_| fail())?;
+        if meta.name != name {
+            return Err(fail());
+        }
+        let mut plain = plain;
+        let value = match String::from_utf8(std::mem::take(&mut *plain)) {
+            Ok(s) => SecretValue::new(s),
+            Err(e) => {
+                drop(Zeroizing::new(e.into_bytes()));
+                return Err(fail());
+            }
+        };
+        meta.last_used_at_ms = tx.open_table(LAST_USED)?.get((workspace, name))?.map(|g| g.value());
+        Ok(Some((meta, value)))
+    }
+
+    /// Records that secret `name` of `ws` was used at `at_ms` (ms since the
+    /// Unix epoch); keeps the later of this and any earlier record. Does
+    /// nothing when the secret does not exist (it may have been removed
+    /// since it was resolved).
+    ///
+    /// Commits with `Durability::None`: the last-use time is advisory, so a
+    /// crash may lose recent updates; it is persisted by the next durable
+    /// write. This keeps an fsync off the fetch path.
+    ///
+    /// # Errors
+    /// [`VaultError::InvalidSecretName`]; [`VaultError::Storage`].
+    pub fn mark_used(&self, ws: &WorkspaceId, name: &str, at_ms: u64) -> Result<(), VaultError> {
+        validate_name(name)?;
+        let key = (ws.as_str(), name);
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(Durability::None)?;
+        {
+            if tx.open_table(SECRETS)?.get(key)?.is_none() {
+                return Ok(());
+            }
+            let mut last_used = tx.open_table(LAST_USED)?;
+            let previous = last_used.get(key)?.map(|g| g.value());
+            if previous.is_none_or(|p| p < at_ms) {
+                last_used.insert(key, at_ms)?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Adds a new key-encryption key version, makes it current, and
+    /// re-wraps every data key under it (with fresh nonces) in one durable
+    /// commit. Older versions stay usable for unwrapping until retired
+    /// with [`Vault::retire`]. Secrets themselves are not re-encrypted.
+    ///
+    /// # Errors
+    /// [`VaultError::UnwrapDataKey`] when a data key fails to unwrap
+    /// (nothing is changed); [`VaultError::Random`];
+    /// [`VaultError::Storage`].
+    pub fn rotate(&self) -> Result<RotationReport, VaultError> {
+        let tx = self.begin_write()?;
+        let report = {
+            let mut meta = tx.open_table(META)?;
+            let mut state = load_state(&meta)?;
+            let previous_version = state.current;
+            self.add_kek_version(&mut state);
+            let mut deks = tx.open_table(DEKS)?;
+            let mut all = Vec::new();
+            for entry in deks.iter()? {
+                let (k, v) = entry?;
+                let rec: DekRecord = serde_json::from_slice(v.value()).map_err(|e| corrupt("data key", e))?;
+                all.push((k.value().to_owned(), rec));
+            }
+            for (id, rec) in &mut all {
+                let dek = self
+                    .unwrap_dek(&state, &rec.workspace, id, rec)
+                    .ok_or_else(|| VaultError::UnwrapDataKey { id: id.clone() })?;
+                let (version, nonce, wrapped) = self.wrap_dek(&mut state, &rec.workspace, id, &dek)?;
+                rec.kek_version = version;
+                rec.nonce = hex::encode(nonce);
+                rec.wrapped = hex::encode(wrapped);
+                deks.insert(id.as_str(), &serde_json::to_vec(&rec).expect("record serialises")[..])?;
+            }
+            save_state(&mut meta, &state)?;
+            RotationReport {
+                previous_version,
+                previous_kek_id: crypto::kek_id(previous_version),
+                version: state.current,
+                kek_id: crypto::kek_id(state.current),
+                rewrapped: all.len(),
+            }
+        };
+        tx.commit()?;
+        Ok(report)
+    }
+
+    /// Retires key-encryption key `version`: it can no longer unwrap
+    /// anything. Retiring an already retired version does nothing.
+    ///
+    /// # Errors
+    /// [`VaultError::UnknownKeyVersion`] for a version that never existed;
+    /// [`VaultError::RetireCurrent`] for the current version;
+    /// [`VaultError::KeyInUse`] while any data key is still wrapped by it
+    /// (run [`Vault::rotate`] first); [`VaultError::Storage`].
+    pub fn retire(&self, version: u32) -> Result<(), VaultError> {
+        let tx = self.begin_write()?;
+        {
+            let mut meta = tx.open_table(META)?;
+            let mut state = load_state(&meta)?;
+            let Some(info) = state.versions.get(&version) else {
+                return Err(VaultError::UnknownKeyVersion(version));
+            };
+            if info.retired_at_ms.is_some() {
+                return Ok(());
+            }
+            if version == state.current {
+                return Err(VaultError::RetireCurrent(version));
+            }
+            let mut in_use = 0;
+            for entry in tx.open_table(DEKS)?.iter()? {
+                let (_, v) = entry?;
+                let rec: DekRecord = serde_json::from_slice(v.value()).map_err(|e| corrupt("data key", e))?;
+                in_use += usize::from(rec.kek_version == version);
+            }
+            if in_use > 0 {
+                return Err(VaultError::KeyInUse { version, deks: in_use });
+            }
+            state.versions.get_mut(&version).expect("checked above").retired_at_ms = Some(now_ms());
+            save_state(&mut meta, &state)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The current key-encryption key, every key version and data key with
+    /// its encryption count, and the number of secrets. No key material.
+    ///
+    /// # Errors
+    /// [`VaultError::Corrupt`] for unreadable state; [`VaultError::Storage`].
+    pub fn status(&self) -> Result<VaultStatus, VaultError> {
+        let tx = self.db.begin_read()?;
+        let state = load_state(&tx.open_table(META)?)?;
+        let current: Vec<String> = {
+            let table = tx.open_table(CURRENT_DEK)?;
+            let mut ids = Vec::new();
+            for entry in table.iter()? {
+                ids.push(entry?.1.value().to_owned());
+            }
+            ids
+        };
+        let mut data_keys = Vec::new();
+        let mut per_kek: BTreeMap<u32, usize> = BTreeMap::new();
+        for entry in tx.open_table(DEKS)?.iter()? {
+            let (k, v) = entry?;
+            let rec: DekRecord = serde_json::from_slice(v.value()).map_err(|e| corrupt("data key", e))?;
+            let id = k.value().to_owned();
+            *per_kek.entry(rec.kek_version).or_default() += 1;
+            data_keys.push(DataKeyStatus {
+                current: current.contains(&id),
+                id,
+                workspace: rec.workspace,
+                kek_id: crypto::kek_id(rec.kek_version),
+                encryptions: rec.encryptions,
+                created_at_ms: rec.created_at_ms,
+            });
+        }
+        let keks = state
+            .versions
+            .iter()
+            .map(|(&version, info)| KekStatus {
+                version,
+                id: crypto::kek_id(version),
+                wraps: info.wraps,
+                data_keys: per_kek.get(&version).copied().unwrap_or(0),
+                current: version == state.current,
+                retired_at_ms: info.retired_at_ms,
+            })
+            .collect();
+        let secrets = tx.open_table(SECRETS)?.len()?;
+        Ok(VaultStatus {
+            kek_id: crypto::kek_id(state.current),
+            kek_version: state.current,
+            encryption_limit: self.limit,
+            keks,
+            data_keys,
+            secrets,
+        })
+    }
+}
+
+fn parse_state(bytes: &[u8]) -> Result<KekState, VaultError> {
+    let state: KekState = serde_json::from_slice(bytes).map_err(|e| corrupt("key state", e))?;
+    if state.format != FORMAT_VERSION {
+        return Err(VaultError::UnsupportedFormat(state.format));
+    }
+    if !state.versions.contains_key(&state.current) {
+        return Err(corrupt("key state", "current version missing"));
+    }
+    Ok(state)
+}
+
+fn load_state(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<KekState, VaultError> {
+    let bytes = meta.get(KEK_STATE_KEY)?.ok_or_else(|| corrupt("key state", "missing"))?;
+    parse_state(bytes.value())
+}
+
+fn save_state(meta: &mut redb::Table<'_, &'static str, &'static [u8]>, state: &KekState) -> Result<(), VaultError> {
+    meta.insert(KEK_STATE_KEY, &serde_json::to_vec(state).expect("state serialises")[..])?;
+    Ok(())
+}
+
+fn load_dek(deks: &impl ReadableTable<&'static str, &'static [u8]>, id: &str) -> Result<Option<DekRecord>, VaultError> {
+    match deks.get(id)? {
+        None => Ok(None),
+        Some(v) => Ok(Some(serde_json::from_slice(v.value()).map_err(|e| corrupt("data key", e))?)),
+    }
+}
+
+/// Lets the fetch primitive look up secrets without depending on
+/// [`Vault`] itself (tests can supply their own).
+pub trait SecretResolver: Send + Sync + 'static {
+    /// Decrypts secret `name` of `ws`; `None` when it does not exist.
+    ///
+    /// # Errors
+    /// As [`Vault::resolve`].
+    fn resolve(&self, ws: &WorkspaceId, name: &str) -> Result<Option<(SecretMeta, SecretValue)>, VaultError>;
+
+    /// Records a use of secret `name` of `ws` at `at_ms` (ms since the
+    /// Unix epoch).
+    ///
+    /// # Errors
+    /// As [`Vault::mark_used`].
+    fn mark_used(&self, ws: &WorkspaceId, name: &str, at_ms: u64) -> Result<(), VaultError>;
+}
+
+impl SecretResolver for Vault {
+    fn resolve(&self, ws: &WorkspaceId, name: &str) -> Result<Option<(SecretMeta, SecretValue)>, VaultError> {
+        Vault::resolve(self, ws, name)
+    }
+
+    fn mark_used(&self, ws: &WorkspaceId, name: &str, at_ms: u64) -> Result<(), VaultError> {
+        Vault::mark_used(self, ws, name, at_ms)
+    }
+}
