@@ -10,6 +10,7 @@
 //! | `compiled/` | precompiled components, by sha256 + engine hash |
 //! | `storage/` | blobs, one directory per workspace |
 //! | `cache.redb` | the key-value cache |
+//! | `fetch.json` | optional egress policy for `fetch` ([`FetchConfig`] as JSON) |
 //! | `vault.redb` | secrets, AES-256-GCM under per-workspace data keys |
 //! | `master.key` | the master key, when `ORBIT_MASTER_KEY` is not set (mode 0600) |
 //!
@@ -35,11 +36,12 @@ use std::path::{Path, PathBuf};
 
 pub use orbit_cache::{Cache, CacheLimits, KvCache};
 pub use orbit_engine::{Engine, EngineConfig, EngineError, Invocation, Limits, LoadedComponent, Outcome, Primitive};
+pub use orbit_fetch::{EgressPolicy, Fetch, FetchConfig};
 pub use orbit_runs::{ComponentKind, RunId, RunPage, RunQuery, RunRecord, RunStatus, RunStore};
 pub use orbit_storage::{BlobStore, Storage, StorageLimits};
 pub use orbit_vault::{HostBinding, MasterKey, MasterKeySource, Placement, SecretMeta, SecretValue, Vault};
 pub use orbit_workspace::WorkspaceId;
-pub use {orbit_cache, orbit_engine, orbit_runs, orbit_storage, orbit_vault, orbit_workspace};
+pub use {orbit_cache, orbit_engine, orbit_fetch, orbit_runs, orbit_storage, orbit_vault, orbit_workspace};
 
 /// Errors opening an Orbit data directory.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +68,17 @@ pub enum OpenError {
     /// (for example with the wrong master key).
     #[error(transparent)]
     Vault(#[from] orbit_vault::VaultError),
+    /// `fetch.json` could not be read or parsed.
+    #[error("fetch policy {path}: {detail}")]
+    FetchPolicy {
+        /// The policy file.
+        path: PathBuf,
+        /// What was wrong with it.
+        detail: String,
+    },
+    /// The `fetch` primitive could not be built.
+    #[error(transparent)]
+    Fetch(#[from] orbit_fetch::FetchError),
     /// The engine could not be built.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -82,6 +95,10 @@ pub struct OrbitConfig {
     pub storage: StorageLimits,
     /// Limits of the `cache` primitive.
     pub cache: CacheLimits,
+    /// Egress policy and caps of the `fetch` primitive; `None` reads
+    /// `<data dir>/fetch.json` when it exists, else the defaults (any public
+    /// host; private and special addresses denied).
+    pub fetch: Option<FetchConfig>,
     /// The master key; `None` takes `ORBIT_MASTER_KEY`, then
     /// `<data dir>/master.key`, generating that file on first use.
     pub master_key: Option<MasterKey>,
@@ -125,12 +142,21 @@ impl Orbit {
             }
         };
         let vault = std::sync::Arc::new(Vault::open(&dir.join("vault.redb"), master)?);
+        let fetch_config = match config.fetch.take() {
+            Some(c) => c,
+            None => read_fetch_policy(&dir.join("fetch.json"))?,
+        };
+        let resolver: std::sync::Arc<dyn orbit_vault::SecretResolver> = vault.clone();
+        let fetch = Fetch::new(fetch_config, resolver)?;
         let runs = RunStore::open(&dir.join("runs.redb"))?;
         let storage = Storage::open(&dir.join("storage"), config.storage)?;
         let cache = Cache::open(&dir.join("cache.redb"), config.cache)?;
         // The one place primitives are composed: a new primitive is one line.
-        let engine =
-            Engine::builder(config.engine, runs).primitive(storage.clone()).primitive(cache.clone()).build()?;
+        let engine = Engine::builder(config.engine, runs)
+            .primitive(storage.clone())
+            .primitive(cache.clone())
+            .primitive(fetch)
+            .build()?;
         Ok(Self { engine, storage, cache, vault, master_key_source, data_dir: dir })
     }
 
@@ -168,5 +194,14 @@ impl Orbit {
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+}
+
+fn read_fetch_policy(path: &Path) -> Result<FetchConfig, OpenError> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| OpenError::FetchPolicy { path: path.to_owned(), detail: e.to_string() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FetchConfig::default()),
+        Err(e) => Err(OpenError::FetchPolicy { path: path.to_owned(), detail: e.to_string() }),
     }
 }

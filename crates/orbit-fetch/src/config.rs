@@ -91,6 +91,10 @@ pub struct FetchConfig {
     /// bounds it too. Default 30 s. In serde: `total_timeout_ms`.
     #[serde(rename = "total_timeout_ms", with = "duration_ms")]
     pub total_timeout: Duration,
+    /// Also link `wasi:http/outgoing-handler` and `wasi:http/types` (0.2),
+    /// so guests using standard HTTP clients can make requests, through the
+    /// same policy. Default `true`.
+    pub wasi_http: bool,
 }
 
 impl Default for FetchConfig {
@@ -110,6 +114,7 @@ impl Default for FetchConfig {
             connect_timeout: Duration::from_secs(5),
             first_byte_timeout: Duration::from_secs(10),
             total_timeout: Duration::from_secs(30),
+            wasi_http: true,
         }
     }
 }

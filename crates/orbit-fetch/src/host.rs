@@ -1,4 +1,5 @@
-//! The engine integration: `orbit:runtime/fetch` host functions.
+//! The engine integration: `orbit:runtime/fetch` host functions and, when
+//! enabled, `wasi:http/outgoing-handler` and `wasi:http/types`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -6,15 +7,18 @@ use std::time::Duration;
 use orbit_engine::bindings::orbit::runtime::fetch;
 use orbit_engine::wasmtime::component::{HasData, Linker};
 use orbit_engine::{EngineError, Extensions, GuestError, HostError, Primitive, RunInfo, RunState};
+use wasmtime_wasi_http::p2::bindings::http as wasi_http;
+use wasmtime_wasi_http::{WasiHttp, WasiHttpCtx, WasiHttpCtxView};
 
-use crate::send::{CallFacts, Inner};
-use crate::{Fetch, FetchError, FetchRequest, FetchResponse};
+use crate::send::CallFacts;
+use crate::wasi_http::RunCore;
+use crate::{Fetch, FetchRequest, FetchResponse};
 
-/// Per-run state: the shared primitive and the run's request count.
+/// Per-run state: the request count and policy context shared by both
+/// interfaces, and the `wasi:http` context.
 pub(crate) struct RunFetch {
-    pub(crate) inner: Arc<Inner>,
-    /// `fetch` calls so far in this run, refused ones included.
-    pub(crate) requests: u32,
+    core: RunCore,
+    http: WasiHttpCtx,
 }
 
 /// What the `fetch` host functions operate on during a call: the run's
@@ -29,23 +33,55 @@ impl HasData for FetchData {
     type Data<'a> = FetchView<'a>;
 }
 
+fn link_err(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Config(format!("{e:#}"))
+}
+
+/// The `wasi:http` view of a run: the run's resource table (shared with
+/// WASI), the primitive's hooks and context. Records `wasi:http` calls that
+/// finished since the last call on the run first.
+fn http_view(s: &mut RunState) -> WasiHttpCtxView<'_> {
+    let (table, run, state) = s.parts_with_table::<RunFetch>();
+    state.core.flush(run);
+    WasiHttpCtxView { hooks: &mut state.core, table, ctx: &mut state.http }
+}
+
 impl Primitive for Fetch {
     fn name(&self) -> &'static str {
         "fetch"
     }
 
-    /// Links `orbit:runtime/fetch.fetch`.
+    /// Links `orbit:runtime/fetch`, and with
+    /// [`FetchConfig::wasi_http`](crate::FetchConfig::wasi_http) also
+    /// `wasi:http/outgoing-handler` and `wasi:http/types` (0.2).
     fn add_to_linker(&self, linker: &mut Linker<RunState>) -> Result<(), EngineError> {
         fetch::add_to_linker::<RunState, FetchData>(linker, |s| {
             let (run, state) = s.parts::<RunFetch>();
             FetchView { run, state }
         })
-        .map_err(|e| EngineError::Config(format!("{e:#}")))
+        .map_err(link_err)?;
+        if self.inner.config.wasi_http {
+            wasi_http::outgoing_handler::add_to_linker::<RunState, WasiHttp>(linker, http_view).map_err(link_err)?;
+            let options = wasmtime_wasi_http::p2::bindings::LinkOptions::default();
+            wasi_http::types::add_to_linker::<RunState, WasiHttp>(linker, &options.into(), http_view)
+                .map_err(link_err)?;
+        }
+        Ok(())
     }
 
-    /// Inserts a fresh request count for the run.
-    fn prepare(&self, _run: &RunInfo, extensions: &mut Extensions) -> Result<(), EngineError> {
-        extensions.insert(RunFetch { inner: self.inner.clone(), requests: 0 });
+    /// Inserts the run's state: a zero request count, its workspace and
+    /// deadline, and a fresh `wasi:http` context.
+    fn prepare(&self, run: &RunInfo, extensions: &mut Extensions) -> Result<(), EngineError> {
+        extensions.insert(RunFetch {
+            core: RunCore {
+                inner: self.inner.clone(),
+                workspace: run.workspace().clone(),
+                deadline: run.deadline(),
+                requests: 0,
+                completed: Arc::default(),
+            },
+            http: WasiHttpCtx::new(),
+        });
         Ok(())
     }
 }
@@ -86,17 +122,14 @@ impl fetch::Host for FetchView<'_> {
         &mut self,
         req: fetch::Request,
     ) -> orbit_engine::wasmtime::Result<Result<fetch::Response, GuestError>> {
-        let inner = self.state.inner.clone();
+        self.state.core.flush(self.run);
+        let counted = self.state.core.count_request();
+        let inner = self.state.core.inner.clone();
         let ws = self.run.workspace().clone();
-        self.state.requests = self.state.requests.saturating_add(1);
-        let limit = inner.config.max_requests_per_run;
-        let over_limit = self.state.requests > limit;
         let bytes_in = request_bytes(&req);
         let facts = Mutex::new(CallFacts::default());
         let call = async {
-            if over_limit {
-                return Err(HostError::from(FetchError::TooManyRequests { limit }));
-            }
+            counted.map_err(HostError::from)?;
             inner.send(&ws, from_wit(req), &facts).await.map(to_wit).map_err(HostError::from)
         };
         let result = self.run.host_call("fetch", "fetch", bytes_in, response_bytes, call).await;

@@ -37,6 +37,28 @@
 //! values, bodies or secret values.
 //!
 //! Hosts can call [`Fetch::send`] directly, without a guest.
+//!
+//! # Standard clients (`wasi:http`)
+//! With [`FetchConfig::wasi_http`] (the default) the primitive also links
+//! `wasi:http/outgoing-handler` and `wasi:http/types` (0.2) from
+//! wasmtime-wasi-http, built without its `default-send-request` feature:
+//! its only way out is the `WasiHttpHooks::send_request` hook implemented
+//! here, which runs every request through the same path as `fetch`. The
+//! request body is read whole (under the request body cap) before sending;
+//! the response reaches the guest whole, decoded and scrubbed.
+//!
+//! A standard client asks for secrets by naming them in the request header
+//! [`SECRETS_HEADER`] (`x-orbit-secrets: name1, name2`). The host removes
+//! that header (it is never sent upstream) and injects each secret as its
+//! binding says. Policy refusals (egress, address, an unknown or unbound
+//! secret, a malformed request) all give the guest `HTTP-request-denied`;
+//! the per-run request limit `connection-limit-reached`; caps the matching
+//! size error; timeouts `connection-timeout`; an unreachable upstream
+//! `destination-unavailable`; anything else `internal-error` without
+//! detail. Each call is a span with operation `wasi-http`, recorded when
+//! the guest next calls into `wasi:http` after the call finished (so its
+//! span timing is that of the recording; the real duration is the
+//! `duration_us` attribute).
 
 mod addr;
 mod config;
@@ -44,6 +66,7 @@ mod error;
 mod host;
 mod scrub;
 mod send;
+mod wasi_http;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -56,6 +79,7 @@ pub use error::{FetchError, SecretDenial};
 pub use host::FetchView;
 pub use orbit_vault::SecretResolver;
 pub use scrub::REDACTED;
+pub use wasi_http::SECRETS_HEADER;
 
 use crate::addr::{AddressPolicy, VettingResolver};
 use crate::send::{CallFacts, Inner};

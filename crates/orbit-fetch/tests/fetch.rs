@@ -211,7 +211,8 @@ async fn every_denied_address_spelling_is_refused_without_connecting() {
         let err = f.send(&w, get(url)).await.unwrap_err();
         assert!(matches!(err, FetchError::AddressDenied { .. }), "{url}: {err:?}");
         assert_eq!(err.code(), ErrorCode::PermissionDenied);
-        assert!(started.elapsed() < Duration::from_millis(200), "{url} took {:?}", started.elapsed());
+        // Refused before any I/O: no connect timeout was waited for.
+        assert!(started.elapsed() < Duration::from_secs(1), "{url} took {:?}", started.elapsed());
     }
     // A name that resolves to loopback is refused after resolution.
     let err = f.send(&w, get(&format!("http://localhost:{p}/"))).await.unwrap_err();
@@ -370,7 +371,7 @@ async fn silent_server_times_out_as_unavailable() {
     let (addr, conns) = silent().await;
     let v = vault();
     let w = ws("acme");
-    let cfg = FetchConfig { first_byte_timeout: Duration::from_millis(300), ..config() };
+    let cfg = FetchConfig { first_byte_timeout: Duration::from_secs(1), ..config() };
     let f = fetch(cfg, &v);
     let url = format!("http://{addr}/");
     let started = Instant::now();
@@ -378,14 +379,14 @@ async fn silent_server_times_out_as_unavailable() {
     assert!(matches!(err, FetchError::Timeout(_)), "{err:?}");
     assert_eq!(err.code(), ErrorCode::Unavailable);
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(2), "{took:?}");
+    assert!(took >= Duration::from_millis(950) && took < Duration::from_secs(4), "{took:?}");
     assert!(conns.load(std::sync::atomic::Ordering::SeqCst) >= 1);
 
     // The guest's own timeout is shorter still.
     let req = FetchRequest { timeout: Some(Duration::from_millis(50)), ..get(&url) };
     let started = Instant::now();
     assert_eq!(f.send(&w, req).await.unwrap_err().code(), ErrorCode::Unavailable);
-    assert!(started.elapsed() < Duration::from_millis(250), "{:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_millis(900), "{:?}", started.elapsed());
 
     // Nothing listening: a connect failure, also unavailable.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();

@@ -41,6 +41,8 @@ pub const NAMES: &[&str] = &[
     "flood",
     "exit-code",
     "probe",
+    "fetch-client",
+    "api-client",
     "ops",
     "badkeys",
     "cli-primitives",
@@ -51,8 +53,20 @@ pub const NAMES: &[&str] = &[
 
 /// Names of the guests that export the `orbit:runtime` `agent` world's
 /// `run` function.
-pub const AGENTS: &[&str] =
-    &["echo", "spin", "membomb", "recursion", "trap", "bigoutput", "ops", "badkeys", "markdown", "wordfreq"];
+pub const AGENTS: &[&str] = &[
+    "echo",
+    "spin",
+    "membomb",
+    "recursion",
+    "trap",
+    "bigoutput",
+    "ops",
+    "badkeys",
+    "markdown",
+    "wordfreq",
+    "fetch-client",
+    "api-client",
+];
 
 /// Names of the guests that are `wasi:cli` commands (they export
 /// `wasi:cli/run`).
@@ -70,6 +84,8 @@ pub fn try_path(name: &str) -> Option<PathBuf> {
         "flood" => env!("ORBIT_GUEST_FLOOD"),
         "exit-code" => env!("ORBIT_GUEST_EXIT_CODE"),
         "probe" => env!("ORBIT_GUEST_PROBE"),
+        "fetch-client" => env!("ORBIT_GUEST_FETCH_CLIENT"),
+        "api-client" => env!("ORBIT_GUEST_API_CLIENT"),
         "ops" => env!("ORBIT_GUEST_OPS"),
         "badkeys" => env!("ORBIT_GUEST_BADKEYS"),
         "cli-primitives" => env!("ORBIT_GUEST_CLI_PRIMITIVES"),

@@ -7,6 +7,8 @@
 //! * [`storage`]: blob storage private to the run's workspace;
 //! * [`cache`]: a key-value cache with time-to-live;
 //! * [`log`]: log lines kept on the run record;
+//! * [`fetch`]: outbound HTTP through the host, with secrets injected by
+//!   name (the guest never holds their values);
 //! * [`Error`] / [`ErrorCode`]: the error every primitive returns, which an
 //!   agent may also return itself;
 //! * [`export_agent!`]: exports a `fn(String) -> Result<String, Error>` as the
@@ -316,6 +318,151 @@ pub mod storage {
                 Some(next) if cursor.as_deref() != Some(next.as_str()) => cursor = Some(next),
                 _ => return Ok(all),
             }
+        }
+    }
+}
+
+/// Outbound HTTP through the host.
+///
+/// The host applies the workspace's egress policy (private and internal
+/// addresses are refused), injects each named secret where the secret's
+/// binding says (a header, a query parameter, or basic auth) only when the
+/// request goes to a host, method and path the secret is bound to, never
+/// follows redirects, and replaces any secret value in the response with
+/// `[REDACTED]`.
+///
+/// ```no_run
+/// use orbit_guest::fetch::Request;
+///
+/// # fn demo() -> orbit_guest::Result<()> {
+/// let resp = Request::get("https://api.example.com/v1/me").secret("API_TOKEN").send()?;
+/// if resp.is_success() {
+///     let body = resp.text()?;
+/// }
+/// # Ok(()) }
+/// ```
+pub mod fetch {
+    use crate::__bindings::orbit::runtime::fetch as wit;
+    use crate::Result;
+    use std::time::Duration;
+
+    /// An outbound request, built with the methods below and sent with
+    /// [`Request::send`].
+    #[derive(Debug, Clone)]
+    pub struct Request {
+        method: String,
+        url: String,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        timeout: Option<Duration>,
+        secrets: Vec<String>,
+    }
+
+    impl Request {
+        /// A request with any method (RFC 9110 §9), e.g. `"PUT"`.
+        pub fn new(method: impl Into<String>, url: impl Into<String>) -> Self {
+            Self {
+                method: method.into(),
+                url: url.into(),
+                headers: Vec::new(),
+                body: Vec::new(),
+                timeout: None,
+                secrets: Vec::new(),
+            }
+        }
+
+        /// A `GET` request.
+        pub fn get(url: impl Into<String>) -> Self {
+            Self::new("GET", url)
+        }
+
+        /// A `POST` request with a body.
+        pub fn post(url: impl Into<String>, body: impl Into<Vec<u8>>) -> Self {
+            Self::new("POST", url).body(body)
+        }
+
+        /// Adds a header. `host`, `content-length`, `transfer-encoding` and
+        /// headers a secret injects are refused by the host.
+        pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+            self.headers.push((name.into(), value.into()));
+            self
+        }
+
+        /// Sets the body.
+        pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+            self.body = body.into();
+            self
+        }
+
+        /// Sets the time allowed for the whole request (rounded up to whole
+        /// milliseconds; the host also caps it).
+        pub fn timeout(mut self, timeout: Duration) -> Self {
+            self.timeout = Some(timeout);
+            self
+        }
+
+        /// Asks the host to inject the workspace secret `name`.
+        pub fn secret(mut self, name: impl Into<String>) -> Self {
+            self.secrets.push(name.into());
+            self
+        }
+
+        /// Sends the request and waits for the whole response.
+        ///
+        /// # Errors
+        /// `invalid-input` for a malformed URL, method or header;
+        /// `permission-denied` for a host the egress policy refuses, or a
+        /// secret that does not exist or is not bound to this request (the
+        /// two look the same); `too-large` for a response over the host's
+        /// caps; `unavailable` when the server cannot be reached or times
+        /// out; `limit-exceeded` past the run's request quota.
+        pub fn send(self) -> Result<Response> {
+            let timeout_ms = self.timeout.map(|t| u32::try_from(t.as_millis().max(1)).unwrap_or(u32::MAX));
+            let req = wit::Request {
+                method: self.method,
+                url: self.url,
+                headers: self.headers.into_iter().map(|(name, value)| wit::Header { name, value }).collect(),
+                body: self.body,
+                timeout_ms,
+                secrets: self.secrets,
+            };
+            let resp = wit::fetch(&req)?;
+            Ok(Response {
+                status: resp.status,
+                headers: resp.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+                body: resp.body,
+            })
+        }
+    }
+
+    /// A response. Secret values in it have been replaced by `[REDACTED]`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Response {
+        /// The HTTP status code.
+        pub status: u16,
+        /// Headers in the order received.
+        pub headers: Vec<(String, String)>,
+        /// The (decompressed) body.
+        pub body: Vec<u8>,
+    }
+
+    impl Response {
+        /// Whether the status is 2xx.
+        pub fn is_success(&self) -> bool {
+            (200..300).contains(&self.status)
+        }
+
+        /// The first header named `name` (case-insensitive).
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        }
+
+        /// The body as UTF-8 text.
+        ///
+        /// # Errors
+        /// `invalid-input` when the body is not UTF-8.
+        pub fn text(&self) -> Result<String> {
+            String::from_utf8(self.body.clone()).map_err(|_| crate::Error::invalid_input("body is not valid UTF-8"))
         }
     }
 }
