@@ -185,6 +185,12 @@ impl Orbit {
         &self.vault
     }
 
+    /// The vault as the secret resolver the `fetch` primitive uses, for
+    /// host-side callers of [`Fetch::send`].
+    pub fn secret_resolver(&self) -> std::sync::Arc<dyn orbit_vault::SecretResolver> {
+        self.vault.clone()
+    }
+
     /// Where the master key came from, when Orbit loaded it
     /// (`MasterKeySource::Generated` means a new key file was just written).
     pub fn master_key_source(&self) -> Option<&MasterKeySource> {

@@ -535,9 +535,12 @@ impl Engine {
                     }
                 };
                 fuel_consumed = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(limits.fuel));
-                let (run_info, limiter) = store.into_data().into_parts();
+                let (run_info, limiter, mut extensions) = store.into_data().into_parts();
                 info = run_info;
                 memory_refused = limiter.memory_refused;
+                for p in &self.inner.primitives {
+                    p.finish(&mut info, &mut extensions);
+                }
                 result
             }
         };

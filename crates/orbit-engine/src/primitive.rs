@@ -39,4 +39,12 @@ pub trait Primitive: Send + Sync + 'static {
     /// is then recorded as `internal` with this error as operator detail, and
     /// the component is not instantiated.
     fn prepare(&self, run: &RunInfo, extensions: &mut Extensions) -> Result<(), EngineError>;
+
+    /// Called once the run has ended (however it ended) and before its
+    /// record is written: the place to record spans for work that finished
+    /// outside a host call, such as requests the guest abandoned. The default
+    /// does nothing.
+    fn finish(&self, run: &mut RunInfo, extensions: &mut Extensions) {
+        let _ = (run, extensions);
+    }
 }

@@ -72,8 +72,8 @@ impl RunState {
         (&mut self.table, &mut self.info, ext)
     }
 
-    pub(crate) fn into_parts(self) -> (RunInfo, RunLimiter) {
-        (self.info, self.limiter)
+    pub(crate) fn into_parts(self) -> (RunInfo, RunLimiter, Extensions) {
+        (self.info, self.limiter, self.extensions)
     }
 }
 
