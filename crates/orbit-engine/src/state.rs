@@ -254,6 +254,20 @@ impl RunInfo {
         Ok(ret)
     }
 
+    /// Records a span for work that did not run inside [`RunInfo::host_call`]
+    /// (for example a request a guest started and abandoned), with its own
+    /// timing. Spans past the per-run cap are counted, not kept. Never put
+    /// payloads or secret values in a span.
+    pub fn record_span(&mut self, span: Span) {
+        self.push_span(span);
+    }
+
+    /// Microseconds from the run's start to `at`, for
+    /// [`Span::start_offset_us`].
+    pub fn offset_us(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.started).as_micros() as u64
+    }
+
     /// Adds key/value facts to the span of the host call that just ended
     /// (for example method, host and status). Never pass payloads or secret
     /// values: spans are stored on the run record.
