@@ -513,16 +513,18 @@ fn print_run(r: &RunRecord) {
         if r.spans_dropped > 0 { format!(", {} dropped", r.spans_dropped) } else { String::new() }
     );
     if !r.spans.is_empty() {
-        println!("  {:>10}  {:>9}  {:<20}  {:<17}  {:>9}  {:>9}", "AT", "TOOK", "CALL", "OUTCOME", "IN", "OUT");
+        println!("  {:>10}  {:>9}  {:<20}  {:<17}  {:>9}  {:>9}  DETAILS", "AT", "TOOK", "CALL", "OUTCOME", "IN", "OUT");
         for s in &r.spans {
+            let details: Vec<String> = s.attrs.iter().map(|(k, v)| format!("{k}={}", terminal_safe(v))).collect();
             println!(
-                "  {:>10}  {:>9}  {:<20}  {:<17}  {:>9}  {:>9}",
+                "  {:>10}  {:>9}  {:<20}  {:<17}  {:>9}  {:>9}  {}",
                 fmt_us(s.start_offset_us),
                 fmt_us(s.duration_us),
                 format!("{}.{}", s.primitive, s.operation),
                 s.outcome,
                 s.bytes_in,
-                s.bytes_out
+                s.bytes_out,
+                details.join(" ")
             );
         }
     }

@@ -76,6 +76,19 @@ pub struct FetchConfig {
     pub max_url_bytes: usize,
     /// Most `fetch` calls per run, counting refused ones. Default 100.
     pub max_requests_per_run: u32,
+    /// Most requests in flight at once through this primitive, across all
+    /// runs and [`Fetch::send`](crate::Fetch::send) calls. A request past
+    /// it waits for a free slot, within its own total timeout and the run's
+    /// deadline (a wait that runs out gives a timeout). A slot is held from
+    /// the secret lookup to the end of the response. Default 64; 0 is taken
+    /// as 1.
+    pub max_concurrent_requests: usize,
+    /// Most requests one run may have in flight at once, `fetch` and
+    /// `wasi:http` together. A request past it waits as for
+    /// `max_concurrent_requests`; for `wasi:http`, the slot is taken before
+    /// the request body is read, so this also bounds the request bodies a
+    /// run has buffered. Default 4; 0 is taken as 1.
+    pub max_concurrent_requests_per_run: usize,
     /// Most secrets one request may name. Default 8.
     pub max_secrets_per_request: usize,
     /// Time to resolve a name and to establish a TCP connection, each.
@@ -110,6 +123,8 @@ impl Default for FetchConfig {
             max_request_headers: 100,
             max_url_bytes: 8 << 10,
             max_requests_per_run: 100,
+            max_concurrent_requests: 64,
+            max_concurrent_requests_per_run: 4,
             max_secrets_per_request: 8,
             connect_timeout: Duration::from_secs(5),
             first_byte_timeout: Duration::from_secs(10),
@@ -124,6 +139,12 @@ impl FetchConfig {
     pub fn egress_for(&self, ws: &str) -> &EgressPolicy {
         self.workspaces.get(ws).unwrap_or(&self.egress)
     }
+}
+
+/// A semaphore size from a configured concurrency cap: at least 1, at most
+/// what tokio supports.
+pub(crate) fn permits(cap: usize) -> usize {
+    cap.clamp(1, tokio::sync::Semaphore::MAX_PERMITS)
 }
 
 mod duration_ms {
@@ -170,6 +191,7 @@ mod tests {
         assert_eq!(c.connect_timeout, Duration::from_millis(250));
         assert_eq!(c.total_timeout, Duration::from_secs(30));
         assert_eq!(c.max_response_body_bytes, 4 << 20);
+        assert_eq!((c.max_concurrent_requests, c.max_concurrent_requests_per_run), (64, 4));
         assert!(c.egress_for("w").allows("a.b"));
         assert!(!c.egress_for("w").allows("c.d"));
         assert!(c.egress_for("other").allows("c.d"));

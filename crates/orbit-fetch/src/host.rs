@@ -10,12 +10,15 @@ use orbit_engine::{EngineError, Extensions, GuestError, HostError, Primitive, Ru
 use wasmtime_wasi_http::p2::bindings::http as wasi_http;
 use wasmtime_wasi_http::{WasiHttp, WasiHttpCtx, WasiHttpCtxView};
 
+use tokio::sync::Semaphore;
+
+use crate::config::permits;
 use crate::send::CallFacts;
 use crate::wasi_http::RunCore;
 use crate::{Fetch, FetchRequest, FetchResponse};
 
-/// Per-run state: the request count and policy context shared by both
-/// interfaces, and the `wasi:http` context.
+/// Per-run state: the request count, request slots and policy context
+/// shared by both interfaces, and the `wasi:http` context.
 pub(crate) struct RunFetch {
     core: RunCore,
     http: WasiHttpCtx,
@@ -42,7 +45,7 @@ fn link_err(e: impl std::fmt::Display) -> EngineError {
 /// finished since the last call on the run first.
 fn http_view(s: &mut RunState) -> WasiHttpCtxView<'_> {
     let (table, run, state) = s.parts_with_table::<RunFetch>();
-    state.core.flush(run);
+    state.core.flush(run, false);
     WasiHttpCtxView { hooks: &mut state.core, table, ctx: &mut state.http }
 }
 
@@ -69,20 +72,31 @@ impl Primitive for Fetch {
         Ok(())
     }
 
-    /// Inserts the run's state: a zero request count, its workspace and
-    /// deadline, and a fresh `wasi:http` context.
+    /// Inserts the run's state: a zero request count, its workspace,
+    /// deadline and request slots, and a fresh `wasi:http` context.
     fn prepare(&self, run: &RunInfo, extensions: &mut Extensions) -> Result<(), EngineError> {
+        let per_run = permits(self.inner.config.max_concurrent_requests_per_run);
         extensions.insert(RunFetch {
             core: RunCore {
                 inner: self.inner.clone(),
                 workspace: run.workspace().clone(),
                 deadline: run.deadline(),
                 requests: 0,
-                completed: Arc::default(),
+                slots: Arc::new(Semaphore::new(per_run)),
+                calls: Arc::default(),
             },
             http: WasiHttpCtx::new(),
         });
         Ok(())
+    }
+
+    /// Records every `wasi:http` call not recorded yet, with its own start
+    /// and duration; those still in flight (their tasks are being dropped
+    /// with the run) as `cancelled`.
+    fn finish(&self, run: &mut RunInfo, extensions: &mut Extensions) {
+        if let Some(state) = extensions.get_mut::<RunFetch>() {
+            state.core.flush(run, true);
+        }
     }
 }
 
@@ -122,15 +136,20 @@ impl fetch::Host for FetchView<'_> {
         &mut self,
         req: fetch::Request,
     ) -> orbit_engine::wasmtime::Result<Result<fetch::Response, GuestError>> {
-        self.state.core.flush(self.run);
+        self.state.core.flush(self.run, false);
         let counted = self.state.core.count_request();
         let inner = self.state.core.inner.clone();
+        let run_slots = self.state.core.slots.clone();
         let ws = self.run.workspace().clone();
         let bytes_in = request_bytes(&req);
         let facts = Mutex::new(CallFacts::default());
         let call = async {
             counted.map_err(HostError::from)?;
-            inner.send(&ws, from_wit(req), &facts).await.map(to_wit).map_err(HostError::from)
+            let req = from_wit(req);
+            let total = req.timeout.map_or(inner.config.total_timeout, |t| t.min(inner.config.total_timeout));
+            // Held to the end of the response.
+            let _run_slot = RunCore::acquire(&run_slots, tokio::time::Instant::now() + total).await?;
+            inner.send(&ws, req, &facts).await.map(to_wit).map_err(HostError::from)
         };
         let result = self.run.host_call("fetch", "fetch", bytes_in, response_bytes, call).await;
         let facts = facts.into_inner().unwrap_or_else(|e| e.into_inner());

@@ -8,12 +8,20 @@
 //! holds a value: any form of it in the response (raw, base64,
 //! percent-encoded, JSON-escaped) is replaced by [`REDACTED`].
 //!
+//! Scrubbing finds whole-value forms only: the value entire, in one of
+//! those encodings (a base64 form also inside longer base64 text). A
+//! fragment of a value, or a value split, transformed or encoded some other
+//! way by the upstream, is not found. That is why a request that uses
+//! secrets may not carry `Range` or `If-Range`: a ranged response could
+//! hand back an echoed value piece by piece.
+//!
 //! Every request goes through, in order:
 //! 1. validation: method token (RFC 9110 §9; `CONNECT` and `TRACE` refused),
 //!    absolute `http`/`https` URL without credentials, guest header names
 //!    and values (no CR, LF or other control characters; `Host`,
 //!    `Content-Length`, `Transfer-Encoding` and the hop-by-hop headers of
-//!    RFC 9110 §7.6.1 refused), size caps;
+//!    RFC 9110 §7.6.1 refused), size caps; with any secret named, `Range`
+//!    and `If-Range` refused too;
 //! 2. the workspace's [`EgressPolicy`];
 //! 3. the address policy ([`denied_reason`], minus
 //!    [`FetchConfig::allow_ips`]) on the parsed `url::Host` — so spellings
@@ -21,20 +29,34 @@
 //!    loopback address they are — and, for host names, on every address the
 //!    name resolves to, once: the client connects only to those checked
 //!    addresses, so DNS rebinding gets no second lookup;
-//! 4. secret lookup and binding check; an unknown secret and one not bound
+//! 4. a request slot: at most [`FetchConfig::max_concurrent_requests`]
+//!    requests are in flight at once in all, and at most
+//!    [`FetchConfig::max_concurrent_requests_per_run`] per run (taken before
+//!    this point); a request waits for a free slot within its timeouts;
+//! 5. secret lookup and binding check; an unknown secret and one not bound
 //!    to the request give the same `permission-denied` with the same guest
-//!    message, and the attempt is recorded on the run's span;
-//! 5. injection (a guest header of the same name is replaced), then the
-//!    exchange under connect, first-byte and total timeouts; redirects are
-//!    never followed (a 3xx goes back as is, so a secret never follows one);
-//! 6. the response, read under caps on header count, header size and body
+//!    message, no sooner than 5 ms after the call started (so that the two
+//!    cannot be told apart by timing), and the attempt is recorded on the
+//!    run's span;
+//! 6. injection (a guest header of the same name is replaced) and the
+//!    scrubber for the injected values (a request whose scrubber cannot be
+//!    built fails with `internal` and is not sent), then the exchange under
+//!    connect, first-byte and total timeouts; redirects are never followed
+//!    (a 3xx goes back as is, so a secret never follows one);
+//! 7. the response, read under caps on header count, header size and body
 //!    size (gzip and deflate are decoded under the same cap, so a
-//!    compression bomb gives `too-large`), then scrubbed.
+//!    compression bomb gives `too-large`), then scrubbed, and the body cap
+//!    checked again, since a replacement can be longer than what it
+//!    replaces.
+//!
+//! Once the call is over, the use of each injected secret is recorded in
+//! the vault (its last-use time) in the background, off the request's
+//! path; a failure to record it is logged with `tracing`, by secret name.
 //!
 //! The primitive records one span per call (primitive `fetch`, operation
-//! `fetch`) with attributes `method`, `host`, `status`, `secrets` (names
-//! used) and `secret_denied` (a refused name). Spans never hold header
-//! values, bodies or secret values.
+//! `fetch`) with attributes `method`, `host`, `status`, `secrets_requested`
+//! (names asked for), `secrets` (names injected) and `secret_denied` (a
+//! refused name). Spans never hold header values, bodies or secret values.
 //!
 //! Hosts can call [`Fetch::send`] directly, without a guest.
 //!
@@ -55,10 +77,17 @@
 //! the per-run request limit `connection-limit-reached`; caps the matching
 //! size error; timeouts `connection-timeout`; an unreachable upstream
 //! `destination-unavailable`; anything else `internal-error` without
-//! detail. Each call is a span with operation `wasi-http`, recorded when
-//! the guest next calls into `wasi:http` after the call finished (so its
-//! span timing is that of the recording; the real duration is the
-//! `duration_us` attribute).
+//! detail.
+//!
+//! Each call is a span with operation `wasi-http`, the same attributes as a
+//! `fetch` span and its own start and duration. Its operator error detail,
+//! if any, is the `error` attribute (it never holds a secret value, a
+//! header value or a body). A call that finished is recorded when the guest
+//! next calls `fetch` or into `wasi:http`, or when the run ends, whichever
+//! comes first. A call the guest abandoned (by dropping its
+//! `future-incoming-response`) or that was still in flight when the run
+//! ended is recorded too, with outcome `cancelled` and the names of the
+//! secrets it asked for.
 
 mod addr;
 mod config;
@@ -148,7 +177,8 @@ impl Fetch {
             .https_only(false)
             .build()
             .map_err(|e| FetchError::Internal(format!("building the HTTP client: {e}")))?;
-        Ok(Fetch { inner: Arc::new(Inner { config, policy, client, resolver }) })
+        let slots = Arc::new(tokio::sync::Semaphore::new(config::permits(config.max_concurrent_requests)));
+        Ok(Fetch { inner: Arc::new(Inner { config, policy, client, resolver, slots }) })
     }
 
     /// The configuration in force.
@@ -159,7 +189,8 @@ impl Fetch {
     /// Sends `req` on behalf of workspace `ws`, with the whole policy a
     /// guest's request gets (validation, egress and address checks, secret
     /// injection and scrubbing, caps and timeouts), and waits for the whole
-    /// response. No per-run request count applies here.
+    /// response. No per-run request count or per-run concurrency cap applies
+    /// here; [`FetchConfig::max_concurrent_requests`] does.
     ///
     /// # Errors
     /// A [`FetchError`]; [`FetchError::code`] gives the WIT error code a

@@ -7,6 +7,8 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_S
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use zeroize::Zeroizing;
 
+use crate::error::FetchError;
+
 /// What replaces a secret value in a response or an error detail.
 pub const REDACTED: &str = "[REDACTED]";
 
@@ -29,8 +31,19 @@ const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove
 /// shorter ones would redact unrelated text.
 const MIN_FRAGMENT: usize = 8;
 
+#[cfg(test)]
+thread_local! {
+    /// Makes [`Scrubber::new`] fail on this thread, as a matcher that cannot
+    /// be built would.
+    pub(crate) static FAIL_BUILD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Finds every known form of a set of secret values and replaces it.
+///
+/// Only whole-value forms are found: a fragment of a value (for example
+/// the part of it in a ranged response) is not.
 pub(crate) struct Scrubber {
+    /// `None` only when there is nothing to find.
     ac: Option<AhoCorasick>,
     replacements: Vec<&'static [u8]>,
 }
@@ -53,7 +66,14 @@ impl Scrubber {
     /// RFC 3986 unreserved kept, `encodeURIComponent`) and
     /// form-urlencoded; and JSON-escaped. Matching ignores ASCII case, which
     /// covers `%2f` as well as `%2F`, and prefers the longest match.
-    pub(crate) fn new<'a>(values: impl IntoIterator<Item = &'a str>, extra: impl IntoIterator<Item = &'a str>) -> Self {
+    ///
+    /// # Errors
+    /// [`FetchError::Internal`] when the matcher cannot be built. The caller
+    /// must then not send the request: it could not scrub the response.
+    pub(crate) fn new<'a>(
+        values: impl IntoIterator<Item = &'a str>,
+        extra: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, FetchError> {
         let mut patterns: Vec<Zeroizing<String>> = Vec::new();
         for v in values {
             if v.is_empty() {
@@ -90,15 +110,20 @@ impl Scrubber {
         patterns.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
         patterns.dedup_by(|a, b| a.as_str() == b.as_str());
         if patterns.is_empty() {
-            return Self::empty();
+            return Ok(Self::empty());
         }
+        #[cfg(test)]
+        if FAIL_BUILD.get() {
+            return Ok(Self::empty());
+        }
+        // The error names limits, never a pattern.
         let ac = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
             .ascii_case_insensitive(true)
             .build(patterns.iter().map(|p| p.as_bytes()))
-            .ok();
+            .map_err(|e| FetchError::Internal(format!("building the response scrubber: {e}")))?;
         let replacements = vec![REDACTED.as_bytes(); patterns.len()];
-        Self { ac, replacements }
+        Ok(Self { ac: Some(ac), replacements })
     }
 
     /// `bytes` with every match replaced by [`REDACTED`].
@@ -144,7 +169,7 @@ mod tests {
     #[test]
     fn scrubs_raw_encoded_and_embedded_forms() {
         let secret = "s3cr3t/t0ken+value=";
-        let s = Scrubber::new([secret], ["Bearer s3cr3t/t0ken+value="]);
+        let s = Scrubber::new([secret], ["Bearer s3cr3t/t0ken+value="]).unwrap();
         let forms = [
             secret.to_owned(),
             STANDARD.encode(secret),
@@ -170,5 +195,18 @@ mod tests {
         assert_eq!(s.text("Authorization: Bearer s3cr3t/t0ken+value="), "Authorization: [REDACTED]");
         assert_eq!(s.bytes(b"nothing here"), b"nothing here");
         assert_eq!(Scrubber::empty().text("x"), "x");
+    }
+
+    #[test]
+    fn a_matcher_that_cannot_be_built_is_an_error() {
+        FAIL_BUILD.set(true);
+        let r = Scrubber::new(["some-secret-value"], []);
+        FAIL_BUILD.set(false);
+        assert!(matches!(r, Err(FetchError::Internal(_))));
+        // Nothing to find needs no matcher.
+        FAIL_BUILD.set(true);
+        let r = Scrubber::new([""], []);
+        FAIL_BUILD.set(false);
+        assert!(r.is_ok());
     }
 }

@@ -10,6 +10,7 @@ use base64::Engine as _;
 use orbit_vault::{Placement, SecretMeta, SecretResolver, SecretValue};
 use orbit_workspace::WorkspaceId;
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 use zeroize::Zeroizing;
 
@@ -36,22 +37,32 @@ const FORBIDDEN_HEADERS: &[&str] = &[
 /// The codings the host can decode (and so scrub) and asks for.
 const ACCEPT_ENCODING: &str = "gzip, deflate";
 
+/// Guest headers refused on a request that uses secrets: a ranged response
+/// could hold a fragment of an echoed value, which scrubbing (whole values
+/// only) would not find.
+const RANGE_HEADERS: &[&str] = &["range", "if-range"];
+
+/// Shortest time a call refused for a secret reason takes, from its start:
+/// an unknown secret and one not bound to the request are refused after
+/// different amounts of work, and must not be told apart by timing.
+pub(crate) const SECRET_DENIAL_MIN: Duration = Duration::from_millis(5);
+
 /// Facts about one call, for its span. Names only: never values.
 #[derive(Debug, Default)]
 pub(crate) struct CallFacts {
     pub(crate) method: Option<String>,
     pub(crate) host: Option<String>,
     pub(crate) status: Option<u16>,
+    pub(crate) secrets_requested: Vec<String>,
     pub(crate) secrets_used: Vec<String>,
     pub(crate) secrets_denied: Vec<String>,
-    pub(crate) mark_used_failed: Vec<String>,
 }
 
 /// Longest secret name recorded on a span; longer (hence invalid) names are
 /// recorded shortened.
 const MAX_RECORDED_NAME: usize = 128;
 
-fn recordable_name(name: &str) -> String {
+pub(crate) fn recordable_name(name: &str) -> String {
     if name.len() <= MAX_RECORDED_NAME && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
         name.to_owned()
     } else {
@@ -63,10 +74,26 @@ fn recordable_name(name: &str) -> String {
 }
 
 impl CallFacts {
-    /// Span attributes: `method`, `host`, `status`, `secrets` (names, comma
-    /// separated), one `secret_denied` per refused name and one
-    /// `secret_mark_used_failed` per name whose last-use time could not be
-    /// written.
+    /// The names of `requested` as recorded on a span: distinct, made
+    /// recordable, at most `max` of them.
+    pub(crate) fn requested(requested: &[String], max: usize) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for name in requested {
+            let name = recordable_name(name);
+            if out.len() >= max {
+                break;
+            }
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+        out
+    }
+
+    /// Span attributes: `method`, `host`, `status`, `secrets_requested`
+    /// (names the request asked for, comma separated, at most
+    /// `max_secrets_per_request` of them), `secrets` (names injected) and one
+    /// `secret_denied` per refused name.
     pub(crate) fn into_attrs(self) -> Vec<(String, String)> {
         let mut attrs = Vec::new();
         if let Some(m) = self.method {
@@ -78,14 +105,14 @@ impl CallFacts {
         if let Some(s) = self.status {
             attrs.push(("status".to_owned(), s.to_string()));
         }
+        if !self.secrets_requested.is_empty() {
+            attrs.push(("secrets_requested".to_owned(), self.secrets_requested.join(",")));
+        }
         if !self.secrets_used.is_empty() {
             attrs.push(("secrets".to_owned(), self.secrets_used.join(",")));
         }
         for n in self.secrets_denied {
             attrs.push(("secret_denied".to_owned(), n));
-        }
-        for n in self.mark_used_failed {
-            attrs.push(("secret_mark_used_failed".to_owned(), n));
         }
         attrs
     }
@@ -101,6 +128,82 @@ pub(crate) struct Inner {
     pub(crate) policy: Arc<AddressPolicy>,
     pub(crate) client: reqwest::Client,
     pub(crate) resolver: Arc<dyn SecretResolver>,
+    /// Requests in flight, all runs together
+    /// ([`FetchConfig::max_concurrent_requests`]).
+    pub(crate) slots: Arc<Semaphore>,
+}
+
+/// Waits for a permit of `slots` until `until`.
+///
+/// # Errors
+/// [`FetchError::Timeout`] when none is free in time.
+pub(crate) async fn acquire_slot(
+    slots: &Arc<Semaphore>,
+    until: tokio::time::Instant,
+    what: &str,
+) -> Result<OwnedSemaphorePermit, FetchError> {
+    match tokio::time::timeout_at(until, slots.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        Ok(Err(_closed)) => Err(FetchError::Internal(format!("the {what} request slots are closed"))),
+        Err(_) => Err(FetchError::Timeout(format!("no free {what} request slot in time"))),
+    }
+}
+
+/// Records the use of the injected secrets in the vault when dropped, that
+/// is once the request is over (answered, failed or abandoned): each record
+/// is a write transaction, kept off the request's path on the blocking
+/// pool. A failure is logged (workspace, name and error; never a value).
+struct MarkUsed {
+    resolver: Arc<dyn SecretResolver>,
+    ws: WorkspaceId,
+    names: Vec<String>,
+    at_ms: u64,
+}
+
+impl Drop for MarkUsed {
+    fn drop(&mut self) {
+        let names = std::mem::take(&mut self.names);
+        if names.is_empty() {
+            return;
+        }
+        let (resolver, ws, at_ms) = (self.resolver.clone(), self.ws.clone(), self.at_ms);
+        let record = move || {
+            for name in names {
+                if let Err(e) = resolver.mark_used(&ws, &name, at_ms) {
+                    tracing::warn!(workspace = ws.as_str(), secret = %name, error = %e, "recording a secret's use failed");
+                }
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(record)),
+            Err(_) => record(),
+        }
+    }
+}
+
+/// Where a request goes, as matched against a secret's bindings.
+struct Target {
+    scheme: String,
+    host: String,
+    port: u16,
+    method: String,
+    path: String,
+}
+
+impl Target {
+    fn binds(&self, meta: &SecretMeta) -> bool {
+        meta.hosts.iter().any(|b| b.matches(&self.scheme, &self.host, self.port, &self.method, &self.path))
+    }
+}
+
+/// What looking up a request's secrets found.
+enum Lookup {
+    /// Every secret, bound to the request, decrypted.
+    Found(Vec<(SecretMeta, SecretValue)>),
+    /// The first name refused, and why.
+    Denied(String, SecretDenial),
+    /// The vault failed.
+    Failed(orbit_vault::VaultError),
 }
 
 /// A request that passed validation and the egress checks.
@@ -136,6 +239,8 @@ impl Inner {
     /// address policy to its URL's host.
     fn check(&self, ws: &WorkspaceId, req: FetchRequest, facts: &Mutex<CallFacts>) -> Result<Checked, FetchError> {
         let cfg = &self.config;
+        let requested = CallFacts::requested(&req.secrets, cfg.max_secrets_per_request);
+        set(facts, |f| f.secrets_requested = requested);
         let method = reqwest::Method::from_bytes(req.method.as_bytes()).map_err(|_| invalid("bad method"))?;
         set(facts, |f| f.method = Some(method.as_str().to_owned()));
         if method == reqwest::Method::CONNECT || method == reqwest::Method::TRACE {
@@ -223,12 +328,22 @@ impl Inner {
                 cfg.max_secrets_per_request
             )));
         }
+        if !secrets.is_empty()
+            && let Some(h) = RANGE_HEADERS.iter().find(|h| headers.contains_key(**h))
+        {
+            return Err(invalid(format!("header {h} may not be set on a request that uses secrets")));
+        }
         let timeout = req.timeout.map_or(cfg.total_timeout, |t| t.min(cfg.total_timeout));
         Ok(Checked { method, url, scheme, host, port, headers, body: req.body, timeout, secrets })
     }
 
     /// Looks the named secrets up and checks their bindings. Stops at the
     /// first refusal, which it records on `facts`.
+    ///
+    /// Bindings are checked first on each secret's metadata, which costs no
+    /// decryption; only when every named secret is bound are they
+    /// decrypted, and the bindings checked again on the metadata that
+    /// decryption authenticates.
     async fn resolve_secrets(
         &self,
         ws: &WorkspaceId,
@@ -240,46 +355,55 @@ impl Inner {
         }
         let resolver = self.resolver.clone();
         let (ws2, names) = (ws.clone(), req.secrets.clone());
+        let target = Target {
+            scheme: req.scheme.clone(),
+            host: req.host.clone(),
+            port: req.port,
+            method: req.method.as_str().to_owned(),
+            path: req.url.path().to_owned(),
+        };
         let looked_up = tokio::task::spawn_blocking(move || {
-            names
-                .into_iter()
-                .map(|n| {
-                    let r = resolver.resolve(&ws2, &n);
-                    (n, r)
-                })
-                .collect::<Vec<_>>()
+            for name in &names {
+                let denial = match resolver.meta(&ws2, name) {
+                    Err(orbit_vault::VaultError::InvalidSecretName(_)) | Ok(None) => SecretDenial::Unknown,
+                    Err(e) => return Lookup::Failed(e),
+                    Ok(Some(meta)) if target.binds(&meta) => continue,
+                    Ok(Some(_)) => SecretDenial::NotBound,
+                };
+                return Lookup::Denied(name.clone(), denial);
+            }
+            let mut out = Vec::with_capacity(names.len());
+            for name in &names {
+                let denial = match resolver.resolve(&ws2, name) {
+                    Err(orbit_vault::VaultError::InvalidSecretName(_)) | Ok(None) => SecretDenial::Unknown,
+                    Err(e) => return Lookup::Failed(e),
+                    Ok(Some((meta, value))) if target.binds(&meta) => {
+                        out.push((meta, value));
+                        continue;
+                    }
+                    Ok(Some(_)) => SecretDenial::NotBound,
+                };
+                return Lookup::Denied(name.clone(), denial);
+            }
+            Lookup::Found(out)
         })
         .await
         .map_err(|e| FetchError::Internal(format!("secret lookup task failed: {e}")))?;
-        let path = req.url.path();
-        let mut out = Vec::with_capacity(looked_up.len());
-        for (name, found) in looked_up {
-            let denial = match found {
-                Err(orbit_vault::VaultError::InvalidSecretName(_)) | Ok(None) => Some(SecretDenial::Unknown),
-                Err(e) => return Err(FetchError::Vault(e.to_string())),
-                Ok(Some((meta, value))) => {
-                    let bound = meta
-                        .hosts
-                        .iter()
-                        .any(|b| b.matches(&req.scheme, &req.host, req.port, req.method.as_str(), path));
-                    if bound {
-                        out.push((meta, value));
-                        None
-                    } else {
-                        Some(SecretDenial::NotBound)
-                    }
-                }
-            };
-            if let Some(reason) = denial {
+        match looked_up {
+            Lookup::Found(out) => Ok(out),
+            Lookup::Failed(e) => Err(FetchError::Vault(e.to_string())),
+            Lookup::Denied(name, reason) => {
                 let recorded = recordable_name(&name);
                 set(facts, |f| f.secrets_denied.push(recorded.clone()));
-                return Err(FetchError::SecretDenied { name: recorded, reason });
+                Err(FetchError::SecretDenied { name: recorded, reason })
             }
         }
-        Ok(out)
     }
 
     /// Sends `req` for workspace `ws`, recording span facts on `facts`.
+    ///
+    /// A refusal for a secret reason comes no sooner than
+    /// [`SECRET_DENIAL_MIN`] after the call.
     pub(crate) async fn send(
         &self,
         ws: &WorkspaceId,
@@ -287,8 +411,24 @@ impl Inner {
         facts: &Mutex<CallFacts>,
     ) -> Result<FetchResponse, FetchError> {
         let started = tokio::time::Instant::now();
+        let result = self.send_from(started, ws, req, facts).await;
+        if let Err(FetchError::SecretDenied { .. }) = &result {
+            tokio::time::sleep_until(started + SECRET_DENIAL_MIN).await;
+        }
+        result
+    }
+
+    async fn send_from(
+        &self,
+        started: tokio::time::Instant,
+        ws: &WorkspaceId,
+        req: FetchRequest,
+        facts: &Mutex<CallFacts>,
+    ) -> Result<FetchResponse, FetchError> {
         let mut req = self.check(ws, req, facts)?;
         let deadline = started + req.timeout;
+        // Held to the end of the response.
+        let _slot = acquire_slot(&self.slots, deadline, "shared").await?;
         let secrets = self.resolve_secrets(ws, &req, facts).await?;
 
         // Inject each secret where its placement says; collect what to
@@ -341,32 +481,27 @@ impl Inner {
                 _ => return Err(unplaceable()),
             }
         }
+        // No scrubber, no request: its response could not be scrubbed.
         let scrubber = Scrubber::new(values.iter().map(|v| v.as_str()), derived.iter().map(|v| v.as_str()));
         drop(derived);
         drop(values);
-        if !secrets.is_empty() {
-            let names: Vec<String> = secrets.iter().map(|(m, _)| m.name.clone()).collect();
-            set(facts, |f| f.secrets_used = names.clone());
-            let failed = self.mark_used(ws, names).await;
-            set(facts, |f| f.mark_used_failed = failed);
-        }
+        let scrubber = scrubber?;
+        let names: Vec<String> = secrets.iter().map(|(m, _)| m.name.clone()).collect();
         drop(secrets);
+        if !names.is_empty() {
+            set(facts, |f| f.secrets_used = names.clone());
+        }
+        // Recorded in the vault once this call is over, whatever its end.
+        let _mark_used = MarkUsed {
+            resolver: self.resolver.clone(),
+            ws: ws.clone(),
+            names,
+            at_ms: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+        };
 
         let result = self.exchange(req, deadline, &scrubber, facts).await;
         // Error detail may quote upstream text; it never leaves unscrubbed.
         result.map_err(|e| scrub_error(e, &scrubber))
-    }
-
-    /// Records the use of `names`; returns the names whose record failed.
-    async fn mark_used(&self, ws: &WorkspaceId, names: Vec<String>) -> Vec<String> {
-        let resolver = self.resolver.clone();
-        let ws = ws.clone();
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        tokio::task::spawn_blocking(move || {
-            names.into_iter().filter(|n| resolver.mark_used(&ws, n, now).is_err()).collect()
-        })
-        .await
-        .unwrap_or_default()
     }
 
     /// Sends the prepared request and reads the response under the caps.
@@ -437,7 +572,12 @@ impl Inner {
             let v = String::from_utf8_lossy(&scrubber.bytes(value.as_bytes())).into_owned();
             out_headers.push((n, v));
         }
-        Ok(FetchResponse { status, headers: out_headers, body: scrubber.bytes(&body) })
+        // Each replacement may be longer than what it replaces.
+        let body = scrubber.bytes(&body);
+        if body.len() > cap {
+            return Err(FetchError::ResponseTooLarge(format!("body over the limit of {cap} bytes once scrubbed")));
+        }
+        Ok(FetchResponse { status, headers: out_headers, body })
     }
 }
 
@@ -587,6 +727,44 @@ mod tests {
         for bad in ["a\r\nb", "a\nb", "a\0", "\u{7f}", " lead", "trail ", "ünï"] {
             assert!(!valid_header_value(bad), "{bad:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_scrubber_that_cannot_be_built_stops_the_request_before_it_is_sent() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use orbit_vault::{HostBinding, MasterKey, Vault};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((_stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Arc::new(Vault::open(&dir.path().join("vault.redb"), MasterKey::from_bytes([7; 32])).unwrap());
+        let ws = WorkspaceId::new("acme").unwrap();
+        let placement = Placement::Header { name: "Authorization".into(), template: "Bearer {}".into() };
+        let binding = HostBinding::parse(&format!("http://{addr}")).unwrap();
+        vault.set(&ws, "api", SecretValue::new("a-secret-value-0123".into()), vec![binding], placement, "t").unwrap();
+        let config = FetchConfig { allow_ips: vec!["127.0.0.1/32".parse().unwrap()], ..FetchConfig::default() };
+        let fetch = crate::Fetch::new(config, vault).unwrap();
+        let req = FetchRequest {
+            method: "GET".into(),
+            url: format!("http://{addr}/"),
+            secrets: vec!["api".into()],
+            ..FetchRequest::default()
+        };
+
+        crate::scrub::FAIL_BUILD.set(true);
+        let result = fetch.send(&ws, req).await;
+        crate::scrub::FAIL_BUILD.set(false);
+        assert!(matches!(result, Err(FetchError::Internal(_))), "{result:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 0);
     }
 
     #[test]

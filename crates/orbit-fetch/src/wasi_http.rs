@@ -1,36 +1,106 @@
 //! `wasi:http/outgoing-handler` routed through the same policy and secret
 //! injection as `fetch` (see the crate documentation, "Standard clients").
 
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Waker};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use orbit_engine::{HostError, RunInfo};
+use orbit_engine::orbit_runs::Span;
+use orbit_engine::{HostError, RunInfo, code_name};
 use orbit_workspace::WorkspaceId;
+use tokio::sync::Semaphore;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
-use crate::send::{CallFacts, Inner};
+use crate::send::{CallFacts, Inner, acquire_slot};
 use crate::{FetchError, FetchRequest, FetchResponse};
 
 /// The request header in which a `wasi:http` guest names the secrets to
 /// inject, comma separated. Removed before the request is sent.
 pub const SECRETS_HEADER: &str = "x-orbit-secrets";
 
-/// A `wasi:http` call that finished in a spawned task, waiting to be
-/// recorded on the run.
-pub(crate) struct Completed {
-    started: Instant,
-    bytes_in: usize,
+/// Outcome of a call the guest abandoned, or that was in flight when the
+/// run ended.
+const CANCELLED: &str = "cancelled";
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How a `wasi:http` call ended.
+struct CallEnd {
+    at: Instant,
     bytes_out: usize,
-    result: Result<(), HostError>,
-    attrs: Vec<(String, String)>,
+    /// `ok`, an error code name, or [`CANCELLED`].
+    outcome: String,
+    /// Operator detail of an error.
+    error: Option<String>,
+}
+
+/// One `wasi:http` call, shared by the task that runs it and the run that
+/// records it.
+pub(crate) struct CallSlot {
+    started: Instant,
+    facts: Mutex<CallFacts>,
+    /// Request bytes, once the request is read, and the end, once over.
+    state: Mutex<(usize, Option<CallEnd>)>,
+}
+
+impl CallSlot {
+    /// Ends the call unless it has ended already.
+    fn end(&self, end: impl FnOnce() -> CallEnd) {
+        let mut state = lock(&self.state);
+        if state.1.is_none() {
+            state.1 = Some(end());
+        }
+    }
+
+    /// This call as a span; `None` while it is in flight, unless `cancel`,
+    /// which ends it as cancelled now.
+    fn to_span(&self, run: &RunInfo, cancel: bool) -> Option<Span> {
+        let (bytes_in, end) = {
+            let mut state = lock(&self.state);
+            if state.1.is_none() && !cancel {
+                return None;
+            }
+            let end = state.1.take().unwrap_or_else(|| cancelled("the run ended before the request finished"));
+            (state.0, end)
+        };
+        let mut attrs = std::mem::take(&mut *lock(&self.facts)).into_attrs();
+        if let Some(e) = end.error {
+            attrs.push(("error".to_owned(), e));
+        }
+        Some(Span {
+            primitive: "fetch".to_owned(),
+            operation: "wasi-http".to_owned(),
+            start_offset_us: run.offset_us(self.started),
+            duration_us: end.at.saturating_duration_since(self.started).as_micros() as u64,
+            outcome: end.outcome,
+            bytes_in: bytes_in as u64,
+            bytes_out: end.bytes_out as u64,
+            attrs,
+        })
+    }
+}
+
+fn cancelled(why: &str) -> CallEnd {
+    CallEnd { at: Instant::now(), bytes_out: 0, outcome: CANCELLED.to_owned(), error: Some(why.to_owned()) }
+}
+
+/// Owned by the task of a `wasi:http` call: if the task is dropped before
+/// the call ends (the guest dropped its `future-incoming-response`, or the
+/// run ended), ends the call as cancelled, so that it is still recorded.
+struct CancelOnDrop(Arc<CallSlot>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.end(|| cancelled("the guest dropped the request before it finished"));
+    }
 }
 
 /// The per-run side of `fetch` and `wasi:http`: the shared primitive, the
-/// run's workspace and deadline, its request count, and `wasi:http` calls
-/// finished but not yet recorded.
+/// run's workspace and deadline, its request count and request slots, and
+/// `wasi:http` calls not yet recorded.
 pub(crate) struct RunCore {
     pub(crate) inner: Arc<Inner>,
     pub(crate) workspace: WorkspaceId,
@@ -38,7 +108,11 @@ pub(crate) struct RunCore {
     /// Calls so far in this run, through either interface, refused ones
     /// included.
     pub(crate) requests: u32,
-    pub(crate) completed: Arc<Mutex<Vec<Completed>>>,
+    /// Requests of this run in flight
+    /// ([`FetchConfig::max_concurrent_requests_per_run`](crate::FetchConfig::max_concurrent_requests_per_run)).
+    pub(crate) slots: Arc<Semaphore>,
+    /// `wasi:http` calls not yet recorded, in the order they started.
+    pub(crate) calls: Arc<Mutex<Vec<Arc<CallSlot>>>>,
 }
 
 impl RunCore {
@@ -49,25 +123,26 @@ impl RunCore {
         if self.requests > limit { Err(FetchError::TooManyRequests { limit }) } else { Ok(()) }
     }
 
-    /// Records finished `wasi:http` calls as spans on `run`.
-    ///
-    /// The engine records spans only through [`RunInfo::host_call`], so each
-    /// call is recorded through one with an already-finished future: the
-    /// span's start and duration are those of the recording, and the real
-    /// duration is in the `duration_us` attribute.
-    pub(crate) fn flush(&self, run: &mut RunInfo) {
-        let done = std::mem::take(&mut *self.completed.lock().unwrap_or_else(|e| e.into_inner()));
-        for c in done {
-            let Completed { started, bytes_in, bytes_out, result, mut attrs } = c;
-            {
-                let call = run.host_call("fetch", "wasi-http", bytes_in, |_| bytes_out, std::future::ready(result));
-                let mut call = std::pin::pin!(call);
-                // The future is ready: one poll finishes it.
-                let _ = call.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+    /// Records `wasi:http` calls on `run` as spans with their own timing:
+    /// those that ended, and with `run_ended` all the others too, as
+    /// cancelled.
+    pub(crate) fn flush(&self, run: &mut RunInfo, run_ended: bool) {
+        let mut calls = lock(&self.calls);
+        calls.retain(|call| match call.to_span(run, run_ended) {
+            Some(span) => {
+                run.record_span(span);
+                false
             }
-            attrs.push(("duration_us".to_owned(), started.elapsed().as_micros().to_string()));
-            run.annotate_last_span(attrs);
-        }
+            None => true,
+        });
+    }
+
+    /// Waits for one of the run's request slots, until `until`.
+    pub(crate) async fn acquire(
+        slots: &Arc<Semaphore>,
+        until: tokio::time::Instant,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, FetchError> {
+        acquire_slot(slots, until, "per-run").await
     }
 }
 
@@ -107,15 +182,13 @@ async fn to_fetch_request(
         Err(e) => return Err(FetchError::InvalidRequest(format!("reading the request body: {e}"))),
     };
     let mut headers = Vec::with_capacity(parts.headers.len());
-    let mut secrets = Vec::new();
     for (name, value) in &parts.headers {
         let value = value.to_str().map_err(|_| FetchError::InvalidRequest(format!("bad value for header {name}")))?;
-        if name.as_str() == SECRETS_HEADER {
-            secrets.extend(value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned));
-        } else if name != http::header::HOST && name != http::header::CONTENT_LENGTH {
+        if name != SECRETS_HEADER && name != http::header::HOST && name != http::header::CONTENT_LENGTH {
             headers.push((name.as_str().to_owned(), value.to_owned()));
         }
     }
+    let secrets = requested_secrets(&parts.headers)?;
     // The guest's timeouts can only shorten the host's total timeout.
     let timeout = options.and_then(|o| {
         [o.connect_timeout, o.first_byte_timeout, o.between_bytes_timeout]
@@ -131,6 +204,17 @@ async fn to_fetch_request(
         timeout,
         secrets,
     })
+}
+
+/// The secret names in the request's [`SECRETS_HEADER`] fields.
+fn requested_secrets(headers: &http::HeaderMap) -> Result<Vec<String>, FetchError> {
+    let mut secrets = Vec::new();
+    for value in headers.get_all(SECRETS_HEADER) {
+        let value =
+            value.to_str().map_err(|_| FetchError::InvalidRequest(format!("bad value for header {SECRETS_HEADER}")))?;
+        secrets.extend(value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned));
+    }
+    Ok(secrets)
 }
 
 fn to_http_response(resp: FetchResponse) -> Result<http::Response<WasiBody>, FetchError> {
@@ -171,22 +255,41 @@ impl WasiHttpHooks for RunCore {
         let inner = self.inner.clone();
         let ws = self.workspace.clone();
         let deadline = self.deadline;
-        let completed = self.completed.clone();
+        let run_slots = self.slots.clone();
+
+        // Registered now, so that the call is recorded even if its task is
+        // dropped before it first runs.
+        let mut facts = CallFacts {
+            method: Some(request.method().as_str().to_owned()),
+            host: request.uri().host().map(|h| h.trim_end_matches('.').to_ascii_lowercase()),
+            ..CallFacts::default()
+        };
+        if let Ok(names) = requested_secrets(request.headers()) {
+            facts.secrets_requested = CallFacts::requested(&names, inner.config.max_secrets_per_request);
+        }
+        let slot =
+            Arc::new(CallSlot { started: Instant::now(), facts: Mutex::new(facts), state: Mutex::new((0, None)) });
+        lock(&self.calls).push(slot.clone());
+        let guard = CancelOnDrop(slot.clone());
+
         Box::new(async move {
-            let started = Instant::now();
-            let facts = Mutex::new(CallFacts::default());
-            let mut bytes_in = 0;
+            let _guard = guard;
             let outcome: Result<FetchResponse, FetchError> = async {
                 counted?;
                 let total = inner.config.total_timeout;
+                let until = deadline.min(tokio::time::Instant::from_std(slot.started) + total);
+                // Held to the end of the response; taken before the body is
+                // read, so that it also bounds the bodies a run buffers.
+                let _run_slot = RunCore::acquire(&run_slots, until).await?;
                 let collect = to_fetch_request(request, options, inner.config.max_request_body_bytes);
                 let req = match tokio::time::timeout(total, collect).await {
                     Ok(r) => r?,
                     Err(_) => return Err(FetchError::Timeout("request body not complete in time".to_owned())),
                 };
-                bytes_in =
+                let bytes_in =
                     req.url.len() + req.headers.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>() + req.body.len();
-                match tokio::time::timeout_at(deadline, inner.send(&ws, req, &facts)).await {
+                lock(&slot.state).0 = bytes_in;
+                match tokio::time::timeout_at(deadline, inner.send(&ws, req, &slot.facts)).await {
                     Ok(r) => r,
                     Err(_) => Err(FetchError::Timeout("the run's deadline passed".to_owned())),
                 }
@@ -196,21 +299,23 @@ impl WasiHttpHooks for RunCore {
                 let n = resp.body.len() + resp.headers.iter().map(|(a, b)| a.len() + b.len()).sum::<usize>();
                 to_http_response(resp).map(|r| (r, n))
             });
-            let (result, bytes_out, ret) = match outcome {
-                Ok((resp, n)) => (Ok(()), n, Ok(resp)),
+            let ret = match outcome {
+                Ok((resp, n)) => {
+                    slot.end(|| CallEnd { at: Instant::now(), bytes_out: n, outcome: "ok".to_owned(), error: None });
+                    Ok(resp)
+                }
                 Err(e) => {
                     let guest = to_http_error(&e);
-                    (Err(HostError::from(e)), 0, Err(guest))
+                    let err = HostError::from(e);
+                    slot.end(|| CallEnd {
+                        at: Instant::now(),
+                        bytes_out: 0,
+                        outcome: code_name(err.code).to_owned(),
+                        error: err.detail,
+                    });
+                    Err(guest)
                 }
             };
-            let attrs = facts.into_inner().unwrap_or_else(|e| e.into_inner()).into_attrs();
-            completed.lock().unwrap_or_else(|e| e.into_inner()).push(Completed {
-                started,
-                bytes_in,
-                bytes_out,
-                result,
-                attrs,
-            });
             let io: Box<dyn Future<Output = Result<(), HttpError>> + Send> = Box::new(async { Ok(()) });
             ret.map(|r| (r, io))
         })

@@ -69,9 +69,11 @@ async fn injected_header_reaches_server_and_echo_is_redacted() {
     assert_no_secret(&echoed.1, SECRET);
     assert!(!resp.headers.iter().any(|(n, _)| n == "content-length"));
 
-    // The use was recorded in the vault.
-    let meta = v.vault.list(&w).unwrap();
-    assert!(meta.iter().find(|m| m.name == "api").unwrap().last_used_at_ms.is_some());
+    // The use is recorded in the vault, once the call is over.
+    eventually("the use to be recorded", || {
+        v.vault.list(&w).unwrap().iter().find(|m| m.name == "api").unwrap().last_used_at_ms.is_some()
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -111,13 +113,22 @@ async fn secret_bound_elsewhere_and_unknown_secret_look_the_same() {
     v.bearer(&w, "api", SECRET, &[&format!("http://127.0.0.1:{}", a.port())]);
     let f = fetch(config(), &v);
 
-    let not_bound = f.send(&w, with_secrets(get(&b.url("/")), &["api"])).await.unwrap_err();
+    // Every refusal takes at least the same minimum time, so that timing
+    // does not tell an unknown secret from one bound elsewhere.
+    let timed = async |ws: &orbit_workspace::WorkspaceId, req: FetchRequest| {
+        let started = Instant::now();
+        let err = f.send(ws, req).await.unwrap_err();
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(5), "{err:?} after {took:?}");
+        err
+    };
+    let not_bound = timed(&w, with_secrets(get(&b.url("/")), &["api"])).await;
     assert!(matches!(&not_bound, FetchError::SecretDenied { reason: SecretDenial::NotBound, .. }), "{not_bound:?}");
-    let unknown = f.send(&w, with_secrets(get(&b.url("/")), &["nope"])).await.unwrap_err();
+    let unknown = timed(&w, with_secrets(get(&b.url("/")), &["nope"])).await;
     assert!(matches!(&unknown, FetchError::SecretDenied { reason: SecretDenial::Unknown, .. }), "{unknown:?}");
-    let malformed = f.send(&w, with_secrets(get(&b.url("/")), &["no such/secret\n"])).await.unwrap_err();
+    let malformed = timed(&w, with_secrets(get(&b.url("/")), &["no such/secret\n"])).await;
     // Another workspace's secret is unknown here.
-    let other = f.send(&ws("other"), with_secrets(get(&a.url("/")), &["api"])).await.unwrap_err();
+    let other = timed(&ws("other"), with_secrets(get(&a.url("/")), &["api"])).await;
     assert!(matches!(&other, FetchError::SecretDenied { reason: SecretDenial::Unknown, .. }), "{other:?}");
 
     let views: Vec<_> = [not_bound, unknown, malformed, other].into_iter().map(guest_view).collect();
@@ -410,4 +421,108 @@ async fn errors_never_carry_the_secret() {
     v.set(&w, "q2", SECRET, &[&format!("http://{closed}")], Placement::Query { param: "key".into() });
     let err = f.send(&w, with_secrets(get(&format!("http://{closed}/p")), &["q2"])).await.unwrap_err();
     assert_no_secret(&format!("{err} {err:?}"), SECRET);
+}
+
+#[tokio::test]
+async fn bindings_are_checked_before_anything_is_decrypted() {
+    let a = serve(echo()).await;
+    let b = serve(echo()).await;
+    let v = vault();
+    let w = ws("acme");
+    v.bearer(&w, "api", SECRET, &[&format!("http://127.0.0.1:{}", a.port())]);
+    let placement = Placement::Header { name: "X-Other".into(), template: "{}".into() };
+    v.set(&w, "elsewhere", "other-secret-value-000", &[&format!("http://127.0.0.1:{}", b.port())], placement);
+    let probe = Probe::new(&v, Duration::ZERO);
+    let f = orbit_fetch::Fetch::new(config(), probe.clone()).unwrap();
+
+    let err = f.send(&w, with_secrets(get(&b.url("/")), &["api"])).await.unwrap_err();
+    assert!(matches!(err, FetchError::SecretDenied { reason: SecretDenial::NotBound, .. }), "{err:?}");
+    // One bound, one not: neither is decrypted.
+    let err = f.send(&w, with_secrets(get(&a.url("/")), &["api", "elsewhere"])).await.unwrap_err();
+    assert!(matches!(err, FetchError::SecretDenied { reason: SecretDenial::NotBound, .. }), "{err:?}");
+    assert_eq!(probe.resolves.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert!(a.requests().is_empty() && b.requests().is_empty());
+
+    f.send(&w, with_secrets(get(&a.url("/")), &["api"])).await.unwrap();
+    assert_eq!(probe.resolves.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn recording_a_use_is_off_the_request_path() {
+    let server = serve(echo()).await;
+    let v = vault();
+    let w = ws("acme");
+    v.bearer(&w, "api", SECRET, &[&format!("http://127.0.0.1:{}", server.port())]);
+    let probe = Probe::new(&v, Duration::from_millis(1500));
+    let f = orbit_fetch::Fetch::new(config(), probe.clone()).unwrap();
+    let started = Instant::now();
+    let resp = f.send(&w, with_secrets(get(&server.url("/")), &["api"])).await.unwrap();
+    assert_eq!(resp.status, 200);
+    assert!(started.elapsed() < Duration::from_millis(1000), "{:?}", started.elapsed());
+    assert_eq!(probe.marks.load(std::sync::atomic::Ordering::SeqCst), 0);
+    eventually("the use to be recorded", || probe.marks.load(std::sync::atomic::Ordering::SeqCst) == 1).await;
+    assert!(v.vault.list(&w).unwrap()[0].last_used_at_ms.is_some());
+}
+
+#[tokio::test]
+async fn body_cap_applies_after_scrubbing() {
+    // Each 8-byte value becomes the 10 bytes of `[REDACTED]`.
+    let value = "abcd1234";
+    let server = serve(fixed(200, vec![], value.repeat(10).into_bytes())).await;
+    let v = vault();
+    let w = ws("acme");
+    v.bearer(&w, "short", value, &[&format!("http://127.0.0.1:{}", server.port())]);
+    let req = || with_secrets(get(&server.url("/")), &["short"]);
+
+    let f = fetch(FetchConfig { max_response_body_bytes: 90, ..config() }, &v);
+    let err = f.send(&w, req()).await.unwrap_err();
+    assert!(matches!(err, FetchError::ResponseTooLarge(_)), "{err:?}");
+    assert_eq!(err.code(), ErrorCode::TooLarge);
+
+    let f = fetch(FetchConfig { max_response_body_bytes: 100, ..config() }, &v);
+    assert_eq!(f.send(&w, req()).await.unwrap().body, REDACTED.repeat(10).into_bytes());
+}
+
+#[tokio::test]
+async fn range_headers_are_refused_when_secrets_are_used() {
+    let server = serve(echo()).await;
+    let v = vault();
+    let w = ws("acme");
+    v.bearer(&w, "api", SECRET, &[&format!("http://127.0.0.1:{}", server.port())]);
+    let f = fetch(config(), &v);
+    for (name, value) in [("Range", "bytes=10-20"), ("if-range", "\"etag\""), ("RANGE", "bytes=0-")] {
+        let mut req = with_secrets(get(&server.url("/")), &["api"]);
+        req.headers.push((name.into(), value.into()));
+        let err = f.send(&w, req).await.unwrap_err();
+        assert!(matches!(err, FetchError::InvalidRequest(_)), "{name}: {err:?}");
+        assert_eq!(err.code(), ErrorCode::InvalidInput);
+    }
+    assert!(server.requests().is_empty());
+
+    // Without secrets there is nothing to leak: allowed.
+    let mut req = get(&server.url("/"));
+    req.headers.push(("Range".into(), "bytes=0-3".into()));
+    assert_eq!(f.send(&w, req).await.unwrap().status, 200);
+    assert_eq!(server.requests()[0].header("range"), Some("bytes=0-3"));
+}
+
+#[tokio::test]
+async fn requests_in_flight_are_capped() {
+    let (addr, conns) = silent().await;
+    let v = vault();
+    let w = ws("acme");
+    let cfg =
+        FetchConfig { max_concurrent_requests: 1, first_byte_timeout: Duration::from_millis(1000), ..config() };
+    let f = fetch(cfg, &v);
+    let url = format!("http://{addr}/");
+    let (a, b, in_flight) = tokio::join!(f.send(&w, get(&url)), f.send(&w, get(&url)), async {
+        eventually("a request to connect", || conns.load(std::sync::atomic::Ordering::SeqCst) >= 1).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        conns.load(std::sync::atomic::Ordering::SeqCst)
+    });
+    // The second request waited for the first to end, then went out.
+    assert_eq!(in_flight, 1);
+    assert!(matches!(a, Err(FetchError::Timeout(_))), "{a:?}");
+    assert!(matches!(b, Err(FetchError::Timeout(_))), "{b:?}");
+    assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 2);
 }

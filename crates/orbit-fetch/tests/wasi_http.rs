@@ -7,9 +7,11 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use common::*;
-use orbit_engine::orbit_runs::{RunRecord, RunStatus, RunStore};
+use orbit_engine::orbit_runs::{RunRecord, RunStatus, RunStore, Span};
 use orbit_engine::{Engine, EngineConfig, Invocation};
 use orbit_fetch::{Fetch, FetchConfig};
 use orbit_vault::Placement;
@@ -71,6 +73,10 @@ impl Env {
 
 fn span_attr(record: &RunRecord, key: &str) -> Option<String> {
     let span = record.spans.iter().find(|s| s.primitive == "fetch")?;
+    attr(span, key)
+}
+
+fn attr(span: &Span, key: &str) -> Option<String> {
     span.attrs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
 }
 
@@ -94,7 +100,11 @@ async fn standard_client_gets_injection_scrubbing_and_refusals() {
     assert_eq!(seen.header("x-orbit-secrets"), None);
     assert_eq!(seen.uri, "/hello?q=1");
     assert_eq!(span_attr(&record, "secrets").as_deref(), Some("api"));
+    assert_eq!(span_attr(&record, "secrets_requested").as_deref(), Some("api"));
     assert_eq!(span_attr(&record, "status").as_deref(), Some("200"));
+    let span = record.spans.iter().find(|s| s.primitive == "fetch").unwrap();
+    assert_eq!((span.operation.as_str(), span.outcome.as_str()), ("wasi-http", "ok"));
+    assert!(span.duration_us > 0 && span.bytes_out > 0, "{span:?}");
     assert!(!serde_json::to_string(&record).unwrap().contains(SECRET));
 
     // A POST body goes through.
@@ -117,7 +127,8 @@ async fn standard_client_gets_injection_scrubbing_and_refusals() {
     {
         let (record, text) = denied.run("acme", format!("|GET|{url}")).await;
         assert_eq!(text.trim(), "error ErrorCode::HttpRequestDenied", "{url}");
-        assert!(record.host_errors.iter().any(|e| e.contains("refused")), "{url}: {:?}", record.host_errors);
+        let error = span_attr(&record, "error").unwrap_or_default();
+        assert!(error.contains("refused"), "{url}: {error}");
     }
 }
 
@@ -147,4 +158,56 @@ async fn wasi_http_can_be_left_unlinked() {
     let env = engine(fetch(FetchConfig { wasi_http: false, ..config() }, &v));
     let err = env.engine.invoke_wasm(guest(), Invocation::new("|GET|http://127.0.0.1/")).await.unwrap_err();
     assert!(err.to_string().contains("wasi:http"), "{err}");
+}
+
+#[tokio::test]
+async fn an_abandoned_request_is_still_recorded() {
+    // A server that never answers: the guest gives up on the response.
+    let (addr, _) = silent().await;
+    let v = vault();
+    let w = ws("acme");
+    v.bearer(&w, "api", SECRET, &[&format!("http://{addr}")]);
+    let env = engine(fetch(config(), &v));
+    let (record, text) = env.run("acme", format!("api|GET|http://{addr}/slow|drop")).await;
+    assert_eq!(text.trim(), "dropped");
+
+    let spans: Vec<_> = record.spans.iter().filter(|s| s.primitive == "fetch").collect();
+    assert_eq!(spans.len(), 1, "{:?}", record.spans);
+    let span = spans[0];
+    assert_eq!((span.operation.as_str(), span.outcome.as_str()), ("wasi-http", "cancelled"));
+    assert_eq!(attr(span, "secrets_requested").as_deref(), Some("api"));
+    assert_eq!(attr(span, "host").as_deref(), Some("127.0.0.1"));
+    // Its own timing: the guest held the request for 100 ms.
+    assert!(span.duration_us >= 90_000, "{span:?}");
+    assert!(span.start_offset_us + span.duration_us <= record.duration_us + 1_000, "{span:?} {}", record.duration_us);
+    assert!(!serde_json::to_string(&record).unwrap().contains(SECRET));
+}
+
+#[tokio::test]
+async fn requests_in_flight_per_run_are_capped() {
+    let (addr, conns) = silent().await;
+    let v = vault();
+    let cfg = FetchConfig {
+        max_concurrent_requests_per_run: 2,
+        first_byte_timeout: Duration::from_millis(1000),
+        ..config()
+    };
+    let env = engine(fetch(cfg, &v));
+    guest();
+    let ((record, text), in_flight) = tokio::join!(env.run("acme", format!("|GET|http://{addr}/|parallel=3")), async {
+        // Once two requests are out, the third must still be waiting.
+        eventually("two requests to connect", || conns.load(Ordering::SeqCst) >= 2).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        conns.load(Ordering::SeqCst)
+    });
+    assert_eq!(in_flight, 2);
+    assert_eq!(text.lines().collect::<Vec<_>>(), vec!["error ErrorCode::ConnectionTimeout"; 3], "{text}");
+    assert_eq!(conns.load(Ordering::SeqCst), 3);
+    let spans: Vec<_> = record.spans.iter().filter(|s| s.operation == "wasi-http").collect();
+    assert_eq!(spans.len(), 3, "{:?}", record.spans);
+    // Spans hold the calls' own timing: the last one started with the
+    // others but ended about one first-byte timeout later.
+    let mut ends: Vec<u64> = spans.iter().map(|s| s.start_offset_us + s.duration_us).collect();
+    ends.sort_unstable();
+    assert!(ends[2] - ends[0] >= 800_000, "{spans:?}");
 }

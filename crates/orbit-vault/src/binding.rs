@@ -175,10 +175,13 @@ fn canonical_host(host: &str, input: &str) -> Result<String, VaultError> {
 
 /// Whether `path` contains something a server might resolve differently
 /// from a plain prefix comparison: dot segments (also percent-encoded),
-/// encoded slashes or backslashes.
+/// encoded slashes, backslashes, path parameters (`;`, also as `%3B`:
+/// Tomcat, Jetty and Spring treat `/v1/..;/admin` as `/v1/../admin`), or a
+/// percent-encoded percent (`%25`: a server that decodes twice turns
+/// `%252e%252e` into `..`).
 fn path_is_ambiguous(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();
-    if lower.contains('\\') || lower.contains("%2f") || lower.contains("%5c") {
+    if lower.contains(['\\', ';']) || ["%2f", "%5c", "%3b", "%25"].iter().any(|e| lower.contains(e)) {
         return true;
     }
     lower.split('/').any(|seg| {
@@ -198,7 +201,7 @@ fn validate_path_prefix(prefix: &str, input: &str) -> Result<(), VaultError> {
         return Err(host_err(input, "path prefix may hold only visible ASCII, without '?' or '#'"));
     }
     if path_is_ambiguous(prefix) {
-        return Err(host_err(input, "path prefix holds dot segments, encoded slashes or backslashes"));
+        return Err(host_err(input, "path prefix holds dot segments, ';', encoded slashes, '%25' or backslashes"));
     }
     Ok(())
 }
@@ -295,8 +298,8 @@ impl HostBinding {
     /// Checks that the binding is in canonical form: scheme `http`/`https`,
     /// a canonical lowercase host or IP literal, a non-zero port, methods
     /// that are uppercase RFC 9110 tokens, and a path prefix that starts
-    /// with `/` and holds no query, fragment, dot segment, encoded slash or
-    /// backslash.
+    /// with `/` and holds no query, fragment, dot segment, `;` (or `%3B`),
+    /// encoded slash, encoded percent (`%25`) or backslash.
     ///
     /// # Errors
     /// [`VaultError::InvalidHost`] describing what was wrong.
@@ -335,8 +338,12 @@ impl HostBinding {
     /// - With a `path_prefix`, `path` must equal the prefix or continue it
     ///   at a segment boundary (`/v1` admits `/v1` and `/v1/x`, not `/v10`;
     ///   a prefix ending in `/` admits anything under it). An empty path
-    ///   counts as `/`. Paths with dot segments, encoded slashes or
-    ///   backslashes never match a prefixed binding.
+    ///   counts as `/`. Paths that a server might resolve to somewhere
+    ///   else never match a prefixed binding: dot segments (also
+    ///   percent-encoded), `;` or `%3B` (path parameters: Tomcat, Jetty and
+    ///   Spring read `/v1/..;/admin` as `/v1/../admin`), `%25` (a server
+    ///   decoding twice reads `%252e%252e` as `..`), encoded slashes
+    ///   (`%2F`, `%5C`) and backslashes.
     pub fn matches(&self, scheme: &str, host: &str, port: u16, method: &str, path: &str) -> bool {
         if !scheme.eq_ignore_ascii_case(&self.scheme) || port != self.port {
             return false;
@@ -418,15 +425,24 @@ impl Placement {
         }
     }
 
-    /// Checks that `value` can be put where this placement says: for a
-    /// header, only visible ASCII, space and tab (no CR/LF injection); for
-    /// a query parameter or basic auth, no control characters.
+    /// Checks that `value` can be put where this placement says: at least
+    /// [`Vault::MIN_VALUE_LEN`](crate::Vault::MIN_VALUE_LEN) (8) bytes; for
+    /// a header, only visible ASCII, space and tab (no CR/LF injection);
+    /// for a query parameter or basic auth, no control characters.
+    ///
+    /// The minimum length exists because the fetch primitive scrubs secret
+    /// values out of responses: a short value could be guessed through a
+    /// bound host that echoes input, by watching what gets `[REDACTED]`,
+    /// and tiny patterns would make scrubbing inflate response bodies.
     ///
     /// # Errors
     /// [`VaultError::InvalidValue`] (the value is never included).
     pub fn check_value(&self, value: &str) -> Result<(), VaultError> {
         if value.is_empty() {
             return Err(VaultError::InvalidValue("empty"));
+        }
+        if value.len() < crate::Vault::MIN_VALUE_LEN {
+            return Err(VaultError::InvalidValue("shorter than 8 bytes"));
         }
         match self {
             Placement::Header { .. } => {
@@ -564,6 +580,39 @@ mod tests {
         assert!(root.matches("https", "api.example.com", 443, "GET", ""));
     }
 
+    /// `..;` (Tomcat/Jetty/Spring path parameters) and double-encoded dot
+    /// segments, which the url crate leaves untouched.
+    #[test]
+    fn matches_refuses_path_parameters_and_double_encoding() {
+        for prefix in ["https://api.example.com/v1", "https://api.example.com/v1/"] {
+            let b = hb(prefix);
+            for path in [
+                "/v1/..;/admin",
+                "/v1/%2e%2e;/admin",
+                "/v1/%2E%2E;/admin",
+                "/v1/%2e%2e%3b/admin",
+                "/v1/%2e%2e%3B/admin",
+                "/v1/..%3b/admin",
+                "/v1/%252e%252e/admin",
+                "/v1/%252E%252E/admin",
+                "/v1/..%252fadmin",
+                "/v1/x;jsessionid=1",
+                "/v1;/x",
+                "/v1/%25",
+            ] {
+                assert!(!b.matches("https", "api.example.com", 443, "GET", path), "{prefix} admitted {path}");
+            }
+            assert!(b.matches("https", "api.example.com", 443, "GET", "/v1/x%20y"));
+        }
+        // Without a prefix any path is allowed (the origin is the boundary).
+        assert!(hb("https://api.example.com").matches("https", "api.example.com", 443, "GET", "/v1/..;/admin"));
+        // A prefix holding them is refused outright.
+        for bad in ["https://api.example.com/v1;x", "https://api.example.com/v1%3B", "https://api.example.com/a%25"] {
+            assert!(HostBinding::parse(bad).is_err(), "{bad}");
+            assert!(hb("https://api.example.com").with_path_prefix(&bad[23..]).validate().is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn placement_validation() {
         let h = |n: &str, t: &str| Placement::Header { name: n.into(), template: t.into() };
@@ -585,7 +634,27 @@ mod tests {
 
         assert!(h("X", "{}").check_value("tok\r\nX-Evil: 1").is_err());
         assert!(h("X", "{}").check_value("").is_err());
-        h("X", "{}").check_value("tok-123").unwrap();
-        assert!(Placement::Query { param: "k".into() }.check_value("a\0b").is_err());
+        h("X", "{}").check_value("tok-1234").unwrap();
+        assert!(Placement::Query { param: "k".into() }.check_value("a\0bcdefgh").is_err());
+    }
+
+    #[test]
+    fn check_value_refuses_values_shorter_than_8_bytes() {
+        let placements = [
+            Placement::Header { name: "Authorization".into(), template: "Bearer {}".into() },
+            Placement::Query { param: "key".into() },
+            Placement::Basic { username: "api".into() },
+        ];
+        for p in &placements {
+            for short in ["a", "ab", "1234567", "tok-123"] {
+                assert!(matches!(p.check_value(short), Err(VaultError::InvalidValue(_))), "{p:?} {short:?}");
+            }
+            p.check_value("12345678").unwrap();
+            // Bytes, not characters: 4 two-byte characters are 8 bytes.
+            if !matches!(p, Placement::Header { .. }) {
+                p.check_value("éééé").unwrap();
+                assert!(p.check_value("ééé").is_err());
+            }
+        }
     }
 }

@@ -1,9 +1,12 @@
 //! AES-256-GCM sealing, key derivation and AAD construction.
 //!
 //! - Key-encryption keys: `HKDF-SHA256(ikm = master key, salt =
-//!   "orbit-vault/v1", info = "orbit/kek/v{version}")`, id `kek-v{version}`.
-//!   A separate HKDF output (`info = "orbit/kek-check/v{version}"`) is
-//!   stored so a wrong master key is detected when the vault is opened.
+//!   "orbit-vault/v1" || vault id, info = "orbit/kek/v{version}")`, id
+//!   `kek-v{version}`. The vault id is 16 random bytes stored in the vault
+//!   when it is created, so two vault files sharing a master key derive
+//!   different KEKs. A separate HKDF output (`info =
+//!   "orbit/kek-check/v{version}"`, same salt) is stored so a wrong master
+//!   key is detected when the vault is opened.
 //! - Every AES-GCM operation uses a fresh random 96-bit nonce from the OS
 //!   RNG and an AAD made of a domain tag, the format version and
 //!   length-prefixed fields, so no two field lists can encode alike.
@@ -25,6 +28,11 @@ pub(crate) const NONCE_LEN: usize = 12;
 pub(crate) const TAG_LEN: usize = 16;
 
 const HKDF_SALT: &[u8] = b"orbit-vault/v1";
+
+/// Length of a vault id, in bytes.
+pub(crate) const VAULT_ID_LEN: usize = 16;
+/// A vault's random id, bound into its KEKs and wrapped data keys.
+pub(crate) type VaultId = [u8; VAULT_ID_LEN];
 const AAD_DOMAIN: &[u8] = b"orbit-vault\0";
 
 /// A 256-bit key in a zeroizing buffer.
@@ -42,22 +50,31 @@ pub(crate) fn kek_id(version: u32) -> String {
     format!("kek-v{version}")
 }
 
-fn hkdf_expand(master: &MasterKey, info: &str) -> KeyBytes {
-    let hk = Hkdf::<Sha256>::new(Some(HKDF_SALT), master.bytes());
+/// HKDF-SHA256 with salt `"orbit-vault/v1" || vault_id`. `vault_id` is a
+/// [`VaultId`], or empty only to check the key of a vault made before
+/// vault ids existed.
+fn hkdf_expand(master: &MasterKey, vault_id: &[u8], info: &str) -> KeyBytes {
+    let mut salt = Vec::with_capacity(HKDF_SALT.len() + vault_id.len());
+    salt.extend_from_slice(HKDF_SALT);
+    salt.extend_from_slice(vault_id);
+    let hk = Hkdf::<Sha256>::new(Some(&salt), master.bytes());
     let mut okm = Zeroizing::new([0u8; 32]);
     hk.expand(info.as_bytes(), &mut okm[..]).expect("32 bytes is a valid HKDF-SHA256 output length");
     okm
 }
 
-/// Key-encryption key `version`, derived from the master key.
-pub(crate) fn derive_kek(master: &MasterKey, version: u32) -> KeyBytes {
-    hkdf_expand(master, &format!("orbit/kek/v{version}"))
+/// Key-encryption key `version` of vault `vault_id`, derived from the
+/// master key.
+pub(crate) fn derive_kek(master: &MasterKey, vault_id: &VaultId, version: u32) -> KeyBytes {
+    hkdf_expand(master, vault_id, &format!("orbit/kek/v{version}"))
 }
 
 /// The key-check value stored for KEK `version` (hex). Independent of the
 /// KEK itself (different HKDF info), so storing it reveals nothing.
-pub(crate) fn kek_check(master: &MasterKey, version: u32) -> String {
-    hex::encode(*hkdf_expand(master, &format!("orbit/kek-check/v{version}")))
+/// `vault_id` is the vault's [`VaultId`], or empty for a vault made before
+/// vault ids existed.
+pub(crate) fn kek_check(master: &MasterKey, vault_id: &[u8], version: u32) -> String {
+    hex::encode(*hkdf_expand(master, vault_id, &format!("orbit/kek-check/v{version}")))
 }
 
 /// AAD: domain tag, format version, then each field as a 4-byte
@@ -74,9 +91,9 @@ pub(crate) fn aad(fields: &[&[u8]]) -> Vec<u8> {
     out
 }
 
-/// AAD binding a wrapped data key to its workspace, id and KEK id.
-pub(crate) fn dek_aad(workspace: &str, dek_id: &str, kek_id: &str) -> Vec<u8> {
-    aad(&[b"dek", workspace.as_bytes(), dek_id.as_bytes(), kek_id.as_bytes()])
+/// AAD binding a wrapped data key to its vault, workspace, id and KEK id.
+pub(crate) fn dek_aad(vault_id: &VaultId, workspace: &str, dek_id: &str, kek_id: &str) -> Vec<u8> {
+    aad(&[b"dek", vault_id, workspace.as_bytes(), dek_id.as_bytes(), kek_id.as_bytes()])
 }
 
 /// AAD binding a secret to its workspace, name, data key id and metadata.
@@ -143,17 +160,37 @@ mod tests {
         assert_ne!(secret_aad("a", "bc", "d", b""), secret_aad("ab", "c", "d", b""));
     }
 
+    const ID: VaultId = [0xA5; VAULT_ID_LEN];
+
     #[test]
     fn wrong_master_key_cannot_unwrap() {
         let right = MasterKey::from_bytes([1; 32]);
         let wrong = MasterKey::from_bytes([2; 32]);
-        let aad = dek_aad("ws", "dek-x", &kek_id(1));
-        let (nonce, wrapped) = seal(&derive_kek(&right, 1), &aad, &[9; 32]).unwrap();
-        assert!(open(&derive_kek(&right, 1), &nonce, &aad, &wrapped).is_some());
-        assert!(open(&derive_kek(&wrong, 1), &nonce, &aad, &wrapped).is_none());
-        assert!(open(&derive_kek(&right, 2), &nonce, &aad, &wrapped).is_none(), "versions differ");
-        assert_ne!(kek_check(&right, 1), kek_check(&wrong, 1));
-        assert_ne!(kek_check(&right, 1), hex::encode(*derive_kek(&right, 1)));
+        let aad = dek_aad(&ID, "ws", "dek-x", &kek_id(1));
+        let (nonce, wrapped) = seal(&derive_kek(&right, &ID, 1), &aad, &[9; 32]).unwrap();
+        assert!(open(&derive_kek(&right, &ID, 1), &nonce, &aad, &wrapped).is_some());
+        assert!(open(&derive_kek(&wrong, &ID, 1), &nonce, &aad, &wrapped).is_none());
+        assert!(open(&derive_kek(&right, &ID, 2), &nonce, &aad, &wrapped).is_none(), "versions differ");
+        assert_ne!(kek_check(&right, &ID, 1), kek_check(&wrong, &ID, 1));
+        assert_ne!(kek_check(&right, &ID, 1), hex::encode(*derive_kek(&right, &ID, 1)));
+    }
+
+    #[test]
+    fn vault_id_separates_keks_checks_and_wraps() {
+        let master = MasterKey::from_bytes([1; 32]);
+        let other: VaultId = [0x5A; VAULT_ID_LEN];
+        assert_ne!(*derive_kek(&master, &ID, 1), *derive_kek(&master, &other, 1));
+        assert_ne!(kek_check(&master, &ID, 1), kek_check(&master, &other, 1));
+        assert_ne!(kek_check(&master, &ID, 1), kek_check(&master, &[], 1));
+        assert_ne!(dek_aad(&ID, "ws", "dek-x", "kek-v1"), dek_aad(&other, "ws", "dek-x", "kek-v1"));
+        // A wrap made in one vault does not open in another, even when the
+        // other derived the same KEK (AAD alone separates them).
+        let kek = derive_kek(&master, &ID, 1);
+        let (nonce, wrapped) = seal(&kek, &dek_aad(&ID, "ws", "dek-x", "kek-v1"), &[9; 32]).unwrap();
+        assert!(open(&kek, &nonce, &dek_aad(&other, "ws", "dek-x", "kek-v1"), &wrapped).is_none());
+        assert!(
+            open(&derive_kek(&master, &other, 1), &nonce, &dek_aad(&ID, "ws", "dek-x", "kek-v1"), &wrapped).is_none()
+        );
     }
 
     #[test]

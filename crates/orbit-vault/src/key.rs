@@ -1,5 +1,7 @@
 //! The master key and secret values: the two kinds of plaintext the vault
-//! handles. Both live in zeroizing buffers and print as placeholders.
+//! handles. Both live in zeroizing buffers and print as placeholders. The
+//! zeroizing covers these buffers only: copies a caller makes of the bytes
+//! (e.g. into an HTTP request) are outside the vault's control.
 
 use std::fmt;
 use std::fs;
@@ -219,21 +221,31 @@ impl fmt::Debug for MasterKey {
     }
 }
 
-/// A secret's plaintext value, held in a zeroizing buffer.
+/// A secret's plaintext value, held in a zeroizing buffer (wiped when the
+/// `SecretValue` and any clone of it is dropped).
 ///
 /// There is no `Display` and no `Serialize`; `Debug` prints
 /// `SecretValue([REDACTED])`. Read it only with [`SecretValue::expose`],
 /// at the point where it goes into a request.
+///
+/// Only this buffer is zeroized. Whatever a caller copies out of
+/// [`SecretValue::expose`] (a formatted header, a URL, a request body, an
+/// HTTP client's internal buffers) is outside the vault's control, as are
+/// earlier buffers of a `String` that grew before being handed to
+/// [`SecretValue::new`].
 #[derive(Clone)]
 pub struct SecretValue(Zeroizing<String>);
 
 impl SecretValue {
-    /// Wraps `value`. The `String`'s buffer is moved, not copied.
+    /// Wraps `value`. The `String`'s buffer is moved, not copied; any
+    /// buffer it had before reallocating is not zeroized.
     pub fn new(value: String) -> SecretValue {
         SecretValue(Zeroizing::new(value))
     }
 
-    /// The plaintext. Never log or store it.
+    /// The plaintext. Never log or store it. Copies made from the returned
+    /// `&str` are the caller's to wipe (e.g. with [`zeroize::Zeroizing`]);
+    /// the vault cannot reach them.
     pub fn expose(&self) -> &str {
         &self.0
     }

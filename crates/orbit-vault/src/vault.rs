@@ -12,10 +12,11 @@ use redb::{
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::crypto::{self, FORMAT_VERSION, KeyBytes, NONCE_LEN, TAG_LEN};
+use crate::crypto::{self, FORMAT_VERSION, KeyBytes, NONCE_LEN, TAG_LEN, VAULT_ID_LEN, VaultId};
 use crate::{HostBinding, MasterKey, Placement, SecretMeta, SecretValue, VaultError};
 
-/// Vault-wide state: key `"kek_state"` holds a JSON [`KekState`].
+/// Vault-wide state: key `"kek_state"` holds a JSON [`KekState`], key
+/// `"vault_id"` the vault's 16 random id bytes (see [`Vault`]).
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("vault_meta");
 /// Data keys by id: JSON [`DekRecord`].
 const DEKS: TableDefinition<&str, &[u8]> = TableDefinition::new("vault_deks");
@@ -28,6 +29,7 @@ const SECRETS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("vaul
 const LAST_USED: TableDefinition<(&str, &str), u64> = TableDefinition::new("vault_last_used");
 
 const KEK_STATE_KEY: &str = "kek_state";
+const VAULT_ID_KEY: &str = "vault_id";
 
 /// Tuning for [`Vault::open_with`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,8 +223,21 @@ fn validate_name(name: &str) -> Result<(), VaultError> {
 /// 256-bit data key (DEK) wrapped by the current KEK with AES-256-GCM; each
 /// secret is encrypted under its workspace's current DEK with AES-256-GCM,
 /// a random 96-bit nonce and an AAD binding format version, workspace,
-/// name, DEK id and metadata. Plaintext values and unwrapped keys exist
-/// only in memory, in zeroizing buffers.
+/// name, DEK id and metadata.
+///
+/// Each vault file has a random 16-byte id, made when the file is created
+/// (or, for a file from before ids existed, when it is first opened) and
+/// mixed into the HKDF salt of its KEKs and into the AAD of its wrapped
+/// DEKs. Two vault files sharing a master key therefore derive different
+/// KEKs, and a wrapped DEK (with the secrets under it) copied from one
+/// vault file into another fails to decrypt.
+///
+/// Plaintext never reaches the file. In memory, the vault keeps plaintext
+/// only in its own zeroizing buffers — [`SecretValue`], [`MasterKey`],
+/// derived KEKs, unwrapped DEKs and decryption scratch buffers — which are
+/// wiped when dropped. Copies a caller makes of an exposed value (e.g.
+/// into an HTTP header, URL or request body) are outside the vault's
+/// control and are not zeroized by it.
 ///
 /// Every write commits with `Durability::Immediate` and two-phase commit,
 /// except [`Vault::mark_used`] (see there). The type is `Send + Sync`;
@@ -232,6 +247,7 @@ pub struct Vault {
     master: MasterKey,
     limit: u64,
     path: PathBuf,
+    vault_id: VaultId,
 }
 
 impl fmt::Debug for Vault {
@@ -246,6 +262,10 @@ impl Vault {
     pub const ENCRYPTION_LIMIT: u64 = 1 << 31;
     /// Largest secret value, in bytes (8 KiB).
     pub const MAX_VALUE_LEN: usize = 8 * 1024;
+    /// Shortest secret value, in bytes. Shorter values could be guessed
+    /// through a bound host that echoes input, by watching which guesses
+    /// come back `[REDACTED]`. See [`Placement::check_value`].
+    pub const MIN_VALUE_LEN: usize = 8;
     /// Longest secret name, in bytes.
     pub const MAX_NAME_LEN: usize = 128;
 
@@ -259,8 +279,12 @@ impl Vault {
     }
 
     /// Opens (creating if missing) the vault file at `path`. A new file is
-    /// given mode 0600 and key-encryption key version 1; an existing one
-    /// has its key-check values verified against `master`.
+    /// given mode 0600, a random vault id and key-encryption key version
+    /// 1; an existing one has its key-check values verified against
+    /// `master`. An existing file without a vault id (made before ids
+    /// existed) is given one, and its key-check values are re-derived;
+    /// data keys it wrapped before that no longer unwrap, so secrets stored
+    /// in it before must be stored again.
     ///
     /// # Errors
     /// [`VaultError::WrongMasterKey`] when `master` is not the key the
@@ -278,9 +302,8 @@ impl Vault {
                 .map_err(|e| VaultError::Storage(e.into()))?;
         }
         let limit = options.max_encryptions_per_key.clamp(1, Self::ENCRYPTION_LIMIT);
-        let vault = Vault { db, master, limit, path: path.to_owned() };
-        vault.init()?;
-        Ok(vault)
+        let vault_id = init(&db, &master)?;
+        Ok(Vault { db, master, limit, path: path.to_owned(), vault_id })
     }
 
     /// The vault file's path.
@@ -289,52 +312,11 @@ impl Vault {
     }
 
     fn begin_write(&self) -> Result<WriteTransaction, VaultError> {
-        let mut tx = self.db.begin_write()?;
-        tx.set_durability(Durability::Immediate)?;
-        tx.set_two_phase_commit(true);
-        Ok(tx)
-    }
-
-    fn init(&self) -> Result<(), VaultError> {
-        let tx = self.begin_write()?;
-        {
-            let mut meta = tx.open_table(META)?;
-            tx.open_table(DEKS)?;
-            tx.open_table(CURRENT_DEK)?;
-            tx.open_table(SECRETS)?;
-            tx.open_table(LAST_USED)?;
-            let existing = meta.get(KEK_STATE_KEY)?.map(|v| v.value().to_vec());
-            if let Some(bytes) = existing {
-                // An initialised vault (all tables were created with the
-                // state): verify the key and change nothing. Dropping the
-                // transaction aborts it, without an fsync.
-                return self.verify_master(&parse_state(&bytes)?);
-            }
-            let mut versions = BTreeMap::new();
-            versions.insert(1, self.new_kek_info(1));
-            let state = KekState { format: FORMAT_VERSION, current: 1, versions };
-            save_state(&mut meta, &state)?;
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    fn verify_master(&self, state: &KekState) -> Result<(), VaultError> {
-        for (&version, info) in &state.versions {
-            if info.retired_at_ms.is_none() && crypto::kek_check(&self.master, version) != info.check {
-                return Err(VaultError::WrongMasterKey);
-            }
-        }
-        Ok(())
+        begin_durable_write(&self.db)
     }
 
     fn new_kek_info(&self, version: u32) -> KekInfo {
-        KekInfo {
-            check: crypto::kek_check(&self.master, version),
-            wraps: 0,
-            created_at_ms: now_ms(),
-            retired_at_ms: None,
-        }
+        new_kek_info(&self.master, &self.vault_id, version)
     }
 
     /// Makes a new KEK version current (no re-wrapping).
@@ -359,8 +341,9 @@ impl Vault {
             self.add_kek_version(state);
         }
         let version = state.current;
-        let kek = crypto::derive_kek(&self.master, version);
-        let (nonce, wrapped) = crypto::seal(&kek, &crypto::dek_aad(workspace, dek_id, &crypto::kek_id(version)), dek)?;
+        let kek = crypto::derive_kek(&self.master, &self.vault_id, version);
+        let aad = crypto::dek_aad(&self.vault_id, workspace, dek_id, &crypto::kek_id(version));
+        let (nonce, wrapped) = crypto::seal(&kek, &aad, dek)?;
         state.versions.get_mut(&version).expect("current version exists").wraps += 1;
         Ok((version, nonce, wrapped))
     }
@@ -377,8 +360,8 @@ impl Vault {
         }
         let nonce: [u8; NONCE_LEN] = hex::decode(&rec.nonce).ok()?.try_into().ok()?;
         let wrapped = hex::decode(&rec.wrapped).ok()?;
-        let kek = crypto::derive_kek(&self.master, rec.kek_version);
-        let aad = crypto::dek_aad(workspace, dek_id, &crypto::kek_id(rec.kek_version));
+        let kek = crypto::derive_kek(&self.master, &self.vault_id, rec.kek_version);
+        let aad = crypto::dek_aad(&self.vault_id, workspace, dek_id, &crypto::kek_id(rec.kek_version));
         let plain = crypto::open(&kek, &nonce, &aad, &wrapped)?;
         let bytes: [u8; 32] = plain.as_slice().try_into().ok()?;
         Some(Zeroizing::new(bytes))
@@ -422,8 +405,9 @@ impl Vault {
     /// [`VaultError::InvalidHost`] for a non-canonical binding (build them
     /// with [`HostBinding::parse`]); [`VaultError::InvalidPlacement`];
     /// [`VaultError::ValueTooLarge`] over [`Vault::MAX_VALUE_LEN`] bytes;
-    /// [`VaultError::InvalidValue`] for an empty value or one that cannot
-    /// go where `placement` puts it; [`VaultError::UnwrapDataKey`] when the
+    /// [`VaultError::InvalidValue`] for a value shorter than
+    /// [`Vault::MIN_VALUE_LEN`] bytes or one that cannot go where
+    /// `placement` puts it (see [`Placement::check_value`]); [`VaultError::UnwrapDataKey`] when the
     /// workspace's data key is damaged; [`VaultError::Random`];
     /// [`VaultError::Storage`].
     pub fn set(
@@ -539,6 +523,40 @@ impl Vault {
         };
         tx.commit()?;
         Ok(existed)
+    }
+
+    /// Metadata of secret `name` of `ws` (with last-use time), or `None`
+    /// when there is no such secret. Does no cryptography: no data key is
+    /// unwrapped and nothing is decrypted, so the fetch primitive can check
+    /// a request against the secret's bindings before paying for (or
+    /// revealing the timing of) decryption.
+    ///
+    /// The metadata is authenticated only when the secret is decrypted:
+    /// this call trusts the file as read. Callers enforcing bindings must
+    /// use (or compare against) the metadata [`Vault::resolve`] returns
+    /// before sending the value anywhere.
+    ///
+    /// # Errors
+    /// [`VaultError::Corrupt`] or [`VaultError::UnsupportedFormat`] when the
+    /// record or its metadata is unreadable; [`VaultError::Decrypt`] when
+    /// the metadata names another secret (the record was moved), as
+    /// [`Vault::resolve`] would; [`VaultError::InvalidSecretName`];
+    /// [`VaultError::Storage`].
+    pub fn meta(&self, ws: &WorkspaceId, name: &str) -> Result<Option<SecretMeta>, VaultError> {
+        validate_name(name)?;
+        let workspace = ws.as_str();
+        let tx = self.db.begin_read()?;
+        let secrets = tx.open_table(SECRETS)?;
+        let Some(bytes) = secrets.get((workspace, name))? else {
+            return Ok(None);
+        };
+        let record = SecretRecord::decode(bytes.value())?;
+        let mut meta: SecretMeta = serde_json::from_slice(record.meta).map_err(|e| corrupt("metadata", e))?;
+        if meta.name != name {
+            return Err(VaultError::Decrypt { workspace: workspace.to_owned(), name: name.to_owned() });
+        }
+        meta.last_used_at_ms = tx.open_table(LAST_USED)?.get((workspace, name))?.map(|g| g.value());
+        Ok(Some(meta))
     }
 
     /// Decrypts secret `name` of `ws`: its metadata (with last-use time)
@@ -752,6 +770,84 @@ impl Vault {
     }
 }
 
+fn begin_durable_write(db: &Database) -> Result<WriteTransaction, VaultError> {
+    let mut tx = db.begin_write()?;
+    tx.set_durability(Durability::Immediate)?;
+    tx.set_two_phase_commit(true);
+    Ok(tx)
+}
+
+fn new_kek_info(master: &MasterKey, vault_id: &VaultId, version: u32) -> KekInfo {
+    KekInfo {
+        check: crypto::kek_check(master, vault_id, version),
+        wraps: 0,
+        created_at_ms: now_ms(),
+        retired_at_ms: None,
+    }
+}
+
+/// Checks `master` against the key-check value of every usable KEK
+/// version. `vault_id` is empty for a vault made before vault ids existed.
+fn verify_master(master: &MasterKey, vault_id: &[u8], state: &KekState) -> Result<(), VaultError> {
+    for (&version, info) in &state.versions {
+        if info.retired_at_ms.is_none() && crypto::kek_check(master, vault_id, version) != info.check {
+            return Err(VaultError::WrongMasterKey);
+        }
+    }
+    Ok(())
+}
+
+/// Creates the tables, vault id and key state of a new vault, or verifies
+/// `master` against an existing one (giving it a vault id if it has none).
+/// Returns the vault id.
+fn init(db: &Database, master: &MasterKey) -> Result<VaultId, VaultError> {
+    let tx = begin_durable_write(db)?;
+    let vault_id = {
+        let mut meta = tx.open_table(META)?;
+        tx.open_table(DEKS)?;
+        tx.open_table(CURRENT_DEK)?;
+        tx.open_table(SECRETS)?;
+        tx.open_table(LAST_USED)?;
+        let state = meta.get(KEK_STATE_KEY)?.map(|v| v.value().to_vec());
+        let id = meta.get(VAULT_ID_KEY)?.map(|v| v.value().to_vec());
+        match (state, id) {
+            (Some(state), Some(id)) => {
+                // An initialised vault (all tables were created with the
+                // state): verify the key and change nothing. Dropping the
+                // transaction aborts it, without an fsync.
+                let id: VaultId = id.as_slice().try_into().map_err(|_| corrupt("vault id", "not 16 bytes"))?;
+                verify_master(master, &id, &parse_state(&state)?)?;
+                return Ok(id);
+            }
+            (Some(state), None) => {
+                // Made before vault ids existed: verify the key as it was
+                // derived then, give the vault an id and re-derive the
+                // key-check values with it.
+                let mut state = parse_state(&state)?;
+                verify_master(master, &[], &state)?;
+                let id: VaultId = *crypto::random_bytes::<VAULT_ID_LEN>()?;
+                for (&version, info) in &mut state.versions {
+                    info.check = crypto::kek_check(master, &id, version);
+                }
+                meta.insert(VAULT_ID_KEY, &id[..])?;
+                save_state(&mut meta, &state)?;
+                id
+            }
+            (None, _) => {
+                let id: VaultId = *crypto::random_bytes::<VAULT_ID_LEN>()?;
+                let mut versions = BTreeMap::new();
+                versions.insert(1, new_kek_info(master, &id, 1));
+                let state = KekState { format: FORMAT_VERSION, current: 1, versions };
+                meta.insert(VAULT_ID_KEY, &id[..])?;
+                save_state(&mut meta, &state)?;
+                id
+            }
+        }
+    };
+    tx.commit()?;
+    Ok(vault_id)
+}
+
 fn parse_state(bytes: &[u8]) -> Result<KekState, VaultError> {
     let state: KekState = serde_json::from_slice(bytes).map_err(|e| corrupt("key state", e))?;
     if state.format != FORMAT_VERSION {
@@ -789,6 +885,18 @@ pub trait SecretResolver: Send + Sync + 'static {
     /// As [`Vault::resolve`].
     fn resolve(&self, ws: &WorkspaceId, name: &str) -> Result<Option<(SecretMeta, SecretValue)>, VaultError>;
 
+    /// Metadata of secret `name` of `ws` without its value; `None` when it
+    /// does not exist. Lets the fetch primitive check bindings before any
+    /// decryption. The default decrypts via [`SecretResolver::resolve`]
+    /// and drops the value; [`Vault`] overrides it with a lookup that does
+    /// no cryptography (see [`Vault::meta`]).
+    ///
+    /// # Errors
+    /// As [`Vault::meta`] (or [`SecretResolver::resolve`] for the default).
+    fn meta(&self, ws: &WorkspaceId, name: &str) -> Result<Option<SecretMeta>, VaultError> {
+        Ok(self.resolve(ws, name)?.map(|(m, _)| m))
+    }
+
     /// Records a use of secret `name` of `ws` at `at_ms` (ms since the
     /// Unix epoch).
     ///
@@ -802,7 +910,98 @@ impl SecretResolver for Vault {
         Vault::resolve(self, ws, name)
     }
 
+    fn meta(&self, ws: &WorkspaceId, name: &str) -> Result<Option<SecretMeta>, VaultError> {
+        Vault::meta(self, ws, name)
+    }
+
     fn mark_used(&self, ws: &WorkspaceId, name: &str, at_ms: u64) -> Result<(), VaultError> {
         Vault::mark_used(self, ws, name, at_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_meta(path: &Path, key: &str) -> Option<Vec<u8>> {
+        let db = Database::create(path).unwrap();
+        let tx = db.begin_read().unwrap();
+        let value = tx.open_table(META).unwrap().get(key).unwrap().map(|v| v.value().to_vec());
+        value
+    }
+
+    /// Rewrites a fresh vault file the way builds before vault ids made it:
+    /// no id, key-check values derived without one.
+    fn make_legacy(path: &Path, master: &MasterKey) {
+        let db = Database::create(path).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut meta = tx.open_table(META).unwrap();
+            meta.remove(VAULT_ID_KEY).unwrap();
+            let mut state = load_state(&meta).unwrap();
+            for (&version, info) in &mut state.versions {
+                info.check = crypto::kek_check(master, &[], version);
+            }
+            save_state(&mut meta, &state).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn new_vaults_get_distinct_persistent_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p1, p2) = (dir.path().join("a.redb"), dir.path().join("b.redb"));
+        let v1 = Vault::open(&p1, MasterKey::from_bytes([7; 32])).unwrap();
+        let v2 = Vault::open(&p2, MasterKey::from_bytes([7; 32])).unwrap();
+        assert_ne!(v1.vault_id, v2.vault_id);
+        let id1 = v1.vault_id;
+        drop((v1, v2));
+        assert_eq!(read_meta(&p1, VAULT_ID_KEY).unwrap(), id1.to_vec());
+        assert_eq!(Vault::open(&p1, MasterKey::from_bytes([7; 32])).unwrap().vault_id, id1, "kept on reopen");
+        // Same master key, different vaults: different key-check values too.
+        let check = |p: &Path| parse_state(&read_meta(p, KEK_STATE_KEY).unwrap()).unwrap().versions[&1].check.clone();
+        assert_ne!(check(&p1), check(&p2));
+    }
+
+    #[test]
+    fn a_vault_without_an_id_gets_one_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("legacy.redb");
+        let master = || MasterKey::from_bytes([9; 32]);
+        drop(Vault::open(&path, master()).unwrap());
+        make_legacy(&path, &master());
+        assert!(read_meta(&path, VAULT_ID_KEY).is_none());
+
+        // A wrong key is still refused, and nothing is written.
+        assert!(matches!(Vault::open(&path, MasterKey::from_bytes([8; 32])), Err(VaultError::WrongMasterKey)));
+        assert!(read_meta(&path, VAULT_ID_KEY).is_none());
+
+        let vault = Vault::open(&path, master()).unwrap();
+        let id = vault.vault_id;
+        let w = WorkspaceId::new("default").unwrap();
+        let hosts = vec![HostBinding::parse("https://api.example.com").unwrap()];
+        let placement = Placement::Query { param: "k".into() };
+        vault.set(&w, "K", SecretValue::new("legacy-open-value".into()), hosts, placement, "cli").unwrap();
+        drop(vault);
+        assert_eq!(read_meta(&path, VAULT_ID_KEY).unwrap(), id.to_vec());
+        let vault = Vault::open(&path, master()).unwrap();
+        assert_eq!(vault.vault_id, id);
+        assert_eq!(vault.resolve(&w, "K").unwrap().unwrap().1.expose(), "legacy-open-value");
+        drop(vault);
+        assert!(matches!(Vault::open(&path, MasterKey::from_bytes([8; 32])), Err(VaultError::WrongMasterKey)));
+    }
+
+    #[test]
+    fn a_damaged_vault_id_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.redb");
+        drop(Vault::open(&path, MasterKey::from_bytes([9; 32])).unwrap());
+        {
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(META).unwrap().insert(VAULT_ID_KEY, &[1u8, 2, 3][..]).unwrap();
+            tx.commit().unwrap();
+        }
+        assert!(matches!(Vault::open(&path, MasterKey::from_bytes([9; 32])), Err(VaultError::Corrupt(_))));
     }
 }

@@ -14,6 +14,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 /// The vault's secret table, as the tests rewrite it directly.
 const SECRETS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("vault_secrets");
 const DEKS: TableDefinition<&str, &[u8]> = TableDefinition::new("vault_deks");
+const CURRENT_DEK: TableDefinition<&str, &str> = TableDefinition::new("vault_current_dek");
 
 const KEY: [u8; 32] = [0x42; 32];
 
@@ -101,6 +102,23 @@ fn is_decrypt(r: &Result<Option<(orbit_vault::SecretMeta, SecretValue)>, VaultEr
     matches!(r, Err(VaultError::Decrypt { .. }))
 }
 
+fn read_dek(path: &Path, id: &str) -> Vec<u8> {
+    let db = Database::create(path).unwrap();
+    let tx = db.begin_read().unwrap();
+    tx.open_table(DEKS).unwrap().get(id).unwrap().unwrap().value().to_vec()
+}
+
+fn write_dek(path: &Path, id: &str, bytes: &[u8]) {
+    let db = Database::create(path).unwrap();
+    let tx = db.begin_write().unwrap();
+    tx.open_table(DEKS).unwrap().insert(id, bytes).unwrap();
+    tx.commit().unwrap();
+}
+
+fn dek_id_of(record: &[u8]) -> String {
+    String::from_utf8(record[layout(record)[0].clone()].to_vec()).unwrap()
+}
+
 #[test]
 fn round_trip_set_resolve_list_remove() {
     let fx = Fixture::new();
@@ -155,19 +173,25 @@ fn set_validates_input() {
     let w = ws("default");
     for bad in ["", "has space", "slash/name", "ünï", &"x".repeat(129)] {
         assert!(
-            matches!(vault.set(&w, bad, secret("v"), hosts(), bearer(), "t"), Err(VaultError::InvalidSecretName(_))),
+            matches!(
+                vault.set(&w, bad, secret("value-12"), hosts(), bearer(), "t"),
+                Err(VaultError::InvalidSecretName(_))
+            ),
             "{bad:?}"
         );
     }
-    vault.set(&w, &"x".repeat(128), secret("v"), hosts(), bearer(), "t").unwrap();
-    vault.set(&w, "a-b_c.D9", secret("v"), hosts(), bearer(), "t").unwrap();
-    assert!(matches!(vault.set(&w, "n", secret("v"), vec![], bearer(), "t"), Err(VaultError::NoHosts)));
+    vault.set(&w, &"x".repeat(128), secret("value-12"), hosts(), bearer(), "t").unwrap();
+    vault.set(&w, "a-b_c.D9", secret("value-12"), hosts(), bearer(), "t").unwrap();
+    assert!(matches!(vault.set(&w, "n", secret("value-12"), vec![], bearer(), "t"), Err(VaultError::NoHosts)));
     let mut bad_host = hosts();
     bad_host[0].host = "API.example.com".into();
-    assert!(matches!(vault.set(&w, "n", secret("v"), bad_host, bearer(), "t"), Err(VaultError::InvalidHost { .. })));
+    assert!(matches!(
+        vault.set(&w, "n", secret("value-12"), bad_host, bearer(), "t"),
+        Err(VaultError::InvalidHost { .. })
+    ));
     let bad_placement = Placement::Header { name: "Authorization".into(), template: "Bearer".into() };
     assert!(matches!(
-        vault.set(&w, "n", secret("v"), hosts(), bad_placement, "t"),
+        vault.set(&w, "n", secret("value-12"), hosts(), bad_placement, "t"),
         Err(VaultError::InvalidPlacement(_))
     ));
     let big = "v".repeat(Vault::MAX_VALUE_LEN + 1);
@@ -180,6 +204,26 @@ fn set_validates_input() {
     assert!(matches!(err, VaultError::InvalidValue(_)));
     assert!(!err.to_string().contains("injected"), "errors never echo values");
     assert!(matches!(vault.set(&w, "n", secret(""), hosts(), bearer(), "t"), Err(VaultError::InvalidValue(_))));
+}
+
+/// Short values could be guessed through an echoing bound host by watching
+/// what gets `[REDACTED]`; they are refused for every placement.
+#[test]
+fn set_refuses_values_shorter_than_8_bytes() {
+    let fx = Fixture::new();
+    let vault = fx.open();
+    let w = ws("default");
+    assert_eq!(Vault::MIN_VALUE_LEN, 8);
+    let placements = [bearer(), Placement::Query { param: "key".into() }, Placement::Basic { username: "u".into() }];
+    for placement in placements {
+        for short in ["x", "pin", "1234", "hunter2"] {
+            let err = vault.set(&w, "SHORT", secret(short), hosts(), placement.clone(), "t").unwrap_err();
+            assert!(matches!(err, VaultError::InvalidValue(_)), "{short:?}: {err:?}");
+            assert!(!err.to_string().contains(short), "errors never echo values");
+        }
+        vault.set(&w, "SHORT", secret("12345678"), hosts(), placement, "t").unwrap();
+    }
+    assert!(vault.list(&w).unwrap().len() == 1);
 }
 
 #[test]
@@ -507,9 +551,9 @@ fn replacing_a_secret_resets_last_use() {
     let fx = Fixture::new();
     let vault = fx.open();
     let w = ws("default");
-    vault.set(&w, "U", secret("v1"), hosts(), bearer(), "cli").unwrap();
+    vault.set(&w, "U", secret("value-one"), hosts(), bearer(), "cli").unwrap();
     vault.mark_used(&w, "U", 9).unwrap();
-    vault.set(&w, "U", secret("v2"), hosts(), bearer(), "cli").unwrap();
+    vault.set(&w, "U", secret("value-two"), hosts(), bearer(), "cli").unwrap();
     assert_eq!(vault.list(&w).unwrap()[0].last_used_at_ms, None);
 }
 
@@ -586,4 +630,114 @@ fn new_vault_file_is_private() {
     let fx = Fixture::new();
     drop(fx.open());
     assert_eq!(mode(&fx.path), 0o600);
+}
+
+#[test]
+fn meta_returns_what_resolve_does_without_decrypting() {
+    let fx = Fixture::new();
+    let vault = fx.open();
+    let (a, b) = (ws("alpha"), ws("beta"));
+    let stored = vault.set(&a, "M", secret("meta-value-1234"), hosts(), bearer(), "alice").unwrap();
+    vault.set(&a, "Q", secret("meta-value-5678"), hosts(), Placement::Query { param: "k".into() }, "cli").unwrap();
+    vault.mark_used(&a, "Q", 7_000).unwrap();
+
+    for name in ["M", "Q"] {
+        let (resolved, _) = vault.resolve(&a, name).unwrap().unwrap();
+        assert_eq!(vault.meta(&a, name).unwrap().unwrap(), resolved, "{name}");
+    }
+    assert_eq!(vault.meta(&a, "M").unwrap().unwrap(), stored);
+    assert_eq!(vault.meta(&a, "Q").unwrap().unwrap().last_used_at_ms, Some(7_000));
+    assert!(vault.meta(&a, "MISSING").unwrap().is_none());
+    assert!(vault.meta(&b, "M").unwrap().is_none(), "other workspace");
+    assert!(matches!(vault.meta(&a, "bad name"), Err(VaultError::InvalidSecretName(_))));
+
+    // Through the trait object the fetch primitive holds.
+    let resolver: Arc<dyn SecretResolver> = Arc::new(vault);
+    assert_eq!(resolver.meta(&a, "M").unwrap().unwrap(), resolver.resolve(&a, "M").unwrap().unwrap().0);
+    assert!(resolver.meta(&a, "MISSING").unwrap().is_none());
+    drop(resolver);
+
+    // No cryptography: with the data key damaged, resolve fails but meta
+    // still answers from the stored record.
+    let dek_id = dek_id_of(&read_record(&fx.path, "alpha", "M"));
+    let mut dek: serde_json::Value = serde_json::from_slice(&read_dek(&fx.path, &dek_id)).unwrap();
+    let wrapped = dek["wrapped"].as_str().unwrap();
+    dek["wrapped"] = format!("{}{}", if wrapped.starts_with('0') { '1' } else { '0' }, &wrapped[1..]).into();
+    write_dek(&fx.path, &dek_id, &serde_json::to_vec(&dek).unwrap());
+    let vault = fx.open();
+    assert!(is_decrypt(&vault.resolve(&a, "M")));
+    assert_eq!(vault.meta(&a, "M").unwrap().unwrap(), stored);
+    drop(vault);
+
+    // A record moved to another name is refused as resolve would refuse it.
+    write_record(&fx.path, "alpha", "MOVED", &read_record(&fx.path, "alpha", "M"));
+    assert!(matches!(fx.open().meta(&a, "MOVED"), Err(VaultError::Decrypt { .. })));
+}
+
+/// The trait's provided `meta` (for resolvers other than `Vault`) decrypts
+/// and drops the value.
+#[test]
+fn secret_resolver_default_meta_uses_resolve() {
+    struct One(orbit_vault::SecretMeta);
+    impl SecretResolver for One {
+        fn resolve(
+            &self,
+            _: &WorkspaceId,
+            name: &str,
+        ) -> Result<Option<(orbit_vault::SecretMeta, SecretValue)>, VaultError> {
+            Ok((name == self.0.name).then(|| (self.0.clone(), secret("default-meta-value"))))
+        }
+        fn mark_used(&self, _: &WorkspaceId, _: &str, _: u64) -> Result<(), VaultError> {
+            Ok(())
+        }
+    }
+    let fx = Fixture::new();
+    let meta = fx.open().set(&ws("w"), "D", secret("default-meta-value"), hosts(), bearer(), "cli").unwrap();
+    let resolver: Arc<dyn SecretResolver> = Arc::new(One(meta.clone()));
+    assert_eq!(resolver.meta(&ws("w"), "D").unwrap(), Some(meta));
+    assert_eq!(resolver.meta(&ws("w"), "OTHER").unwrap(), None);
+}
+
+/// Two vault files with the same master key: a data key and secret copied
+/// from one into the other do not decrypt there (the vault id is bound
+/// into the KEK derivation and the wrap's AAD).
+#[test]
+fn data_keys_and_secrets_copied_between_vaults_fail() {
+    let (src, dst) = (Fixture::new(), Fixture::new());
+    let w = ws("alpha");
+    drop(src.open().set(&w, "STOLEN", secret("cross-vault-canary-1"), hosts(), bearer(), "cli").unwrap());
+    // The destination has its own secret (and data key) in another workspace.
+    drop(dst.open().set(&ws("beta"), "OWN", secret("own-value-12345"), hosts(), bearer(), "cli").unwrap());
+
+    let record = read_record(&src.path, "alpha", "STOLEN");
+    let dek_id = dek_id_of(&record);
+    let dek = read_dek(&src.path, &dek_id);
+    write_dek(&dst.path, &dek_id, &dek);
+    write_record(&dst.path, "alpha", "STOLEN", &record);
+
+    let vault = dst.open();
+    let r = vault.resolve(&w, "STOLEN");
+    assert!(is_decrypt(&r), "{r:?}");
+    // The copy is visible as metadata (nothing is authenticated there) but
+    // never as a value.
+    assert!(vault.meta(&w, "STOLEN").unwrap().is_some());
+    assert_eq!(vault.resolve(&ws("beta"), "OWN").unwrap().unwrap().1.expose(), "own-value-12345");
+    drop(vault);
+
+    // Made the workspace's current data key, it cannot be used to encrypt either.
+    {
+        let db = Database::create(&dst.path).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.open_table(CURRENT_DEK).unwrap().insert("alpha", dek_id.as_str()).unwrap();
+        tx.commit().unwrap();
+    }
+    let vault = dst.open();
+    let err = vault.set(&w, "NEW", secret("new-value-12345"), hosts(), bearer(), "cli").unwrap_err();
+    assert!(matches!(err, VaultError::UnwrapDataKey { .. }), "{err:?}");
+    // ...and rotation refuses rather than re-wrapping a foreign key.
+    assert!(matches!(vault.rotate(), Err(VaultError::UnwrapDataKey { .. })));
+    drop(vault);
+
+    // The source still reads its own copy.
+    assert_eq!(src.open().resolve(&w, "STOLEN").unwrap().unwrap().1.expose(), "cross-vault-canary-1");
 }

@@ -14,8 +14,8 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use orbit_fetch::{Fetch, FetchConfig, FetchRequest};
-use orbit_vault::{HostBinding, MasterKey, Placement, SecretValue, Vault};
+use orbit_fetch::{Fetch, FetchConfig, FetchRequest, SecretResolver};
+use orbit_vault::{HostBinding, MasterKey, Placement, SecretMeta, SecretValue, Vault, VaultError};
 use orbit_workspace::WorkspaceId;
 use tokio::net::TcpListener;
 
@@ -204,6 +204,47 @@ pub fn config() -> FetchConfig {
 
 pub fn fetch(config: FetchConfig, v: &TestVault) -> Fetch {
     Fetch::new(config, v.vault.clone()).unwrap()
+}
+
+/// A resolver over a real vault that counts decryptions and records of
+/// use, and can make recording a use slow.
+pub struct Probe {
+    pub vault: Arc<Vault>,
+    pub resolves: AtomicUsize,
+    pub marks: AtomicUsize,
+    pub mark_delay: Duration,
+}
+
+impl Probe {
+    pub fn new(v: &TestVault, mark_delay: Duration) -> Arc<Probe> {
+        Arc::new(Probe { vault: v.vault.clone(), resolves: AtomicUsize::new(0), marks: AtomicUsize::new(0), mark_delay })
+    }
+}
+
+impl SecretResolver for Probe {
+    fn resolve(&self, ws: &WorkspaceId, name: &str) -> Result<Option<(SecretMeta, SecretValue)>, VaultError> {
+        self.resolves.fetch_add(1, Ordering::SeqCst);
+        self.vault.resolve(ws, name)
+    }
+
+    fn meta(&self, ws: &WorkspaceId, name: &str) -> Result<Option<SecretMeta>, VaultError> {
+        self.vault.meta(ws, name)
+    }
+
+    fn mark_used(&self, ws: &WorkspaceId, name: &str, at_ms: u64) -> Result<(), VaultError> {
+        std::thread::sleep(self.mark_delay);
+        self.marks.fetch_add(1, Ordering::SeqCst);
+        self.vault.mark_used(ws, name, at_ms)
+    }
+}
+
+/// Waits up to 10 s for `cond`.
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(std::time::Instant::now() < until, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 pub fn get(url: &str) -> FetchRequest {

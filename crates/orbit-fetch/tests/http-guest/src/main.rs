@@ -1,18 +1,23 @@
-//! Reads `<secret names>|<method>|<url>` from stdin, sends the request with
-//! `wasi:http/outgoing-handler` (naming the secrets in `x-orbit-secrets`),
-//! and prints `status <code>`, each response header as `<name>: <value>`,
-//! a blank line and the body; or `error <code>` when the request fails.
+//! Reads `<secret names>|<method>|<url>[|<mode>]` from stdin, sends the
+//! request with `wasi:http/outgoing-handler` (naming the secrets in
+//! `x-orbit-secrets`), and prints `status <code>`, each response header as
+//! `<name>: <value>`, a blank line and the body; or `error <code>` when the
+//! request fails.
+//!
+//! Modes:
+//! - `drop`: send the request, wait 100 ms, drop the pending response
+//!   without reading it, print `dropped` and exit;
+//! - `parallel=N`: send N such requests at once, wait for all of them, and
+//!   print one line per request, in order: `status <code>` or
+//!   `error <code>`.
 
 use std::io::{Read, Write};
 
-use wasip2::http::outgoing_handler;
+use wasip2::http::outgoing_handler::{self, FutureIncomingResponse};
 use wasip2::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
 
-fn main() {
-    let mut input = String::new();
-    std::io::stdin().read_to_string(&mut input).unwrap();
-    let mut parts = input.trim().splitn(3, '|');
-    let (secrets, method, url) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+/// Sends one request; the body is written and finished.
+fn start(secrets: &str, method: &str, url: &str) -> Result<FutureIncomingResponse, String> {
     let (scheme, rest) = url.split_once("://").unwrap();
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -46,14 +51,59 @@ fn main() {
         drop(out);
     }
 
-    let future = match outgoing_handler::handle(req, None) {
+    let future = outgoing_handler::handle(req, None).map_err(|e| format!("error {e:?}"))?;
+    OutgoingBody::finish(body, None).unwrap();
+    Ok(future)
+}
+
+fn main() {
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input).unwrap();
+    let mut parts = input.trim().splitn(4, '|');
+    let (secrets, method, url) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+    let mode = parts.next().unwrap_or("");
+
+    if mode == "drop" {
+        let future = start(secrets, method, url);
+        wasip2::clocks::monotonic_clock::subscribe_duration(100_000_000).block();
+        drop(future);
+        println!("dropped");
+        return;
+    }
+    if let Some(n) = mode.strip_prefix("parallel=") {
+        let n: usize = n.parse().unwrap();
+        let futures: Vec<_> = (0..n).map(|_| start(secrets, method, url)).collect();
+        let mut out = String::new();
+        for f in futures {
+            let line = match f {
+                Err(e) => e,
+                Ok(future) => {
+                    let resp = loop {
+                        match future.get() {
+                            Some(r) => break r.unwrap(),
+                            None => future.subscribe().block(),
+                        }
+                    };
+                    match resp {
+                        Ok(r) => format!("status {}", r.status()),
+                        Err(e) => format!("error {e:?}"),
+                    }
+                }
+            };
+            out.push_str(&line);
+            out.push('\n');
+        }
+        std::io::stdout().write_all(out.as_bytes()).unwrap();
+        return;
+    }
+
+    let future = match start(secrets, method, url) {
         Ok(f) => f,
         Err(e) => {
-            println!("error {e:?}");
+            println!("{e}");
             return;
         }
     };
-    OutgoingBody::finish(body, None).unwrap();
     let resp = loop {
         match future.get() {
             Some(r) => break r.unwrap(),
