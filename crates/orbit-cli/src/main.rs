@@ -513,7 +513,10 @@ fn print_run(r: &RunRecord) {
         if r.spans_dropped > 0 { format!(", {} dropped", r.spans_dropped) } else { String::new() }
     );
     if !r.spans.is_empty() {
-        println!("  {:>10}  {:>9}  {:<20}  {:<17}  {:>9}  {:>9}  DETAILS", "AT", "TOOK", "CALL", "OUTCOME", "IN", "OUT");
+        println!(
+            "  {:>10}  {:>9}  {:<20}  {:<17}  {:>9}  {:>9}  DETAILS",
+            "AT", "TOOK", "CALL", "OUTCOME", "IN", "OUT"
+        );
         for s in &r.spans {
             let details: Vec<String> = s.attrs.iter().map(|(k, v)| format!("{k}={}", terminal_safe(v))).collect();
             println!(

@@ -33,11 +33,14 @@
 //!    requests are in flight at once in all, and at most
 //!    [`FetchConfig::max_concurrent_requests_per_run`] per run (taken before
 //!    this point); a request waits for a free slot within its timeouts;
-//! 5. secret lookup and binding check; an unknown secret and one not bound
-//!    to the request give the same `permission-denied` with the same guest
-//!    message, no sooner than 5 ms after the call started (so that the two
-//!    cannot be told apart by timing), and the attempt is recorded on the
-//!    run's span;
+//! 5. secret lookup and binding check: every named secret's bindings are
+//!    checked on its metadata ([`SecretResolver::meta`], no decryption)
+//!    first, and the secrets are decrypted only when all are bound (the
+//!    bindings are checked again on the metadata decryption authenticates);
+//!    an unknown secret and one not bound to the request give the same
+//!    `permission-denied` with the same guest message, no sooner than 5 ms
+//!    after the call started (so that the two cannot be told apart by
+//!    timing), and the attempt is recorded on the run's span;
 //! 6. injection (a guest header of the same name is replaced) and the
 //!    scrubber for the injected values (a request whose scrubber cannot be
 //!    built fails with `internal` and is not sent), then the exchange under

@@ -114,7 +114,7 @@ impl Scrubber {
         }
         #[cfg(test)]
         if FAIL_BUILD.get() {
-            return Ok(Self::empty());
+            return Err(FetchError::Internal("building the response scrubber: injected failure".to_owned()));
         }
         // The error names limits, never a pattern.
         let ac = AhoCorasick::builder()

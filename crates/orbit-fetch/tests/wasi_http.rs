@@ -187,11 +187,8 @@ async fn an_abandoned_request_is_still_recorded() {
 async fn requests_in_flight_per_run_are_capped() {
     let (addr, conns) = silent().await;
     let v = vault();
-    let cfg = FetchConfig {
-        max_concurrent_requests_per_run: 2,
-        first_byte_timeout: Duration::from_millis(1000),
-        ..config()
-    };
+    let cfg =
+        FetchConfig { max_concurrent_requests_per_run: 2, first_byte_timeout: Duration::from_millis(1000), ..config() };
     let env = engine(fetch(cfg, &v));
     guest();
     let ((record, text), in_flight) = tokio::join!(env.run("acme", format!("|GET|http://{addr}/|parallel=3")), async {

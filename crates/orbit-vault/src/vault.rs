@@ -925,9 +925,8 @@ mod tests {
 
     fn read_meta(path: &Path, key: &str) -> Option<Vec<u8>> {
         let db = Database::create(path).unwrap();
-        let tx = db.begin_read().unwrap();
-        let value = tx.open_table(META).unwrap().get(key).unwrap().map(|v| v.value().to_vec());
-        value
+        let table = db.begin_read().unwrap().open_table(META).unwrap();
+        table.get(key).unwrap().map(|v| v.value().to_vec())
     }
 
     /// Rewrites a fresh vault file the way builds before vault ids made it:

@@ -217,7 +217,12 @@ pub struct Probe {
 
 impl Probe {
     pub fn new(v: &TestVault, mark_delay: Duration) -> Arc<Probe> {
-        Arc::new(Probe { vault: v.vault.clone(), resolves: AtomicUsize::new(0), marks: AtomicUsize::new(0), mark_delay })
+        Arc::new(Probe {
+            vault: v.vault.clone(),
+            resolves: AtomicUsize::new(0),
+            marks: AtomicUsize::new(0),
+            mark_delay,
+        })
     }
 }
 
