@@ -57,8 +57,7 @@ fn fetch(c: &mut Criterion) {
     });
 
     let dir = tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().unwrap());
-    let mut fetch_cfg = FetchConfig::default();
-    fetch_cfg.allow_ips = vec!["127.0.0.1/32".parse().unwrap()];
+    let fetch_cfg = FetchConfig { allow_ips: vec!["127.0.0.1/32".parse().unwrap()], ..FetchConfig::default() };
     let mut cfg = OrbitConfig::default();
     cfg.fetch = Some(fetch_cfg.clone());
     cfg.master_key = Some(MasterKey::from_bytes([9; 32]));

@@ -58,8 +58,7 @@ async fn echo_server(redirect_to: Option<String>) -> (String, Seen) {
 /// An Orbit whose fetch policy lets guests reach this machine's loopback
 /// test servers (denied by default).
 fn orbit_allowing_loopback(dir: &std::path::Path) -> Orbit {
-    let mut fetch = FetchConfig::default();
-    fetch.allow_ips = vec!["127.0.0.1/32".parse().unwrap()];
+    let fetch = FetchConfig { allow_ips: vec!["127.0.0.1/32".parse().unwrap()], ..FetchConfig::default() };
     let mut cfg = OrbitConfig::default();
     cfg.fetch = Some(fetch);
     cfg.master_key = Some(orbit::MasterKey::from_bytes([7; 32]));
@@ -235,6 +234,7 @@ async fn api_client_example_reads_a_local_api_with_an_injected_token() {
     let wasm = orbit_test_guests::bytes("api-client");
     let out = orbit.engine().invoke_wasm(&wasm, orbit::Invocation::new(base.clone())).await.unwrap();
     let _ = server.kill();
+    let _ = server.wait();
     assert_eq!(out.status(), RunStatus::Succeeded, "{:?}", out.record);
     let digest = out.output_text();
     assert!(digest.starts_with("4 notes\n"), "{digest}");
