@@ -117,9 +117,30 @@ async fn the_server_gets_the_secret_and_the_guest_sees_redacted() {
     assert_eq!(span.outcome, "ok");
     assert!(span.attrs.iter().any(|(k, v)| k.contains("secret") && v.contains("API_TOKEN")), "{:?}", span.attrs);
     assert!(span.attrs.iter().any(|(k, v)| k == "status" && v == "200"), "{:?}", span.attrs);
-    // Nothing Orbit wrote holds the value: vault, run store, logs, blobs.
+    // More hostile uses: a query-placed secret the server echoes back in
+    // the request line, the same secret asked for on an unbound host, and a
+    // run that dies while holding the response.
+    let query_secret = "qp-5e4d3c2b1a09";
+    let binding = HostBinding::parse(&base).unwrap();
+    let placement = Placement::Query { param: "key".into() };
+    let ws = WorkspaceId::new("team-a").unwrap();
+    orbit.vault().set(&ws, "QUERY_KEY", SecretValue::new(query_secret.into()), vec![binding], placement, "t").unwrap();
+    let out = fetch(&orbit, "team-a", json!({"url": format!("{base}/q"), "secrets": ["QUERY_KEY"]})).await;
+    assert_eq!(out.status(), RunStatus::Succeeded, "{:?}", out.record);
+    assert!(seen.lock().unwrap().join("").contains(&format!("key={query_secret}")), "the server got the query value");
+    assert!(!out.output_text().contains(query_secret) && out.output_text().contains("[REDACTED]"));
+    let (other, _) = echo_server(None).await;
+    let out = fetch(&orbit, "team-a", json!({"url": other, "secrets": ["API_TOKEN", "QUERY_KEY"]})).await;
+    assert_eq!(out.record.error.as_ref().unwrap().code, "permission-denied");
+    let out = fetch(&orbit, "team-a", json!({"url": "http://10.1.2.3/", "secrets": ["API_TOKEN"]})).await;
+    assert_eq!(out.status(), RunStatus::Failed);
+
+    // Nothing Orbit wrote holds either value: vault, run store (outputs,
+    // logs, spans, host errors), blobs, cache.
     drop(orbit);
-    assert_eq!(files_containing(dir.path(), secret.as_bytes()), Vec::<std::path::PathBuf>::new());
+    for value in [secret, query_secret] {
+        assert_eq!(files_containing(dir.path(), value.as_bytes()), Vec::<std::path::PathBuf>::new(), "{value}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,4 +263,30 @@ async fn api_client_example_reads_a_local_api_with_an_injected_token() {
     assert!(digest.contains("newest: Scrub secrets from responses"));
     let stored = orbit.blobs().get(&WorkspaceId::default(), "digests/notes.txt").unwrap();
     assert_eq!(stored, digest.as_bytes());
+}
+
+/// A guest blocked in a host call (a fetch to a server that never answers)
+/// is ended by the run's deadline, inside the host call, with a typed status
+/// and a span saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_call_blocked_past_the_deadline_ends_the_run() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let keep = held.clone();
+    tokio::spawn(async move {
+        // Accept and hold connections open without ever answering.
+        while let Ok((stream, _)) = listener.accept().await {
+            keep.lock().unwrap().push(stream);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let orbit = orbit_allowing_loopback(dir.path());
+    let wasm = orbit_test_guests::bytes("fetch-client");
+    let inv = orbit::Invocation::new(json!({"url": base}).to_string()).limits(common::with_timeout(300));
+    let out = orbit.engine().invoke_wasm(&wasm, inv).await.unwrap();
+    assert_eq!(out.status(), RunStatus::DeadlineExceeded, "{:?}", out.record);
+    let span = out.record.spans.iter().find(|s| s.primitive == "fetch").expect("the fetch span");
+    assert_eq!(span.outcome, "deadline-exceeded");
+    assert_eq!(held.lock().unwrap().len(), 1, "the request did reach the server");
 }
