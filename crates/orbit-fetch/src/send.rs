@@ -20,19 +20,9 @@ use crate::error::{FetchError, SecretDenial};
 use crate::scrub::Scrubber;
 use crate::{FetchRequest, FetchResponse};
 
-/// Guest headers that are refused: they frame or route the message, and
-/// the host sets them itself (RFC 9110 §7.2, §8.6, §7.6.1; RFC 9112 §6.1).
-const FORBIDDEN_HEADERS: &[&str] = &[
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "upgrade",
-];
+// Guest headers that are refused: the same list the vault refuses as a
+// placement, so a secret never goes where a guest header could not.
+use orbit_vault::FORBIDDEN_HEADERS;
 
 /// The codings the host can decode (and so scrub) and asks for.
 const ACCEPT_ENCODING: &str = "gzip, deflate";

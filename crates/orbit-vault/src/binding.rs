@@ -90,9 +90,10 @@ const MAX_PLACEMENT_NAME_LEN: usize = 256;
 /// Longest header template, in bytes.
 const MAX_TEMPLATE_LEN: usize = 1024;
 
-/// Headers a placement may not name: they frame or route the request, and
-/// the fetch primitive sets them itself.
-const FORBIDDEN_HEADERS: &[&str] = &[
+/// Headers a placement may not name and a guest may not set (lowercase):
+/// they frame or route the message, and the host sets them itself
+/// (RFC 9110 §7.2, §8.6, §7.6.1; RFC 9112 §6.1).
+pub const FORBIDDEN_HEADERS: &[&str] = &[
     "host",
     "content-length",
     "transfer-encoding",

@@ -40,7 +40,7 @@ mod error;
 mod key;
 mod vault;
 
-pub use binding::{HostBinding, Placement, SecretMeta};
+pub use binding::{FORBIDDEN_HEADERS, HostBinding, Placement, SecretMeta};
 pub use error::VaultError;
 pub use key::{MasterKey, MasterKeySource, SecretValue};
 pub use vault::{DataKeyStatus, KekStatus, RotationReport, SecretResolver, Vault, VaultOptions, VaultStatus};
