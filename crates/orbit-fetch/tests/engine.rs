@@ -5,9 +5,9 @@
 mod common;
 
 use common::*;
-use orbit_engine::orbit_runs::{RunStatus, RunStore};
-use orbit_engine::{Engine, EngineConfig, Invocation};
-use orbit_fetch::{Fetch, FetchConfig};
+use orbit_engine::Invocation;
+use orbit_engine::orbit_runs::RunStatus;
+use orbit_fetch::FetchConfig;
 
 /// A hand-written agent component importing `orbit:runtime/fetch`. Its
 /// input is `<secret-name>|<url>` (an empty name: no secret); it sends a
@@ -106,18 +106,6 @@ const GUEST: &str = r#"
     (canon lift (core func $run_core) (memory $memory) (realloc $realloc)))
   (export "run" (func $run)))
 "#;
-
-struct Env {
-    engine: Engine,
-    _dir: tempfile::TempDir,
-}
-
-fn engine(fetch: Fetch) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let runs = RunStore::open(&dir.path().join("runs.redb")).unwrap();
-    let engine = Engine::builder(EngineConfig::default(), runs).primitive(fetch).build().unwrap();
-    Env { engine, _dir: dir }
-}
 
 const SECRET: &str = "guest-never-sees-this-0123456789";
 

@@ -11,9 +11,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
-use orbit_engine::orbit_runs::{RunRecord, RunStatus, RunStore, Span};
-use orbit_engine::{Engine, EngineConfig, Invocation};
-use orbit_fetch::{Fetch, FetchConfig};
+use orbit_engine::Invocation;
+use orbit_engine::orbit_runs::{RunRecord, RunStatus, Span};
+use orbit_fetch::FetchConfig;
 use orbit_vault::Placement;
 
 const SECRET: &str = "wasi-http-secret-0123456789abcdef";
@@ -48,18 +48,6 @@ fn guest() -> &'static [u8] {
         assert!(out.status.success(), "building the wasi:http guest failed:\n{}", String::from_utf8_lossy(&out.stderr));
         std::fs::read(target_dir.join("wasm32-wasip2/release/orbit-fetch-http-guest.wasm")).unwrap()
     })
-}
-
-struct Env {
-    engine: Engine,
-    _dir: tempfile::TempDir,
-}
-
-fn engine(fetch: Fetch) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let runs = RunStore::open(&dir.path().join("runs.redb")).unwrap();
-    let engine = Engine::builder(EngineConfig::default(), runs).primitive(fetch).build().unwrap();
-    Env { engine, _dir: dir }
 }
 
 impl Env {

@@ -5,7 +5,7 @@ const COMPONENT_HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x0
 
 #[test]
 fn every_guest_is_a_component() {
-    for name in orbit_test_guests::NAMES {
+    for name in orbit_test_guests::names() {
         let path = orbit_test_guests::path(name);
         assert!(path.is_file(), "{name}: {} is missing", path.display());
         let bytes = orbit_test_guests::bytes(name);

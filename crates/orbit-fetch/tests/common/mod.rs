@@ -260,3 +260,18 @@ pub fn with_secrets(mut r: FetchRequest, secrets: &[&str]) -> FetchRequest {
     r.secrets = secrets.iter().map(|s| s.to_string()).collect();
     r
 }
+
+/// A real Orbit engine with the `fetch` primitive linked and its run store
+/// in a temporary directory.
+pub struct Env {
+    pub engine: orbit_engine::Engine,
+    _dir: tempfile::TempDir,
+}
+
+pub fn engine(fetch: Fetch) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = orbit_engine::orbit_runs::RunStore::open(&dir.path().join("runs.redb")).unwrap();
+    let engine =
+        orbit_engine::Engine::builder(orbit_engine::EngineConfig::default(), runs).primitive(fetch).build().unwrap();
+    Env { engine, _dir: dir }
+}
