@@ -28,6 +28,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("markdown", "markdown-guest", "markdown_guest.wasm"),
     ("wordfreq", "wordfreq-guest", "wordfreq_guest.wasm"),
     ("hello-cli", "hello-cli", "hello-cli.wasm"),
+    ("bench", "fixture-bench", "fixture_bench.wasm"),
 ];
 
 /// Environment variables set by the outer cargo (or by a user for the outer

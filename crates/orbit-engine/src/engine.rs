@@ -102,22 +102,7 @@ impl EngineBuilder {
     pub fn build(self) -> Result<Engine, EngineError> {
         let EngineBuilder { config, runs, primitives } = self;
         let n = config.max_concurrent_runs.max(1);
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(n)
-            .total_core_instances(n.saturating_mul(16))
-            .total_memories(n.saturating_mul(2))
-            .total_tables(n.saturating_mul(16))
-            .total_stacks(n)
-            .max_core_instances_per_component(64)
-            .max_memories_per_component(4)
-            .max_tables_per_component(64)
-            .max_memory_size(config.max_memory_bytes)
-            .table_elements(config.default_limits.table_elements.max(20_000));
-        let mut wt = wasmtime::Config::new();
-        wt.consume_fuel(true)
-            .epoch_interruption(true)
-            .memory_init_cow(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let wt = wasmtime_config(&config);
         let engine = wasmtime::Engine::new(&wt).map_err(|e| EngineError::Config(format!("{e:#}")))?;
 
         let mut linker: Linker<RunState> = Linker::new(&engine);
@@ -144,6 +129,35 @@ impl EngineBuilder {
             }),
         })
     }
+}
+
+/// The wasmtime [`Config`](wasmtime::Config) an [`Engine`] built with
+/// `config` uses: the pooling allocator sized for
+/// [`max_concurrent_runs`](EngineConfig::max_concurrent_runs) runs at once
+/// (each with all of its per-run instance, memory, table and stack slots),
+/// fuel, epoch interruption and copy-on-write memory initialisation.
+///
+/// Exposed so that benchmarks can measure bare wasmtime with exactly the
+/// engine's settings.
+pub fn wasmtime_config(config: &EngineConfig) -> wasmtime::Config {
+    let n = config.max_concurrent_runs.max(1);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(n)
+        .total_core_instances(n.saturating_mul(16))
+        .total_memories(n.saturating_mul(2))
+        .total_tables(n.saturating_mul(16))
+        .total_stacks(n)
+        .max_core_instances_per_component(64)
+        .max_memories_per_component(4)
+        .max_tables_per_component(64)
+        .max_memory_size(config.max_memory_bytes)
+        .table_elements(config.default_limits.table_elements.max(20_000));
+    let mut wt = wasmtime::Config::new();
+    wt.consume_fuel(true)
+        .epoch_interruption(true)
+        .memory_init_cow(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    wt
 }
 
 fn spawn_epoch_ticker(engine: wasmtime::Engine, tick: Duration, stop: Arc<AtomicBool>) {
@@ -324,6 +338,13 @@ impl Engine {
         &self.inner.config
     }
 
+    /// How many runs are executing right now (a count, at most
+    /// [`max_concurrent_runs`](EngineConfig::max_concurrent_runs); runs
+    /// waiting for a slot are not counted).
+    pub fn runs_in_flight(&self) -> usize {
+        (self.inner.config.max_concurrent_runs.max(1) as usize).saturating_sub(self.inner.permits.available_permits())
+    }
+
     /// The underlying wasmtime engine.
     pub fn wasmtime(&self) -> &wasmtime::Engine {
         &self.inner.engine
@@ -433,8 +454,9 @@ impl Engine {
             return Err(EngineError::ForeignComponent);
         }
         let _permit = self.inner.permits.acquire().await.map_err(|_| EngineError::Config("engine shut down".into()))?;
+        let expected = self.inner.runs.expect_record();
         let (record, output) = self.execute(component, invocation).await;
-        self.inner.runs.record(record.clone()).await?;
+        expected.record(record.clone()).await?;
         Ok(Outcome { record, output })
     }
 

@@ -19,7 +19,7 @@ mod store;
 mod types;
 
 pub use error::RunStoreError;
-pub use store::RunStore;
+pub use store::{ExpectedRecord, RunStore};
 pub use types::{
     ComponentKind, DEFAULT_LIST_LIMIT, GroupCommit, LogLevel, LogLine, MAX_LIST_LIMIT, ParseNameError, RunError, RunId,
     RunPage, RunQuery, RunRecord, RunStatus, Span,
@@ -72,6 +72,7 @@ mod tests {
         let gc = GroupCommit::default();
         assert_eq!(gc.max_batch, 512);
         assert_eq!(gc.max_delay, std::time::Duration::ZERO);
+        assert_eq!(gc.max_linger, std::time::Duration::from_millis(1));
     }
 
     #[test]

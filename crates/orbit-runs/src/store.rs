@@ -2,7 +2,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -65,6 +65,8 @@ struct Shared {
     /// `None` only while [`Shared`] is being dropped.
     writer: Option<JoinHandle<()>>,
     commits: Arc<AtomicU64>,
+    /// Records announced with [`RunStore::expect_record`] and not yet queued.
+    expected: Arc<AtomicUsize>,
 }
 
 impl Drop for Shared {
@@ -187,17 +189,19 @@ impl RunStore {
 
         let db = Arc::new(db);
         let commits = Arc::new(AtomicU64::new(0));
+        let expected = Arc::new(AtomicUsize::new(0));
         let (jobs, queue) = mpsc::channel();
         let writer = {
             let db = Arc::clone(&db);
             let commits = Arc::clone(&commits);
+            let expected = Arc::clone(&expected);
             std::thread::Builder::new()
                 .name("orbit-runs-writer".into())
-                .spawn(move || writer_loop(&db, &queue, gc, &commits))
+                .spawn(move || writer_loop(&db, &queue, gc, &commits, &expected))
                 .map_err(RunStoreError::SpawnWriter)?
         };
         tracing::debug!(path = %path.display(), ?gc, "run store opened");
-        Ok(Self { shared: Arc::new(Shared { db, jobs: Some(jobs), writer: Some(writer), commits }) })
+        Ok(Self { shared: Arc::new(Shared { db, jobs: Some(jobs), writer: Some(writer), commits, expected }) })
     }
 
     /// Stores `rec`, returning only once it is durably committed.
@@ -215,6 +219,16 @@ impl RunStore {
         let (tx, rx) = oneshot::channel();
         self.submit(&rec, Ack::Async(tx))?;
         rx.await.unwrap_or(Err(RunStoreError::Closed))
+    }
+
+    /// Announces that a record is on its way (a run has started), so that
+    /// the writer can let a batch wait up to [`GroupCommit::max_linger`] for
+    /// it rather than commit without it. Store the record with
+    /// [`ExpectedRecord::record`]; dropping the guard withdraws the
+    /// announcement.
+    pub fn expect_record(&self) -> ExpectedRecord {
+        self.shared.expected.fetch_add(1, Ordering::AcqRel);
+        ExpectedRecord { store: self.clone() }
     }
 
     /// Stores `rec`, blocking the calling thread until it is durably
@@ -332,6 +346,33 @@ impl RunStore {
     }
 }
 
+/// A record announced with [`RunStore::expect_record`] and not yet stored.
+#[must_use = "dropping the guard withdraws the announcement; call `record`"]
+pub struct ExpectedRecord {
+    store: RunStore,
+}
+
+impl ExpectedRecord {
+    /// Stores `rec` like [`RunStore::record`]; the announcement ends as soon
+    /// as the record is queued, before its commit is awaited.
+    ///
+    /// # Errors
+    /// As for [`RunStore::record`].
+    pub async fn record(self, rec: RunRecord) -> Result<(), RunStoreError> {
+        let (tx, rx) = oneshot::channel();
+        let queued = self.store.submit(&rec, Ack::Async(tx));
+        drop(self);
+        queued?;
+        rx.await.unwrap_or(Err(RunStoreError::Closed))
+    }
+}
+
+impl Drop for ExpectedRecord {
+    fn drop(&mut self) {
+        self.store.shared.expected.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Wraps any redb error as [`RunStoreError::Storage`].
 fn storage(error: impl Into<redb::Error>) -> RunStoreError {
     RunStoreError::Storage(error.into())
@@ -370,14 +411,21 @@ fn create_tables(db: &Database) -> Result<(), RunStoreError> {
 /// The writer thread: gathers batches and commits each in one transaction.
 ///
 /// Returns when every sender is gone and the queue is drained.
-fn writer_loop(db: &Database, queue: &mpsc::Receiver<Job>, gc: GroupCommit, commits: &AtomicU64) {
+fn writer_loop(
+    db: &Database,
+    queue: &mpsc::Receiver<Job>,
+    gc: GroupCommit,
+    commits: &AtomicU64,
+    expected: &AtomicUsize,
+) {
     let max_batch = gc.max_batch.max(1);
     let mut batch = Vec::with_capacity(max_batch.min(4096));
     // Blocks for the first record of each batch; ends when the channel closes.
     while let Ok(first) = queue.recv() {
         batch.push(first);
+        let started = Instant::now();
         // `None` when `max_delay` is too large to add: wait without a deadline.
-        let deadline = Instant::now().checked_add(gc.max_delay);
+        let deadline = started.checked_add(gc.max_delay);
         while batch.len() < max_batch {
             let next = match deadline {
                 None => queue.recv().ok(),
@@ -389,6 +437,20 @@ fn writer_loop(db: &Database, queue: &mpsc::Receiver<Job>, gc: GroupCommit, comm
             match next {
                 Some(job) => batch.push(job),
                 None => break,
+            }
+        }
+        // Runs still executing will send their records soon: a short wait
+        // lets them share this commit instead of paying for the next one.
+        let linger_end = started.checked_add(gc.max_linger).unwrap_or(started);
+        while batch.len() < max_batch && expected.load(Ordering::Acquire) > 0 {
+            let Some(left) = linger_end.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else {
+                break;
+            };
+            // Wake now and then: an announcement may be withdrawn without a record.
+            match queue.recv_timeout(left.min(std::time::Duration::from_micros(100))) {
+                Ok(job) => batch.push(job),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
         }
         commit_batch(db, &mut batch, commits);

@@ -358,10 +358,18 @@ pub struct GroupCommit {
     /// company. A positive delay trades every record's latency for fewer
     /// commits.
     pub max_delay: Duration,
+    /// How long a batch may wait, from its first record, for the records of
+    /// runs that are still executing (announced with
+    /// [`RunStore::expect_record`](crate::RunStore::expect_record)). Default
+    /// 1 ms. A lone caller never waits: with no run executing the batch
+    /// commits at once. With many concurrent runs, waiting for the ones about
+    /// to finish fills each commit instead of splitting them over two
+    /// fsyncs.
+    pub max_linger: Duration,
 }
 
 impl Default for GroupCommit {
     fn default() -> Self {
-        Self { max_batch: 512, max_delay: Duration::ZERO }
+        Self { max_batch: 512, max_delay: Duration::ZERO, max_linger: Duration::from_millis(1) }
     }
 }

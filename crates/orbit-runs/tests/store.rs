@@ -229,14 +229,52 @@ async fn concurrent_commits(gc: GroupCommit, n: usize) -> u64 {
 #[tokio::test]
 async fn group_commit_settings_bound_the_batch() {
     // One record per transaction.
-    let gc = GroupCommit { max_batch: 1, max_delay: Duration::from_millis(50) };
+    let gc = GroupCommit { max_batch: 1, max_delay: Duration::from_millis(50), ..GroupCommit::default() };
     assert_eq!(concurrent_commits(gc, 8).await, 8);
     // A long delay lets all eight concurrent records share a commit or two.
-    let gc = GroupCommit { max_batch: 512, max_delay: Duration::from_millis(200) };
+    let gc = GroupCommit { max_batch: 512, max_delay: Duration::from_millis(200), ..GroupCommit::default() };
     assert!(concurrent_commits(gc, 8).await <= 2);
     // max_batch caps the batch even when the delay has not run out.
-    let gc = GroupCommit { max_batch: 3, max_delay: Duration::from_secs(5) };
+    let gc = GroupCommit { max_batch: 3, max_delay: Duration::from_secs(5), ..GroupCommit::default() };
     assert_eq!(concurrent_commits(gc, 9).await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_waits_for_announced_records_and_not_for_withdrawn_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let gc = GroupCommit { max_linger: Duration::from_secs(600), ..GroupCommit::default() };
+    let store = RunStore::open_with(&dir.path().join("runs.redb"), gc).unwrap();
+    let workspace = ws("alpha");
+
+    // A record arrives while another run is still executing: its commit
+    // waits for that run's record, and both share one transaction.
+    let announced = store.expect_record();
+    let first = record(RunId::new(), &workspace, RunStatus::Succeeded, 1);
+    let lone = tokio::spawn({
+        let store = store.clone();
+        async move { store.record(first).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!lone.is_finished(), "the batch did not wait for the announced record");
+    announced.record(record(RunId::new(), &workspace, RunStatus::Failed, 2)).await.unwrap();
+    lone.await.unwrap().unwrap();
+    assert_eq!(store.commits(), 1, "both records in one commit");
+
+    // A withdrawn announcement (a run that ended without a record) stops the
+    // wait: otherwise this would wait out the 600 s linger.
+    let withdrawn = store.expect_record();
+    let second = record(RunId::new(), &workspace, RunStatus::Succeeded, 3);
+    let waiting = tokio::spawn({
+        let store = store.clone();
+        async move { store.record(second).await }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    drop(withdrawn);
+    tokio::time::timeout(Duration::from_secs(60), waiting).await.expect("commit after withdrawal").unwrap().unwrap();
+    assert_eq!(store.commits(), 2);
+    let mut q = RunQuery::new(workspace);
+    q.limit = 10;
+    assert_eq!(store.list(&q).unwrap().runs.len(), 3);
 }
 
 #[tokio::test]

@@ -27,6 +27,7 @@
 //! | `markdown` | agent | Markdown → HTML (pulldown-cmark), stored under `html/<hash>.html` |
 //! | `wordfreq` | agent | word frequencies as JSON, cached for an hour |
 //! | `hello-cli` | command | line/word/byte counts and SHA-256 of stdin |
+//! | `bench` | agent | `sha256:N`, `log:N`, `sleep:MS`, `regex:TEXT` for the benches (1.3 MiB) |
 
 use std::path::PathBuf;
 
@@ -45,6 +46,7 @@ pub const AGENTS: &[&str] = &[
     "wordfreq",
     "fetch-client",
     "api-client",
+    "bench",
 ];
 
 /// Names of the guests that are `wasi:cli` commands (they export
@@ -77,6 +79,7 @@ pub fn try_path(name: &str) -> Option<PathBuf> {
         "markdown" => env!("ORBIT_GUEST_MARKDOWN"),
         "wordfreq" => env!("ORBIT_GUEST_WORDFREQ"),
         "hello-cli" => env!("ORBIT_GUEST_HELLO_CLI"),
+        "bench" => env!("ORBIT_GUEST_BENCH"),
         _ => return None,
     };
     Some(PathBuf::from(path))

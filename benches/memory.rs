@@ -1,0 +1,81 @@
+//! Resident memory per concurrent idle invocation.
+//!
+//! Starts `N` runs of the `bench` fixture's `sleep:MS` at once (each is
+//! instantiated, then blocks in `wasi:clocks`), waits until all `N` are in
+//! flight, and divides the growth of the process's resident set (`VmRSS`)
+//! by `N`. The engine is built for `N` concurrent runs, and one run is made
+//! first so that one-time costs (the compiled code, the first pool slots,
+//! the run store) are not counted.
+//!
+//! `cargo bench --bench memory` runs 1,000 invocations (the target is at
+//! most 200 KiB each); `cargo test --benches` runs 50 as a quick check.
+//! Not a criterion bench: it measures bytes, not time.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use orbit::{Invocation, Orbit, OrbitConfig, RunStatus};
+
+/// The resident set of this process in bytes, from `/proc/self/status`.
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS");
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+fn main() {
+    let full = common::full_mode();
+    let (n, sleep_ms) = if full { (1000usize, 4000u64) } else { (50, 1000) };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let dir = tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().unwrap());
+    let mut config = OrbitConfig::default();
+    config.engine.max_concurrent_runs = n as u32;
+    let orbit = Orbit::open_with(dir.path(), config).unwrap();
+    let wasm = orbit_test_guests::bytes("bench");
+    let component = orbit.engine().load(&wasm).unwrap();
+
+    rt.block_on(async {
+        let warm = orbit.engine().invoke(&component, Invocation::new("sleep:1")).await.unwrap();
+        assert_eq!(warm.status(), RunStatus::Succeeded);
+        let before = rss_bytes();
+        let done = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..n)
+            .map(|_| {
+                let (orbit, component, done) = (orbit.clone(), component.clone(), done.clone());
+                tokio::spawn(async move {
+                    let out = orbit.engine().invoke(&component, Invocation::new(format!("sleep:{sleep_ms}"))).await;
+                    done.fetch_add(1, Ordering::SeqCst);
+                    out.unwrap()
+                })
+            })
+            .collect();
+        let start = Instant::now();
+        while orbit.engine().runs_in_flight() < n {
+            assert!(start.elapsed() < Duration::from_millis(sleep_ms), "runs did not all start before the first ended");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Let the last ones reach their sleep.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let during = rss_bytes();
+        assert_eq!(done.load(Ordering::SeqCst), 0, "a run ended before the measurement");
+        for t in tasks {
+            assert_eq!(t.await.unwrap().status(), RunStatus::Succeeded);
+        }
+        let per = during.saturating_sub(before) as f64 / n as f64;
+        let line = format!(
+            "memory/idle-invocations: {n} at once, RSS {:.1} MiB -> {:.1} MiB: {:.1} KiB per idle invocation (target <= 200 KiB)",
+            before as f64 / (1 << 20) as f64,
+            during as f64 / (1 << 20) as f64,
+            per / 1024.0
+        );
+        if full {
+            common::record(&line);
+        } else {
+            println!("{line}");
+        }
+    });
+}
