@@ -6,6 +6,8 @@
 //!   record committed to a run store on tmpfs (engine cost without fsync).
 //! - `invoke/orbit-disk`: the same with the run store on disk: every
 //!   acknowledged run is durable, so one caller pays one fsync per run.
+//! - `invoke/orbit-queued-disk`: on disk with `RecordAck::Queued`: `invoke`
+//!   returns once the record is queued for the next group commit.
 //! - `durable/*`: runs per second with durable records for 1 and 16
 //!   concurrent callers (group commit), against one redb commit per run.
 //!
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use common::{BareLimits, bare, bare_run, median_ns, record, report_ratio};
 use criterion::{Criterion, criterion_group, criterion_main};
-use orbit::{Invocation, Orbit};
+use orbit::{Invocation, Orbit, OrbitConfig, RecordAck};
 
 fn orbit_at(dir: &Path) -> Orbit {
     Orbit::open(dir).unwrap()
@@ -44,8 +46,15 @@ fn invoke(c: &mut Criterion) {
 
     let shm = tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().unwrap());
     let disk = tempfile::tempdir().unwrap();
-    for (name, dir) in [("orbit-tmpfs", shm.path()), ("orbit-disk", disk.path())] {
-        let orbit = orbit_at(dir);
+    let queued_dir = tempfile::tempdir().unwrap();
+    for (name, dir, ack) in [
+        ("orbit-tmpfs", shm.path(), RecordAck::Durable),
+        ("orbit-disk", disk.path(), RecordAck::Durable),
+        ("orbit-queued-disk", queued_dir.path(), RecordAck::Queued),
+    ] {
+        let mut config = OrbitConfig::default();
+        config.engine.record_ack = ack;
+        let orbit = Orbit::open_with(dir, config).unwrap();
         let component = orbit.engine().load(&wasm).unwrap();
         g.bench_function(name, |b| {
             b.to_async(&rt).iter(|| async {
@@ -53,10 +62,13 @@ fn invoke(c: &mut Criterion) {
                 assert!(out.status().is_success());
             })
         });
+        // Every queued run reaches the store.
+        rt.block_on(orbit.runs().flush()).unwrap();
     }
     g.finish();
     report_ratio("invoke", "orbit-tmpfs", "bare-wasmtime", "<= 1.5x");
     report_ratio("invoke", "orbit-disk", "bare-wasmtime", "<= 1.5x");
+    report_ratio("invoke", "orbit-queued-disk", "bare-wasmtime", "<= 1.5x");
 
     let mut g = c.benchmark_group("durable");
     g.measurement_time(Duration::from_secs(5)).sample_size(10);

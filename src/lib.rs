@@ -35,7 +35,9 @@
 use std::path::{Path, PathBuf};
 
 pub use orbit_cache::{Cache, CacheLimits, KvCache};
-pub use orbit_engine::{Engine, EngineConfig, EngineError, Invocation, Limits, LoadedComponent, Outcome, Primitive};
+pub use orbit_engine::{
+    Engine, EngineConfig, EngineError, Invocation, Limits, LoadedComponent, Outcome, Primitive, RecordAck,
+};
 pub use orbit_fetch::{EgressPolicy, Fetch, FetchConfig};
 pub use orbit_runs::{ComponentKind, RunId, RunPage, RunQuery, RunRecord, RunStatus, RunStore};
 pub use orbit_storage::{BlobStore, Storage, StorageLimits};

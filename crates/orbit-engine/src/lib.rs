@@ -25,7 +25,9 @@ mod primitive;
 mod state;
 
 pub use compile::digest;
-pub use engine::{Engine, EngineBuilder, EngineConfig, Invocation, LoadedComponent, Outcome, wasmtime_config};
+pub use engine::{
+    Engine, EngineBuilder, EngineConfig, Invocation, LoadedComponent, Outcome, RecordAck, wasmtime_config,
+};
 pub use error::{EngineError, ErrorCode, GuestError, HostError, code_name, safe_message};
 pub use limits::Limits;
 pub use orbit_runs;

@@ -32,6 +32,8 @@ enum Ack {
     Async(oneshot::Sender<Outcome>),
     /// A caller blocked in [`RunStore::record_blocking`].
     Blocking(mpsc::SyncSender<Outcome>),
+    /// Nobody waits ([`ExpectedRecord::queue`]); a failure is only logged.
+    None,
 }
 
 impl Ack {
@@ -44,17 +46,29 @@ impl Ack {
             Ack::Blocking(tx) => {
                 let _ = tx.send(outcome);
             }
+            Ack::None => {
+                if let Err(error) = outcome {
+                    tracing::error!(%error, "queued run record was not stored");
+                }
+            }
         }
     }
 }
 
-/// One record on its way to the writer, already encoded by the caller.
+/// One record on its way to the writer, already encoded by the caller, or
+/// (with no entry) a barrier that is acked once everything queued before it
+/// is committed.
 struct Job {
+    entry: Option<Entry>,
+    ack: Ack,
+}
+
+/// A record to write.
+struct Entry {
     id: u128,
     workspace: String,
     status: &'static str,
     bytes: Vec<u8>,
-    ack: Ack,
 }
 
 /// State shared by every clone of a [`RunStore`].
@@ -249,15 +263,30 @@ impl RunStore {
     /// Encodes `rec` on the caller's thread and queues it for the writer.
     fn submit(&self, rec: &RunRecord, ack: Ack) -> Result<(), RunStoreError> {
         let bytes = serde_json::to_vec(rec).map_err(RunStoreError::Encode)?;
-        let job = Job {
+        let entry = Entry {
             id: rec.id.as_u128(),
             workspace: rec.workspace.as_str().to_owned(),
             status: rec.status.as_str(),
             bytes,
-            ack,
         };
+        self.send(Job { entry: Some(entry), ack })
+    }
+
+    fn send(&self, job: Job) -> Result<(), RunStoreError> {
         let jobs = self.shared.jobs.as_ref().ok_or(RunStoreError::Closed)?;
         jobs.send(job).map_err(|_| RunStoreError::Closed)
+    }
+
+    /// Waits until every record queued before this call (including those
+    /// queued with [`ExpectedRecord::queue`]) is durably committed.
+    ///
+    /// # Errors
+    /// [`RunStoreError::Commit`] when the commit that carries the barrier
+    /// failed; [`RunStoreError::Closed`] when the writer thread has died.
+    pub async fn flush(&self) -> Result<(), RunStoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Job { entry: None, ack: Ack::Async(tx) })?;
+        rx.await.unwrap_or(Err(RunStoreError::Closed))
     }
 
     /// The run with this id, in any workspace, or `None` if none is stored.
@@ -364,6 +393,22 @@ impl ExpectedRecord {
         drop(self);
         queued?;
         rx.await.unwrap_or(Err(RunStoreError::Closed))
+    }
+
+    /// Queues `rec` for the next group commit and returns at once, without
+    /// waiting for it to be durable or visible to [`RunStore::get`]. It is
+    /// committed like any other record, in order, typically within one
+    /// commit's time; [`RunStore::flush`] waits for it, and dropping the
+    /// last `RunStore` commits it before the file closes. A crash before
+    /// that commit loses it, and a failed commit is only logged.
+    ///
+    /// # Errors
+    /// [`RunStoreError::Encode`] when the record cannot be serialized;
+    /// [`RunStoreError::Closed`] when the writer thread has died.
+    pub fn queue(self, rec: &RunRecord) -> Result<(), RunStoreError> {
+        let queued = self.store.submit(rec, Ack::None);
+        drop(self);
+        queued
     }
 }
 
@@ -490,13 +535,17 @@ fn write_batch(db: &Database, batch: &[Job]) -> Result<Vec<Outcome>, redb::Error
         let mut runs = txn.open_table(RUNS)?;
         let mut index = txn.open_table(BY_WORKSPACE)?;
         for job in batch {
+            let Some(entry) = &job.entry else {
+                outcomes.push(Ok(()));
+                continue;
+            };
             // Records are write-once; this also catches a repeat within the batch.
-            if runs.get(job.id)?.is_some() {
-                outcomes.push(Err(RunStoreError::AlreadyExists(RunId::from_u128(job.id))));
+            if runs.get(entry.id)?.is_some() {
+                outcomes.push(Err(RunStoreError::AlreadyExists(RunId::from_u128(entry.id))));
                 continue;
             }
-            runs.insert(job.id, job.bytes.as_slice())?;
-            index.insert((job.workspace.as_str(), job.id), job.status)?;
+            runs.insert(entry.id, entry.bytes.as_slice())?;
+            index.insert((entry.workspace.as_str(), entry.id), entry.status)?;
             outcomes.push(Ok(()));
         }
     }

@@ -278,6 +278,31 @@ async fn a_batch_waits_for_announced_records_and_not_for_withdrawn_ones() {
 }
 
 #[tokio::test]
+async fn queued_records_are_committed_by_flush_and_by_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.redb");
+    let workspace = ws("alpha");
+    let mut q = RunQuery::new(workspace.clone());
+    q.limit = MAX_LIST_LIMIT;
+    {
+        let store = RunStore::open(&path).unwrap();
+        for i in 0..50 {
+            store.expect_record().queue(&record(RunId::new(), &workspace, RunStatus::Succeeded, i)).unwrap();
+        }
+        store.flush().await.unwrap();
+        assert_eq!(store.list(&q).unwrap().runs.len(), 50, "flush waits for every queued record");
+        for i in 0..30 {
+            store.expect_record().queue(&record(RunId::new(), &workspace, RunStatus::Failed, i)).unwrap();
+        }
+        // Dropped without a flush: closing the store commits the queue.
+    }
+    let store = RunStore::open(&path).unwrap();
+    let runs = store.list(&q).unwrap().runs;
+    assert_eq!(runs.len(), 80);
+    assert_eq!(runs.iter().filter(|r| r.status == RunStatus::Failed).count(), 30);
+}
+
+#[tokio::test]
 async fn records_survive_drop_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested/dirs/runs.redb");
