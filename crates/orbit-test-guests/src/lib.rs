@@ -27,6 +27,8 @@
 //! | `markdown` | agent | Markdown → HTML (pulldown-cmark), stored under `html/<hash>.html` |
 //! | `wordfreq` | agent | word frequencies as JSON, cached for an hour |
 //! | `hello-cli` | command | line/word/byte counts and SHA-256 of stdin |
+//! | `db-client` | agent | runs a JSON script of `db` operations |
+//! | `csv-db` | agent | loads a CSV into a `db` table and summarises it with SQL aggregates |
 
 use std::path::PathBuf;
 
@@ -45,6 +47,8 @@ pub const AGENTS: &[&str] = &[
     "wordfreq",
     "fetch-client",
     "api-client",
+    "db-client",
+    "csv-db",
 ];
 
 /// Names of the guests that are `wasi:cli` commands (they export
@@ -77,6 +81,8 @@ pub fn try_path(name: &str) -> Option<PathBuf> {
         "markdown" => env!("ORBIT_GUEST_MARKDOWN"),
         "wordfreq" => env!("ORBIT_GUEST_WORDFREQ"),
         "hello-cli" => env!("ORBIT_GUEST_HELLO_CLI"),
+        "db-client" => env!("ORBIT_GUEST_DB_CLIENT"),
+        "csv-db" => env!("ORBIT_GUEST_CSV_DB"),
         _ => return None,
     };
     Some(PathBuf::from(path))
