@@ -222,7 +222,7 @@ impl WorkspaceDb {
     pub(crate) fn query(&mut self, sql: &str, params: &[Value], deadline: Option<Instant>) -> Result<Rows, DbError> {
         self.call(deadline, |db| {
             let mut stmt = db.conn.prepare(sql).map_err(|e| db.classify(e))?;
-            let columns: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
+            let columns: Vec<String> = stmt.column_names().map(str::to_owned).collect();
             let max_bytes = db.limits.max_result_bytes;
             let max_rows = db.limits.max_rows;
             let mut bytes = columns.iter().map(String::len).sum::<usize>();
@@ -274,6 +274,11 @@ impl WorkspaceDb {
     /// changed (0 for a statement that is not an INSERT, UPDATE or DELETE).
     fn run_one(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
         let mut stmt = self.conn.prepare(sql).map_err(|e| self.classify(e))?;
+        // Refused before it runs: stepping an `INSERT ... RETURNING` would
+        // already write.
+        if stmt.column_count() > 0 {
+            return Err(DbError::InvalidSql("statement returns rows: use query".to_owned()));
+        }
         // sqlite3_changes() keeps the count of the last INSERT, UPDATE or
         // DELETE, even across a later CREATE; the total tells whether this
         // statement changed anything.

@@ -236,6 +236,13 @@ fn sql_errors_are_invalid_input_without_host_paths() {
     }
     let err = s.execute(&w, "SELECT * FROM t", &[], None).unwrap_err();
     assert!(matches!(err, DbError::InvalidSql(_)), "{err:?}");
+    // `RETURNING` through execute is refused before it writes; query runs it.
+    let err = s.execute(&w, "INSERT INTO t (name) VALUES ('r') RETURNING id", &[], None).unwrap_err();
+    assert!(matches!(err, DbError::InvalidSql(_)), "{err:?}");
+    let rows = s.query(&w, "SELECT count(*) FROM t WHERE name = 'r'", &[], None).unwrap();
+    assert!(matches!(rows.rows[0][..], [Value::Integer(0)]));
+    let rows = s.query(&w, "INSERT INTO t (name) VALUES ('r') RETURNING id", &[], None).unwrap();
+    assert!(matches!(rows.rows[..], [ref r] if matches!(r[..], [Value::Integer(2)])));
 }
 
 #[test]
@@ -292,4 +299,25 @@ fn statement_kinds_skip_comments() {
     assert_eq!(statement_kind("WITH x AS (SELECT 1) SELECT * FROM x"), "with");
     assert_eq!(statement_kind("frobnicate"), "other");
     assert_eq!(statement_kind(""), "other");
+}
+
+#[test]
+fn a_call_waiting_for_a_busy_workspace_keeps_its_own_deadline() {
+    let limits = DbLimits { max_call_time: Duration::from_millis(500), ..DbLimits::default() };
+    let (_d, s) = store(limits);
+    let s = Arc::new(s);
+    let w = ws("w");
+    let (s2, w2) = (s.clone(), w.clone());
+    let long = std::thread::spawn(move || s2.query(&w2, RUNAWAY, &[], None));
+    std::thread::sleep(Duration::from_millis(100));
+    // Queued behind the runaway query; its deadline passes while it waits,
+    // so it must not start afterwards.
+    let err =
+        s.execute(&w, "CREATE TABLE late (x)", &[], Some(Instant::now() + Duration::from_millis(50))).unwrap_err();
+    assert!(matches!(err, DbError::Interrupted { run_deadline: true }), "{err:?}");
+    assert!(matches!(long.join().unwrap(), Err(DbError::Interrupted { run_deadline: false })));
+    let err = s.query(&w, "SELECT * FROM late", &[], None).unwrap_err();
+    assert!(matches!(err, DbError::InvalidSql(_)), "the late statement never ran: {err:?}");
+    // Another workspace was never blocked by this one's lock.
+    s.execute(&ws("v"), "CREATE TABLE t (x)", &[], None).unwrap();
 }

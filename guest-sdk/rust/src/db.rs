@@ -278,7 +278,8 @@ impl Statement {
 /// `DELETE`...) and return the number of rows it changed.
 ///
 /// # Errors
-/// `invalid-input` for a SQL error or a statement that returns rows (use
+/// `invalid-input` for a SQL error or a statement that returns rows,
+/// including `... RETURNING`, which is refused before it runs (use
 /// [`query`]); `permission-denied`, `limit-exceeded`, `too-large` as
 /// described in the [module documentation](self); `unavailable` when the
 /// database is locked; `internal`.
