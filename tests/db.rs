@@ -170,8 +170,13 @@ async fn a_runaway_query_past_the_run_deadline_ends_the_run() {
     assert_eq!(out.status(), RunStatus::DeadlineExceeded, "{:?}", out.record);
     let span = out.record.spans.iter().find(|s| s.primitive == "db").unwrap();
     assert_eq!(span.outcome, "deadline-exceeded");
-    // SQLite itself stopped (the workspace is usable at once by the next run).
-    let (_, r) = sql(&e, "default", json!([q("SELECT 42", json!([]))])).await;
+    // SQLite itself stopped at the deadline: had the statement gone on to
+    // the 5 s per-call cap, it would hold the workspace's connection and this
+    // 2 s run would end `deadline-exceeded` waiting for it.
+    let ops = json!([q("SELECT 42", json!([]))]).to_string();
+    let out = e.run_in("db-client", "default", &ops, with_timeout(2000)).await;
+    assert_eq!(out.status(), RunStatus::Succeeded, "{:?}", out.record);
+    let r: Vec<Value> = serde_json::from_slice(&out.output).unwrap();
     assert_eq!(ok(&r[0])["rows"], json!([[42]]));
 }
 
