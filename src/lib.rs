@@ -10,6 +10,7 @@
 //! | `compiled/` | precompiled components, by sha256 + engine hash |
 //! | `storage/` | blobs, one directory per workspace |
 //! | `cache.redb` | the key-value cache |
+//! | `db/` | SQL tables, one SQLite file per workspace (`<workspace>.sqlite3`) |
 //! | `fetch.json` | optional egress policy for `fetch` ([`FetchConfig`] as JSON) |
 //! | `vault.redb` | secrets, AES-256-GCM under per-workspace data keys |
 //! | `master.key` | the master key, when `ORBIT_MASTER_KEY` is not set (mode 0600) |
@@ -35,6 +36,7 @@
 use std::path::{Path, PathBuf};
 
 pub use orbit_cache::{Cache, CacheLimits, KvCache};
+pub use orbit_db::{Db, DbLimits, SqlStore};
 pub use orbit_engine::{
     Engine, EngineConfig, EngineError, Invocation, Limits, LoadedComponent, Outcome, Primitive, RecordAck,
 };
@@ -43,7 +45,7 @@ pub use orbit_runs::{ComponentKind, RunId, RunPage, RunQuery, RunRecord, RunStat
 pub use orbit_storage::{BlobStore, Storage, StorageLimits};
 pub use orbit_vault::{HostBinding, MasterKey, MasterKeySource, Placement, SecretMeta, SecretValue, Vault};
 pub use orbit_workspace::WorkspaceId;
-pub use {orbit_cache, orbit_engine, orbit_fetch, orbit_runs, orbit_storage, orbit_vault, orbit_workspace};
+pub use {orbit_cache, orbit_db, orbit_engine, orbit_fetch, orbit_runs, orbit_storage, orbit_vault, orbit_workspace};
 
 /// Errors opening an Orbit data directory.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +68,9 @@ pub enum OpenError {
     /// The cache could not be opened.
     #[error(transparent)]
     Cache(#[from] orbit_cache::CacheError),
+    /// The SQL databases' directory could not be created.
+    #[error(transparent)]
+    Db(#[from] orbit_db::DbError),
     /// The master key could not be loaded or the vault could not be opened
     /// (for example with the wrong master key).
     #[error(transparent)]
@@ -97,6 +102,8 @@ pub struct OrbitConfig {
     pub storage: StorageLimits,
     /// Limits of the `cache` primitive.
     pub cache: CacheLimits,
+    /// Limits of the `db` primitive.
+    pub db: DbLimits,
     /// Egress policy and caps of the `fetch` primitive; `None` reads
     /// `<data dir>/fetch.json` when it exists, else the defaults (any public
     /// host; private and special addresses denied).
@@ -112,6 +119,7 @@ pub struct Orbit {
     engine: Engine,
     storage: Storage,
     cache: Cache,
+    db: Db,
     vault: std::sync::Arc<Vault>,
     master_key_source: Option<MasterKeySource>,
     data_dir: PathBuf,
@@ -153,13 +161,15 @@ impl Orbit {
         let runs = RunStore::open(&dir.join("runs.redb"))?;
         let storage = Storage::open(&dir.join("storage"), config.storage)?;
         let cache = Cache::open(&dir.join("cache.redb"), config.cache)?;
+        let db = Db::open(&dir.join("db"), config.db)?;
         // The one place primitives are composed: a new primitive is one line.
         let engine = Engine::builder(config.engine, runs)
             .primitive(storage.clone())
             .primitive(cache.clone())
             .primitive(fetch)
+            .primitive(db.clone())
             .build()?;
-        Ok(Self { engine, storage, cache, vault, master_key_source, data_dir: dir })
+        Ok(Self { engine, storage, cache, db, vault, master_key_source, data_dir: dir })
     }
 
     /// The engine, with every primitive linked.
@@ -180,6 +190,11 @@ impl Orbit {
     /// The cache behind the `cache` primitive.
     pub fn cache(&self) -> &KvCache {
         self.cache.kv()
+    }
+
+    /// The SQL databases behind the `db` primitive.
+    pub fn sql(&self) -> &SqlStore {
+        self.db.store()
     }
 
     /// The secrets vault.

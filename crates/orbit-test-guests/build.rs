@@ -29,6 +29,8 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("wordfreq", "wordfreq-guest", "wordfreq_guest.wasm"),
     ("hello-cli", "hello-cli", "hello-cli.wasm"),
     ("bench", "fixture-bench", "fixture_bench.wasm"),
+    ("db-client", "fixture-db-client", "fixture_db_client.wasm"),
+    ("csv-db", "csv-db-guest", "csv_db_guest.wasm"),
 ];
 
 /// Environment variables set by the outer cargo (or by a user for the outer
@@ -75,6 +77,7 @@ fn main() {
         "examples/wordfreq",
         "examples/hello-cli",
         "examples/api-client",
+        "examples/csv-db",
         "tests/fixtures",
         "Cargo.toml",
         "Cargo.lock",

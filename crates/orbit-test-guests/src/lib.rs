@@ -28,6 +28,8 @@
 //! | `wordfreq` | agent | word frequencies as JSON, cached for an hour |
 //! | `hello-cli` | command | line/word/byte counts and SHA-256 of stdin |
 //! | `bench` | agent | `sha256:N`, `log:N`, `sleep:MS`, `regex:TEXT` for the benches (1.3 MiB) |
+//! | `db-client` | agent | runs a JSON script of `db` operations |
+//! | `csv-db` | agent | loads a CSV into a `db` table and summarises it with SQL aggregates |
 
 use std::path::PathBuf;
 
@@ -47,6 +49,8 @@ pub const AGENTS: &[&str] = &[
     "fetch-client",
     "api-client",
     "bench",
+    "db-client",
+    "csv-db",
 ];
 
 /// Names of the guests that are `wasi:cli` commands (they export
@@ -80,6 +84,8 @@ pub fn try_path(name: &str) -> Option<PathBuf> {
         "wordfreq" => env!("ORBIT_GUEST_WORDFREQ"),
         "hello-cli" => env!("ORBIT_GUEST_HELLO_CLI"),
         "bench" => env!("ORBIT_GUEST_BENCH"),
+        "db-client" => env!("ORBIT_GUEST_DB_CLIENT"),
+        "csv-db" => env!("ORBIT_GUEST_CSV_DB"),
         _ => return None,
     };
     Some(PathBuf::from(path))

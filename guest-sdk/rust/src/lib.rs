@@ -7,6 +7,7 @@
 //! * [`storage`]: blob storage private to the run's workspace;
 //! * [`cache`]: a key-value cache with time-to-live;
 //! * [`log`]: log lines kept on the run record;
+//! * [`db`]: SQL tables (SQLite) private to the run's workspace;
 //! * [`fetch`]: outbound HTTP through the host, with secrets injected by
 //!   name (the guest never holds their values);
 //! * [`Error`] / [`ErrorCode`]: the error every primitive returns, which an
@@ -63,6 +64,8 @@
 
 use std::fmt;
 
+pub mod db;
+
 /// Generated bindings for the `orbit:runtime/agent` world.
 ///
 /// Not part of the public API: use the typed modules of this crate instead.
@@ -82,6 +85,9 @@ pub mod __bindings {
         additional_derives: [PartialEq, Eq, Hash],
         with: {
             "orbit:runtime/types@0.1.0/error": crate::Error,
+            "orbit:runtime/db@0.1.0/value": crate::db::Value,
+            "orbit:runtime/db@0.1.0/rows": crate::db::Rows,
+            "orbit:runtime/db@0.1.0/statement": crate::db::Statement,
         },
     });
 }
