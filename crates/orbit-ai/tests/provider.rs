@@ -178,8 +178,7 @@ async fn anthropic_style_uses_x_api_key_and_the_messages_endpoint() {
     assert_eq!((resp.text.as_str(), resp.finish_reason), ("Bonjour", FinishReason::Length));
     assert_eq!(budget.used, 13);
 
-    let seen = seen.lock().unwrap();
-    let r = &seen[0];
+    let r = seen.lock().unwrap()[0].clone();
     assert_eq!(r.path, "/v1/messages");
     assert_eq!(r.header("x-api-key"), Some(KEY));
     assert_eq!(r.header("anthropic-version"), Some(orbit_ai::ANTHROPIC_VERSION));

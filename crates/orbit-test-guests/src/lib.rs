@@ -27,6 +27,8 @@
 //! | `markdown` | agent | Markdown → HTML (pulldown-cmark), stored under `html/<hash>.html` |
 //! | `wordfreq` | agent | word frequencies as JSON, cached for an hour |
 //! | `hello-cli` | command | line/word/byte counts and SHA-256 of stdin |
+//! | `ai-client` | agent | runs a JSON list of `ai` chat/embed calls, reports each result or error code |
+//! | `summarize` | agent | summarizes a long text through `ai`: per chunk, then combined |
 
 use std::path::PathBuf;
 
@@ -45,6 +47,8 @@ pub const AGENTS: &[&str] = &[
     "wordfreq",
     "fetch-client",
     "api-client",
+    "ai-client",
+    "summarize",
 ];
 
 /// Names of the guests that are `wasi:cli` commands (they export
@@ -77,6 +81,8 @@ pub fn try_path(name: &str) -> Option<PathBuf> {
         "markdown" => env!("ORBIT_GUEST_MARKDOWN"),
         "wordfreq" => env!("ORBIT_GUEST_WORDFREQ"),
         "hello-cli" => env!("ORBIT_GUEST_HELLO_CLI"),
+        "ai-client" => env!("ORBIT_GUEST_AI_CLIENT"),
+        "summarize" => env!("ORBIT_GUEST_SUMMARIZE"),
         _ => return None,
     };
     Some(PathBuf::from(path))

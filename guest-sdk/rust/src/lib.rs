@@ -9,6 +9,8 @@
 //! * [`log`]: log lines kept on the run record;
 //! * [`fetch`]: outbound HTTP through the host, with secrets injected by
 //!   name (the guest never holds their values);
+//! * [`ai`]: model calls through the workspace's providers (the key stays
+//!   on the host);
 //! * [`Error`] / [`ErrorCode`]: the error every primitive returns, which an
 //!   agent may also return itself;
 //! * [`export_agent!`]: exports a `fn(String) -> Result<String, Error>` as the
@@ -63,6 +65,8 @@
 
 use std::fmt;
 
+pub mod ai;
+
 /// Generated bindings for the `orbit:runtime/agent` world.
 ///
 /// Not part of the public API: use the typed modules of this crate instead.
@@ -80,6 +84,8 @@ pub mod __bindings {
         export_macro_name: "__export_agent_world",
         default_bindings_module: "orbit_guest::__bindings",
         additional_derives: [PartialEq, Eq, Hash],
+        // `f32` fields: no `Eq` or `Hash`.
+        additional_derives_ignore: ["chat-options", "chat-request"],
         with: {
             "orbit:runtime/types@0.1.0/error": crate::Error,
         },
