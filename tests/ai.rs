@@ -2,6 +2,8 @@
 //! model server on loopback speaking the OpenAI-compatible and Anthropic
 //! APIs. The guest uses a key it never sees.
 
+mod common;
+
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -163,19 +165,6 @@ async fn calls(orbit: &Orbit, ws: &str, calls: Value) -> (orbit::Outcome, Vec<Va
     (out, results)
 }
 
-fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
-    let mut hits = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = entry.path();
-        if p.is_dir() {
-            hits.extend(files_containing(&p, needle));
-        } else if std::fs::read(&p).unwrap().windows(needle.len()).any(|w| w == needle) {
-            hits.push(p);
-        }
-    }
-    hits
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_chats_and_embeds_with_a_key_it_never_sees() {
     let dir = tempfile::tempdir().unwrap();
@@ -231,7 +220,7 @@ async fn a_guest_chats_and_embeds_with_a_key_it_never_sees() {
 
     // Nothing Orbit wrote holds the key: vault, run store, blobs, cache.
     drop(orbit);
-    assert_eq!(files_containing(dir.path(), KEY.as_bytes()), Vec::<std::path::PathBuf>::new());
+    assert_eq!(common::files_containing(dir.path(), KEY.as_bytes()), Vec::<std::path::PathBuf>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

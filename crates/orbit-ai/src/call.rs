@@ -453,6 +453,12 @@ fn tokens(v: &Value) -> Option<u32> {
     v.as_u64().map(|n| u32::try_from(n).unwrap_or(u32::MAX))
 }
 
+/// Usage from the `input` and `output` token counts of object `u`, when
+/// both are there.
+fn usage(u: &Value, input: &str, output: &str) -> Option<Usage> {
+    Some(Usage { input_tokens: tokens(&u[input])?, output_tokens: tokens(&u[output])? })
+}
+
 fn parse_openai_chat(v: &Value) -> Option<(String, FinishReason, Option<Usage>)> {
     let choice = v["choices"].get(0)?;
     let message = choice.get("message")?;
@@ -464,12 +470,7 @@ fn parse_openai_chat(v: &Value) -> Option<(String, FinishReason, Option<Usage>)>
         Some("tool_calls" | "function_call") => FinishReason::ToolCalls,
         _ => FinishReason::Other,
     };
-    let u = &v["usage"];
-    let usage = match (tokens(&u["prompt_tokens"]), tokens(&u["completion_tokens"])) {
-        (Some(i), Some(o)) => Some(Usage { input_tokens: i, output_tokens: o }),
-        _ => None,
-    };
-    Some((text, finish, usage))
+    Some((text, finish, usage(&v["usage"], "prompt_tokens", "completion_tokens")))
 }
 
 fn parse_anthropic(v: &Value) -> Option<(String, FinishReason, Option<Usage>)> {
@@ -482,12 +483,7 @@ fn parse_anthropic(v: &Value) -> Option<(String, FinishReason, Option<Usage>)> {
         Some("tool_use") => FinishReason::ToolCalls,
         _ => FinishReason::Other,
     };
-    let u = &v["usage"];
-    let usage = match (tokens(&u["input_tokens"]), tokens(&u["output_tokens"])) {
-        (Some(i), Some(o)) => Some(Usage { input_tokens: i, output_tokens: o }),
-        _ => None,
-    };
-    Some((text, finish, usage))
+    Some((text, finish, usage(&v["usage"], "input_tokens", "output_tokens")))
 }
 
 fn parse_embeddings(v: &Value, count: usize) -> Option<Vec<Vec<f32>>> {
