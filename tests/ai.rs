@@ -332,3 +332,20 @@ async fn the_summarize_example_summarizes_through_a_local_server_from_ai_json() 
     assert!(last_user(&seen[3].2).contains("Part 3: S(Gamma rays carry)"));
     assert_eq!(out.record.spans.iter().filter(|s| s.primitive == "ai").count(), 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_deadline_bounds_a_slow_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, _) = model_server().await;
+    // The provider's own timeout (120 s) is far off: the run's 500 ms deadline ends it.
+    let orbit = orbit_with_providers(dir.path(), &base, AiLimits::default());
+    let wasm = orbit_test_guests::bytes("ai-client");
+    let mut limits = Limits::default();
+    limits.timeout = Duration::from_millis(500);
+    let input = json!([{"op": "chat", "provider": "openai", "model": "gpt-test", "user": "slow"}]).to_string();
+    let inv = orbit::Invocation::new(input).workspace(WorkspaceId::new("team").unwrap()).limits(limits);
+    let out = orbit.engine().invoke_wasm(&wasm, inv).await.unwrap();
+    assert_eq!(out.status(), RunStatus::DeadlineExceeded, "{:?}", out.record);
+    let span = out.record.spans.iter().find(|s| s.primitive == "ai").expect("an ai span");
+    assert_eq!(span.outcome, "deadline-exceeded");
+}

@@ -91,6 +91,9 @@ pub(crate) struct Inner {
     pub(crate) config: AiConfig,
     pub(crate) client: reqwest::Client,
     pub(crate) resolver: Arc<dyn SecretResolver>,
+    /// Provider requests in flight, all runs together
+    /// ([`AiLimits::max_concurrent_requests`](crate::AiLimits::max_concurrent_requests)).
+    pub(crate) slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// A provider endpoint with its key, ready to send to.
@@ -211,6 +214,13 @@ impl Inner {
         let request = self.client.post(t.url.clone()).headers(headers).body(body);
         let timeout = limits.request_timeout;
         let result = tokio::time::timeout(timeout, async {
+            // Held to the end of the response; waiting for it counts in the
+            // request's time.
+            let _slot = self
+                .slots
+                .acquire()
+                .await
+                .map_err(|_| AiError::Internal("the provider request slots are closed".to_owned()))?;
             let mut resp = request.send().await.map_err(|e| classify(&provider, timeout, e))?;
             let status = resp.status().as_u16();
             let cap = limits.max_response_bytes;

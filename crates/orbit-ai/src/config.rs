@@ -17,7 +17,9 @@ pub enum ApiStyle {
     /// `POST {base_url}/embeddings`, key as `Authorization: Bearer <key>`
     /// (<https://platform.openai.com/docs/api-reference/chat>). Covers
     /// OpenAI, vLLM, llama.cpp's `llama-server` and Ollama (base URL ending
-    /// in `/v1`). In JSON: `"openai"`.
+    /// in `/v1`). The output cap is sent as `max_tokens`, which these
+    /// servers and OpenAI's chat models accept (OpenAI's reasoning models
+    /// want `max_completion_tokens` instead). In JSON: `"openai"`.
     Openai,
     /// Anthropic Messages: `POST {base_url}/v1/messages` with the key in
     /// `x-api-key` and `anthropic-version: 2023-06-01`
@@ -91,6 +93,11 @@ pub struct AiLimits {
     pub max_embed_inputs: usize,
     /// Most messages in one `chat` call. Default 1000.
     pub max_messages: usize,
+    /// Most provider requests in flight at once, all runs together (so
+    /// many runs cannot pile onto one local model server). A call past it
+    /// waits for a free slot within its request timeout and the run's
+    /// deadline. Default 16; 0 is taken as 1.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for AiLimits {
@@ -104,6 +111,7 @@ impl Default for AiLimits {
             max_response_bytes: 16 << 20,
             max_embed_inputs: 256,
             max_messages: 1000,
+            max_concurrent_requests: 16,
         }
     }
 }

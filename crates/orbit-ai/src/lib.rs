@@ -268,7 +268,9 @@ impl Ai {
             .referer(false)
             .build()
             .map_err(|e| AiError::Internal(format!("building the HTTP client: {e}")))?;
-        Ok(Ai { inner: Arc::new(Inner { config, client, resolver }) })
+        let permits = config.limits.max_concurrent_requests.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        let slots = Arc::new(tokio::sync::Semaphore::new(permits));
+        Ok(Ai { inner: Arc::new(Inner { config, client, resolver, slots }) })
     }
 
     /// The configuration in force.

@@ -22,6 +22,8 @@ const KEY: &str = "sk-test-4f3e2d1c0b9a8877";
 /// A request as the server received it.
 #[derive(Debug, Clone)]
 struct Seen {
+    /// When the request arrived.
+    at: std::time::Instant,
     path: String,
     headers: Vec<(String, String)>,
     body: Value,
@@ -60,7 +62,7 @@ async fn server(handler: Handler) -> (String, Arc<Mutex<Vec<Seen>>>) {
                             .collect();
                         let bytes = req.into_body().collect().await.unwrap().to_bytes();
                         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                        let seen = Seen { path, headers, body };
+                        let seen = Seen { at: std::time::Instant::now(), path, headers, body };
                         let (status, answer, delay) = handler(&seen);
                         log.lock().unwrap().push(seen);
                         tokio::time::sleep(delay).await;
@@ -379,4 +381,21 @@ async fn an_unreachable_provider_is_unavailable() {
     let mut budget = TokenBudget::new(1000);
     let err = s.ai.chat(&s.ws, ChatRequest::new("p", "m").user("x"), &mut budget).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Unavailable, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_requests_wait_for_a_free_slot() {
+    let handler: Handler = Arc::new(|_| (200, completion("ok", (1, 1)), Duration::from_millis(300)));
+    let (base, seen) = server(handler).await;
+    let limits = AiLimits { max_concurrent_requests: 1, ..AiLimits::default() };
+    let s = setup(&base, vec![provider("p", &base, ApiStyle::Openai, true, &["m"])], limits);
+    let call = |ai: Ai, ws: WorkspaceId| async move {
+        let mut budget = TokenBudget::new(100);
+        ai.chat(&ws, ChatRequest::new("p", "m").user("x"), &mut budget).await
+    };
+    let (a, b) = tokio::join!(call(s.ai.clone(), s.ws.clone()), call(s.ai.clone(), s.ws.clone()));
+    assert!(a.is_ok() && b.is_ok());
+    let seen = seen.lock().unwrap();
+    // The second request was sent only once the first was answered.
+    assert!(seen[1].at.duration_since(seen[0].at) >= Duration::from_millis(300));
 }
