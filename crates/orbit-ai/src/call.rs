@@ -243,8 +243,15 @@ impl Inner {
             Ok(r) => r?,
         };
         facts.status = Some(status);
-        let body = body?;
-        if !(200..300).contains(&status) {
+        let success = (200..300).contains(&status);
+        // An error answer is classified by its status even when its body
+        // was over the cap.
+        let body = match body {
+            Ok(b) => b,
+            Err(e) if success => return Err(e),
+            Err(_) => Vec::new(),
+        };
+        if !success {
             // Only a short error-type token from the body is kept: provider
             // error texts can quote the key or the prompt.
             let kind = error_kind(&body).map(|k| format!(": {k}")).unwrap_or_default();
