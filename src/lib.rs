@@ -12,6 +12,7 @@
 //! | `cache.redb` | the key-value cache |
 //! | `db/` | SQL tables, one SQLite file per workspace (`<workspace>.sqlite3`) |
 //! | `fetch.json` | optional egress policy for `fetch` ([`FetchConfig`] as JSON) |
+//! | `ai.json` | optional model providers and limits for `ai` ([`AiConfig`] as JSON) |
 //! | `vault.redb` | secrets, AES-256-GCM under per-workspace data keys |
 //! | `master.key` | the master key, when `ORBIT_MASTER_KEY` is not set (mode 0600) |
 //!
@@ -35,6 +36,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub use orbit_ai::{Ai, AiConfig, AiLimits, ApiStyle, ProviderConfig};
 pub use orbit_cache::{Cache, CacheLimits, KvCache};
 pub use orbit_db::{Db, DbLimits, SqlStore};
 pub use orbit_engine::{
@@ -45,7 +47,9 @@ pub use orbit_runs::{ComponentKind, RunId, RunPage, RunQuery, RunRecord, RunStat
 pub use orbit_storage::{BlobStore, Storage, StorageLimits};
 pub use orbit_vault::{HostBinding, MasterKey, MasterKeySource, Placement, SecretMeta, SecretValue, Vault};
 pub use orbit_workspace::WorkspaceId;
-pub use {orbit_cache, orbit_db, orbit_engine, orbit_fetch, orbit_runs, orbit_storage, orbit_vault, orbit_workspace};
+pub use {
+    orbit_ai, orbit_cache, orbit_db, orbit_engine, orbit_fetch, orbit_runs, orbit_storage, orbit_vault, orbit_workspace,
+};
 
 /// Errors opening an Orbit data directory.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +90,18 @@ pub enum OpenError {
     /// The `fetch` primitive could not be built.
     #[error(transparent)]
     Fetch(#[from] orbit_fetch::FetchError),
+    /// `ai.json` could not be read or parsed.
+    #[error("ai providers {path}: {detail}")]
+    AiConfig {
+        /// The configuration file.
+        path: PathBuf,
+        /// What was wrong with it.
+        detail: String,
+    },
+    /// The `ai` primitive could not be built (for example a provider with
+    /// a bad base URL).
+    #[error(transparent)]
+    Ai(#[from] orbit_ai::AiError),
     /// The engine could not be built.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -108,6 +124,9 @@ pub struct OrbitConfig {
     /// `<data dir>/fetch.json` when it exists, else the defaults (any public
     /// host; private and special addresses denied).
     pub fetch: Option<FetchConfig>,
+    /// Model providers and limits of the `ai` primitive; `None` reads
+    /// `<data dir>/ai.json` when it exists, else no providers.
+    pub ai: Option<AiConfig>,
     /// The master key; `None` takes `ORBIT_MASTER_KEY`, then
     /// `<data dir>/master.key`, generating that file on first use.
     pub master_key: Option<MasterKey>,
@@ -120,6 +139,7 @@ pub struct Orbit {
     storage: Storage,
     cache: Cache,
     db: Db,
+    ai: Ai,
     vault: std::sync::Arc<Vault>,
     master_key_source: Option<MasterKeySource>,
     data_dir: PathBuf,
@@ -157,7 +177,12 @@ impl Orbit {
             None => read_fetch_policy(&dir.join("fetch.json"))?,
         };
         let resolver: std::sync::Arc<dyn orbit_vault::SecretResolver> = vault.clone();
-        let fetch = Fetch::new(fetch_config, resolver)?;
+        let fetch = Fetch::new(fetch_config, resolver.clone())?;
+        let ai_config = match config.ai.take() {
+            Some(c) => c,
+            None => read_ai_config(&dir.join("ai.json"))?,
+        };
+        let ai = Ai::new(ai_config, resolver)?;
         let runs = RunStore::open(&dir.join("runs.redb"))?;
         let storage = Storage::open(&dir.join("storage"), config.storage)?;
         let cache = Cache::open(&dir.join("cache.redb"), config.cache)?;
@@ -168,8 +193,9 @@ impl Orbit {
             .primitive(cache.clone())
             .primitive(fetch)
             .primitive(db.clone())
+            .primitive(ai.clone())
             .build()?;
-        Ok(Self { engine, storage, cache, db, vault, master_key_source, data_dir: dir })
+        Ok(Self { engine, storage, cache, db, ai, vault, master_key_source, data_dir: dir })
     }
 
     /// The engine, with every primitive linked.
@@ -195,6 +221,11 @@ impl Orbit {
     /// The SQL databases behind the `db` primitive.
     pub fn sql(&self) -> &SqlStore {
         self.db.store()
+    }
+
+    /// The `ai` primitive, for host-side model calls ([`Ai::chat`]).
+    pub fn ai(&self) -> &Ai {
+        &self.ai
     }
 
     /// The secrets vault.
@@ -226,5 +257,14 @@ fn read_fetch_policy(path: &Path) -> Result<FetchConfig, OpenError> {
             .map_err(|e| OpenError::FetchPolicy { path: path.to_owned(), detail: e.to_string() }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FetchConfig::default()),
         Err(e) => Err(OpenError::FetchPolicy { path: path.to_owned(), detail: e.to_string() }),
+    }
+}
+
+fn read_ai_config(path: &Path) -> Result<AiConfig, OpenError> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| OpenError::AiConfig { path: path.to_owned(), detail: e.to_string() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(AiConfig::default()),
+        Err(e) => Err(OpenError::AiConfig { path: path.to_owned(), detail: e.to_string() }),
     }
 }

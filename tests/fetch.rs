@@ -81,19 +81,6 @@ async fn fetch(orbit: &Orbit, ws: &str, spec: Value) -> orbit::Outcome {
     orbit.engine().invoke_wasm(&wasm, inv).await.unwrap()
 }
 
-fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
-    let mut hits = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = entry.path();
-        if p.is_dir() {
-            hits.extend(files_containing(&p, needle));
-        } else if std::fs::read(&p).unwrap().windows(needle.len()).any(|w| w == needle) {
-            hits.push(p);
-        }
-    }
-    hits
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_gets_the_secret_and_the_guest_sees_redacted() {
     let dir = tempfile::tempdir().unwrap();
@@ -139,7 +126,7 @@ async fn the_server_gets_the_secret_and_the_guest_sees_redacted() {
     // logs, spans, host errors), blobs, cache.
     drop(orbit);
     for value in [secret, query_secret] {
-        assert_eq!(files_containing(dir.path(), value.as_bytes()), Vec::<std::path::PathBuf>::new(), "{value}");
+        assert_eq!(common::files_containing(dir.path(), value.as_bytes()), Vec::<std::path::PathBuf>::new(), "{value}");
     }
 }
 

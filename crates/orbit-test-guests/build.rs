@@ -31,6 +31,8 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("bench", "fixture-bench", "fixture_bench.wasm"),
     ("db-client", "fixture-db-client", "fixture_db_client.wasm"),
     ("csv-db", "csv-db-guest", "csv_db_guest.wasm"),
+    ("ai-client", "fixture-ai-client", "fixture_ai_client.wasm"),
+    ("summarize", "summarize-guest", "summarize_guest.wasm"),
 ];
 
 /// Environment variables set by the outer cargo (or by a user for the outer
@@ -78,6 +80,7 @@ fn main() {
         "examples/hello-cli",
         "examples/api-client",
         "examples/csv-db",
+        "examples/summarize",
         "tests/fixtures",
         "Cargo.toml",
         "Cargo.lock",

@@ -1,5 +1,7 @@
 //! `orbit`: run WebAssembly components under limits and inspect their runs.
 
+mod ai;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -39,6 +41,9 @@ enum Command {
     /// Manage the vault's keys.
     #[command(subcommand)]
     Vault(VaultCommand),
+    /// Configure the model providers of the `ai` primitive.
+    #[command(subcommand)]
+    Ai(ai::AiCommand),
 }
 
 #[derive(Subcommand)]
@@ -214,6 +219,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         }
         Command::Secret(cmd) => secret(&orbit, cmd),
         Command::Vault(cmd) => vault(&orbit, cmd),
+        Command::Ai(cmd) => ai::ai(&orbit, cmd),
         Command::Runs(RunsCommand::List { workspace, status, limit, before, json }) => {
             let status =
                 status.map(|s| s.parse::<RunStatus>().map_err(|e| anyhow::anyhow!("--status: {e}"))).transpose()?;

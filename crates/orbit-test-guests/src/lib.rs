@@ -30,6 +30,8 @@
 //! | `bench` | agent | `sha256:N`, `log:N`, `sleep:MS`, `regex:TEXT` for the benches (1.3 MiB) |
 //! | `db-client` | agent | runs a JSON script of `db` operations |
 //! | `csv-db` | agent | loads a CSV into a `db` table and summarises it with SQL aggregates |
+//! | `ai-client` | agent | runs a JSON list of `ai` chat/embed calls, reports each result or error code |
+//! | `summarize` | agent | summarizes a long text through `ai`: per chunk, then combined |
 
 use std::path::PathBuf;
 
@@ -51,6 +53,8 @@ pub const AGENTS: &[&str] = &[
     "bench",
     "db-client",
     "csv-db",
+    "ai-client",
+    "summarize",
 ];
 
 /// Names of the guests that are `wasi:cli` commands (they export
@@ -86,6 +90,8 @@ pub fn try_path(name: &str) -> Option<PathBuf> {
         "bench" => env!("ORBIT_GUEST_BENCH"),
         "db-client" => env!("ORBIT_GUEST_DB_CLIENT"),
         "csv-db" => env!("ORBIT_GUEST_CSV_DB"),
+        "ai-client" => env!("ORBIT_GUEST_AI_CLIENT"),
+        "summarize" => env!("ORBIT_GUEST_SUMMARIZE"),
         _ => return None,
     };
     Some(PathBuf::from(path))

@@ -10,6 +10,8 @@
 //! * [`db`]: SQL tables (SQLite) private to the run's workspace;
 //! * [`fetch`]: outbound HTTP through the host, with secrets injected by
 //!   name (the guest never holds their values);
+//! * [`ai`]: model calls through the workspace's providers (the key stays
+//!   on the host);
 //! * [`Error`] / [`ErrorCode`]: the error every primitive returns, which an
 //!   agent may also return itself;
 //! * [`export_agent!`]: exports a `fn(String) -> Result<String, Error>` as the
@@ -65,6 +67,7 @@
 use std::fmt;
 
 pub mod db;
+pub mod ai;
 
 /// Generated bindings for the `orbit:runtime/agent` world.
 ///
@@ -83,6 +86,8 @@ pub mod __bindings {
         export_macro_name: "__export_agent_world",
         default_bindings_module: "orbit_guest::__bindings",
         additional_derives: [PartialEq, Eq, Hash],
+        // `f32` fields: no `Eq` or `Hash`.
+        additional_derives_ignore: ["chat-options", "chat-request"],
         with: {
             "orbit:runtime/types@0.1.0/error": crate::Error,
             "orbit:runtime/db@0.1.0/value": crate::db::Value,
