@@ -13,6 +13,12 @@
 //! | `fetch.json` | optional egress policy for `fetch` ([`FetchConfig`] as JSON) |
 //! | `vault.redb` | secrets, AES-256-GCM under per-workspace data keys |
 //! | `master.key` | the master key, when `ORBIT_MASTER_KEY` is not set (mode 0600) |
+//! | `jobs.redb` | registered jobs, their components (once per sha256), the job queue |
+//!
+//! Queued jobs run only while workers run: [`Orbit::open`] does not start
+//! them (it may be called outside a tokio runtime, and a process that only
+//! inspects runs should not take jobs); call [`Orbit::start_workers`] from
+//! within a tokio runtime.
 //!
 //! # Example
 //! ```
@@ -37,11 +43,12 @@ use std::path::{Path, PathBuf};
 pub use orbit_cache::{Cache, CacheLimits, KvCache};
 pub use orbit_engine::{Engine, EngineConfig, EngineError, Invocation, Limits, LoadedComponent, Outcome, Primitive};
 pub use orbit_fetch::{EgressPolicy, Fetch, FetchConfig};
+pub use orbit_jobs::{JobDefaults, JobId, JobLimits, JobSpec, JobState, JobStore, JobWorkers, Jobs, QueuedJob};
 pub use orbit_runs::{ComponentKind, RunId, RunPage, RunQuery, RunRecord, RunStatus, RunStore};
 pub use orbit_storage::{BlobStore, Storage, StorageLimits};
 pub use orbit_vault::{HostBinding, MasterKey, MasterKeySource, Placement, SecretMeta, SecretValue, Vault};
 pub use orbit_workspace::WorkspaceId;
-pub use {orbit_cache, orbit_engine, orbit_fetch, orbit_runs, orbit_storage, orbit_vault, orbit_workspace};
+pub use {orbit_cache, orbit_engine, orbit_fetch, orbit_jobs, orbit_runs, orbit_storage, orbit_vault, orbit_workspace};
 
 /// Errors opening an Orbit data directory.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +89,9 @@ pub enum OpenError {
     /// The engine could not be built.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The job database could not be opened.
+    #[error(transparent)]
+    Jobs(#[from] orbit_jobs::JobsError),
 }
 
 /// Settings for [`Orbit::open_with`].
@@ -102,6 +112,8 @@ pub struct OrbitConfig {
     /// The master key; `None` takes `ORBIT_MASTER_KEY`, then
     /// `<data dir>/master.key`, generating that file on first use.
     pub master_key: Option<MasterKey>,
+    /// Limits of the `jobs` primitive.
+    pub jobs: JobLimits,
 }
 
 /// An Orbit deployment rooted at one data directory.
@@ -110,6 +122,7 @@ pub struct Orbit {
     engine: Engine,
     storage: Storage,
     cache: Cache,
+    jobs: Jobs,
     vault: std::sync::Arc<Vault>,
     master_key_source: Option<MasterKeySource>,
     data_dir: PathBuf,
@@ -151,13 +164,15 @@ impl Orbit {
         let runs = RunStore::open(&dir.join("runs.redb"))?;
         let storage = Storage::open(&dir.join("storage"), config.storage)?;
         let cache = Cache::open(&dir.join("cache.redb"), config.cache)?;
+        let jobs = Jobs::open(&dir.join("jobs.redb"), config.jobs)?;
         // The one place primitives are composed: a new primitive is one line.
         let engine = Engine::builder(config.engine, runs)
             .primitive(storage.clone())
             .primitive(cache.clone())
             .primitive(fetch)
+            .primitive(jobs.clone())
             .build()?;
-        Ok(Self { engine, storage, cache, vault, master_key_source, data_dir: dir })
+        Ok(Self { engine, storage, cache, jobs, vault, master_key_source, data_dir: dir })
     }
 
     /// The engine, with every primitive linked.
@@ -178,6 +193,21 @@ impl Orbit {
     /// The cache behind the `cache` primitive.
     pub fn cache(&self) -> &KvCache {
         self.cache.kv()
+    }
+
+    /// The `jobs` primitive: register jobs, queue them, read the queue.
+    pub fn jobs(&self) -> &Jobs {
+        &self.jobs
+    }
+
+    /// Starts the job queue's workers on the current tokio runtime (see
+    /// [`Jobs::start_workers`]); they stop when the handle is dropped.
+    ///
+    /// # Errors
+    /// [`orbit_jobs::JobsError`] outside a tokio runtime, when workers are
+    /// already running, or when the queue cannot be read.
+    pub fn start_workers(&self) -> Result<JobWorkers, orbit_jobs::JobsError> {
+        self.jobs.start_workers()
     }
 
     /// The secrets vault.

@@ -1,5 +1,7 @@
 //! `orbit`: run WebAssembly components under limits and inspect their runs.
 
+mod jobs;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -39,6 +41,9 @@ enum Command {
     /// Manage the vault's keys.
     #[command(subcommand)]
     Vault(VaultCommand),
+    /// Register, list and remove stored jobs; show and work the queue.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
 }
 
 #[derive(Subcommand)]
@@ -214,6 +219,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         }
         Command::Secret(cmd) => secret(&orbit, cmd),
         Command::Vault(cmd) => vault(&orbit, cmd),
+        Command::Jobs(cmd) => jobs::jobs(&orbit, &rt, cmd),
         Command::Runs(RunsCommand::List { workspace, status, limit, before, json }) => {
             let status =
                 status.map(|s| s.parse::<RunStatus>().map_err(|e| anyhow::anyhow!("--status: {e}"))).transpose()?;
@@ -414,6 +420,8 @@ async fn run(orbit: &Orbit, args: RunArgs) -> Result<ExitCode> {
         bail!("component is {} bytes, over the {}-byte limit", wasm.len(), limits.component_bytes);
     }
     let component = load_with_progress(orbit, &wasm)?;
+    // Queued jobs run while this run does (a guest may wait for them).
+    let _workers = orbit.start_workers()?;
     let invocation = Invocation::new(input).workspace(parse_workspace(&args.workspace)?).limits(limits);
     let outcome = orbit.engine().invoke(&component, invocation).await?;
     let rec = &outcome.record;

@@ -25,7 +25,7 @@ mod primitive;
 mod state;
 
 pub use compile::digest;
-pub use engine::{Engine, EngineBuilder, EngineConfig, Invocation, LoadedComponent, Outcome};
+pub use engine::{Engine, EngineBuilder, EngineConfig, Invocation, LoadedComponent, Outcome, WeakEngine};
 pub use error::{EngineError, ErrorCode, GuestError, HostError, code_name, safe_message};
 pub use limits::Limits;
 pub use orbit_runs;

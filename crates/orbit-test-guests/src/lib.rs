@@ -27,6 +27,8 @@
 //! | `markdown` | agent | Markdown → HTML (pulldown-cmark), stored under `html/<hash>.html` |
 //! | `wordfreq` | agent | word frequencies as JSON, cached for an hour |
 //! | `hello-cli` | command | line/word/byte counts and SHA-256 of stdin |
+//! | `jobs-probe` | agent | drives `jobs` (invoke, enqueue, status), recursion, sleeps and busy work |
+//! | `fanout` | agent | word counts fanned out over stored jobs (map/reduce) |
 
 use std::path::PathBuf;
 
@@ -45,6 +47,8 @@ pub const AGENTS: &[&str] = &[
     "wordfreq",
     "fetch-client",
     "api-client",
+    "jobs-probe",
+    "fanout",
 ];
 
 /// Names of the guests that are `wasi:cli` commands (they export
@@ -77,6 +81,8 @@ pub fn try_path(name: &str) -> Option<PathBuf> {
         "markdown" => env!("ORBIT_GUEST_MARKDOWN"),
         "wordfreq" => env!("ORBIT_GUEST_WORDFREQ"),
         "hello-cli" => env!("ORBIT_GUEST_HELLO_CLI"),
+        "jobs-probe" => env!("ORBIT_GUEST_JOBS_PROBE"),
+        "fanout" => env!("ORBIT_GUEST_FANOUT"),
         _ => return None,
     };
     Some(PathBuf::from(path))

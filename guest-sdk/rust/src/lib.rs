@@ -9,6 +9,8 @@
 //! * [`log`]: log lines kept on the run record;
 //! * [`fetch`]: outbound HTTP through the host, with secrets injected by
 //!   name (the guest never holds their values);
+//! * [`jobs`]: stored jobs, run as child runs (`invoke`) or queued
+//!   (`enqueue`, `status`);
 //! * [`Error`] / [`ErrorCode`]: the error every primitive returns, which an
 //!   agent may also return itself;
 //! * [`export_agent!`]: exports a `fn(String) -> Result<String, Error>` as the
@@ -62,6 +64,8 @@
 //! ```
 
 use std::fmt;
+
+pub mod jobs;
 
 /// Generated bindings for the `orbit:runtime/agent` world.
 ///
