@@ -618,3 +618,111 @@ fn release(tx: &WriteTx, digest: &str) -> Result<(), JobsError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orbit_runs::{ComponentKind, RunRecord, RunStatus};
+
+    fn ws(name: &str) -> WorkspaceId {
+        WorkspaceId::new(name).unwrap()
+    }
+
+    fn record(id: RunId, output: &str) -> RunRecord {
+        RunRecord {
+            id,
+            workspace: ws("w"),
+            component_digest: "00".repeat(32),
+            kind: ComponentKind::Agent,
+            started_at_ms: 0,
+            duration_us: 1,
+            status: RunStatus::Succeeded,
+            exit_code: None,
+            error: None,
+            fuel_consumed: 1,
+            input_bytes: 0,
+            output_bytes: output.len() as u64,
+            log_bytes: 0,
+            output: Some(output.to_owned()),
+            output_truncated: false,
+            logs: Vec::new(),
+            logs_truncated: false,
+            spans: Vec::new(),
+            spans_dropped: 0,
+            host_errors: Vec::new(),
+            parent: None,
+        }
+    }
+
+    #[test]
+    fn claims_respect_the_per_workspace_cap_and_finishing_is_final() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = JobStore::open(&dir.path().join("jobs.redb")).unwrap();
+        for w in ["a", "b"] {
+            s.add(&ws(w), "job", b"c", "cc", JobDefaults::default()).unwrap();
+        }
+        let ids: Vec<JobId> = (0..3).map(|_| s.enqueue(&ws("a"), "job", "x".into(), None, 0, 10).unwrap()).collect();
+        s.enqueue(&ws("b"), "job", "y".into(), None, 0, 10).unwrap();
+        let mut running = HashMap::new();
+        let claimed = s.claim(&mut running, 2).unwrap();
+        // Oldest first, two of a's, and b's one.
+        let claimed_a: Vec<JobId> = claimed.iter().filter(|j| j.workspace == ws("a")).map(|j| j.id).collect();
+        assert_eq!(claimed_a, ids[..2]);
+        assert_eq!(claimed.len(), 3);
+        assert!(claimed.iter().all(|j| j.state == JobState::Running && j.attempts == 1 && j.run_id.is_some()));
+        assert_eq!(running["a"], 2);
+        assert!(s.claim(&mut running, 2).unwrap().is_empty(), "a is at its cap, b has nothing queued");
+
+        s.finish(ids[0], JobState::Succeeded, Some("out".into()), None, true).unwrap();
+        // A second finish (say, a late duplicate) changes nothing.
+        s.finish(ids[0], JobState::Failed, None, None, true).unwrap();
+        let done = s.job(ids[0]).unwrap().unwrap();
+        assert_eq!((done.state, done.output.as_deref()), (JobState::Succeeded, Some("out")));
+        assert_eq!(s.pending_count(Some(&ws("a"))).unwrap(), 2);
+        // A job that failed before its run started names no run.
+        s.finish(ids[1], JobState::Failed, None, Some(JobFailure { code: "not-found".into(), detail: None }), false)
+            .unwrap();
+        assert_eq!(s.job(ids[1]).unwrap().unwrap().run_id, None);
+    }
+
+    #[test]
+    fn recovery_adopts_recorded_runs_retries_the_rest_and_gives_up_after_max_attempts() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = JobStore::open(&dir.path().join("jobs.redb")).unwrap();
+        let runs = RunStore::open(&dir.path().join("runs.redb")).unwrap();
+        s.add(&ws("w"), "job", b"c", "cc", JobDefaults::default()).unwrap();
+        let mut running = HashMap::new();
+
+        // "poison" is interrupted once already.
+        let poison = s.enqueue(&ws("w"), "job", "poison".into(), None, 0, 10).unwrap();
+        s.claim(&mut running, 10).unwrap();
+        assert_eq!(s.recover(&runs, 3).unwrap(), Recovery { requeued: 1, adopted: 0, abandoned: 0 });
+        let recorded = s.enqueue(&ws("w"), "job", "recorded".into(), None, 0, 10).unwrap();
+        let lost = s.enqueue(&ws("w"), "job", "lost".into(), None, 0, 10).unwrap();
+        running.clear();
+        let claimed = s.claim(&mut running, 10).unwrap();
+        assert_eq!(claimed.len(), 3);
+        // The crash hits after "recorded"'s run was recorded but before the
+        // job was marked finished.
+        let run_id = s.job(recorded).unwrap().unwrap().run_id.unwrap();
+        runs.record_blocking(record(run_id, "result")).unwrap();
+
+        let report = s.recover(&runs, 2).unwrap();
+        assert_eq!(report, Recovery { requeued: 1, adopted: 1, abandoned: 1 });
+        let adopted = s.job(recorded).unwrap().unwrap();
+        assert_eq!(
+            (adopted.state, adopted.output.as_deref(), adopted.attempts),
+            (JobState::Succeeded, Some("result"), 1)
+        );
+        let requeued = s.job(lost).unwrap().unwrap();
+        assert_eq!((requeued.state, requeued.attempts), (JobState::Queued, 1));
+        let abandoned = s.job(poison).unwrap().unwrap();
+        assert_eq!((abandoned.state, abandoned.attempts), (JobState::Failed, 2));
+        assert_eq!(abandoned.error.unwrap().code, "internal");
+        assert_eq!(s.pending_count(None).unwrap(), 1, "only the requeued job is pending");
+        // The requeued job is claimed again, as attempt 2.
+        running.clear();
+        let again = s.claim(&mut running, 10).unwrap();
+        assert_eq!((again.len(), again[0].id, again[0].attempts), (1, lost, 2));
+    }
+}
