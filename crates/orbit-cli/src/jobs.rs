@@ -95,7 +95,7 @@ pub(crate) fn jobs(orbit: &Orbit, rt: &tokio::runtime::Runtime, cmd: JobsCommand
                 for s in &specs {
                     let d = &s.defaults;
                     println!(
-                        "{:<24}  {:<12}  {:>12}  {:>10}  {:<20}  {}",
+                        "{:<24}  {:<12}  {:>12}  {:>10}  {:<24}  {}",
                         s.name,
                         &s.digest[..12.min(s.digest.len())],
                         d.fuel.map_or("default".into(), |f| f.to_string()),

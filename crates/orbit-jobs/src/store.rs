@@ -478,7 +478,12 @@ impl JobStore {
     /// runs now, and is updated). Each claimed job gets its attempt counted
     /// and a fresh run id before it starts, durably.
     pub(crate) fn claim(&self, running: &mut HashMap<String, usize>, cap: usize) -> Result<Vec<QueuedJob>, JobsError> {
-        self.write(|tx| {
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(redb::Durability::Immediate)?;
+        tx.set_two_phase_commit(true);
+        // Counted on a copy, applied only once the claim is committed.
+        let mut counts = running.clone();
+        let claimed = {
             let pending = tx.open_table(PENDING)?;
             let mut queue = tx.open_table(QUEUE)?;
             let mut claimed = Vec::new();
@@ -489,8 +494,7 @@ impl JobStore {
                 if skip_ws.as_deref() == Some(ws) {
                     continue;
                 }
-                let now = running.get(ws).copied().unwrap_or(0);
-                if now >= cap {
+                if counts.get(ws).copied().unwrap_or(0) >= cap {
                     skip_ws = Some(ws.to_owned());
                     continue;
                 }
@@ -503,11 +507,19 @@ impl JobStore {
                 job.attempts += 1;
                 job.run_id = Some(RunId::new());
                 queue.insert(id, serde_json::to_vec(&job)?.as_slice())?;
-                *running.entry(ws.to_owned()).or_default() += 1;
+                *counts.entry(ws.to_owned()).or_default() += 1;
                 claimed.push(job);
             }
-            Ok(claimed)
-        })
+            claimed
+        };
+        if claimed.is_empty() {
+            // Nothing changed: no commit, so an idle queue costs no fsync.
+            tx.abort()?;
+        } else {
+            tx.commit()?;
+            *running = counts;
+        }
+        Ok(claimed)
     }
 
     /// Records how a running job ended and takes it off the pending list.
