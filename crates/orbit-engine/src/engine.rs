@@ -316,13 +316,13 @@ impl Invocation {
         self
     }
 
-    /// Caps the run's deadline at `deadline` (see [`Invocation::deadline`]).
+    /// Caps the run's deadline at `deadline` (see the `deadline` field).
     pub fn deadline(mut self, deadline: tokio::time::Instant) -> Self {
         self.deadline = Some(deadline);
         self
     }
 
-    /// Records the run under `id` (see [`Invocation::run_id`]).
+    /// Records the run under `id` (see the `run_id` field).
     pub fn run_id(mut self, id: RunId) -> Self {
         self.run_id = Some(id);
         self

@@ -79,6 +79,9 @@ pub struct JobLimits {
     /// How often idle workers look at the queue even without being woken
     /// (a guest's `enqueue` wakes them at once). Default 250 ms.
     pub poll_interval: Duration,
+    /// How long finished jobs (and so their `status`) are kept; older ones
+    /// are deleted when workers start. Default 7 days.
+    pub keep_finished: Duration,
 }
 
 impl Default for JobLimits {
@@ -90,6 +93,7 @@ impl Default for JobLimits {
             max_input_bytes: 1 << 20,
             max_attempts: 3,
             poll_interval: Duration::from_millis(250),
+            keep_finished: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }

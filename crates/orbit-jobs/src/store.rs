@@ -555,6 +555,37 @@ impl JobStore {
         })
     }
 
+    /// Deletes finished jobs that finished before `before_ms` (ms since the
+    /// Unix epoch); returns how many.
+    ///
+    /// # Errors
+    /// `Database`.
+    pub fn prune_finished(&self, before_ms: u64) -> Result<usize, JobsError> {
+        let old: Vec<u128> = {
+            let tx = self.db.begin_read()?;
+            let t = tx.open_table(QUEUE)?;
+            let mut old = Vec::new();
+            for entry in t.iter()? {
+                let (k, v) = entry?;
+                let job: QueuedJob = serde_json::from_slice(v.value())?;
+                if job.state.is_finished() && job.finished_at_ms.is_some_and(|t| t < before_ms) {
+                    old.push(k.value());
+                }
+            }
+            old
+        };
+        if old.is_empty() {
+            return Ok(0);
+        }
+        self.write(|tx| {
+            let mut t = tx.open_table(QUEUE)?;
+            for id in &old {
+                t.remove(*id)?;
+            }
+            Ok(old.len())
+        })
+    }
+
     /// Deals with jobs a crash or restart left `running`: a job whose run
     /// was recorded in `runs` takes that run's result (it ran to completion
     /// once, and must not run again); a job started `max_attempts` times
@@ -695,6 +726,12 @@ mod tests {
         s.finish(ids[1], JobState::Failed, None, Some(JobFailure { code: "not-found".into(), detail: None }), false)
             .unwrap();
         assert_eq!(s.job(ids[1]).unwrap().unwrap().run_id, None);
+
+        // Pruning drops only finished jobs, finished before the cutoff.
+        assert_eq!(s.prune_finished(0).unwrap(), 0);
+        assert_eq!(s.prune_finished(now_ms() + 1).unwrap(), 2);
+        assert!(s.job(ids[0]).unwrap().is_none());
+        assert!(s.job(ids[2]).unwrap().is_some(), "still running");
     }
 
     #[test]

@@ -15,11 +15,13 @@ use crate::store::{JobFailure, JobState, QueuedJob};
 use crate::{Inner, JobsError};
 
 /// Running queue workers, from [`Jobs::start_workers`](crate::Jobs::start_workers).
-/// Dropping it stops them: no new job starts, and jobs still running are
-/// abandoned mid-run and retried by the next start (as after a crash).
+/// Dropping it (or [`JobWorkers::stop`]) stops them: no new job starts, and
+/// jobs still running are abandoned mid-run and retried by the next start
+/// (as after a crash).
 pub struct JobWorkers {
     inner: Arc<Inner>,
-    dispatcher: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::watch::Sender<bool>,
+    dispatcher: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl JobWorkers {
@@ -41,10 +43,33 @@ impl JobWorkers {
     }
 }
 
+impl JobWorkers {
+    /// Stops the workers and waits until every job task has ended, so new
+    /// workers can start at once ([`Jobs::start_workers`](crate::Jobs::start_workers)
+    /// refuses while old ones are still winding down).
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(dispatcher) = self.dispatcher.take() {
+            let _ = dispatcher.await;
+        }
+    }
+}
+
 impl Drop for JobWorkers {
     fn drop(&mut self) {
-        self.dispatcher.abort();
-        self.inner.workers_started.store(false, Ordering::SeqCst);
+        // The dispatcher aborts its job tasks and clears `workers_started`
+        // once they have ended.
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Clears `workers_started` when the dispatcher ends, however it ends
+/// (stopped, or dropped with its runtime).
+struct Started(Arc<Inner>);
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        self.0.workers_started.store(false, Ordering::SeqCst);
     }
 }
 
@@ -64,12 +89,20 @@ pub(crate) fn start(inner: Arc<Inner>) -> Result<JobWorkers, JobsError> {
     if recovery != crate::Recovery::default() {
         tracing::info!(?recovery, "jobs: recovered jobs left running by a crash or restart");
     }
+    let cutoff = crate::store::now_ms().saturating_sub(inner.limits.keep_finished.as_millis() as u64);
+    match inner.store.prune_finished(cutoff) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("jobs: deleted {n} finished jobs older than the retention period"),
+        Err(e) => tracing::warn!("jobs: pruning finished jobs: {e}"),
+    }
     drop(engine);
-    let dispatcher = handle.spawn(dispatch(inner.clone()));
-    Ok(JobWorkers { inner, dispatcher })
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let dispatcher = handle.spawn(dispatch(inner.clone(), stopped));
+    Ok(JobWorkers { inner, stop, dispatcher: Some(dispatcher) })
 }
 
-async fn dispatch(inner: Arc<Inner>) {
+async fn dispatch(inner: Arc<Inner>, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let _started = Started(inner.clone());
     let cap = inner.limits.max_running_per_workspace.max(1);
     let mut running: HashMap<String, usize> = HashMap::new();
     let mut tasks: JoinSet<String> = JoinSet::new();
@@ -102,6 +135,10 @@ async fn dispatch(inner: Arc<Inner>) {
             tasks.spawn(run_job(inner.clone(), job));
         }
         tokio::select! {
+            _ = stopped.changed() => {
+                tasks.shutdown().await;
+                return;
+            }
             () = inner.wake.notified() => {}
             Some(done) = tasks.join_next() => finished(&mut running, done),
             () = tokio::time::sleep(inner.limits.poll_interval) => {}
