@@ -248,6 +248,10 @@ async fn enqueue_status_and_errors_from_a_guest() {
     assert_eq!(bad.record.error.as_ref().unwrap().code, "invalid-input");
     let missing = run(&orbit, "w", "invoke:nope:x", Limits::default()).await;
     assert_eq!(missing.record.error.as_ref().unwrap().code, "not-found");
+    // Jobs belong to their workspace: one registered elsewhere is unknown here.
+    let elsewhere = run(&orbit, "third", "invoke:probe:echo:x", Limits::default()).await;
+    assert_eq!(elsewhere.record.error.as_ref().unwrap().code, "not-found");
+    assert_eq!(elsewhere.record.error.as_ref().unwrap().message, "not found");
     let bad_name = run(&orbit, "w", "invoke:../etc/passwd:x", Limits::default()).await;
     assert_eq!(bad_name.record.error.as_ref().unwrap().code, "invalid-input");
     // A child's own error code reaches the parent, with the fixed message.

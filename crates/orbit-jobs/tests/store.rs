@@ -93,3 +93,20 @@ fn registration_checks_the_component_with_the_engine() {
     drop(engine);
     assert!(matches!(jobs.register(&ws("w"), "echo", &wasm, JobDefaults::default()), Err(JobsError::NoEngine)));
 }
+
+#[test]
+fn workers_start_once_per_jobs_and_again_after_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = Jobs::open(&dir.path().join("jobs.redb"), JobLimits::default()).unwrap();
+    let runs = RunStore::open(&dir.path().join("runs.redb")).unwrap();
+    let _engine = Engine::builder(EngineConfig::default(), runs).primitive(jobs.clone()).build().unwrap();
+    assert!(matches!(jobs.start_workers(), Err(JobsError::Workers(_))), "outside a tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    rt.block_on(async {
+        let workers = jobs.start_workers().unwrap();
+        assert!(matches!(jobs.start_workers(), Err(JobsError::Workers(_))), "already running");
+        workers.stop().await;
+        let again = jobs.start_workers().unwrap();
+        again.wait_idle().await.unwrap();
+    });
+}
