@@ -293,7 +293,8 @@ const JOBS: usize = 12;
 const CRASH_WS: &str = "crash";
 
 /// The child: opens the data directory, starts the workers and runs the
-/// queue until killed (or 60 s as a safety net).
+/// queue until killed (or 60 s as a safety net), printing `RUNNING n` each
+/// time it sees `n` > 0 jobs running.
 #[test]
 fn crash_child() {
     let Some(dir) = std::env::var_os(CHILD_ENV) else {
@@ -304,11 +305,20 @@ fn crash_child() {
         let orbit = Orbit::open(Path::new(&dir)).unwrap();
         let _workers = orbit.start_workers().unwrap();
         println!("\nREADY");
-        tokio::time::sleep(Duration::from_secs(60)).await;
+        let until = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < until {
+            let running = crash_jobs(&orbit).iter().filter(|j| j.state == JobState::Running).count();
+            if running > 0 {
+                println!("RUNNING {running}");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     });
 }
 
-fn crash_round(dir: &Path, after_ready: Duration) {
+/// Runs a child on `dir` and kills it `after_running` after it first
+/// reports a running job.
+fn crash_round(dir: &Path, after_running: Duration) {
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new(exe)
         .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
@@ -330,12 +340,12 @@ fn crash_round(dir: &Path, after_ready: Duration) {
     let until = Instant::now() + Duration::from_secs(60);
     loop {
         match lines.recv_timeout(until.saturating_duration_since(Instant::now())) {
-            Ok(line) if line == "READY" => break,
+            Ok(line) if line.starts_with("RUNNING ") => break,
             Ok(_) => {}
-            Err(_) => panic!("child never became ready"),
+            Err(_) => panic!("child never ran a job"),
         }
     }
-    std::thread::sleep(after_ready);
+    std::thread::sleep(after_running);
     child.kill().expect("SIGKILL child"); // Child::kill sends SIGKILL on unix.
     assert!(!child.wait().unwrap().success(), "child exited on its own");
     reader.join().unwrap();
@@ -359,7 +369,8 @@ async fn queued_jobs_run_exactly_once_across_sigkill_and_restart() {
     // Two crashes, each while jobs are running (4 at a time, 400 ms each).
     let mut interrupted = 0;
     for round in 0..2 {
-        crash_round(dir.path(), Duration::from_millis(600));
+        // Jobs take 400 ms: 100 ms after one starts, it is still running.
+        crash_round(dir.path(), Duration::from_millis(100));
         let orbit = Orbit::open(dir.path()).unwrap();
         let jobs = crash_jobs(&orbit);
         let running = jobs.iter().filter(|j| j.state == JobState::Running).count();
