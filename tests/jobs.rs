@@ -369,8 +369,10 @@ async fn queued_jobs_run_exactly_once_across_sigkill_and_restart() {
     // Two crashes, each while jobs are running (4 at a time, 400 ms each).
     let mut interrupted = 0;
     for round in 0..2 {
-        // Jobs take 400 ms: 100 ms after one starts, it is still running.
-        crash_round(dir.path(), Duration::from_millis(100));
+        // Jobs take 400 ms, four at a time: 500 ms after the first starts,
+        // the first four have finished and the next four are running; 100 ms
+        // after, the first ones still run.
+        crash_round(dir.path(), Duration::from_millis(if round == 0 { 500 } else { 100 }));
         let orbit = Orbit::open(dir.path()).unwrap();
         let jobs = crash_jobs(&orbit);
         let running = jobs.iter().filter(|j| j.state == JobState::Running).count();
