@@ -500,6 +500,9 @@ fn print_run_table(runs: &[RunRecord]) {
 fn print_run(r: &RunRecord) {
     println!("run        {}", r.id);
     println!("workspace  {}", r.workspace);
+    if let Some(parent) = r.parent {
+        println!("parent     {parent}");
+    }
     println!("component  {} ({})", r.component_digest, r.kind);
     println!("started    {}", fmt_time(r.started_at_ms));
     println!("duration   {}", fmt_us(r.duration_us));

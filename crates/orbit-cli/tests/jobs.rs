@@ -55,6 +55,11 @@ fn jobs_add_list_run_queue_and_rm() {
     let jobs = queue.as_array().unwrap();
     assert_eq!(jobs.len(), 4);
     assert!(jobs.iter().all(|j| j["state"] == "succeeded" && j["attempts"] == 1));
+    // `orbit runs show` names the run that enqueued a job's run.
+    let run_id = jobs[0]["run_id"].as_str().unwrap();
+    let shown = ok(&orbit(d, &["runs", "show", run_id]));
+    let parent = jobs[0]["parent"].as_str().unwrap();
+    assert!(shown.contains(&format!("parent     {parent}")), "{shown}");
     ok(&orbit(d, &["jobs", "work"]));
 
     ok(&orbit(d, &["jobs", "rm", "wc2"]));
