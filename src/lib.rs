@@ -15,6 +15,12 @@
 //! | `ai.json` | optional model providers and limits for `ai` ([`AiConfig`] as JSON) |
 //! | `vault.redb` | secrets, AES-256-GCM under per-workspace data keys |
 //! | `master.key` | the master key, when `ORBIT_MASTER_KEY` is not set (mode 0600) |
+//! | `jobs.redb` | registered jobs, their components (once per sha256), the job queue |
+//!
+//! Queued jobs run only while workers run: [`Orbit::open`] does not start
+//! them (it may be called outside a tokio runtime, and a process that only
+//! inspects runs should not take jobs); call [`Orbit::start_workers`] from
+//! within a tokio runtime.
 //!
 //! # Example
 //! ```
@@ -43,12 +49,14 @@ pub use orbit_engine::{
     Engine, EngineConfig, EngineError, Invocation, Limits, LoadedComponent, Outcome, Primitive, RecordAck,
 };
 pub use orbit_fetch::{EgressPolicy, Fetch, FetchConfig};
+pub use orbit_jobs::{JobDefaults, JobId, JobLimits, JobSpec, JobState, JobStore, JobWorkers, Jobs, QueuedJob};
 pub use orbit_runs::{ComponentKind, RunId, RunPage, RunQuery, RunRecord, RunStatus, RunStore};
 pub use orbit_storage::{BlobStore, Storage, StorageLimits};
 pub use orbit_vault::{HostBinding, MasterKey, MasterKeySource, Placement, SecretMeta, SecretValue, Vault};
 pub use orbit_workspace::WorkspaceId;
 pub use {
-    orbit_ai, orbit_cache, orbit_db, orbit_engine, orbit_fetch, orbit_runs, orbit_storage, orbit_vault, orbit_workspace,
+    orbit_ai, orbit_cache, orbit_db, orbit_engine, orbit_fetch, orbit_jobs, orbit_runs, orbit_storage, orbit_vault,
+    orbit_workspace,
 };
 
 /// Errors opening an Orbit data directory.
@@ -105,6 +113,9 @@ pub enum OpenError {
     /// The engine could not be built.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The job database could not be opened.
+    #[error(transparent)]
+    Jobs(#[from] orbit_jobs::JobsError),
 }
 
 /// Settings for [`Orbit::open_with`].
@@ -130,6 +141,8 @@ pub struct OrbitConfig {
     /// The master key; `None` takes `ORBIT_MASTER_KEY`, then
     /// `<data dir>/master.key`, generating that file on first use.
     pub master_key: Option<MasterKey>,
+    /// Limits of the `jobs` primitive.
+    pub jobs: JobLimits,
 }
 
 /// An Orbit deployment rooted at one data directory.
@@ -140,6 +153,7 @@ pub struct Orbit {
     cache: Cache,
     db: Db,
     ai: Ai,
+    jobs: Jobs,
     vault: std::sync::Arc<Vault>,
     master_key_source: Option<MasterKeySource>,
     data_dir: PathBuf,
@@ -187,6 +201,7 @@ impl Orbit {
         let storage = Storage::open(&dir.join("storage"), config.storage)?;
         let cache = Cache::open(&dir.join("cache.redb"), config.cache)?;
         let db = Db::open(&dir.join("db"), config.db)?;
+        let jobs = Jobs::open(&dir.join("jobs.redb"), config.jobs)?;
         // The one place primitives are composed: a new primitive is one line.
         let engine = Engine::builder(config.engine, runs)
             .primitive(storage.clone())
@@ -194,8 +209,9 @@ impl Orbit {
             .primitive(fetch)
             .primitive(db.clone())
             .primitive(ai.clone())
+            .primitive(jobs.clone())
             .build()?;
-        Ok(Self { engine, storage, cache, db, ai, vault, master_key_source, data_dir: dir })
+        Ok(Self { engine, storage, cache, db, ai, jobs, vault, master_key_source, data_dir: dir })
     }
 
     /// The engine, with every primitive linked.
@@ -226,6 +242,21 @@ impl Orbit {
     /// The `ai` primitive, for host-side model calls ([`Ai::chat`]).
     pub fn ai(&self) -> &Ai {
         &self.ai
+    }
+
+    /// The `jobs` primitive: register jobs, queue them, read the queue.
+    pub fn jobs(&self) -> &Jobs {
+        &self.jobs
+    }
+
+    /// Starts the job queue's workers on the current tokio runtime (see
+    /// [`Jobs::start_workers`]); they stop when the handle is dropped.
+    ///
+    /// # Errors
+    /// [`orbit_jobs::JobsError`] outside a tokio runtime, when workers are
+    /// already running, or when the queue cannot be read.
+    pub fn start_workers(&self) -> Result<JobWorkers, orbit_jobs::JobsError> {
+        self.jobs.start_workers()
     }
 
     /// The secrets vault.

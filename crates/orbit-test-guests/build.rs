@@ -33,6 +33,8 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("csv-db", "csv-db-guest", "csv_db_guest.wasm"),
     ("ai-client", "fixture-ai-client", "fixture_ai_client.wasm"),
     ("summarize", "summarize-guest", "summarize_guest.wasm"),
+    ("jobs-probe", "fixture-jobs-probe", "fixture_jobs_probe.wasm"),
+    ("fanout", "fanout-guest", "fanout_guest.wasm"),
 ];
 
 /// Environment variables set by the outer cargo (or by a user for the outer
@@ -81,6 +83,7 @@ fn main() {
         "examples/api-client",
         "examples/csv-db",
         "examples/summarize",
+        "examples/fanout",
         "tests/fixtures",
         "Cargo.toml",
         "Cargo.lock",

@@ -1,6 +1,7 @@
 //! `orbit`: run WebAssembly components under limits and inspect their runs.
 
 mod ai;
+mod jobs;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -44,6 +45,9 @@ enum Command {
     /// Configure the model providers of the `ai` primitive.
     #[command(subcommand)]
     Ai(ai::AiCommand),
+    /// Register, list and remove stored jobs; show and work the queue.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
 }
 
 #[derive(Subcommand)]
@@ -220,6 +224,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         Command::Secret(cmd) => secret(&orbit, cmd),
         Command::Vault(cmd) => vault(&orbit, cmd),
         Command::Ai(cmd) => ai::ai(&orbit, cmd),
+        Command::Jobs(cmd) => jobs::jobs(&orbit, &rt, cmd),
         Command::Runs(RunsCommand::List { workspace, status, limit, before, json }) => {
             let status =
                 status.map(|s| s.parse::<RunStatus>().map_err(|e| anyhow::anyhow!("--status: {e}"))).transpose()?;
@@ -420,6 +425,8 @@ async fn run(orbit: &Orbit, args: RunArgs) -> Result<ExitCode> {
         bail!("component is {} bytes, over the {}-byte limit", wasm.len(), limits.component_bytes);
     }
     let component = load_with_progress(orbit, &wasm)?;
+    // Queued jobs run while this run does (a guest may wait for them).
+    let _workers = orbit.start_workers()?;
     let invocation = Invocation::new(input).workspace(parse_workspace(&args.workspace)?).limits(limits);
     let outcome = orbit.engine().invoke(&component, invocation).await?;
     let rec = &outcome.record;
@@ -498,6 +505,9 @@ fn print_run_table(runs: &[RunRecord]) {
 fn print_run(r: &RunRecord) {
     println!("run        {}", r.id);
     println!("workspace  {}", r.workspace);
+    if let Some(parent) = r.parent {
+        println!("parent     {parent}");
+    }
     println!("component  {} ({})", r.component_digest, r.kind);
     println!("started    {}", fmt_time(r.started_at_ms));
     println!("duration   {}", fmt_us(r.duration_us));

@@ -139,7 +139,7 @@ impl EngineBuilder {
         let cache = CompileCache::new(&engine, config.cache_dir.clone())?;
         let stop = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(engine.clone(), config.epoch_tick, stop.clone());
-        Ok(Engine {
+        let built = Engine {
             inner: Arc::new(Inner {
                 permits: tokio::sync::Semaphore::new(n as usize),
                 engine,
@@ -151,7 +151,11 @@ impl EngineBuilder {
                 components: Mutex::new(HashMap::new()),
                 stop,
             }),
-        })
+        };
+        for p in &built.inner.primitives {
+            p.attach(&built);
+        }
+        Ok(built)
     }
 }
 
@@ -245,6 +249,17 @@ impl Drop for Inner {
     }
 }
 
+/// A non-owning handle to an [`Engine`], from [`Engine::downgrade`].
+#[derive(Clone)]
+pub struct WeakEngine(std::sync::Weak<Inner>);
+
+impl WeakEngine {
+    /// The engine, unless it has been dropped.
+    pub fn upgrade(&self) -> Option<Engine> {
+        self.0.upgrade().map(|inner| Engine { inner })
+    }
+}
+
 /// A compiled, linked component, ready to be instantiated for runs.
 /// Cheap to clone.
 #[derive(Clone)]
@@ -286,12 +301,37 @@ pub struct Invocation {
     pub input: String,
     /// Per-run limits; `None` uses the engine's defaults.
     pub limits: Option<Limits>,
+    /// The run that started this one, for child runs (the `jobs`
+    /// primitive); recorded as [`RunRecord::parent`]. Default `None`.
+    pub parent: Option<RunId>,
+    /// How deeply this run is nested under top-level runs: 0 for a top-level
+    /// run, the parent's depth + 1 for a child. Exposed to primitives as
+    /// [`RunInfo::depth`]. Default 0.
+    pub depth: u32,
+    /// An absolute deadline that caps `limits.timeout`: the run ends at
+    /// whichever comes first, so a child can never outlive its parent's
+    /// deadline. Default `None`.
+    pub deadline: Option<tokio::time::Instant>,
+    /// The id to record the run under, chosen in advance so a caller can
+    /// note it durably before the run starts (the `jobs` queue does, to
+    /// recognise after a crash a run that finished). Must be fresh: the run
+    /// store refuses a second record with the same id. Default `None`, a new
+    /// [`RunId`].
+    pub run_id: Option<RunId>,
 }
 
 impl Invocation {
     /// An invocation in the default workspace with default limits.
     pub fn new(input: impl Into<String>) -> Self {
-        Self { workspace: WorkspaceId::default(), input: input.into(), limits: None }
+        Self {
+            workspace: WorkspaceId::default(),
+            input: input.into(),
+            limits: None,
+            parent: None,
+            depth: 0,
+            deadline: None,
+            run_id: None,
+        }
     }
 
     /// Sets the workspace.
@@ -303,6 +343,26 @@ impl Invocation {
     /// Sets per-run limits.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = Some(limits);
+        self
+    }
+
+    /// Makes this a child run of `parent`, nested at `depth` (the parent's
+    /// depth + 1).
+    pub fn child_of(mut self, parent: RunId, depth: u32) -> Self {
+        self.parent = Some(parent);
+        self.depth = depth;
+        self
+    }
+
+    /// Caps the run's deadline at `deadline` (see the `deadline` field).
+    pub fn deadline(mut self, deadline: tokio::time::Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Records the run under `id` (see the `run_id` field).
+    pub fn run_id(mut self, id: RunId) -> Self {
+        self.run_id = Some(id);
         self
     }
 }
@@ -350,6 +410,13 @@ impl Engine {
     /// Starts building an engine that records runs in `runs`.
     pub fn builder(config: EngineConfig, runs: RunStore) -> EngineBuilder {
         EngineBuilder { config, runs, primitives: Vec::new() }
+    }
+
+    /// A handle that does not keep the engine alive, for primitives that
+    /// start runs themselves (see [`Primitive::attach`]): a primitive is
+    /// owned by the engine, so holding an [`Engine`] would be a cycle.
+    pub fn downgrade(&self) -> WeakEngine {
+        WeakEngine(Arc::downgrade(&self.inner))
     }
 
     /// The run store runs are recorded in.
@@ -509,12 +576,15 @@ impl Engine {
         limits.tables = limits.tables.min(POOL_TABLES_PER_RUN as usize);
         limits.table_elements = limits.table_elements.min(POOL_TABLE_ELEMENTS);
         limits.memory_bytes = limits.memory_bytes.min(cfg.max_memory_bytes);
-        let run_id = RunId::new();
+        let run_id = inv.run_id.unwrap_or_default();
         let started = Instant::now();
         let started_at_ms =
             SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         // A huge timeout means "no deadline" in practice; never overflow.
-        let timeout = limits.timeout.min(Duration::from_secs(365 * 24 * 3600));
+        let mut timeout = limits.timeout.min(Duration::from_secs(365 * 24 * 3600));
+        if let Some(cap) = inv.deadline {
+            timeout = timeout.min(cap.into_std().saturating_duration_since(started));
+        }
         let deadline = tokio::time::Instant::from_std(started + timeout);
 
         let stdout = CappedPipe::new(limits.output_bytes, true);
@@ -533,6 +603,7 @@ impl Engine {
             wasi.stdin(MemoryInputPipe::new(inv.input.clone().into_bytes()));
         }
         let mut info = RunInfo::new(run_id, inv.workspace.clone(), started, deadline, limits.log_bytes);
+        (info.parent, info.depth) = (inv.parent, inv.depth);
         let input_bytes = inv.input.len() as u64;
 
         let mut extensions = Extensions::default();
@@ -684,6 +755,7 @@ impl Engine {
             spans: info.spans,
             spans_dropped: info.spans_dropped,
             host_errors: info.host_errors,
+            parent: inv.parent,
         };
         (record, output)
     }

@@ -2,6 +2,7 @@
 
 use wasmtime::component::Linker;
 
+use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::state::{Extensions, RunInfo, RunState};
 
@@ -46,5 +47,14 @@ pub trait Primitive: Send + Sync + 'static {
     /// does nothing.
     fn finish(&self, run: &mut RunInfo, extensions: &mut Extensions) {
         let _ = (run, extensions);
+    }
+
+    /// Called once with the built engine, at the end of
+    /// [`EngineBuilder::build`](crate::EngineBuilder::build), for primitives
+    /// that start runs of their own (`jobs`). Keep only
+    /// [`Engine::downgrade`]: the engine owns its primitives, so a strong
+    /// handle would keep it alive forever. The default does nothing.
+    fn attach(&self, engine: &Engine) {
+        let _ = engine;
     }
 }

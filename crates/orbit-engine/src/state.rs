@@ -121,6 +121,8 @@ pub struct RunInfo {
     pub(crate) host_errors: Vec<String>,
     pub(crate) spans_dropped: u64,
     pub(crate) deadline_hit: bool,
+    pub(crate) parent: Option<RunId>,
+    pub(crate) depth: u32,
 }
 
 /// Spans kept per run; later host calls are counted in `spans_dropped`.
@@ -150,6 +152,8 @@ impl RunInfo {
             host_errors: Vec::new(),
             spans_dropped: 0,
             deadline_hit: false,
+            parent: None,
+            depth: 0,
         }
     }
 
@@ -162,6 +166,18 @@ impl RunInfo {
     /// and write to it.
     pub fn workspace(&self) -> &WorkspaceId {
         &self.workspace
+    }
+
+    /// The run that started this one as a child, if any
+    /// ([`Invocation::parent`](crate::Invocation::parent)).
+    pub fn parent(&self) -> Option<RunId> {
+        self.parent
+    }
+
+    /// How deeply the run is nested: 0 for a top-level run
+    /// ([`Invocation::depth`](crate::Invocation::depth)).
+    pub fn depth(&self) -> u32 {
+        self.depth
     }
 
     /// The instant at which the run's wall-clock deadline passes.

@@ -143,6 +143,7 @@ impl Drop for Shared {
 ///     spans: Vec::new(),
 ///     spans_dropped: 0,
 ///     host_errors: Vec::new(),
+///     parent: None,
 /// };
 ///
 /// let runtime = tokio::runtime::Builder::new_current_thread().build()?;

@@ -303,6 +303,11 @@ pub struct RunRecord {
     /// shown to the guest, which saw only a fixed message.
     #[serde(default)]
     pub host_errors: Vec<String>,
+    /// The run that started this one as a child (the `jobs` primitive's
+    /// `invoke` or `enqueue`); `None` for a top-level run. Records written
+    /// before this field existed read as `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<RunId>,
 }
 
 /// The most runs one [`RunStore::list`](crate::RunStore::list) call returns.

@@ -336,3 +336,19 @@ fn open_refuses_a_file_that_is_not_a_database() {
     std::fs::write(&path, vec![0x5a; 10_000]).unwrap();
     assert!(matches!(RunStore::open(&path), Err(RunStoreError::Open { .. })));
 }
+
+#[test]
+fn records_written_before_the_parent_field_read_as_top_level() {
+    // A record as an older Orbit stored it: no `parent` key at all.
+    let mut rec = record(RunId::new(), &ws("old"), RunStatus::Succeeded, 10);
+    rec.parent = None;
+    let mut json = serde_json::to_value(&rec).unwrap();
+    assert!(json.get("parent").is_none(), "a top-level run stores no parent key");
+    json.as_object_mut().unwrap().remove("parent");
+    let back: RunRecord = serde_json::from_value(json).unwrap();
+    assert_eq!(back, rec);
+    // A child run keeps its link.
+    rec.parent = Some(RunId::new());
+    let back: RunRecord = serde_json::from_str(&serde_json::to_string(&rec).unwrap()).unwrap();
+    assert_eq!(back.parent, rec.parent);
+}

@@ -32,6 +32,8 @@
 //! | `csv-db` | agent | loads a CSV into a `db` table and summarises it with SQL aggregates |
 //! | `ai-client` | agent | runs a JSON list of `ai` chat/embed calls, reports each result or error code |
 //! | `summarize` | agent | summarizes a long text through `ai`: per chunk, then combined |
+//! | `jobs-probe` | agent | drives `jobs` (invoke, enqueue, status), recursion, sleeps and busy work |
+//! | `fanout` | agent | word counts fanned out over stored jobs (map/reduce) |
 
 use std::path::PathBuf;
 
@@ -55,6 +57,8 @@ pub const AGENTS: &[&str] = &[
     "csv-db",
     "ai-client",
     "summarize",
+    "jobs-probe",
+    "fanout",
 ];
 
 /// Names of the guests that are `wasi:cli` commands (they export
@@ -92,6 +96,8 @@ pub fn try_path(name: &str) -> Option<PathBuf> {
         "csv-db" => env!("ORBIT_GUEST_CSV_DB"),
         "ai-client" => env!("ORBIT_GUEST_AI_CLIENT"),
         "summarize" => env!("ORBIT_GUEST_SUMMARIZE"),
+        "jobs-probe" => env!("ORBIT_GUEST_JOBS_PROBE"),
+        "fanout" => env!("ORBIT_GUEST_FANOUT"),
         _ => return None,
     };
     Some(PathBuf::from(path))

@@ -12,6 +12,8 @@
 //!   name (the guest never holds their values);
 //! * [`ai`]: model calls through the workspace's providers (the key stays
 //!   on the host);
+//! * [`jobs`]: stored jobs, run as child runs (`invoke`) or queued
+//!   (`enqueue`, `status`);
 //! * [`Error`] / [`ErrorCode`]: the error every primitive returns, which an
 //!   agent may also return itself;
 //! * [`export_agent!`]: exports a `fn(String) -> Result<String, Error>` as the
@@ -68,6 +70,7 @@ use std::fmt;
 
 pub mod db;
 pub mod ai;
+pub mod jobs;
 
 /// Generated bindings for the `orbit:runtime/agent` world.
 ///

@@ -56,5 +56,7 @@ pub fn record(id: RunId, workspace: &WorkspaceId, status: RunStatus, payload: us
         }],
         spans_dropped: lo % 3,
         host_errors: if ok { Vec::new() } else { vec![format!("blob.get: detail {id}")] },
+        // Every third record names a parent run, so the field round-trips.
+        parent: lo.is_multiple_of(3).then(|| RunId::from_u128(n ^ 1)),
     }
 }

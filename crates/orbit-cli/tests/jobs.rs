@@ -1,0 +1,69 @@
+//! `orbit jobs` end to end: register the fanout example as a job, run the
+//! example (its queued chunks run during `orbit run`), inspect the queue,
+//! remove jobs.
+
+use std::process::{Command, Output};
+
+fn orbit(data: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_orbit"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env_remove("ORBIT_HOME")
+        .env_remove("ORBIT_MASTER_KEY")
+        .output()
+        .expect("orbit runs")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(out.status.success(), "orbit failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+#[test]
+fn jobs_add_list_run_queue_and_rm() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let wasm = orbit_test_guests::path("fanout");
+    let wasm = wasm.to_str().unwrap();
+    ok(&orbit(
+        d,
+        &["jobs", "add", "wordcount", wasm, "--description", "word counts of a chunk", "--timeout-ms", "5000"],
+    ));
+    ok(&orbit(d, &["jobs", "add", "wc2", wasm, "--fuel", "1000000000"]));
+    let refused = orbit(d, &["jobs", "add", "bad/name", wasm]);
+    assert!(!refused.status.success());
+
+    let list: serde_json::Value = serde_json::from_str(&ok(&orbit(d, &["jobs", "list", "--json"]))).unwrap();
+    let specs = list.as_array().unwrap();
+    assert_eq!(specs.len(), 2);
+    assert_eq!(specs[0]["digest"], specs[1]["digest"], "one component, content-addressed");
+    assert_eq!(specs[0]["defaults"]["fuel"], 1_000_000_000u64);
+    assert_eq!(specs[1]["name"], "wordcount");
+    assert_eq!(specs[1]["defaults"]["description"], "word counts of a chunk");
+    let table = ok(&orbit(d, &["jobs", "list"]));
+    assert!(table.contains("wordcount") && table.contains("5000ms"), "{table}");
+
+    let text = "one two three\ntwo three\nthree\n".repeat(20);
+    let out = ok(&orbit(d, &["run", wasm, "--input", &text]));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["total_words"], 120);
+    assert_eq!(v["top"][0], serde_json::json!(["three", 60]));
+    assert_eq!(v["chunks"], 4);
+
+    let queue: serde_json::Value = serde_json::from_str(&ok(&orbit(d, &["jobs", "queue", "--json"]))).unwrap();
+    let jobs = queue.as_array().unwrap();
+    assert_eq!(jobs.len(), 4);
+    assert!(jobs.iter().all(|j| j["state"] == "succeeded" && j["attempts"] == 1));
+    // `orbit runs show` names the run that enqueued a job's run.
+    let run_id = jobs[0]["run_id"].as_str().unwrap();
+    let shown = ok(&orbit(d, &["runs", "show", run_id]));
+    let parent = jobs[0]["parent"].as_str().unwrap();
+    assert!(shown.contains(&format!("parent     {parent}")), "{shown}");
+    ok(&orbit(d, &["jobs", "work"]));
+
+    ok(&orbit(d, &["jobs", "rm", "wc2"]));
+    assert!(!orbit(d, &["jobs", "rm", "wc2"]).status.success());
+    let list: serde_json::Value = serde_json::from_str(&ok(&orbit(d, &["jobs", "list", "--json"]))).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+}

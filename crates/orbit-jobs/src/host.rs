@@ -1,0 +1,230 @@
+//! The guest-facing functions of `orbit:runtime/jobs`.
+//!
+//! They are defined with `func_wrap_async` rather than the generated `Host`
+//! trait because `invoke` must read and lower the parent's fuel, which only
+//! the store (`StoreContextMut`) gives access to.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use orbit_engine::bindings::orbit::runtime::jobs as wit;
+use orbit_engine::wasmtime::StoreContextMut;
+use orbit_engine::wasmtime::component::Linker;
+use orbit_engine::{ErrorCode, GuestError, HostError, Invocation, RunState, safe_message};
+use orbit_runs::{RunId, RunRecord, RunStatus};
+use orbit_workspace::WorkspaceId;
+
+use crate::store::{JobId, JobState, check_name};
+use crate::{Inner, JobsError};
+
+type HostResult<T> = orbit_engine::wasmtime::Result<(Result<T, GuestError>,)>;
+
+pub(crate) fn add_to_linker(linker: &mut Linker<RunState>, inner: Arc<Inner>) -> orbit_engine::wasmtime::Result<()> {
+    let mut inst = linker.instance("orbit:runtime/jobs@0.1.0")?;
+
+    let i = inner.clone();
+    inst.func_wrap_async("invoke", move |store: StoreContextMut<'_, RunState>, (name, input): (String, String)| {
+        Box::new(invoke(i.clone(), store, name, input))
+    })?;
+
+    let i = inner.clone();
+    inst.func_wrap_async(
+        "enqueue",
+        move |mut store: StoreContextMut<'_, RunState>, (name, input): (String, String)| {
+            let inner = i.clone();
+            Box::new(async move {
+                let info = store.data_mut().info();
+                let (ws, parent, depth) = (info.workspace().clone(), info.run_id(), info.depth() + 1);
+                let n = name.len() + input.len();
+                let valid_name = check_name(&name).is_ok().then(|| name.clone());
+                let call =
+                    blocking(move || inner.enqueue(&ws, &name, input, Some(parent), depth).map(|id| id.to_string()));
+                let result = info.host_call("jobs", "enqueue", n, String::len, call).await?;
+                if let Some(name) = valid_name {
+                    info.annotate_last_span([("job".to_owned(), name)]);
+                }
+                Ok((result,))
+            })
+        },
+    )?;
+
+    let i = inner;
+    inst.func_wrap_async("status", move |mut store: StoreContextMut<'_, RunState>, (id,): (String,)| {
+        let inner = i.clone();
+        Box::new(async move {
+            let info = store.data_mut().info();
+            let ws = info.workspace().clone();
+            let n = id.len();
+            let call = blocking(move || status(&inner, &ws, &id));
+            let result = info.host_call("jobs", "status", n, status_size, call).await?;
+            Ok((result,))
+        })
+    })?;
+    Ok(())
+}
+
+/// `invoke`: runs the job as a child run on the parent's remaining budget,
+/// then takes the fuel the child used from the parent.
+async fn invoke(
+    inner: Arc<Inner>,
+    mut store: StoreContextMut<'_, RunState>,
+    name: String,
+    input: String,
+) -> HostResult<String> {
+    let remaining = store.get_fuel()?;
+    let consumed = Arc::new(AtomicU64::new(0));
+    let child_run = Arc::new(Mutex::new(None::<RunId>));
+    let info = store.data_mut().info();
+    let request = Child {
+        workspace: info.workspace().clone(),
+        parent: info.run_id(),
+        depth: info.depth() + 1,
+        deadline: info.deadline(),
+        fuel: remaining,
+    };
+    let n = name.len() + input.len();
+    let valid_name = check_name(&name).is_ok().then(|| name.clone());
+    let call = run_child(inner, request, name, input, consumed.clone(), child_run.clone());
+    let result = info.host_call("jobs", "invoke", n, String::len, call).await?;
+    let used = consumed.load(Ordering::Relaxed);
+    if used > 0 {
+        store.set_fuel(remaining.saturating_sub(used))?;
+    }
+    let mut attrs = Vec::new();
+    if let Some(name) = valid_name {
+        attrs.push(("job".to_owned(), name));
+    }
+    if let Some(id) = *child_run.lock().unwrap_or_else(|e| e.into_inner()) {
+        attrs.push(("child_run".to_owned(), id.to_string()));
+        attrs.push(("child_fuel".to_owned(), used.to_string()));
+    }
+    store.data_mut().info().annotate_last_span(attrs);
+    Ok((result,))
+}
+
+/// What a child run may have of its parent's run.
+struct Child {
+    workspace: WorkspaceId,
+    parent: RunId,
+    depth: u32,
+    deadline: tokio::time::Instant,
+    fuel: u64,
+}
+
+async fn run_child(
+    inner: Arc<Inner>,
+    child: Child,
+    name: String,
+    input: String,
+    consumed: Arc<AtomicU64>,
+    child_run: Arc<Mutex<Option<RunId>>>,
+) -> Result<String, HostError> {
+    check_name(&name)?;
+    inner.check_input(&input)?;
+    if child.depth > inner.limits.max_depth {
+        return Err(JobsError::DepthExceeded { limit: inner.limits.max_depth }.into());
+    }
+    let engine = inner.engine()?;
+    let spec = {
+        let (inner, ws, name) = (inner.clone(), child.workspace.clone(), name.clone());
+        blocking(move || inner.store.get(&ws, &name)).await?
+    };
+    let spec = spec.ok_or(JobsError::NotFound(name))?;
+    let component = inner.load(&engine, &spec).await?;
+    let mut limits = engine.config().default_limits.clone();
+    limits.fuel = spec.defaults.fuel.unwrap_or(limits.fuel).min(child.fuel);
+    if let Some(ms) = spec.defaults.timeout_ms {
+        limits.timeout = std::time::Duration::from_millis(ms);
+    }
+    if limits.fuel == 0 || child.deadline <= tokio::time::Instant::now() {
+        return Err(JobsError::NoBudget.into());
+    }
+    let run_id = RunId::new();
+    *child_run.lock().unwrap_or_else(|e| e.into_inner()) = Some(run_id);
+    let invocation = Invocation::new(input)
+        .workspace(child.workspace)
+        .limits(limits)
+        .child_of(child.parent, child.depth)
+        .deadline(child.deadline)
+        .run_id(run_id);
+    // A task of its own, so the child ends and is recorded even if the
+    // parent is stopped (for example at its deadline) while waiting.
+    let task = tokio::spawn(async move { engine.invoke(&component, invocation).await });
+    let outcome = task
+        .await
+        .map_err(|e| HostError::with_detail(ErrorCode::Internal, format!("child task: {e}")))?
+        .map_err(|e| HostError::with_detail(ErrorCode::Internal, format!("child run: {e}")))?;
+    consumed.store(outcome.fuel_consumed(), Ordering::Relaxed);
+    if outcome.status().is_success() {
+        Ok(outcome.output_text())
+    } else {
+        let code = child_error_code(&outcome.record);
+        Err(HostError::with_detail(code, format!("child run {} ended {}", run_id, outcome.status())))
+    }
+}
+
+/// The code a parent (or `status`) sees for a child run that did not
+/// succeed: the code the child returned, `limit-exceeded` for a run stopped
+/// by a limit, `too-large` for oversized output, `internal` otherwise.
+pub(crate) fn child_error_code(rec: &RunRecord) -> ErrorCode {
+    match rec.status {
+        RunStatus::Failed => rec.error.as_ref().and_then(|e| code_from_name(&e.code)).unwrap_or(ErrorCode::Internal),
+        RunStatus::OutOfFuel | RunStatus::DeadlineExceeded | RunStatus::MemoryLimit | RunStatus::StackOverflow => {
+            ErrorCode::LimitExceeded
+        }
+        RunStatus::TooLarge => ErrorCode::TooLarge,
+        _ => ErrorCode::Internal,
+    }
+}
+
+/// The code for a WIT error-code name.
+pub(crate) fn code_from_name(name: &str) -> Option<ErrorCode> {
+    [
+        ErrorCode::NotFound,
+        ErrorCode::InvalidInput,
+        ErrorCode::TooLarge,
+        ErrorCode::LimitExceeded,
+        ErrorCode::PermissionDenied,
+        ErrorCode::Unavailable,
+        ErrorCode::Internal,
+    ]
+    .into_iter()
+    .find(|c| orbit_engine::code_name(*c) == name)
+}
+
+fn status(inner: &Inner, ws: &WorkspaceId, id: &str) -> Result<wit::JobStatus, JobsError> {
+    let id: JobId = id.parse()?;
+    let job = inner.store.job(id)?.filter(|j| &j.workspace == ws).ok_or_else(|| JobsError::NotFound(id.to_string()))?;
+    let run_id = job.run_id.map(|r| r.to_string());
+    Ok(match job.state {
+        JobState::Queued => wit::JobStatus::Queued,
+        JobState::Running => wit::JobStatus::Running(run_id.unwrap_or_default()),
+        JobState::Succeeded => wit::JobStatus::Succeeded(wit::JobOutput {
+            run_id: run_id.unwrap_or_default(),
+            output: job.output.unwrap_or_default(),
+        }),
+        JobState::Failed => {
+            let code = job.error.as_ref().and_then(|e| code_from_name(&e.code)).unwrap_or(ErrorCode::Internal);
+            wit::JobStatus::Failed(wit::JobFailure {
+                run_id,
+                error: GuestError { code, message: safe_message(code).to_owned() },
+            })
+        }
+    })
+}
+
+fn status_size(s: &wit::JobStatus) -> usize {
+    match s {
+        wit::JobStatus::Succeeded(o) => o.output.len(),
+        _ => 0,
+    }
+}
+
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, JobsError> + Send + 'static,
+) -> Result<T, HostError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(HostError::from),
+        Err(e) => Err(HostError::with_detail(ErrorCode::Internal, format!("jobs task failed: {e}"))),
+    }
+}
