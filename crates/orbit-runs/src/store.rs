@@ -197,6 +197,9 @@ impl RunStore {
             std::fs::create_dir_all(parent)
                 .map_err(|source| RunStoreError::CreateDir { path: parent.to_path_buf(), source })?;
         }
+        if !path.exists() {
+            create_atomically(path)?;
+        }
         let db = Database::builder()
             .create(path)
             .map_err(|source| RunStoreError::Open { path: path.to_path_buf(), source })?;
@@ -442,6 +445,35 @@ fn begin_durable_write(db: &Database) -> Result<redb::WriteTransaction, redb::Er
     txn.set_durability(Durability::Immediate)?;
     txn.set_two_phase_commit(true);
     Ok(txn)
+}
+
+/// Creates a new store file under a temporary name and links it into place
+/// only once it is complete, so a crash during the very first open never
+/// leaves a half-written file at `path` that later opens would refuse.
+fn create_atomically(path: &Path) -> Result<(), RunStoreError> {
+    let tmp = path.with_extension(format!("creating-{}", std::process::id()));
+    let open_err = |source| RunStoreError::Open { path: path.to_path_buf(), source };
+    let io_err = |e: std::io::Error| open_err(redb::DatabaseError::Storage(redb::StorageError::Io(e)));
+    let _ = std::fs::remove_file(&tmp);
+    {
+        let db = Database::builder().create(&tmp).map_err(open_err)?;
+        create_tables(&db)?;
+    }
+    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io_err)?;
+    // A link never replaces an existing file: if another process created
+    // the store meanwhile, keep its file.
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err)?;
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(io_err(e)),
+    }
 }
 
 /// Creates both tables if they do not exist yet, so read transactions can

@@ -68,8 +68,8 @@
 
 use std::fmt;
 
-pub mod db;
 pub mod ai;
+pub mod db;
 pub mod jobs;
 
 /// Generated bindings for the `orbit:runtime/agent` world.
