@@ -9,6 +9,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use orbit::{Invocation, Limits, Orbit, RunId, RunQuery, RunRecord, RunStatus, WorkspaceId};
 
+mod tools;
+
 /// Orbit: a sandboxed code-execution engine for AI agents.
 #[derive(Parser)]
 #[command(name = "orbit", version, about)]
@@ -39,6 +41,9 @@ enum Command {
     /// Manage the vault's keys.
     #[command(subcommand)]
     Vault(VaultCommand),
+    /// Install and manage a workspace's MCP servers and tool policy.
+    #[command(subcommand)]
+    Tools(tools::ToolsCommand),
 }
 
 #[derive(Subcommand)]
@@ -214,6 +219,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         }
         Command::Secret(cmd) => secret(&orbit, cmd),
         Command::Vault(cmd) => vault(&orbit, cmd),
+        Command::Tools(cmd) => rt.block_on(tools::tools(&orbit, cmd)),
         Command::Runs(RunsCommand::List { workspace, status, limit, before, json }) => {
             let status =
                 status.map(|s| s.parse::<RunStatus>().map_err(|e| anyhow::anyhow!("--status: {e}"))).transpose()?;
