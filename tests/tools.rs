@@ -275,9 +275,13 @@ async fn server_killed_mid_run_gives_unavailable_and_is_restarted_on_the_next_ca
     // Killed between runs: the next run's call restarts it.
     std::process::Command::new("kill").arg("-9").arg(second.to_string()).status().unwrap();
     wait_for(|| !alive(second), "the server to die").await;
-    let (_, r) =
+    // The pool notices the end of the server's stdout; a call racing the
+    // crash itself would get `unavailable` (and the one after it a restart).
+    wait_for(|| !orbit.tools().is_connected(&ws("default"), "everything"), "the pool to notice").await;
+    let (out, r) =
         run(&orbit, "default", json!([call("everything", "echo", json!({"message": "next run"}))]), Limits::default())
             .await;
+    assert!(r[0].get("ok").is_some(), "{r:?} {:?}", out.record.host_errors);
     assert_eq!(text(&r[0]), "Echo: next run");
     let third = read_pid(&pidfile).unwrap();
     assert_ne!(third, second);

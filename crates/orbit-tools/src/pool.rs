@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -11,8 +11,9 @@ use orbit_vault::{SecretResolver, SecretValue};
 use orbit_workspace::WorkspaceId;
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation};
 use rmcp::service::{NotificationContext, RunningService};
+use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess, Transport};
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -71,15 +72,54 @@ pub(crate) fn tool_infos(server: &str, tools: Vec<rmcp::model::Tool>) -> Vec<Too
         .collect()
 }
 
+/// A transport that notes when the server's side ends (EOF on a stdio
+/// server's stdout, a closed HTTP session): rmcp's own `is_closed` only
+/// turns true once its service loop has finished its cleanup, seconds
+/// later.
+struct Watched<T> {
+    inner: T,
+    ended: Arc<AtomicBool>,
+}
+
+impl<T: Transport<RoleClient>> Transport<RoleClient> for Watched<T> {
+    type Error = T::Error;
+
+    fn send(
+        &mut self,
+        item: TxJsonRpcMessage<RoleClient>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        self.inner.send(item)
+    }
+
+    async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleClient>> {
+        let m = self.inner.receive().await;
+        if m.is_none() {
+            self.ended.store(true, Ordering::Release);
+        }
+        m
+    }
+
+    async fn close(&mut self) -> Result<(), Self::Error> {
+        self.ended.store(true, Ordering::Release);
+        self.inner.close().await
+    }
+}
+
 /// A live connection.
 pub(crate) struct Connection {
     pub(crate) service: RunningService<RoleClient, Client>,
+    ended: Arc<AtomicBool>,
     /// Values of the secrets given to the server, to scrub from results.
     pub(crate) secrets: Vec<SecretValue>,
     last_used: Mutex<std::time::Instant>,
 }
 
 impl Connection {
+    /// Whether the connection can no longer carry calls.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.ended.load(Ordering::Acquire) || self.service.is_closed()
+    }
+
     pub(crate) fn touch(&self) {
         *self.last_used.lock().unwrap_or_else(|e| e.into_inner()) = std::time::Instant::now();
     }
@@ -185,7 +225,7 @@ impl Pool {
             .await
             .map_err(|_| unavailable("timed out waiting for the connection"))?;
         if let Some(conn) = &st.conn {
-            if !conn.service.is_closed() {
+            if !conn.is_closed() {
                 let conn = conn.clone();
                 drop(st);
                 return Ok(Lease { conn, slot, _permit: permit });
@@ -258,6 +298,7 @@ impl Pool {
         };
         let unavailable = |detail: String| ToolsError::Unavailable { server: entry.name.clone(), detail };
         let mut secrets = Vec::new();
+        let ended = Arc::new(AtomicBool::new(false));
         let service = match &entry.spec.transport {
             ServerTransport::Stdio { command, args } => {
                 let mut cmd = tokio::process::Command::new(command);
@@ -279,6 +320,7 @@ impl Pool {
                     .stderr(Stdio::null())
                     .spawn()
                     .map_err(|e| unavailable(format!("starting {command}: {e}")))?;
+                let transport = Watched { inner: transport, ended: ended.clone() };
                 client.serve(transport).await.map_err(|e| unavailable(format!("initialize: {e}")))?
             }
             ServerTransport::Http { url } => {
@@ -294,7 +336,8 @@ impl Pool {
                     headers.insert(name, value);
                 }
                 let config = StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(headers);
-                let transport = StreamableHttpClientTransport::from_config(config);
+                let transport =
+                    Watched { inner: StreamableHttpClientTransport::from_config(config), ended: ended.clone() };
                 client.serve(transport).await.map_err(|e| unavailable(format!("initialize: {e}")))?
             }
         };
@@ -304,7 +347,7 @@ impl Pool {
         let (reg, ws2, name, id) = (self.registry.clone(), ws.clone(), entry.name.clone(), entry.install_id);
         let tools = tool_infos(&name, tools);
         crate::blocking(move || reg.set_tools(&ws2, &name, id, tools)).await?;
-        Ok(Connection { service, secrets, last_used: Mutex::new(std::time::Instant::now()) })
+        Ok(Connection { service, ended, secrets, last_used: Mutex::new(std::time::Instant::now()) })
     }
 
     async fn value(
@@ -354,7 +397,7 @@ impl Pool {
             .get(&(ws.as_str().to_owned(), server.to_owned()))
             .cloned();
         slot.is_some_and(|s| {
-            s.conn.try_lock().map(|st| st.conn.as_ref().is_some_and(|c| !c.service.is_closed())).unwrap_or(true)
+            s.conn.try_lock().map(|st| st.conn.as_ref().is_some_and(|c| !c.is_closed())).unwrap_or(true)
         })
     }
 }
