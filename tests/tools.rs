@@ -50,8 +50,11 @@ fn err_code(r: &Value) -> &str {
     r["err"]["code"].as_str().unwrap_or_else(|| panic!("not an error: {r}"))
 }
 
-/// The `tools` spans of a run, as (operation, outcome, attrs).
-fn spans(out: &Outcome) -> Vec<(String, String, Vec<(String, String)>)> {
+/// A `tools` span as (operation, outcome, attrs).
+type ToolSpan = (String, String, Vec<(String, String)>);
+
+/// The `tools` spans of a run.
+fn spans(out: &Outcome) -> Vec<ToolSpan> {
     out.record
         .spans
         .iter()
@@ -64,7 +67,7 @@ fn attr<'a>(attrs: &'a [(String, String)], key: &str) -> Option<&'a str> {
     attrs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
-fn assert_call_span(span: &(String, String, Vec<(String, String)>), server: &str, tool: &str, outcome: &str) {
+fn assert_call_span(span: &ToolSpan, server: &str, tool: &str, outcome: &str) {
     assert_eq!(span.0, "call");
     assert_eq!(span.1, outcome, "span {span:?}");
     assert_eq!(attr(&span.2, "server"), Some(server));
