@@ -184,16 +184,31 @@ impl Tools {
     pub async fn list(&self, ws: &WorkspaceId, until: Instant) -> Result<(Vec<ToolInfo>, Vec<String>), ToolsError> {
         let (reg, w) = (self.registry.clone(), ws.clone());
         let servers = blocking(move || reg.list_servers(&w)).await?;
-        let mut unreachable = Vec::new();
-        for s in servers.iter().filter(|s| s.enabled && s.tools.is_none()) {
-            match self.pool.lease(ws, s, until).await {
-                Ok(lease) => self.pool.finish(&lease, false).await,
-                Err(e) => {
-                    tracing::debug!(server = %s.name, error = %e, "listing tools");
-                    unreachable.push(s.name.clone());
+        // Started side by side, so one hanging server does not use up the
+        // others' time.
+        let mut starts = tokio::task::JoinSet::new();
+        for s in servers.into_iter().filter(|s| s.enabled && s.tools.is_none()) {
+            let (pool, ws) = (self.pool.clone(), ws.clone());
+            starts.spawn(async move {
+                match pool.lease(&ws, &s, until).await {
+                    Ok(lease) => {
+                        pool.finish(&lease, false).await;
+                        None
+                    }
+                    Err(e) => {
+                        tracing::debug!(server = %s.name, error = %e, "listing tools");
+                        Some(s.name)
+                    }
                 }
+            });
+        }
+        let mut unreachable = Vec::new();
+        while let Some(done) = starts.join_next().await {
+            if let Ok(Some(name)) = done {
+                unreachable.push(name);
             }
         }
+        unreachable.sort();
         let (reg, w) = (self.registry.clone(), ws.clone());
         Ok((blocking(move || reg.list_tools(&w)).await?, unreachable))
     }
