@@ -43,7 +43,9 @@ pub use orbit_storage::{BlobStore, Storage, StorageLimits};
 pub use orbit_tools::{ToolRegistry, Tools, ToolsLimits};
 pub use orbit_vault::{HostBinding, MasterKey, MasterKeySource, Placement, SecretMeta, SecretValue, Vault};
 pub use orbit_workspace::WorkspaceId;
-pub use {orbit_cache, orbit_engine, orbit_fetch, orbit_runs, orbit_storage, orbit_tools, orbit_vault, orbit_workspace};
+pub use {
+    orbit_cache, orbit_engine, orbit_fetch, orbit_runs, orbit_storage, orbit_tools, orbit_vault, orbit_workspace,
+};
 
 /// Errors opening an Orbit data directory.
 #[derive(Debug, thiserror::Error)]
