@@ -16,6 +16,7 @@
 //! | `vault.redb` | secrets, AES-256-GCM under per-workspace data keys |
 //! | `master.key` | the master key, when `ORBIT_MASTER_KEY` is not set (mode 0600) |
 //! | `jobs.redb` | registered jobs, their components (once per sha256), the job queue |
+//! | `tools/` | installed MCP servers and tool policy, one JSON file per workspace |
 //!
 //! Queued jobs run only while workers run: [`Orbit::open`] does not start
 //! them (it may be called outside a tokio runtime, and a process that only
@@ -52,11 +53,12 @@ pub use orbit_fetch::{EgressPolicy, Fetch, FetchConfig};
 pub use orbit_jobs::{JobDefaults, JobId, JobLimits, JobSpec, JobState, JobStore, JobWorkers, Jobs, QueuedJob};
 pub use orbit_runs::{ComponentKind, RunId, RunPage, RunQuery, RunRecord, RunStatus, RunStore};
 pub use orbit_storage::{BlobStore, Storage, StorageLimits};
+pub use orbit_tools::{ToolRegistry, Tools, ToolsLimits};
 pub use orbit_vault::{HostBinding, MasterKey, MasterKeySource, Placement, SecretMeta, SecretValue, Vault};
 pub use orbit_workspace::WorkspaceId;
 pub use {
-    orbit_ai, orbit_cache, orbit_db, orbit_engine, orbit_fetch, orbit_jobs, orbit_runs, orbit_storage, orbit_vault,
-    orbit_workspace,
+    orbit_ai, orbit_cache, orbit_db, orbit_engine, orbit_fetch, orbit_jobs, orbit_runs, orbit_storage, orbit_tools,
+    orbit_vault, orbit_workspace,
 };
 
 /// Errors opening an Orbit data directory.
@@ -110,6 +112,9 @@ pub enum OpenError {
     /// a bad base URL).
     #[error(transparent)]
     Ai(#[from] orbit_ai::AiError),
+    /// The MCP tools registry could not be opened.
+    #[error(transparent)]
+    Tools(#[from] orbit_tools::ToolsError),
     /// The engine could not be built.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -143,6 +148,8 @@ pub struct OrbitConfig {
     pub master_key: Option<MasterKey>,
     /// Limits of the `jobs` primitive.
     pub jobs: JobLimits,
+    /// Caps and timeouts of the `tools` primitive (MCP tool calls).
+    pub tools: ToolsLimits,
 }
 
 /// An Orbit deployment rooted at one data directory.
@@ -155,6 +162,7 @@ pub struct Orbit {
     ai: Ai,
     jobs: Jobs,
     vault: std::sync::Arc<Vault>,
+    tools: Tools,
     master_key_source: Option<MasterKeySource>,
     data_dir: PathBuf,
 }
@@ -196,7 +204,8 @@ impl Orbit {
             Some(c) => c,
             None => read_ai_config(&dir.join("ai.json"))?,
         };
-        let ai = Ai::new(ai_config, resolver)?;
+        let ai = Ai::new(ai_config, resolver.clone())?;
+        let tools = Tools::new(std::sync::Arc::new(ToolRegistry::open(&dir)?), resolver, config.tools);
         let runs = RunStore::open(&dir.join("runs.redb"))?;
         let storage = Storage::open(&dir.join("storage"), config.storage)?;
         let cache = Cache::open(&dir.join("cache.redb"), config.cache)?;
@@ -210,8 +219,9 @@ impl Orbit {
             .primitive(db.clone())
             .primitive(ai.clone())
             .primitive(jobs.clone())
+            .primitive(tools.clone())
             .build()?;
-        Ok(Self { engine, storage, cache, db, ai, jobs, vault, master_key_source, data_dir: dir })
+        Ok(Self { engine, storage, cache, db, ai, jobs, tools, vault, master_key_source, data_dir: dir })
     }
 
     /// The engine, with every primitive linked.
@@ -257,6 +267,11 @@ impl Orbit {
     /// already running, or when the queue cannot be read.
     pub fn start_workers(&self) -> Result<JobWorkers, orbit_jobs::JobsError> {
         self.jobs.start_workers()
+    }
+
+    /// The MCP tools of the workspaces: registry, pool and host-side calls.
+    pub fn tools(&self) -> &Tools {
+        &self.tools
     }
 
     /// The secrets vault.

@@ -35,6 +35,8 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("summarize", "summarize-guest", "summarize_guest.wasm"),
     ("jobs-probe", "fixture-jobs-probe", "fixture_jobs_probe.wasm"),
     ("fanout", "fanout-guest", "fanout_guest.wasm"),
+    ("tools-client", "fixture-tools-client", "fixture_tools_client.wasm"),
+    ("mcp-tools", "mcp-tools-guest", "mcp_tools_guest.wasm"),
 ];
 
 /// Environment variables set by the outer cargo (or by a user for the outer
@@ -84,6 +86,7 @@ fn main() {
         "examples/csv-db",
         "examples/summarize",
         "examples/fanout",
+        "examples/mcp-tools",
         "tests/fixtures",
         "Cargo.toml",
         "Cargo.lock",

@@ -12,6 +12,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use orbit::{Invocation, Limits, Orbit, RunId, RunQuery, RunRecord, RunStatus, WorkspaceId};
 
+mod tools;
+
 /// Orbit: a sandboxed code-execution engine for AI agents.
 #[derive(Parser)]
 #[command(name = "orbit", version, about)]
@@ -48,6 +50,9 @@ enum Command {
     /// Register, list and remove stored jobs; show and work the queue.
     #[command(subcommand)]
     Jobs(jobs::JobsCommand),
+    /// Install and manage a workspace's MCP servers and tool policy.
+    #[command(subcommand)]
+    Tools(tools::ToolsCommand),
 }
 
 #[derive(Subcommand)]
@@ -225,6 +230,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         Command::Vault(cmd) => vault(&orbit, cmd),
         Command::Ai(cmd) => ai::ai(&orbit, cmd),
         Command::Jobs(cmd) => jobs::jobs(&orbit, &rt, cmd),
+        Command::Tools(cmd) => rt.block_on(tools::tools(&orbit, cmd)),
         Command::Runs(RunsCommand::List { workspace, status, limit, before, json }) => {
             let status =
                 status.map(|s| s.parse::<RunStatus>().map_err(|e| anyhow::anyhow!("--status: {e}"))).transpose()?;

@@ -34,6 +34,10 @@
 //! | `summarize` | agent | summarizes a long text through `ai`: per chunk, then combined |
 //! | `jobs-probe` | agent | drives `jobs` (invoke, enqueue, status), recursion, sleeps and busy work |
 //! | `fanout` | agent | word counts fanned out over stored jobs (map/reduce) |
+//! | `tools-client` | agent | runs a JSON script of MCP tool list/call operations |
+//! | `mcp-tools` | agent | example: lists MCP tools, calls echo, get-sum and get_current_time |
+
+pub mod mcp_servers;
 
 use std::path::PathBuf;
 
@@ -59,6 +63,8 @@ pub const AGENTS: &[&str] = &[
     "summarize",
     "jobs-probe",
     "fanout",
+    "tools-client",
+    "mcp-tools",
 ];
 
 /// Names of the guests that are `wasi:cli` commands (they export
@@ -98,6 +104,8 @@ pub fn try_path(name: &str) -> Option<PathBuf> {
         "summarize" => env!("ORBIT_GUEST_SUMMARIZE"),
         "jobs-probe" => env!("ORBIT_GUEST_JOBS_PROBE"),
         "fanout" => env!("ORBIT_GUEST_FANOUT"),
+        "tools-client" => env!("ORBIT_GUEST_TOOLS_CLIENT"),
+        "mcp-tools" => env!("ORBIT_GUEST_MCP_TOOLS"),
         _ => return None,
     };
     Some(PathBuf::from(path))

@@ -14,6 +14,8 @@
 //!   on the host);
 //! * [`jobs`]: stored jobs, run as child runs (`invoke`) or queued
 //!   (`enqueue`, `status`);
+//! * [`tools`]: MCP tools of the workspace's MCP servers, with serde
+//!   values;
 //! * [`Error`] / [`ErrorCode`]: the error every primitive returns, which an
 //!   agent may also return itself;
 //! * [`export_agent!`]: exports a `fn(String) -> Result<String, Error>` as the
@@ -101,6 +103,8 @@ pub mod __bindings {
 }
 
 pub use __bindings::orbit::runtime::types::ErrorCode;
+
+pub mod tools;
 
 /// A `Result` whose error is the Orbit [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
