@@ -9,6 +9,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use orbit::{Invocation, Limits, Orbit, RunId, RunQuery, RunRecord, RunStatus, WorkspaceId};
 
+mod mcp;
+
 /// Orbit: a sandboxed code-execution engine for AI agents.
 #[derive(Parser)]
 #[command(name = "orbit", version, about)]
@@ -39,6 +41,11 @@ enum Command {
     /// Manage the vault's keys.
     #[command(subcommand)]
     Vault(VaultCommand),
+    /// Speak MCP over stdin/stdout: agents (Claude Code, Cursor, Codex)
+    /// dock here to run components and read runs.
+    Mcp,
+    /// Serve Orbit over HTTP: `--mcp` exposes the MCP server at /mcp.
+    Serve(mcp::ServeArgs),
 }
 
 #[derive(Subcommand)]
@@ -214,6 +221,8 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         }
         Command::Secret(cmd) => secret(&orbit, cmd),
         Command::Vault(cmd) => vault(&orbit, cmd),
+        Command::Mcp => mcp::mcp_stdio(orbit, &rt),
+        Command::Serve(args) => mcp::serve(orbit, &rt, args),
         Command::Runs(RunsCommand::List { workspace, status, limit, before, json }) => {
             let status =
                 status.map(|s| s.parse::<RunStatus>().map_err(|e| anyhow::anyhow!("--status: {e}"))).transpose()?;
