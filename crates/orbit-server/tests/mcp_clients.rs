@@ -10,11 +10,23 @@ use std::process::Output;
 use base64::Engine as _;
 use common::{HttpServer, node22, npm_client_dir, orbit_bin};
 
-/// Runs the inspector CLI against `orbit --data-dir DIR mcp` with `args`.
+/// Runs the inspector CLI against `orbit --data-dir DIR mcp` with `args`,
+/// asserting it succeeded.
 fn inspector(data_dir: &std::path::Path, args: &[&str]) -> Output {
+    let out = inspector_output(data_dir, args);
+    assert!(
+        out.status.success(),
+        "inspector {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn inspector_output(data_dir: &std::path::Path, args: &[&str]) -> Output {
     let dir = npm_client_dir();
     let launcher = dir.join("node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js");
-    let out = std::process::Command::new(node22())
+    std::process::Command::new(node22())
         .arg(launcher)
         .arg("--cli")
         .arg(orbit_bin())
@@ -26,14 +38,7 @@ fn inspector(data_dir: &std::path::Path, args: &[&str]) -> Output {
         .env("MCP_CATALOG_PATH", data_dir.join("inspector-catalog.json"))
         .env("ORBIT_MASTER_KEY", "00".repeat(32))
         .output()
-        .expect("running the MCP inspector CLI");
-    assert!(
-        out.status.success(),
-        "inspector {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+        .expect("running the MCP inspector CLI")
 }
 
 fn json_of(out: &Output) -> serde_json::Value {
@@ -77,11 +82,15 @@ fn inspector_cli_lists_tools_and_runs_a_component() {
     ));
     assert_eq!(got["structuredContent"]["output"], "docked through the inspector", "{got}");
 
-    let bad = json_of(&inspector(
+    // A tool error: the CLI prints the result and exits non-zero.
+    let bad = inspector_output(
         data.path(),
         &["--method", "tools/call", "--tool-name", "run_component", "--tool-arg", "digest=ffff"],
-    ));
+    );
+    assert!(!bad.status.success());
+    let bad = json_of(&bad);
     assert_eq!(bad["isError"], true, "{bad}");
+    assert_eq!(bad["content"][0]["text"], "a digest is the sha256 of the component: 64 lowercase hex digits");
 
     inspector(data.path(), &["--method", "logging/setLevel", "--log-level", "debug"]);
 }

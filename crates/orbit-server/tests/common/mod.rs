@@ -16,8 +16,11 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
-/// The `orbit` binary of this build profile, built on first use (cargo does
-/// not build another package's binary for this package's tests).
+/// The `orbit` binary of this worktree, built on first use (cargo does not
+/// build another package's binary for this package's tests). The path is the
+/// one cargo reports for the artifact (`deps/orbit-<hash>`), not the shared
+/// `<profile>/orbit`, which another checkout sharing the target directory may
+/// have overwritten.
 pub fn orbit_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -26,16 +29,22 @@ pub fn orbit_bin() -> PathBuf {
         let profile_dir = exe.parent().unwrap().parent().unwrap().to_owned();
         let target_dir = profile_dir.parent().unwrap();
         let mut cmd = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["build", "--quiet", "-p", "orbit-cli", "--bin", "orbit"])
+        cmd.args(["build", "--quiet", "--message-format=json", "-p", "orbit-cli", "--bin", "orbit"])
             .arg("--target-dir")
             .arg(target_dir)
-            .current_dir(repo_root());
+            .current_dir(repo_root())
+            .stderr(Stdio::inherit());
         if profile_dir.file_name().unwrap() == "release" {
             cmd.arg("--release");
         }
-        let status = cmd.status().expect("running cargo build for the orbit binary");
-        assert!(status.success(), "building the orbit binary failed");
-        profile_dir.join("orbit")
+        let out = cmd.output().expect("running cargo build for the orbit binary");
+        assert!(out.status.success(), "building the orbit binary failed");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "orbit")
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .expect("cargo reported no orbit executable")
     })
     .clone()
 }
