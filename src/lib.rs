@@ -13,6 +13,7 @@
 //! | `fetch.json` | optional egress policy for `fetch` ([`FetchConfig`] as JSON) |
 //! | `vault.redb` | secrets, AES-256-GCM under per-workspace data keys |
 //! | `master.key` | the master key, when `ORBIT_MASTER_KEY` is not set (mode 0600) |
+//! | `tools/` | installed MCP servers and tool policy, one JSON file per workspace |
 //!
 //! # Example
 //! ```
@@ -39,9 +40,12 @@ pub use orbit_engine::{Engine, EngineConfig, EngineError, Invocation, Limits, Lo
 pub use orbit_fetch::{EgressPolicy, Fetch, FetchConfig};
 pub use orbit_runs::{ComponentKind, RunId, RunPage, RunQuery, RunRecord, RunStatus, RunStore};
 pub use orbit_storage::{BlobStore, Storage, StorageLimits};
+pub use orbit_tools::{ToolRegistry, Tools, ToolsLimits};
 pub use orbit_vault::{HostBinding, MasterKey, MasterKeySource, Placement, SecretMeta, SecretValue, Vault};
 pub use orbit_workspace::WorkspaceId;
-pub use {orbit_cache, orbit_engine, orbit_fetch, orbit_runs, orbit_storage, orbit_vault, orbit_workspace};
+pub use {
+    orbit_cache, orbit_engine, orbit_fetch, orbit_runs, orbit_storage, orbit_tools, orbit_vault, orbit_workspace,
+};
 
 /// Errors opening an Orbit data directory.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +83,9 @@ pub enum OpenError {
     /// The `fetch` primitive could not be built.
     #[error(transparent)]
     Fetch(#[from] orbit_fetch::FetchError),
+    /// The MCP tools registry could not be opened.
+    #[error(transparent)]
+    Tools(#[from] orbit_tools::ToolsError),
     /// The engine could not be built.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -102,6 +109,8 @@ pub struct OrbitConfig {
     /// The master key; `None` takes `ORBIT_MASTER_KEY`, then
     /// `<data dir>/master.key`, generating that file on first use.
     pub master_key: Option<MasterKey>,
+    /// Caps and timeouts of the `tools` primitive (MCP tool calls).
+    pub tools: ToolsLimits,
 }
 
 /// An Orbit deployment rooted at one data directory.
@@ -111,6 +120,7 @@ pub struct Orbit {
     storage: Storage,
     cache: Cache,
     vault: std::sync::Arc<Vault>,
+    tools: Tools,
     master_key_source: Option<MasterKeySource>,
     data_dir: PathBuf,
 }
@@ -147,7 +157,8 @@ impl Orbit {
             None => read_fetch_policy(&dir.join("fetch.json"))?,
         };
         let resolver: std::sync::Arc<dyn orbit_vault::SecretResolver> = vault.clone();
-        let fetch = Fetch::new(fetch_config, resolver)?;
+        let fetch = Fetch::new(fetch_config, resolver.clone())?;
+        let tools = Tools::new(std::sync::Arc::new(ToolRegistry::open(&dir)?), resolver, config.tools);
         let runs = RunStore::open(&dir.join("runs.redb"))?;
         let storage = Storage::open(&dir.join("storage"), config.storage)?;
         let cache = Cache::open(&dir.join("cache.redb"), config.cache)?;
@@ -156,8 +167,9 @@ impl Orbit {
             .primitive(storage.clone())
             .primitive(cache.clone())
             .primitive(fetch)
+            .primitive(tools.clone())
             .build()?;
-        Ok(Self { engine, storage, cache, vault, master_key_source, data_dir: dir })
+        Ok(Self { engine, storage, cache, vault, tools, master_key_source, data_dir: dir })
     }
 
     /// The engine, with every primitive linked.
@@ -178,6 +190,11 @@ impl Orbit {
     /// The cache behind the `cache` primitive.
     pub fn cache(&self) -> &KvCache {
         self.cache.kv()
+    }
+
+    /// The MCP tools of the workspaces: registry, pool and host-side calls.
+    pub fn tools(&self) -> &Tools {
+        &self.tools
     }
 
     /// The secrets vault.

@@ -28,6 +28,8 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("markdown", "markdown-guest", "markdown_guest.wasm"),
     ("wordfreq", "wordfreq-guest", "wordfreq_guest.wasm"),
     ("hello-cli", "hello-cli", "hello-cli.wasm"),
+    ("tools-client", "fixture-tools-client", "fixture_tools_client.wasm"),
+    ("mcp-tools", "mcp-tools-guest", "mcp_tools_guest.wasm"),
 ];
 
 /// Environment variables set by the outer cargo (or by a user for the outer
@@ -74,6 +76,7 @@ fn main() {
         "examples/wordfreq",
         "examples/hello-cli",
         "examples/api-client",
+        "examples/mcp-tools",
         "tests/fixtures",
         "Cargo.toml",
         "Cargo.lock",

@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use orbit::{Invocation, Limits, Orbit, RunId, RunQuery, RunRecord, RunStatus, WorkspaceId};
 
 mod mcp;
+mod tools;
 
 /// Orbit: a sandboxed code-execution engine for AI agents.
 #[derive(Parser)]
@@ -46,6 +47,9 @@ enum Command {
     Mcp,
     /// Serve Orbit over HTTP: `--mcp` exposes the MCP server at /mcp.
     Serve(mcp::ServeArgs),
+    /// Install and manage a workspace's MCP servers and tool policy.
+    #[command(subcommand)]
+    Tools(tools::ToolsCommand),
 }
 
 #[derive(Subcommand)]
@@ -223,6 +227,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         Command::Vault(cmd) => vault(&orbit, cmd),
         Command::Mcp => mcp::mcp_stdio(orbit, &rt),
         Command::Serve(args) => mcp::serve(orbit, &rt, args),
+        Command::Tools(cmd) => rt.block_on(tools::tools(&orbit, cmd)),
         Command::Runs(RunsCommand::List { workspace, status, limit, before, json }) => {
             let status =
                 status.map(|s| s.parse::<RunStatus>().map_err(|e| anyhow::anyhow!("--status: {e}"))).transpose()?;

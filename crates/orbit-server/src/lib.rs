@@ -59,10 +59,15 @@ pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
 /// The longest `timeout_ms` a caller may ask for: one hour.
 pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
 
+/// How long `list_tools` waits for installed servers never listed before
+/// to start and list their tools.
+pub const LIST_TOOLS_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The most runs one `list_runs` call returns.
 pub const MAX_LIST_LIMIT: usize = 1000;
 
-/// One MCP tool offered by an MCP server installed in a workspace.
+/// One MCP tool offered by an MCP server installed in a workspace (see
+/// `orbit tools add`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct WorkspaceTool {
     /// The installed server's name in the workspace.
@@ -73,20 +78,6 @@ pub struct WorkspaceTool {
     pub description: Option<String>,
     /// The tool's input JSON Schema.
     pub input_schema: serde_json::Value,
-}
-
-/// Where `list_tools` finds a workspace's MCP tools: the per-workspace MCP
-/// server registry.
-pub trait ToolCatalog: Send + Sync + 'static {
-    /// The tools of every enabled server installed in `workspace`.
-    ///
-    /// # Errors
-    /// A description of the failure; it is logged, and the caller sees only
-    /// a fixed message.
-    fn list_tools(
-        &self,
-        workspace: &WorkspaceId,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Vec<WorkspaceTool>, String>> + Send + '_>>;
 }
 
 /// Errors starting a server.
@@ -105,7 +96,6 @@ pub enum ServeError {
 struct Shared {
     orbit: Orbit,
     components: ComponentStore,
-    tools: Option<Arc<dyn ToolCatalog>>,
 }
 
 /// The Orbit MCP server over one [`Orbit`]. Cheap to clone: one clone per
@@ -133,21 +123,10 @@ impl OrbitMcp {
     pub fn new(orbit: Orbit) -> Result<Self, ServeError> {
         let components = ComponentStore::open(orbit.data_dir().join("components"))?;
         Ok(Self {
-            shared: Arc::new(Shared { orbit, components, tools: None }),
+            shared: Arc::new(Shared { orbit, components }),
             log_level: Arc::new(Mutex::new(None)),
             tool_router: Self::tool_router(),
         })
-    }
-
-    /// Serves `list_tools` from `catalog`. Without one, `list_tools` answers
-    /// with a tool error saying no registry is configured.
-    pub fn with_tool_catalog(self, catalog: Arc<dyn ToolCatalog>) -> Self {
-        let Shared { orbit, components, .. } = Arc::try_unwrap(self.shared).unwrap_or_else(|shared| Shared {
-            orbit: shared.orbit.clone(),
-            components: ComponentStore::open(shared.components.dir()).expect("directory exists"),
-            tools: None,
-        });
-        Self { shared: Arc::new(Shared { orbit, components, tools: Some(catalog) }), ..self }
     }
 
     /// A fresh session over the same Orbit (same components, own log level).
@@ -407,8 +386,11 @@ pub struct ListToolsArgs {
 /// Result of `list_tools`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ToolList {
-    /// The tools of the workspace's enabled MCP servers.
+    /// The tools of the workspace's enabled MCP servers that its policy
+    /// allows, by server then tool name.
     pub tools: Vec<WorkspaceTool>,
+    /// Enabled servers that could not be reached to list their tools.
+    pub unavailable: Vec<String>,
 }
 
 fn structured<T: Serialize>(value: &T, is_error: bool) -> ToolResult {
@@ -659,14 +641,21 @@ impl OrbitMcp {
     )]
     async fn list_tools(&self, Parameters(args): Parameters<ListToolsArgs>) -> ToolResult {
         let ws = workspace(&args.workspace)?;
-        let Some(catalog) = &self.shared.tools else {
-            return Err(ToolFailure::new("no MCP tool registry is configured on this server"));
-        };
-        let tools = catalog.list_tools(&ws).await.map_err(|e| {
+        let until = tokio::time::Instant::now() + LIST_TOOLS_TIMEOUT;
+        let (tools, unavailable) = self.shared.orbit.tools().list(&ws, until).await.map_err(|e| {
             tracing::error!(error = %e, "list_tools");
             ToolFailure::new("the workspace's MCP tools could not be listed")
         })?;
-        structured(&ToolList { tools }, false)
+        let tools = tools
+            .into_iter()
+            .map(|t| WorkspaceTool {
+                server: t.server,
+                name: t.name,
+                description: (!t.description.is_empty()).then_some(t.description),
+                input_schema: t.input_schema,
+            })
+            .collect();
+        structured(&ToolList { tools, unavailable }, false)
     }
 }
 

@@ -27,6 +27,10 @@
 //! | `markdown` | agent | Markdown → HTML (pulldown-cmark), stored under `html/<hash>.html` |
 //! | `wordfreq` | agent | word frequencies as JSON, cached for an hour |
 //! | `hello-cli` | command | line/word/byte counts and SHA-256 of stdin |
+//! | `tools-client` | agent | runs a JSON script of MCP tool list/call operations |
+//! | `mcp-tools` | agent | example: lists MCP tools, calls echo, get-sum and get_current_time |
+
+pub mod mcp_servers;
 
 use std::path::PathBuf;
 
@@ -45,6 +49,8 @@ pub const AGENTS: &[&str] = &[
     "wordfreq",
     "fetch-client",
     "api-client",
+    "tools-client",
+    "mcp-tools",
 ];
 
 /// Names of the guests that are `wasi:cli` commands (they export
@@ -77,6 +83,8 @@ pub fn try_path(name: &str) -> Option<PathBuf> {
         "markdown" => env!("ORBIT_GUEST_MARKDOWN"),
         "wordfreq" => env!("ORBIT_GUEST_WORDFREQ"),
         "hello-cli" => env!("ORBIT_GUEST_HELLO_CLI"),
+        "tools-client" => env!("ORBIT_GUEST_TOOLS_CLIENT"),
+        "mcp-tools" => env!("ORBIT_GUEST_MCP_TOOLS"),
         _ => return None,
     };
     Some(PathBuf::from(path))

@@ -9,6 +9,8 @@
 //! * [`log`]: log lines kept on the run record;
 //! * [`fetch`]: outbound HTTP through the host, with secrets injected by
 //!   name (the guest never holds their values);
+//! * [`tools`]: MCP tools of the workspace's MCP servers, with serde
+//!   values;
 //! * [`Error`] / [`ErrorCode`]: the error every primitive returns, which an
 //!   agent may also return itself;
 //! * [`export_agent!`]: exports a `fn(String) -> Result<String, Error>` as the
@@ -87,6 +89,8 @@ pub mod __bindings {
 }
 
 pub use __bindings::orbit::runtime::types::ErrorCode;
+
+pub mod tools;
 
 /// A `Result` whose error is the Orbit [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,223 @@
+//! `orbit tools`: install and manage a workspace's MCP servers.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use orbit::Orbit;
+use orbit::orbit_tools::{Rule, ServerSpec, ServerTransport, ValueSource};
+
+use crate::parse_workspace;
+
+/// `orbit tools ...`
+#[derive(Subcommand)]
+pub(crate) enum ToolsCommand {
+    /// Install an MCP server in a workspace, then connect once to list its
+    /// tools.
+    Add(AddArgs),
+    /// List the workspace's servers and their tools.
+    List {
+        /// Workspace.
+        #[arg(long, default_value = "default")]
+        workspace: String,
+        /// Connect to every enabled server first to refresh its tool list.
+        #[arg(long)]
+        refresh: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a server (and the policy rules naming it).
+    Rm {
+        /// Server name.
+        name: String,
+        /// Workspace.
+        #[arg(long, default_value = "default")]
+        workspace: String,
+    },
+    /// Let runs use a server again.
+    Enable {
+        /// Server name.
+        name: String,
+        /// Workspace.
+        #[arg(long, default_value = "default")]
+        workspace: String,
+    },
+    /// Hide a server from runs (its tools are not listed; calls get
+    /// `not-found`).
+    Disable {
+        /// Server name.
+        name: String,
+        /// Workspace.
+        #[arg(long, default_value = "default")]
+        workspace: String,
+    },
+    /// Allow calls to SERVER or SERVER/TOOL (the default for everything).
+    Allow(RuleArgs),
+    /// Deny calls to SERVER or SERVER/TOOL: they get `permission-denied`.
+    /// A SERVER/TOOL rule overrides the SERVER rule.
+    Deny(RuleArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct AddArgs {
+    /// Server name: 1 to 64 of a-z A-Z 0-9 _ -
+    name: String,
+    /// Workspace.
+    #[arg(long, default_value = "default")]
+    workspace: String,
+    /// Command line of a stdio server, such as
+    /// 'npx -y @modelcontextprotocol/server-everything' (split like a shell
+    /// would, not run by one).
+    #[arg(long, group = "transport", required = true)]
+    command: Option<String>,
+    /// Endpoint of a streamable-HTTP server, such as http://127.0.0.1:3001/mcp.
+    #[arg(long, group = "transport", required = true)]
+    url: Option<String>,
+    /// Environment variable of a stdio server, KEY=VALUE or KEY=secret:NAME
+    /// (the workspace secret NAME, read from the vault at start); repeatable.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// Header sent to an HTTP server, NAME=VALUE or NAME=secret:NAME;
+    /// repeatable.
+    #[arg(long = "header", value_name = "NAME=VALUE")]
+    headers: Vec<String>,
+    /// Do not connect to list the tools now.
+    #[arg(long)]
+    no_connect: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct RuleArgs {
+    /// SERVER or SERVER/TOOL.
+    target: String,
+    /// Workspace.
+    #[arg(long, default_value = "default")]
+    workspace: String,
+    /// Remove the rule instead of setting it.
+    #[arg(long)]
+    clear: bool,
+}
+
+fn pairs(items: &[String], flag: &str) -> Result<Vec<(String, ValueSource)>> {
+    items
+        .iter()
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').with_context(|| format!("{flag} {kv:?}: expected KEY=VALUE"))?;
+            Ok((k.to_owned(), ValueSource::parse(v)))
+        })
+        .collect()
+}
+
+/// Runs an `orbit tools` command.
+pub(crate) async fn tools(orbit: &Orbit, cmd: ToolsCommand) -> Result<ExitCode> {
+    let reg = orbit.tools().registry();
+    match cmd {
+        ToolsCommand::Add(a) => {
+            let ws = parse_workspace(&a.workspace)?;
+            let transport = match (&a.command, &a.url) {
+                (Some(line), None) => ServerTransport::stdio_from_command_line(line)?,
+                (None, Some(url)) => ServerTransport::Http { url: url.clone() },
+                _ => bail!("give one of --command or --url"),
+            };
+            let mut spec = ServerSpec::new(transport);
+            spec.env = pairs(&a.env, "--env")?;
+            spec.headers = pairs(&a.headers, "--header")?;
+            reg.add_server(&ws, &a.name, spec)?;
+            eprintln!("installed MCP server {} in workspace {ws}", a.name);
+            if !a.no_connect {
+                match orbit.tools().refresh(&ws, &a.name).await {
+                    Ok(tools) => eprintln!("{} tool(s): {}", tools.len(), names(&tools)),
+                    Err(e) => eprintln!("warning: could not list its tools yet: {e}"),
+                }
+                orbit.tools().disconnect(&ws, &a.name);
+            }
+        }
+        ToolsCommand::List { workspace, refresh, json } => {
+            let ws = parse_workspace(&workspace)?;
+            if refresh {
+                for s in reg.list_servers(&ws)?.iter().filter(|s| s.enabled) {
+                    if let Err(e) = orbit.tools().refresh(&ws, &s.name).await {
+                        eprintln!("warning: {}: {e}", s.name);
+                    }
+                    orbit.tools().disconnect(&ws, &s.name);
+                }
+            }
+            let servers = reg.list_servers(&ws)?;
+            let policy = reg.policy(&ws)?;
+            if json {
+                let v = serde_json::json!({ "servers": servers, "policy": policy });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            if servers.is_empty() {
+                println!("no MCP servers in workspace {ws}; add one with `orbit tools add NAME --command ...`");
+            }
+            for s in &servers {
+                let how = match &s.spec.transport {
+                    ServerTransport::Stdio { command, args } => format!("stdio: {command} {}", args.join(" ")),
+                    ServerTransport::Http { url } => format!("http: {url}"),
+                    other => format!("{other:?}"),
+                };
+                println!("{}  {}  {}", s.name, if s.enabled { "enabled" } else { "disabled" }, how.trim_end());
+                for (k, v) in &s.spec.env {
+                    println!("    env {k}={}", v.display());
+                }
+                for (k, v) in &s.spec.headers {
+                    println!("    header {k}: {}", v.display());
+                }
+                match &s.tools {
+                    None => println!("    tools not listed yet (orbit tools list --refresh)"),
+                    Some(tools) => {
+                        for t in tools {
+                            let denied = if policy.allows(&s.name, &t.name) { "" } else { "  [denied]" };
+                            let desc = t.description.lines().next().unwrap_or("");
+                            println!("    {:<32} {}{denied}", t.name, crate::terminal_safe(desc));
+                        }
+                    }
+                }
+            }
+            if !policy.rules.is_empty() {
+                println!("policy");
+                for (target, rule) in &policy.rules {
+                    println!("    {} {target}", if *rule == Rule::Deny { "deny " } else { "allow" });
+                }
+            }
+        }
+        ToolsCommand::Rm { name, workspace } => {
+            let ws = parse_workspace(&workspace)?;
+            if !reg.remove_server(&ws, &name)? {
+                bail!("no MCP server {name} in workspace {ws}");
+            }
+            orbit.tools().disconnect(&ws, &name);
+            eprintln!("removed MCP server {name}");
+        }
+        ToolsCommand::Enable { name, workspace } => {
+            reg.set_enabled(&parse_workspace(&workspace)?, &name, true)?;
+            eprintln!("enabled {name}");
+        }
+        ToolsCommand::Disable { name, workspace } => {
+            let ws = parse_workspace(&workspace)?;
+            reg.set_enabled(&ws, &name, false)?;
+            orbit.tools().disconnect(&ws, &name);
+            eprintln!("disabled {name}");
+        }
+        ToolsCommand::Allow(r) | ToolsCommand::Deny(r) if r.clear => {
+            reg.set_rule(&parse_workspace(&r.workspace)?, &r.target, None)?;
+            eprintln!("cleared the rule on {}", r.target);
+        }
+        ToolsCommand::Allow(r) => {
+            reg.set_rule(&parse_workspace(&r.workspace)?, &r.target, Some(Rule::Allow))?;
+            eprintln!("allowed {}", r.target);
+        }
+        ToolsCommand::Deny(r) => {
+            reg.set_rule(&parse_workspace(&r.workspace)?, &r.target, Some(Rule::Deny))?;
+            eprintln!("denied {}", r.target);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn names(tools: &[orbit::orbit_tools::ToolInfo]) -> String {
+    tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+}

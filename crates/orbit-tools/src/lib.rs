@@ -1,0 +1,495 @@
+//! The `tools` orbit primitive (WIT `orbit:runtime/tools`): guest code calls
+//! the MCP tools of the MCP servers installed in its workspace.
+//!
+//! - **Registry** ([`ToolRegistry`]): per workspace, the installed servers
+//!   (stdio command or streamable-HTTP URL, environment and headers whose
+//!   values may be vault secrets by reference), each server's tool list as
+//!   last listed, and the workspace's allow/deny [`ToolPolicy`].
+//! - **Pool**: one live MCP client connection (rmcp) per installed server,
+//!   shared by all runs of the workspace, started on first use, with the
+//!   tool list refreshed on every connect and on
+//!   `notifications/tools/list_changed`. A crashed server is restarted on
+//!   the next call: at once after the first crash, then with exponential
+//!   backoff ([`ToolsLimits::restart_backoff_initial`] doubling up to
+//!   [`ToolsLimits::restart_backoff_max`]) while it keeps failing. Calls per
+//!   server are bounded ([`ToolsLimits::max_concurrent_calls_per_server`]);
+//!   idle connections are closed after [`ToolsLimits::idle_timeout`]. A stdio
+//!   server runs in its own process group and is killed when its connection
+//!   is dropped; it gets only [`INHERITED_ENV`] from Orbit's environment plus
+//!   its configured variables.
+//! - **Calls**: the arguments must be a JSON object of at most
+//!   [`ToolsLimits::max_argument_bytes`]; the server and tool must be
+//!   installed, enabled and allowed by policy; the call runs under
+//!   [`ToolsLimits::call_timeout`] and ends before the run's deadline, so a
+//!   server that hangs or dies gives the guest `unavailable`, never a hung
+//!   run. The result's content array (JSON) is capped at
+//!   [`ToolsLimits::max_result_bytes`], and any secret value the server was
+//!   given is replaced by [`REDACTED`] in it.
+//!
+//! Each guest call is a span (primitive `tools`, operation `call` or
+//! `list`) with attributes `server`, `tool`, and for calls that reached the
+//! server `is_error`; the span's duration, outcome and byte counts give
+//! latency, outcome and bytes. Arguments and results are never stored.
+//!
+//! MCP: <https://modelcontextprotocol.io/specification/2025-06-18>.
+
+mod error;
+mod pool;
+mod registry;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use orbit_engine::bindings::orbit::runtime::tools as wit;
+use orbit_engine::wasmtime::component::{HasData, Linker};
+use orbit_engine::{EngineError, Extensions, GuestError, HostError, Primitive, RunInfo, RunState};
+pub use orbit_vault::SecretResolver;
+use orbit_workspace::WorkspaceId;
+use rmcp::model::CallToolRequestParams;
+use tokio::time::Instant;
+
+pub use error::ToolsError;
+pub use registry::{
+    MAX_SERVER_NAME_BYTES, Rule, ServerEntry, ServerSpec, ServerTransport, ToolInfo, ToolPolicy, ToolRegistry,
+    ValueSource, check_server_name,
+};
+
+/// What replaces a secret value found in a tool result.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// The variables a stdio server inherits from Orbit's environment (the
+/// same list the MCP TypeScript SDK's `getDefaultEnvironment` passes on
+/// Unix); everything else it gets is configured with `--env`.
+pub const INHERITED_ENV: &[&str] = &["HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER"];
+
+/// Caps and timeouts of the `tools` primitive.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ToolsLimits {
+    /// Largest arguments JSON of one call, in bytes. Default 256 KiB.
+    pub max_argument_bytes: usize,
+    /// Largest result content (JSON text), in bytes. Default 1 MiB.
+    pub max_result_bytes: usize,
+    /// Longest one call may take, including starting the server; always
+    /// also bounded by the run's deadline. Default 30 s.
+    pub call_timeout: Duration,
+    /// Longest starting and initializing a server may take. Default 30 s.
+    pub connect_timeout: Duration,
+    /// Calls in flight at once per server, over all runs. Default 8.
+    pub max_concurrent_calls_per_server: usize,
+    /// A connection unused this long is closed. Default 5 min.
+    pub idle_timeout: Duration,
+    /// Wait before restarting a server that failed twice in a row; doubled
+    /// at each further failure. Default 250 ms.
+    pub restart_backoff_initial: Duration,
+    /// Longest restart wait. Default 30 s.
+    pub restart_backoff_max: Duration,
+    /// Tool calls per run. Default 256.
+    pub max_calls_per_run: u32,
+    /// Time kept free before the run's deadline: a call still pending then
+    /// gives `unavailable` instead of ending the run. Default 100 ms.
+    pub deadline_margin: Duration,
+}
+
+impl Default for ToolsLimits {
+    fn default() -> Self {
+        Self {
+            max_argument_bytes: 256 << 10,
+            max_result_bytes: 1 << 20,
+            call_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(30),
+            max_concurrent_calls_per_server: 8,
+            idle_timeout: Duration::from_secs(300),
+            restart_backoff_initial: Duration::from_millis(250),
+            restart_backoff_max: Duration::from_secs(30),
+            max_calls_per_run: 256,
+            deadline_margin: Duration::from_millis(100),
+        }
+    }
+}
+
+/// The result of a tool call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolResult {
+    /// The MCP content array (`CallToolResult.content`), secret values
+    /// replaced by [`REDACTED`].
+    pub content: serde_json::Value,
+    /// Its size as JSON text, in bytes.
+    pub content_bytes: usize,
+    /// The tool reported an error (`isError`).
+    pub is_error: bool,
+}
+
+/// The `tools` primitive, and the host-side API to the workspace's MCP
+/// servers. Cheap to clone; clones share the registry and the pool.
+#[derive(Clone)]
+pub struct Tools {
+    registry: Arc<ToolRegistry>,
+    pool: Arc<pool::Pool>,
+}
+
+impl std::fmt::Debug for Tools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tools").field("registry", &self.registry).finish_non_exhaustive()
+    }
+}
+
+impl Tools {
+    /// The primitive over `registry`, resolving secret references with
+    /// `resolver`.
+    pub fn new(registry: Arc<ToolRegistry>, resolver: Arc<dyn SecretResolver>, limits: ToolsLimits) -> Self {
+        let pool = Arc::new(pool::Pool::new(registry.clone(), resolver, limits));
+        Self { registry, pool }
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Arc<ToolRegistry> {
+        &self.registry
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> &ToolsLimits {
+        self.pool.limits()
+    }
+
+    /// Connects to server `name` of `ws` (reusing a pooled connection) and
+    /// returns its tools, refreshed in the registry.
+    ///
+    /// # Errors
+    /// [`ToolsError::NoSuchServer`] (not installed or disabled),
+    /// [`ToolsError::Unavailable`], [`ToolsError::Secret`].
+    pub async fn refresh(&self, ws: &WorkspaceId, name: &str) -> Result<Vec<ToolInfo>, ToolsError> {
+        let entry = self.enabled_server(ws, name).await?;
+        let until = Instant::now() + self.limits().connect_timeout;
+        let lease = self.pool.lease(ws, &entry, until).await?;
+        let tools = tokio::time::timeout_at(until, lease.conn.service.list_all_tools())
+            .await
+            .map_err(|_| ToolsError::Unavailable { server: name.to_owned(), detail: "tools/list timed out".into() })?;
+        let closed = matches!(tools, Err(rmcp::ServiceError::TransportClosed));
+        self.pool.finish(&lease, closed).await;
+        let tools = pool::tool_infos(name, tools.map_err(|e| unavailable(name, e))?);
+        let (reg, ws2, n, id) = (self.registry.clone(), ws.clone(), name.to_owned(), entry.install_id);
+        let stored = tools.clone();
+        blocking(move || reg.set_tools(&ws2, &n, id, stored)).await?;
+        Ok(tools)
+    }
+
+    /// The tools a run of `ws` may call (see [`ToolRegistry::list_tools`]).
+    /// Enabled servers whose tools were never listed are connected to
+    /// first, before `until`; one that cannot be reached contributes no
+    /// tools and is named in the second value.
+    ///
+    /// # Errors
+    /// [`ToolsError::Io`] or [`ToolsError::Corrupt`] from the registry.
+    pub async fn list(&self, ws: &WorkspaceId, until: Instant) -> Result<(Vec<ToolInfo>, Vec<String>), ToolsError> {
+        let (reg, w) = (self.registry.clone(), ws.clone());
+        let servers = blocking(move || reg.list_servers(&w)).await?;
+        // Started side by side, so one hanging server does not use up the
+        // others' time.
+        let mut starts = tokio::task::JoinSet::new();
+        for s in servers.into_iter().filter(|s| s.enabled && s.tools.is_none()) {
+            let (pool, ws) = (self.pool.clone(), ws.clone());
+            starts.spawn(async move {
+                match pool.lease(&ws, &s, until).await {
+                    Ok(lease) => {
+                        pool.finish(&lease, false).await;
+                        None
+                    }
+                    Err(e) => {
+                        tracing::debug!(server = %s.name, error = %e, "listing tools");
+                        Some(s.name)
+                    }
+                }
+            });
+        }
+        let mut unreachable = Vec::new();
+        while let Some(done) = starts.join_next().await {
+            if let Ok(Some(name)) = done {
+                unreachable.push(name);
+            }
+        }
+        unreachable.sort();
+        let (reg, w) = (self.registry.clone(), ws.clone());
+        Ok((blocking(move || reg.list_tools(&w)).await?, unreachable))
+    }
+
+    async fn enabled_server(&self, ws: &WorkspaceId, name: &str) -> Result<ServerEntry, ToolsError> {
+        let (reg, w, n) = (self.registry.clone(), ws.clone(), name.to_owned());
+        match blocking(move || reg.server(&w, &n)).await? {
+            Some(e) if e.enabled => Ok(e),
+            _ => {
+                self.pool.forget(ws, name);
+                Err(ToolsError::NoSuchServer(name.to_owned()))
+            }
+        }
+    }
+
+    /// Calls `tool` of `server` in `ws` with `arguments` (JSON text of an
+    /// object), finishing before `until`.
+    ///
+    /// # Errors
+    /// [`ToolsError::InvalidArguments`], [`ToolsError::ArgumentsTooLarge`],
+    /// [`ToolsError::NoSuchServer`], [`ToolsError::NoSuchTool`],
+    /// [`ToolsError::Denied`], [`ToolsError::Unavailable`] (could not start
+    /// or reach the server, it died, or `until` passed),
+    /// [`ToolsError::Refused`] (a JSON-RPC error from the server),
+    /// [`ToolsError::ResultTooLarge`], [`ToolsError::Secret`].
+    pub async fn call(
+        &self,
+        ws: &WorkspaceId,
+        server: &str,
+        tool: &str,
+        arguments: &str,
+        until: Instant,
+    ) -> Result<ToolResult, ToolsError> {
+        let limits = self.limits();
+        if arguments.len() > limits.max_argument_bytes {
+            return Err(ToolsError::ArgumentsTooLarge { size: arguments.len(), limit: limits.max_argument_bytes });
+        }
+        let args = match serde_json::from_str::<serde_json::Value>(arguments) {
+            Ok(serde_json::Value::Object(map)) => map,
+            Ok(other) => return Err(ToolsError::InvalidArguments(format!("a JSON {}", json_kind(&other)))),
+            Err(e) => return Err(ToolsError::InvalidArguments(e.to_string())),
+        };
+        let entry = self.enabled_server(ws, server).await?;
+        let (reg, w) = (self.registry.clone(), ws.clone());
+        if !blocking(move || reg.policy(&w)).await?.allows(server, tool) {
+            return Err(ToolsError::Denied { server: server.to_owned(), tool: tool.to_owned() });
+        }
+        let lease = self.pool.lease(ws, &entry, until).await?;
+        // The lease refreshed the list when it connected; a list read before
+        // any connection is refreshed now.
+        let (reg, w, n) = (self.registry.clone(), ws.clone(), server.to_owned());
+        let known = blocking(move || reg.server(&w, &n)).await?.and_then(|e| e.tools);
+        if !known.is_some_and(|tools| tools.iter().any(|t| t.name == tool)) {
+            self.pool.finish(&lease, false).await;
+            return Err(ToolsError::NoSuchTool { server: server.to_owned(), tool: tool.to_owned() });
+        }
+        let mut params = CallToolRequestParams::new(tool.to_owned());
+        params.arguments = Some(args);
+        // Dropping the call on timeout sends `notifications/cancelled`.
+        let result = tokio::time::timeout_at(until, lease.conn.service.call_tool(params)).await;
+        let closed = matches!(result, Ok(Err(rmcp::ServiceError::TransportClosed)));
+        self.pool.finish(&lease, closed).await;
+        let result = match result {
+            Err(_) => {
+                return Err(ToolsError::Unavailable { server: server.to_owned(), detail: "call timed out".into() });
+            }
+            Ok(Err(rmcp::ServiceError::McpError(e))) => {
+                return Err(ToolsError::Refused {
+                    server: server.to_owned(),
+                    detail: format!("{} {}", e.code.0, e.message),
+                });
+            }
+            Ok(Err(e)) => return Err(unavailable(server, e)),
+            Ok(Ok(r)) => r,
+        };
+        let mut content = serde_json::to_value(&result.content)
+            .map_err(|e| ToolsError::Unavailable { server: server.to_owned(), detail: format!("content: {e}") })?;
+        scrub(&mut content, &lease.conn.secrets);
+        let content_bytes = serde_json::to_string(&content).map(|s| s.len()).unwrap_or(usize::MAX);
+        if content_bytes > limits.max_result_bytes {
+            return Err(ToolsError::ResultTooLarge { size: content_bytes, limit: limits.max_result_bytes });
+        }
+        Ok(ToolResult { content, content_bytes, is_error: result.is_error.unwrap_or(false) })
+    }
+
+    /// Whether a pooled connection to `server` of `ws` is open.
+    pub fn is_connected(&self, ws: &WorkspaceId, server: &str) -> bool {
+        self.pool.is_connected(ws, server)
+    }
+
+    /// Closes the pooled connection to `server` of `ws`, if any (a stdio
+    /// server is shut down). The next call starts a new one.
+    pub fn disconnect(&self, ws: &WorkspaceId, server: &str) {
+        self.pool.forget(ws, server);
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}
+
+fn unavailable(server: &str, e: rmcp::ServiceError) -> ToolsError {
+    ToolsError::Unavailable { server: server.to_owned(), detail: e.to_string() }
+}
+
+/// Replaces every secret value (raw, and as standard base64 for blob and
+/// image data) in the strings of `value`.
+fn scrub(value: &mut serde_json::Value, secrets: &[orbit_vault::SecretValue]) {
+    use base64::Engine as _;
+    if secrets.is_empty() {
+        return;
+    }
+    let needles: Vec<String> = secrets
+        .iter()
+        .filter(|s| !s.is_empty())
+        .flat_map(|s| [s.expose().to_owned(), base64::engine::general_purpose::STANDARD.encode(s.expose())])
+        .collect();
+    fn walk(v: &mut serde_json::Value, needles: &[String]) {
+        match v {
+            serde_json::Value::String(s) => {
+                for n in needles {
+                    if s.contains(n.as_str()) {
+                        *s = s.replace(n.as_str(), REDACTED);
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, needles)),
+            serde_json::Value::Object(o) => {
+                for x in o.values_mut() {
+                    walk(x, needles);
+                }
+            }
+            _ => {}
+        }
+    }
+    walk(value, &needles);
+}
+
+/// reqwest 0.13 is built without a default TLS crypto provider here (to
+/// reuse the workspace's `ring`); install it once for HTTPS servers.
+pub(crate) fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ToolsError> + Send + 'static,
+) -> Result<T, ToolsError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(ToolsError::Corrupt(format!("registry task failed: {e}"))),
+    }
+}
+
+struct RunTools {
+    tools: Tools,
+    workspace: WorkspaceId,
+    calls: u32,
+}
+
+/// What `tools` host functions operate on during a call.
+pub struct ToolsView<'a> {
+    run: &'a mut RunInfo,
+    state: &'a mut RunTools,
+}
+
+struct ToolsData;
+impl HasData for ToolsData {
+    type Data<'a> = ToolsView<'a>;
+}
+
+impl Primitive for Tools {
+    fn name(&self) -> &'static str {
+        "tools"
+    }
+
+    fn add_to_linker(&self, linker: &mut Linker<RunState>) -> Result<(), EngineError> {
+        wit::add_to_linker::<RunState, ToolsData>(linker, |s| {
+            let (run, state) = s.parts::<RunTools>();
+            ToolsView { run, state }
+        })
+        .map_err(|e| EngineError::Config(format!("{e:#}")))
+    }
+
+    fn prepare(&self, run: &RunInfo, extensions: &mut Extensions) -> Result<(), EngineError> {
+        extensions.insert(RunTools { tools: self.clone(), workspace: run.workspace().clone(), calls: 0 });
+        Ok(())
+    }
+}
+
+type HostResult<T> = orbit_engine::wasmtime::Result<Result<T, GuestError>>;
+
+/// Guest-given names as span attributes: at most 128 bytes, no control
+/// characters.
+fn attr(text: &str) -> String {
+    let mut out: String = text.chars().filter(|c| !c.is_control()).collect();
+    if out.len() > 128 {
+        let mut end = 128;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+    }
+    out
+}
+
+impl ToolsView<'_> {
+    /// The end of a call's time budget: the call timeout, and the margin
+    /// before the run's deadline.
+    fn until(&self) -> Instant {
+        let limits = self.state.tools.limits();
+        let by_deadline = self.run.deadline().checked_sub(limits.deadline_margin).unwrap_or_else(Instant::now);
+        (Instant::now() + limits.call_timeout).min(by_deadline)
+    }
+}
+
+impl wit::Host for ToolsView<'_> {
+    async fn list(&mut self) -> HostResult<Vec<wit::ToolInfo>> {
+        let until = self.until();
+        let (tools, ws) = (self.state.tools.clone(), self.state.workspace.clone());
+        let size = |v: &Vec<wit::ToolInfo>| {
+            v.iter().map(|t| t.server.len() + t.name.len() + t.description.len() + t.input_schema.len()).sum()
+        };
+        let mut skipped = Vec::new();
+        let call = async {
+            let (list, unreachable) = tools.list(&ws, until).await.map_err(HostError::from)?;
+            skipped = unreachable;
+            Ok(list
+                .into_iter()
+                .map(|t| wit::ToolInfo {
+                    server: t.server,
+                    name: t.name,
+                    description: t.description,
+                    input_schema: t.input_schema.to_string(),
+                })
+                .collect::<Vec<_>>())
+        };
+        let out = self.run.host_call("tools", "list", 0, size, call).await?;
+        let mut attrs = Vec::new();
+        if let Ok(list) = &out {
+            attrs.push(("tools".to_owned(), list.len().to_string()));
+        }
+        if !skipped.is_empty() {
+            attrs.push(("unavailable".to_owned(), skipped.join(",")));
+        }
+        self.run.annotate_last_span(attrs);
+        Ok(out)
+    }
+
+    async fn call(&mut self, server: String, tool: String, arguments_json: String) -> HostResult<wit::ToolResult> {
+        let until = self.until();
+        let n = server.len() + tool.len() + arguments_json.len();
+        let (tools, ws) = (self.state.tools.clone(), self.state.workspace.clone());
+        self.state.calls = self.state.calls.saturating_add(1);
+        let over = self.state.calls > tools.limits().max_calls_per_run;
+        let max = tools.limits().max_calls_per_run;
+        let mut is_error = None;
+        let call = async {
+            if over {
+                return Err(HostError::from(ToolsError::TooManyCalls(max)));
+            }
+            let r = tools.call(&ws, &server, &tool, &arguments_json, until).await.map_err(HostError::from)?;
+            is_error = Some(r.is_error);
+            let content = serde_json::to_string(&r.content).unwrap_or_else(|_| "[]".to_owned());
+            Ok(wit::ToolResult { content, is_error: r.is_error })
+        };
+        let out = self.run.host_call("tools", "call", n, |r: &wit::ToolResult| r.content.len(), call).await?;
+        let mut attrs = vec![("server".to_owned(), attr(&server)), ("tool".to_owned(), attr(&tool))];
+        if let Some(e) = is_error {
+            attrs.push(("is_error".to_owned(), e.to_string()));
+        }
+        self.run.annotate_last_span(attrs);
+        Ok(out)
+    }
+}

@@ -1,0 +1,430 @@
+//! The connection pool: one live MCP client connection per installed
+//! server, shared by the workspace's runs.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use orbit_vault::{SecretResolver, SecretValue};
+use orbit_workspace::WorkspaceId;
+use rmcp::model::{ClientCapabilities, ClientConfig, Implementation};
+use rmcp::service::{NotificationContext, RunningService};
+use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess, Transport};
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use crate::error::ToolsError;
+use crate::registry::{ServerEntry, ServerTransport, ToolInfo, ToolRegistry, ValueSource};
+use crate::{INHERITED_ENV, ToolsLimits};
+
+/// The MCP client side of one connection: answers the server's
+/// notifications. A `notifications/tools/list_changed` refreshes the
+/// registry's copy of the server's tool list.
+#[derive(Clone)]
+pub(crate) struct Client {
+    registry: Arc<ToolRegistry>,
+    workspace: WorkspaceId,
+    server: String,
+    install_id: u64,
+}
+
+impl ClientHandler for Client {
+    fn on_tool_list_changed(&self, context: NotificationContext<RoleClient>) -> impl Future<Output = ()> + Send + '_ {
+        let this = self.clone();
+        // Not awaited here: the list request's answer arrives through the
+        // same service loop that is delivering this notification.
+        tokio::spawn(async move {
+            match tokio::time::timeout(Duration::from_secs(30), context.peer.list_all_tools()).await {
+                Ok(Ok(tools)) => {
+                    let tools = tool_infos(&this.server, tools);
+                    let (reg, ws, server, id) = (this.registry, this.workspace, this.server, this.install_id);
+                    let stored = tokio::task::spawn_blocking(move || reg.set_tools(&ws, &server, id, tools)).await;
+                    if let Ok(Err(e)) = stored {
+                        tracing::warn!(error = %e, "storing a changed tool list");
+                    }
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "listing tools after list_changed"),
+                Err(_) => tracing::warn!("listing tools after list_changed timed out"),
+            }
+        });
+        std::future::ready(())
+    }
+
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::new(ClientCapabilities::default(), Implementation::new("orbit", env!("CARGO_PKG_VERSION")))
+    }
+}
+
+pub(crate) fn tool_infos(server: &str, tools: Vec<rmcp::model::Tool>) -> Vec<ToolInfo> {
+    tools
+        .into_iter()
+        .map(|t| ToolInfo {
+            server: server.to_owned(),
+            name: t.name.into_owned(),
+            description: t.description.map(|d| d.into_owned()).unwrap_or_default(),
+            input_schema: serde_json::Value::Object((*t.input_schema).clone()),
+        })
+        .collect()
+}
+
+/// A transport that notes when the server's side ends (EOF on a stdio
+/// server's stdout, a closed HTTP session): rmcp's own `is_closed` only
+/// turns true once its service loop has finished its cleanup, seconds
+/// later.
+struct Watched<T> {
+    inner: T,
+    ended: Arc<AtomicBool>,
+}
+
+impl<T: Transport<RoleClient>> Transport<RoleClient> for Watched<T> {
+    type Error = T::Error;
+
+    fn send(
+        &mut self,
+        item: TxJsonRpcMessage<RoleClient>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        self.inner.send(item)
+    }
+
+    async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleClient>> {
+        let m = self.inner.receive().await;
+        if m.is_none() {
+            self.ended.store(true, Ordering::Release);
+        }
+        m
+    }
+
+    async fn close(&mut self) -> Result<(), Self::Error> {
+        self.ended.store(true, Ordering::Release);
+        self.inner.close().await
+    }
+}
+
+/// A live connection.
+pub(crate) struct Connection {
+    pub(crate) service: RunningService<RoleClient, Client>,
+    ended: Arc<AtomicBool>,
+    /// Values of the secrets given to the server, to scrub from results.
+    pub(crate) secrets: Vec<SecretValue>,
+    last_used: Mutex<std::time::Instant>,
+}
+
+impl Connection {
+    /// Whether the connection can no longer carry calls.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.ended.load(Ordering::Acquire) || self.service.is_closed()
+    }
+
+    pub(crate) fn touch(&self) {
+        *self.last_used.lock().unwrap_or_else(|e| e.into_inner()) = std::time::Instant::now();
+    }
+}
+
+/// One installed server's place in the pool.
+struct Slot {
+    install_id: u64,
+    permits: Arc<Semaphore>,
+    conn: tokio::sync::Mutex<SlotState>,
+    /// Crashes and failed starts since the last successful call.
+    failures: AtomicU32,
+}
+
+#[derive(Default)]
+struct SlotState {
+    conn: Option<Arc<Connection>>,
+    /// No new start before this instant (restart backoff).
+    retry_at: Option<Instant>,
+}
+
+type SlotKey = (String, String);
+
+/// The pool of connections of all workspaces.
+pub(crate) struct Pool {
+    registry: Arc<ToolRegistry>,
+    resolver: Arc<dyn SecretResolver>,
+    limits: ToolsLimits,
+    slots: Mutex<HashMap<SlotKey, Arc<Slot>>>,
+    reaper_started: std::sync::Once,
+}
+
+/// A connection with a concurrency permit held for one call.
+pub(crate) struct Lease {
+    pub(crate) conn: Arc<Connection>,
+    slot: Arc<Slot>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Pool {
+    pub(crate) fn new(registry: Arc<ToolRegistry>, resolver: Arc<dyn SecretResolver>, limits: ToolsLimits) -> Self {
+        Self { registry, resolver, limits, slots: Mutex::new(HashMap::new()), reaper_started: std::sync::Once::new() }
+    }
+
+    pub(crate) fn limits(&self) -> &ToolsLimits {
+        &self.limits
+    }
+
+    fn slot(self: &Arc<Self>, ws: &WorkspaceId, entry: &ServerEntry) -> Arc<Slot> {
+        self.reaper_started.call_once(|| {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(reap(Arc::downgrade(self)));
+            }
+        });
+        let key = (ws.as_str().to_owned(), entry.name.clone());
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        match slots.get(&key) {
+            Some(s) if s.install_id == entry.install_id => s.clone(),
+            _ => {
+                // New, or reinstalled: the old slot's connection closes when
+                // its last lease ends.
+                let s = Arc::new(Slot {
+                    install_id: entry.install_id,
+                    permits: Arc::new(Semaphore::new(self.limits.max_concurrent_calls_per_server.max(1))),
+                    conn: Default::default(),
+                    failures: AtomicU32::new(0),
+                });
+                slots.insert(key, s.clone());
+                s
+            }
+        }
+    }
+
+    /// Closes the connection to `server` of `ws`, if any (on disable or
+    /// removal).
+    pub(crate) fn forget(&self, ws: &WorkspaceId, server: &str) {
+        let slot =
+            self.slots.lock().unwrap_or_else(|e| e.into_inner()).remove(&(ws.as_str().to_owned(), server.to_owned()));
+        if let Some(slot) = slot
+            && let Ok(mut st) = slot.conn.try_lock()
+            && let Some(conn) = st.conn.take()
+        {
+            close(conn);
+        }
+    }
+
+    /// A live connection to `entry`, started if needed, with one of its
+    /// concurrency permits, all before `until`.
+    pub(crate) async fn lease(
+        self: &Arc<Self>,
+        ws: &WorkspaceId,
+        entry: &ServerEntry,
+        until: Instant,
+    ) -> Result<Lease, ToolsError> {
+        let unavailable =
+            |detail: &str| ToolsError::Unavailable { server: entry.name.clone(), detail: detail.to_owned() };
+        let slot = self.slot(ws, entry);
+        let permit = match tokio::time::timeout_at(until, slot.permits.clone().acquire_owned()).await {
+            Ok(Ok(p)) => p,
+            _ => return Err(unavailable("no free call slot in time")),
+        };
+        let mut st = tokio::time::timeout_at(until, slot.conn.lock())
+            .await
+            .map_err(|_| unavailable("timed out waiting for the connection"))?;
+        if let Some(conn) = &st.conn {
+            if !conn.is_closed() {
+                let conn = conn.clone();
+                drop(st);
+                return Ok(Lease { conn, slot, _permit: permit });
+            }
+            // The server exited or closed the connection since last use.
+            st.conn = None;
+            self.note_failure(&slot, &mut st);
+        }
+        if let Some(at) = st.retry_at
+            && at > Instant::now()
+        {
+            if at > until {
+                return Err(unavailable("restart backoff after repeated failures"));
+            }
+            tokio::time::sleep_until(at).await;
+        }
+        let connect_until = until.min(Instant::now() + self.limits.connect_timeout);
+        match tokio::time::timeout_at(connect_until, self.connect(ws, entry)).await {
+            Ok(Ok(conn)) => {
+                let conn = Arc::new(conn);
+                st.conn = Some(conn.clone());
+                st.retry_at = None;
+                drop(st);
+                Ok(Lease { conn, slot, _permit: permit })
+            }
+            Ok(Err(e)) => {
+                self.note_failure(&slot, &mut st);
+                Err(e)
+            }
+            Err(_) => {
+                self.note_failure(&slot, &mut st);
+                Err(unavailable("did not start and initialize in time"))
+            }
+        }
+    }
+
+    fn note_failure(&self, slot: &Slot, st: &mut SlotState) {
+        let n = slot.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        // The first crash restarts at once; later ones back off exponentially.
+        let delay = if n <= 1 {
+            Duration::ZERO
+        } else {
+            let exp = self.limits.restart_backoff_initial.saturating_mul(1u32 << (n - 2).min(16));
+            exp.min(self.limits.restart_backoff_max)
+        };
+        st.retry_at = Some(Instant::now() + delay);
+    }
+
+    /// Records the outcome of a call on `lease`: a success resets the
+    /// failure count; a closed connection is dropped from the pool.
+    pub(crate) async fn finish(&self, lease: &Lease, transport_closed: bool) {
+        lease.conn.touch();
+        if !transport_closed {
+            lease.slot.failures.store(0, Ordering::Relaxed);
+            return;
+        }
+        let mut st = lease.slot.conn.lock().await;
+        if st.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, &lease.conn)) {
+            st.conn = None;
+            self.note_failure(&lease.slot, &mut st);
+        }
+    }
+
+    async fn connect(&self, ws: &WorkspaceId, entry: &ServerEntry) -> Result<Connection, ToolsError> {
+        let client = Client {
+            registry: self.registry.clone(),
+            workspace: ws.clone(),
+            server: entry.name.clone(),
+            install_id: entry.install_id,
+        };
+        let unavailable = |detail: String| ToolsError::Unavailable { server: entry.name.clone(), detail };
+        let mut secrets = Vec::new();
+        let ended = Arc::new(AtomicBool::new(false));
+        let service = match &entry.spec.transport {
+            ServerTransport::Stdio { command, args } => {
+                let mut cmd = tokio::process::Command::new(command);
+                cmd.args(args).env_clear().kill_on_drop(true);
+                for key in INHERITED_ENV {
+                    if let Some(v) = std::env::var_os(key) {
+                        cmd.env(key, v);
+                    }
+                }
+                for (key, source) in &entry.spec.env {
+                    let value = self.value(ws, source, &mut secrets).await?;
+                    cmd.env(key, value);
+                }
+                let mut wrapped = process_wrap::tokio::CommandWrap::from(cmd);
+                // Its own process group, so that killing it also kills what
+                // a launcher such as `npx` started.
+                wrapped.wrap(process_wrap::tokio::ProcessGroup::leader());
+                let (transport, _) = TokioChildProcess::builder(wrapped)
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .map_err(|e| unavailable(format!("starting {command}: {e}")))?;
+                let transport = Watched { inner: transport, ended: ended.clone() };
+                client.serve(transport).await.map_err(|e| unavailable(format!("initialize: {e}")))?
+            }
+            ServerTransport::Http { url } => {
+                crate::install_crypto_provider();
+                let mut headers = HashMap::new();
+                for (name, source) in &entry.spec.headers {
+                    let value = self.value(ws, source, &mut secrets).await?;
+                    let name = http::HeaderName::from_bytes(name.as_bytes())
+                        .map_err(|_| ToolsError::InvalidSpec(format!("header name {name:?}")))?;
+                    let mut value = http::HeaderValue::from_str(&value)
+                        .map_err(|_| ToolsError::InvalidSpec(format!("value of header {name}")))?;
+                    value.set_sensitive(true);
+                    headers.insert(name, value);
+                }
+                let config = StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(headers);
+                let transport =
+                    Watched { inner: StreamableHttpClientTransport::from_config(config), ended: ended.clone() };
+                client.serve(transport).await.map_err(|e| unavailable(format!("initialize: {e}")))?
+            }
+        };
+        // Refreshed on every connect, so a restarted server's tools are
+        // current.
+        let tools = service.list_all_tools().await.map_err(|e| unavailable(format!("tools/list: {e}")))?;
+        let (reg, ws2, name, id) = (self.registry.clone(), ws.clone(), entry.name.clone(), entry.install_id);
+        let tools = tool_infos(&name, tools);
+        crate::blocking(move || reg.set_tools(&ws2, &name, id, tools)).await?;
+        Ok(Connection { service, ended, secrets, last_used: Mutex::new(std::time::Instant::now()) })
+    }
+
+    async fn value(
+        &self,
+        ws: &WorkspaceId,
+        source: &ValueSource,
+        secrets: &mut Vec<SecretValue>,
+    ) -> Result<String, ToolsError> {
+        match source {
+            ValueSource::Literal(v) => Ok(v.clone()),
+            ValueSource::Secret(name) => {
+                let (resolver, ws, n) = (self.resolver.clone(), ws.clone(), name.clone());
+                let found = crate::blocking(move || {
+                    resolver.resolve(&ws, &n).map_err(|e| ToolsError::Secret(format!("{n}: {e}")))
+                })
+                .await?;
+                let (_, value) = found.ok_or_else(|| ToolsError::Secret(name.clone()))?;
+                let text = value.expose().to_owned();
+                secrets.push(value);
+                Ok(text)
+            }
+        }
+    }
+
+    /// Closes connections idle for longer than the idle timeout.
+    fn reap_idle(&self) {
+        let slots: Vec<Arc<Slot>> = self.slots.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        for slot in slots {
+            let Ok(mut st) = slot.conn.try_lock() else { continue };
+            let idle = st.conn.as_ref().is_some_and(|c| {
+                Arc::strong_count(c) == 1
+                    && c.last_used.lock().unwrap_or_else(|e| e.into_inner()).elapsed() >= self.limits.idle_timeout
+            });
+            if idle && let Some(conn) = st.conn.take() {
+                close(conn);
+            }
+        }
+    }
+
+    /// Whether a connection to `server` of `ws` is open (for tests and
+    /// status).
+    pub(crate) fn is_connected(&self, ws: &WorkspaceId, server: &str) -> bool {
+        let slot = self
+            .slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(ws.as_str().to_owned(), server.to_owned()))
+            .cloned();
+        slot.is_some_and(|s| {
+            s.conn.try_lock().map(|st| st.conn.as_ref().is_some_and(|c| !c.is_closed())).unwrap_or(true)
+        })
+    }
+}
+
+/// Shuts a connection down in the background: the MCP stdio shutdown (close
+/// stdin, wait, then signal) for a child process, or closing the session.
+fn close(conn: Arc<Connection>) {
+    if let Ok(conn) = Arc::try_unwrap(conn)
+        && let Ok(rt) = tokio::runtime::Handle::try_current()
+    {
+        rt.spawn(async move {
+            let _ = conn.service.cancel().await;
+        });
+    }
+    // Otherwise dropping it cancels the service; the child is killed on drop.
+}
+
+async fn reap(pool: Weak<Pool>) {
+    loop {
+        let period = match pool.upgrade() {
+            Some(p) => (p.limits.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(30)),
+            None => return,
+        };
+        tokio::time::sleep(period).await;
+        match pool.upgrade() {
+            Some(p) => p.reap_idle(),
+            None => return,
+        }
+    }
+}

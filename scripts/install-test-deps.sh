@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs the real MCP servers the `tools` tests and examples use into
+# target/test-deps/ (nothing global). Idempotent: re-running skips what is
+# already there at the pinned version.
+#
+#   target/test-deps/npm    @modelcontextprotocol/server-everything (stdio and streamable HTTP)
+#   target/test-deps/venv   mcp-server-time (stdio), in a Python virtualenv
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+EVERYTHING_VERSION=2026.8.31
+TIME_VERSION=2026.10.19
+
+DEPS="${ORBIT_TEST_DEPS:-target/test-deps}"
+mkdir -p "$DEPS"
+
+command -v node >/dev/null && command -v npm >/dev/null || {
+    echo "install-test-deps: node and npm are required (Node 18 or later)" >&2
+    exit 1
+}
+command -v python3 >/dev/null || { echo "install-test-deps: python3 is required" >&2; exit 1; }
+
+pkg_json="$DEPS/npm/node_modules/@modelcontextprotocol/server-everything/package.json"
+if [ -f "$pkg_json" ] && grep -q "\"version\": \"$EVERYTHING_VERSION\"" "$pkg_json"; then
+    echo "server-everything $EVERYTHING_VERSION already installed"
+else
+    npm install --no-audit --no-fund --prefix "$DEPS/npm" "@modelcontextprotocol/server-everything@$EVERYTHING_VERSION"
+fi
+
+if [ ! -x "$DEPS/venv/bin/python" ]; then
+    python3 -m venv "$DEPS/venv" || {
+        rm -rf "$DEPS/venv"
+        echo "install-test-deps: python3 -m venv failed (on Debian/Ubuntu: apt-get install python3-venv)" >&2
+        exit 1
+    }
+fi
+if "$DEPS/venv/bin/python" -m pip show mcp-server-time 2>/dev/null | grep -q "^Version: $TIME_VERSION$"; then
+    echo "mcp-server-time $TIME_VERSION already installed"
+else
+    "$DEPS/venv/bin/python" -m pip install -q --disable-pip-version-check "mcp-server-time==$TIME_VERSION"
+fi
+
+echo "test dependencies ready in $DEPS"
