@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs the real MCP servers the `tools` tests and examples use into
-# target/test-deps/ (nothing global). Idempotent: re-running skips what is
-# already there at the pinned version.
+# Installs everything `cargo test` needs beyond the Rust toolchain: the
+# wasm32-wasip2 target, and into target/test-deps/ (nothing global) the real
+# MCP servers the `tools` tests call and the real MCP clients the
+# orbit-server tests use (scripts/install-mcp-client-deps.sh). Idempotent:
+# re-running skips what is already there at the pinned version.
 #
 #   target/test-deps/npm    @modelcontextprotocol/server-everything (stdio and streamable HTTP)
 #   target/test-deps/venv   mcp-server-time (stdio), in a Python virtualenv
@@ -10,6 +12,8 @@ cd "$(dirname "$0")/.."
 
 EVERYTHING_VERSION=2026.8.31
 TIME_VERSION=2026.10.19
+
+rustup target add wasm32-wasip2
 
 DEPS="${ORBIT_TEST_DEPS:-target/test-deps}"
 mkdir -p "$DEPS"
@@ -41,3 +45,6 @@ else
 fi
 
 echo "test dependencies ready in $DEPS"
+
+# The MCP inspector CLI, the conformance suite and Node 22 for orbit-server.
+scripts/install-mcp-client-deps.sh

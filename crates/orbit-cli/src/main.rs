@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use orbit::{Invocation, Limits, Orbit, RunId, RunQuery, RunRecord, RunStatus, WorkspaceId};
 
+mod mcp;
 mod tools;
 
 /// Orbit: a sandboxed code-execution engine for AI agents.
@@ -50,6 +51,11 @@ enum Command {
     /// Register, list and remove stored jobs; show and work the queue.
     #[command(subcommand)]
     Jobs(jobs::JobsCommand),
+    /// Speak MCP over stdin/stdout: agents (Claude Code, Cursor, Codex)
+    /// dock here to run components and read runs.
+    Mcp,
+    /// Serve Orbit over HTTP: `--mcp` exposes the MCP server at /mcp.
+    Serve(mcp::ServeArgs),
     /// Install and manage a workspace's MCP servers and tool policy.
     #[command(subcommand)]
     Tools(tools::ToolsCommand),
@@ -230,6 +236,8 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         Command::Vault(cmd) => vault(&orbit, cmd),
         Command::Ai(cmd) => ai::ai(&orbit, cmd),
         Command::Jobs(cmd) => jobs::jobs(&orbit, &rt, cmd),
+        Command::Mcp => mcp::mcp_stdio(orbit, &rt),
+        Command::Serve(args) => mcp::serve(orbit, &rt, args),
         Command::Tools(cmd) => rt.block_on(tools::tools(&orbit, cmd)),
         Command::Runs(RunsCommand::List { workspace, status, limit, before, json }) => {
             let status =

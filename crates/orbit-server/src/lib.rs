@@ -1,0 +1,729 @@
+//! Orbit as an MCP server: agents dock to Orbit over the
+//! [Model Context Protocol](https://modelcontextprotocol.io/specification/2025-06-18)
+//! to submit components and read runs.
+//!
+//! [`OrbitMcp`] is the server (an rmcp [`ServerHandler`]) over one
+//! [`orbit::Orbit`]. [`serve_stdio`] speaks MCP on stdin/stdout (for Claude
+//! Code, Cursor, Codex); [`serve_http`] serves the same tools over
+//! [streamable HTTP](https://modelcontextprotocol.io/specification/2025-06-18/basic/transports#streamable-http)
+//! at `/mcp`, validating `Host` and `Origin` against loopback names
+//! ([DNS-rebinding protection](https://modelcontextprotocol.io/specification/2025-06-18/basic/transports#security-warning)).
+//!
+//! | Tool | Input | Result |
+//! |---|---|---|
+//! | `run_component` | `component_base64` or `digest`, `input`, `workspace`, `fuel`, `timeout_ms`, `memory_bytes` | [`RunResult`]: run id, status, output |
+//! | `list_runs` | `workspace`, `status`, `limit`, `cursor` | [`RunList`], newest first |
+//! | `get_run` | `run_id`, `workspace` | [`RunDetail`] with spans and logs |
+//! | `list_tools` | `workspace` | [`ToolList`]: the workspace's MCP tools |
+//!
+//! Every failure is an MCP tool error (`isError: true`) whose text is fixed
+//! per cause: no host paths, no internal detail. Submitted components are
+//! kept content-addressed under `<data dir>/components/<sha256>.wasm`.
+//! A `run_component` call that carries a `progressToken` receives
+//! `notifications/progress` every [`PROGRESS_INTERVAL`] while the run
+//! executes (progress = elapsed ms, total = the run's deadline in ms).
+
+// `logging/setLevel` and log notifications are in the 2025-06-18 and
+// 2025-11-25 protocol versions clients speak today; rmcp marks them
+// deprecated for the 2026-07-28 draft (SEP-2577).
+#![allow(deprecated)]
+
+mod components;
+mod http;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use orbit::{EngineError, Invocation, Orbit, RunId, RunQuery, RunRecord, RunStatus, WorkspaceId};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::{IntoCallToolResult, ToolCallContext, schema_for_output};
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode, Implementation, ListToolsResult,
+    LoggingLevel, LoggingMessageNotificationParam, PaginatedRequestParams, ProgressNotificationParam,
+    ServerCapabilities, ServerConfig, SetLevelRequestParams,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use components::{ComponentStore, ComponentStoreError};
+pub use http::{HttpConfig, serve_http};
+
+/// How often a running `run_component` reports progress, when the client
+/// asked for progress.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The longest `timeout_ms` a caller may ask for: one hour.
+pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
+
+/// How long `list_tools` waits for installed servers never listed before
+/// to start and list their tools.
+pub const LIST_TOOLS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most runs one `list_runs` call returns.
+pub const MAX_LIST_LIMIT: usize = 1000;
+
+/// One MCP tool offered by an MCP server installed in a workspace (see
+/// `orbit tools add`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WorkspaceTool {
+    /// The installed server's name in the workspace.
+    pub server: String,
+    /// The tool's name on that server.
+    pub name: String,
+    /// The tool's description, when the server gave one.
+    pub description: Option<String>,
+    /// The tool's input JSON Schema.
+    pub input_schema: serde_json::Value,
+}
+
+/// Errors starting a server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The component store under the data directory could not be opened.
+    #[error(transparent)]
+    Components(#[from] ComponentStoreError),
+    /// The transport failed (stdio closed during the handshake, or the
+    /// HTTP listener failed).
+    #[error("MCP transport: {0}")]
+    Transport(String),
+}
+
+struct Shared {
+    orbit: Orbit,
+    components: ComponentStore,
+}
+
+/// The Orbit MCP server over one [`Orbit`]. Cheap to clone: one clone per
+/// MCP session shares the engine, the run store and the component store;
+/// the logging level set by `logging/setLevel` is per session.
+#[derive(Clone)]
+pub struct OrbitMcp {
+    shared: Arc<Shared>,
+    log_level: Arc<Mutex<Option<LoggingLevel>>>,
+    tool_router: ToolRouter<Self>,
+}
+
+impl std::fmt::Debug for OrbitMcp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrbitMcp").field("data_dir", &self.shared.orbit.data_dir()).finish_non_exhaustive()
+    }
+}
+
+impl OrbitMcp {
+    /// A server over `orbit`, keeping submitted components in
+    /// `<data dir>/components`.
+    ///
+    /// # Errors
+    /// [`ServeError::Components`] when that directory cannot be created.
+    pub fn new(orbit: Orbit) -> Result<Self, ServeError> {
+        let components = ComponentStore::open(orbit.data_dir().join("components"))?;
+        Ok(Self {
+            shared: Arc::new(Shared { orbit, components }),
+            log_level: Arc::new(Mutex::new(None)),
+            tool_router: Self::tool_router(),
+        })
+    }
+
+    /// A fresh session over the same Orbit (same components, own log level).
+    pub fn session(&self) -> Self {
+        Self { log_level: Arc::new(Mutex::new(None)), ..self.clone() }
+    }
+
+    /// The component store.
+    pub fn components(&self) -> &ComponentStore {
+        &self.shared.components
+    }
+
+    async fn log(&self, ctx: &RequestContext<RoleServer>, level: LoggingLevel, data: serde_json::Value) {
+        let wanted = *self.log_level.lock().unwrap_or_else(|e| e.into_inner());
+        if wanted.is_some_and(|min| level_rank(level) >= level_rank(min)) {
+            let mut param = LoggingMessageNotificationParam::new(level, data);
+            param.logger = Some("orbit".into());
+            let _ = ctx.peer.notify_logging_message(param).await;
+        }
+    }
+}
+
+fn level_rank(level: LoggingLevel) -> u8 {
+    match level {
+        LoggingLevel::Debug => 0,
+        LoggingLevel::Info => 1,
+        LoggingLevel::Notice => 2,
+        LoggingLevel::Warning => 3,
+        LoggingLevel::Error => 4,
+        LoggingLevel::Critical => 5,
+        LoggingLevel::Alert => 6,
+        LoggingLevel::Emergency => 7,
+    }
+}
+
+/// A tool error: an MCP result with `isError: true` and a fixed,
+/// caller-safe text.
+#[derive(Debug)]
+struct ToolFailure(String);
+
+impl ToolFailure {
+    fn new(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+}
+
+impl IntoCallToolResult for ToolFailure {
+    fn into_call_tool_result(self) -> Result<CallToolResponse, ErrorData> {
+        Ok(CallToolResult::error(vec![ContentBlock::text(self.0)]).into())
+    }
+}
+
+type ToolResult = Result<CallToolResult, ToolFailure>;
+
+fn default_workspace() -> String {
+    "default".into()
+}
+
+/// Input of `run_component`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunComponentArgs {
+    /// The component (.wasm: an orbit agent or a wasi:cli command) as
+    /// standard base64. Give this or `digest`. It is kept under its sha256
+    /// so later runs can pass only the digest.
+    #[serde(default)]
+    pub component_base64: Option<String>,
+    /// The sha256 (64 lowercase hex digits) of a component submitted
+    /// before, as returned in `digest`. Give this or `component_base64`.
+    #[serde(default)]
+    pub digest: Option<String>,
+    /// The input: the agent's `run` argument, or the command's stdin.
+    #[serde(default)]
+    pub input: String,
+    /// The workspace the run belongs to. Default `default`.
+    #[serde(default = "default_workspace")]
+    pub workspace: String,
+    /// Fuel budget, in wasmtime fuel units (about one per wasm instruction).
+    /// Default 2,000,000,000.
+    #[serde(default)]
+    pub fuel: Option<u64>,
+    /// Wall-clock deadline of the run, in milliseconds (1 to 3,600,000).
+    /// Default 10,000.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Linear memory limit, in bytes, for all of the run's memories.
+    /// Default 64 MiB; capped by the engine.
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
+}
+
+/// Why a run did not succeed.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RunErrorInfo {
+    /// A guest error code such as `invalid-input`, or a trap name such as
+    /// `out-of-fuel`.
+    pub code: String,
+    /// A fixed text per code; for `failed` runs, the text the guest chose.
+    pub message: String,
+}
+
+/// Result of `run_component`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RunResult {
+    /// The run's id (a UUID v7), for `get_run`.
+    pub run_id: String,
+    /// How the run ended: succeeded, failed, exited, out-of-fuel,
+    /// deadline-exceeded, memory-limit, stack-overflow, too-large, trapped
+    /// or internal.
+    pub status: String,
+    /// The output (agent result or command stdout), as UTF-8 (lossy).
+    pub output: String,
+    /// The sha256 of the component, to run it again by digest.
+    pub digest: String,
+    /// `agent` or `command`.
+    pub kind: String,
+    /// A command's exit code.
+    pub exit_code: Option<i32>,
+    /// Fuel consumed, in wasmtime fuel units.
+    pub fuel_consumed: u64,
+    /// Wall-clock duration, in microseconds.
+    pub duration_us: u64,
+    /// Why the run did not succeed; absent on success.
+    pub error: Option<RunErrorInfo>,
+}
+
+/// Input of `list_runs`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListRunsArgs {
+    /// The workspace whose runs are listed. Default `default`.
+    #[serde(default = "default_workspace")]
+    pub workspace: String,
+    /// Only runs with this status (succeeded, failed, exited, out-of-fuel,
+    /// deadline-exceeded, memory-limit, stack-overflow, too-large, trapped,
+    /// internal).
+    #[serde(default)]
+    pub status: Option<String>,
+    /// The most runs to return, 1 to 1000. Default 20.
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page, to list older runs.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// One run in a [`RunList`].
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RunSummary {
+    /// The run's id.
+    pub run_id: String,
+    /// How the run ended.
+    pub status: String,
+    /// The component's sha256.
+    pub digest: String,
+    /// `agent` or `command`.
+    pub kind: String,
+    /// Start time, in milliseconds since the Unix epoch.
+    pub started_at_ms: u64,
+    /// Wall-clock duration, in microseconds.
+    pub duration_us: u64,
+    /// Fuel consumed, in wasmtime fuel units.
+    pub fuel_consumed: u64,
+    /// Why the run did not succeed; absent on success.
+    pub error: Option<RunErrorInfo>,
+}
+
+/// Result of `list_runs`: one page, newest first.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RunList {
+    /// The runs on this page.
+    pub runs: Vec<RunSummary>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Input of `get_run`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetRunArgs {
+    /// The run's id, as returned by `run_component` or `list_runs`.
+    pub run_id: String,
+    /// The workspace the run belongs to. Default `default`.
+    #[serde(default = "default_workspace")]
+    pub workspace: String,
+}
+
+/// One host call the guest made, in a [`RunDetail`].
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SpanInfo {
+    /// The primitive, such as `storage` or `fetch`.
+    pub primitive: String,
+    /// The operation, such as `get`.
+    pub operation: String,
+    /// Start, in microseconds since the run started.
+    pub start_offset_us: u64,
+    /// Duration, in microseconds.
+    pub duration_us: u64,
+    /// `ok` or the error code the call returned.
+    pub outcome: String,
+    /// Bytes passed in by the guest.
+    pub bytes_in: u64,
+    /// Bytes returned to the guest.
+    pub bytes_out: u64,
+    /// Extra facts (for `fetch`: method, host, status, secret names).
+    pub attrs: Vec<(String, String)>,
+}
+
+/// One log line, in a [`RunDetail`].
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct LogInfo {
+    /// When, in microseconds since the run started.
+    pub offset_us: u64,
+    /// trace, debug, info, warn, error or stderr.
+    pub level: String,
+    /// The text.
+    pub message: String,
+}
+
+/// Result of `get_run`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RunDetail {
+    /// The run's summary.
+    #[serde(flatten)]
+    pub summary: RunSummary,
+    /// The workspace.
+    pub workspace: String,
+    /// A command's exit code.
+    pub exit_code: Option<i32>,
+    /// Input size, in bytes.
+    pub input_bytes: u64,
+    /// Full output size, in bytes.
+    pub output_bytes: u64,
+    /// The recorded copy of the output (capped); absent when not recorded.
+    pub output: Option<String>,
+    /// Whether `output` holds less than the full output.
+    pub output_truncated: bool,
+    /// The guest's log lines (capped).
+    pub logs: Vec<LogInfo>,
+    /// Whether lines were dropped from `logs`.
+    pub logs_truncated: bool,
+    /// One span per host call, in start order.
+    pub spans: Vec<SpanInfo>,
+    /// Host calls past the span cap, counted but not recorded.
+    pub spans_dropped: u64,
+}
+
+/// Input of `list_tools`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListToolsArgs {
+    /// The workspace whose MCP tools are listed. Default `default`.
+    #[serde(default = "default_workspace")]
+    pub workspace: String,
+}
+
+/// Result of `list_tools`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ToolList {
+    /// The tools of the workspace's enabled MCP servers that its policy
+    /// allows, by server then tool name.
+    pub tools: Vec<WorkspaceTool>,
+    /// Enabled servers that could not be reached to list their tools.
+    pub unavailable: Vec<String>,
+}
+
+fn structured<T: Serialize>(value: &T, is_error: bool) -> ToolResult {
+    let value = serde_json::to_value(value).map_err(|_| ToolFailure::new("internal error"))?;
+    Ok(if is_error { CallToolResult::structured_error(value) } else { CallToolResult::structured(value) })
+}
+
+fn workspace(name: &str) -> Result<WorkspaceId, ToolFailure> {
+    WorkspaceId::new(name).map_err(|_| ToolFailure::new(format!("invalid workspace name {name:?}")))
+}
+
+fn error_info(rec: &RunRecord) -> Option<RunErrorInfo> {
+    // `detail` is for operators only and never leaves the host.
+    rec.error.as_ref().map(|e| RunErrorInfo { code: e.code.clone(), message: e.message.clone() })
+}
+
+fn summary(rec: &RunRecord) -> RunSummary {
+    RunSummary {
+        run_id: rec.id.to_string(),
+        status: rec.status.to_string(),
+        digest: rec.component_digest.clone(),
+        kind: rec.kind.to_string(),
+        started_at_ms: rec.started_at_ms,
+        duration_us: rec.duration_us,
+        fuel_consumed: rec.fuel_consumed,
+        error: error_info(rec),
+    }
+}
+
+/// The caller-safe text for an engine failure; the detail goes to the log.
+fn engine_failure(e: &EngineError) -> ToolFailure {
+    match e {
+        EngineError::ComponentTooLarge { size, limit } => {
+            ToolFailure::new(format!("component is {size} bytes, over the limit of {limit} bytes"))
+        }
+        EngineError::NotAComponent(_) => ToolFailure::new("not a WebAssembly component"),
+        EngineError::NoEntryPoint => {
+            ToolFailure::new("component exports neither `run` (orbit:runtime/agent) nor `wasi:cli/run`")
+        }
+        EngineError::Link(_) => {
+            ToolFailure::new("component cannot be linked: it imports something Orbit does not provide")
+        }
+        EngineError::CompileTimeout(t) => ToolFailure::new(format!("compiling the component took longer than {t:?}")),
+        other => {
+            tracing::error!(error = %other, "run_component failed");
+            ToolFailure::new("internal error")
+        }
+    }
+}
+
+#[tool_router]
+impl OrbitMcp {
+    /// Runs a WebAssembly component once under limits and records the run.
+    #[tool(
+        description = "Run a WebAssembly component (an orbit agent or a wasi:cli command) once in a fresh sandbox \
+                       under fuel, deadline and memory limits, and record the run. Pass the component as base64 \
+                       (`component_base64`) or, once submitted, by its sha256 `digest`. Returns the run id, status \
+                       and output. A run that does not succeed is a tool error carrying the same fields.",
+        output_schema = schema_for_output::<RunResult>()
+    )]
+    async fn run_component(
+        &self,
+        Parameters(args): Parameters<RunComponentArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        let orbit = &self.shared.orbit;
+        let ws = workspace(&args.workspace)?;
+        let mut limits = orbit.engine().config().default_limits.clone();
+        if let Some(fuel) = args.fuel {
+            limits.fuel = fuel;
+        }
+        if let Some(ms) = args.timeout_ms {
+            if ms == 0 || ms > MAX_TIMEOUT_MS {
+                return Err(ToolFailure::new(format!("timeout_ms must be 1 to {MAX_TIMEOUT_MS}")));
+            }
+            limits.timeout = Duration::from_millis(ms);
+        }
+        if let Some(bytes) = args.memory_bytes {
+            limits.memory_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+        }
+        let wasm = match (&args.component_base64, &args.digest) {
+            (Some(b64), None) => {
+                // Refuse before decoding what could not be run anyway.
+                if b64.len() / 4 * 3 > limits.component_bytes + 3 {
+                    return Err(ToolFailure::new(format!(
+                        "component is over the limit of {} bytes",
+                        limits.component_bytes
+                    )));
+                }
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .map_err(|_| ToolFailure::new("component_base64 is not valid standard base64"))?
+            }
+            (None, Some(digest)) => self.shared.components.get(digest).map_err(|e| match e {
+                ComponentStoreError::BadDigest | ComponentStoreError::NotFound => ToolFailure::new(e.to_string()),
+                other => {
+                    tracing::error!(error = %other, "reading a submitted component");
+                    ToolFailure::new("internal error")
+                }
+            })?,
+            _ => return Err(ToolFailure::new("give exactly one of `component_base64` and `digest`")),
+        };
+        let component =
+            orbit.engine().load_async(&wasm, limits.component_bytes).await.map_err(|e| engine_failure(&e))?;
+        if args.component_base64.is_some()
+            && let Err(e) = self.shared.components.put(component.digest(), &wasm)
+        {
+            tracing::error!(error = %e, "keeping a submitted component");
+            return Err(ToolFailure::new("internal error"));
+        }
+        let total_ms = limits.timeout.as_millis() as f64;
+        let invocation = Invocation::new(args.input).workspace(ws.clone()).limits(limits);
+        let run = orbit.engine().invoke(&component, invocation);
+        let outcome = match ctx.meta.get_progress_token() {
+            None => run.await,
+            Some(token) => {
+                tokio::pin!(run);
+                let started = Instant::now();
+                let mut ticks =
+                    tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_INTERVAL, PROGRESS_INTERVAL);
+                loop {
+                    tokio::select! {
+                        outcome = &mut run => break outcome,
+                        _ = ticks.tick() => {
+                            let elapsed = started.elapsed();
+                            let param = ProgressNotificationParam::new(token.clone(), elapsed.as_millis() as f64)
+                                .with_total(total_ms)
+                                .with_message(format!("running, {:.1} s elapsed", elapsed.as_secs_f64()));
+                            let _ = ctx.peer.notify_progress(param).await;
+                        }
+                    }
+                }
+            }
+        }
+        .map_err(|e| engine_failure(&e))?;
+        let rec = &outcome.record;
+        let result = RunResult {
+            run_id: rec.id.to_string(),
+            status: rec.status.to_string(),
+            output: outcome.output_text(),
+            digest: rec.component_digest.clone(),
+            kind: rec.kind.to_string(),
+            exit_code: rec.exit_code,
+            fuel_consumed: rec.fuel_consumed,
+            duration_us: rec.duration_us,
+            error: error_info(rec),
+        };
+        let ok = rec.status.is_success();
+        let level = if ok { LoggingLevel::Info } else { LoggingLevel::Warning };
+        self.log(
+            &ctx,
+            level,
+            serde_json::json!({"run_id": result.run_id, "workspace": ws.to_string(), "status": result.status}),
+        )
+        .await;
+        structured(&result, !ok)
+    }
+
+    /// Lists a workspace's runs, newest first.
+    #[tool(
+        description = "List a workspace's recorded runs, newest first, optionally only those with one status. \
+                       Pages with `limit` and `cursor` (the previous page's `next_cursor`).",
+        output_schema = schema_for_output::<RunList>(),
+        annotations(read_only_hint = true)
+    )]
+    async fn list_runs(&self, Parameters(args): Parameters<ListRunsArgs>) -> ToolResult {
+        let ws = workspace(&args.workspace)?;
+        let status = args
+            .status
+            .map(|s| s.parse::<RunStatus>().map_err(|_| ToolFailure::new(format!("unknown status {s:?}"))))
+            .transpose()?;
+        let before = args
+            .cursor
+            .map(|c| c.parse::<RunId>().map_err(|_| ToolFailure::new("cursor is not a run id")))
+            .transpose()?;
+        let limit = args.limit.unwrap_or(20);
+        if limit == 0 || limit > MAX_LIST_LIMIT {
+            return Err(ToolFailure::new(format!("limit must be 1 to {MAX_LIST_LIMIT}")));
+        }
+        let page = self.shared.orbit.runs().list(&RunQuery { workspace: ws, status, limit, before }).map_err(|e| {
+            tracing::error!(error = %e, "list_runs");
+            ToolFailure::new("internal error")
+        })?;
+        let list = RunList {
+            runs: page.runs.iter().map(summary).collect(),
+            next_cursor: page.next_cursor.map(|c| c.to_string()),
+        };
+        structured(&list, false)
+    }
+
+    /// One run with its spans and logs.
+    #[tool(
+        description = "Get one recorded run of a workspace: status, sizes, the recorded output and logs, and one span \
+                       per host call the guest made (primitive, operation, timing, outcome, bytes).",
+        output_schema = schema_for_output::<RunDetail>(),
+        annotations(read_only_hint = true)
+    )]
+    async fn get_run(&self, Parameters(args): Parameters<GetRunArgs>) -> ToolResult {
+        let ws = workspace(&args.workspace)?;
+        let id = args.run_id.parse::<RunId>().map_err(|_| ToolFailure::new("run_id is not a run id"))?;
+        let rec = self.shared.orbit.runs().get(id).map_err(|e| {
+            tracing::error!(error = %e, "get_run");
+            ToolFailure::new("internal error")
+        })?;
+        // Another workspace's run is reported exactly like a missing one.
+        let Some(rec) = rec.filter(|r| r.workspace == ws) else {
+            return Err(ToolFailure::new(format!("no run {id} in workspace {ws}")));
+        };
+        let detail = RunDetail {
+            summary: summary(&rec),
+            workspace: rec.workspace.to_string(),
+            exit_code: rec.exit_code,
+            input_bytes: rec.input_bytes,
+            output_bytes: rec.output_bytes,
+            output: rec.output.clone(),
+            output_truncated: rec.output_truncated,
+            logs: rec
+                .logs
+                .iter()
+                .map(|l| LogInfo { offset_us: l.offset_us, level: l.level.to_string(), message: l.message.clone() })
+                .collect(),
+            logs_truncated: rec.logs_truncated,
+            spans: rec
+                .spans
+                .iter()
+                .map(|s| SpanInfo {
+                    primitive: s.primitive.clone(),
+                    operation: s.operation.clone(),
+                    start_offset_us: s.start_offset_us,
+                    duration_us: s.duration_us,
+                    outcome: s.outcome.clone(),
+                    bytes_in: s.bytes_in,
+                    bytes_out: s.bytes_out,
+                    attrs: s.attrs.clone(),
+                })
+                .collect(),
+            spans_dropped: rec.spans_dropped,
+        };
+        structured(&detail, false)
+    }
+
+    /// The workspace's MCP tools, from the per-workspace server registry.
+    #[tool(
+        description = "List the MCP tools installed in a workspace (the tools of its enabled MCP servers), which \
+                       guest code can call through the `tools` primitive.",
+        output_schema = schema_for_output::<ToolList>(),
+        annotations(read_only_hint = true)
+    )]
+    async fn list_tools(&self, Parameters(args): Parameters<ListToolsArgs>) -> ToolResult {
+        let ws = workspace(&args.workspace)?;
+        let until = tokio::time::Instant::now() + LIST_TOOLS_TIMEOUT;
+        let (tools, unavailable) = self.shared.orbit.tools().list(&ws, until).await.map_err(|e| {
+            tracing::error!(error = %e, "list_tools");
+            ToolFailure::new("the workspace's MCP tools could not be listed")
+        })?;
+        let tools = tools
+            .into_iter()
+            .map(|t| WorkspaceTool {
+                server: t.server,
+                name: t.name,
+                description: (!t.description.is_empty()).then_some(t.description),
+                input_schema: t.input_schema,
+            })
+            .collect();
+        structured(&ToolList { tools, unavailable }, false)
+    }
+}
+
+impl ServerHandler for OrbitMcp {
+    fn get_info(&self) -> ServerConfig {
+        let mut info = Implementation::new("orbit", env!("CARGO_PKG_VERSION"));
+        info.title = Some("Orbit".into());
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_logging().build())
+            .with_server_info(info)
+            .with_instructions(
+                "Orbit runs WebAssembly components in a sandbox and records every run. Submit a component with \
+                 run_component (base64 once, then by digest), inspect runs with list_runs and get_run, and see the \
+                 workspace's MCP tools with list_tools.",
+            )
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let name = request.name.clone();
+        if !self.tool_router.has_route(&name) {
+            return ToolFailure::new(format!("unknown tool {name:?}")).into_call_tool_result();
+        }
+        match self.tool_router.call(ToolCallContext::new(self, request, context)).await {
+            Ok(response) => Ok(response),
+            // Arguments that do not match the schema: a tool error the model can read and correct.
+            Err(e) if e.code == ErrorCode::INVALID_PARAMS => {
+                ToolFailure::new(format!("invalid arguments for {name}: {}", e.message)).into_call_tool_result()
+            }
+            Err(e) => {
+                tracing::error!(error = %e.message, tool = %name, "tool call failed");
+                ToolFailure::new("internal error").into_call_tool_result()
+            }
+        }
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(self.tool_router.list_all()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
+        self.tool_router.get(name).cloned()
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        *self.log_level.lock().unwrap_or_else(|e| e.into_inner()) = Some(request.level);
+        Ok(())
+    }
+}
+
+/// Serves `server` over stdin/stdout until the client closes the stream.
+/// Nothing but MCP messages is written to stdout.
+///
+/// # Errors
+/// [`ServeError::Transport`] when the handshake fails.
+pub async fn serve_stdio(server: OrbitMcp) -> Result<(), ServeError> {
+    use rmcp::ServiceExt;
+    let running = server.serve(rmcp::transport::stdio()).await.map_err(|e| ServeError::Transport(e.to_string()))?;
+    running.waiting().await.map_err(|e| ServeError::Transport(e.to_string()))?;
+    Ok(())
+}
