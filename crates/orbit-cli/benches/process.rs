@@ -3,7 +3,7 @@
 //! warm compile cache, measured in one run.
 //!
 //! `x.wasm` is the `hello-cli` example, a `wasi:cli` command that counts
-//! the lines, words and bytes of its (empty) stdin and hashes it. Orbit's
+//! the lines, words and bytes of a one-line input and hashes it. Orbit's
 //! figure includes what `orbit run` always does: open the data directory
 //! (run store, cache, vault, databases), load the cached artifact, run the
 //! component, and commit the run record durably.
@@ -22,7 +22,7 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn run(cmd: &mut Command) {
-    let status = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
+    let status = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
     assert!(status.success(), "{cmd:?} failed: {status}");
 }
 
@@ -49,9 +49,12 @@ fn process(c: &mut Criterion) {
     let since = std::time::SystemTime::now();
     let wasm = orbit_test_guests::path("hello-cli");
     let home = tempfile::tempdir().unwrap();
+    let input = home.path().join("input.txt");
+    std::fs::write(&input, "hello from the process bench\n").unwrap();
     let orbit = || {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_orbit"));
-        cmd.arg("run").arg(&wasm).env("ORBIT_HOME", home.path()).env_remove("ORBIT_MASTER_KEY");
+        cmd.arg("run").arg(&wasm).arg("--input-file").arg(&input);
+        cmd.env("ORBIT_HOME", home.path()).env_remove("ORBIT_MASTER_KEY").stdin(Stdio::null());
         cmd
     };
     run(&mut orbit()); // compiles once and caches the artifact
@@ -63,7 +66,7 @@ fn process(c: &mut Criterion) {
     if let Some(wasmtime) = &wasmtime {
         let cmd = || {
             let mut cmd = Command::new(wasmtime);
-            cmd.arg("run").arg(&wasm);
+            cmd.arg("run").arg(&wasm).stdin(std::fs::File::open(&input).unwrap());
             cmd
         };
         run(&mut cmd()); // fills wasmtime's own compile cache
