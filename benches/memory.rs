@@ -54,14 +54,16 @@ fn main() {
             })
             .collect();
         let start = Instant::now();
-        while orbit.engine().runs_in_flight() < n {
-            assert!(start.elapsed() < Duration::from_millis(sleep_ms), "runs did not all start before the first ended");
+        while orbit.engine().runs_in_flight() < n && start.elapsed() < Duration::from_millis(sleep_ms / 2) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         // Let the last ones reach their sleep.
         tokio::time::sleep(Duration::from_millis(100)).await;
         let during = rss_bytes();
-        assert_eq!(done.load(Ordering::SeqCst), 0, "a run ended before the measurement");
+        let in_flight = orbit.engine().runs_in_flight();
+        // A machine too loaded to start them all in time gives no figure
+        // rather than a wrong one.
+        let valid = in_flight == n && done.load(Ordering::SeqCst) == 0;
         for t in tasks {
             assert_eq!(t.await.unwrap().status(), RunStatus::Succeeded);
         }
@@ -72,7 +74,9 @@ fn main() {
             during as f64 / (1 << 20) as f64,
             per / 1024.0
         );
-        if full {
+        if !valid {
+            println!("memory/idle-invocations: only {in_flight} of {n} runs were in flight together; no figure");
+        } else if full {
             common::record(&line);
         } else {
             println!("{line}");

@@ -410,3 +410,44 @@ async fn queued_jobs_run_exactly_once_across_sigkill_and_restart() {
     }
     assert!(retried > 0, "some job was retried after a crash, with its attempts counted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_never_gets_more_memory_than_its_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    let orbit = open(dir.path(), JobLimits::default());
+    // membomb allocates 1 MiB blocks until allocation fails, and says how far it got.
+    register(&orbit, "team", "bomb", "membomb", JobDefaults::default());
+    let allocated = |rec: &RunRecord| -> u64 {
+        // stderr is kept as one log entry: the last "allocated N MiB" line counts.
+        let text = rec.logs.iter().map(|l| l.message.as_str()).collect::<Vec<_>>().join("\n");
+        let line = text.lines().rev().find(|l| l.starts_with("allocated")).expect("membomb logged");
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+
+    let mut limits = Limits::default();
+    limits.memory_bytes = 16 << 20;
+    let parent = run(&orbit, "team", "invoke:bomb:", limits).await;
+    assert_eq!(parent.status(), RunStatus::Failed, "{:?}", parent.record);
+    let child = child_of(&orbit, "team", parent.run_id(), 30).await;
+    assert_eq!(child.status, RunStatus::MemoryLimit);
+    let small = allocated(&child);
+    assert!(small < 16, "child allocated {small} MiB under a 16 MiB parent");
+
+    // The same job under a parent with the default 64 MiB gets further.
+    let parent = run(&orbit, "team", "invoke:bomb:", Limits::default()).await;
+    let child = child_of(&orbit, "team", parent.run_id(), 30).await;
+    assert!(allocated(&child) > small + 16, "{} vs {small}", allocated(&child));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_fails_fast_when_every_run_slot_is_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = OrbitConfig::default();
+    config.engine.max_concurrent_runs = 1;
+    let orbit = Orbit::open_with(dir.path(), config).unwrap();
+    register(&orbit, "team", "probe", "jobs-probe", JobDefaults::default());
+    // The parent holds the only slot; its child must not wait for it.
+    let out = run(&orbit, "team", "invoke:probe:echo:hi", Limits::default()).await;
+    assert_eq!(out.status(), RunStatus::Failed, "{:?}", out.record);
+    assert_eq!(out.record.error.as_ref().unwrap().code, "unavailable", "{:?}", out.record);
+}

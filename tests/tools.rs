@@ -158,6 +158,34 @@ async fn guest_calls_tools_over_streamable_http() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_header_secret_goes_only_to_the_server_it_is_bound_to() {
+    let server = mcp_servers::EverythingHttp::start();
+    let dir = tempfile::tempdir().unwrap();
+    let orbit = open(dir.path(), ToolsLimits::default());
+    let w = ws("default");
+    let placement = orbit::Placement::Header { name: "X-Api-Key".into(), template: "{}".into() };
+    let elsewhere = orbit::HostBinding::parse("https://api.example.com").unwrap();
+    let here = orbit::HostBinding::parse(&server.url).unwrap();
+    let vault = orbit.vault();
+    vault
+        .set(&w, "OTHER", orbit::SecretValue::new("key-other-0001".into()), vec![elsewhere], placement.clone(), "t")
+        .unwrap();
+    vault.set(&w, "MINE", orbit::SecretValue::new("key-mine-0002".into()), vec![here], placement, "t").unwrap();
+    let http = |secret: &str| {
+        ServerSpec::new(ServerTransport::Http { url: server.url.clone() })
+            .header("X-Api-Key", ValueSource::parse(&format!("secret:{secret}")))
+    };
+    orbit.tools().registry().add_server(&w, "wrong", http("OTHER")).unwrap();
+    orbit.tools().registry().add_server(&w, "right", http("MINE")).unwrap();
+    let ops =
+        json!([call("wrong", "echo", json!({"message": "x"})), call("right", "echo", json!({"message": "bound"})),]);
+    let (_, r) = run(&orbit, "default", ops, Limits::default()).await;
+    // Bound to another host: never sent, so the server is not even connected.
+    assert_eq!(err_code(&r[0]), "unavailable", "{r:?}");
+    assert_eq!(text(&r[1]), "Echo: bound");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn unknown_tools_malformed_arguments_and_policy_give_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
     let orbit = open(dir.path(), ToolsLimits::default());

@@ -318,6 +318,11 @@ pub struct Invocation {
     /// store refuses a second record with the same id. Default `None`, a new
     /// [`RunId`].
     pub run_id: Option<RunId>,
+    /// Fail with [`EngineError::Busy`] instead of waiting when all
+    /// [`max_concurrent_runs`](EngineConfig::max_concurrent_runs) slots are
+    /// taken. Child runs set it: a parent waiting for a slot while holding
+    /// its own could otherwise deadlock with other parents. Default `false`.
+    pub no_wait: bool,
 }
 
 impl Invocation {
@@ -331,6 +336,7 @@ impl Invocation {
             depth: 0,
             deadline: None,
             run_id: None,
+            no_wait: false,
         }
     }
 
@@ -363,6 +369,12 @@ impl Invocation {
     /// Records the run under `id` (see the `run_id` field).
     pub fn run_id(mut self, id: RunId) -> Self {
         self.run_id = Some(id);
+        self
+    }
+
+    /// Fails at once when no run slot is free (see the `no_wait` field).
+    pub fn no_wait(mut self) -> Self {
+        self.no_wait = true;
         self
     }
 }
@@ -546,7 +558,11 @@ impl Engine {
         if component.engine_id != self.id() {
             return Err(EngineError::ForeignComponent);
         }
-        let _permit = self.inner.permits.acquire().await.map_err(|_| EngineError::Config("engine shut down".into()))?;
+        let _permit = if invocation.no_wait {
+            self.inner.permits.try_acquire().map_err(|_| EngineError::Busy)?
+        } else {
+            self.inner.permits.acquire().await.map_err(|_| EngineError::Config("engine shut down".into()))?
+        };
         let expected = self.inner.runs.expect_record();
         let (record, output) = self.execute(component, invocation).await;
         match self.inner.config.record_ack {
@@ -604,6 +620,7 @@ impl Engine {
         }
         let mut info = RunInfo::new(run_id, inv.workspace.clone(), started, deadline, limits.log_bytes);
         (info.parent, info.depth) = (inv.parent, inv.depth);
+        info.limits = limits.clone();
         let input_bytes = inv.input.len() as u64;
 
         let mut extensions = Extensions::default();

@@ -109,6 +109,10 @@ pub enum EngineError {
     /// The component was loaded by another [`Engine`](crate::Engine).
     #[error("the component was loaded by another engine")]
     ForeignComponent,
+    /// An invocation with [`no_wait`](crate::Invocation::no_wait) found every
+    /// run slot taken.
+    #[error("every run slot is taken")]
+    Busy,
     /// A primitive could not prepare its per-run state.
     #[error("primitive {primitive} failed to prepare the run: {detail}")]
     Primitive {

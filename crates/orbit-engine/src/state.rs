@@ -123,6 +123,7 @@ pub struct RunInfo {
     pub(crate) deadline_hit: bool,
     pub(crate) parent: Option<RunId>,
     pub(crate) depth: u32,
+    pub(crate) limits: crate::Limits,
 }
 
 /// Spans kept per run; later host calls are counted in `spans_dropped`.
@@ -154,6 +155,7 @@ impl RunInfo {
             deadline_hit: false,
             parent: None,
             depth: 0,
+            limits: crate::Limits::default(),
         }
     }
 
@@ -178,6 +180,13 @@ impl RunInfo {
     /// ([`Invocation::depth`](crate::Invocation::depth)).
     pub fn depth(&self) -> u32 {
         self.depth
+    }
+
+    /// The limits this run executes under (the invocation's, or the
+    /// engine's defaults, capped by the engine). A child run must not get
+    /// more than these.
+    pub fn limits(&self) -> &crate::Limits {
+        &self.limits
     }
 
     /// The instant at which the run's wall-clock deadline passes.

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use orbit_engine::bindings::orbit::runtime::jobs as wit;
 use orbit_engine::wasmtime::StoreContextMut;
 use orbit_engine::wasmtime::component::Linker;
-use orbit_engine::{ErrorCode, GuestError, HostError, Invocation, RunState, safe_message};
+use orbit_engine::{EngineError, ErrorCode, GuestError, HostError, Invocation, Limits, RunState, safe_message};
 use orbit_runs::{RunId, RunRecord, RunStatus};
 use orbit_workspace::WorkspaceId;
 
@@ -81,6 +81,7 @@ async fn invoke(
         depth: info.depth() + 1,
         deadline: info.deadline(),
         fuel: remaining,
+        limits: info.limits().clone(),
     };
     let n = name.len() + input.len();
     let valid_name = check_name(&name).is_ok().then(|| name.clone());
@@ -109,6 +110,8 @@ struct Child {
     depth: u32,
     deadline: tokio::time::Instant,
     fuel: u64,
+    /// The parent's limits: a child never gets more of any of them.
+    limits: Limits,
 }
 
 async fn run_child(
@@ -131,11 +134,24 @@ async fn run_child(
     };
     let spec = spec.ok_or(JobsError::NotFound(name))?;
     let component = inner.load(&engine, &spec).await?;
+    // The job's own defaults, each capped by the parent's limit.
+    let parent = &child.limits;
     let mut limits = engine.config().default_limits.clone();
     limits.fuel = spec.defaults.fuel.unwrap_or(limits.fuel).min(child.fuel);
     if let Some(ms) = spec.defaults.timeout_ms {
         limits.timeout = std::time::Duration::from_millis(ms);
     }
+    limits.timeout = limits.timeout.min(parent.timeout);
+    limits.memory_bytes = limits.memory_bytes.min(parent.memory_bytes);
+    limits.hostcall_bytes = limits.hostcall_bytes.min(parent.hostcall_bytes);
+    limits.output_bytes = limits.output_bytes.min(parent.output_bytes);
+    limits.log_bytes = limits.log_bytes.min(parent.log_bytes);
+    limits.table_elements = limits.table_elements.min(parent.table_elements);
+    limits.instances = limits.instances.min(parent.instances);
+    limits.tables = limits.tables.min(parent.tables);
+    limits.memories = limits.memories.min(parent.memories);
+    limits.component_bytes = limits.component_bytes.min(parent.component_bytes);
+    limits.record_output &= parent.record_output;
     if limits.fuel == 0 || child.deadline <= tokio::time::Instant::now() {
         return Err(JobsError::NoBudget.into());
     }
@@ -146,14 +162,19 @@ async fn run_child(
         .limits(limits)
         .child_of(child.parent, child.depth)
         .deadline(child.deadline)
-        .run_id(run_id);
+        .run_id(run_id)
+        .no_wait();
     // A task of its own, so the child ends and is recorded even if the
     // parent is stopped (for example at its deadline) while waiting.
     let task = tokio::spawn(async move { engine.invoke(&component, invocation).await });
     let outcome = task
         .await
         .map_err(|e| HostError::with_detail(ErrorCode::Internal, format!("child task: {e}")))?
-        .map_err(|e| HostError::with_detail(ErrorCode::Internal, format!("child run: {e}")))?;
+        .map_err(|e| match e {
+            // Every slot is taken (possibly by parents waiting on children).
+            EngineError::Busy => HostError::with_detail(ErrorCode::Unavailable, "child run: no free run slot"),
+            e => HostError::with_detail(ErrorCode::Internal, format!("child run: {e}")),
+        })?;
     consumed.store(outcome.fuel_consumed(), Ordering::Relaxed);
     if outcome.status().is_success() {
         Ok(outcome.output_text())

@@ -282,7 +282,10 @@ impl RunStore {
     }
 
     /// Waits until every record queued before this call (including those
-    /// queued with [`ExpectedRecord::queue`]) is durably committed.
+    /// queued with [`ExpectedRecord::queue`]) has been through a commit.
+    /// A queued record whose own commit failed is not reported here (nobody
+    /// awaits it; the failure is logged); records stored with
+    /// [`record`](Self::record) report their own failures.
     ///
     /// # Errors
     /// [`RunStoreError::Commit`] when the commit that carries the barrier
@@ -519,10 +522,15 @@ fn writer_loop(
         }
         // Runs still executing will send their records soon: a short wait
         // lets them share this commit instead of paying for the next one.
-        let linger_end = started.checked_add(gc.max_linger).unwrap_or(started);
+        // `None` when `max_linger` is too large to add: linger without a deadline.
+        let linger_end = started.checked_add(gc.max_linger);
         while batch.len() < max_batch && expected.load(Ordering::Acquire) > 0 {
-            let Some(left) = linger_end.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else {
-                break;
+            let left = match linger_end {
+                None => std::time::Duration::MAX,
+                Some(end) => match end.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
+                    Some(left) => left,
+                    None => break,
+                },
             };
             // Wake now and then: an announcement may be withdrawn without a record.
             match queue.recv_timeout(left.min(std::time::Duration::from_micros(100))) {

@@ -309,7 +309,8 @@ impl Pool {
                     }
                 }
                 for (key, source) in &entry.spec.env {
-                    let value = self.value(ws, source, &mut secrets).await?;
+                    // A local process the operator installed: no host to bind to.
+                    let value = self.value(ws, source, None, &mut secrets).await?;
                     cmd.env(key, value);
                 }
                 let mut wrapped = process_wrap::tokio::CommandWrap::from(cmd);
@@ -326,8 +327,9 @@ impl Pool {
             ServerTransport::Http { url } => {
                 crate::install_crypto_provider();
                 let mut headers = HashMap::new();
+                let endpoint = url::Url::parse(url).map_err(|_| ToolsError::InvalidSpec(format!("url {url:?}")))?;
                 for (name, source) in &entry.spec.headers {
-                    let value = self.value(ws, source, &mut secrets).await?;
+                    let value = self.value(ws, source, Some(&endpoint), &mut secrets).await?;
                     let name = http::HeaderName::from_bytes(name.as_bytes())
                         .map_err(|_| ToolsError::InvalidSpec(format!("header name {name:?}")))?;
                     let mut value = http::HeaderValue::from_str(&value)
@@ -350,10 +352,13 @@ impl Pool {
         Ok(Connection { service, ended, secrets, last_used: Mutex::new(std::time::Instant::now()) })
     }
 
+    /// The value of `source`; a secret sent to an HTTP server (`endpoint`)
+    /// must be bound to that endpoint in the vault, as for `fetch`.
     async fn value(
         &self,
         ws: &WorkspaceId,
         source: &ValueSource,
+        endpoint: Option<&url::Url>,
         secrets: &mut Vec<SecretValue>,
     ) -> Result<String, ToolsError> {
         match source {
@@ -364,7 +369,22 @@ impl Pool {
                     resolver.resolve(&ws, &n).map_err(|e| ToolsError::Secret(format!("{n}: {e}")))
                 })
                 .await?;
-                let (_, value) = found.ok_or_else(|| ToolsError::Secret(name.clone()))?;
+                let (meta, value) = found.ok_or_else(|| ToolsError::Secret(name.clone()))?;
+                if let Some(url) = endpoint {
+                    let host = match url.host() {
+                        Some(url::Host::Domain(d)) => d.trim_end_matches('.').to_ascii_lowercase(),
+                        Some(h) => h.to_string(),
+                        None => String::new(),
+                    };
+                    let port = url.port_or_known_default().unwrap_or(0);
+                    // MCP's streamable HTTP transport POSTs to the endpoint.
+                    if !meta.hosts.iter().any(|b| b.matches(url.scheme(), &host, port, "POST", url.path())) {
+                        return Err(ToolsError::Secret(format!(
+                            "{name}: not bound to {}",
+                            url.origin().ascii_serialization()
+                        )));
+                    }
+                }
                 let text = value.expose().to_owned();
                 secrets.push(value);
                 Ok(text)
