@@ -14,12 +14,25 @@
 //!   and notifications, and the append-only [`audit`] trail, with
 //!   [`RedbTeamStore`] as the embedded default.
 
+pub mod audit;
+mod clock;
 mod id;
 pub mod permission;
 mod principal;
+mod redb_store;
 mod role;
+mod store;
+pub mod token;
 
+pub use audit::{Actor, AuditEvent, AuditKind, AuditLog, AuditPage, AuditQuery};
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock, parse_duration_ms};
 pub use id::{AgentName, DEFAULT_WORKSPACE, MAX_WORKSPACE_LEN, UserId, WorkspaceId, WorkspaceIdError};
 pub use permission::{Action, Denied, Grant, PERMISSIONS, Rule, Target};
 pub use principal::{Principal, Subject, TokenId};
+pub use redb_store::RedbTeamStore;
 pub use role::{Role, RoleError};
+pub use store::{
+    AuthFailure, Authenticated, IssuedToken, ItemKind, MemberAdded, MemberRecord, MemberRemoved, Notification,
+    OwnedItem, TeamError, TeamStore, TokenRecord, TokenRequest, WorkspaceRecord,
+};
+pub use token::{TokenHash, TokenSecret};

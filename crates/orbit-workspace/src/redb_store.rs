@@ -1,0 +1,744 @@
+//! [`RedbTeamStore`]: the embedded default of [`TeamStore`] and [`AuditLog`],
+//! one redb file (`team.redb`).
+//!
+//! Invariants:
+//! - Every change commits with `Durability::Immediate` in one write
+//!   transaction together with its audit event; a method returns only
+//!   after that commit, so an acknowledged change survives a crash and a
+//!   half-applied one cannot exist.
+//! - Tokens are kept only as SHA-256 hashes; the hash index maps a hash to
+//!   its `(workspace, id)`, and the stored hash is compared again in
+//!   constant time.
+//! - A workspace has at least one owner at every commit.
+//! - Audit events are only ever inserted, and deleted only by retention.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{AuditEvent, AuditLog, AuditPage, AuditQuery, DEFAULT_AUDIT_RETENTION_MS, MAX_AUDIT_PAGE};
+use crate::clock::{Clock, SystemClock};
+use crate::permission::{Action, Target};
+use crate::store::{
+    AuthFailure, Authenticated, IssuedToken, MemberAdded, MemberRecord, MemberRemoved, Notification, OwnedItem,
+    TeamError, TeamStore, TokenRecord, TokenRequest, WorkspaceRecord,
+};
+use crate::token::{TokenHash, TokenSecret};
+use crate::{Principal, Role, Subject, TokenId, UserId, WorkspaceId};
+
+const WORKSPACES: TableDefinition<&str, &[u8]> = TableDefinition::new("workspaces");
+const MEMBERS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("members");
+const TOKENS: TableDefinition<(&str, u128), &[u8]> = TableDefinition::new("tokens");
+const TOKEN_HASHES: TableDefinition<&[u8], (&str, u128)> = TableDefinition::new("token_hashes");
+const AUDIT: TableDefinition<(&str, u128), &[u8]> = TableDefinition::new("audit");
+const NOTIFICATIONS: TableDefinition<(&str, u128), &[u8]> = TableDefinition::new("notifications");
+
+/// `last_used_ms` is written at most this often per token, so that
+/// authenticating is a read, not a durable write, on the hot path.
+const LAST_USED_GRANULARITY_MS: u64 = 60_000;
+/// Longest token name, in bytes.
+const MAX_TOKEN_NAME: usize = 200;
+/// Longest display name, in bytes.
+const MAX_DISPLAY_NAME: usize = 200;
+
+#[derive(Serialize, Deserialize)]
+struct StoredToken {
+    record: TokenRecord,
+    hash: TokenHash,
+}
+
+/// The team store and audit trail in one redb file.
+///
+/// Cheap to clone; `Send + Sync`.
+#[derive(Clone)]
+pub struct RedbTeamStore {
+    db: Arc<Database>,
+    clock: Arc<dyn Clock>,
+    retention_ms: u64,
+}
+
+impl std::fmt::Debug for RedbTeamStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbTeamStore").field("retention_ms", &self.retention_ms).finish_non_exhaustive()
+    }
+}
+
+fn st(e: impl std::fmt::Display) -> TeamError {
+    TeamError::Storage(e.to_string())
+}
+
+fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, TeamError> {
+    serde_json::to_vec(v).map_err(st)
+}
+
+fn dec<T: for<'a> Deserialize<'a>>(b: &[u8]) -> Result<T, TeamError> {
+    serde_json::from_slice(b).map_err(st)
+}
+
+impl RedbTeamStore {
+    /// Opens (creating if needed) the store at `path` with the system
+    /// clock and the default audit retention (90 days), and prunes audit
+    /// events past retention.
+    ///
+    /// # Errors
+    /// [`TeamError::Storage`] when the file cannot be created or opened
+    /// (for example when another process holds it).
+    pub fn open(path: &Path) -> Result<Self, TeamError> {
+        Self::open_with(path, Arc::new(SystemClock), DEFAULT_AUDIT_RETENTION_MS)
+    }
+
+    /// Opens the store with an explicit clock (tests inject a
+    /// [`ManualClock`](crate::ManualClock)) and audit retention in ms.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_with(path: &Path, clock: Arc<dyn Clock>, retention_ms: u64) -> Result<Self, TeamError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(st)?;
+        }
+        if !path.exists() {
+            create_atomically(path)?;
+        }
+        let db = Database::builder().create(path).map_err(st)?;
+        create_tables(&db)?;
+        let store = Self { db: Arc::new(db), clock, retention_ms };
+        let now = store.clock.now_ms();
+        store.prune(now.saturating_sub(retention_ms))?;
+        Ok(store)
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    fn write(&self) -> Result<WriteTransaction, TeamError> {
+        let mut txn = self.db.begin_write().map_err(st)?;
+        txn.set_durability(Durability::Immediate).map_err(st)?;
+        Ok(txn)
+    }
+
+    /// Runs an administrative change `f` in one transaction with its audit
+    /// event; on refusal writes a refusal event instead (when the
+    /// workspace exists) and returns the error.
+    fn admin<T>(
+        &self,
+        actor: &Principal,
+        ws: &WorkspaceId,
+        action: &str,
+        target: &str,
+        f: impl FnOnce(&WriteTransaction, u64) -> Result<(T, Option<String>), TeamError>,
+    ) -> Result<T, TeamError> {
+        let now = self.now();
+        let txn = self.write()?;
+        match f(&txn, now) {
+            Ok((value, detail)) => {
+                put_audit(&txn, &AuditEvent::admin(ws.clone(), actor, now, action, target, detail, "ok"))?;
+                txn.commit().map_err(st)?;
+                Ok(value)
+            }
+            Err(err) => {
+                txn.abort().map_err(st)?;
+                if !matches!(err, TeamError::WorkspaceNotFound(_) | TeamError::Storage(_)) {
+                    let txn = self.write()?;
+                    put_audit(&txn, &AuditEvent::admin(ws.clone(), actor, now, action, target, None, err.code()))?;
+                    txn.commit().map_err(st)?;
+                }
+                Err(err)
+            }
+        }
+    }
+}
+
+fn create_atomically(path: &Path) -> Result<(), TeamError> {
+    let tmp = path.with_extension(format!("creating-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    {
+        let db = Database::builder().create(&tmp).map_err(st)?;
+        create_tables(&db)?;
+    }
+    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(st)?;
+    // A link never replaces an existing file: if another process created
+    // the store meanwhile, keep its file.
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(st)?;
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(st(e)),
+    }
+}
+
+fn create_tables(db: &Database) -> Result<(), TeamError> {
+    let mut txn = db.begin_write().map_err(st)?;
+    txn.set_durability(Durability::Immediate).map_err(st)?;
+    txn.open_table(WORKSPACES).map_err(st)?;
+    txn.open_table(MEMBERS).map_err(st)?;
+    txn.open_table(TOKENS).map_err(st)?;
+    txn.open_table(TOKEN_HASHES).map_err(st)?;
+    txn.open_table(AUDIT).map_err(st)?;
+    txn.open_table(NOTIFICATIONS).map_err(st)?;
+    txn.commit().map_err(st)
+}
+
+fn put_audit(txn: &WriteTransaction, ev: &AuditEvent) -> Result<(), TeamError> {
+    let mut t = txn.open_table(AUDIT).map_err(st)?;
+    t.insert((ev.workspace.as_str(), ev.id.as_u128()), enc(ev)?.as_slice()).map_err(st)?;
+    Ok(())
+}
+
+fn get_workspace(txn: &WriteTransaction, ws: &WorkspaceId) -> Result<WorkspaceRecord, TeamError> {
+    let t = txn.open_table(WORKSPACES).map_err(st)?;
+    let v = t.get(ws.as_str()).map_err(st)?.ok_or_else(|| TeamError::WorkspaceNotFound(ws.clone()))?;
+    dec(v.value())
+}
+
+fn members_in(txn: &WriteTransaction, ws: &WorkspaceId) -> Result<Vec<MemberRecord>, TeamError> {
+    let t = txn.open_table(MEMBERS).map_err(st)?;
+    let mut out = Vec::new();
+    for row in t.range((ws.as_str(), "")..).map_err(st)? {
+        let (k, v) = row.map_err(st)?;
+        if k.value().0 != ws.as_str() {
+            break;
+        }
+        out.push(dec(v.value())?);
+    }
+    Ok(out)
+}
+
+fn get_member(txn: &WriteTransaction, ws: &WorkspaceId, user: &UserId) -> Result<MemberRecord, TeamError> {
+    let t = txn.open_table(MEMBERS).map_err(st)?;
+    let v = t.get((ws.as_str(), user.as_str())).map_err(st)?.ok_or_else(|| TeamError::NotAMember(user.clone()))?;
+    dec(v.value())
+}
+
+fn put_member(txn: &WriteTransaction, ws: &WorkspaceId, m: &MemberRecord) -> Result<(), TeamError> {
+    let mut t = txn.open_table(MEMBERS).map_err(st)?;
+    t.insert((ws.as_str(), m.user.as_str()), enc(m)?.as_slice()).map_err(st)?;
+    Ok(())
+}
+
+fn tokens_in(txn: &WriteTransaction, ws: &WorkspaceId) -> Result<Vec<StoredToken>, TeamError> {
+    let t = txn.open_table(TOKENS).map_err(st)?;
+    let mut out = Vec::new();
+    for row in t.range((ws.as_str(), 0u128)..=(ws.as_str(), u128::MAX)).map_err(st)? {
+        let (_, v) = row.map_err(st)?;
+        out.push(dec(v.value())?);
+    }
+    Ok(out)
+}
+
+fn put_token(txn: &WriteTransaction, t: &StoredToken) -> Result<(), TeamError> {
+    let mut table = txn.open_table(TOKENS).map_err(st)?;
+    table.insert((t.record.workspace.as_str(), t.record.id.0.as_u128()), enc(t)?.as_slice()).map_err(st)?;
+    Ok(())
+}
+
+fn owners(members: &[MemberRecord]) -> usize {
+    members.iter().filter(|m| m.role == Role::Owner).count()
+}
+
+fn check_text(what: &str, text: Option<&str>, max: usize) -> Result<(), TeamError> {
+    match text {
+        Some(t) if t.len() > max || t.chars().any(char::is_control) => {
+            Err(TeamError::InvalidInput(format!("{what} must be at most {max} bytes with no control characters")))
+        }
+        _ => Ok(()),
+    }
+}
+
+impl AuditLog for RedbTeamStore {
+    fn append(&self, event: AuditEvent) -> Result<(), TeamError> {
+        let txn = self.write()?;
+        put_audit(&txn, &event)?;
+        txn.commit().map_err(st)
+    }
+
+    fn query(&self, q: &AuditQuery) -> Result<AuditPage, TeamError> {
+        let limit = q.limit.clamp(1, MAX_AUDIT_PAGE);
+        let txn = self.db.begin_read().map_err(st)?;
+        let t = txn.open_table(AUDIT).map_err(st)?;
+        let ws = q.workspace.as_str();
+        let upper = q.before.map_or(u128::MAX, |c| c.as_u128().saturating_sub(1));
+        let mut events = Vec::new();
+        let mut next_cursor = None;
+        for row in t.range((ws, 0u128)..=(ws, upper)).map_err(st)?.rev() {
+            let (_, v) = row.map_err(st)?;
+            let ev: AuditEvent = dec(v.value())?;
+            if q.since_ms.is_some_and(|s| ev.at_ms < s) {
+                break; // ids are time-ordered: nothing older can match
+            }
+            if !q.matches(&ev) {
+                continue;
+            }
+            if events.len() == limit {
+                next_cursor = events.last().map(|e: &AuditEvent| e.id);
+                break;
+            }
+            events.push(ev);
+        }
+        Ok(AuditPage { events, next_cursor })
+    }
+
+    fn prune(&self, before_ms: u64) -> Result<u64, TeamError> {
+        let txn = self.write()?;
+        let mut removed = 0;
+        {
+            let mut t = txn.open_table(AUDIT).map_err(st)?;
+            // UUID v7 ids start with the ms timestamp (48 bits).
+            removed += t
+                .extract_if(|_, v| {
+                    serde_json::from_slice::<AuditEvent>(v).map(|e| e.at_ms < before_ms).unwrap_or(false)
+                })
+                .map_err(st)?
+                .count() as u64;
+        }
+        txn.commit().map_err(st)?;
+        Ok(removed)
+    }
+}
+
+impl TeamStore for RedbTeamStore {
+    fn create_workspace(
+        &self,
+        actor: &Principal,
+        ws: &WorkspaceId,
+        owner: &UserId,
+        name: Option<&str>,
+    ) -> Result<WorkspaceRecord, TeamError> {
+        check_text("a workspace name", name, MAX_DISPLAY_NAME)?;
+        let now = self.now();
+        let txn = self.write()?;
+        let rec = WorkspaceRecord {
+            id: ws.clone(),
+            name: name.map(str::to_owned),
+            created_at_ms: now,
+            created_by: actor.label(),
+        };
+        {
+            let mut t = txn.open_table(WORKSPACES).map_err(st)?;
+            if t.get(ws.as_str()).map_err(st)?.is_some() {
+                return Err(TeamError::WorkspaceExists(ws.clone()));
+            }
+            t.insert(ws.as_str(), enc(&rec)?.as_slice()).map_err(st)?;
+        }
+        let member = MemberRecord {
+            user: owner.clone(),
+            display_name: None,
+            role: Role::Owner,
+            added_at_ms: now,
+            added_by: actor.label(),
+        };
+        put_member(&txn, ws, &member)?;
+        put_audit(
+            &txn,
+            &AuditEvent::admin(
+                ws.clone(),
+                actor,
+                now,
+                "workspace.create",
+                ws.as_str(),
+                Some(format!("owner={owner}")),
+                "ok",
+            ),
+        )?;
+        txn.commit().map_err(st)?;
+        Ok(rec)
+    }
+
+    fn workspace(&self, ws: &WorkspaceId) -> Result<Option<WorkspaceRecord>, TeamError> {
+        let txn = self.db.begin_read().map_err(st)?;
+        let t = txn.open_table(WORKSPACES).map_err(st)?;
+        t.get(ws.as_str()).map_err(st)?.map(|v| dec(v.value())).transpose()
+    }
+
+    fn workspaces(&self) -> Result<Vec<WorkspaceRecord>, TeamError> {
+        let txn = self.db.begin_read().map_err(st)?;
+        let t = txn.open_table(WORKSPACES).map_err(st)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(st)? {
+            out.push(dec(row.map_err(st)?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    fn workspaces_of(&self, user: &UserId) -> Result<Vec<(WorkspaceRecord, Role)>, TeamError> {
+        let txn = self.db.begin_read().map_err(st)?;
+        let ws_t = txn.open_table(WORKSPACES).map_err(st)?;
+        let m_t = txn.open_table(MEMBERS).map_err(st)?;
+        let mut out = Vec::new();
+        for row in ws_t.iter().map_err(st)? {
+            let rec: WorkspaceRecord = dec(row.map_err(st)?.1.value())?;
+            if let Some(m) = m_t.get((rec.id.as_str(), user.as_str())).map_err(st)? {
+                let m: MemberRecord = dec(m.value())?;
+                out.push((rec, m.role));
+            }
+        }
+        Ok(out)
+    }
+
+    fn delete_workspace(&self, actor: &Principal, ws: &WorkspaceId) -> Result<(), TeamError> {
+        self.admin(actor, ws, "workspace.delete", ws.as_str(), |txn, _| {
+            get_workspace(txn, ws)?;
+            actor.check(Action::DeleteWorkspace, &Target::default())?;
+            let tokens = tokens_in(txn, ws)?;
+            let members = members_in(txn, ws)?;
+            {
+                let mut h = txn.open_table(TOKEN_HASHES).map_err(st)?;
+                let mut t = txn.open_table(TOKENS).map_err(st)?;
+                for tok in &tokens {
+                    h.remove(tok.hash.0.as_slice()).map_err(st)?;
+                    t.remove((ws.as_str(), tok.record.id.0.as_u128())).map_err(st)?;
+                }
+                let mut m = txn.open_table(MEMBERS).map_err(st)?;
+                for mem in &members {
+                    m.remove((ws.as_str(), mem.user.as_str())).map_err(st)?;
+                }
+                let mut n = txn.open_table(NOTIFICATIONS).map_err(st)?;
+                n.retain_in((ws.as_str(), 0u128)..=(ws.as_str(), u128::MAX), |_, _| false).map_err(st)?;
+                txn.open_table(WORKSPACES).map_err(st)?.remove(ws.as_str()).map_err(st)?;
+            }
+            Ok(((), Some(format!("{} members, {} tokens removed", members.len(), tokens.len()))))
+        })
+    }
+
+    fn members(&self, ws: &WorkspaceId) -> Result<Vec<MemberRecord>, TeamError> {
+        let txn = self.write_read()?;
+        get_workspace(&txn, ws)?;
+        members_in(&txn, ws)
+    }
+
+    fn member(&self, ws: &WorkspaceId, user: &UserId) -> Result<Option<MemberRecord>, TeamError> {
+        let txn = self.db.begin_read().map_err(st)?;
+        if txn.open_table(WORKSPACES).map_err(st)?.get(ws.as_str()).map_err(st)?.is_none() {
+            return Err(TeamError::WorkspaceNotFound(ws.clone()));
+        }
+        let t = txn.open_table(MEMBERS).map_err(st)?;
+        t.get((ws.as_str(), user.as_str())).map_err(st)?.map(|v| dec(v.value())).transpose()
+    }
+
+    fn add_member(
+        &self,
+        actor: &Principal,
+        ws: &WorkspaceId,
+        user: &UserId,
+        role: Role,
+        display_name: Option<&str>,
+    ) -> Result<MemberAdded, TeamError> {
+        check_text("a display name", display_name, MAX_DISPLAY_NAME)?;
+        self.admin(actor, ws, "member.add", user.as_str(), |txn, now| {
+            get_workspace(txn, ws)?;
+            actor.check(Action::ManageMembers, &Target { owner: Some(user), ..Target::default() }.giving(role))?;
+            let members = members_in(txn, ws)?;
+            if members.iter().any(|m| &m.user == user) {
+                return Err(TeamError::AlreadyMember(user.clone()));
+            }
+            let member = MemberRecord {
+                user: user.clone(),
+                display_name: display_name.map(str::to_owned),
+                role,
+                added_at_ms: now,
+                added_by: actor.label(),
+            };
+            put_member(txn, ws, &member)?;
+            let became_team = members.len() == 1;
+            let detail =
+                format!("role={role}{}", if became_team { "; the workspace is now a team workspace" } else { "" });
+            Ok((MemberAdded { member, became_team }, Some(detail)))
+        })
+    }
+
+    fn set_role(
+        &self,
+        actor: &Principal,
+        ws: &WorkspaceId,
+        user: &UserId,
+        role: Role,
+    ) -> Result<MemberRecord, TeamError> {
+        self.admin(actor, ws, "member.role", user.as_str(), |txn, _| {
+            get_workspace(txn, ws)?;
+            let mut member = get_member(txn, ws, user)?;
+            let target = Target::member(user, member.role).giving(role);
+            actor.check(Action::ManageMembers, &target)?;
+            if role == Role::Owner || member.role == Role::Owner {
+                actor.check(Action::TransferOwnership, &target)?;
+            }
+            if member.role == Role::Owner && role != Role::Owner && owners(&members_in(txn, ws)?) == 1 {
+                return Err(TeamError::LastOwner);
+            }
+            let from = member.role;
+            member.role = role;
+            put_member(txn, ws, &member)?;
+            Ok((member, Some(format!("{from} -> {role}"))))
+        })
+    }
+
+    fn remove_member(
+        &self,
+        actor: &Principal,
+        ws: &WorkspaceId,
+        user: &UserId,
+        orphaned: Vec<OwnedItem>,
+    ) -> Result<MemberRemoved, TeamError> {
+        self.admin(actor, ws, "member.remove", user.as_str(), |txn, now| {
+            get_workspace(txn, ws)?;
+            let member = get_member(txn, ws, user)?;
+            if actor.user_id() == Some(user) {
+                actor.check(Action::LeaveWorkspace, &Target::member(user, member.role))?;
+            } else {
+                actor.check(Action::ManageMembers, &Target::member(user, member.role))?;
+            }
+            if member.role == Role::Owner && owners(&members_in(txn, ws)?) == 1 {
+                return Err(TeamError::LastOwner);
+            }
+            txn.open_table(MEMBERS).map_err(st)?.remove((ws.as_str(), user.as_str())).map_err(st)?;
+            let mut revoked = Vec::new();
+            for mut tok in tokens_in(txn, ws)? {
+                if &tok.record.user == user && tok.record.revoked_at_ms.is_none() {
+                    tok.record.revoked_at_ms = Some(now);
+                    put_token(txn, &tok)?;
+                    put_audit(
+                        txn,
+                        &AuditEvent::admin(ws.clone(), actor, now, "token.revoke", tok.record.id.to_string(), Some(format!("member {user} removed")), "ok"),
+                    )?;
+                    revoked.push(tok.record.id);
+                }
+            }
+            for item in &orphaned {
+                let detail = (!item.hosts.is_empty()).then(|| format!("owner {user} removed; hosts: {}", item.hosts.join(", ")));
+                let action = format!("{}.orphaned", serde_json::to_value(item.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default());
+                put_audit(txn, &AuditEvent::admin(ws.clone(), actor, now, &action, item.name.clone(), detail, "ok"))?;
+            }
+            let note = Notification {
+                id: uuid::Uuid::now_v7(),
+                at_ms: now,
+                kind: "member-removed".to_owned(),
+                message: if orphaned.is_empty() {
+                    format!("{user} was removed by {actor}; {} tokens revoked; nothing orphaned", revoked.len())
+                } else {
+                    format!(
+                        "{user} was removed by {actor}; {} tokens revoked; {} items they added are orphaned and keep working until reassigned",
+                        revoked.len(),
+                        orphaned.len()
+                    )
+                },
+                items: orphaned.clone(),
+            };
+            txn.open_table(NOTIFICATIONS).map_err(st)?.insert((ws.as_str(), note.id.as_u128()), enc(&note)?.as_slice()).map_err(st)?;
+            let detail = format!("{} tokens revoked, {} items orphaned", revoked.len(), orphaned.len());
+            Ok((MemberRemoved { member, revoked_tokens: revoked, orphaned }, Some(detail)))
+        })
+    }
+
+    fn issue_token(&self, actor: &Principal, ws: &WorkspaceId, req: TokenRequest) -> Result<IssuedToken, TeamError> {
+        check_text("a token name", req.name.as_deref(), MAX_TOKEN_NAME)?;
+        let id = TokenId::new();
+        self.admin(actor, ws, "token.issue", &id.to_string(), |txn, now| {
+            get_workspace(txn, ws)?;
+            let member = get_member(txn, ws, &req.user)?;
+            let role = req.role.unwrap_or(member.role);
+            actor.check(Action::IssueToken, &Target::member(&req.user, member.role).giving(role))?;
+            if role > member.role {
+                return Err(TeamError::RoleAboveMember { requested: role, member: member.role });
+            }
+            let expires_at_ms = match req.expires_in_ms {
+                None => None,
+                Some(ms) => Some(
+                    now.checked_add(ms)
+                        .filter(|t| *t < 253_402_300_800_000)
+                        .ok_or_else(|| TeamError::InvalidInput("expiry is past the year 9999".into()))?,
+                ),
+            };
+            let secret = TokenSecret::generate().map_err(st)?;
+            let record = TokenRecord {
+                id,
+                name: req.name.clone(),
+                workspace: ws.clone(),
+                user: req.user.clone(),
+                agent: req.agent.clone(),
+                role,
+                created_by: actor.label(),
+                created_at_ms: now,
+                expires_at_ms,
+                last_used_ms: None,
+                revoked_at_ms: None,
+            };
+            let stored = StoredToken { record: record.clone(), hash: secret.hash() };
+            put_token(txn, &stored)?;
+            txn.open_table(TOKEN_HASHES)
+                .map_err(st)?
+                .insert(stored.hash.0.as_slice(), (ws.as_str(), id.0.as_u128()))
+                .map_err(st)?;
+            let mut detail = format!("user={} role={role}", req.user);
+            if let Some(a) = &req.agent {
+                detail.push_str(&format!(" agent={a}"));
+            }
+            if let Some(e) = expires_at_ms {
+                detail.push_str(&format!(" expires_at_ms={e}"));
+            }
+            Ok((IssuedToken { record, secret }, Some(detail)))
+        })
+    }
+
+    fn tokens(&self, actor: &Principal, ws: &WorkspaceId) -> Result<Vec<TokenRecord>, TeamError> {
+        let txn = self.write_read()?;
+        get_workspace(&txn, ws)?;
+        let mut out: Vec<TokenRecord> = tokens_in(&txn, ws)?
+            .into_iter()
+            .map(|t| t.record)
+            .filter(|r| actor.check(Action::ListTokens, &Target::owned_by(&r.user)).is_ok())
+            .collect();
+        out.reverse();
+        Ok(out)
+    }
+
+    fn revoke_token(&self, actor: &Principal, ws: &WorkspaceId, id: TokenId) -> Result<TokenRecord, TeamError> {
+        self.admin(actor, ws, "token.revoke", &id.to_string(), |txn, now| {
+            get_workspace(txn, ws)?;
+            let mut tok: StoredToken = {
+                let t = txn.open_table(TOKENS).map_err(st)?;
+                let v = t.get((ws.as_str(), id.0.as_u128())).map_err(st)?.ok_or(TeamError::TokenNotFound(id))?;
+                dec(v.value())?
+            };
+            let holder_role = get_member(txn, ws, &tok.record.user).map(|m| m.role).unwrap_or(tok.record.role);
+            actor.check(Action::RevokeToken, &Target::member(&tok.record.user, holder_role))?;
+            if tok.record.revoked_at_ms.is_none() {
+                tok.record.revoked_at_ms = Some(now);
+                put_token(txn, &tok)?;
+            }
+            Ok((tok.record, Some("revoked".to_owned())))
+        })
+    }
+
+    fn authenticate(&self, token: &str) -> Result<Authenticated, TeamError> {
+        let fail = |f| Err(TeamError::Unauthenticated(f));
+        if token.trim().is_empty() {
+            return fail(AuthFailure::Missing);
+        }
+        let Ok(secret) = TokenSecret::parse(token) else {
+            return fail(AuthFailure::Malformed);
+        };
+        let hash = secret.hash();
+        let now = self.now();
+        let (stored, member) = {
+            let txn = self.db.begin_read().map_err(st)?;
+            let h = txn.open_table(TOKEN_HASHES).map_err(st)?;
+            let Some(loc) = h.get(hash.0.as_slice()).map_err(st)? else {
+                return fail(AuthFailure::Unknown);
+            };
+            let (ws, id) = loc.value();
+            let t = txn.open_table(TOKENS).map_err(st)?;
+            let Some(v) = t.get((ws, id)).map_err(st)? else {
+                return fail(AuthFailure::Unknown);
+            };
+            let stored: StoredToken = dec(v.value())?;
+            if !stored.hash.ct_eq(&hash) {
+                return fail(AuthFailure::Unknown);
+            }
+            let m = txn.open_table(MEMBERS).map_err(st)?;
+            let member: Option<MemberRecord> =
+                m.get((ws, stored.record.user.as_str())).map_err(st)?.map(|v| dec(v.value())).transpose()?;
+            (stored, member)
+        };
+        if stored.record.revoked_at_ms.is_some() {
+            return fail(AuthFailure::Revoked);
+        }
+        if stored.record.expires_at_ms.is_some_and(|e| now >= e) {
+            return fail(AuthFailure::Expired);
+        }
+        let Some(member) = member else {
+            return fail(AuthFailure::Unknown);
+        };
+        let record = if stored.record.last_used_ms.is_none_or(|t| now.saturating_sub(t) >= LAST_USED_GRANULARITY_MS) {
+            self.touch(&stored, now)?
+        } else {
+            stored.record
+        };
+        let principal = Principal {
+            subject: Subject::User { user: record.user.clone() },
+            token: Some(record.id),
+            agent: record.agent.clone(),
+            role: record.role.min(member.role),
+        };
+        Ok(Authenticated { workspace: record.workspace.clone(), principal, token: record })
+    }
+
+    fn notifications(&self, actor: &Principal, ws: &WorkspaceId) -> Result<Vec<Notification>, TeamError> {
+        let txn = self.write_read()?;
+        get_workspace(&txn, ws)?;
+        actor.check(Action::ViewAudit, &Target::default())?;
+        let t = txn.open_table(NOTIFICATIONS).map_err(st)?;
+        let mut out = Vec::new();
+        for row in t.range((ws.as_str(), 0u128)..=(ws.as_str(), u128::MAX)).map_err(st)?.rev() {
+            out.push(dec(row.map_err(st)?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    fn record_admin(
+        &self,
+        actor: &Principal,
+        ws: &WorkspaceId,
+        action: &str,
+        target: &str,
+        detail: Option<String>,
+        outcome: &str,
+    ) -> Result<(), TeamError> {
+        self.append(AuditEvent::admin(ws.clone(), actor, self.now(), action, target, detail, outcome))
+    }
+}
+
+impl RedbTeamStore {
+    /// A write transaction used only to read: redb's read and write
+    /// transactions have different table types, and the helpers above take
+    /// write transactions. It is aborted, never committed.
+    fn write_read(&self) -> Result<ReadTxn, TeamError> {
+        Ok(ReadTxn(Some(self.db.begin_write().map_err(st)?)))
+    }
+
+    /// Records a use of the token (re-reading it, so a concurrent
+    /// revocation is never overwritten).
+    fn touch(&self, stored: &StoredToken, now: u64) -> Result<TokenRecord, TeamError> {
+        let txn = self.write()?;
+        let key = (stored.record.workspace.as_str(), stored.record.id.0.as_u128());
+        let mut current: StoredToken = {
+            let t = txn.open_table(TOKENS).map_err(st)?;
+            let Some(v) = t.get(key).map_err(st)? else {
+                return Err(TeamError::Unauthenticated(AuthFailure::Unknown));
+            };
+            dec(v.value())?
+        };
+        if current.record.revoked_at_ms.is_some() {
+            txn.abort().map_err(st)?;
+            return Err(TeamError::Unauthenticated(AuthFailure::Revoked));
+        }
+        current.record.last_used_ms = Some(now);
+        put_token(&txn, &current)?;
+        txn.commit().map_err(st)?;
+        Ok(current.record)
+    }
+}
+
+/// See [`RedbTeamStore::write_read`].
+struct ReadTxn(Option<WriteTransaction>);
+
+impl std::ops::Deref for ReadTxn {
+    type Target = WriteTransaction;
+    fn deref(&self) -> &WriteTransaction {
+        self.0.as_ref().expect("present until drop")
+    }
+}
+
+impl Drop for ReadTxn {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            let _ = t.abort();
+        }
+    }
+}
