@@ -55,7 +55,7 @@ pub use orbit_runs::{ComponentKind, RunId, RunPage, RunQuery, RunRecord, RunStat
 pub use orbit_storage::{BlobStore, Storage, StorageLimits};
 pub use orbit_tools::{ToolRegistry, Tools, ToolsLimits};
 pub use orbit_vault::{HostBinding, MasterKey, MasterKeySource, Placement, SecretMeta, SecretValue, Vault};
-pub use orbit_workspace::WorkspaceId;
+pub use orbit_workspace::{Principal, Role, WorkspaceId};
 pub use {
     orbit_ai, orbit_cache, orbit_db, orbit_engine, orbit_fetch, orbit_jobs, orbit_runs, orbit_storage, orbit_tools,
     orbit_vault, orbit_workspace,

@@ -13,6 +13,7 @@ use orbit_engine::bindings::orbit::runtime::cache;
 use orbit_engine::wasmtime::component::{HasData, Linker};
 use orbit_engine::{EngineError, ErrorCode, Extensions, GuestError, HostError, Primitive, RunInfo, RunState};
 use orbit_workspace::WorkspaceId;
+use orbit_workspace::permission::{Action, Target};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 /// Entry value layout: 8 bytes little-endian expiry (ms since the Unix
@@ -418,6 +419,15 @@ async fn blocking<T: Send + 'static>(
 
 type HostResult<T> = orbit_engine::wasmtime::Result<Result<T, GuestError>>;
 
+impl CacheView<'_> {
+    /// The one permission check of `cache`: `set`, `delete` and
+    /// `increment` write ([`Action::WriteData`]); `get` needs no permission
+    /// beyond running.
+    fn may_write(&self) -> Result<(), HostError> {
+        self.run.permit(Action::WriteData, &Target::default())
+    }
+}
+
 impl cache::Host for CacheView<'_> {
     async fn get(&mut self, key: String) -> HostResult<Option<Vec<u8>>> {
         let (c, ws) = (self.state.cache.clone(), self.state.workspace.clone());
@@ -429,19 +439,34 @@ impl cache::Host for CacheView<'_> {
     async fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) -> HostResult<()> {
         let (c, ws) = (self.state.cache.clone(), self.state.workspace.clone());
         let n = key.len() + value.len();
-        self.run.host_call("cache", "set", n, |_| 0, blocking(move || c.set(&ws, &key, &value, ttl_ms))).await
+        let permitted = self.may_write();
+        let call = async move {
+            permitted?;
+            blocking(move || c.set(&ws, &key, &value, ttl_ms)).await
+        };
+        self.run.host_call("cache", "set", n, |_| 0, call).await
     }
 
     async fn delete(&mut self, key: String) -> HostResult<bool> {
         let (c, ws) = (self.state.cache.clone(), self.state.workspace.clone());
         let n = key.len();
-        self.run.host_call("cache", "delete", n, |_| 1, blocking(move || c.delete(&ws, &key))).await
+        let permitted = self.may_write();
+        let call = async move {
+            permitted?;
+            blocking(move || c.delete(&ws, &key)).await
+        };
+        self.run.host_call("cache", "delete", n, |_| 1, call).await
     }
 
     async fn increment(&mut self, key: String, delta: i64) -> HostResult<i64> {
         let (c, ws) = (self.state.cache.clone(), self.state.workspace.clone());
         let n = key.len() + 8;
-        self.run.host_call("cache", "increment", n, |_| 8, blocking(move || c.increment(&ws, &key, delta))).await
+        let permitted = self.may_write();
+        let call = async move {
+            permitted?;
+            blocking(move || c.increment(&ws, &key, delta)).await
+        };
+        self.run.host_call("cache", "increment", n, |_| 8, call).await
     }
 }
 

@@ -169,9 +169,13 @@ enum RunsCommand {
         workspace: String,
         /// Only runs with this status (succeeded, failed, exited,
         /// out-of-fuel, deadline-exceeded, memory-limit, stack-overflow,
-        /// too-large, trapped, internal).
+        /// too-large, trapped, internal, cancelled).
         #[arg(long)]
         status: Option<String>,
+        /// Only runs acted for this member (user handle), through any of
+        /// its tokens or agents.
+        #[arg(long, value_name = "USER")]
+        member: Option<String>,
         /// Most runs to show.
         #[arg(long, default_value_t = 20)]
         limit: usize,
@@ -239,19 +243,23 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         Command::Mcp => mcp::mcp_stdio(orbit, &rt),
         Command::Serve(args) => mcp::serve(orbit, &rt, args),
         Command::Tools(cmd) => rt.block_on(tools::tools(&orbit, cmd)),
-        Command::Runs(RunsCommand::List { workspace, status, limit, before, json }) => {
+        Command::Runs(RunsCommand::List { workspace, status, member, limit, before, json }) => {
             let status =
                 status.map(|s| s.parse::<RunStatus>().map_err(|e| anyhow::anyhow!("--status: {e}"))).transpose()?;
             let before =
                 before.map(|b| b.parse::<RunId>().map_err(|e| anyhow::anyhow!("--before: {e}"))).transpose()?;
-            let query = RunQuery { workspace: parse_workspace(&workspace)?, status, limit, before };
+            let member = member
+                .map(|m| m.parse::<orbit::orbit_workspace::UserId>().map_err(|e| anyhow::anyhow!("--member: {e}")))
+                .transpose()?;
+            let query = RunQuery { workspace: parse_workspace(&workspace)?, status, limit, before, member };
             let page = orbit.runs().list(&query)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&page)?);
             } else {
                 print_run_table(&page.runs);
                 if let Some(next) = page.next_cursor {
-                    println!("more: orbit runs list --workspace {workspace} --before {next}");
+                    let member = query.member.map(|m| format!(" --member {m}")).unwrap_or_default();
+                    println!("more: orbit runs list --workspace {workspace}{member} --before {next}");
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -519,6 +527,13 @@ fn print_run_table(runs: &[RunRecord]) {
 fn print_run(r: &RunRecord) {
     println!("run        {}", r.id);
     println!("workspace  {}", r.workspace);
+    if let Some(p) = &r.principal {
+        let mut who = format!("{p} ({})", p.role);
+        if let Some(token) = p.token {
+            who.push_str(&format!(", token {token}"));
+        }
+        println!("principal  {who}");
+    }
     if let Some(parent) = r.parent {
         println!("parent     {parent}");
     }

@@ -53,6 +53,8 @@ pub(crate) enum ToolsCommand {
         workspace: String,
     },
     /// Allow calls to SERVER or SERVER/TOOL (the default for everything).
+    /// With --read-only, open it to read-only members too, although its
+    /// tools are not annotated readOnlyHint (--clear closes it again).
     Allow(RuleArgs),
     /// Deny calls to SERVER or SERVER/TOOL: they get `permission-denied`.
     /// A SERVER/TOOL rule overrides the SERVER rule.
@@ -97,6 +99,11 @@ pub(crate) struct RuleArgs {
     /// Remove the rule instead of setting it.
     #[arg(long)]
     clear: bool,
+    /// `allow` only: open SERVER or SERVER/TOOL to read-only members (the
+    /// workspace vouches that it changes nothing); the allow/deny rules are
+    /// left as they are.
+    #[arg(long)]
+    read_only: bool,
 }
 
 fn pairs(items: &[String], flag: &str) -> Result<Vec<(String, ValueSource)>> {
@@ -177,10 +184,13 @@ pub(crate) async fn tools(orbit: &Orbit, cmd: ToolsCommand) -> Result<ExitCode> 
                     }
                 }
             }
-            if !policy.rules.is_empty() {
+            if !policy.rules.is_empty() || !policy.read_only_allow.is_empty() {
                 println!("policy");
                 for (target, rule) in &policy.rules {
                     println!("    {} {target}", if *rule == Rule::Deny { "deny " } else { "allow" });
+                }
+                for target in &policy.read_only_allow {
+                    println!("    allow {target} (read-only members too)");
                 }
             }
         }
@@ -202,6 +212,15 @@ pub(crate) async fn tools(orbit: &Orbit, cmd: ToolsCommand) -> Result<ExitCode> 
             orbit.tools().disconnect(&ws, &name);
             eprintln!("disabled {name}");
         }
+        ToolsCommand::Allow(r) if r.read_only => {
+            reg.set_read_only_allow(&parse_workspace(&r.workspace)?, &r.target, !r.clear)?;
+            if r.clear {
+                eprintln!("closed {} to read-only members again", r.target);
+            } else {
+                eprintln!("opened {} to read-only members", r.target);
+            }
+        }
+        ToolsCommand::Deny(r) if r.read_only => bail!("--read-only applies to `allow` only"),
         ToolsCommand::Allow(r) | ToolsCommand::Deny(r) if r.clear => {
             reg.set_rule(&parse_workspace(&r.workspace)?, &r.target, None)?;
             eprintln!("cleared the rule on {}", r.target);

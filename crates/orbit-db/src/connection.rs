@@ -13,7 +13,7 @@ use rusqlite::limits::Limit;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, config::DbConfig};
 
-use crate::{DbError, DbLimits};
+use crate::{Access, DbError, DbLimits};
 
 /// SQLite virtual machine steps between two deadline checks. A check is one
 /// `Instant::now()`, so this keeps the cost negligible while stopping a
@@ -69,6 +69,9 @@ struct Guard {
     /// Set while the host itself runs a statement (`BEGIN`, `COMMIT`...),
     /// which the authorizer then allows.
     host: AtomicBool,
+    /// Set for the length of a [`Access::ReadOnly`] call: the authorizer
+    /// then denies every action that would change the database.
+    read_only: AtomicBool,
     /// What the authorizer last denied, for the operator's error detail.
     denied: Mutex<Option<String>>,
 }
@@ -140,6 +143,7 @@ impl WorkspaceDb {
             base: Instant::now(),
             deadline_ns: AtomicU64::new(u64::MAX),
             host: AtomicBool::new(false),
+            read_only: AtomicBool::new(false),
             denied: Mutex::new(None),
         });
         let g = guard.clone();
@@ -153,7 +157,12 @@ impl WorkspaceDb {
             if g.host.load(Ordering::Relaxed) {
                 return Authorization::Allow;
             }
-            match authorize(&ctx) {
+            let checked = if g.read_only.load(Ordering::Relaxed) {
+                deny_writes(&ctx).and_then(|()| authorize(&ctx))
+            } else {
+                authorize(&ctx)
+            };
+            match checked {
                 Ok(()) => Authorization::Allow,
                 Err(what) => {
                     *g.denied.lock().unwrap_or_else(|e| e.into_inner()) = Some(what);
@@ -170,6 +179,7 @@ impl WorkspaceDb {
     /// open transaction.
     fn call<T>(
         &mut self,
+        access: Access,
         deadline: Option<Instant>,
         f: impl FnOnce(&mut Self) -> Result<T, DbError>,
     ) -> Result<T, DbError> {
@@ -184,9 +194,11 @@ impl WorkspaceDb {
         }
         self.guard.take_denied();
         self.guard.set_deadline(until);
+        self.guard.read_only.store(access == Access::ReadOnly, Ordering::Relaxed);
         // The busy handler sleeps outside the progress handler's reach.
         let _ = self.conn.busy_timeout(until - now);
         let result = f(self);
+        self.guard.read_only.store(false, Ordering::Relaxed);
         self.guard.clear_deadline();
         if !self.conn.is_autocommit() {
             let _ = self.host_sql("ROLLBACK");
@@ -215,12 +227,24 @@ impl WorkspaceDb {
         classify(e, &self.limits)
     }
 
-    pub(crate) fn execute(&mut self, sql: &str, params: &[Value], deadline: Option<Instant>) -> Result<u64, DbError> {
-        self.call(deadline, |db| db.run_one(sql, params))
+    pub(crate) fn execute(
+        &mut self,
+        access: Access,
+        sql: &str,
+        params: &[Value],
+        deadline: Option<Instant>,
+    ) -> Result<u64, DbError> {
+        self.call(access, deadline, |db| db.run_one(sql, params))
     }
 
-    pub(crate) fn query(&mut self, sql: &str, params: &[Value], deadline: Option<Instant>) -> Result<Rows, DbError> {
-        self.call(deadline, |db| {
+    pub(crate) fn query(
+        &mut self,
+        access: Access,
+        sql: &str,
+        params: &[Value],
+        deadline: Option<Instant>,
+    ) -> Result<Rows, DbError> {
+        self.call(access, deadline, |db| {
             let mut stmt = db.conn.prepare(sql).map_err(|e| db.classify(e))?;
             let columns: Vec<String> = stmt.column_names().map(str::to_owned).collect();
             let max_bytes = db.limits.max_result_bytes;
@@ -252,11 +276,16 @@ impl WorkspaceDb {
         })
     }
 
-    pub(crate) fn batch(&mut self, statements: &[Statement], deadline: Option<Instant>) -> Result<Vec<u64>, DbError> {
+    pub(crate) fn batch(
+        &mut self,
+        access: Access,
+        statements: &[Statement],
+        deadline: Option<Instant>,
+    ) -> Result<Vec<u64>, DbError> {
         if statements.len() > self.limits.max_batch_statements {
             return Err(DbError::BatchTooLarge { count: statements.len(), limit: self.limits.max_batch_statements });
         }
-        self.call(deadline, |db| {
+        self.call(access, deadline, |db| {
             // IMMEDIATE takes the write lock up front, so the batch cannot
             // fail half-way on a lock held by another process.
             db.host_sql("BEGIN IMMEDIATE")?;
@@ -287,6 +316,42 @@ impl WorkspaceDb {
         drop(stmt);
         Ok(if self.conn.total_changes() == before { 0 } else { self.conn.changes() })
     }
+}
+
+/// The read-only policy, checked before the sandbox policy in a
+/// [`Access::ReadOnly`] call: every action that changes the database (rows,
+/// schema, statistics) is denied. `Err` names it.
+fn deny_writes(ctx: &AuthContext<'_>) -> Result<(), String> {
+    use AuthAction as A;
+    let what = match ctx.action {
+        A::Insert { table_name } => format!("INSERT into {table_name}"),
+        A::Update { table_name, .. } => format!("UPDATE of {table_name}"),
+        A::Delete { table_name } => format!("DELETE from {table_name}"),
+        A::CreateTable { .. }
+        | A::CreateIndex { .. }
+        | A::CreateView { .. }
+        | A::CreateTrigger { .. }
+        | A::CreateVtable { .. }
+        | A::CreateTempTable { .. }
+        | A::CreateTempIndex { .. }
+        | A::CreateTempTrigger { .. }
+        | A::CreateTempView { .. } => "CREATE".to_owned(),
+        A::DropTable { .. }
+        | A::DropIndex { .. }
+        | A::DropView { .. }
+        | A::DropTrigger { .. }
+        | A::DropVtable { .. }
+        | A::DropTempTable { .. }
+        | A::DropTempIndex { .. }
+        | A::DropTempTrigger { .. }
+        | A::DropTempView { .. } => "DROP".to_owned(),
+        A::AlterTable { .. } => "ALTER TABLE".to_owned(),
+        A::Reindex { .. } => "REINDEX".to_owned(),
+        A::Analyze { .. } => "ANALYZE".to_owned(),
+        A::Pragma { pragma_value: Some(_), pragma_name } => format!("pragma {pragma_name} with a value"),
+        _ => return Ok(()),
+    };
+    Err(format!("read-only run: {what}"))
 }
 
 /// The sandbox policy: `Err` names what is denied.

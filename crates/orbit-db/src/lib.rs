@@ -46,6 +46,7 @@ use orbit_engine::bindings::orbit::runtime::db;
 use orbit_engine::wasmtime::component::{HasData, Linker};
 use orbit_engine::{EngineError, ErrorCode, Extensions, GuestError, HostError, Primitive, RunInfo, RunState};
 use orbit_workspace::WorkspaceId;
+use orbit_workspace::permission::{Action, Target};
 
 use connection::WorkspaceDb;
 pub use db::{Rows, Statement, Value};
@@ -99,7 +100,8 @@ impl Default for DbLimits {
 #[non_exhaustive]
 pub enum DbError {
     /// The sandbox refused the statement (`ATTACH`, a pragma that sets
-    /// something, `load_extension`, a transaction statement...). Guest code:
+    /// something, `load_extension`, a transaction statement...), or, in an
+    /// [`Access::ReadOnly`] call, the statement would write. Guest code:
     /// `permission-denied`.
     #[error("denied: {0}")]
     Denied(String),
@@ -194,6 +196,19 @@ impl From<DbError> for HostError {
     }
 }
 
+/// Whether a call may change the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Access {
+    /// Reads and writes, within the sandbox.
+    #[default]
+    ReadWrite,
+    /// Reads only: SQLite's authorizer denies every statement that would
+    /// insert, update or delete rows, or create, drop or alter a schema
+    /// object (`permission-denied`), however the SQL is written.
+    ReadOnly,
+}
+
 /// The SQL databases of all workspaces under one directory, usable directly
 /// by a host as well as through the [`Db`] primitive.
 ///
@@ -261,7 +276,23 @@ impl SqlStore {
         params: &[Value],
         deadline: Option<Instant>,
     ) -> Result<u64, DbError> {
-        self.with(ws, |db| db.execute(sql, params, deadline))
+        self.execute_as(ws, Access::ReadWrite, sql, params, deadline)
+    }
+
+    /// As [`SqlStore::execute`], with `access`.
+    ///
+    /// # Errors
+    /// As [`SqlStore::execute`]; [`DbError::Denied`] for a write in a
+    /// [`Access::ReadOnly`] call.
+    pub fn execute_as(
+        &self,
+        ws: &WorkspaceId,
+        access: Access,
+        sql: &str,
+        params: &[Value],
+        deadline: Option<Instant>,
+    ) -> Result<u64, DbError> {
+        self.with(ws, |db| db.execute(access, sql, params, deadline))
     }
 
     /// Runs one statement that returns rows in `ws` and returns them,
@@ -276,7 +307,24 @@ impl SqlStore {
         params: &[Value],
         deadline: Option<Instant>,
     ) -> Result<Rows, DbError> {
-        self.with(ws, |db| db.query(sql, params, deadline))
+        self.query_as(ws, Access::ReadWrite, sql, params, deadline)
+    }
+
+    /// As [`SqlStore::query`], with `access` (a query can write too:
+    /// `INSERT ... RETURNING`).
+    ///
+    /// # Errors
+    /// As [`SqlStore::query`]; [`DbError::Denied`] for a write in a
+    /// [`Access::ReadOnly`] call.
+    pub fn query_as(
+        &self,
+        ws: &WorkspaceId,
+        access: Access,
+        sql: &str,
+        params: &[Value],
+        deadline: Option<Instant>,
+    ) -> Result<Rows, DbError> {
+        self.with(ws, |db| db.query(access, sql, params, deadline))
     }
 
     /// Runs `statements` in one transaction in `ws`, all or nothing, and
@@ -291,7 +339,22 @@ impl SqlStore {
         statements: &[Statement],
         deadline: Option<Instant>,
     ) -> Result<Vec<u64>, DbError> {
-        self.with(ws, |db| db.batch(statements, deadline))
+        self.batch_as(ws, Access::ReadWrite, statements, deadline)
+    }
+
+    /// As [`SqlStore::batch`], with `access`.
+    ///
+    /// # Errors
+    /// As [`SqlStore::batch`]; [`DbError::Denied`] for a write in a
+    /// [`Access::ReadOnly`] call (nothing of the batch is kept).
+    pub fn batch_as(
+        &self,
+        ws: &WorkspaceId,
+        access: Access,
+        statements: &[Statement],
+        deadline: Option<Instant>,
+    ) -> Result<Vec<u64>, DbError> {
+        self.with(ws, |db| db.batch(access, statements, deadline))
     }
 }
 
@@ -422,12 +485,25 @@ fn rows_bytes(rows: &Rows) -> usize {
 
 type HostResult<T> = orbit_engine::wasmtime::Result<Result<T, GuestError>>;
 
+impl DbView<'_> {
+    /// The one permission check of `db`: a run whose principal may not
+    /// write ([`Action::WriteData`]) gets [`Access::ReadOnly`] calls, in
+    /// which SQLite's authorizer refuses every write.
+    fn access(&self) -> Access {
+        match self.run.permit(Action::WriteData, &Target::default()) {
+            Ok(()) => Access::ReadWrite,
+            Err(_) => Access::ReadOnly,
+        }
+    }
+}
+
 impl db::Host for DbView<'_> {
     async fn execute(&mut self, sql: String, params: Vec<Value>) -> HostResult<u64> {
         let (store, ws, deadline) = (self.state.store.clone(), self.state.workspace.clone(), self.state.deadline);
         let kind = statement_kind(&sql);
         let n = sql.len() + params_bytes(&params);
-        let call = blocking(move || store.execute(&ws, &sql, &params, Some(deadline)));
+        let access = self.access();
+        let call = blocking(move || store.execute_as(&ws, access, &sql, &params, Some(deadline)));
         let r = self.run.host_call("db", "execute", n, |_| 8, call).await?;
         let mut attrs = vec![("kind".to_owned(), kind.to_owned())];
         if let Ok(changed) = &r {
@@ -441,7 +517,8 @@ impl db::Host for DbView<'_> {
         let (store, ws, deadline) = (self.state.store.clone(), self.state.workspace.clone(), self.state.deadline);
         let kind = statement_kind(&sql);
         let n = sql.len() + params_bytes(&params);
-        let call = blocking(move || store.query(&ws, &sql, &params, Some(deadline)));
+        let access = self.access();
+        let call = blocking(move || store.query_as(&ws, access, &sql, &params, Some(deadline)));
         let r = self.run.host_call("db", "query", n, rows_bytes, call).await?;
         let mut attrs = vec![("kind".to_owned(), kind.to_owned())];
         if let Ok(rows) = &r {
@@ -455,7 +532,8 @@ impl db::Host for DbView<'_> {
         let (store, ws, deadline) = (self.state.store.clone(), self.state.workspace.clone(), self.state.deadline);
         let count = statements.len();
         let n = statements.iter().map(|s| s.sql.len() + params_bytes(&s.params)).sum();
-        let call = blocking(move || store.batch(&ws, &statements, Some(deadline)));
+        let access = self.access();
+        let call = blocking(move || store.batch_as(&ws, access, &statements, Some(deadline)));
         let r = self.run.host_call("db", "batch", n, |v: &Vec<u64>| v.len() * 8, call).await?;
         let mut attrs = vec![("statements".to_owned(), count.to_string())];
         if let Ok(changed) = &r {

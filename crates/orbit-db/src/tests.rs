@@ -321,3 +321,52 @@ fn a_call_waiting_for_a_busy_workspace_keeps_its_own_deadline() {
     // Another workspace was never blocked by this one's lock.
     s.execute(&ws("v"), "CREATE TABLE t (x)", &[], None).unwrap();
 }
+
+#[test]
+fn a_read_only_call_may_read_but_no_statement_may_write_and_the_connection_stays_writable() {
+    let (_d, s) = store(DbLimits::default());
+    let w = ws("w");
+    s.execute(&w, "CREATE TABLE t (x INTEGER)", &[], None).unwrap();
+    s.execute(&w, "CREATE TRIGGER tr AFTER UPDATE ON t BEGIN SELECT 1; END", &[], None).unwrap();
+    s.execute(&w, "INSERT INTO t VALUES (1)", &[], None).unwrap();
+    let ro = Access::ReadOnly;
+    for sql in [
+        "INSERT INTO t VALUES (2)",
+        "insert into t select x + 1 from t",
+        "UPDATE t SET x = 3",
+        "DELETE FROM t",
+        "REPLACE INTO t VALUES (4)",
+        "CREATE TABLE u (y)",
+        "CREATE INDEX i ON t (x)",
+        "CREATE VIEW v AS SELECT 1",
+        "CREATE TRIGGER tr2 AFTER INSERT ON t BEGIN SELECT 1; END",
+        "CREATE VIRTUAL TABLE f USING fts5(body)",
+        "DROP TRIGGER tr",
+        "DROP TABLE t",
+        "ALTER TABLE t RENAME TO t2",
+        "ALTER TABLE t ADD COLUMN y",
+        "ANALYZE",
+        "REINDEX",
+        "PRAGMA user_version = 7",
+    ] {
+        assert!(matches!(s.execute_as(&w, ro, sql, &[], None), Err(DbError::Denied(_))), "{sql}");
+    }
+    let batch = [stmt("INSERT INTO t VALUES (5)", vec![])];
+    assert!(matches!(s.batch_as(&w, ro, &batch, None), Err(DbError::Denied(_))));
+    assert!(matches!(s.query_as(&w, ro, "INSERT INTO t VALUES (6) RETURNING x", &[], None), Err(DbError::Denied(_))));
+    let rows = s.query_as(&w, ro, "WITH c AS (SELECT x FROM t) SELECT count(*), max(x) FROM c", &[], None).unwrap();
+    assert!(matches!(rows.rows.as_slice(), [r] if matches!(r.as_slice(), [Value::Integer(1), Value::Integer(1)])));
+    assert!(s.query_as(&w, ro, "PRAGMA table_info(t)", &[], None).is_ok());
+    // The next read-write call on the same connection may write again.
+    assert_eq!(s.execute(&w, "INSERT INTO t VALUES (2)", &[], None).unwrap(), 1);
+    let names = s.query(&w, "SELECT name FROM sqlite_schema ORDER BY name", &[], None).unwrap();
+    let names: Vec<String> = names
+        .rows
+        .iter()
+        .map(|r| match r.as_slice() {
+            [Value::Text(n)] => n.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(names, ["t", "tr"]);
+}

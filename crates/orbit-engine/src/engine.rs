@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use orbit_runs::{ComponentKind, LogLevel, RunError, RunId, RunRecord, RunStatus, RunStore};
-use orbit_workspace::WorkspaceId;
+use orbit_workspace::{Principal, TokenId, WorkspaceId};
 use wasmtime::component::{Component, Linker, types::ComponentItem};
-use wasmtime::{InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder, Trap};
+use wasmtime::{InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 
@@ -19,7 +19,9 @@ use crate::compile::{CompileCache, digest};
 use crate::error::{EngineError, code_name, safe_message};
 use crate::limits::Limits;
 use crate::primitive::Primitive;
-use crate::state::{CappedPipe, DeadlineExceeded, Extensions, OutputLimitExceeded, RunInfo, RunLimiter, RunState};
+use crate::state::{
+    Cancel, CappedPipe, DeadlineExceeded, Extensions, OutputLimitExceeded, RunCancelled, RunInfo, RunLimiter, RunState,
+};
 
 /// Core instances each run may create at most (the pool's per-component cap;
 /// per-run `Limits::instances` is lowered to it).
@@ -149,6 +151,7 @@ impl EngineBuilder {
                 runs,
                 config,
                 components: Mutex::new(HashMap::new()),
+                in_flight: Mutex::new(HashMap::new()),
                 stop,
             }),
         };
@@ -239,6 +242,8 @@ struct Inner {
     runs: RunStore,
     config: EngineConfig,
     components: Mutex<HashMap<String, LoadedComponent>>,
+    /// The runs executing now, with who they act for and how to stop them.
+    in_flight: Mutex<HashMap<RunId, InFlight>>,
     permits: tokio::sync::Semaphore,
     stop: Arc<AtomicBool>,
 }
@@ -246,6 +251,27 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A run in flight, as [`Engine::cancel_run`] and [`Engine::cancel_token`]
+/// find it.
+struct InFlight {
+    principal: Principal,
+    parent: Option<RunId>,
+    cancel: Arc<Cancel>,
+}
+
+/// Removes a run from the in-flight map when its execution ends, however
+/// it ends.
+struct InFlightGuard<'a> {
+    inner: &'a Inner,
+    run_id: RunId,
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.inner.in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.run_id);
     }
 }
 
@@ -323,6 +349,12 @@ pub struct Invocation {
     /// taken. Child runs set it: a parent waiting for a slot while holding
     /// its own could otherwise deadlock with other parents. Default `false`.
     pub no_wait: bool,
+    /// Who the run acts for: recorded on the run, asked by every primitive
+    /// before it writes, inherited by child runs and by jobs the run
+    /// enqueues, and matched by [`Engine::cancel_token`]. Default
+    /// [`Principal::embedded`], so a program embedding the engine keeps its
+    /// own tenancy.
+    pub principal: Principal,
 }
 
 impl Invocation {
@@ -337,7 +369,14 @@ impl Invocation {
             deadline: None,
             run_id: None,
             no_wait: false,
+            principal: Principal::embedded(),
         }
+    }
+
+    /// Sets who the run acts for (see the `principal` field).
+    pub fn principal(mut self, principal: Principal) -> Self {
+        self.principal = principal;
+        self
     }
 
     /// Sets the workspace.
@@ -446,6 +485,48 @@ impl Engine {
     /// waiting for a slot are not counted).
     pub fn runs_in_flight(&self) -> usize {
         (self.inner.config.max_concurrent_runs.max(1) as usize).saturating_sub(self.inner.permits.available_permits())
+    }
+
+    /// Cancels run `run_id` if it is executing, together with the child
+    /// runs it started (`jobs.invoke`). The run stops at its next host call
+    /// or epoch tick and is recorded with status
+    /// [`cancelled`](RunStatus::Cancelled). Returns whether the run was in
+    /// flight (and not already cancelled).
+    pub fn cancel_run(&self, run_id: RunId) -> bool {
+        let map = self.inner.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(run) = map.get(&run_id) else {
+            return false;
+        };
+        let told = run.cancel.cancel();
+        // Children, grandchildren...: each generation's parent is in the set.
+        let mut stopped = vec![run_id];
+        let mut i = 0;
+        while i < stopped.len() {
+            let parent = stopped[i];
+            for (id, r) in map.iter().filter(|(_, r)| r.parent == Some(parent)) {
+                r.cancel.cancel();
+                stopped.push(*id);
+            }
+            i += 1;
+        }
+        told
+    }
+
+    /// Cancels every executing run whose principal authenticated with
+    /// `token` (for example because the token was revoked), child runs
+    /// included: they inherit the principal. Each stops at its next host
+    /// call or epoch tick and is recorded as
+    /// [`cancelled`](RunStatus::Cancelled). Returns how many runs were told
+    /// (runs cancelled before are not counted again).
+    pub fn cancel_token(&self, token: TokenId) -> usize {
+        let map = self.inner.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        map.values().filter(|r| r.principal.token == Some(token)).filter(|r| r.cancel.cancel()).count()
+    }
+
+    /// The ids of the runs executing now, with the principal each acts for.
+    pub fn runs_executing(&self) -> Vec<(RunId, Principal)> {
+        let map = self.inner.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter().map(|(id, r)| (*id, r.principal.clone())).collect()
     }
 
     /// The underlying wasmtime engine.
@@ -618,9 +699,17 @@ impl Engine {
         if component.kind == ComponentKind::Command {
             wasi.stdin(MemoryInputPipe::new(inv.input.clone().into_bytes()));
         }
-        let mut info = RunInfo::new(run_id, inv.workspace.clone(), started, deadline, limits.log_bytes);
+        let mut info =
+            RunInfo::new(run_id, inv.workspace.clone(), inv.principal.clone(), started, deadline, limits.log_bytes);
         (info.parent, info.depth) = (inv.parent, inv.depth);
         info.limits = limits.clone();
+        let cancel = info.cancel.clone();
+        self.inner
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(run_id, InFlight { principal: inv.principal.clone(), parent: inv.parent, cancel: cancel.clone() });
+        let _in_flight = InFlightGuard { inner: &self.inner, run_id };
         let input_bytes = inv.input.len() as u64;
 
         let mut extensions = Extensions::default();
@@ -653,8 +742,21 @@ impl Engine {
                 let mut store = Store::new(&self.inner.engine, state);
                 store.limiter(|s| &mut s.limiter);
                 let tick = cfg.epoch_tick.as_nanos().max(1);
-                store.set_epoch_deadline((timeout.as_nanos() / tick) as u64 + 1);
-                store.epoch_deadline_trap();
+                // One callback per epoch tick: it stops a cancelled run, and
+                // counts the ticks down to the deadline.
+                store.data_mut().epoch_ticks_left = (timeout.as_nanos() / tick) as u64 + 1;
+                store.set_epoch_deadline(1);
+                store.epoch_deadline_callback(|mut ctx| {
+                    let state = ctx.data_mut();
+                    if state.info().is_cancelled() {
+                        return Err(wasmtime::Error::new(RunCancelled));
+                    }
+                    state.epoch_ticks_left = state.epoch_ticks_left.saturating_sub(1);
+                    if state.epoch_ticks_left == 0 {
+                        return Ok(UpdateDeadline::Interrupt);
+                    }
+                    Ok(UpdateDeadline::Continue(1))
+                });
                 store.set_hostcall_fuel(limits.hostcall_bytes);
                 let result = match store
                     .set_fuel(limits.fuel)
@@ -666,8 +768,23 @@ impl Engine {
                         // Epochs stop wasm code and host calls carry their own
                         // timeouts; this outer bound catches anything else.
                         let outer = deadline + cfg.epoch_tick * 2;
-                        let run = run_component(&mut store, component, inv.input);
-                        match tokio::time::timeout_at(outer, run).await {
+                        let run = tokio::time::timeout_at(outer, run_component(&mut store, component, inv.input));
+                        tokio::pin!(run);
+                        let ended = tokio::select! {
+                            biased;
+                            r = &mut run => r,
+                            () = cancel.cancelled() => {
+                                // A cancelled run stops by itself at its host
+                                // call or next epoch tick, keeping its spans;
+                                // one blocked where neither reaches (a WASI
+                                // poll) is stopped here.
+                                match tokio::time::timeout(cfg.epoch_tick * 4, &mut run).await {
+                                    Ok(r) => r,
+                                    Err(_) => Ok(Err(RunEnd::Trap(wasmtime::Error::new(RunCancelled)))),
+                                }
+                            }
+                        };
+                        match ended {
                             Ok(r) => r,
                             Err(_) => Err(RunEnd::Trap(wasmtime::Error::new(DeadlineExceeded))),
                         }
@@ -729,7 +846,9 @@ impl Engine {
             Err(RunEnd::Trap(err)) => {
                 // A host call that timed out may surface as another error
                 // (for example a poisoned store), so its flag wins.
-                let (status, code) = if info.deadline_hit {
+                let (status, code) = if info.cancel_hit {
+                    (RunStatus::Cancelled, "cancelled")
+                } else if info.deadline_hit {
                     (RunStatus::DeadlineExceeded, "deadline-exceeded")
                 } else {
                     classify(&err, memory_refused)
@@ -773,6 +892,7 @@ impl Engine {
             spans_dropped: info.spans_dropped,
             host_errors: info.host_errors,
             parent: inv.parent,
+            principal: Some(inv.principal),
         };
         (record, output)
     }
@@ -789,6 +909,7 @@ fn run_error(code: &str, detail: String) -> RunError {
         "too-large" => "the output exceeded its size limit",
         "hostcall-too-large" => "a host call carried more bytes than allowed",
         "exited" => "the command exited with a non-zero status",
+        "cancelled" => "the run was cancelled",
         "internal" => safe_message(crate::ErrorCode::Internal),
         _ => "the run trapped",
     };
@@ -844,6 +965,9 @@ fn classify(err: &wasmtime::Error, memory_refused: bool) -> (RunStatus, &'static
                 Trap::StackOverflow => return (RunStatus::StackOverflow, "stack-overflow"),
                 other => trap_code = Some(*other),
             }
+        }
+        if cause.is::<RunCancelled>() {
+            return (RunStatus::Cancelled, "cancelled");
         }
         if cause.is::<DeadlineExceeded>() {
             return (RunStatus::DeadlineExceeded, "deadline-exceeded");

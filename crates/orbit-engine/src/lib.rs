@@ -33,5 +33,5 @@ pub use limits::Limits;
 pub use orbit_runs;
 pub use orbit_workspace;
 pub use primitive::Primitive;
-pub use state::{DeadlineExceeded, Extensions, OutputLimitExceeded, RunInfo, RunState};
+pub use state::{DeadlineExceeded, Extensions, OutputLimitExceeded, RunCancelled, RunInfo, RunState};
 pub use wasmtime;

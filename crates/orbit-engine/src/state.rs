@@ -2,11 +2,13 @@
 //! state of every primitive.
 
 use std::any::{Any, TypeId};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use orbit_runs::{LogLevel, LogLine, RunId, Span};
-use orbit_workspace::WorkspaceId;
+use orbit_workspace::permission::{Action, Target};
+use orbit_workspace::{Principal, WorkspaceId};
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -19,6 +21,50 @@ use crate::error::{GuestError, HostError, code_name};
 #[error("deadline exceeded in a host call")]
 pub struct DeadlineExceeded;
 
+/// The trap raised when a run is cancelled
+/// ([`Engine::cancel_run`](crate::Engine::cancel_run),
+/// [`Engine::cancel_token`](crate::Engine::cancel_token)); the run ends as
+/// `cancelled`.
+#[derive(Debug, thiserror::Error)]
+#[error("the run was cancelled")]
+pub struct RunCancelled;
+
+/// A run's cancellation signal: set once, observed by the epoch callback
+/// (wasm code) and by every host call (which it interrupts).
+#[derive(Debug, Default)]
+pub(crate) struct Cancel {
+    flag: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Cancel {
+    /// Asks the run to stop. Returns `false` if it had been asked before.
+    pub(crate) fn cancel(&self) -> bool {
+        let first = !self.flag.swap(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+        first
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    /// Completes once the run is cancelled.
+    pub(crate) async fn cancelled(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            // Registered before the flag is read, so a cancel in between
+            // is not missed.
+            notified.as_mut().enable();
+            if self.is_cancelled() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
 /// The data of one run's wasmtime `Store`.
 ///
 /// Primitives reach their own per-run state through [`RunState::parts`]
@@ -27,13 +73,16 @@ pub struct RunState {
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) limiter: RunLimiter,
+    /// Epoch ticks left before the deadline, counted down by the epoch
+    /// callback.
+    pub(crate) epoch_ticks_left: u64,
     info: RunInfo,
     extensions: Extensions,
 }
 
 impl RunState {
     pub(crate) fn new(wasi: WasiCtx, limiter: RunLimiter, info: RunInfo, extensions: Extensions) -> Self {
-        Self { wasi, table: ResourceTable::new(), limiter, info, extensions }
+        Self { wasi, table: ResourceTable::new(), limiter, epoch_ticks_left: u64::MAX, info, extensions }
     }
 
     /// The run's shared information: ids, deadline, spans and logs.
@@ -109,6 +158,10 @@ impl Extensions {
 pub struct RunInfo {
     run_id: RunId,
     workspace: WorkspaceId,
+    principal: Principal,
+    pub(crate) cancel: Arc<Cancel>,
+    /// A host call was interrupted by cancellation.
+    pub(crate) cancel_hit: bool,
     started: Instant,
     deadline: tokio::time::Instant,
     pub(crate) spans: Vec<Span>,
@@ -135,6 +188,7 @@ impl RunInfo {
     pub(crate) fn new(
         run_id: RunId,
         workspace: WorkspaceId,
+        principal: Principal,
         started: Instant,
         deadline: tokio::time::Instant,
         log_limit: usize,
@@ -142,6 +196,9 @@ impl RunInfo {
         Self {
             run_id,
             workspace,
+            principal,
+            cancel: Arc::default(),
+            cancel_hit: false,
             started,
             deadline,
             spans: Vec::new(),
@@ -168,6 +225,34 @@ impl RunInfo {
     /// and write to it.
     pub fn workspace(&self) -> &WorkspaceId {
         &self.workspace
+    }
+
+    /// Who the run acts for ([`Invocation::principal`](crate::Invocation::principal)).
+    /// Child runs inherit it. Primitives decide what the run may do by
+    /// asking it (see [`RunInfo::permit`]), never by comparing roles.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// Asks the permission table whether the run's principal may take
+    /// `action` on `target`, as a host-call error: `Err` is
+    /// `permission-denied`, with the refusal as operator detail. Return it
+    /// from inside the [`RunInfo::host_call`] of the refused operation so
+    /// the refusal is recorded as a span with outcome `permission-denied`.
+    ///
+    /// # Errors
+    /// [`HostError`] with [`ErrorCode::PermissionDenied`](crate::ErrorCode::PermissionDenied)
+    /// when the principal may not.
+    pub fn permit(&self, action: Action, target: &Target<'_>) -> Result<(), HostError> {
+        self.principal.check(action, target).map_err(|denied| {
+            HostError::with_detail(crate::ErrorCode::PermissionDenied, format!("{}: {denied}", self.principal))
+        })
+    }
+
+    /// Whether the run has been cancelled (it stops at its next host call
+    /// or epoch tick).
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
     }
 
     /// The run that started this one as a child, if any
@@ -227,9 +312,10 @@ impl RunInfo {
     /// `bytes_out` measures the result in bytes.
     ///
     /// # Errors
-    /// The outer `Err` is a trap ([`DeadlineExceeded`]) when the deadline
-    /// passes while the call is pending; the run then ends as
-    /// `deadline-exceeded`.
+    /// The outer `Err` is a trap: [`DeadlineExceeded`] when the deadline
+    /// passes while the call is pending (the run then ends as
+    /// `deadline-exceeded`), or [`RunCancelled`] when the run is cancelled
+    /// before or while the call is pending (the run ends as `cancelled`).
     pub async fn host_call<T, F>(
         &mut self,
         primitive: &'static str,
@@ -242,7 +328,12 @@ impl RunInfo {
         F: Future<Output = Result<T, HostError>>,
     {
         let start = Instant::now();
-        let result = tokio::time::timeout_at(self.deadline, call).await;
+        let cancel = self.cancel.clone();
+        let result = tokio::select! {
+            biased;
+            () = cancel.cancelled() => None,
+            r = tokio::time::timeout_at(self.deadline, call) => Some(r),
+        };
         let mut span = Span {
             primitive: primitive.to_owned(),
             operation: operation.to_owned(),
@@ -254,18 +345,24 @@ impl RunInfo {
             attrs: Vec::new(),
         };
         let ret = match result {
-            Err(_elapsed) => {
+            None => {
+                span.outcome = "cancelled".to_owned();
+                self.push_span(span);
+                self.cancel_hit = true;
+                return Err(wasmtime::Error::new(RunCancelled));
+            }
+            Some(Err(_elapsed)) => {
                 span.outcome = "deadline-exceeded".to_owned();
                 self.push_span(span);
                 self.deadline_hit = true;
                 return Err(wasmtime::Error::new(DeadlineExceeded));
             }
-            Ok(Ok(value)) => {
+            Some(Ok(Ok(value))) => {
                 span.outcome = "ok".to_owned();
                 span.bytes_out = bytes_out(&value) as u64;
                 Ok(value)
             }
-            Ok(Err(err)) => {
+            Some(Ok(Err(err))) => {
                 span.outcome = code_name(err.code).to_owned();
                 if let Some(detail) = &err.detail
                     && self.host_errors.len() < MAX_HOST_ERRORS

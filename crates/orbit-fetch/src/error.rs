@@ -68,6 +68,17 @@ pub enum FetchError {
         /// Why (operators only).
         reason: SecretDenial,
     },
+    /// The run's principal may not send this method: only GET and HEAD are
+    /// open to a principal without
+    /// [`Action::FetchUnsafeMethod`](orbit_workspace::Action::FetchUnsafeMethod)
+    /// (a read-only member). Code `permission-denied`.
+    #[error("method {method} refused: {reason}")]
+    MethodDenied {
+        /// The request's method.
+        method: String,
+        /// Why, from the permission table (operators only).
+        reason: String,
+    },
     /// The run has made `max_requests_per_run` requests already. Code
     /// `limit-exceeded`.
     #[error("request limit of {limit} per run reached")]
@@ -103,9 +114,10 @@ impl FetchError {
         match self {
             Self::InvalidRequest(_) => ErrorCode::InvalidInput,
             Self::RequestTooLarge { .. } | Self::ResponseTooLarge(_) => ErrorCode::TooLarge,
-            Self::HostNotAllowed { .. } | Self::AddressDenied { .. } | Self::SecretDenied { .. } => {
-                ErrorCode::PermissionDenied
-            }
+            Self::HostNotAllowed { .. }
+            | Self::AddressDenied { .. }
+            | Self::SecretDenied { .. }
+            | Self::MethodDenied { .. } => ErrorCode::PermissionDenied,
             Self::TooManyRequests { .. } => ErrorCode::LimitExceeded,
             Self::Timeout(_) | Self::Upstream(_) => ErrorCode::Unavailable,
             Self::Vault(_) | Self::Internal(_) => ErrorCode::Internal,

@@ -80,6 +80,7 @@ impl Primitive for Fetch {
             core: RunCore {
                 inner: self.inner.clone(),
                 workspace: run.workspace().clone(),
+                principal: run.principal().clone(),
                 deadline: run.deadline(),
                 requests: 0,
                 slots: Arc::new(Semaphore::new(per_run)),
@@ -138,6 +139,7 @@ impl fetch::Host for FetchView<'_> {
     ) -> orbit_engine::wasmtime::Result<Result<fetch::Response, GuestError>> {
         self.state.core.flush(self.run, false);
         let counted = self.state.core.count_request();
+        let permitted = self.state.core.check_method(&req.method);
         let inner = self.state.core.inner.clone();
         let run_slots = self.state.core.slots.clone();
         let ws = self.run.workspace().clone();
@@ -145,6 +147,7 @@ impl fetch::Host for FetchView<'_> {
         let facts = Mutex::new(CallFacts::default());
         let call = async {
             counted.map_err(HostError::from)?;
+            permitted.map_err(HostError::from)?;
             let req = from_wit(req);
             let total = req.timeout.map_or(inner.config.total_timeout, |t| t.min(inner.config.total_timeout));
             // Held to the end of the response.

@@ -8,7 +8,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use orbit_engine::orbit_runs::Span;
 use orbit_engine::{HostError, RunInfo, code_name};
-use orbit_workspace::WorkspaceId;
+use orbit_workspace::permission::{Action, Target};
+use orbit_workspace::{Principal, WorkspaceId};
 use tokio::sync::Semaphore;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
@@ -104,6 +105,8 @@ impl Drop for CancelOnDrop {
 pub(crate) struct RunCore {
     pub(crate) inner: Arc<Inner>,
     pub(crate) workspace: WorkspaceId,
+    /// Who the run acts for.
+    pub(crate) principal: Principal,
     pub(crate) deadline: tokio::time::Instant,
     /// Calls so far in this run, through either interface, refused ones
     /// included.
@@ -121,6 +124,19 @@ impl RunCore {
         self.requests = self.requests.saturating_add(1);
         let limit = self.inner.config.max_requests_per_run;
         if self.requests > limit { Err(FetchError::TooManyRequests { limit }) } else { Ok(()) }
+    }
+
+    /// The one permission check of `fetch` and `wasi:http`: GET and HEAD
+    /// are safe methods (RFC 9110, 9.2.1); any other needs
+    /// [`Action::FetchUnsafeMethod`]. Methods are case-sensitive, so `get`
+    /// is not GET.
+    pub(crate) fn check_method(&self, method: &str) -> Result<(), FetchError> {
+        if method == "GET" || method == "HEAD" {
+            return Ok(());
+        }
+        self.principal
+            .check(Action::FetchUnsafeMethod, &Target::default())
+            .map_err(|denied| FetchError::MethodDenied { method: method.to_owned(), reason: denied.to_string() })
     }
 
     /// Records `wasi:http` calls on `run` as spans with their own timing:
@@ -149,9 +165,10 @@ impl RunCore {
 /// Maps a refusal or failure to the `wasi:http` error the guest receives.
 fn to_http_error(e: &FetchError) -> HttpError {
     match e {
-        FetchError::HostNotAllowed { .. } | FetchError::AddressDenied { .. } | FetchError::SecretDenied { .. } => {
-            HttpError::HttpRequestDenied
-        }
+        FetchError::HostNotAllowed { .. }
+        | FetchError::AddressDenied { .. }
+        | FetchError::SecretDenied { .. }
+        | FetchError::MethodDenied { .. } => HttpError::HttpRequestDenied,
         FetchError::InvalidRequest(_) => HttpError::HttpRequestDenied,
         FetchError::RequestTooLarge { what: "body", .. } => HttpError::HttpRequestBodySize(None),
         FetchError::RequestTooLarge { what: "url", .. } => HttpError::HttpRequestUriTooLong,
@@ -252,6 +269,7 @@ impl WasiHttpHooks for RunCore {
             > + Send,
     > {
         let counted = self.count_request();
+        let permitted = self.check_method(request.method().as_str());
         let inner = self.inner.clone();
         let ws = self.workspace.clone();
         let deadline = self.deadline;
@@ -276,6 +294,7 @@ impl WasiHttpHooks for RunCore {
             let _guard = guard;
             let outcome: Result<FetchResponse, FetchError> = async {
                 counted?;
+                permitted?;
                 let total = inner.config.total_timeout;
                 let until = deadline.min(tokio::time::Instant::from_std(slot.started) + total);
                 // Held to the end of the response; taken before the body is

@@ -196,3 +196,33 @@ async fn requests_in_flight_per_run_are_capped() {
     ends.sort_unstable();
     assert!(ends[2] - ends[0] >= 800_000, "{spans:?}");
 }
+
+#[tokio::test]
+async fn a_read_only_principal_sends_only_get_and_head_through_wasi_http() {
+    use orbit_workspace::{Principal, Role, UserId};
+    let server = serve(echo()).await;
+    let v = vault();
+    let env = engine(fetch(config(), &v));
+    let run = |principal: Principal, method: &str| {
+        let input = format!("|{method}|{}", server.url(&format!("/{method}")));
+        let inv = Invocation::new(input).workspace(ws("acme")).principal(principal);
+        env.engine.invoke_wasm(guest(), inv)
+    };
+    let reader = Principal::user(UserId::new("rita").unwrap(), Role::ReadOnly);
+    for method in ["GET", "HEAD"] {
+        let out = run(reader.clone(), method).await.unwrap();
+        assert!(out.output_text().starts_with("status 200"), "{method}: {}", out.output_text());
+    }
+    for method in ["POST", "PUT", "DELETE"] {
+        let out = run(reader.clone(), method).await.unwrap();
+        assert_eq!(out.output_text().trim(), "error ErrorCode::HttpRequestDenied", "{method}");
+        let span = out.record.spans.iter().find(|s| s.primitive == "fetch").unwrap();
+        assert_eq!((span.operation.as_str(), span.outcome.as_str()), ("wasi-http", "permission-denied"));
+    }
+    let sent: Vec<String> = server.requests().iter().map(|r| r.uri.clone()).collect();
+    assert_eq!(sent, ["/GET", "/HEAD"], "nothing unsafe reached the server");
+    let member = Principal::user(UserId::new("max").unwrap(), Role::Member);
+    let out = run(member, "POST").await.unwrap();
+    assert!(out.output_text().starts_with("status 200"), "{}", out.output_text());
+    assert_eq!(server.requests().len(), 3);
+}

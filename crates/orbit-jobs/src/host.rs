@@ -12,7 +12,8 @@ use orbit_engine::wasmtime::StoreContextMut;
 use orbit_engine::wasmtime::component::Linker;
 use orbit_engine::{EngineError, ErrorCode, GuestError, HostError, Invocation, Limits, RunState, safe_message};
 use orbit_runs::{RunId, RunRecord, RunStatus};
-use orbit_workspace::WorkspaceId;
+use orbit_workspace::permission::{Action, Target};
+use orbit_workspace::{Principal, WorkspaceId};
 
 use crate::store::{JobId, JobState, check_name};
 use crate::{Inner, JobsError};
@@ -35,10 +36,18 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>, inner: Arc<Inner>) ->
             Box::new(async move {
                 let info = store.data_mut().info();
                 let (ws, parent, depth) = (info.workspace().clone(), info.run_id(), info.depth() + 1);
+                let principal = info.principal().clone();
+                // The one check of `jobs`: a queued job writes later.
+                let permitted = info.permit(Action::EnqueueJob, &Target::default());
                 let n = name.len() + input.len();
                 let valid_name = check_name(&name).is_ok().then(|| name.clone());
-                let call =
-                    blocking(move || inner.enqueue(&ws, &name, input, Some(parent), depth).map(|id| id.to_string()));
+                let call = async move {
+                    permitted?;
+                    blocking(move || {
+                        inner.enqueue(&ws, &name, input, Some(parent), depth, principal).map(|id| id.to_string())
+                    })
+                    .await
+                };
                 let result = info.host_call("jobs", "enqueue", n, String::len, call).await?;
                 if let Some(name) = valid_name {
                     info.annotate_last_span([("job".to_owned(), name)]);
@@ -77,6 +86,7 @@ async fn invoke(
     let info = store.data_mut().info();
     let request = Child {
         workspace: info.workspace().clone(),
+        principal: info.principal().clone(),
         parent: info.run_id(),
         depth: info.depth() + 1,
         deadline: info.deadline(),
@@ -106,6 +116,8 @@ async fn invoke(
 /// What a child run may have of its parent's run.
 struct Child {
     workspace: WorkspaceId,
+    /// The parent's principal: a child acts for whoever its parent acts for.
+    principal: Principal,
     parent: RunId,
     depth: u32,
     deadline: tokio::time::Instant,
@@ -159,6 +171,7 @@ async fn run_child(
     *child_run.lock().unwrap_or_else(|e| e.into_inner()) = Some(run_id);
     let invocation = Invocation::new(input)
         .workspace(child.workspace)
+        .principal(child.principal)
         .limits(limits)
         .child_of(child.parent, child.depth)
         .deadline(child.deadline)

@@ -48,7 +48,7 @@ use orbit_engine::wasmtime::component::Linker;
 use orbit_engine::{
     Engine, EngineError, ErrorCode, Extensions, HostError, LoadedComponent, Primitive, RunInfo, RunState, WeakEngine,
 };
-use orbit_workspace::WorkspaceId;
+use orbit_workspace::{Principal, WorkspaceId};
 
 pub use error::JobsError;
 pub use store::{
@@ -172,15 +172,31 @@ impl Jobs {
     }
 
     /// Queues the job `name` of `ws` from the host (not from a run: the
-    /// job's run has no parent and depth 0).
+    /// job's run has no parent and depth 0). Its run acts for
+    /// [`Principal::embedded`]; see [`Jobs::enqueue_as`].
     ///
     /// # Errors
     /// [`JobsError::InvalidName`], [`JobsError::InputTooLarge`],
     /// [`JobsError::NotFound`], [`JobsError::QueueFull`] or
     /// [`JobsError::Database`].
     pub fn enqueue(&self, ws: &WorkspaceId, name: &str, input: impl Into<String>) -> Result<JobId, JobsError> {
-        let id = self.inner.enqueue(ws, name, input.into(), None, 0)?;
-        Ok(id)
+        self.enqueue_as(ws, name, input, Principal::embedded())
+    }
+
+    /// As [`Jobs::enqueue`], for `principal`: the job's run acts for it.
+    /// The caller has decided that `principal` may enqueue jobs
+    /// ([`Action::EnqueueJob`](orbit_workspace::Action::EnqueueJob)).
+    ///
+    /// # Errors
+    /// As [`Jobs::enqueue`].
+    pub fn enqueue_as(
+        &self,
+        ws: &WorkspaceId,
+        name: &str,
+        input: impl Into<String>,
+        principal: Principal,
+    ) -> Result<JobId, JobsError> {
+        self.inner.enqueue(ws, name, input.into(), None, 0, principal)
     }
 
     /// Starts the queue workers on the current tokio runtime: first
@@ -210,13 +226,14 @@ impl Inner {
         input: String,
         parent: Option<orbit_runs::RunId>,
         depth: u32,
+        principal: Principal,
     ) -> Result<JobId, JobsError> {
         check_name(name)?;
         self.check_input(&input)?;
         if depth > self.limits.max_depth {
             return Err(JobsError::DepthExceeded { limit: self.limits.max_depth });
         }
-        let id = self.store.enqueue(ws, name, input, parent, depth, self.limits.max_queued_per_workspace)?;
+        let id = self.store.enqueue(ws, name, input, parent, depth, principal, self.limits.max_queued_per_workspace)?;
         self.wake.notify_one();
         Ok(id)
     }

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use orbit_runs::{RunId, RunStore};
-use orbit_workspace::WorkspaceId;
+use orbit_workspace::{Principal, WorkspaceId};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
@@ -195,6 +195,11 @@ pub struct QueuedJob {
     pub parent: Option<RunId>,
     /// Nesting depth of its runs (the enqueuing run's depth + 1).
     pub depth: u32,
+    /// Who its run acts for: the enqueuing run's principal, or the host's.
+    /// Jobs queued before principals were stored run as
+    /// [`Principal::embedded`], as they did then.
+    #[serde(default = "Principal::embedded")]
+    pub principal: Principal,
     /// Where it is.
     pub state: JobState,
     /// How many times a worker started it. More than 1 means a run was
@@ -382,8 +387,8 @@ impl JobStore {
         Ok(tx.open_table(COMPONENTS)?.len()?)
     }
 
-    /// Queues the job `name` of `ws` with `input`, unless the workspace
-    /// already has `quota` jobs queued or running.
+    /// Queues the job `name` of `ws` with `input`, to run for `principal`,
+    /// unless the workspace already has `quota` jobs queued or running.
     ///
     /// # Errors
     /// `NotFound` when no such job is registered; `QueueFull`; `Database`.
@@ -394,6 +399,7 @@ impl JobStore {
         input: String,
         parent: Option<RunId>,
         depth: u32,
+        principal: Principal,
         quota: usize,
     ) -> Result<JobId, JobsError> {
         let id = JobId::new();
@@ -404,6 +410,7 @@ impl JobStore {
             input,
             parent,
             depth,
+            principal,
             state: JobState::Queued,
             attempts: 0,
             run_id: None,
@@ -694,6 +701,7 @@ mod tests {
             spans_dropped: 0,
             host_errors: Vec::new(),
             parent: None,
+            principal: None,
         }
     }
 
@@ -704,8 +712,10 @@ mod tests {
         for w in ["a", "b"] {
             s.add(&ws(w), "job", b"c", "cc", JobDefaults::default()).unwrap();
         }
-        let ids: Vec<JobId> = (0..3).map(|_| s.enqueue(&ws("a"), "job", "x".into(), None, 0, 10).unwrap()).collect();
-        s.enqueue(&ws("b"), "job", "y".into(), None, 0, 10).unwrap();
+        let ids: Vec<JobId> = (0..3)
+            .map(|_| s.enqueue(&ws("a"), "job", "x".into(), None, 0, Principal::embedded(), 10).unwrap())
+            .collect();
+        s.enqueue(&ws("b"), "job", "y".into(), None, 0, Principal::embedded(), 10).unwrap();
         let mut running = HashMap::new();
         let claimed = s.claim(&mut running, 2).unwrap();
         // Oldest first, two of a's, and b's one.
@@ -743,11 +753,11 @@ mod tests {
         let mut running = HashMap::new();
 
         // "poison" is interrupted once already.
-        let poison = s.enqueue(&ws("w"), "job", "poison".into(), None, 0, 10).unwrap();
+        let poison = s.enqueue(&ws("w"), "job", "poison".into(), None, 0, Principal::embedded(), 10).unwrap();
         s.claim(&mut running, 10).unwrap();
         assert_eq!(s.recover(&runs, 3).unwrap(), Recovery { requeued: 1, adopted: 0, abandoned: 0 });
-        let recorded = s.enqueue(&ws("w"), "job", "recorded".into(), None, 0, 10).unwrap();
-        let lost = s.enqueue(&ws("w"), "job", "lost".into(), None, 0, 10).unwrap();
+        let recorded = s.enqueue(&ws("w"), "job", "recorded".into(), None, 0, Principal::embedded(), 10).unwrap();
+        let lost = s.enqueue(&ws("w"), "job", "lost".into(), None, 0, Principal::embedded(), 10).unwrap();
         running.clear();
         let claimed = s.claim(&mut running, 10).unwrap();
         assert_eq!(claimed.len(), 3);

@@ -197,6 +197,7 @@ async fn execute(inner: &Arc<Inner>, job: &QueuedJob) -> Result<orbit_engine::Ou
     invocation.parent = job.parent;
     invocation.depth = job.depth;
     invocation.run_id = job.run_id;
+    invocation.principal = job.principal.clone();
     engine
         .invoke(&component, invocation)
         .await

@@ -4,7 +4,7 @@
 use orbit_engine::{Engine, EngineConfig};
 use orbit_jobs::{JobDefaults, JobLimits, JobStore, Jobs, JobsError};
 use orbit_runs::RunStore;
-use orbit_workspace::WorkspaceId;
+use orbit_workspace::{Principal, WorkspaceId};
 
 fn ws(name: &str) -> WorkspaceId {
     WorkspaceId::new(name).unwrap()
@@ -65,12 +65,18 @@ fn the_queue_quota_is_per_workspace_and_needs_a_registered_job() {
     let s = store(&dir);
     s.add(&ws("a"), "job", b"c", "cc", JobDefaults::default()).unwrap();
     s.add(&ws("b"), "job", b"c", "cc", JobDefaults::default()).unwrap();
-    assert!(matches!(s.enqueue(&ws("a"), "nope", "x".into(), None, 0, 3), Err(JobsError::NotFound(_))));
+    assert!(matches!(
+        s.enqueue(&ws("a"), "nope", "x".into(), None, 0, Principal::embedded(), 3),
+        Err(JobsError::NotFound(_))
+    ));
     for _ in 0..3 {
-        s.enqueue(&ws("a"), "job", "x".into(), None, 0, 3).unwrap();
+        s.enqueue(&ws("a"), "job", "x".into(), None, 0, Principal::embedded(), 3).unwrap();
     }
-    assert!(matches!(s.enqueue(&ws("a"), "job", "x".into(), None, 0, 3), Err(JobsError::QueueFull { limit: 3 })));
-    s.enqueue(&ws("b"), "job", "x".into(), None, 0, 3).unwrap();
+    assert!(matches!(
+        s.enqueue(&ws("a"), "job", "x".into(), None, 0, Principal::embedded(), 3),
+        Err(JobsError::QueueFull { limit: 3 })
+    ));
+    s.enqueue(&ws("b"), "job", "x".into(), None, 0, Principal::embedded(), 3).unwrap();
     assert_eq!(s.pending_count(Some(&ws("a"))).unwrap(), 3);
     assert_eq!(s.pending_count(None).unwrap(), 4);
 }

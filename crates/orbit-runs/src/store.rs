@@ -144,6 +144,7 @@ impl Drop for Shared {
 ///     spans_dropped: 0,
 ///     host_errors: Vec::new(),
 ///     parent: None,
+///     principal: None,
 /// };
 ///
 /// let runtime = tokio::runtime::Builder::new_current_thread().build()?;
@@ -317,7 +318,8 @@ impl RunStore {
     /// One page of one workspace's runs, newest first.
     ///
     /// Only runs of `q.workspace` are returned, only those with status
-    /// `q.status` when it is set, only those older than `q.before` when it is
+    /// `q.status` when it is set, only those of member `q.member` when it is
+    /// set (this filter decodes each candidate record), only those older than `q.before` when it is
     /// set, and at most `q.limit` of them (capped at [`MAX_LIST_LIMIT`]).
     /// Following [`RunPage::next_cursor`] until it is `None` visits every
     /// matching run exactly once; runs recorded meanwhile with ids newer
@@ -350,7 +352,9 @@ impl RunStore {
             if wanted.is_some_and(|w| w != status.value()) {
                 continue;
             }
-            if page.len() == limit {
+            // Without a member filter the next index entry tells that more
+            // runs match; with one, only its decoded record can.
+            if page.len() == limit && q.member.is_none() {
                 more = true;
                 break;
             }
@@ -364,6 +368,15 @@ impl RunStore {
                     id,
                     reason: "record does not match its workspace index entry".into(),
                 });
+            }
+            if let Some(member) = &q.member
+                && rec.member() != Some(member)
+            {
+                continue;
+            }
+            if page.len() == limit {
+                more = true;
+                break;
             }
             page.push(rec);
         }

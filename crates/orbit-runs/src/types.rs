@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use orbit_workspace::WorkspaceId;
+use orbit_workspace::{Principal, UserId, WorkspaceId};
 use serde::{Deserialize, Serialize};
 
 /// The identifier of one run: a UUID version 7.
@@ -141,6 +141,10 @@ pub enum RunStatus {
     Trapped,
     /// The host failed; not the guest's fault.
     Internal,
+    /// The run was cancelled from outside (by run id, or because the token
+    /// it runs with was revoked) and stopped at its next host call or epoch
+    /// tick.
+    Cancelled,
 }
 
 named_enum!(RunStatus, "run status", {
@@ -154,6 +158,7 @@ named_enum!(RunStatus, "run status", {
     TooLarge => "too-large",
     Trapped => "trapped",
     Internal => "internal",
+    Cancelled => "cancelled",
 });
 
 impl RunStatus {
@@ -169,6 +174,7 @@ impl RunStatus {
         RunStatus::TooLarge,
         RunStatus::Trapped,
         RunStatus::Internal,
+        RunStatus::Cancelled,
     ];
 
     /// `true` only for [`RunStatus::Succeeded`].
@@ -308,6 +314,20 @@ pub struct RunRecord {
     /// before this field existed read as `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<RunId>,
+    /// Who the run acted for: the member (or the local operator, or an
+    /// embedding program), the token it authenticated with and the agent it
+    /// ran as, with the role it held. Records written before principals
+    /// travelled with runs read as `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<Principal>,
+}
+
+impl RunRecord {
+    /// The handle of the member the run acted for, when it acted for a
+    /// workspace member (not the local operator or an embedding program).
+    pub fn member(&self) -> Option<&UserId> {
+        self.principal.as_ref().and_then(Principal::user_id)
+    }
 }
 
 /// The most runs one [`RunStore::list`](crate::RunStore::list) call returns.
@@ -329,13 +349,17 @@ pub struct RunQuery {
     /// A cursor: when set, only runs older than this id are listed. Pass the
     /// previous page's [`RunPage::next_cursor`].
     pub before: Option<RunId>,
+    /// When set, only runs whose principal is this member (through any of
+    /// its tokens or agents) are listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<UserId>,
 }
 
 impl RunQuery {
     /// The first page of `workspace`'s runs, any status,
     /// [`DEFAULT_LIST_LIMIT`] runs per page.
     pub fn new(workspace: WorkspaceId) -> Self {
-        Self { workspace, status: None, limit: DEFAULT_LIST_LIMIT, before: None }
+        Self { workspace, status: None, limit: DEFAULT_LIST_LIMIT, before: None, member: None }
     }
 }
 

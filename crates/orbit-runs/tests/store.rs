@@ -352,3 +352,44 @@ fn records_written_before_the_parent_field_read_as_top_level() {
     let back: RunRecord = serde_json::from_str(&serde_json::to_string(&rec).unwrap()).unwrap();
     assert_eq!(back.parent, rec.parent);
 }
+
+#[test]
+fn records_written_before_the_principal_field_read_as_none() {
+    let mut rec = record(RunId::new(), &ws("old"), RunStatus::Succeeded, 10);
+    let mut json = serde_json::to_value(&rec).unwrap();
+    json.as_object_mut().unwrap().remove("principal");
+    let back: RunRecord = serde_json::from_value(json).unwrap();
+    rec.principal = None;
+    assert_eq!(back, rec);
+    assert_eq!(back.member(), None);
+}
+
+#[tokio::test]
+async fn list_filters_by_member_across_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let workspace = ws("team");
+    let mut written = Vec::new();
+    for _ in 0..40 {
+        let rec = record(RunId::new(), &workspace, RunStatus::Succeeded, 1);
+        store.record(rec.clone()).await.unwrap();
+        written.push(rec);
+    }
+    // Another workspace's runs of the same member are never listed.
+    store.record(record(RunId::new(), &ws("other"), RunStatus::Succeeded, 1)).await.unwrap();
+    written.reverse();
+    for member in ["ada", "bob", "cy", "nobody"] {
+        let user = orbit_workspace::UserId::new(member).unwrap();
+        let expected: Vec<RunId> = written.iter().filter(|r| r.member() == Some(&user)).map(|r| r.id).collect();
+        let mut q = RunQuery::new(workspace.clone());
+        q.member = Some(user.clone());
+        q.limit = 3;
+        let got: Vec<RunId> = walk(&store, q).iter().map(|r| r.id).collect();
+        assert_eq!(got, expected, "member {member}");
+        if member == "nobody" {
+            assert!(got.is_empty());
+        } else {
+            assert!(!got.is_empty(), "the helper spreads runs over members");
+        }
+    }
+}

@@ -21,6 +21,7 @@ use orbit_engine::bindings::orbit::runtime::storage;
 use orbit_engine::wasmtime::component::{HasData, Linker};
 use orbit_engine::{EngineError, ErrorCode, Extensions, GuestError, HostError, Primitive, RunInfo, RunState};
 use orbit_workspace::WorkspaceId;
+use orbit_workspace::permission::{Action, Target};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -526,6 +527,14 @@ fn to_wit(m: ObjectMeta) -> storage::ObjectMeta {
     storage::ObjectMeta { key: m.key, size: m.size, content_type: m.content_type, modified_ms: m.modified_ms }
 }
 
+impl StorageView<'_> {
+    /// The one permission check of `storage`: `put` and `delete` write
+    /// ([`Action::WriteData`]); reads need no permission beyond running.
+    fn may_write(&self) -> Result<(), HostError> {
+        self.run.permit(Action::WriteData, &Target::default())
+    }
+}
+
 impl storage::Host for StorageView<'_> {
     async fn put(
         &mut self,
@@ -535,7 +544,11 @@ impl storage::Host for StorageView<'_> {
     ) -> orbit_engine::wasmtime::Result<Result<(), GuestError>> {
         let (store, ws) = (self.state.store.clone(), self.state.workspace.clone());
         let n = key.len() + value.len() + content_type.len();
-        let call = blocking(move || store.put(&ws, &key, &value, &content_type));
+        let permitted = self.may_write();
+        let call = async move {
+            permitted?;
+            blocking(move || store.put(&ws, &key, &value, &content_type)).await
+        };
         self.run.host_call("storage", "put", n, |_| 0, call).await
     }
 
@@ -558,7 +571,11 @@ impl storage::Host for StorageView<'_> {
     async fn delete(&mut self, key: String) -> orbit_engine::wasmtime::Result<Result<bool, GuestError>> {
         let (store, ws) = (self.state.store.clone(), self.state.workspace.clone());
         let n = key.len();
-        let call = blocking(move || store.delete(&ws, &key));
+        let permitted = self.may_write();
+        let call = async move {
+            permitted?;
+            blocking(move || store.delete(&ws, &key)).await
+        };
         self.run.host_call("storage", "delete", n, |_| 1, call).await
     }
 

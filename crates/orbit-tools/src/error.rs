@@ -39,6 +39,18 @@ pub enum ToolsError {
         /// The tool.
         tool: String,
     },
+    /// The caller's principal may not call the tool: a read-only principal
+    /// calls only tools annotated `readOnlyHint: true`, or opened to it by
+    /// the policy ([`ToolPolicy::read_only_allow`](crate::ToolPolicy::read_only_allow)).
+    #[error("{server}/{tool} refused: {reason}")]
+    NotPermitted {
+        /// The server.
+        server: String,
+        /// The tool.
+        tool: String,
+        /// Why, from the permission table (operators only).
+        reason: String,
+    },
     /// The arguments were not a JSON object.
     #[error("arguments are not a JSON object: {0}")]
     InvalidArguments(String),
@@ -109,7 +121,7 @@ impl ToolsError {
             }
             Self::AlreadyExists(_) => ErrorCode::InvalidInput,
             Self::NoSuchServer(_) | Self::NoSuchTool { .. } => ErrorCode::NotFound,
-            Self::Denied { .. } => ErrorCode::PermissionDenied,
+            Self::Denied { .. } | Self::NotPermitted { .. } => ErrorCode::PermissionDenied,
             Self::ArgumentsTooLarge { .. } | Self::ResultTooLarge { .. } => ErrorCode::TooLarge,
             Self::TooManyCalls(_) => ErrorCode::LimitExceeded,
             Self::Secret(_) | Self::Unavailable { .. } => ErrorCode::Unavailable,

@@ -44,7 +44,8 @@ use orbit_engine::bindings::orbit::runtime::tools as wit;
 use orbit_engine::wasmtime::component::{HasData, Linker};
 use orbit_engine::{EngineError, Extensions, GuestError, HostError, Primitive, RunInfo, RunState};
 pub use orbit_vault::SecretResolver;
-use orbit_workspace::WorkspaceId;
+use orbit_workspace::permission::{Action, Target};
+use orbit_workspace::{Principal, WorkspaceId};
 use rmcp::model::CallToolRequestParams;
 use tokio::time::Instant;
 
@@ -225,7 +226,8 @@ impl Tools {
     }
 
     /// Calls `tool` of `server` in `ws` with `arguments` (JSON text of an
-    /// object), finishing before `until`.
+    /// object), finishing before `until`, for the host itself
+    /// ([`Principal::embedded`]); see [`Tools::call_as`].
     ///
     /// # Errors
     /// [`ToolsError::InvalidArguments`], [`ToolsError::ArgumentsTooLarge`],
@@ -242,6 +244,26 @@ impl Tools {
         arguments: &str,
         until: Instant,
     ) -> Result<ToolResult, ToolsError> {
+        self.call_as(ws, &Principal::embedded(), server, tool, arguments, until).await
+    }
+
+    /// As [`Tools::call`], for `principal`: once the tool is known, the
+    /// permission table decides ([`Action::CallTool`], with the tool's
+    /// `readOnlyHint` and whether the policy opens it to read-only
+    /// principals). This is the one permission check of `tools`.
+    ///
+    /// # Errors
+    /// As [`Tools::call`], and [`ToolsError::NotPermitted`] when the
+    /// principal may not call the tool.
+    pub async fn call_as(
+        &self,
+        ws: &WorkspaceId,
+        principal: &Principal,
+        server: &str,
+        tool: &str,
+        arguments: &str,
+        until: Instant,
+    ) -> Result<ToolResult, ToolsError> {
         let limits = self.limits();
         if arguments.len() > limits.max_argument_bytes {
             return Err(ToolsError::ArgumentsTooLarge { size: arguments.len(), limit: limits.max_argument_bytes });
@@ -253,7 +275,8 @@ impl Tools {
         };
         let entry = self.enabled_server(ws, server).await?;
         let (reg, w) = (self.registry.clone(), ws.clone());
-        if !blocking(move || reg.policy(&w)).await?.allows(server, tool) {
+        let policy = blocking(move || reg.policy(&w)).await?;
+        if !policy.allows(server, tool) {
             return Err(ToolsError::Denied { server: server.to_owned(), tool: tool.to_owned() });
         }
         let lease = self.pool.lease(ws, &entry, until).await?;
@@ -261,9 +284,18 @@ impl Tools {
         // any connection is refreshed now.
         let (reg, w, n) = (self.registry.clone(), ws.clone(), server.to_owned());
         let known = blocking(move || reg.server(&w, &n)).await?.and_then(|e| e.tools);
-        if !known.is_some_and(|tools| tools.iter().any(|t| t.name == tool)) {
+        let Some(info) = known.and_then(|tools| tools.into_iter().find(|t| t.name == tool)) else {
             self.pool.finish(&lease, false).await;
             return Err(ToolsError::NoSuchTool { server: server.to_owned(), tool: tool.to_owned() });
+        };
+        let target = Target::tool(info.read_only_hint == Some(true), policy.opens_to_read_only(server, tool));
+        if let Err(denied) = principal.check(Action::CallTool, &target) {
+            self.pool.finish(&lease, false).await;
+            return Err(ToolsError::NotPermitted {
+                server: server.to_owned(),
+                tool: tool.to_owned(),
+                reason: denied.to_string(),
+            });
         }
         let mut params = CallToolRequestParams::new(tool.to_owned());
         params.arguments = Some(args);
@@ -375,6 +407,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 struct RunTools {
     tools: Tools,
     workspace: WorkspaceId,
+    principal: Principal,
     calls: u32,
 }
 
@@ -403,7 +436,12 @@ impl Primitive for Tools {
     }
 
     fn prepare(&self, run: &RunInfo, extensions: &mut Extensions) -> Result<(), EngineError> {
-        extensions.insert(RunTools { tools: self.clone(), workspace: run.workspace().clone(), calls: 0 });
+        extensions.insert(RunTools {
+            tools: self.clone(),
+            workspace: run.workspace().clone(),
+            principal: run.principal().clone(),
+            calls: 0,
+        });
         Ok(())
     }
 }
@@ -470,7 +508,8 @@ impl wit::Host for ToolsView<'_> {
     async fn call(&mut self, server: String, tool: String, arguments_json: String) -> HostResult<wit::ToolResult> {
         let until = self.until();
         let n = server.len() + tool.len() + arguments_json.len();
-        let (tools, ws) = (self.state.tools.clone(), self.state.workspace.clone());
+        let (tools, ws, principal) =
+            (self.state.tools.clone(), self.state.workspace.clone(), self.state.principal.clone());
         self.state.calls = self.state.calls.saturating_add(1);
         let over = self.state.calls > tools.limits().max_calls_per_run;
         let max = tools.limits().max_calls_per_run;
@@ -479,7 +518,10 @@ impl wit::Host for ToolsView<'_> {
             if over {
                 return Err(HostError::from(ToolsError::TooManyCalls(max)));
             }
-            let r = tools.call(&ws, &server, &tool, &arguments_json, until).await.map_err(HostError::from)?;
+            let r = tools
+                .call_as(&ws, &principal, &server, &tool, &arguments_json, until)
+                .await
+                .map_err(HostError::from)?;
             is_error = Some(r.is_error);
             let content = serde_json::to_string(&r.content).unwrap_or_else(|_| "[]".to_owned());
             Ok(wit::ToolResult { content, is_error: r.is_error })

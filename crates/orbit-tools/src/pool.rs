@@ -68,6 +68,7 @@ pub(crate) fn tool_infos(server: &str, tools: Vec<rmcp::model::Tool>) -> Vec<Too
             name: t.name.into_owned(),
             description: t.description.map(|d| d.into_owned()).unwrap_or_default(),
             input_schema: serde_json::Value::Object((*t.input_schema).clone()),
+            read_only_hint: t.annotations.as_ref().and_then(|a| a.read_only_hint),
         })
         .collect()
 }

@@ -8,7 +8,7 @@
 //! (write to a temporary file, fsync, rename, fsync the directory). Readers
 //! never lock: a rename is atomic, so they see the old or the new file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -175,6 +175,13 @@ pub struct ToolInfo {
     pub description: String,
     /// The JSON Schema of its arguments (an object schema).
     pub input_schema: serde_json::Value,
+    /// The server's `readOnlyHint` annotation: `Some(true)` when the server
+    /// says the tool changes nothing; `None` when it does not say (lists
+    /// stored before annotations were kept read as `None`). Read-only
+    /// principals may call only tools with `Some(true)`, unless the policy
+    /// opens the tool to them ([`ToolPolicy::read_only_allow`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only_hint: Option<bool>,
 }
 
 /// An installed server as the registry keeps it.
@@ -217,9 +224,22 @@ pub enum Rule {
 pub struct ToolPolicy {
     /// Rules by target (`SERVER` or `SERVER/TOOL`).
     pub rules: BTreeMap<String, Rule>,
+    /// Targets (`SERVER` or `SERVER/TOOL`) opened to read-only principals
+    /// although their tools are not annotated `readOnlyHint: true`: the
+    /// workspace vouches that they change nothing. The allow/deny
+    /// [`rules`](Self::rules) still apply.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub read_only_allow: BTreeSet<String>,
 }
 
 impl ToolPolicy {
+    /// Whether the policy opens `tool` of `server` to read-only principals
+    /// (a [`read_only_allow`](Self::read_only_allow) entry on `SERVER/TOOL`
+    /// or on `SERVER`).
+    pub fn opens_to_read_only(&self, server: &str, tool: &str) -> bool {
+        self.read_only_allow.contains(&format!("{server}/{tool}")) || self.read_only_allow.contains(server)
+    }
+
     /// Whether `tool` of `server` may be called.
     pub fn allows(&self, server: &str, tool: &str) -> bool {
         let rule = self.rules.get(&format!("{server}/{tool}")).or_else(|| self.rules.get(server));
@@ -368,7 +388,8 @@ impl ToolRegistry {
         })
     }
 
-    /// Removes server `name` from `ws`, with the policy rules that name it.
+    /// Removes server `name` from `ws`, with the policy rules (and
+    /// read-only openings) that name it.
     /// Returns whether it was installed.
     ///
     /// # Errors
@@ -377,6 +398,7 @@ impl ToolRegistry {
         self.update(ws, |doc| {
             let prefix = format!("{name}/");
             doc.policy.rules.retain(|target, _| target != name && !target.starts_with(&prefix));
+            doc.policy.read_only_allow.retain(|target| target != name && !target.starts_with(&prefix));
             Ok(doc.servers.remove(name).is_some())
         })
     }
@@ -474,16 +496,7 @@ impl ToolRegistry {
     /// # Errors
     /// [`ToolsError::InvalidName`] for a malformed target, [`ToolsError::Io`].
     pub fn set_rule(&self, ws: &WorkspaceId, target: &str, rule: Option<Rule>) -> Result<(), ToolsError> {
-        let (server, tool) = match target.split_once('/') {
-            Some((s, t)) => (s, Some(t)),
-            None => (target, None),
-        };
-        check_server_name(server)?;
-        if let Some(t) = tool
-            && (t.is_empty() || t.len() > 128 || t.chars().any(char::is_control))
-        {
-            return Err(ToolsError::InvalidName(target.chars().take(80).collect()));
-        }
+        check_target(target)?;
         self.update(ws, |doc| {
             match rule {
                 Some(r) => doc.policy.rules.insert(target.to_owned(), r),
@@ -492,6 +505,42 @@ impl ToolRegistry {
             Ok(())
         })
     }
+}
+
+impl ToolRegistry {
+    /// Opens `target` (`SERVER` or `SERVER/TOOL`) of `ws` to read-only
+    /// principals with `open`, or closes it again
+    /// ([`ToolPolicy::read_only_allow`]). The server need not be installed
+    /// yet.
+    ///
+    /// # Errors
+    /// [`ToolsError::InvalidName`] for a malformed target, [`ToolsError::Io`].
+    pub fn set_read_only_allow(&self, ws: &WorkspaceId, target: &str, open: bool) -> Result<(), ToolsError> {
+        check_target(target)?;
+        self.update(ws, |doc| {
+            if open {
+                doc.policy.read_only_allow.insert(target.to_owned());
+            } else {
+                doc.policy.read_only_allow.remove(target);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Checks a policy target: `SERVER` or `SERVER/TOOL`.
+fn check_target(target: &str) -> Result<(), ToolsError> {
+    let (server, tool) = match target.split_once('/') {
+        Some((s, t)) => (s, Some(t)),
+        None => (target, None),
+    };
+    check_server_name(server)?;
+    if let Some(t) = tool
+        && (t.is_empty() || t.len() > 128 || t.chars().any(char::is_control))
+    {
+        return Err(ToolsError::InvalidName(target.chars().take(80).collect()));
+    }
+    Ok(())
 }
 
 fn read_file(path: &Path) -> Result<WorkspaceTools, ToolsError> {
@@ -530,6 +579,7 @@ mod tests {
             name: "echo".into(),
             description: "Echoes".into(),
             input_schema: serde_json::json!({"type": "object"}),
+            read_only_hint: Some(true),
         };
         assert!(reg.set_tools(&ws("a"), "srv", entry.install_id, vec![tool.clone()]).unwrap());
         // A list for an older install is not stored.

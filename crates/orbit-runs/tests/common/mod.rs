@@ -2,7 +2,11 @@
 #![allow(dead_code)]
 
 use orbit_runs::{ComponentKind, LogLevel, LogLine, RunError, RunId, RunRecord, RunStatus, Span};
-use orbit_workspace::WorkspaceId;
+use orbit_workspace::{AgentName, Principal, Role, TokenId, UserId, WorkspaceId};
+
+fn uuid_from(n: u128) -> uuid::Uuid {
+    uuid::Uuid::from_u128(n.rotate_left(17))
+}
 
 /// A workspace id from a literal.
 pub fn ws(name: &str) -> WorkspaceId {
@@ -58,5 +62,17 @@ pub fn record(id: RunId, workspace: &WorkspaceId, status: RunStatus, payload: us
         host_errors: if ok { Vec::new() } else { vec![format!("blob.get: detail {id}")] },
         // Every third record names a parent run, so the field round-trips.
         parent: lo.is_multiple_of(3).then(|| RunId::from_u128(n ^ 1)),
+        // Runs acted for one of three members (the second through a token
+        // of an agent), or for an embedding program, so the field round-trips.
+        principal: Some(match lo % 4 {
+            0 => Principal::embedded(),
+            1 => Principal::user(UserId::new("ada").unwrap(), Role::Member),
+            2 => Principal {
+                token: Some(TokenId(uuid_from(n))),
+                agent: Some(AgentName::new("bot").unwrap()),
+                ..Principal::user(UserId::new("bob").unwrap(), Role::ReadOnly)
+            },
+            _ => Principal::user(UserId::new("cy").unwrap(), Role::Admin),
+        }),
     }
 }
