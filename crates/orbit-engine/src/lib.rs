@@ -10,7 +10,7 @@
 //!   returns an [`Outcome`] once the run record is durable.
 //! - Primitives plug in through the [`Primitive`] trait.
 //! - Every run acts for a [`Principal`](orbit_workspace::Principal)
-//!   ([`Invocation::principal`]): recorded on the run, inherited by child
+//!   ([`Invocation::principal()`]): recorded on the run, inherited by child
 //!   runs, and asked by each primitive through [`RunInfo::permit`].
 //!   [`Engine::cancel_run`] and [`Engine::cancel_token`] stop runs in
 //!   flight; they are recorded as `cancelled`.
