@@ -63,6 +63,19 @@ async fn finished(task: tokio::task::JoinHandle<Outcome>) -> Outcome {
     tokio::time::timeout(Duration::from_secs(60), task).await.expect("the cancelled run did not end").unwrap()
 }
 
+/// Waits (up to a minute) for the record of a run that ends in a task of
+/// its own, such as a child run.
+async fn recorded(orbit: &Orbit, id: RunId) -> RunRecord {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(rec) = orbit.runs().get(id).unwrap() {
+            return rec;
+        }
+        assert!(Instant::now() < until, "run {id} was never recorded");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn stored(orbit: &Orbit, id: RunId) -> RunRecord {
     orbit.runs().get(id).unwrap().expect("the run is recorded")
 }
@@ -147,15 +160,7 @@ async fn a_child_run_inherits_the_principal_and_a_token_cancel_stops_parent_and_
     let invoke = out.record.spans.iter().find(|s| s.primitive == "jobs" && s.operation == "invoke").unwrap();
     assert_eq!(invoke.outcome, "cancelled");
     let child_id = *ids.iter().find(|id| **id != out.run_id()).unwrap();
-    // The child is recorded by its own task; wait for its record.
-    let until = Instant::now() + Duration::from_secs(60);
-    let child = loop {
-        if let Some(rec) = env.orbit.runs().get(child_id).unwrap() {
-            break rec;
-        }
-        assert!(Instant::now() < until, "the child run was never recorded");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let child = recorded(&env.orbit, child_id).await;
     assert_eq!(child.status, RunStatus::Cancelled);
     assert_eq!(child.parent, Some(out.run_id()));
 }
@@ -224,4 +229,23 @@ async fn runs_list_filters_by_member() {
     assert_eq!(list(Some("bob")), vec![ids[1]]);
     assert!(list(Some("cy")).is_empty());
     assert_eq!(list(None).len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_run_by_id_also_stops_the_child_it_waits_for() {
+    let env = common::env();
+    let wasm = orbit_test_guests::bytes("jobs-probe");
+    let defaults = JobDefaults::default().timeout_ms(300_000);
+    env.orbit.jobs().register(&ws("team"), "probe", &wasm, defaults).unwrap();
+    let token = TokenId::new();
+    let parent_id = RunId::new();
+    let inv = invocation("invoke:probe:sleep:200000:z", "team", with_token("ada", "bot", token), long());
+    let task = spawn(&env.orbit, "jobs-probe", inv.run_id(parent_id));
+    let ids = executing(&env.orbit, token, 2).await;
+    let child_id = *ids.iter().find(|id| **id != parent_id).expect("a child run");
+    assert!(env.orbit.engine().cancel_run(parent_id));
+    assert_eq!(finished(task).await.status(), RunStatus::Cancelled);
+    let child = recorded(&env.orbit, child_id).await;
+    assert_eq!(child.status, RunStatus::Cancelled);
+    assert_eq!(stored(&env.orbit, parent_id).status, RunStatus::Cancelled);
 }

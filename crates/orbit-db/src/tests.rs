@@ -328,6 +328,8 @@ fn a_read_only_call_may_read_but_no_statement_may_write_and_the_connection_stays
     let w = ws("w");
     s.execute(&w, "CREATE TABLE t (x INTEGER)", &[], None).unwrap();
     s.execute(&w, "CREATE TRIGGER tr AFTER UPDATE ON t BEGIN SELECT 1; END", &[], None).unwrap();
+    // So that REINDEX has an index to rebuild.
+    s.execute(&w, "CREATE INDEX ix ON t (x)", &[], None).unwrap();
     s.execute(&w, "INSERT INTO t VALUES (1)", &[], None).unwrap();
     let ro = Access::ReadOnly;
     for sql in [
@@ -342,6 +344,7 @@ fn a_read_only_call_may_read_but_no_statement_may_write_and_the_connection_stays
         "CREATE TRIGGER tr2 AFTER INSERT ON t BEGIN SELECT 1; END",
         "CREATE VIRTUAL TABLE f USING fts5(body)",
         "DROP TRIGGER tr",
+        "DROP INDEX ix",
         "DROP TABLE t",
         "ALTER TABLE t RENAME TO t2",
         "ALTER TABLE t ADD COLUMN y",
@@ -368,5 +371,5 @@ fn a_read_only_call_may_read_but_no_statement_may_write_and_the_connection_stays
             other => panic!("{other:?}"),
         })
         .collect();
-    assert_eq!(names, ["t", "tr"]);
+    assert_eq!(names, ["ix", "t", "tr"]);
 }

@@ -9,6 +9,11 @@
 //! - [`Engine::invoke`] runs it in a fresh `Store` under [`Limits`] and
 //!   returns an [`Outcome`] once the run record is durable.
 //! - Primitives plug in through the [`Primitive`] trait.
+//! - Every run acts for a [`Principal`](orbit_workspace::Principal)
+//!   ([`Invocation::principal()`]): recorded on the run, inherited by child
+//!   runs, and asked by each primitive through [`RunInfo::permit`].
+//!   [`Engine::cancel_run`] and [`Engine::cancel_token`] stop runs in
+//!   flight; they are recorded as `cancelled`.
 //!
 //! Guests see errors only as [`GuestError`] with a fixed message per
 //! [`ErrorCode`]; internal detail goes on the run record.

@@ -227,7 +227,7 @@ impl RunInfo {
         &self.workspace
     }
 
-    /// Who the run acts for ([`Invocation::principal`](crate::Invocation::principal)).
+    /// Who the run acts for ([`Invocation::principal`](crate::Invocation::principal())).
     /// Child runs inherit it. Primitives decide what the run may do by
     /// asking it (see [`RunInfo::permit`]), never by comparing roles.
     pub fn principal(&self) -> &Principal {

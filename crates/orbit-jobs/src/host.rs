@@ -199,7 +199,8 @@ async fn run_child(
 
 /// The code a parent (or `status`) sees for a child run that did not
 /// succeed: the code the child returned, `limit-exceeded` for a run stopped
-/// by a limit, `too-large` for oversized output, `internal` otherwise.
+/// by a limit, `too-large` for oversized output, `unavailable` for a
+/// cancelled run, `internal` otherwise.
 pub(crate) fn child_error_code(rec: &RunRecord) -> ErrorCode {
     match rec.status {
         RunStatus::Failed => rec.error.as_ref().and_then(|e| code_from_name(&e.code)).unwrap_or(ErrorCode::Internal),
@@ -207,6 +208,7 @@ pub(crate) fn child_error_code(rec: &RunRecord) -> ErrorCode {
             ErrorCode::LimitExceeded
         }
         RunStatus::TooLarge => ErrorCode::TooLarge,
+        RunStatus::Cancelled => ErrorCode::Unavailable,
         _ => ErrorCode::Internal,
     }
 }

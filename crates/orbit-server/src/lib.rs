@@ -570,13 +570,12 @@ impl OrbitMcp {
         if limit == 0 || limit > MAX_LIST_LIMIT {
             return Err(ToolFailure::new(format!("limit must be 1 to {MAX_LIST_LIMIT}")));
         }
-        let page =
-            self.shared.orbit.runs().list(&RunQuery { workspace: ws, status, limit, before, member: None }).map_err(
-                |e| {
-                    tracing::error!(error = %e, "list_runs");
-                    ToolFailure::new("internal error")
-                },
-            )?;
+        let mut query = RunQuery::new(ws);
+        (query.status, query.limit, query.before) = (status, limit, before);
+        let page = self.shared.orbit.runs().list(&query).map_err(|e| {
+            tracing::error!(error = %e, "list_runs");
+            ToolFailure::new("internal error")
+        })?;
         let list = RunList {
             runs: page.runs.iter().map(summary).collect(),
             next_cursor: page.next_cursor.map(|c| c.to_string()),
