@@ -17,6 +17,7 @@
 //! | `master.key` | the master key, when `ORBIT_MASTER_KEY` is not set (mode 0600) |
 //! | `jobs.redb` | registered jobs, their components (once per sha256), the job queue |
 //! | `tools/` | installed MCP servers and tool policy, one JSON file per workspace |
+//! | `team.redb` | workspaces, members, tokens (hashes only), notifications, the audit trail |
 //!
 //! Queued jobs run only while workers run: [`Orbit::open`] does not start
 //! them (it may be called outside a tokio runtime, and a process that only
@@ -43,6 +44,9 @@
 
 use std::path::{Path, PathBuf};
 
+mod team;
+pub use team::{CredentialListing, NewSecret, TeamActionError};
+
 pub use orbit_ai::{Ai, AiConfig, AiLimits, ApiStyle, ProviderConfig};
 pub use orbit_cache::{Cache, CacheLimits, KvCache};
 pub use orbit_db::{Db, DbLimits, SqlStore};
@@ -55,7 +59,10 @@ pub use orbit_runs::{ComponentKind, RunId, RunPage, RunQuery, RunRecord, RunStat
 pub use orbit_storage::{BlobStore, Storage, StorageLimits};
 pub use orbit_tools::{ToolRegistry, Tools, ToolsLimits};
 pub use orbit_vault::{HostBinding, MasterKey, MasterKeySource, Placement, SecretMeta, SecretValue, Vault};
-pub use orbit_workspace::{Principal, Role, WorkspaceId};
+pub use orbit_workspace::{
+    Action, AgentName, AuditEvent, AuditKind, AuditLog, AuditQuery, Principal, RedbTeamStore, Role, TeamError,
+    TeamStore, TokenId, TokenRequest, UserId, WorkspaceId,
+};
 pub use {
     orbit_ai, orbit_cache, orbit_db, orbit_engine, orbit_fetch, orbit_jobs, orbit_runs, orbit_storage, orbit_tools,
     orbit_vault, orbit_workspace,
@@ -121,6 +128,9 @@ pub enum OpenError {
     /// The job database could not be opened.
     #[error(transparent)]
     Jobs(#[from] orbit_jobs::JobsError),
+    /// The team store (`team.redb`) could not be opened.
+    #[error(transparent)]
+    Team(#[from] orbit_workspace::TeamError),
 }
 
 /// Settings for [`Orbit::open_with`].
@@ -163,6 +173,7 @@ pub struct Orbit {
     jobs: Jobs,
     vault: std::sync::Arc<Vault>,
     tools: Tools,
+    team: std::sync::Arc<RedbTeamStore>,
     master_key_source: Option<MasterKeySource>,
     data_dir: PathBuf,
 }
@@ -211,6 +222,7 @@ impl Orbit {
         let cache = Cache::open(&dir.join("cache.redb"), config.cache)?;
         let db = Db::open(&dir.join("db"), config.db)?;
         let jobs = Jobs::open(&dir.join("jobs.redb"), config.jobs)?;
+        let team = std::sync::Arc::new(RedbTeamStore::open(&dir.join("team.redb"))?);
         // The one place primitives are composed: a new primitive is one line.
         let engine = Engine::builder(config.engine, runs)
             .primitive(storage.clone())
@@ -221,7 +233,7 @@ impl Orbit {
             .primitive(jobs.clone())
             .primitive(tools.clone())
             .build()?;
-        Ok(Self { engine, storage, cache, db, ai, jobs, tools, vault, master_key_source, data_dir: dir })
+        Ok(Self { engine, storage, cache, db, ai, jobs, tools, team, vault, master_key_source, data_dir: dir })
     }
 
     /// The engine, with every primitive linked.
@@ -272,6 +284,12 @@ impl Orbit {
     /// The MCP tools of the workspaces: registry, pool and host-side calls.
     pub fn tools(&self) -> &Tools {
         &self.tools
+    }
+
+    /// The team store: workspaces, members, tokens, notifications and the
+    /// audit trail. Its methods check the permission table themselves.
+    pub fn team(&self) -> &RedbTeamStore {
+        &self.team
     }
 
     /// The secrets vault.

@@ -111,7 +111,17 @@ async fn the_server_gets_the_secret_and_the_guest_sees_redacted() {
     let binding = HostBinding::parse(&base).unwrap();
     let placement = Placement::Query { param: "key".into() };
     let ws = WorkspaceId::new("team-a").unwrap();
-    orbit.vault().set(&ws, "QUERY_KEY", SecretValue::new(query_secret.into()), vec![binding], placement, "t").unwrap();
+    orbit
+        .vault()
+        .set(
+            &ws,
+            "QUERY_KEY",
+            SecretValue::new(query_secret.into()),
+            vec![binding],
+            placement,
+            &orbit::UserId::new("t").unwrap(),
+        )
+        .unwrap();
     let out = fetch(&orbit, "team-a", json!({"url": format!("{base}/q"), "secrets": ["QUERY_KEY"]})).await;
     assert_eq!(out.status(), RunStatus::Succeeded, "{:?}", out.record);
     assert!(seen.lock().unwrap().join("").contains(&format!("key={query_secret}")), "the server got the query value");

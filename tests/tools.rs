@@ -170,7 +170,16 @@ async fn a_header_secret_goes_only_to_the_server_it_is_bound_to() {
     vault
         .set(&w, "OTHER", orbit::SecretValue::new("key-other-0001".into()), vec![elsewhere], placement.clone(), "t")
         .unwrap();
-    vault.set(&w, "MINE", orbit::SecretValue::new("key-mine-0002".into()), vec![here], placement, "t").unwrap();
+    vault
+        .set(
+            &w,
+            "MINE",
+            orbit::SecretValue::new("key-mine-0002".into()),
+            vec![here],
+            placement,
+            &orbit::UserId::new("t").unwrap(),
+        )
+        .unwrap();
     let http = |secret: &str| {
         ServerSpec::new(ServerTransport::Http { url: server.url.clone() })
             .header("X-Api-Key", ValueSource::parse(&format!("secret:{secret}")))

@@ -109,7 +109,16 @@ fn setup(bound_to: &str, providers: Vec<ProviderConfig>, limits: AiLimits) -> Se
     let ws = WorkspaceId::new("team").unwrap();
     let placement = Placement::Header { name: "Authorization".into(), template: "Bearer {}".into() };
     let binding = HostBinding::parse(bound_to).unwrap();
-    vault.set(&ws, "LLM_KEY", SecretValue::new(KEY.into()), vec![binding], placement, "test").unwrap();
+    vault
+        .set(
+            &ws,
+            "LLM_KEY",
+            SecretValue::new(KEY.into()),
+            vec![binding],
+            placement,
+            &orbit_workspace::UserId::new("test").unwrap(),
+        )
+        .unwrap();
     let config = AiConfig { providers, limits, ..AiConfig::default() };
     Setup { ai: Ai::new(config, vault).unwrap(), ws, _dir: dir }
 }

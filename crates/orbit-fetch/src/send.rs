@@ -739,7 +739,16 @@ mod tests {
         let ws = WorkspaceId::new("acme").unwrap();
         let placement = Placement::Header { name: "Authorization".into(), template: "Bearer {}".into() };
         let binding = HostBinding::parse(&format!("http://{addr}")).unwrap();
-        vault.set(&ws, "api", SecretValue::new("a-secret-value-0123".into()), vec![binding], placement, "t").unwrap();
+        vault
+            .set(
+                &ws,
+                "api",
+                SecretValue::new("a-secret-value-0123".into()),
+                vec![binding],
+                placement,
+                &orbit_workspace::UserId::new("t").unwrap(),
+            )
+            .unwrap();
         let config = FetchConfig { allow_ips: vec!["127.0.0.1/32".parse().unwrap()], ..FetchConfig::default() };
         let fetch = crate::Fetch::new(config, vault).unwrap();
         let req = FetchRequest {

@@ -148,7 +148,16 @@ async fn binding_narrowing_by_method_and_path() {
         .unwrap()
         .with_methods(["GET"]);
     let placement = Placement::Header { name: "X-Api-Key".into(), template: "{}".into() };
-    v.vault.set(&w, "k", orbit_vault::SecretValue::new(SECRET.into()), vec![binding], placement, "test").unwrap();
+    v.vault
+        .set(
+            &w,
+            "k",
+            orbit_vault::SecretValue::new(SECRET.into()),
+            vec![binding],
+            placement,
+            &orbit_workspace::UserId::new("test").unwrap(),
+        )
+        .unwrap();
     let f = fetch(config(), &v);
     f.send(&w, with_secrets(get(&server.url("/v1/items")), &["k"])).await.unwrap();
     let post = FetchRequest { method: "POST".into(), ..with_secrets(get(&server.url("/v1/items")), &["k"]) };

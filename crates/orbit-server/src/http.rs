@@ -43,7 +43,9 @@ impl Default for HttpConfig {
 }
 
 /// Serves `server` over streamable HTTP at `/mcp` on `listener` until
-/// `config.cancellation` is cancelled. Each MCP session (an `Mcp-Session-Id`)
+/// `config.cancellation` is cancelled. Every request must carry
+/// `Authorization: Bearer <token>` (401 with `WWW-Authenticate: Bearer`
+/// otherwise); the token decides the workspace and the role. Each MCP session (an `Mcp-Session-Id`)
 /// gets its own [`OrbitMcp::session`]; a session may hold several SSE
 /// streams at once (concurrent POSTs and a GET stream).
 ///
@@ -57,6 +59,7 @@ pub async fn serve_http(
     config: HttpConfig,
 ) -> Result<(), ServeError> {
     let ct = config.cancellation.clone();
+    let server_orbit = server.orbit().clone();
     let mcp_config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(config.allowed_hosts)
         .with_allowed_origins(config.allowed_origins)
@@ -65,7 +68,9 @@ pub async fn serve_http(
         .with_cancellation_token(ct.child_token());
     let service =
         StreamableHttpService::new(move || Ok(server.session()), Arc::new(LocalSessionManager::default()), mcp_config);
-    let app = axum::Router::new().route_service("/mcp", service);
+    // Every request needs a valid bearer token before MCP sees it.
+    let auth = axum::middleware::from_fn_with_state(server_orbit, crate::auth::require_bearer);
+    let app = axum::Router::new().route_service("/mcp", service).layer(auth);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { ct.cancelled_owned().await })
         .await

@@ -11,10 +11,18 @@
 //!
 //! | Tool | Input | Result |
 //! |---|---|---|
-//! | `run_component` | `component_base64` or `digest`, `input`, `workspace`, `fuel`, `timeout_ms`, `memory_bytes` | [`RunResult`]: run id, status, output |
-//! | `list_runs` | `workspace`, `status`, `limit`, `cursor` | [`RunList`], newest first |
-//! | `get_run` | `run_id`, `workspace` | [`RunDetail`] with spans and logs |
-//! | `list_tools` | `workspace` | [`ToolList`]: the workspace's MCP tools |
+//! | `run_component` | `component_base64` or `digest`, `input`, `fuel`, `timeout_ms`, `memory_bytes` | [`RunResult`]: run id, status, output |
+//! | `list_runs` | `status`, `limit`, `cursor` | [`RunList`], newest first (read-only callers: their own runs) |
+//! | `get_run` | `run_id` | [`RunDetail`] with spans and logs |
+//! | `list_tools` | (none) | [`ToolList`]: the workspace's MCP tools |
+//!
+//! Every message is authenticated with a token ([`auth`]): the workspace
+//! and the role come from the token, never from an argument (a
+//! `workspace` argument may still be given, and must name the token's
+//! workspace: any other name is answered as a workspace that does not
+//! exist). Each tool asks the permission table
+//! ([`orbit::orbit_workspace::permission`]); runs carry the caller's
+//! principal, so a read-only token's runs are read-only.
 //!
 //! Every failure is an MCP tool error (`isError: true`) whose text is fixed
 //! per cause: no host paths, no internal detail. Submitted components are
@@ -28,14 +36,17 @@
 // deprecated for the 2026-07-28 draft (SEP-2577).
 #![allow(deprecated)]
 
+pub mod auth;
 mod components;
 mod http;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use auth::{Caller, Credentials};
 use base64::Engine as _;
-use orbit::{EngineError, Invocation, Orbit, RunId, RunQuery, RunRecord, RunStatus, WorkspaceId};
+use orbit::orbit_workspace::permission::Target;
+use orbit::{Action, EngineError, Invocation, Orbit, RunId, RunQuery, RunRecord, RunStatus, WorkspaceId};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::{IntoCallToolResult, ToolCallContext, schema_for_output};
 use rmcp::handler::server::wrapper::Parameters;
@@ -104,6 +115,7 @@ struct Shared {
 #[derive(Clone)]
 pub struct OrbitMcp {
     shared: Arc<Shared>,
+    credentials: Credentials,
     log_level: Arc<Mutex<Option<LoggingLevel>>>,
     tool_router: ToolRouter<Self>,
 }
@@ -124,6 +136,7 @@ impl OrbitMcp {
         let components = ComponentStore::open(orbit.data_dir().join("components"))?;
         Ok(Self {
             shared: Arc::new(Shared { orbit, components }),
+            credentials: Credentials::BearerHeader,
             log_level: Arc::new(Mutex::new(None)),
             tool_router: Self::tool_router(),
         })
@@ -132,6 +145,36 @@ impl OrbitMcp {
     /// A fresh session over the same Orbit (same components, own log level).
     pub fn session(&self) -> Self {
         Self { log_level: Arc::new(Mutex::new(None)), ..self.clone() }
+    }
+
+    /// The same server, authenticating its callers with `credentials`
+    /// (default [`Credentials::BearerHeader`], for HTTP; stdio sessions use
+    /// [`Credentials::token`]).
+    pub fn with_credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = credentials;
+        self
+    }
+
+    /// Authenticates the caller of one message: the session token, or the
+    /// request's bearer header. Checked on every message, so a revoked
+    /// token fails the next one.
+    ///
+    /// # Errors
+    /// An MCP error with code [`auth::UNAUTHORIZED`].
+    pub fn caller(&self, ctx: &RequestContext<RoleServer>) -> Result<Caller, ErrorData> {
+        let orbit = &self.shared.orbit;
+        match &self.credentials {
+            Credentials::Token(token) => auth::authenticate(orbit, Some(token.as_str())),
+            Credentials::BearerHeader => {
+                let parts = ctx.extensions.get::<axum::http::request::Parts>();
+                auth::authenticate(orbit, parts.and_then(|p| auth::bearer(&p.headers)))
+            }
+        }
+    }
+
+    /// The Orbit this server serves.
+    pub fn orbit(&self) -> &Orbit {
+        &self.shared.orbit
     }
 
     /// The component store.
@@ -181,8 +224,24 @@ impl IntoCallToolResult for ToolFailure {
 
 type ToolResult = Result<CallToolResult, ToolFailure>;
 
-fn default_workspace() -> String {
-    "default".into()
+/// The caller of a tool, put in the request's extensions by `call_tool`.
+fn caller_of(ctx: &RequestContext<RoleServer>) -> Result<Caller, ToolFailure> {
+    ctx.extensions.get::<Caller>().cloned().ok_or_else(|| ToolFailure::new("unauthorized"))
+}
+
+/// The workspace a tool acts in: the token's. A `workspace` argument must
+/// name it; any other name gets the answer a missing workspace gets.
+fn target_workspace(caller: &Caller, arg: Option<&str>) -> Result<WorkspaceId, ToolFailure> {
+    match arg {
+        Some(name) if name != caller.workspace.as_str() => {
+            Err(ToolFailure::new(format!("workspace {name:?} not found")))
+        }
+        _ => Ok(caller.workspace.clone()),
+    }
+}
+
+fn refused(e: &orbit::orbit_workspace::Denied) -> ToolFailure {
+    ToolFailure::new(format!("permission denied: your role ({}) may not {}", e.role, e.action))
 }
 
 /// Input of `run_component`.
@@ -201,9 +260,11 @@ pub struct RunComponentArgs {
     /// The input: the agent's `run` argument, or the command's stdin.
     #[serde(default)]
     pub input: String,
-    /// The workspace the run belongs to. Default `default`.
-    #[serde(default = "default_workspace")]
-    pub workspace: String,
+    /// The workspace: the token's own (the only one it may act in).
+    /// Optional; any other name is answered as a workspace that does not
+    /// exist.
+    #[serde(default)]
+    pub workspace: Option<String>,
     /// Fuel budget, in wasmtime fuel units (about one per wasm instruction).
     /// Default 2,000,000,000.
     #[serde(default)]
@@ -257,9 +318,11 @@ pub struct RunResult {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListRunsArgs {
-    /// The workspace whose runs are listed. Default `default`.
-    #[serde(default = "default_workspace")]
-    pub workspace: String,
+    /// The workspace: the token's own (the only one it may act in).
+    /// Optional; any other name is answered as a workspace that does not
+    /// exist.
+    #[serde(default)]
+    pub workspace: Option<String>,
     /// Only runs with this status (succeeded, failed, exited, out-of-fuel,
     /// deadline-exceeded, memory-limit, stack-overflow, too-large, trapped,
     /// internal).
@@ -309,9 +372,11 @@ pub struct RunList {
 pub struct GetRunArgs {
     /// The run's id, as returned by `run_component` or `list_runs`.
     pub run_id: String,
-    /// The workspace the run belongs to. Default `default`.
-    #[serde(default = "default_workspace")]
-    pub workspace: String,
+    /// The workspace: the token's own (the only one it may act in).
+    /// Optional; any other name is answered as a workspace that does not
+    /// exist.
+    #[serde(default)]
+    pub workspace: Option<String>,
 }
 
 /// One host call the guest made, in a [`RunDetail`].
@@ -378,9 +443,11 @@ pub struct RunDetail {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListToolsArgs {
-    /// The workspace whose MCP tools are listed. Default `default`.
-    #[serde(default = "default_workspace")]
-    pub workspace: String,
+    /// The workspace: the token's own (the only one it may act in).
+    /// Optional; any other name is answered as a workspace that does not
+    /// exist.
+    #[serde(default)]
+    pub workspace: Option<String>,
 }
 
 /// Result of `list_tools`.
@@ -396,10 +463,6 @@ pub struct ToolList {
 fn structured<T: Serialize>(value: &T, is_error: bool) -> ToolResult {
     let value = serde_json::to_value(value).map_err(|_| ToolFailure::new("internal error"))?;
     Ok(if is_error { CallToolResult::structured_error(value) } else { CallToolResult::structured(value) })
-}
-
-fn workspace(name: &str) -> Result<WorkspaceId, ToolFailure> {
-    WorkspaceId::new(name).map_err(|_| ToolFailure::new(format!("invalid workspace name {name:?}")))
 }
 
 fn error_info(rec: &RunRecord) -> Option<RunErrorInfo> {
@@ -457,7 +520,9 @@ impl OrbitMcp {
         ctx: RequestContext<RoleServer>,
     ) -> ToolResult {
         let orbit = &self.shared.orbit;
-        let ws = workspace(&args.workspace)?;
+        let caller = caller_of(&ctx)?;
+        let ws = target_workspace(&caller, args.workspace.as_deref())?;
+        caller.principal.check(Action::RunComponent, &Target::default()).map_err(|e| refused(&e))?;
         let mut limits = orbit.engine().config().default_limits.clone();
         if let Some(fuel) = args.fuel {
             limits.fuel = fuel;
@@ -502,7 +567,8 @@ impl OrbitMcp {
             return Err(ToolFailure::new("internal error"));
         }
         let total_ms = limits.timeout.as_millis() as f64;
-        let invocation = Invocation::new(args.input).workspace(ws.clone()).limits(limits);
+        let invocation =
+            Invocation::new(args.input).workspace(ws.clone()).principal(caller.principal.clone()).limits(limits);
         let run = orbit.engine().invoke(&component, invocation);
         let outcome = match ctx.meta.get_progress_token() {
             None => run.await,
@@ -556,8 +622,15 @@ impl OrbitMcp {
         output_schema = schema_for_output::<RunList>(),
         annotations(read_only_hint = true)
     )]
-    async fn list_runs(&self, Parameters(args): Parameters<ListRunsArgs>) -> ToolResult {
-        let ws = workspace(&args.workspace)?;
+    async fn list_runs(
+        &self,
+        Parameters(args): Parameters<ListRunsArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        let caller = caller_of(&ctx)?;
+        let ws = target_workspace(&caller, args.workspace.as_deref())?;
+        // Read-only callers see only their own runs (the table's "own only").
+        let member = if caller.principal.may(Action::ViewRuns) { None } else { caller.principal.user_id().cloned() };
         let status = args
             .status
             .map(|s| s.parse::<RunStatus>().map_err(|_| ToolFailure::new(format!("unknown status {s:?}"))))
@@ -571,7 +644,7 @@ impl OrbitMcp {
             return Err(ToolFailure::new(format!("limit must be 1 to {MAX_LIST_LIMIT}")));
         }
         let mut query = RunQuery::new(ws);
-        (query.status, query.limit, query.before) = (status, limit, before);
+        (query.status, query.limit, query.before, query.member) = (status, limit, before, member);
         let page = self.shared.orbit.runs().list(&query).map_err(|e| {
             tracing::error!(error = %e, "list_runs");
             ToolFailure::new("internal error")
@@ -590,15 +663,21 @@ impl OrbitMcp {
         output_schema = schema_for_output::<RunDetail>(),
         annotations(read_only_hint = true)
     )]
-    async fn get_run(&self, Parameters(args): Parameters<GetRunArgs>) -> ToolResult {
-        let ws = workspace(&args.workspace)?;
+    async fn get_run(&self, Parameters(args): Parameters<GetRunArgs>, ctx: RequestContext<RoleServer>) -> ToolResult {
+        let caller = caller_of(&ctx)?;
+        let ws = target_workspace(&caller, args.workspace.as_deref())?;
         let id = args.run_id.parse::<RunId>().map_err(|_| ToolFailure::new("run_id is not a run id"))?;
         let rec = self.shared.orbit.runs().get(id).map_err(|e| {
             tracing::error!(error = %e, "get_run");
             ToolFailure::new("internal error")
         })?;
         // Another workspace's run is reported exactly like a missing one.
-        let Some(rec) = rec.filter(|r| r.workspace == ws) else {
+        // So is a run the caller's role may not see.
+        let visible = |r: &RunRecord| match r.member() {
+            Some(user) => caller.principal.check(Action::ViewRuns, &Target::owned_by(user)).is_ok(),
+            None => caller.principal.may(Action::ViewRuns),
+        };
+        let Some(rec) = rec.filter(|r| r.workspace == ws && visible(r)) else {
             return Err(ToolFailure::new(format!("no run {id} in workspace {ws}")));
         };
         let detail = RunDetail {
@@ -641,8 +720,14 @@ impl OrbitMcp {
         output_schema = schema_for_output::<ToolList>(),
         annotations(read_only_hint = true)
     )]
-    async fn list_tools(&self, Parameters(args): Parameters<ListToolsArgs>) -> ToolResult {
-        let ws = workspace(&args.workspace)?;
+    async fn list_tools(
+        &self,
+        Parameters(args): Parameters<ListToolsArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        let caller = caller_of(&ctx)?;
+        let ws = target_workspace(&caller, args.workspace.as_deref())?;
+        caller.principal.check(Action::ViewWorkspace, &Target::default()).map_err(|e| refused(&e))?;
         let until = tokio::time::Instant::now() + LIST_TOOLS_TIMEOUT;
         let (tools, unavailable) = self.shared.orbit.tools().list(&ws, until).await.map_err(|e| {
             tracing::error!(error = %e, "list_tools");
@@ -677,8 +762,11 @@ impl ServerHandler for OrbitMcp {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
+        mut context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        // Every message is authenticated; nothing runs without a valid token.
+        let caller = self.caller(&context)?;
+        context.extensions.insert(caller);
         let name = request.name.clone();
         if !self.tool_router.has_route(&name) {
             return ToolFailure::new(format!("unknown tool {name:?}")).into_call_tool_result();
@@ -699,8 +787,9 @@ impl ServerHandler for OrbitMcp {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        self.caller(&context)?;
         Ok(ListToolsResult::with_all_items(self.tool_router.list_all()))
     }
 

@@ -65,8 +65,11 @@ pub struct SecretMeta {
     pub hosts: Vec<HostBinding>,
     /// Where the value goes in a request.
     pub placement: Placement,
-    /// Who stored it (a member or token name; `cli` from the CLI).
-    pub created_by: String,
+    /// The member who owns it: only they may change its value or bindings
+    /// (admins may delete it, or reassign it once orphaned). `None` for a
+    /// secret stored before owners existed.
+    #[serde(default)]
+    pub owner: Option<orbit_workspace::UserId>,
     /// When it was stored, in milliseconds since the Unix epoch.
     pub created_at_ms: u64,
     /// When a run last used it, in milliseconds since the Unix epoch.

@@ -393,7 +393,7 @@ impl Vault {
 
     /// Stores `value` as secret `name` in `ws`, replacing any existing
     /// secret of that name (its last-use time is reset). Returns the stored
-    /// metadata. `created_by` is recorded as given; `created_at_ms` is now.
+    /// metadata. `owner` is recorded as its owner; `created_at_ms` is now.
     ///
     /// The value is encrypted under the workspace's current data key; when
     /// that key has reached the encryption limit (or the workspace has
@@ -417,7 +417,7 @@ impl Vault {
         value: SecretValue,
         hosts: Vec<HostBinding>,
         placement: Placement,
-        created_by: &str,
+        owner: &orbit_workspace::UserId,
     ) -> Result<SecretMeta, VaultError> {
         validate_name(name)?;
         if hosts.is_empty() {
@@ -436,7 +436,7 @@ impl Vault {
             name: name.to_owned(),
             hosts,
             placement,
-            created_by: created_by.to_owned(),
+            owner: Some(owner.clone()),
             created_at_ms: now_ms(),
             last_used_at_ms: None,
         };
@@ -980,7 +980,16 @@ mod tests {
         let w = WorkspaceId::new("default").unwrap();
         let hosts = vec![HostBinding::parse("https://api.example.com").unwrap()];
         let placement = Placement::Query { param: "k".into() };
-        vault.set(&w, "K", SecretValue::new("legacy-open-value".into()), hosts, placement, "cli").unwrap();
+        vault
+            .set(
+                &w,
+                "K",
+                SecretValue::new("legacy-open-value".into()),
+                hosts,
+                placement,
+                &orbit_workspace::UserId::new("cli").unwrap(),
+            )
+            .unwrap();
         drop(vault);
         assert_eq!(read_meta(&path, VAULT_ID_KEY).unwrap(), id.to_vec());
         let vault = Vault::open(&path, master()).unwrap();

@@ -125,15 +125,40 @@ fn round_trip_set_resolve_list_remove() {
     let vault = fx.open();
     let a = ws("alpha");
     let b = ws("beta");
-    let meta = vault.set(&a, "STRIPE_KEY", secret("sk_live_roundtrip_111"), hosts(), bearer(), "cli").unwrap();
+    let meta = vault
+        .set(
+            &a,
+            "STRIPE_KEY",
+            secret("sk_live_roundtrip_111"),
+            hosts(),
+            bearer(),
+            &orbit_workspace::UserId::new("cli").unwrap(),
+        )
+        .unwrap();
     assert_eq!(meta.name, "STRIPE_KEY");
-    assert_eq!(meta.created_by, "cli");
+    assert_eq!(meta.owner, Some(orbit_workspace::UserId::new("cli").unwrap()));
     assert!(meta.created_at_ms > 0);
     assert_eq!(meta.last_used_at_ms, None);
     vault
-        .set(&a, "A_FIRST", secret("first_value_222"), hosts(), Placement::Query { param: "key".into() }, "alice")
+        .set(
+            &a,
+            "A_FIRST",
+            secret("first_value_222"),
+            hosts(),
+            Placement::Query { param: "key".into() },
+            &orbit_workspace::UserId::new("alice").unwrap(),
+        )
         .unwrap();
-    vault.set(&b, "STRIPE_KEY", secret("beta_value_333"), hosts(), bearer(), "bob").unwrap();
+    vault
+        .set(
+            &b,
+            "STRIPE_KEY",
+            secret("beta_value_333"),
+            hosts(),
+            bearer(),
+            &orbit_workspace::UserId::new("bob").unwrap(),
+        )
+        .unwrap();
 
     let (m, v) = vault.resolve(&a, "STRIPE_KEY").unwrap().unwrap();
     assert_eq!(v.expose(), "sk_live_roundtrip_111");
@@ -151,7 +176,16 @@ fn round_trip_set_resolve_list_remove() {
     assert!(vault.list(&ws("gamma")).unwrap().is_empty());
 
     // Replace.
-    vault.set(&a, "STRIPE_KEY", secret("sk_live_replaced_444"), hosts(), bearer(), "cli").unwrap();
+    vault
+        .set(
+            &a,
+            "STRIPE_KEY",
+            secret("sk_live_replaced_444"),
+            hosts(),
+            bearer(),
+            &orbit_workspace::UserId::new("cli").unwrap(),
+        )
+        .unwrap();
     assert_eq!(vault.resolve(&a, "STRIPE_KEY").unwrap().unwrap().1.expose(), "sk_live_replaced_444");
     assert_eq!(vault.list(&a).unwrap().len(), 2);
 
@@ -174,36 +208,57 @@ fn set_validates_input() {
     for bad in ["", "has space", "slash/name", "ünï", &"x".repeat(129)] {
         assert!(
             matches!(
-                vault.set(&w, bad, secret("value-12"), hosts(), bearer(), "t"),
+                vault.set(&w, bad, secret("value-12"), hosts(), bearer(), &orbit_workspace::UserId::new("t").unwrap()),
                 Err(VaultError::InvalidSecretName(_))
             ),
             "{bad:?}"
         );
     }
-    vault.set(&w, &"x".repeat(128), secret("value-12"), hosts(), bearer(), "t").unwrap();
-    vault.set(&w, "a-b_c.D9", secret("value-12"), hosts(), bearer(), "t").unwrap();
-    assert!(matches!(vault.set(&w, "n", secret("value-12"), vec![], bearer(), "t"), Err(VaultError::NoHosts)));
+    vault
+        .set(&w, &"x".repeat(128), secret("value-12"), hosts(), bearer(), &orbit_workspace::UserId::new("t").unwrap())
+        .unwrap();
+    vault
+        .set(&w, "a-b_c.D9", secret("value-12"), hosts(), bearer(), &orbit_workspace::UserId::new("t").unwrap())
+        .unwrap();
+    assert!(matches!(
+        vault.set(&w, "n", secret("value-12"), vec![], bearer(), &orbit_workspace::UserId::new("t").unwrap()),
+        Err(VaultError::NoHosts)
+    ));
     let mut bad_host = hosts();
     bad_host[0].host = "API.example.com".into();
     assert!(matches!(
-        vault.set(&w, "n", secret("value-12"), bad_host, bearer(), "t"),
+        vault.set(&w, "n", secret("value-12"), bad_host, bearer(), &orbit_workspace::UserId::new("t").unwrap()),
         Err(VaultError::InvalidHost { .. })
     ));
     let bad_placement = Placement::Header { name: "Authorization".into(), template: "Bearer".into() };
     assert!(matches!(
-        vault.set(&w, "n", secret("value-12"), hosts(), bad_placement, "t"),
+        vault.set(&w, "n", secret("value-12"), hosts(), bad_placement, &orbit_workspace::UserId::new("t").unwrap()),
         Err(VaultError::InvalidPlacement(_))
     ));
     let big = "v".repeat(Vault::MAX_VALUE_LEN + 1);
     assert!(matches!(
-        vault.set(&w, "n", SecretValue::new(big), hosts(), bearer(), "t"),
+        vault.set(&w, "n", SecretValue::new(big), hosts(), bearer(), &orbit_workspace::UserId::new("t").unwrap()),
         Err(VaultError::ValueTooLarge { len: 8193, max: 8192 })
     ));
-    vault.set(&w, "n", SecretValue::new("v".repeat(Vault::MAX_VALUE_LEN)), hosts(), bearer(), "t").unwrap();
-    let err = vault.set(&w, "n", secret("tok\r\nX-Evil: injected"), hosts(), bearer(), "t").unwrap_err();
+    vault
+        .set(
+            &w,
+            "n",
+            SecretValue::new("v".repeat(Vault::MAX_VALUE_LEN)),
+            hosts(),
+            bearer(),
+            &orbit_workspace::UserId::new("t").unwrap(),
+        )
+        .unwrap();
+    let err = vault
+        .set(&w, "n", secret("tok\r\nX-Evil: injected"), hosts(), bearer(), &orbit_workspace::UserId::new("t").unwrap())
+        .unwrap_err();
     assert!(matches!(err, VaultError::InvalidValue(_)));
     assert!(!err.to_string().contains("injected"), "errors never echo values");
-    assert!(matches!(vault.set(&w, "n", secret(""), hosts(), bearer(), "t"), Err(VaultError::InvalidValue(_))));
+    assert!(matches!(
+        vault.set(&w, "n", secret(""), hosts(), bearer(), &orbit_workspace::UserId::new("t").unwrap()),
+        Err(VaultError::InvalidValue(_))
+    ));
 }
 
 /// Short values could be guessed through an echoing bound host by watching
@@ -217,11 +272,22 @@ fn set_refuses_values_shorter_than_8_bytes() {
     let placements = [bearer(), Placement::Query { param: "key".into() }, Placement::Basic { username: "u".into() }];
     for placement in placements {
         for short in ["x", "pin", "1234", "hunter2"] {
-            let err = vault.set(&w, "SHORT", secret(short), hosts(), placement.clone(), "t").unwrap_err();
+            let err = vault
+                .set(
+                    &w,
+                    "SHORT",
+                    secret(short),
+                    hosts(),
+                    placement.clone(),
+                    &orbit_workspace::UserId::new("t").unwrap(),
+                )
+                .unwrap_err();
             assert!(matches!(err, VaultError::InvalidValue(_)), "{short:?}: {err:?}");
             assert!(!err.to_string().contains(short), "errors never echo values");
         }
-        vault.set(&w, "SHORT", secret("12345678"), hosts(), placement, "t").unwrap();
+        vault
+            .set(&w, "SHORT", secret("12345678"), hosts(), placement, &orbit_workspace::UserId::new("t").unwrap())
+            .unwrap();
     }
     assert!(vault.list(&w).unwrap().len() == 1);
 }
@@ -230,7 +296,18 @@ fn set_refuses_values_shorter_than_8_bytes() {
 fn flipping_any_byte_of_a_record_fails_to_decrypt() {
     let fx = Fixture::new();
     let w = ws("default");
-    drop(fx.open().set(&w, "TOKEN", secret("flip-me-value-0123456789"), hosts(), bearer(), "cli").unwrap());
+    drop(
+        fx.open()
+            .set(
+                &w,
+                "TOKEN",
+                secret("flip-me-value-0123456789"),
+                hosts(),
+                bearer(),
+                &orbit_workspace::UserId::new("cli").unwrap(),
+            )
+            .unwrap(),
+    );
     let original = read_record(&fx.path, "default", "TOKEN");
     let [dek, nonce, meta_len, meta, ct] = layout(&original);
     assert_eq!(dek.len(), 36);
@@ -288,9 +365,22 @@ fn records_moved_to_another_name_or_workspace_fail() {
     let (a, b) = (ws("alpha"), ws("beta"));
     {
         let vault = fx.open();
-        vault.set(&a, "ONE", secret("value-one-aaaa"), hosts(), bearer(), "cli").unwrap();
-        vault.set(&a, "TWO", secret("value-two-bbbb"), hosts(), bearer(), "cli").unwrap();
-        vault.set(&b, "ONE", secret("value-b-one-cccc"), hosts(), bearer(), "cli").unwrap();
+        vault
+            .set(&a, "ONE", secret("value-one-aaaa"), hosts(), bearer(), &orbit_workspace::UserId::new("cli").unwrap())
+            .unwrap();
+        vault
+            .set(&a, "TWO", secret("value-two-bbbb"), hosts(), bearer(), &orbit_workspace::UserId::new("cli").unwrap())
+            .unwrap();
+        vault
+            .set(
+                &b,
+                "ONE",
+                secret("value-b-one-cccc"),
+                hosts(),
+                bearer(),
+                &orbit_workspace::UserId::new("cli").unwrap(),
+            )
+            .unwrap();
     }
     let one = read_record(&fx.path, "alpha", "ONE");
     let two = read_record(&fx.path, "alpha", "TWO");
@@ -334,7 +424,18 @@ fn records_moved_to_another_name_or_workspace_fail() {
 #[test]
 fn wrong_master_key_is_refused() {
     let fx = Fixture::new();
-    drop(fx.open().set(&ws("default"), "K", secret("wrong-key-test-value"), hosts(), bearer(), "cli").unwrap());
+    drop(
+        fx.open()
+            .set(
+                &ws("default"),
+                "K",
+                secret("wrong-key-test-value"),
+                hosts(),
+                bearer(),
+                &orbit_workspace::UserId::new("cli").unwrap(),
+            )
+            .unwrap(),
+    );
     let err = Vault::open(&fx.path, MasterKey::from_bytes([0x43; 32])).unwrap_err();
     assert!(matches!(err, VaultError::WrongMasterKey), "{err:?}");
     // The right key still works afterwards (the failed open changed nothing).
@@ -349,12 +450,16 @@ fn nonces_are_unique_across_stored_records() {
     for i in 0..200 {
         let w = ws(&format!("ws{}", i % 4));
         let name = format!("S{i}");
-        vault.set(&w, &name, secret("same-value"), hosts(), bearer(), "cli").unwrap();
+        vault
+            .set(&w, &name, secret("same-value"), hosts(), bearer(), &orbit_workspace::UserId::new("cli").unwrap())
+            .unwrap();
         names.push((w, name));
     }
     // Replacing a secret with the same value yields a new nonce too.
     for (w, n) in names.iter().take(50) {
-        vault.set(w, n, secret("same-value"), hosts(), bearer(), "cli").unwrap();
+        vault
+            .set(w, n, secret("same-value"), hosts(), bearer(), &orbit_workspace::UserId::new("cli").unwrap())
+            .unwrap();
     }
     let status = vault.status().unwrap();
     assert!(status.data_keys.len() >= 250 / 16);
@@ -378,14 +483,32 @@ fn vault_file_holds_no_plaintext() {
         let vault = fx.open_with_limit(3);
         for (i, v) in values.iter().enumerate() {
             let w = ws(if i % 2 == 0 { "even" } else { "odd" });
-            vault.set(&w, &format!("S{i}"), SecretValue::new(v.clone()), hosts(), bearer(), "cli").unwrap();
+            vault
+                .set(
+                    &w,
+                    &format!("S{i}"),
+                    SecretValue::new(v.clone()),
+                    hosts(),
+                    bearer(),
+                    &orbit_workspace::UserId::new("cli").unwrap(),
+                )
+                .unwrap();
             let (_, got) = vault.resolve(&w, &format!("S{i}")).unwrap().unwrap();
             assert_eq!(got.expose(), v);
             vault.mark_used(&w, &format!("S{i}"), 1_000 + i as u64).unwrap();
         }
         vault.rotate().unwrap();
         vault.remove(&ws("even"), "S0").unwrap();
-        vault.set(&ws("even"), "S2", SecretValue::new(values[2].clone()), hosts(), bearer(), "cli").unwrap();
+        vault
+            .set(
+                &ws("even"),
+                "S2",
+                SecretValue::new(values[2].clone()),
+                hosts(),
+                bearer(),
+                &orbit_workspace::UserId::new("cli").unwrap(),
+            )
+            .unwrap();
     }
     let raw = std::fs::read(&fx.path).unwrap();
     let contains = |needle: &[u8]| raw.windows(needle.len()).any(|w| w == needle);
@@ -414,8 +537,10 @@ fn rotation_rewraps_and_retire_keeps_everything_readable() {
     let fx = Fixture::new();
     let vault = fx.open();
     let (a, b) = (ws("alpha"), ws("beta"));
-    vault.set(&a, "X", secret("rot-alpha-x"), hosts(), bearer(), "cli").unwrap();
-    vault.set(&b, "Y", secret("rot-beta-y"), hosts(), bearer(), "cli").unwrap();
+    vault
+        .set(&a, "X", secret("rot-alpha-x"), hosts(), bearer(), &orbit_workspace::UserId::new("cli").unwrap())
+        .unwrap();
+    vault.set(&b, "Y", secret("rot-beta-y"), hosts(), bearer(), &orbit_workspace::UserId::new("cli").unwrap()).unwrap();
     let before = vault.status().unwrap();
     assert_eq!((before.kek_id.as_str(), before.kek_version), ("kek-v1", 1));
     assert!(before.data_keys.iter().all(|d| d.kek_id == "kek-v1"));
@@ -436,7 +561,9 @@ fn rotation_rewraps_and_retire_keeps_everything_readable() {
 
     assert_eq!(vault.resolve(&a, "X").unwrap().unwrap().1.expose(), "rot-alpha-x");
     assert_eq!(vault.resolve(&b, "Y").unwrap().unwrap().1.expose(), "rot-beta-y");
-    vault.set(&a, "Z", secret("rot-alpha-z"), hosts(), bearer(), "cli").unwrap();
+    vault
+        .set(&a, "Z", secret("rot-alpha-z"), hosts(), bearer(), &orbit_workspace::UserId::new("cli").unwrap())
+        .unwrap();
 
     assert!(matches!(vault.retire(2), Err(VaultError::RetireCurrent(2))));
     assert!(matches!(vault.retire(7), Err(VaultError::UnknownKeyVersion(7))));
@@ -462,8 +589,12 @@ fn retire_refuses_a_version_still_in_use() {
     // With a limit of one wrap per KEK, the second workspace's data key
     // forces a new KEK version without re-wrapping the first.
     let vault = fx.open_with_limit(1);
-    vault.set(&ws("alpha"), "X", secret("in-use-x"), hosts(), bearer(), "cli").unwrap();
-    vault.set(&ws("beta"), "Y", secret("in-use-y"), hosts(), bearer(), "cli").unwrap();
+    vault
+        .set(&ws("alpha"), "X", secret("in-use-x"), hosts(), bearer(), &orbit_workspace::UserId::new("cli").unwrap())
+        .unwrap();
+    vault
+        .set(&ws("beta"), "Y", secret("in-use-y"), hosts(), bearer(), &orbit_workspace::UserId::new("cli").unwrap())
+        .unwrap();
     let status = vault.status().unwrap();
     assert_eq!(status.kek_version, 2);
     assert!(matches!(vault.retire(1), Err(VaultError::KeyInUse { version: 1, deks: 1 })));
@@ -476,7 +607,16 @@ fn data_key_rotates_at_the_encryption_limit() {
     let w = ws("default");
     let vault = fx.open_with_limit(3);
     for i in 0..4 {
-        vault.set(&w, &format!("S{i}"), secret(&format!("limit-value-{i}")), hosts(), bearer(), "cli").unwrap();
+        vault
+            .set(
+                &w,
+                &format!("S{i}"),
+                secret(&format!("limit-value-{i}")),
+                hosts(),
+                bearer(),
+                &orbit_workspace::UserId::new("cli").unwrap(),
+            )
+            .unwrap();
     }
     let status = vault.status().unwrap();
     assert_eq!(status.encryption_limit, 3);
@@ -497,10 +637,16 @@ fn data_key_rotates_at_the_encryption_limit() {
 
     // Counts persist across reopening.
     let vault = fx.open_with_limit(3);
-    vault.set(&w, "S4", secret("limit-value-4"), hosts(), bearer(), "cli").unwrap();
-    vault.set(&w, "S5", secret("limit-value-5"), hosts(), bearer(), "cli").unwrap();
+    vault
+        .set(&w, "S4", secret("limit-value-4"), hosts(), bearer(), &orbit_workspace::UserId::new("cli").unwrap())
+        .unwrap();
+    vault
+        .set(&w, "S5", secret("limit-value-5"), hosts(), bearer(), &orbit_workspace::UserId::new("cli").unwrap())
+        .unwrap();
     assert_eq!(vault.status().unwrap().data_keys.len(), 2);
-    vault.set(&w, "S6", secret("limit-value-6"), hosts(), bearer(), "cli").unwrap();
+    vault
+        .set(&w, "S6", secret("limit-value-6"), hosts(), bearer(), &orbit_workspace::UserId::new("cli").unwrap())
+        .unwrap();
     let status = vault.status().unwrap();
     assert_eq!(status.data_keys.len(), 3);
     assert!(status.data_keys.iter().all(|d| d.encryptions <= 3));
@@ -521,7 +667,16 @@ fn debug_output_never_shows_values_or_keys() {
 
     let fx = Fixture::new();
     let vault = fx.open();
-    vault.set(&ws("default"), "D", secret("hunter2-debug-canary"), hosts(), bearer(), "cli").unwrap();
+    vault
+        .set(
+            &ws("default"),
+            "D",
+            secret("hunter2-debug-canary"),
+            hosts(),
+            bearer(),
+            &orbit_workspace::UserId::new("cli").unwrap(),
+        )
+        .unwrap();
     let resolved = vault.resolve(&ws("default"), "D").unwrap().unwrap();
     assert!(!format!("{resolved:?}").contains("hunter2"));
     assert!(!format!("{vault:?}").contains("hunter2"));
@@ -532,7 +687,7 @@ fn mark_used_records_the_latest_use() {
     let fx = Fixture::new();
     let vault = fx.open();
     let w = ws("default");
-    vault.set(&w, "U", secret("used-value"), hosts(), bearer(), "cli").unwrap();
+    vault.set(&w, "U", secret("used-value"), hosts(), bearer(), &orbit_workspace::UserId::new("cli").unwrap()).unwrap();
     vault.mark_used(&w, "U", 5_000).unwrap();
     vault.mark_used(&w, "U", 4_000).unwrap();
     assert_eq!(vault.list(&w).unwrap()[0].last_used_at_ms, Some(5_000));
@@ -551,9 +706,9 @@ fn replacing_a_secret_resets_last_use() {
     let fx = Fixture::new();
     let vault = fx.open();
     let w = ws("default");
-    vault.set(&w, "U", secret("value-one"), hosts(), bearer(), "cli").unwrap();
+    vault.set(&w, "U", secret("value-one"), hosts(), bearer(), &orbit_workspace::UserId::new("cli").unwrap()).unwrap();
     vault.mark_used(&w, "U", 9).unwrap();
-    vault.set(&w, "U", secret("value-two"), hosts(), bearer(), "cli").unwrap();
+    vault.set(&w, "U", secret("value-two"), hosts(), bearer(), &orbit_workspace::UserId::new("cli").unwrap()).unwrap();
     assert_eq!(vault.list(&w).unwrap()[0].last_used_at_ms, None);
 }
 
@@ -637,8 +792,19 @@ fn meta_returns_what_resolve_does_without_decrypting() {
     let fx = Fixture::new();
     let vault = fx.open();
     let (a, b) = (ws("alpha"), ws("beta"));
-    let stored = vault.set(&a, "M", secret("meta-value-1234"), hosts(), bearer(), "alice").unwrap();
-    vault.set(&a, "Q", secret("meta-value-5678"), hosts(), Placement::Query { param: "k".into() }, "cli").unwrap();
+    let stored = vault
+        .set(&a, "M", secret("meta-value-1234"), hosts(), bearer(), &orbit_workspace::UserId::new("alice").unwrap())
+        .unwrap();
+    vault
+        .set(
+            &a,
+            "Q",
+            secret("meta-value-5678"),
+            hosts(),
+            Placement::Query { param: "k".into() },
+            &orbit_workspace::UserId::new("cli").unwrap(),
+        )
+        .unwrap();
     vault.mark_used(&a, "Q", 7_000).unwrap();
 
     for name in ["M", "Q"] {
@@ -692,7 +858,17 @@ fn secret_resolver_default_meta_uses_resolve() {
         }
     }
     let fx = Fixture::new();
-    let meta = fx.open().set(&ws("w"), "D", secret("default-meta-value"), hosts(), bearer(), "cli").unwrap();
+    let meta = fx
+        .open()
+        .set(
+            &ws("w"),
+            "D",
+            secret("default-meta-value"),
+            hosts(),
+            bearer(),
+            &orbit_workspace::UserId::new("cli").unwrap(),
+        )
+        .unwrap();
     let resolver: Arc<dyn SecretResolver> = Arc::new(One(meta.clone()));
     assert_eq!(resolver.meta(&ws("w"), "D").unwrap(), Some(meta));
     assert_eq!(resolver.meta(&ws("w"), "OTHER").unwrap(), None);
@@ -705,9 +881,31 @@ fn secret_resolver_default_meta_uses_resolve() {
 fn data_keys_and_secrets_copied_between_vaults_fail() {
     let (src, dst) = (Fixture::new(), Fixture::new());
     let w = ws("alpha");
-    drop(src.open().set(&w, "STOLEN", secret("cross-vault-canary-1"), hosts(), bearer(), "cli").unwrap());
+    drop(
+        src.open()
+            .set(
+                &w,
+                "STOLEN",
+                secret("cross-vault-canary-1"),
+                hosts(),
+                bearer(),
+                &orbit_workspace::UserId::new("cli").unwrap(),
+            )
+            .unwrap(),
+    );
     // The destination has its own secret (and data key) in another workspace.
-    drop(dst.open().set(&ws("beta"), "OWN", secret("own-value-12345"), hosts(), bearer(), "cli").unwrap());
+    drop(
+        dst.open()
+            .set(
+                &ws("beta"),
+                "OWN",
+                secret("own-value-12345"),
+                hosts(),
+                bearer(),
+                &orbit_workspace::UserId::new("cli").unwrap(),
+            )
+            .unwrap(),
+    );
 
     let record = read_record(&src.path, "alpha", "STOLEN");
     let dek_id = dek_id_of(&record);
@@ -732,7 +930,9 @@ fn data_keys_and_secrets_copied_between_vaults_fail() {
         tx.commit().unwrap();
     }
     let vault = dst.open();
-    let err = vault.set(&w, "NEW", secret("new-value-12345"), hosts(), bearer(), "cli").unwrap_err();
+    let err = vault
+        .set(&w, "NEW", secret("new-value-12345"), hosts(), bearer(), &orbit_workspace::UserId::new("cli").unwrap())
+        .unwrap_err();
     assert!(matches!(err, VaultError::UnwrapDataKey { .. }), "{err:?}");
     // ...and rotation refuses rather than re-wrapping a foreign key.
     assert!(matches!(vault.rotate(), Err(VaultError::UnwrapDataKey { .. })));

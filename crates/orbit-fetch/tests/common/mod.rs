@@ -181,7 +181,16 @@ pub fn vault() -> TestVault {
 impl TestVault {
     pub fn set(&self, ws: &WorkspaceId, name: &str, value: &str, hosts: &[&str], placement: Placement) {
         let hosts = hosts.iter().map(|h| HostBinding::parse(h).unwrap()).collect();
-        self.vault.set(ws, name, SecretValue::new(value.to_owned()), hosts, placement, "test").unwrap();
+        self.vault
+            .set(
+                ws,
+                name,
+                SecretValue::new(value.to_owned()),
+                hosts,
+                placement,
+                &orbit_workspace::UserId::new("test").unwrap(),
+            )
+            .unwrap();
     }
 
     pub fn bearer(&self, ws: &WorkspaceId, name: &str, value: &str, hosts: &[&str]) {
