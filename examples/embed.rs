@@ -7,10 +7,18 @@
 //! It opens a data directory (`$ORBIT_HOME`, or a temporary one), builds the
 //! engine once, runs the component in two workspaces with a tighter fuel
 //! budget than the default, and prints each outcome with its spans.
+//!
+//! It shows both ways to handle tenancy:
+//! - **Your own tenancy**: the engine takes a workspace and a principal
+//!   from its caller. `team-a` and `team-b` exist only in this program;
+//!   the runs carry `Principal::embedded()` (the default).
+//! - **Orbit's tenancy**: a workspace created in the team store, a member,
+//!   a token, and a run under the principal the token authenticates to
+//!   (here read-only, so the run cannot write).
 
 use std::time::Duration;
 
-use orbit::{Invocation, Limits, Orbit, WorkspaceId};
+use orbit::{Invocation, Limits, Orbit, Principal, Role, TeamStore, TokenRequest, UserId, WorkspaceId};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -49,5 +57,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let page = orbit.runs().list(&orbit::RunQuery::new(WorkspaceId::new("team-a")?))?;
     println!("team-a has {} recorded run(s)", page.runs.len());
+
+    // Orbit's own tenancy: a workspace, a read-only member, a token.
+    let operator = Principal::local_operator();
+    let docs = WorkspaceId::new("docs")?;
+    if orbit.team().workspace(&docs)?.is_none() {
+        orbit.team().create_workspace(&operator, &docs, &UserId::new("ada")?, Some("Docs"))?;
+        orbit.team().add_member(&operator, &docs, &UserId::new("viewer")?, Role::ReadOnly, None)?;
+    }
+    let request =
+        TokenRequest { user: UserId::new("viewer")?, role: None, agent: None, name: None, expires_in_ms: None };
+    let issued = orbit.team().issue_token(&operator, &docs, request)?;
+    // A front end authenticates the presented token on every request...
+    let caller = orbit.team().authenticate(issued.secret.expose())?;
+    // ...and runs with the workspace and principal the token decides.
+    let invocation = Invocation::new(input).workspace(caller.workspace.clone()).principal(caller.principal.clone());
+    let outcome = orbit.engine().invoke(&component, invocation).await?;
+    println!(
+        "[docs as {} ({})] run {} {}; refused writes: {}",
+        caller.principal,
+        caller.principal.role,
+        outcome.record.id,
+        outcome.record.status,
+        outcome.record.spans.iter().filter(|s| s.outcome == "permission-denied").count()
+    );
+    orbit.revoke_token(&operator, &docs, caller.token.id)?;
     Ok(())
 }

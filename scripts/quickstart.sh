@@ -10,6 +10,10 @@ cargo build --profile guest --target wasm32-wasip2 --target-dir target/guests -p
 export ORBIT_HOME="${ORBIT_HOME:-$PWD/.orbit}"
 orbit=target/debug/orbit
 guests=target/guests/wasm32-wasip2/guest
+# Workspaces are created explicitly; the first run creates `default`, owned
+# by the local OS user (as a handle: lowercase, other characters as '-').
+owner="$(id -un | tr 'A-Z' 'a-z' | tr -c 'a-z0-9_\n-' '-' | sed 's/^[-_]*//')"
+$orbit workspace show default > /dev/null 2>&1 || $orbit workspace create default --owner "${owner:-operator}"
 $orbit run "$guests/markdown_guest.wasm" --input-file examples/markdown/sample.md > target/sample.html 2> target/markdown-run.txt \
   || { cat target/markdown-run.txt; exit 1; }
 cat target/markdown-run.txt
