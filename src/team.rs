@@ -102,18 +102,42 @@ impl Orbit {
         self.team().workspace(ws)?.ok_or_else(|| TeamError::WorkspaceNotFound(ws.clone()))
     }
 
-    /// The items `user` owns in `ws`: credentials (with their hosts).
+    /// The items `user` owns in `ws`: credentials (with their hosts), MCP
+    /// servers (with their URL or command name) and jobs.
     ///
     /// # Errors
-    /// [`VaultError`] when the vault cannot be read.
+    /// [`VaultError`] when the vault cannot be read; a tools registry or job
+    /// store that cannot be read lists nothing from that store (and is
+    /// logged), so a member can always be removed.
     pub fn owned_items(&self, ws: &WorkspaceId, user: &UserId) -> Result<Vec<OwnedItem>, VaultError> {
-        Ok(self
+        let mut items: Vec<OwnedItem> = self
             .vault()
             .list(ws)?
             .into_iter()
             .filter(|m| m.owner.as_ref() == Some(user))
             .map(|m| OwnedItem { kind: ItemKind::Credential, hosts: hosts_of(&m), name: m.name })
-            .collect())
+            .collect();
+        match self.tools().registry().list_servers(ws) {
+            Ok(servers) => {
+                items.extend(servers.into_iter().filter(|s| s.spec.owner.as_ref() == Some(user)).map(|s| OwnedItem {
+                    kind: ItemKind::Server,
+                    hosts: vec![s.spec.location()],
+                    name: s.name,
+                }))
+            }
+            Err(e) => tracing::warn!(error = %e, "listing servers for orphaning"),
+        }
+        match self.jobs().store().list(ws) {
+            Ok(jobs) => {
+                items.extend(jobs.into_iter().filter(|j| j.defaults.owner.as_ref() == Some(user)).map(|j| OwnedItem {
+                    kind: ItemKind::Job,
+                    hosts: Vec::new(),
+                    name: j.name,
+                }))
+            }
+            Err(e) => tracing::warn!(error = %e, "listing jobs for orphaning"),
+        }
+        Ok(items)
     }
 
     /// Removes a member: revokes their tokens and their agents' tokens,

@@ -95,12 +95,23 @@ pub struct JobDefaults {
     /// Wall-clock limit for one run, in milliseconds. A child started by
     /// `invoke` never runs past its parent's deadline.
     pub timeout_ms: Option<u64>,
+    /// The member who registered the job (`None` when registered before
+    /// owners existed, or by an embedding program). When the owner leaves
+    /// the workspace the job keeps working and is reported orphaned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<orbit_workspace::UserId>,
 }
 
 impl JobDefaults {
     /// Sets the description.
     pub fn description(mut self, text: impl Into<String>) -> Self {
         self.description = Some(text.into());
+        self
+    }
+
+    /// Sets the member who owns the job.
+    pub fn owner(mut self, user: orbit_workspace::UserId) -> Self {
+        self.owner = Some(user);
         self
     }
 

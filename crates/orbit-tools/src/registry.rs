@@ -108,12 +108,32 @@ pub struct ServerSpec {
     /// Headers sent with every request to an HTTP server.
     #[serde(default)]
     pub headers: Vec<(String, ValueSource)>,
+    /// The member who installed it (`None` for servers installed before
+    /// owners existed, or by an embedding program). When the owner leaves
+    /// the workspace the server keeps working and is reported orphaned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<orbit_workspace::UserId>,
 }
 
 impl ServerSpec {
-    /// A spec with `transport` and no environment or headers.
+    /// A spec with `transport`, no environment or headers, and no owner.
     pub fn new(transport: ServerTransport) -> Self {
-        Self { transport, env: Vec::new(), headers: Vec::new() }
+        Self { transport, env: Vec::new(), headers: Vec::new(), owner: None }
+    }
+
+    /// Sets the member who owns the server.
+    pub fn owner(mut self, user: orbit_workspace::UserId) -> Self {
+        self.owner = Some(user);
+        self
+    }
+
+    /// Where the server runs, for people: its URL, or its command's name
+    /// (never its arguments or environment, which may hold secrets).
+    pub fn location(&self) -> String {
+        match &self.transport {
+            ServerTransport::Http { url } => url.clone(),
+            ServerTransport::Stdio { command, .. } => format!("stdio: {command}"),
+        }
     }
 
     /// Adds an environment variable.
