@@ -1,15 +1,23 @@
 //! `orbit mcp` (MCP over stdio) and `orbit serve --mcp` (MCP over
-//! streamable HTTP on loopback).
+//! streamable HTTP on loopback). Both become the data directory's owner
+//! (see [`crate::shared`]); a second `orbit mcp` becomes an adapter to the
+//! owner's socket instead.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use orbit::Orbit;
+use serde::{Deserialize, Serialize};
+
+use crate::shared::owner::{self, Owner, OwnerCtx};
+use crate::shared::{self, Access, lock::DirLock, proto};
 
 /// Arguments of `orbit serve`.
-#[derive(Args)]
+#[derive(Args, Serialize, Deserialize)]
 pub struct ServeArgs {
     /// Serve Orbit's MCP server over streamable HTTP at /mcp.
     #[arg(long)]
@@ -21,30 +29,43 @@ pub struct ServeArgs {
 }
 
 /// `orbit mcp`: MCP over stdin/stdout. Only protocol goes to stdout.
-pub fn mcp_stdio(orbit: Orbit, rt: &tokio::runtime::Runtime) -> Result<ExitCode> {
-    let server = orbit_server::OrbitMcp::new(orbit.clone())?;
-    rt.block_on(async {
-        // Jobs that runs enqueue are worked while the server is up.
-        let _workers = orbit.start_workers()?;
-        orbit_server::serve_stdio(server).await?;
-        anyhow::Ok(())
-    })?;
-    Ok(ExitCode::SUCCESS)
+///
+/// As the owner, it serves its stdio and the socket; once its own client
+/// has gone it keeps serving until the last connection through the socket
+/// (another agent's session, a CLI command) has ended.
+pub fn mcp(dir: &Path) -> Result<ExitCode> {
+    let token = std::env::var("ORBIT_TOKEN").ok().filter(|t| !t.is_empty());
+    let hello = zeroize::Zeroizing::new(serde_json::to_vec(&proto::Hello::Mcp { token })?);
+    match shared::connect(dir, Some(&hello[..]))? {
+        Access::Owner { stream, .. } => shared::client::mcp_adapter(stream),
+        Access::Locked(lock) => own(dir, lock, |server, _orbit| async move {
+            orbit_server::serve_stdio(server).await?;
+            anyhow::Ok(ExitCode::SUCCESS)
+        }),
+    }
 }
 
 /// `orbit serve --mcp`: prints `listening on http://ADDR/mcp` on stderr,
 /// then serves until interrupted.
-pub fn serve(orbit: Orbit, rt: &tokio::runtime::Runtime, args: ServeArgs) -> Result<ExitCode> {
+pub fn serve(dir: &Path, args: ServeArgs) -> Result<ExitCode> {
     if !args.mcp {
         bail!("nothing to serve: pass --mcp");
     }
     if !args.listen.ip().is_loopback() {
         bail!("--listen {}: orbit serve has no authentication and listens on loopback addresses only", args.listen);
     }
-    let server = orbit_server::OrbitMcp::new(orbit.clone())?;
-    rt.block_on(async move {
-        // Jobs that runs enqueue are worked while the server is up.
-        let _workers = orbit.start_workers()?;
+    let lock = match shared::connect(dir, None)? {
+        Access::Owner { pid, .. } => {
+            let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+            bail!(
+                "another orbit process{who} already serves {}: stop it first, or use it (CLI commands and \
+                 `orbit mcp` go through it)",
+                dir.display()
+            );
+        }
+        Access::Locked(lock) => lock,
+    };
+    own(dir, lock, |server, _orbit| async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
@@ -58,6 +79,35 @@ pub fn serve(orbit: Orbit, rt: &tokio::runtime::Runtime, args: ServeArgs) -> Res
             }
         });
         orbit_server::serve_http(server, listener, config).await?;
-        Ok(ExitCode::SUCCESS)
+        anyhow::Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Runs `main` as the data directory's owner: opens it (this process holds
+/// `lock`), starts the queue workers and serves the socket while `main`
+/// runs, then waits for the socket's last connection, stops, closes every
+/// file and releases the lock.
+fn own<F, Fut>(dir: &Path, lock: DirLock, main: F) -> Result<ExitCode>
+where
+    F: FnOnce(orbit_server::OrbitMcp, orbit::Orbit) -> Fut,
+    Fut: std::future::Future<Output = Result<ExitCode>>,
+{
+    let orbit = crate::open_orbit(dir, &mut std::io::stderr())?;
+    let server = orbit_server::OrbitMcp::new(orbit.clone())?;
+    let listener = owner::bind(dir)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = rt.block_on(async {
+        // Jobs that runs enqueue are worked while the owner is up.
+        let workers = Arc::new(orbit.start_workers()?);
+        let ctx = OwnerCtx { orbit: orbit.clone(), mcp: server.clone(), workers };
+        let owner = Owner::start(dir, listener, ctx)?;
+        let result = main(server, orbit.clone()).await;
+        owner.wait_idle().await;
+        owner.shutdown().await;
+        result
+    });
+    rt.shutdown_timeout(Duration::from_secs(5));
+    drop(orbit);
+    drop(lock);
+    result
 }
