@@ -107,9 +107,14 @@ impl Agent {
         result["structuredContent"].clone()
     }
 
-    /// Closes stdin (the agent leaves) and waits for the process to end.
-    fn finish(mut self) -> std::process::ExitStatus {
+    /// Closes stdin: the agent leaves.
+    fn leave(&mut self) {
         drop(self.stdin.take());
+    }
+
+    /// Leaves and waits for the process to end.
+    fn finish(mut self) -> std::process::ExitStatus {
+        self.leave();
         self.child.wait().unwrap()
     }
 }
@@ -136,14 +141,16 @@ fn two_agents_dock_through_orbit_mcp_at_once() {
     let ids: Vec<Value> = runs(dir.path()).iter().map(|r| r["id"].clone()).collect();
     assert!(ids.contains(&ra["run_id"]) && ids.contains(&rb["run_id"]), "{ids:?} {ra} {rb}");
 
-    // A leaves first; B's session goes on.
-    let a_status = a.finish();
-    assert!(a_status.success(), "{a_status}");
+    // A leaves first; B's session goes on (A's process serves it until
+    // B leaves too).
+    a.leave();
     assert!(b.tool_names().iter().any(|n| n == "list_runs"));
     let rb2 = b.run_echo("after a left");
     assert_eq!(rb2["output"], "after a left", "{rb2}");
     let b_status = b.finish();
     assert!(b_status.success(), "{b_status}");
+    let a_status = a.finish();
+    assert!(a_status.success(), "{a_status}");
 
     // Everyone is gone: a plain command opens the directory itself.
     assert_eq!(runs(dir.path()).len(), 3);
