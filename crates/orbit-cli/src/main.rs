@@ -260,8 +260,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) workers: Option<&'a orbit::JobWorkers>,
     /// What the command read from the user's stdin, on the user's side
     /// ([`Command::read_stdin`]): the value of `orbit secret set`. Secret:
-    /// never printed, never logged.
-    pub(crate) stdin: Option<String>,
+    /// never printed, never logged; taken (moved, not copied) by the handler.
+    pub(crate) stdin: std::cell::Cell<Option<String>>,
     /// Shows a spinner on the user's terminal (a no-op when it is none).
     pub(crate) progress: &'a dyn Progress,
 }
@@ -409,7 +409,7 @@ fn secret(cmd: SecretCommand, ctx: &Ctx, err: &mut dyn Write, out: &mut dyn Writ
                 let binding = orbit::HostBinding::parse(h).with_context(|| format!("--host {h}"))?;
                 hosts.push(if a.methods.is_empty() { binding } else { binding.with_methods(&a.methods) });
             }
-            let Some(text) = ctx.stdin.clone() else { bail!("no secret value was read") };
+            let Some(text) = ctx.stdin.take() else { bail!("no secret value was read") };
             let value = orbit::SecretValue::new(text);
             let ws = parse_workspace(&a.workspace)?;
             let meta = orbit.vault().set(&ws, &a.name, value, hosts, placement, "cli")?;

@@ -84,10 +84,9 @@ pub(crate) fn connect(dir: &Path, hello: Option<&[u8]>) -> Result<Access> {
     loop {
         if let Ok(mut stream) = UnixStream::connect(&socket) {
             let Some(hello) = hello else { return Ok(Access::Owner { stream, pid: lock::holder_pid(dir) }) };
-            match client::handshake(&mut stream, hello, dir)? {
-                Some(pid) => return Ok(Access::Owner { stream, pid: Some(pid) }),
-                // The owner is shutting down: wait for the lock.
-                None => {}
+            // `None`: the owner is shutting down; wait for the lock.
+            if let Some(pid) = client::handshake(&mut stream, hello, dir)? {
+                return Ok(Access::Owner { stream, pid: Some(pid) });
             }
         }
         if let Some(lock) = DirLock::try_acquire(dir)? {
@@ -151,7 +150,7 @@ pub(crate) fn run_command(dir: &Path, command: Command, stdin: Option<String>) -
             let orbit = open_orbit(dir, &mut err)?;
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let progress = TerminalProgress::default();
-            let ctx = Ctx { orbit: &orbit, rt: rt.handle(), workers: None, stdin, progress: &progress };
+            let ctx = Ctx { orbit: &orbit, rt: rt.handle(), workers: None, stdin: stdin.into(), progress: &progress };
             let result = dispatch(command, &ctx, &mut out, &mut err);
             drop(ctx);
             // Close every file before the lock goes, so the next holder can

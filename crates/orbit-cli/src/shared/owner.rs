@@ -174,7 +174,8 @@ fn serve_blocking(
     let Some((Kind::Hello, payload)) = proto::read_frame(&mut stream)? else { bail!("no hello") };
     stream.set_read_timeout(None)?;
     let payload = Zeroizing::new(payload);
-    let hello: Hello = serde_json::from_slice(&payload).context("reading the hello")?;
+    // Never quote the hello in an error: it may carry a secret.
+    let Ok(hello) = serde_json::from_slice::<Hello>(&payload) else { bail!("malformed hello") };
     let accept = serde_json::to_vec(&Accept { pid: std::process::id() })?;
     match hello {
         Hello::Mcp { token } => {
@@ -208,7 +209,7 @@ fn run_cli(
     let mut out = FrameWriter { kind: Kind::Stdout, sink: sink.clone() };
     let mut err = FrameWriter { kind: Kind::Stderr, sink: sink.clone() };
     let progress = RemoteProgress { sink: sink.clone() };
-    let ctx = Ctx { orbit: &owner.orbit, rt, workers: Some(&owner.workers), stdin, progress: &progress };
+    let ctx = Ctx { orbit: &owner.orbit, rt, workers: Some(&owner.workers), stdin: stdin.into(), progress: &progress };
     let code = match dispatch(command, &ctx, &mut out, &mut err) {
         Ok(code) => exit_byte(code),
         Err(e) => {
