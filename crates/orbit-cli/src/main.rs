@@ -351,7 +351,7 @@ pub(crate) fn dispatch(command: Command, ctx: &Ctx, out: &mut dyn Write, err: &m
             writeln!(err, "compiled {} ({}, {})", component.display(), loaded.kind(), loaded.digest())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Secret(cmd) => secret(cmd, ctx, err, out),
+        Command::Secret(cmd) => secret(cmd, ctx, out, err),
         Command::Vault(cmd) => vault(cmd, orbit, out, err),
         Command::Ai(cmd) => ai::ai(cmd, orbit, out, err),
         Command::Jobs(cmd) => jobs::jobs(cmd, ctx, out, err),
@@ -392,7 +392,7 @@ fn runs(cmd: RunsCommand, orbit: &Orbit, out: &mut dyn Write) -> Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-fn secret(cmd: SecretCommand, ctx: &Ctx, err: &mut dyn Write, out: &mut dyn Write) -> Result<ExitCode> {
+fn secret(cmd: SecretCommand, ctx: &Ctx, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode> {
     let orbit = ctx.orbit;
     match cmd {
         SecretCommand::Set(a) => {

@@ -288,3 +288,25 @@ fn a_command_waits_for_the_lock_and_then_succeeds() {
     let page: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(page["runs"], json!([]));
 }
+
+#[test]
+fn an_owner_speaking_another_protocol_version_is_a_clear_error() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    // A stand-in owner: holds the lock, serves the socket, speaks version 99.
+    let lock = std::fs::File::create(dir.path().join("orbit.lock")).unwrap();
+    lock.lock().unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(dir.path().join("orbit.sock")).unwrap();
+    let owner = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.write_all(b"orbit\0\x00\x63").unwrap();
+        let mut preamble = [0u8; 8];
+        conn.read_exact(&mut preamble).unwrap();
+        preamble
+    });
+    let out = orbit(dir.path(), &["runs", "list"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("speaks socket protocol 99") && stderr.contains("this orbit speaks 1"), "{stderr}");
+    assert_eq!(&owner.join().unwrap()[..6], b"orbit\0");
+}
