@@ -223,8 +223,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Mcp => mcp::mcp(&dir),
         Command::Serve(args) => mcp::serve(&dir, args),
-        mut command => {
-            command.absolutize(&std::env::current_dir().context("current directory")?);
+        command => {
             let stdin = command.read_stdin()?;
             shared::run_command(&dir, command, stdin)
         }
@@ -299,10 +298,10 @@ impl Progress for TerminalProgress {
 
 impl Command {
     /// Makes every path argument absolute against `cwd`, the working
-    /// directory of the `orbit` the user started: the command may run in
-    /// the data directory's owner, whose working directory is another.
+    /// directory of the `orbit` the user started, before the command goes
+    /// to the data directory's owner, whose working directory is another.
     /// A new command with path arguments must resolve them here.
-    fn absolutize(&mut self, cwd: &Path) {
+    pub(crate) fn absolutize(&mut self, cwd: &Path) {
         let abs = |p: &mut PathBuf| {
             if p.is_relative() {
                 *p = cwd.join(&*p);

@@ -139,7 +139,11 @@ fn already_open(e: &(dyn std::error::Error + 'static)) -> bool {
 /// Runs a CLI command: through the data directory's owner when one serves
 /// it, else here under the directory's lock.
 pub(crate) fn run_command(dir: &Path, command: Command, stdin: Option<String>) -> Result<ExitCode> {
-    let hello = proto::Hello::Cli { command: serde_json::to_value(&command)?, stdin };
+    // The owner gets a copy with absolute paths; run here, the command
+    // keeps the paths as given (they show in its messages).
+    let mut remote: Command = serde_json::from_value(serde_json::to_value(&command)?)?;
+    remote.absolutize(&std::env::current_dir().context("current directory")?);
+    let hello = proto::Hello::Cli { command: serde_json::to_value(&remote)?, stdin };
     let bytes = Zeroizing::new(serde_json::to_vec(&hello)?);
     let proto::Hello::Cli { stdin, .. } = hello else { unreachable!() };
     match connect(dir, Some(&bytes[..]))? {
