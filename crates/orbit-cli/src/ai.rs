@@ -1,15 +1,17 @@
 //! `orbit ai provider add|list|rm`: the model providers of the `ai`
 //! primitive, kept in `<data dir>/ai.json` (`orbit::AiConfig`).
 
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Subcommand, ValueEnum};
 use orbit::{AiConfig, ApiStyle, Orbit, ProviderConfig};
+use serde::{Deserialize, Serialize};
 
 /// `orbit ai ...`
-#[derive(Subcommand)]
+#[derive(Subcommand, Serialize, Deserialize)]
 pub(crate) enum AiCommand {
     /// Add, list and remove model providers (in $ORBIT_HOME/ai.json; runs
     /// started after the change use it).
@@ -18,7 +20,7 @@ pub(crate) enum AiCommand {
 }
 
 /// `orbit ai provider ...`
-#[derive(Subcommand)]
+#[derive(Subcommand, Serialize, Deserialize)]
 pub(crate) enum ProviderCommand {
     /// Add a provider, or replace one of the same name.
     Add {
@@ -60,7 +62,7 @@ pub(crate) enum ProviderCommand {
 }
 
 /// API styles, as `--api` spells them.
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, ValueEnum, Serialize, Deserialize)]
 pub(crate) enum Api {
     /// OpenAI-compatible chat/completions and embeddings (OpenAI, vLLM,
     /// llama.cpp, Ollama).
@@ -87,10 +89,10 @@ fn write(path: &Path, config: &AiConfig) -> Result<()> {
     Ok(())
 }
 
-fn print_list(label: &str, list: &[ProviderConfig]) {
-    println!("{label}:");
+fn print_list(out: &mut dyn Write, label: &str, list: &[ProviderConfig]) -> Result<()> {
+    writeln!(out, "{label}:")?;
     if list.is_empty() {
-        println!("  (none)");
+        writeln!(out, "  (none)")?;
     }
     for p in list {
         let api = match p.api {
@@ -98,12 +100,13 @@ fn print_list(label: &str, list: &[ProviderConfig]) {
             _ => "openai",
         };
         let key = p.key_secret.as_deref().unwrap_or("(no key)");
-        println!("  {:<16} {:<9} {:<40} key {:<16} models {}", p.name, api, p.base_url, key, p.models.join(","));
+        writeln!(out, "  {:<16} {:<9} {:<40} key {:<16} models {}", p.name, api, p.base_url, key, p.models.join(","))?;
     }
+    Ok(())
 }
 
 /// Runs an `orbit ai` command against `<data dir>/ai.json`.
-pub(crate) fn ai(orbit: &Orbit, cmd: AiCommand) -> Result<ExitCode> {
+pub(crate) fn ai(cmd: AiCommand, orbit: &Orbit, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode> {
     let path = orbit.data_dir().join("ai.json");
     let AiCommand::Provider(cmd) = cmd;
     match cmd {
@@ -121,19 +124,19 @@ pub(crate) fn ai(orbit: &Orbit, cmd: AiCommand) -> Result<ExitCode> {
             list.retain(|p| p.name != name);
             list.push(provider);
             write(&path, &config)?;
-            eprintln!("provider {name} saved in {}", path.display());
+            writeln!(err, "provider {name} saved in {}", path.display())?;
         }
         ProviderCommand::List { json } => {
             let config = read(&path)?;
             if json {
                 let v = serde_json::json!({"providers": config.providers, "workspaces": config.workspaces});
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
             } else {
-                print_list("default", &config.providers);
+                print_list(out, "default", &config.providers)?;
                 let mut names: Vec<&String> = config.workspaces.keys().collect();
                 names.sort();
                 for ws in names {
-                    print_list(&format!("workspace {ws}"), &config.workspaces[ws]);
+                    print_list(out, &format!("workspace {ws}"), &config.workspaces[ws])?;
                 }
             }
         }
@@ -148,7 +151,7 @@ pub(crate) fn ai(orbit: &Orbit, cmd: AiCommand) -> Result<ExitCode> {
             };
             list.retain(|p| p.name != name);
             write(&path, &config)?;
-            eprintln!("provider {name} removed");
+            writeln!(err, "provider {name} removed")?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,16 +1,18 @@
 //! `orbit jobs`: register, list and remove stored jobs; show and work the
 //! queue.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use orbit::{JobDefaults, Orbit};
+use orbit::JobDefaults;
+use serde::{Deserialize, Serialize};
 
-use crate::{fmt_time, parse_workspace, read_component, terminal_safe};
+use crate::{Ctx, fmt_time, parse_workspace, read_component, terminal_safe};
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Serialize, Deserialize)]
 pub(crate) enum JobsCommand {
     /// Register (or replace) a named job: a component and its default
     /// limits. The component is checked (compiled) and stored once per
@@ -67,7 +69,8 @@ pub(crate) enum JobsCommand {
     Work,
 }
 
-pub(crate) fn jobs(orbit: &Orbit, rt: &tokio::runtime::Runtime, cmd: JobsCommand) -> Result<ExitCode> {
+pub(crate) fn jobs(cmd: JobsCommand, ctx: &Ctx, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode> {
+    let orbit = ctx.orbit;
     match cmd {
         JobsCommand::Add { name, component, workspace, description, fuel, timeout_ms } => {
             let wasm = read_component(&component)?;
@@ -79,22 +82,24 @@ pub(crate) fn jobs(orbit: &Orbit, rt: &tokio::runtime::Runtime, cmd: JobsCommand
                 .jobs()
                 .register(&parse_workspace(&workspace)?, &name, &wasm, defaults)
                 .with_context(|| format!("registering job {name:?}"))?;
-            eprintln!("registered job {} ({} bytes, sha256 {})", spec.name, spec.size_bytes, spec.digest);
+            writeln!(err, "registered job {} ({} bytes, sha256 {})", spec.name, spec.size_bytes, spec.digest)?;
         }
         JobsCommand::List { workspace, json } => {
             let specs = orbit.jobs().store().list(&parse_workspace(&workspace)?)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&specs)?);
+                writeln!(out, "{}", serde_json::to_string_pretty(&specs)?)?;
             } else if specs.is_empty() {
-                println!("no jobs in workspace {workspace}");
+                writeln!(out, "no jobs in workspace {workspace}")?;
             } else {
-                println!(
+                writeln!(
+                    out,
                     "{:<24}  {:<12}  {:>12}  {:>10}  {:<20}  DESCRIPTION",
                     "NAME", "DIGEST", "FUEL", "TIMEOUT", "ADDED"
-                );
+                )?;
                 for s in &specs {
                     let d = &s.defaults;
-                    println!(
+                    writeln!(
+                        out,
                         "{:<24}  {:<12}  {:>12}  {:>10}  {:<24}  {}",
                         s.name,
                         &s.digest[..12.min(s.digest.len())],
@@ -102,7 +107,7 @@ pub(crate) fn jobs(orbit: &Orbit, rt: &tokio::runtime::Runtime, cmd: JobsCommand
                         d.timeout_ms.map_or("default".into(), |t| format!("{t}ms")),
                         fmt_time(s.created_at_ms),
                         terminal_safe(d.description.as_deref().unwrap_or(""))
-                    );
+                    )?;
                 }
             }
         }
@@ -110,17 +115,18 @@ pub(crate) fn jobs(orbit: &Orbit, rt: &tokio::runtime::Runtime, cmd: JobsCommand
             if !orbit.jobs().store().remove(&parse_workspace(&workspace)?, &name)? {
                 bail!("no job {name:?} in workspace {workspace}");
             }
-            eprintln!("removed job {name}");
+            writeln!(err, "removed job {name}")?;
         }
         JobsCommand::Queue { workspace, limit, json } => {
             let jobs = orbit.jobs().store().jobs(&parse_workspace(&workspace)?, limit)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&jobs)?);
+                writeln!(out, "{}", serde_json::to_string_pretty(&jobs)?)?;
             } else {
-                println!("{:<36}  {:<20}  {:<9}  {:>8}  RUN", "ID", "JOB", "STATE", "ATTEMPTS");
+                writeln!(out, "{:<36}  {:<20}  {:<9}  {:>8}  RUN", "ID", "JOB", "STATE", "ATTEMPTS")?;
                 for j in &jobs {
                     let error = j.error.as_ref().map_or(String::new(), |e| format!(" ({})", e.code));
-                    println!(
+                    writeln!(
+                        out,
                         "{:<36}  {:<20}  {:<9}  {:>8}  {}{}",
                         j.id,
                         j.name,
@@ -128,17 +134,20 @@ pub(crate) fn jobs(orbit: &Orbit, rt: &tokio::runtime::Runtime, cmd: JobsCommand
                         j.attempts,
                         j.run_id.map_or("-".into(), |r| r.to_string()),
                         error
-                    );
+                    )?;
                 }
             }
         }
         JobsCommand::Work => {
-            rt.block_on(async {
-                let workers = orbit.start_workers()?;
-                workers.wait_idle().await?;
+            ctx.rt.block_on(async {
+                // In an owner process the queue workers already run.
+                match ctx.workers {
+                    Some(workers) => workers.wait_idle().await?,
+                    None => orbit.start_workers()?.wait_idle().await?,
+                }
                 Ok::<_, orbit::orbit_jobs::JobsError>(())
             })?;
-            eprintln!("the job queue is empty");
+            writeln!(err, "the job queue is empty")?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -2,6 +2,7 @@
 
 mod ai;
 mod jobs;
+mod shared;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,9 +11,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use orbit::{Invocation, Limits, Orbit, RunId, RunQuery, RunRecord, RunStatus, WorkspaceId};
+use orbit::{Invocation, Limits, Orbit, Principal, RunId, RunQuery, RunRecord, RunStatus, UserId, WorkspaceId};
+use serde::{Deserialize, Serialize};
 
 mod mcp;
+mod team;
 mod tools;
 
 /// Orbit: a sandboxed code-execution engine for AI agents.
@@ -27,7 +30,7 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Serialize, Deserialize)]
 enum Command {
     /// Run a component once and record the run.
     Run(RunArgs),
@@ -52,16 +55,31 @@ enum Command {
     #[command(subcommand)]
     Jobs(jobs::JobsCommand),
     /// Speak MCP over stdin/stdout: agents (Claude Code, Cursor, Codex)
-    /// dock here to run components and read runs.
-    Mcp,
+    /// dock here to run components and read runs. Needs a token
+    /// (`ORBIT_TOKEN`, or `--token-file`): it decides the workspace and role.
+    Mcp(mcp::McpArgs),
     /// Serve Orbit over HTTP: `--mcp` exposes the MCP server at /mcp.
     Serve(mcp::ServeArgs),
     /// Install and manage a workspace's MCP servers and tool policy.
     #[command(subcommand)]
     Tools(tools::ToolsCommand),
+    /// Create, list, show and delete workspaces.
+    #[command(subcommand)]
+    Workspace(team::WorkspaceCommand),
+    /// Add, list, re-role and remove a workspace's members.
+    #[command(subcommand)]
+    Member(team::MemberCommand),
+    /// Issue, list and revoke tokens.
+    #[command(subcommand)]
+    Token(team::TokenCommand),
+    /// Read a workspace's audit trail (tool calls, administrative actions,
+    /// credential uses), newest first.
+    Audit(team::AuditArgs),
+    /// Read a workspace's notifications (members removed, items orphaned).
+    Notifications(team::WsArg),
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Serialize, Deserialize)]
 enum SecretCommand {
     /// Store a secret. The value is read from stdin (without echo on a
     /// terminal) and never shown again.
@@ -83,9 +101,24 @@ enum SecretCommand {
         #[arg(long, default_value = "default")]
         workspace: String,
     },
+    /// Reassign an orphaned secret to an active member; with `--new-value`
+    /// the new value is read from stdin (without echo on a terminal).
+    Reassign {
+        /// Secret name.
+        name: String,
+        /// The member who owns it from now on.
+        #[arg(long)]
+        to: String,
+        /// Read a new value from stdin.
+        #[arg(long)]
+        new_value: bool,
+        /// Workspace.
+        #[arg(long, default_value = "default")]
+        workspace: String,
+    },
 }
 
-#[derive(Args)]
+#[derive(Args, Serialize, Deserialize)]
 struct SecretSetArgs {
     /// Secret name: 1 to 128 of A-Z a-z 0-9 _ . -
     name: String,
@@ -112,9 +145,13 @@ struct SecretSetArgs {
     /// Send the value as the password of HTTP Basic auth for this user.
     #[arg(long, group = "placement")]
     basic_user: Option<String>,
+    /// The member who owns it (only they may change it); default the
+    /// workspace's owner.
+    #[arg(long)]
+    owner: Option<String>,
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Serialize, Deserialize)]
 enum VaultCommand {
     /// Rotate the key-encryption key: a new key version; every workspace
     /// data key is re-wrapped under it. Old versions stay readable until
@@ -129,7 +166,7 @@ enum VaultCommand {
     Status,
 }
 
-#[derive(Args)]
+#[derive(Args, Serialize, Deserialize)]
 struct RunArgs {
     /// Path to the component (.wasm): an orbit agent or a wasi:cli command.
     component: PathBuf,
@@ -160,7 +197,7 @@ struct RunArgs {
     json: bool,
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Serialize, Deserialize)]
 enum RunsCommand {
     /// List runs of a workspace, newest first.
     List {
@@ -219,31 +256,181 @@ fn main() -> ExitCode {
 
 fn real_main(cli: Cli) -> Result<ExitCode> {
     let dir = data_dir(cli.data_dir)?;
-    let orbit = Orbit::open(&dir).with_context(|| format!("opening data directory {}", dir.display()))?;
+    // Paths are resolved against this process's working directory before
+    // the command may travel to the data directory's owner.
+    let dir = std::path::absolute(&dir).with_context(|| format!("data directory {}", dir.display()))?;
+    match cli.command {
+        Command::Mcp(args) => mcp::mcp(&dir, args),
+        Command::Serve(args) => mcp::serve(&dir, args),
+        command => {
+            let stdin = command.read_stdin()?;
+            shared::run_command(&dir, command, stdin)
+        }
+    }
+}
+
+/// Opens the data directory (this process holds its lock) and says so when
+/// a new master key was generated.
+fn open_orbit(dir: &Path, err: &mut dyn Write) -> Result<Orbit> {
+    let orbit = shared::open_retrying(dir).with_context(|| format!("opening data directory {}", dir.display()))?;
     if let Some(orbit::MasterKeySource::Generated(path)) = orbit.master_key_source() {
-        eprintln!(
+        writeln!(
+            err,
             "orbit: generated a new master key at {} (mode 0600). Back it up: secrets cannot be read without it. \
              Set ORBIT_MASTER_KEY to supply your own.",
             path.display()
-        );
+        )?;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    match cli.command {
-        Command::Run(args) => rt.block_on(run(&orbit, args)),
+    Ok(orbit)
+}
+
+/// What a command handler gets besides its arguments and its writers. The
+/// same handlers run in a short-lived `orbit` that holds the data
+/// directory's lock, and in the owner (`orbit serve`, `orbit mcp`) for a
+/// command another `orbit` sent through the socket.
+pub(crate) struct Ctx<'a> {
+    /// The open data directory.
+    pub(crate) orbit: &'a Orbit,
+    /// The tokio runtime handlers block on (never called from inside it).
+    pub(crate) rt: &'a tokio::runtime::Handle,
+    /// The owner's queue workers, already running; `None` in a short-lived
+    /// process, where a handler starts them itself when it needs them.
+    pub(crate) workers: Option<&'a orbit::JobWorkers>,
+    /// What the command read from the user's stdin, on the user's side
+    /// ([`Command::read_stdin`]): the value of `orbit secret set`. Secret:
+    /// never printed, never logged; taken (moved, not copied) by the handler.
+    pub(crate) stdin: std::cell::Cell<Option<String>>,
+    /// Shows a spinner on the user's terminal (a no-op when it is none).
+    pub(crate) progress: &'a dyn Progress,
+}
+
+/// A spinner on the user's terminal, while a component compiles.
+pub(crate) trait Progress: Send + Sync {
+    /// Shows `message` with a spinner until [`Progress::finish`].
+    fn start(&self, message: &str);
+    /// Clears the spinner.
+    fn finish(&self);
+}
+
+/// The spinner of a command running in this process: indicatif on stderr,
+/// shown only when stderr is a terminal.
+#[derive(Default)]
+pub(crate) struct TerminalProgress(std::sync::Mutex<Option<indicatif::ProgressBar>>);
+
+impl Progress for TerminalProgress {
+    fn start(&self, message: &str) {
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            return;
+        }
+        let bar = indicatif::ProgressBar::new_spinner().with_message(message.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(100));
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar);
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = self.0.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Command {
+    /// Makes every path argument absolute against `cwd`, the working
+    /// directory of the `orbit` the user started, before the command goes
+    /// to the data directory's owner, whose working directory is another.
+    /// A new command with path arguments must resolve them here.
+    pub(crate) fn absolutize(&mut self, cwd: &Path) {
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = cwd.join(&*p);
+            }
+        };
+        match self {
+            Command::Run(args) => {
+                abs(&mut args.component);
+                if let Some(p) = &mut args.input_file {
+                    abs(p);
+                }
+            }
+            Command::Compile { component } => abs(component),
+            Command::Jobs(jobs::JobsCommand::Add { component, .. }) => abs(component),
+            Command::Runs(_)
+            | Command::Secret(_)
+            | Command::Vault(_)
+            | Command::Ai(_)
+            | Command::Jobs(_)
+            | Command::Mcp(_)
+            | Command::Serve(_)
+            | Command::Tools(_)
+            | Command::Workspace(_)
+            | Command::Member(_)
+            | Command::Token(_)
+            | Command::Audit(_)
+            | Command::Notifications(_) => {}
+        }
+    }
+
+    /// Reads what the command needs from the user's stdin, in the process
+    /// the user started (the command itself may run in the owner): the
+    /// value of `orbit secret set`, without echo on a terminal.
+    fn read_stdin(&self) -> Result<Option<String>> {
+        match self {
+            Command::Secret(SecretCommand::Set(a)) => Ok(Some(read_secret_value(&a.name)?)),
+            Command::Secret(SecretCommand::Reassign { name, new_value: true, .. }) => {
+                Ok(Some(read_secret_value(name)?))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Runs one command with its output on `out` and `err`. Add a command with
+/// one arm here (and, for path arguments, one in [`Command::absolutize`]).
+pub(crate) fn dispatch(command: Command, ctx: &Ctx, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode> {
+    let orbit = ctx.orbit;
+    // One place for "an unknown workspace is not-found": every command that
+    // names one with `--workspace` (a `workspace` field of its arguments).
+    if let Some(name) = named_workspace(&serde_json::to_value(&command)?) {
+        orbit.require_workspace(&parse_workspace(&name)?)?;
+    }
+    match command {
+        Command::Run(args) => ctx.rt.block_on(run(args, ctx, out, err)),
         Command::Compile { component } => {
             let wasm = read_component(&component)?;
-            let loaded = load_with_progress(&orbit, &wasm)?;
-            eprintln!("compiled {} ({}, {})", component.display(), loaded.kind(), loaded.digest());
+            let loaded = load_with_progress(ctx, &wasm)?;
+            writeln!(err, "compiled {} ({}, {})", component.display(), loaded.kind(), loaded.digest())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Secret(cmd) => secret(&orbit, cmd),
-        Command::Vault(cmd) => vault(&orbit, cmd),
-        Command::Ai(cmd) => ai::ai(&orbit, cmd),
-        Command::Jobs(cmd) => jobs::jobs(&orbit, &rt, cmd),
-        Command::Mcp => mcp::mcp_stdio(orbit, &rt),
-        Command::Serve(args) => mcp::serve(orbit, &rt, args),
-        Command::Tools(cmd) => rt.block_on(tools::tools(&orbit, cmd)),
-        Command::Runs(RunsCommand::List { workspace, status, member, limit, before, json }) => {
+        Command::Secret(cmd) => secret(cmd, ctx, out, err),
+        Command::Vault(cmd) => vault(cmd, orbit, out, err),
+        Command::Ai(cmd) => ai::ai(cmd, orbit, out, err),
+        Command::Jobs(cmd) => jobs::jobs(cmd, ctx, out, err),
+        Command::Tools(cmd) => ctx.rt.block_on(tools::tools(cmd, orbit, out, err)),
+        Command::Runs(cmd) => runs(cmd, orbit, out),
+        Command::Workspace(cmd) => team::workspace(orbit, cmd, out, err),
+        Command::Member(cmd) => team::member(orbit, cmd, out, err),
+        Command::Token(cmd) => team::token(orbit, cmd, out, err),
+        Command::Audit(args) => team::audit(orbit, args, out),
+        Command::Notifications(args) => team::notifications(orbit, args, out),
+        Command::Mcp(_) | Command::Serve(_) => bail!("`orbit mcp` and `orbit serve` run only in their own process"),
+    }
+}
+
+/// The value of the first `workspace` field in a command's arguments.
+fn named_workspace(args: &serde_json::Value) -> Option<String> {
+    match args {
+        serde_json::Value::Object(map) => match map.get("workspace") {
+            Some(serde_json::Value::String(name)) => Some(name.clone()),
+            _ => map.values().find_map(named_workspace),
+        },
+        _ => None,
+    }
+}
+
+fn runs(cmd: RunsCommand, orbit: &Orbit, out: &mut dyn Write) -> Result<ExitCode> {
+    match cmd {
+        RunsCommand::List { workspace, status, member, limit, before, json } => {
             let status =
                 status.map(|s| s.parse::<RunStatus>().map_err(|e| anyhow::anyhow!("--status: {e}"))).transpose()?;
             let before =
@@ -254,30 +441,30 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             let query = RunQuery { workspace: parse_workspace(&workspace)?, status, limit, before, member };
             let page = orbit.runs().list(&query)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&page)?);
+                writeln!(out, "{}", serde_json::to_string_pretty(&page)?)?;
             } else {
-                print_run_table(&page.runs);
+                print_run_table(out, &page.runs)?;
                 if let Some(next) = page.next_cursor {
                     let member = query.member.map(|m| format!(" --member {m}")).unwrap_or_default();
-                    println!("more: orbit runs list --workspace {workspace}{member} --before {next}");
+                    writeln!(out, "more: orbit runs list --workspace {workspace}{member} --before {next}")?;
                 }
             }
-            Ok(ExitCode::SUCCESS)
         }
-        Command::Runs(RunsCommand::Show { run_id, json }) => {
+        RunsCommand::Show { run_id, json } => {
             let id: RunId = run_id.parse().map_err(|e| anyhow::anyhow!("run id: {e}"))?;
             let Some(rec) = orbit.runs().get(id)? else { bail!("no run {run_id}") };
             if json {
-                println!("{}", serde_json::to_string_pretty(&rec)?);
+                writeln!(out, "{}", serde_json::to_string_pretty(&rec)?)?;
             } else {
-                print_run(&rec);
+                print_run(out, &rec)?;
             }
-            Ok(ExitCode::SUCCESS)
         }
     }
+    Ok(ExitCode::SUCCESS)
 }
 
-fn secret(orbit: &Orbit, cmd: SecretCommand) -> Result<ExitCode> {
+fn secret(cmd: SecretCommand, ctx: &Ctx, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode> {
+    let orbit = ctx.orbit;
     match cmd {
         SecretCommand::Set(a) => {
             let placement = match (&a.header, &a.template, &a.query, &a.basic_user) {
@@ -293,18 +480,36 @@ fn secret(orbit: &Orbit, cmd: SecretCommand) -> Result<ExitCode> {
                 let binding = orbit::HostBinding::parse(h).with_context(|| format!("--host {h}"))?;
                 hosts.push(if a.methods.is_empty() { binding } else { binding.with_methods(&a.methods) });
             }
-            let value = read_secret_value(&a.name)?;
+            let Some(text) = ctx.stdin.take() else { bail!("no secret value was read") };
+            let value = orbit::SecretValue::new(text);
             let ws = parse_workspace(&a.workspace)?;
-            let meta = orbit.vault().set(&ws, &a.name, value, hosts, placement, "cli")?;
-            eprintln!("stored secret {} in workspace {ws} ({} host binding(s))", meta.name, meta.hosts.len());
+            let owner = a.owner.as_deref().map(parse_user).transpose()?;
+            let secret = orbit::NewSecret { name: a.name.clone(), value, hosts, placement, owner };
+            let meta = orbit.set_credential(&Principal::local_operator(), &ws, secret)?;
+            let owner = meta.owner.as_ref().map(|o| o.as_str()).unwrap_or("-");
+            writeln!(
+                err,
+                "stored secret {} in workspace {ws} ({} host binding(s), owner {owner})",
+                meta.name,
+                meta.hosts.len()
+            )?;
         }
         SecretCommand::List { workspace, json } => {
-            let list = orbit.vault().list(&parse_workspace(&workspace)?)?;
+            let list = orbit.credentials(&Principal::local_operator(), &parse_workspace(&workspace)?)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
             } else {
-                println!("{:<24}  {:<40}  {:<28}  {:<24}  LAST USED", "NAME", "HOSTS", "PLACEMENT", "CREATED");
-                for m in list {
+                writeln!(
+                    out,
+                    "{:<24}  {:<40}  {:<28}  {:<16}  {:<24}  LAST USED",
+                    "NAME", "HOSTS", "PLACEMENT", "OWNER", "CREATED"
+                )?;
+                for orbit::CredentialListing { meta: m, orphaned } in list {
+                    let owner = match (&m.owner, orphaned) {
+                        (Some(o), false) => o.to_string(),
+                        (Some(o), true) => format!("{o} (orphaned)"),
+                        (None, _) => "- (orphaned)".to_owned(),
+                    };
                     let hosts: Vec<String> = m
                         .hosts
                         .iter()
@@ -318,22 +523,33 @@ fn secret(orbit: &Orbit, cmd: SecretCommand) -> Result<ExitCode> {
                         orbit::Placement::Basic { username } => format!("basic {username}"),
                         other => format!("{other:?}"),
                     };
-                    println!(
-                        "{:<24}  {:<40}  {:<28}  {:<24}  {}",
+                    writeln!(
+                        out,
+                        "{:<24}  {:<40}  {:<28}  {:<16}  {:<24}  {}",
                         m.name,
                         hosts.join(","),
                         placement,
+                        owner,
                         fmt_time(m.created_at_ms),
                         m.last_used_at_ms.map(fmt_time).unwrap_or_else(|| "never".into())
-                    );
+                    )?;
                 }
             }
         }
         SecretCommand::Rm { name, workspace } => {
-            if !orbit.vault().remove(&parse_workspace(&workspace)?, &name)? {
-                bail!("no secret {name} in workspace {workspace}");
-            }
-            eprintln!("removed secret {name}");
+            orbit.delete_credential(&Principal::local_operator(), &parse_workspace(&workspace)?, &name)?;
+            writeln!(err, "removed secret {name}")?;
+        }
+        SecretCommand::Reassign { name, to, new_value, workspace } => {
+            let value = if new_value {
+                let Some(text) = ctx.stdin.take() else { bail!("no secret value was read") };
+                Some(orbit::SecretValue::new(text))
+            } else {
+                None
+            };
+            let ws = parse_workspace(&workspace)?;
+            orbit.reassign_credential(&Principal::local_operator(), &ws, &name, &parse_user(&to)?, value)?;
+            writeln!(err, "secret {name} now belongs to {to}")?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -341,7 +557,7 @@ fn secret(orbit: &Orbit, cmd: SecretCommand) -> Result<ExitCode> {
 
 /// Reads a secret value: from the terminal without echo, or from piped stdin
 /// (one line, trailing newline removed).
-fn read_secret_value(name: &str) -> Result<orbit::SecretValue> {
+fn read_secret_value(name: &str) -> Result<String> {
     use std::io::IsTerminal;
     let text = if std::io::stdin().is_terminal() {
         rpassword::prompt_password(format!("value for {name}: "))?
@@ -354,27 +570,28 @@ fn read_secret_value(name: &str) -> Result<orbit::SecretValue> {
     if text.is_empty() {
         bail!("empty secret value");
     }
-    Ok(orbit::SecretValue::new(text))
+    Ok(text)
 }
 
-fn vault(orbit: &Orbit, cmd: VaultCommand) -> Result<ExitCode> {
+fn vault(cmd: VaultCommand, orbit: &Orbit, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode> {
     match cmd {
         VaultCommand::Rotate => {
             let r = orbit.vault().rotate()?;
-            eprintln!(
+            writeln!(
+                err,
                 "rotated key-encryption key {} -> {}; re-wrapped {} data key(s). Retire the old version with `orbit vault retire {}`.",
                 r.previous_kek_id, r.kek_id, r.rewrapped, r.previous_version
-            );
+            )?;
         }
         VaultCommand::Retire { version } => {
             orbit.vault().retire(version)?;
-            eprintln!("retired key version {version}");
+            writeln!(err, "retired key version {version}")?;
         }
         VaultCommand::Status => {
             let st = orbit.vault().status()?;
-            println!("current key   {} (version {})", st.kek_id, st.kek_version);
-            println!("limit         {} encryptions per key (NIST SP 800-38D)", st.encryption_limit);
-            println!("secrets       {}", st.secrets);
+            writeln!(out, "current key   {} (version {})", st.kek_id, st.kek_version)?;
+            writeln!(out, "limit         {} encryptions per key (NIST SP 800-38D)", st.encryption_limit)?;
+            writeln!(out, "secrets       {}", st.secrets)?;
             for k in &st.keks {
                 let state = if k.current {
                     "current"
@@ -383,21 +600,26 @@ fn vault(orbit: &Orbit, cmd: VaultCommand) -> Result<ExitCode> {
                 } else {
                     "readable"
                 };
-                println!("kek {:<10} wraps {:<8} data keys {:<4} {state}", k.id, k.wraps, k.data_keys);
+                writeln!(out, "kek {:<10} wraps {:<8} data keys {:<4} {state}", k.id, k.wraps, k.data_keys)?;
             }
             for d in &st.data_keys {
-                println!(
+                writeln!(
+                    out,
                     "dek {:<24} workspace {:<16} under {:<10} encryptions {:<8}{}",
                     d.id,
                     d.workspace,
                     d.kek_id,
                     d.encryptions,
                     if d.current { " current" } else { "" }
-                );
+                )?;
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn parse_user(name: &str) -> Result<UserId> {
+    UserId::new(name).with_context(|| format!("user {name:?}"))
 }
 
 fn parse_workspace(name: &str) -> Result<WorkspaceId> {
@@ -409,19 +631,18 @@ fn read_component(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// Loads a component, with a spinner when it must be compiled.
-fn load_with_progress(orbit: &Orbit, wasm: &[u8]) -> Result<orbit::LoadedComponent> {
-    if orbit.engine().is_cached(wasm) {
-        return Ok(orbit.engine().load(wasm)?);
+fn load_with_progress(ctx: &Ctx, wasm: &[u8]) -> Result<orbit::LoadedComponent> {
+    if ctx.orbit.engine().is_cached(wasm) {
+        return Ok(ctx.orbit.engine().load(wasm)?);
     }
-    let bar =
-        indicatif::ProgressBar::new_spinner().with_message(format!("compiling {} KiB component", wasm.len() / 1024));
-    bar.enable_steady_tick(Duration::from_millis(100));
-    let loaded = orbit.engine().load(wasm);
-    bar.finish_and_clear();
+    ctx.progress.start(&format!("compiling {} KiB component", wasm.len() / 1024));
+    let loaded = ctx.orbit.engine().load(wasm);
+    ctx.progress.finish();
     Ok(loaded?)
 }
 
-async fn run(orbit: &Orbit, args: RunArgs) -> Result<ExitCode> {
+async fn run(args: RunArgs, ctx: &Ctx<'_>, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode> {
+    let orbit = ctx.orbit;
     let input = match (&args.input, &args.input_file) {
         (Some(text), _) => text.clone(),
         (None, Some(path)) => {
@@ -446,25 +667,29 @@ async fn run(orbit: &Orbit, args: RunArgs) -> Result<ExitCode> {
     if wasm.len() > limits.component_bytes {
         bail!("component is {} bytes, over the {}-byte limit", wasm.len(), limits.component_bytes);
     }
-    let component = load_with_progress(orbit, &wasm)?;
-    // Queued jobs run while this run does (a guest may wait for them).
-    let _workers = orbit.start_workers()?;
-    let invocation = Invocation::new(input).workspace(parse_workspace(&args.workspace)?).limits(limits);
+    let component = load_with_progress(ctx, &wasm)?;
+    // Queued jobs run while this run does (a guest may wait for them); an
+    // owner process runs them already.
+    let _workers = match ctx.workers {
+        Some(_) => None,
+        None => Some(orbit.start_workers()?),
+    };
+    let ws = parse_workspace(&args.workspace)?;
+    let invocation = Invocation::new(input).workspace(ws).principal(Principal::local_operator()).limits(limits);
     let outcome = orbit.engine().invoke(&component, invocation).await?;
     let rec = &outcome.record;
     if args.json {
         let mut v = serde_json::to_value(rec)?;
         v["output"] = serde_json::Value::String(outcome.output_text());
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
-        let mut out = std::io::stdout().lock();
         out.write_all(&outcome.output)?;
         if !outcome.output.is_empty() && !outcome.output.ends_with(b"\n") {
             out.write_all(b"\n")?;
         }
         out.flush()?;
     }
-    eprintln!("{}", summary(rec));
+    writeln!(err, "{}", summary(rec))?;
     Ok(if rec.status.is_success() {
         ExitCode::SUCCESS
     } else {
@@ -509,10 +734,15 @@ fn fmt_time(ms: u64) -> String {
     humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
-fn print_run_table(runs: &[RunRecord]) {
-    println!("{:<36}  {:<24}  {:<17}  {:<7}  {:>12}  {:>9}", "RUN", "STARTED", "STATUS", "KIND", "FUEL", "DURATION");
+fn print_run_table(out: &mut dyn Write, runs: &[RunRecord]) -> Result<()> {
+    writeln!(
+        out,
+        "{:<36}  {:<24}  {:<17}  {:<7}  {:>12}  {:>9}",
+        "RUN", "STARTED", "STATUS", "KIND", "FUEL", "DURATION"
+    )?;
     for r in runs {
-        println!(
+        writeln!(
+            out,
             "{:<36}  {:<24}  {:<17}  {:<7}  {:>12}  {:>9}",
             r.id.to_string(),
             fmt_time(r.started_at_ms),
@@ -520,51 +750,55 @@ fn print_run_table(runs: &[RunRecord]) {
             r.kind.to_string(),
             r.fuel_consumed,
             fmt_us(r.duration_us)
-        );
+        )?;
     }
+    Ok(())
 }
 
-fn print_run(r: &RunRecord) {
-    println!("run        {}", r.id);
-    println!("workspace  {}", r.workspace);
+fn print_run(out: &mut dyn Write, r: &RunRecord) -> Result<()> {
+    writeln!(out, "run        {}", r.id)?;
+    writeln!(out, "workspace  {}", r.workspace)?;
     if let Some(p) = &r.principal {
         let mut who = format!("{p} ({})", p.role);
         if let Some(token) = p.token {
             who.push_str(&format!(", token {token}"));
         }
-        println!("principal  {who}");
+        writeln!(out, "principal  {who}")?;
     }
     if let Some(parent) = r.parent {
-        println!("parent     {parent}");
+        writeln!(out, "parent     {parent}")?;
     }
-    println!("component  {} ({})", r.component_digest, r.kind);
-    println!("started    {}", fmt_time(r.started_at_ms));
-    println!("duration   {}", fmt_us(r.duration_us));
-    println!("status     {}", r.status);
+    writeln!(out, "component  {} ({})", r.component_digest, r.kind)?;
+    writeln!(out, "started    {}", fmt_time(r.started_at_ms))?;
+    writeln!(out, "duration   {}", fmt_us(r.duration_us))?;
+    writeln!(out, "status     {}", r.status)?;
     if let Some(code) = r.exit_code {
-        println!("exit code  {code}");
+        writeln!(out, "exit code  {code}")?;
     }
     if let Some(e) = &r.error {
-        println!("error      {}: {}", e.code, terminal_safe(&e.message));
+        writeln!(out, "error      {}: {}", e.code, terminal_safe(&e.message))?;
         if let Some(d) = &e.detail {
-            println!("detail     {}", terminal_safe(d));
+            writeln!(out, "detail     {}", terminal_safe(d))?;
         }
     }
-    println!("fuel       {}", r.fuel_consumed);
-    println!("bytes      input {} / output {} / log {}", r.input_bytes, r.output_bytes, r.log_bytes);
-    println!(
+    writeln!(out, "fuel       {}", r.fuel_consumed)?;
+    writeln!(out, "bytes      input {} / output {} / log {}", r.input_bytes, r.output_bytes, r.log_bytes)?;
+    writeln!(
+        out,
         "\nspans ({}{})",
         r.spans.len(),
         if r.spans_dropped > 0 { format!(", {} dropped", r.spans_dropped) } else { String::new() }
-    );
+    )?;
     if !r.spans.is_empty() {
-        println!(
+        writeln!(
+            out,
             "  {:>10}  {:>9}  {:<20}  {:<17}  {:>9}  {:>9}  DETAILS",
             "AT", "TOOK", "CALL", "OUTCOME", "IN", "OUT"
-        );
+        )?;
         for s in &r.spans {
             let details: Vec<String> = s.attrs.iter().map(|(k, v)| format!("{k}={}", terminal_safe(v))).collect();
-            println!(
+            writeln!(
+                out,
                 "  {:>10}  {:>9}  {:<20}  {:<17}  {:>9}  {:>9}  {}",
                 fmt_us(s.start_offset_us),
                 fmt_us(s.duration_us),
@@ -573,28 +807,30 @@ fn print_run(r: &RunRecord) {
                 s.bytes_in,
                 s.bytes_out,
                 details.join(" ")
-            );
+            )?;
         }
     }
     if !r.host_errors.is_empty() {
-        println!("\nhost errors (operators only)");
+        writeln!(out, "\nhost errors (operators only)")?;
         for e in &r.host_errors {
-            println!("  {}", terminal_safe(e));
+            writeln!(out, "  {}", terminal_safe(e))?;
         }
     }
     if !r.logs.is_empty() {
-        println!("\nlogs{}", if r.logs_truncated { " (truncated)" } else { "" });
+        writeln!(out, "\nlogs{}", if r.logs_truncated { " (truncated)" } else { "" })?;
         for l in &r.logs {
-            println!(
+            writeln!(
+                out,
                 "  {:>10}  {:<6}  {}",
                 fmt_us(l.offset_us),
                 l.level.to_string(),
                 terminal_safe(l.message.trim_end())
-            );
+            )?;
         }
     }
-    if let Some(out) = &r.output {
-        println!("\noutput{}", if r.output_truncated { " (truncated)" } else { "" });
-        println!("{}", terminal_safe(out));
+    if let Some(output) = &r.output {
+        writeln!(out, "\noutput{}", if r.output_truncated { " (truncated)" } else { "" })?;
+        writeln!(out, "{}", terminal_safe(output))?;
     }
+    Ok(())
 }

@@ -1,55 +1,110 @@
 //! `orbit mcp` (MCP over stdio) and `orbit serve --mcp` (MCP over
-//! streamable HTTP on loopback).
+//! streamable HTTP on loopback). Both become the data directory's owner
+//! (see [`crate::shared`]); a second `orbit mcp` becomes an adapter to the
+//! owner's socket instead.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use orbit::Orbit;
+use serde::{Deserialize, Serialize};
+
+use crate::shared::owner::{self, Owner, OwnerCtx};
+use crate::shared::{self, Access, lock::DirLock, proto};
+
+/// Arguments of `orbit mcp`.
+#[derive(Args, Serialize, Deserialize)]
+pub struct McpArgs {
+    /// Read the token from this file (first line) instead of the
+    /// `ORBIT_TOKEN` environment variable. Never pass a token on the
+    /// command line: other users can read it there.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<std::path::PathBuf>,
+}
+
+/// The session token: `--token-file`, else `ORBIT_TOKEN`.
+fn session_token(args: &McpArgs) -> Result<Option<zeroize::Zeroizing<String>>> {
+    if let Some(path) = &args.token_file {
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(path).with_context(|| format!("--token-file {}", path.display()))?,
+        );
+        return Ok(Some(zeroize::Zeroizing::new(text.lines().next().unwrap_or("").trim().to_owned())));
+    }
+    Ok(std::env::var("ORBIT_TOKEN").ok().filter(|t| !t.is_empty()).map(zeroize::Zeroizing::new))
+}
 
 /// Arguments of `orbit serve`.
-#[derive(Args)]
+#[derive(Args, Serialize, Deserialize)]
 pub struct ServeArgs {
     /// Serve Orbit's MCP server over streamable HTTP at /mcp.
     #[arg(long)]
     mcp: bool,
-    /// Address to listen on; loopback only (the server has no
-    /// authentication). Port 0 picks a free port.
+    /// Address to listen on; loopback only (TLS is not served yet, and
+    /// bearer tokens must not cross a network in clear). Port 0 picks a
+    /// free port.
     #[arg(long, default_value = "127.0.0.1:8765", value_name = "ADDR")]
     listen: SocketAddr,
 }
 
 /// `orbit mcp`: MCP over stdin/stdout. Only protocol goes to stdout.
-pub fn mcp_stdio(orbit: Orbit, rt: &tokio::runtime::Runtime) -> Result<ExitCode> {
-    let server = orbit_server::OrbitMcp::new(orbit.clone())?;
-    rt.block_on(async {
-        // Jobs that runs enqueue are worked while the server is up.
-        let _workers = orbit.start_workers()?;
-        orbit_server::serve_stdio(server).await?;
-        anyhow::Ok(())
-    })?;
-    Ok(ExitCode::SUCCESS)
+///
+/// As the owner, it serves its stdio and the socket; once its own client
+/// has gone it keeps serving until the last connection through the socket
+/// (another agent's session, a CLI command) has ended.
+pub fn mcp(dir: &Path, args: McpArgs) -> Result<ExitCode> {
+    let Some(token) = session_token(&args)? else {
+        bail!(
+            "orbit mcp needs a token: set ORBIT_TOKEN (or pass --token-file FILE); issue one with \
+             `orbit token issue --workspace SLUG --user USER --agent NAME`"
+        );
+    };
+    let hello = zeroize::Zeroizing::new(serde_json::to_vec(&proto::Hello::Mcp { token: Some(token.to_string()) })?);
+    match shared::connect(dir, Some(&hello[..]))? {
+        // The owner checks the token on every message of the session.
+        Access::Owner { stream, .. } => shared::client::mcp_adapter(stream),
+        Access::Locked(lock) => own(dir, lock, move |server, orbit| async move {
+            // Refuse at once, before serving, a token that cannot work; the
+            // session still checks it on every message (revocation).
+            if let Err(e) = orbit_server::auth::authenticate(&orbit, Some(token.as_str())) {
+                bail!("orbit mcp: {}", e.message);
+            }
+            let session = server.session().with_credentials(orbit_server::auth::Credentials::token(token.as_str()));
+            orbit_server::serve_stdio(session).await?;
+            anyhow::Ok(ExitCode::SUCCESS)
+        }),
+    }
 }
 
 /// `orbit serve --mcp`: prints `listening on http://ADDR/mcp` on stderr,
 /// then serves until interrupted.
-pub fn serve(orbit: Orbit, rt: &tokio::runtime::Runtime, args: ServeArgs) -> Result<ExitCode> {
+pub fn serve(dir: &Path, args: ServeArgs) -> Result<ExitCode> {
     if !args.mcp {
         bail!("nothing to serve: pass --mcp");
     }
     if !args.listen.ip().is_loopback() {
-        bail!("--listen {}: orbit serve has no authentication and listens on loopback addresses only", args.listen);
+        bail!("--listen {}: orbit serve listens on loopback addresses only (it serves no TLS yet)", args.listen);
     }
-    let server = orbit_server::OrbitMcp::new(orbit.clone())?;
-    rt.block_on(async move {
-        // Jobs that runs enqueue are worked while the server is up.
-        let _workers = orbit.start_workers()?;
+    let lock = match shared::connect(dir, None)? {
+        Access::Owner { pid, .. } => {
+            let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+            bail!(
+                "another orbit process{who} already serves {}: stop it first, or use it (CLI commands and \
+                 `orbit mcp` go through it)",
+                dir.display()
+            );
+        }
+        Access::Locked(lock) => lock,
+    };
+    own(dir, lock, |server, _orbit| async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr()?;
-        eprintln!("orbit: MCP server listening on http://{addr}/mcp");
+        eprintln!("orbit: MCP server listening on http://{addr}/mcp (Authorization: Bearer <token>)");
         let config = orbit_server::HttpConfig::default();
         let stop = config.cancellation.clone();
         tokio::spawn(async move {
@@ -58,6 +113,35 @@ pub fn serve(orbit: Orbit, rt: &tokio::runtime::Runtime, args: ServeArgs) -> Res
             }
         });
         orbit_server::serve_http(server, listener, config).await?;
-        Ok(ExitCode::SUCCESS)
+        anyhow::Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Runs `main` as the data directory's owner: opens it (this process holds
+/// `lock`), starts the queue workers and serves the socket while `main`
+/// runs, then waits for the socket's last connection, stops, closes every
+/// file and releases the lock.
+fn own<F, Fut>(dir: &Path, lock: DirLock, main: F) -> Result<ExitCode>
+where
+    F: FnOnce(orbit_server::OrbitMcp, orbit::Orbit) -> Fut,
+    Fut: std::future::Future<Output = Result<ExitCode>>,
+{
+    let orbit = crate::open_orbit(dir, &mut std::io::stderr())?;
+    let server = orbit_server::OrbitMcp::new(orbit.clone())?;
+    let listener = owner::bind(dir)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = rt.block_on(async {
+        // Jobs that runs enqueue are worked while the owner is up.
+        let workers = Arc::new(orbit.start_workers()?);
+        let ctx = OwnerCtx { orbit: orbit.clone(), mcp: server.clone(), workers };
+        let owner = Owner::start(dir, listener, ctx)?;
+        let result = main(server, orbit.clone()).await;
+        owner.wait_idle().await;
+        owner.shutdown().await;
+        result
+    });
+    rt.shutdown_timeout(Duration::from_secs(5));
+    drop(orbit);
+    drop(lock);
+    result
 }

@@ -1,16 +1,18 @@
 //! `orbit tools`: install and manage a workspace's MCP servers.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use orbit::Orbit;
 use orbit::orbit_tools::{Rule, ServerSpec, ServerTransport, ValueSource};
+use serde::{Deserialize, Serialize};
 
 use crate::parse_workspace;
 
 /// `orbit tools ...`
-#[derive(Subcommand)]
+#[derive(Subcommand, Serialize, Deserialize)]
 pub(crate) enum ToolsCommand {
     /// Install an MCP server in a workspace, then connect once to list its
     /// tools.
@@ -61,7 +63,7 @@ pub(crate) enum ToolsCommand {
     Deny(RuleArgs),
 }
 
-#[derive(Args)]
+#[derive(Args, Serialize, Deserialize)]
 pub(crate) struct AddArgs {
     /// Server name: 1 to 64 of a-z A-Z 0-9 _ -
     name: String,
@@ -89,7 +91,7 @@ pub(crate) struct AddArgs {
     no_connect: bool,
 }
 
-#[derive(Args)]
+#[derive(Args, Serialize, Deserialize)]
 pub(crate) struct RuleArgs {
     /// SERVER or SERVER/TOOL.
     target: String,
@@ -117,7 +119,12 @@ fn pairs(items: &[String], flag: &str) -> Result<Vec<(String, ValueSource)>> {
 }
 
 /// Runs an `orbit tools` command.
-pub(crate) async fn tools(orbit: &Orbit, cmd: ToolsCommand) -> Result<ExitCode> {
+pub(crate) async fn tools(
+    cmd: ToolsCommand,
+    orbit: &Orbit,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<ExitCode> {
     let reg = orbit.tools().registry();
     match cmd {
         ToolsCommand::Add(a) => {
@@ -131,11 +138,11 @@ pub(crate) async fn tools(orbit: &Orbit, cmd: ToolsCommand) -> Result<ExitCode> 
             spec.env = pairs(&a.env, "--env")?;
             spec.headers = pairs(&a.headers, "--header")?;
             reg.add_server(&ws, &a.name, spec)?;
-            eprintln!("installed MCP server {} in workspace {ws}", a.name);
+            writeln!(err, "installed MCP server {} in workspace {ws}", a.name)?;
             if !a.no_connect {
                 match orbit.tools().refresh(&ws, &a.name).await {
-                    Ok(tools) => eprintln!("{} tool(s): {}", tools.len(), names(&tools)),
-                    Err(e) => eprintln!("warning: could not list its tools yet: {e}"),
+                    Ok(tools) => writeln!(err, "{} tool(s): {}", tools.len(), names(&tools))?,
+                    Err(e) => writeln!(err, "warning: could not list its tools yet: {e}")?,
                 }
                 orbit.tools().disconnect(&ws, &a.name);
             }
@@ -145,7 +152,7 @@ pub(crate) async fn tools(orbit: &Orbit, cmd: ToolsCommand) -> Result<ExitCode> 
             if refresh {
                 for s in reg.list_servers(&ws)?.iter().filter(|s| s.enabled) {
                     if let Err(e) = orbit.tools().refresh(&ws, &s.name).await {
-                        eprintln!("warning: {}: {e}", s.name);
+                        writeln!(err, "warning: {}: {e}", s.name)?;
                     }
                     orbit.tools().disconnect(&ws, &s.name);
                 }
@@ -154,11 +161,11 @@ pub(crate) async fn tools(orbit: &Orbit, cmd: ToolsCommand) -> Result<ExitCode> 
             let policy = reg.policy(&ws)?;
             if json {
                 let v = serde_json::json!({ "servers": servers, "policy": policy });
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
                 return Ok(ExitCode::SUCCESS);
             }
             if servers.is_empty() {
-                println!("no MCP servers in workspace {ws}; add one with `orbit tools add NAME --command ...`");
+                writeln!(out, "no MCP servers in workspace {ws}; add one with `orbit tools add NAME --command ...`")?;
             }
             for s in &servers {
                 let how = match &s.spec.transport {
@@ -166,31 +173,31 @@ pub(crate) async fn tools(orbit: &Orbit, cmd: ToolsCommand) -> Result<ExitCode> 
                     ServerTransport::Http { url } => format!("http: {url}"),
                     other => format!("{other:?}"),
                 };
-                println!("{}  {}  {}", s.name, if s.enabled { "enabled" } else { "disabled" }, how.trim_end());
+                writeln!(out, "{}  {}  {}", s.name, if s.enabled { "enabled" } else { "disabled" }, how.trim_end())?;
                 for (k, v) in &s.spec.env {
-                    println!("    env {k}={}", v.display());
+                    writeln!(out, "    env {k}={}", v.display())?;
                 }
                 for (k, v) in &s.spec.headers {
-                    println!("    header {k}: {}", v.display());
+                    writeln!(out, "    header {k}: {}", v.display())?;
                 }
                 match &s.tools {
-                    None => println!("    tools not listed yet (orbit tools list --refresh)"),
+                    None => writeln!(out, "    tools not listed yet (orbit tools list --refresh)")?,
                     Some(tools) => {
                         for t in tools {
                             let denied = if policy.allows(&s.name, &t.name) { "" } else { "  [denied]" };
                             let desc = t.description.lines().next().unwrap_or("");
-                            println!("    {:<32} {}{denied}", t.name, crate::terminal_safe(desc));
+                            writeln!(out, "    {:<32} {}{denied}", t.name, crate::terminal_safe(desc))?;
                         }
                     }
                 }
             }
             if !policy.rules.is_empty() || !policy.read_only_allow.is_empty() {
-                println!("policy");
+                writeln!(out, "policy")?;
                 for (target, rule) in &policy.rules {
-                    println!("    {} {target}", if *rule == Rule::Deny { "deny " } else { "allow" });
+                    writeln!(out, "    {} {target}", if *rule == Rule::Deny { "deny " } else { "allow" })?;
                 }
                 for target in &policy.read_only_allow {
-                    println!("    allow {target} (read-only members too)");
+                    writeln!(out, "    allow {target} (read-only members too)")?;
                 }
             }
         }
@@ -200,38 +207,38 @@ pub(crate) async fn tools(orbit: &Orbit, cmd: ToolsCommand) -> Result<ExitCode> 
                 bail!("no MCP server {name} in workspace {ws}");
             }
             orbit.tools().disconnect(&ws, &name);
-            eprintln!("removed MCP server {name}");
+            writeln!(err, "removed MCP server {name}")?;
         }
         ToolsCommand::Enable { name, workspace } => {
             reg.set_enabled(&parse_workspace(&workspace)?, &name, true)?;
-            eprintln!("enabled {name}");
+            writeln!(err, "enabled {name}")?;
         }
         ToolsCommand::Disable { name, workspace } => {
             let ws = parse_workspace(&workspace)?;
             reg.set_enabled(&ws, &name, false)?;
             orbit.tools().disconnect(&ws, &name);
-            eprintln!("disabled {name}");
+            writeln!(err, "disabled {name}")?;
         }
         ToolsCommand::Allow(r) if r.read_only => {
             reg.set_read_only_allow(&parse_workspace(&r.workspace)?, &r.target, !r.clear)?;
             if r.clear {
-                eprintln!("closed {} to read-only members again", r.target);
+                writeln!(err, "closed {} to read-only members again", r.target)?;
             } else {
-                eprintln!("opened {} to read-only members", r.target);
+                writeln!(err, "opened {} to read-only members", r.target)?;
             }
         }
         ToolsCommand::Deny(r) if r.read_only => bail!("--read-only applies to `allow` only"),
         ToolsCommand::Allow(r) | ToolsCommand::Deny(r) if r.clear => {
             reg.set_rule(&parse_workspace(&r.workspace)?, &r.target, None)?;
-            eprintln!("cleared the rule on {}", r.target);
+            writeln!(err, "cleared the rule on {}", r.target)?;
         }
         ToolsCommand::Allow(r) => {
             reg.set_rule(&parse_workspace(&r.workspace)?, &r.target, Some(Rule::Allow))?;
-            eprintln!("allowed {}", r.target);
+            writeln!(err, "allowed {}", r.target)?;
         }
         ToolsCommand::Deny(r) => {
             reg.set_rule(&parse_workspace(&r.workspace)?, &r.target, Some(Rule::Deny))?;
-            eprintln!("denied {}", r.target);
+            writeln!(err, "denied {}", r.target)?;
         }
     }
     Ok(ExitCode::SUCCESS)

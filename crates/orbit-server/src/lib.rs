@@ -4,7 +4,7 @@
 //!
 //! [`OrbitMcp`] is the server (an rmcp [`ServerHandler`]) over one
 //! [`orbit::Orbit`]. [`serve_stdio`] speaks MCP on stdin/stdout (for Claude
-//! Code, Cursor, Codex); [`serve_http`] serves the same tools over
+//! Code, Cursor, Codex), [`serve_io`] over any byte stream; [`serve_http`] serves the same tools over
 //! [streamable HTTP](https://modelcontextprotocol.io/specification/2025-06-18/basic/transports#streamable-http)
 //! at `/mcp`, validating `Host` and `Origin` against loopback names
 //! ([DNS-rebinding protection](https://modelcontextprotocol.io/specification/2025-06-18/basic/transports#security-warning)).
@@ -813,8 +813,24 @@ impl ServerHandler for OrbitMcp {
 /// # Errors
 /// [`ServeError::Transport`] when the handshake fails.
 pub async fn serve_stdio(server: OrbitMcp) -> Result<(), ServeError> {
+    serve_io(server, tokio::io::stdin(), tokio::io::stdout()).await
+}
+
+/// Serves one MCP session of `server` over any byte stream, newline-delimited
+/// JSON-RPC as on stdio (`read` carries the client's messages, `write` the
+/// server's), until the client closes its side. [`serve_stdio`] is this over
+/// stdin/stdout; `orbit` also uses it for sessions that reach the data
+/// directory's owner through its Unix socket.
+///
+/// # Errors
+/// [`ServeError::Transport`] when the handshake fails.
+pub async fn serve_io<R, W>(server: OrbitMcp, read: R, write: W) -> Result<(), ServeError>
+where
+    R: tokio::io::AsyncRead + Send + Unpin + 'static,
+    W: tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
     use rmcp::ServiceExt;
-    let running = server.serve(rmcp::transport::stdio()).await.map_err(|e| ServeError::Transport(e.to_string()))?;
+    let running = server.serve((read, write)).await.map_err(|e| ServeError::Transport(e.to_string()))?;
     running.waiting().await.map_err(|e| ServeError::Transport(e.to_string()))?;
     Ok(())
 }

@@ -80,12 +80,15 @@ pub struct Principal {
 
 impl Principal {
     /// The local operator (`local:<os-user>`), acting as an owner. The OS
-    /// user is `$USER` (or `$LOGNAME`), else `unknown`.
+    /// user is `$USER` (or `$LOGNAME`), else the name of this process's uid
+    /// in `/etc/passwd`, else `uid-<n>`, else `unknown`.
     pub fn local_operator() -> Self {
+        let ok = |u: &String| !u.is_empty() && u.len() <= 64 && !u.contains(char::is_control);
         let os_user = std::env::var("USER")
             .or_else(|_| std::env::var("LOGNAME"))
             .ok()
-            .filter(|u| !u.is_empty() && u.len() <= 64 && !u.contains(char::is_control))
+            .filter(ok)
+            .or_else(|| os_user_of_process().filter(ok))
             .unwrap_or_else(|| "unknown".to_owned());
         Self { subject: Subject::Local { os_user }, token: None, agent: None, role: Role::Owner }
     }
@@ -137,6 +140,26 @@ impl Principal {
     pub fn label(&self) -> String {
         self.to_string()
     }
+}
+
+/// The user name of this process's uid, from `/etc/passwd` (no libc call:
+/// the uid is the owner of `/proc/self`).
+#[cfg(unix)]
+fn os_user_of_process() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let name = passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_owned())
+    });
+    Some(name.unwrap_or_else(|| format!("uid-{uid}")))
+}
+
+#[cfg(not(unix))]
+fn os_user_of_process() -> Option<String> {
+    None
 }
 
 impl fmt::Display for Principal {
