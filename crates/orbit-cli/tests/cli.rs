@@ -1,6 +1,8 @@
 //! The `orbit` binary, end to end: run real components, then list and show
 //! the recorded runs.
 
+mod common;
+
 use std::process::{Command, Output};
 
 fn orbit(data: &std::path::Path, args: &[&str]) -> Output {
@@ -47,6 +49,7 @@ fn grep_dir(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
 #[test]
 fn secrets_are_stored_encrypted_listed_without_values_and_removed() {
     let dir = tempfile::tempdir().unwrap();
+    common::workspaces(dir.path(), &["default", "team-a", "w2"]);
     let value = "sk-live-7f3a9c2e4b1d";
     let out = orbit_stdin(
         dir.path(),
@@ -104,6 +107,7 @@ fn secrets_are_stored_encrypted_listed_without_values_and_removed() {
 #[test]
 fn secret_set_refuses_bad_bindings() {
     let dir = tempfile::tempdir().unwrap();
+    common::workspaces(dir.path(), &["default", "team-a", "w2"]);
     let out = orbit_stdin(
         dir.path(),
         &["secret", "set", "T", "--host", "ftp://example.com", "--header", "X-Key", "--template", "{}"],
@@ -129,6 +133,7 @@ fn path(guest: &str) -> String {
 #[test]
 fn run_list_and_show() {
     let dir = tempfile::tempdir().unwrap();
+    common::workspaces(dir.path(), &["default", "team-a", "w2"]);
     let out = orbit(dir.path(), &["run", &path("markdown"), "--input", "# Title\n\nSome *text*."]);
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     let stdout = text(&out.stdout);
@@ -166,6 +171,7 @@ fn run_list_and_show() {
 #[test]
 fn failed_runs_exit_non_zero_and_filter_by_status() {
     let dir = tempfile::tempdir().unwrap();
+    common::workspaces(dir.path(), &["default", "team-a", "w2"]);
     let out = orbit(dir.path(), &["run", &path("spin"), "--fuel", "1000000"]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("out-of-fuel"), "{}", text(&out.stderr));
@@ -191,6 +197,7 @@ fn failed_runs_exit_non_zero_and_filter_by_status() {
 #[test]
 fn clear_errors_for_files_that_are_not_runnable_components() {
     let dir = tempfile::tempdir().unwrap();
+    common::workspaces(dir.path(), &["default", "team-a", "w2"]);
     let not_wasm = dir.path().join("notes.txt");
     std::fs::write(&not_wasm, "hello").unwrap();
     let out = orbit(dir.path(), &["run", not_wasm.to_str().unwrap()]);
@@ -214,6 +221,7 @@ fn clear_errors_for_files_that_are_not_runnable_components() {
 #[test]
 fn compile_caches_the_artifact() {
     let dir = tempfile::tempdir().unwrap();
+    common::workspaces(dir.path(), &["default", "team-a", "w2"]);
     let out = orbit(dir.path(), &["compile", &path("wordfreq")]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("agent"));

@@ -2,6 +2,8 @@
 //! example (its queued chunks run during `orbit run`), inspect the queue,
 //! remove jobs.
 
+mod common;
+
 use std::process::{Command, Output};
 
 fn orbit(data: &std::path::Path, args: &[&str]) -> Output {
@@ -23,6 +25,7 @@ fn ok(out: &Output) -> String {
 #[test]
 fn jobs_add_list_run_queue_and_rm() {
     let dir = tempfile::tempdir().unwrap();
+    common::workspaces(dir.path(), &["default", "team"]);
     let d = dir.path();
     let wasm = orbit_test_guests::path("fanout");
     let wasm = wasm.to_str().unwrap();

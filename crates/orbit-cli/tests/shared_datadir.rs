@@ -6,6 +6,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
 
+mod common;
+
 use base64::Engine as _;
 use serde_json::{Value, json};
 
@@ -50,8 +52,11 @@ struct Agent {
 }
 
 impl Agent {
-    fn start(data: &Path) -> Self {
+    /// Starts `orbit mcp` with a token of its own for `user` in `default`.
+    fn start(data: &Path, user: &str) -> Self {
+        let (_, token) = common::token(data, "default", user, &[]);
         let mut child = orbit_cmd(data, &["mcp"])
+            .env("ORBIT_TOKEN", token)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -122,10 +127,11 @@ impl Agent {
 #[test]
 fn two_agents_dock_through_orbit_mcp_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = Agent::start(dir.path());
+    common::workspaces(dir.path(), &["default"]);
+    let mut a = Agent::start(dir.path(), common::OWNER);
     a.initialize("agent-a");
     // A owns the directory now; B docks through A's socket.
-    let mut b = Agent::start(dir.path());
+    let mut b = Agent::start(dir.path(), common::OWNER);
     b.initialize("agent-b");
 
     for agent in [&mut a, &mut b] {
@@ -169,6 +175,7 @@ impl Drop for Server {
 #[test]
 fn cli_commands_go_through_a_running_orbit_serve() {
     let dir = tempfile::tempdir().unwrap();
+    common::workspaces(dir.path(), &["default"]);
     let mut child = orbit_cmd(dir.path(), &["serve", "--mcp", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -244,6 +251,7 @@ fn cli_commands_go_through_a_running_orbit_serve() {
 #[test]
 fn parallel_runs_without_an_owner_all_succeed_and_are_recorded() {
     let dir = tempfile::tempdir().unwrap();
+    common::workspaces(dir.path(), &["default"]);
     let echo = guest("echo");
     let children: Vec<Child> = (0..4)
         .map(|i| {
@@ -267,6 +275,7 @@ fn parallel_runs_without_an_owner_all_succeed_and_are_recorded() {
 #[test]
 fn a_command_waits_for_the_lock_and_then_succeeds() {
     let dir = tempfile::tempdir().unwrap();
+    common::workspaces(dir.path(), &["default"]);
     let lock = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

@@ -2,6 +2,8 @@
 //! their tools, set policy, disable and remove them, then run the example
 //! guest against them through `orbit run`.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -32,6 +34,7 @@ fn quoted(command: &(String, Vec<String>)) -> String {
 #[test]
 fn tools_add_list_policy_disable_rm_and_run_the_example() {
     let dir = tempfile::tempdir().unwrap();
+    common::workspaces(dir.path(), &["default", "team"]);
     let d = dir.path();
     let everything = quoted(&mcp_servers::everything_stdio());
     let time = quoted(&mcp_servers::time_stdio());
