@@ -44,6 +44,7 @@
 
 use std::path::{Path, PathBuf};
 
+mod audit;
 mod team;
 pub use team::{CredentialListing, NewSecret, TeamActionError};
 
@@ -172,6 +173,7 @@ pub struct Orbit {
     ai: Ai,
     jobs: Jobs,
     vault: std::sync::Arc<Vault>,
+    resolver: std::sync::Arc<dyn orbit_vault::SecretResolver>,
     tools: Tools,
     team: std::sync::Arc<RedbTeamStore>,
     master_key_source: Option<MasterKeySource>,
@@ -205,24 +207,34 @@ impl Orbit {
             }
         };
         let vault = std::sync::Arc::new(Vault::open(&dir.join("vault.redb"), master)?);
+        let team = std::sync::Arc::new(RedbTeamStore::open(&dir.join("team.redb"))?);
         let fetch_config = match config.fetch.take() {
             Some(c) => c,
             None => read_fetch_policy(&dir.join("fetch.json"))?,
         };
-        let resolver: std::sync::Arc<dyn orbit_vault::SecretResolver> = vault.clone();
+        // Every placement of a secret by fetch, wasi:http, ai and tools is
+        // recorded in the vault (last use) and the audit trail.
+        let resolver: std::sync::Arc<dyn orbit_vault::SecretResolver> =
+            std::sync::Arc::new(audit::AuditingResolver { vault: vault.clone(), audit: team.clone() });
         let fetch = Fetch::new(fetch_config, resolver.clone())?;
         let ai_config = match config.ai.take() {
             Some(c) => c,
             None => read_ai_config(&dir.join("ai.json"))?,
         };
         let ai = Ai::new(ai_config, resolver.clone())?;
-        let tools = Tools::new(std::sync::Arc::new(ToolRegistry::open(&dir)?), resolver, config.tools);
+        let tools = Tools::new(std::sync::Arc::new(ToolRegistry::open(&dir)?), resolver.clone(), config.tools)
+            .with_audit(team.clone());
         let runs = RunStore::open(&dir.join("runs.redb"))?;
         let storage = Storage::open(&dir.join("storage"), config.storage)?;
         let cache = Cache::open(&dir.join("cache.redb"), config.cache)?;
         let db = Db::open(&dir.join("db"), config.db)?;
         let jobs = Jobs::open(&dir.join("jobs.redb"), config.jobs)?;
-        let team = std::sync::Arc::new(RedbTeamStore::open(&dir.join("team.redb"))?);
+        // A queued job of a token revoked (or expired, or of a removed
+        // member) since it was enqueued does not start.
+        let check_team = team.clone();
+        jobs.set_principal_check(std::sync::Arc::new(move |ws: &WorkspaceId, p: &Principal| {
+            audit::principal_still_valid(&check_team, ws, p)
+        }));
         // The one place primitives are composed: a new primitive is one line.
         let engine = Engine::builder(config.engine, runs)
             .primitive(storage.clone())
@@ -233,7 +245,20 @@ impl Orbit {
             .primitive(jobs.clone())
             .primitive(tools.clone())
             .build()?;
-        Ok(Self { engine, storage, cache, db, ai, jobs, tools, team, vault, master_key_source, data_dir: dir })
+        Ok(Self {
+            engine,
+            storage,
+            cache,
+            db,
+            ai,
+            jobs,
+            tools,
+            team,
+            vault,
+            resolver,
+            master_key_source,
+            data_dir: dir,
+        })
     }
 
     /// The engine, with every primitive linked.
@@ -297,10 +322,11 @@ impl Orbit {
         &self.vault
     }
 
-    /// The vault as the secret resolver the `fetch` primitive uses, for
-    /// host-side callers of [`Fetch::send`].
+    /// The secret resolver the primitives use, for host-side callers of
+    /// [`Fetch::send`]: the vault, recording each use of a secret also as a
+    /// `CredentialUse` event in the team store's audit trail.
     pub fn secret_resolver(&self) -> std::sync::Arc<dyn orbit_vault::SecretResolver> {
-        self.vault.clone()
+        self.resolver.clone()
     }
 
     /// Where the master key came from, when Orbit loaded it

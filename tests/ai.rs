@@ -146,7 +146,14 @@ fn orbit_with_providers(dir: &std::path::Path, base: &str, limits: AiLimits) -> 
     let binding = HostBinding::parse(base).unwrap().with_methods(["POST"]);
     orbit
         .vault()
-        .set(&WorkspaceId::new("team").unwrap(), "LLM_KEY", SecretValue::new(KEY.into()), vec![binding], placement, "t")
+        .set(
+            &WorkspaceId::new("team").unwrap(),
+            "LLM_KEY",
+            SecretValue::new(KEY.into()),
+            vec![binding],
+            placement,
+            &orbit::UserId::new("t").unwrap(),
+        )
         .unwrap();
     orbit
 }

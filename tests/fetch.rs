@@ -70,7 +70,14 @@ fn bearer(orbit: &Orbit, ws: &str, name: &str, value: &str, base: &str) {
     let placement = Placement::Header { name: "Authorization".into(), template: "Bearer {}".into() };
     orbit
         .vault()
-        .set(&WorkspaceId::new(ws).unwrap(), name, SecretValue::new(value.into()), vec![binding], placement, "test")
+        .set(
+            &WorkspaceId::new(ws).unwrap(),
+            name,
+            SecretValue::new(value.into()),
+            vec![binding],
+            placement,
+            &orbit::UserId::new("test").unwrap(),
+        )
         .unwrap();
 }
 

@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use common::ws;
 use orbit::orbit_workspace::{AgentName, Principal, Role, TokenId, UserId};
-use orbit::{Invocation, JobDefaults, JobState, Limits, Orbit, Outcome, RunId, RunQuery, RunRecord, RunStatus};
+use orbit::{
+    Invocation, JobDefaults, JobState, Limits, Orbit, Outcome, RunId, RunQuery, RunRecord, RunStatus, TeamStore,
+    TokenRequest,
+};
 
 fn user(name: &str, role: Role) -> Principal {
     Principal::user(UserId::new(name).unwrap(), role)
@@ -170,7 +173,20 @@ async fn a_queued_job_runs_for_the_principal_that_enqueued_it() {
     let env = common::env();
     let wasm = orbit_test_guests::bytes("jobs-probe");
     env.orbit.jobs().register(&ws("team"), "probe", &wasm, JobDefaults::default()).unwrap();
-    let principal = with_token("ada", "scheduler", TokenId::new());
+    // A queued job starts only while its token is active in the team store
+    // (a revoked one's does not: tests/audit.rs), so this one is issued.
+    let op = Principal::local_operator();
+    let ada = UserId::new("ada").unwrap();
+    env.orbit.team().create_workspace(&op, &ws("team"), &ada, None).unwrap();
+    let req = TokenRequest {
+        user: ada,
+        role: Some(Role::Member),
+        agent: Some(AgentName::new("scheduler").unwrap()),
+        name: None,
+        expires_in_ms: None,
+    };
+    let token = env.orbit.team().issue_token(&op, &ws("team"), req).unwrap().record.id;
+    let principal = with_token("ada", "scheduler", token);
     let out = env
         .orbit
         .engine()

@@ -168,7 +168,14 @@ async fn a_header_secret_goes_only_to_the_server_it_is_bound_to() {
     let here = orbit::HostBinding::parse(&server.url).unwrap();
     let vault = orbit.vault();
     vault
-        .set(&w, "OTHER", orbit::SecretValue::new("key-other-0001".into()), vec![elsewhere], placement.clone(), "t")
+        .set(
+            &w,
+            "OTHER",
+            orbit::SecretValue::new("key-other-0001".into()),
+            vec![elsewhere],
+            placement.clone(),
+            &orbit::UserId::new("t").unwrap(),
+        )
         .unwrap();
     vault
         .set(
@@ -392,7 +399,14 @@ async fn secrets_reach_the_server_by_reference_and_never_the_guest() {
     let placement = orbit::Placement::Header { name: "Authorization".into(), template: "Bearer {}".into() };
     orbit
         .vault()
-        .set(&w, "API_TOKEN", orbit::SecretValue::new(value.into()), vec![binding], placement, "test")
+        .set(
+            &w,
+            "API_TOKEN",
+            orbit::SecretValue::new(value.into()),
+            vec![binding],
+            placement,
+            &orbit::UserId::new("test").unwrap(),
+        )
         .unwrap();
     let spec = stdio(mcp_servers::everything_stdio()).env("API_TOKEN", ValueSource::parse("secret:API_TOKEN"));
     orbit.tools().registry().add_server(&w, "everything", spec).unwrap();

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use orbit_vault::{SecretResolver, SecretValue};
-use orbit_workspace::WorkspaceId;
+use orbit_vault::{SecretResolver, SecretUse, SecretValue};
+use orbit_workspace::{Principal, WorkspaceId};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
@@ -86,6 +86,22 @@ pub(crate) fn recordable(name: &str) -> String {
     }
 }
 
+/// Who a model call is made for: recorded with each use of a provider key.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    /// The run's principal, or the host caller's.
+    pub(crate) principal: Principal,
+    /// The run's id, when a run calls.
+    pub(crate) run_id: Option<String>,
+}
+
+impl Caller {
+    /// The host itself, outside any run ([`Principal::embedded`]).
+    pub(crate) fn host() -> Self {
+        Self { principal: Principal::embedded(), run_id: None }
+    }
+}
+
 /// The shared, engine-lifetime part of the primitive.
 pub(crate) struct Inner {
     pub(crate) config: AiConfig,
@@ -146,7 +162,13 @@ impl Inner {
 
     /// Looks up the provider's key in the workspace's vault and checks that
     /// it is bound to `POST` on the endpoint.
-    async fn key(&self, ws: &WorkspaceId, p: &ProviderConfig, url: &url::Url) -> Result<Option<SecretValue>, AiError> {
+    async fn key(
+        &self,
+        ws: &WorkspaceId,
+        caller: &Caller,
+        p: &ProviderConfig,
+        url: &url::Url,
+    ) -> Result<Option<SecretValue>, AiError> {
         let Some(secret) = p.key_secret.clone() else { return Ok(None) };
         let (resolver, ws2, name) = (self.resolver.clone(), ws.clone(), secret.clone());
         let found = tokio::task::spawn_blocking(move || resolver.resolve(&ws2, &name))
@@ -164,16 +186,22 @@ impl Inner {
         if !meta.hosts.iter().any(|b| b.matches(url.scheme(), &host, port, "POST", url.path())) {
             return Err(unavailable("not bound to the provider's endpoint"));
         }
-        self.mark_used(ws, &secret);
+        let origin = orbit_vault::origin_of(url.scheme(), &host, port);
+        self.mark_used(ws, &secret, caller, origin);
         Ok(Some(value))
     }
 
-    /// Records the key's use in the vault, off the call's path.
-    fn mark_used(&self, ws: &WorkspaceId, name: &str) {
+    /// Records the key's use through [`SecretResolver::record_use`] (the
+    /// vault's last-use time and, with a resolver that keeps one, the audit
+    /// trail), off the call's path on the blocking pool: it may land after
+    /// the run's record.
+    fn mark_used(&self, ws: &WorkspaceId, name: &str, caller: &Caller, origin: String) {
         let (resolver, ws, name) = (self.resolver.clone(), ws.clone(), name.to_owned());
         let at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let secret_use =
+            SecretUse { at_ms, origin, run_id: caller.run_id.clone(), principal: caller.principal.clone() };
         drop(tokio::task::spawn_blocking(move || {
-            if let Err(e) = resolver.mark_used(&ws, &name, at_ms) {
+            if let Err(e) = resolver.record_use(&ws, &name, &secret_use) {
                 tracing::warn!(workspace = ws.as_str(), secret = %name, error = %e, "recording a key's use failed");
             }
         }));
@@ -269,6 +297,7 @@ impl Inner {
     pub(crate) async fn chat(
         &self,
         ws: &WorkspaceId,
+        caller: &Caller,
         req: ChatRequest,
         budget: &mut TokenBudget,
         facts: &mut CallFacts,
@@ -314,7 +343,7 @@ impl Inner {
         }
         let prompt_bytes: usize = req.messages.iter().map(|m| m.content.len()).sum();
         let url = Self::endpoint(p, path)?;
-        let key = self.key(ws, p, &url).await?;
+        let key = self.key(ws, caller, p, &url).await?;
         let target = Target { provider: p, url, key };
         let answer = self.exchange(&target, body, facts).await?;
         let bad = |what: &str| AiError::Upstream { provider: p.name.clone(), detail: format!("response: {what}") };
@@ -337,6 +366,7 @@ impl Inner {
     pub(crate) async fn embed(
         &self,
         ws: &WorkspaceId,
+        caller: &Caller,
         provider: &str,
         model: &str,
         inputs: Vec<String>,
@@ -373,7 +403,7 @@ impl Inner {
             )));
         }
         let url = Self::endpoint(p, "embeddings")?;
-        let key = self.key(ws, p, &url).await?;
+        let key = self.key(ws, caller, p, &url).await?;
         let answer = self.exchange(&Target { provider: p, url, key }, body, facts).await?;
         let vectors = parse_embeddings(&answer, count).ok_or_else(|| AiError::Upstream {
             provider: p.name.clone(),

@@ -4,7 +4,7 @@ use orbit_engine::bindings::orbit::runtime::ai as wit;
 use orbit_engine::wasmtime::component::{HasData, Linker};
 use orbit_engine::{EngineError, Extensions, GuestError, HostError, Primitive, RunInfo, RunState};
 
-use crate::call::CallFacts;
+use crate::call::{CallFacts, Caller};
 use crate::{Ai, ChatRequest, FinishReason, Message, Role, TokenBudget, Usage};
 
 /// Per-run state: the run's token budget.
@@ -92,10 +92,12 @@ impl wit::Host for AiView<'_> {
             + request.model.len()
             + request.messages.iter().map(|m| m.content.len()).sum::<usize>();
         let ws = self.run.workspace().clone();
+        let caller = Caller { principal: self.run.principal().clone(), run_id: Some(self.run.run_id().to_string()) };
         let mut facts = CallFacts::default();
         let RunAi { budget, ai } = &mut *self.state;
         let call = async {
-            let resp = ai.inner.chat(&ws, from_wit(request), budget, &mut facts).await.map_err(HostError::from)?;
+            let resp =
+                ai.inner.chat(&ws, &caller, from_wit(request), budget, &mut facts).await.map_err(HostError::from)?;
             Ok(wit::ChatResponse {
                 text: resp.text,
                 finish_reason: finish_to_wit(resp.finish_reason),
@@ -115,11 +117,15 @@ impl wit::Host for AiView<'_> {
     ) -> orbit_engine::wasmtime::Result<Result<Vec<Vec<f32>>, GuestError>> {
         let bytes_in = provider.len() + model.len() + inputs.iter().map(String::len).sum::<usize>();
         let ws = self.run.workspace().clone();
+        let caller = Caller { principal: self.run.principal().clone(), run_id: Some(self.run.run_id().to_string()) };
         let mut facts = CallFacts::default();
         let RunAi { budget, ai } = &mut *self.state;
         let call = async {
-            let e =
-                ai.inner.embed(&ws, &provider, &model, inputs, budget, &mut facts).await.map_err(HostError::from)?;
+            let e = ai
+                .inner
+                .embed(&ws, &caller, &provider, &model, inputs, budget, &mut facts)
+                .await
+                .map_err(HostError::from)?;
             Ok(e.vectors)
         };
         let out = |v: &Vec<Vec<f32>>| v.iter().map(|x| x.len() * 4).sum();

@@ -63,7 +63,7 @@ pub use error::AiError;
 pub use host::AiView;
 pub use orbit_vault::SecretResolver;
 
-use crate::call::{CallFacts, Inner};
+use crate::call::{CallFacts, Caller, Inner};
 
 /// Who wrote a message (WIT `ai.role`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -290,7 +290,7 @@ impl Ai {
         req: ChatRequest,
         budget: &mut TokenBudget,
     ) -> Result<ChatResponse, AiError> {
-        self.inner.chat(ws, req, budget, &mut CallFacts::default()).await
+        self.inner.chat(ws, &Caller::host(), req, budget, &mut CallFacts::default()).await
     }
 
     /// Embeddings of `inputs` from `model` of `provider` on behalf of
@@ -307,6 +307,6 @@ impl Ai {
         inputs: Vec<String>,
         budget: &mut TokenBudget,
     ) -> Result<Embeddings, AiError> {
-        self.inner.embed(ws, provider, model, inputs, budget, &mut CallFacts::default()).await
+        self.inner.embed(ws, &Caller::host(), provider, model, inputs, budget, &mut CallFacts::default()).await
     }
 }

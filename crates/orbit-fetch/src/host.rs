@@ -81,6 +81,7 @@ impl Primitive for Fetch {
                 inner: self.inner.clone(),
                 workspace: run.workspace().clone(),
                 principal: run.principal().clone(),
+                run_id: run.run_id().to_string(),
                 deadline: run.deadline(),
                 requests: 0,
                 slots: Arc::new(Semaphore::new(per_run)),
@@ -143,6 +144,7 @@ impl fetch::Host for FetchView<'_> {
         let inner = self.state.core.inner.clone();
         let run_slots = self.state.core.slots.clone();
         let ws = self.run.workspace().clone();
+        let caller = self.state.core.caller();
         let bytes_in = request_bytes(&req);
         let facts = Mutex::new(CallFacts::default());
         let call = async {
@@ -152,7 +154,7 @@ impl fetch::Host for FetchView<'_> {
             let total = req.timeout.map_or(inner.config.total_timeout, |t| t.min(inner.config.total_timeout));
             // Held to the end of the response.
             let _run_slot = RunCore::acquire(&run_slots, tokio::time::Instant::now() + total).await?;
-            inner.send(&ws, req, &facts).await.map(to_wit).map_err(HostError::from)
+            inner.send(&ws, &caller, req, &facts).await.map(to_wit).map_err(HostError::from)
         };
         let result = self.run.host_call("fetch", "fetch", bytes_in, response_bytes, call).await;
         let facts = facts.into_inner().unwrap_or_else(|e| e.into_inner());

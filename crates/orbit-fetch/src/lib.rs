@@ -114,7 +114,7 @@ pub use scrub::REDACTED;
 pub use wasi_http::SECRETS_HEADER;
 
 use crate::addr::{AddressPolicy, VettingResolver};
-use crate::send::{CallFacts, Inner};
+use crate::send::{CallFacts, Caller, Inner};
 
 /// A request, as the guest gives it (WIT `fetch.request`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -199,6 +199,6 @@ impl Fetch {
     /// A [`FetchError`]; [`FetchError::code`] gives the WIT error code a
     /// guest would receive.
     pub async fn send(&self, ws: &WorkspaceId, req: FetchRequest) -> Result<FetchResponse, FetchError> {
-        self.inner.send(ws, req, &Mutex::new(CallFacts::default())).await
+        self.inner.send(ws, &Caller::host(), req, &Mutex::new(CallFacts::default())).await
     }
 }

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use orbit_vault::{Placement, SecretMeta, SecretResolver, SecretValue};
-use orbit_workspace::WorkspaceId;
+use orbit_vault::{Placement, SecretMeta, SecretResolver, SecretUse, SecretValue};
+use orbit_workspace::{Principal, WorkspaceId};
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
@@ -139,15 +139,34 @@ pub(crate) async fn acquire_slot(
     }
 }
 
-/// Records the use of the injected secrets in the vault when dropped, that
-/// is once the request is over (answered, failed or abandoned): each record
-/// is a write transaction, kept off the request's path on the blocking
-/// pool. A failure is logged (workspace, name and error; never a value).
+/// Who a request is sent for: recorded with each use of a secret.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    /// The run's principal, or the host caller's.
+    pub(crate) principal: Principal,
+    /// The run's id, when a run sends.
+    pub(crate) run_id: Option<String>,
+}
+
+impl Caller {
+    /// The host itself, outside any run ([`Principal::embedded`]).
+    pub(crate) fn host() -> Self {
+        Self { principal: Principal::embedded(), run_id: None }
+    }
+}
+
+/// Records the use of the injected secrets when dropped, that is once the
+/// request is over (answered, failed or abandoned), through
+/// [`SecretResolver::record_use`]: the vault's last-use time and, with a
+/// resolver that keeps one, the audit trail (secret name, origin, run id,
+/// principal; never a value). Each record is a write transaction, kept off
+/// the request's path on the blocking pool, so it may land after the run's
+/// record. A failure is logged (workspace, name and error; never a value).
 struct MarkUsed {
     resolver: Arc<dyn SecretResolver>,
     ws: WorkspaceId,
     names: Vec<String>,
-    at_ms: u64,
+    secret_use: SecretUse,
 }
 
 impl Drop for MarkUsed {
@@ -156,10 +175,10 @@ impl Drop for MarkUsed {
         if names.is_empty() {
             return;
         }
-        let (resolver, ws, at_ms) = (self.resolver.clone(), self.ws.clone(), self.at_ms);
+        let (resolver, ws, secret_use) = (self.resolver.clone(), self.ws.clone(), self.secret_use.clone());
         let record = move || {
             for name in names {
-                if let Err(e) = resolver.mark_used(&ws, &name, at_ms) {
+                if let Err(e) = resolver.record_use(&ws, &name, &secret_use) {
                     tracing::warn!(workspace = ws.as_str(), secret = %name, error = %e, "recording a secret's use failed");
                 }
             }
@@ -397,11 +416,12 @@ impl Inner {
     pub(crate) async fn send(
         &self,
         ws: &WorkspaceId,
+        caller: &Caller,
         req: FetchRequest,
         facts: &Mutex<CallFacts>,
     ) -> Result<FetchResponse, FetchError> {
         let started = tokio::time::Instant::now();
-        let result = self.send_from(started, ws, req, facts).await;
+        let result = self.send_from(started, ws, caller, req, facts).await;
         if let Err(FetchError::SecretDenied { .. }) = &result {
             tokio::time::sleep_until(started + SECRET_DENIAL_MIN).await;
         }
@@ -412,6 +432,7 @@ impl Inner {
         &self,
         started: tokio::time::Instant,
         ws: &WorkspaceId,
+        caller: &Caller,
         req: FetchRequest,
         facts: &Mutex<CallFacts>,
     ) -> Result<FetchResponse, FetchError> {
@@ -482,11 +503,17 @@ impl Inner {
             set(facts, |f| f.secrets_used = names.clone());
         }
         // Recorded in the vault once this call is over, whatever its end.
+        let at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         let _mark_used = MarkUsed {
             resolver: self.resolver.clone(),
             ws: ws.clone(),
             names,
-            at_ms: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+            secret_use: SecretUse {
+                at_ms,
+                origin: orbit_vault::origin_of(&req.scheme, &req.host, req.port),
+                run_id: caller.run_id.clone(),
+                principal: caller.principal.clone(),
+            },
         };
 
         let result = self.exchange(req, deadline, &scrubber, facts).await;

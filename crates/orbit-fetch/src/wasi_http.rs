@@ -13,7 +13,7 @@ use orbit_workspace::{Principal, WorkspaceId};
 use tokio::sync::Semaphore;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
-use crate::send::{CallFacts, Inner, acquire_slot};
+use crate::send::{CallFacts, Caller, Inner, acquire_slot};
 use crate::{FetchError, FetchRequest, FetchResponse};
 
 /// The request header in which a `wasi:http` guest names the secrets to
@@ -107,6 +107,8 @@ pub(crate) struct RunCore {
     pub(crate) workspace: WorkspaceId,
     /// Who the run acts for.
     pub(crate) principal: Principal,
+    /// The run's id, recorded with each use of a secret.
+    pub(crate) run_id: String,
     pub(crate) deadline: tokio::time::Instant,
     /// Calls so far in this run, through either interface, refused ones
     /// included.
@@ -119,6 +121,11 @@ pub(crate) struct RunCore {
 }
 
 impl RunCore {
+    /// Who the run's requests are sent for.
+    pub(crate) fn caller(&self) -> Caller {
+        Caller { principal: self.principal.clone(), run_id: Some(self.run_id.clone()) }
+    }
+
     /// Counts one call; `Err` once the run is over its limit.
     pub(crate) fn count_request(&mut self) -> Result<(), FetchError> {
         self.requests = self.requests.saturating_add(1);
@@ -272,6 +279,7 @@ impl WasiHttpHooks for RunCore {
         let permitted = self.check_method(request.method().as_str());
         let inner = self.inner.clone();
         let ws = self.workspace.clone();
+        let caller = self.caller();
         let deadline = self.deadline;
         let run_slots = self.slots.clone();
 
@@ -308,7 +316,7 @@ impl WasiHttpHooks for RunCore {
                 let bytes_in =
                     req.url.len() + req.headers.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>() + req.body.len();
                 lock(&slot.state).0 = bytes_in;
-                match tokio::time::timeout_at(deadline, inner.send(&ws, req, &slot.facts)).await {
+                match tokio::time::timeout_at(deadline, inner.send(&ws, &caller, req, &slot.facts)).await {
                     Ok(r) => r,
                     Err(_) => Err(FetchError::Timeout("the run's deadline passed".to_owned())),
                 }

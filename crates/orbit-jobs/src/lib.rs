@@ -111,9 +111,19 @@ pub struct Jobs {
     inner: Arc<Inner>,
 }
 
+/// Asked by the queue workers before a queued job starts: whether the
+/// principal the job acts for (and so the token it was enqueued with) may
+/// still act in the workspace. `false` refuses the job. Called on the
+/// blocking pool; see [`Jobs::set_principal_check`].
+pub type PrincipalCheck = Arc<dyn Fn(&WorkspaceId, &Principal) -> bool + Send + Sync>;
+
+/// The failure detail of a queued job refused by the [`PrincipalCheck`].
+pub const PRINCIPAL_REFUSED: &str = "not started: the principal that enqueued it may no longer act (its token was revoked or expired, or its member was removed)";
+
 pub(crate) struct Inner {
     pub(crate) store: JobStore,
     pub(crate) limits: JobLimits,
+    pub(crate) principal_check: OnceLock<PrincipalCheck>,
     engine: OnceLock<WeakEngine>,
     loaded: Mutex<HashMap<String, LoadedComponent>>,
     pub(crate) wake: tokio::sync::Notify,
@@ -131,6 +141,7 @@ impl Jobs {
             inner: Arc::new(Inner {
                 store,
                 limits,
+                principal_check: OnceLock::new(),
                 engine: OnceLock::new(),
                 loaded: Mutex::new(HashMap::new()),
                 wake: tokio::sync::Notify::new(),
@@ -197,6 +208,17 @@ impl Jobs {
         principal: Principal,
     ) -> Result<JobId, JobsError> {
         self.inner.enqueue(ws, name, input.into(), None, 0, principal)
+    }
+
+    /// Sets the check the queue workers ask before starting each queued job
+    /// (the `orbit` facade asks its team store whether the job's token is
+    /// still active). A job it refuses is not run: it ends `failed` with
+    /// code `permission-denied` and detail [`PRINCIPAL_REFUSED`], recorded in
+    /// the job store. Without a check every queued job runs. Set it before
+    /// starting workers; returns `false` (and changes nothing) when a check
+    /// was already set.
+    pub fn set_principal_check(&self, check: PrincipalCheck) -> bool {
+        self.inner.principal_check.set(check).is_ok()
     }
 
     /// Starts the queue workers on the current tokio runtime: first

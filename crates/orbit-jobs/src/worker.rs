@@ -179,6 +179,15 @@ async fn run_job(inner: Arc<Inner>, job: QueuedJob) -> String {
 }
 
 async fn execute(inner: &Arc<Inner>, job: &QueuedJob) -> Result<orbit_engine::Outcome, HostError> {
+    if let Some(check) = inner.principal_check.get() {
+        let (check, ws, principal) = (check.clone(), job.workspace.clone(), job.principal.clone());
+        // A check that cannot finish refuses: never run a job for a
+        // principal nobody vouched for.
+        let allowed = tokio::task::spawn_blocking(move || check(&ws, &principal)).await.unwrap_or(false);
+        if !allowed {
+            return Err(HostError::with_detail(ErrorCode::PermissionDenied, crate::PRINCIPAL_REFUSED));
+        }
+    }
     let engine = inner.engine()?;
     let spec = {
         let (i, ws, name) = (inner.clone(), job.workspace.clone(), job.name.clone());

@@ -31,6 +31,27 @@
 //! server `is_error`; the span's duration, outcome and byte counts give
 //! latency, outcome and bytes. Arguments and results are never stored.
 //!
+//! **Audit.** With an audit sink ([`Tools::with_audit`]; the `orbit` facade
+//! passes its team store), every call, from a guest or through
+//! [`Tools::call_as`], refused ones included, appends an
+//! [`AuditKind::ToolCall`] event: who (user, token, agent of the
+//! principal), server, tool, latency in µs, outcome (`ok`, `tool-error`
+//! when the tool reported `isError`, the error code such as
+//! `permission-denied`, `limit-exceeded`, `unavailable`, or `cancelled`
+//! when the run was cancelled during the call) and the run id for a guest's
+//! call; never arguments or results. The append is a durable write on the
+//! blocking pool, awaited before the call returns, so a guest's call is in
+//! the audit trail before its run's record is written. A call abandoned by
+//! a cancelled run is appended in the background instead. A failed append
+//! is logged and does not change the call's result.
+//!
+//! **Credentials.** The secrets of a server's environment or headers are
+//! placed once per connection, not per call: when a connection is made,
+//! each is recorded through [`SecretResolver::record_use`] by the principal
+//! and run whose call (or listing) opened it, with origin `stdio://SERVER`
+//! or the endpoint's `scheme://host:port`; [`Tools::refresh`] and
+//! [`Tools::list`] record the host ([`Principal::embedded`], no run).
+//!
 //! MCP: <https://modelcontextprotocol.io/specification/2025-06-18>.
 
 mod error;
@@ -45,7 +66,7 @@ use orbit_engine::wasmtime::component::{HasData, Linker};
 use orbit_engine::{EngineError, Extensions, GuestError, HostError, Primitive, RunInfo, RunState};
 pub use orbit_vault::SecretResolver;
 use orbit_workspace::permission::{Action, Target};
-use orbit_workspace::{Principal, WorkspaceId};
+use orbit_workspace::{AuditEvent, AuditKind, AuditLog, Principal, WorkspaceId};
 use rmcp::model::CallToolRequestParams;
 use tokio::time::Instant;
 
@@ -121,12 +142,29 @@ pub struct ToolResult {
     pub is_error: bool,
 }
 
+/// Who a call or connection is made for: recorded in the audit trail.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    /// The run's principal, or the host caller's.
+    pub(crate) principal: Principal,
+    /// The run's id, when a run calls.
+    pub(crate) run_id: Option<String>,
+}
+
+impl Caller {
+    /// A host-side caller acting for `principal`, outside any run.
+    fn host(principal: Principal) -> Self {
+        Self { principal, run_id: None }
+    }
+}
+
 /// The `tools` primitive, and the host-side API to the workspace's MCP
 /// servers. Cheap to clone; clones share the registry and the pool.
 #[derive(Clone)]
 pub struct Tools {
     registry: Arc<ToolRegistry>,
     pool: Arc<pool::Pool>,
+    audit: Option<Arc<dyn AuditLog>>,
 }
 
 impl std::fmt::Debug for Tools {
@@ -140,7 +178,16 @@ impl Tools {
     /// `resolver`.
     pub fn new(registry: Arc<ToolRegistry>, resolver: Arc<dyn SecretResolver>, limits: ToolsLimits) -> Self {
         let pool = Arc::new(pool::Pool::new(registry.clone(), resolver, limits));
-        Self { registry, pool }
+        Self { registry, pool, audit: None }
+    }
+
+    /// The same primitive, appending an [`AuditKind::ToolCall`] event to
+    /// `audit` for every tool call (see the crate docs). Set it before the
+    /// primitive is composed into an engine: clones made earlier keep no
+    /// sink.
+    pub fn with_audit(mut self, audit: Arc<dyn AuditLog>) -> Self {
+        self.audit = Some(audit);
+        self
     }
 
     /// The registry.
@@ -162,7 +209,7 @@ impl Tools {
     pub async fn refresh(&self, ws: &WorkspaceId, name: &str) -> Result<Vec<ToolInfo>, ToolsError> {
         let entry = self.enabled_server(ws, name).await?;
         let until = Instant::now() + self.limits().connect_timeout;
-        let lease = self.pool.lease(ws, &entry, until).await?;
+        let lease = self.pool.lease(ws, &entry, until, &Caller::host(Principal::embedded())).await?;
         let tools = tokio::time::timeout_at(until, lease.conn.service.list_all_tools())
             .await
             .map_err(|_| ToolsError::Unavailable { server: name.to_owned(), detail: "tools/list timed out".into() })?;
@@ -183,15 +230,24 @@ impl Tools {
     /// # Errors
     /// [`ToolsError::Io`] or [`ToolsError::Corrupt`] from the registry.
     pub async fn list(&self, ws: &WorkspaceId, until: Instant) -> Result<(Vec<ToolInfo>, Vec<String>), ToolsError> {
+        self.list_for(ws, &Caller::host(Principal::embedded()), until).await
+    }
+
+    async fn list_for(
+        &self,
+        ws: &WorkspaceId,
+        caller: &Caller,
+        until: Instant,
+    ) -> Result<(Vec<ToolInfo>, Vec<String>), ToolsError> {
         let (reg, w) = (self.registry.clone(), ws.clone());
         let servers = blocking(move || reg.list_servers(&w)).await?;
         // Started side by side, so one hanging server does not use up the
         // others' time.
         let mut starts = tokio::task::JoinSet::new();
         for s in servers.into_iter().filter(|s| s.enabled && s.tools.is_none()) {
-            let (pool, ws) = (self.pool.clone(), ws.clone());
+            let (pool, ws, caller) = (self.pool.clone(), ws.clone(), caller.clone());
             starts.spawn(async move {
-                match pool.lease(&ws, &s, until).await {
+                match pool.lease(&ws, &s, until, &caller).await {
                     Ok(lease) => {
                         pool.finish(&lease, false).await;
                         None
@@ -252,6 +308,10 @@ impl Tools {
     /// `readOnlyHint` and whether the policy opens it to read-only
     /// principals). This is the one permission check of `tools`.
     ///
+    /// With an audit sink ([`Tools::with_audit`]), the call is appended to
+    /// the audit trail as `principal`'s, with no run id, before this
+    /// returns, whatever its outcome.
+    ///
     /// # Errors
     /// As [`Tools::call`], and [`ToolsError::NotPermitted`] when the
     /// principal may not call the tool.
@@ -264,6 +324,38 @@ impl Tools {
         arguments: &str,
         until: Instant,
     ) -> Result<ToolResult, ToolsError> {
+        let caller = Caller::host(principal.clone());
+        let mut audit = self.audit_guard(ws, &caller, server, tool);
+        let result = self.call_checked(ws, &caller, server, tool, arguments, until).await;
+        audit.finish(&result).await;
+        result
+    }
+
+    /// An audit record for one call, started now; `None` without a sink.
+    fn audit_guard(&self, ws: &WorkspaceId, caller: &Caller, server: &str, tool: &str) -> CallAudit {
+        CallAudit {
+            pending: self.audit.as_ref().map(|sink| PendingAudit {
+                sink: sink.clone(),
+                ws: ws.clone(),
+                caller: caller.clone(),
+                server: attr(server),
+                tool: attr(tool),
+                started: std::time::Instant::now(),
+            }),
+        }
+    }
+
+    /// The call itself, checks included, without the audit.
+    async fn call_checked(
+        &self,
+        ws: &WorkspaceId,
+        caller: &Caller,
+        server: &str,
+        tool: &str,
+        arguments: &str,
+        until: Instant,
+    ) -> Result<ToolResult, ToolsError> {
+        let principal = &caller.principal;
         let limits = self.limits();
         if arguments.len() > limits.max_argument_bytes {
             return Err(ToolsError::ArgumentsTooLarge { size: arguments.len(), limit: limits.max_argument_bytes });
@@ -279,7 +371,7 @@ impl Tools {
         if !policy.allows(server, tool) {
             return Err(ToolsError::Denied { server: server.to_owned(), tool: tool.to_owned() });
         }
-        let lease = self.pool.lease(ws, &entry, until).await?;
+        let lease = self.pool.lease(ws, &entry, until, caller).await?;
         // The lease refreshed the list when it connected; a list read before
         // any connection is refreshed now.
         let (reg, w, n) = (self.registry.clone(), ws.clone(), server.to_owned());
@@ -346,6 +438,91 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
         serde_json::Value::String(_) => "string",
         serde_json::Value::Array(_) => "array",
         serde_json::Value::Object(_) => "object",
+    }
+}
+
+/// The audit event of one tool call, appended by [`CallAudit::finish`], or
+/// (outcome `cancelled`) in the background when the call is dropped before
+/// it ends, as when its run is cancelled.
+struct CallAudit {
+    pending: Option<PendingAudit>,
+}
+
+struct PendingAudit {
+    sink: Arc<dyn AuditLog>,
+    ws: WorkspaceId,
+    caller: Caller,
+    server: String,
+    tool: String,
+    started: std::time::Instant,
+}
+
+impl PendingAudit {
+    /// The event, with the latency up to now.
+    fn event(&self, outcome: &str) -> AuditEvent {
+        let latency_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        AuditEvent::new(
+            self.ws.clone(),
+            &self.caller.principal,
+            at_ms,
+            AuditKind::ToolCall {
+                server: self.server.clone(),
+                tool: self.tool.clone(),
+                latency_us,
+                outcome: outcome.to_owned(),
+                run_id: self.caller.run_id.clone(),
+            },
+        )
+    }
+
+    /// Appends `event` (on the calling thread: run it on the blocking pool).
+    fn append(sink: &dyn AuditLog, event: AuditEvent) {
+        if let Err(e) = sink.append(event.clone()) {
+            tracing::warn!(
+                workspace = event.workspace.as_str(),
+                outcome = event.outcome(),
+                error = %e,
+                "appending a tool call to the audit trail failed"
+            );
+        }
+    }
+}
+
+/// The audit outcome of a call's result: `ok`, `tool-error`, or the
+/// error's code.
+fn audit_outcome(result: &Result<ToolResult, ToolsError>) -> &'static str {
+    match result {
+        Ok(r) if r.is_error => "tool-error",
+        Ok(_) => "ok",
+        Err(e) => orbit_engine::code_name(e.code()),
+    }
+}
+
+impl CallAudit {
+    /// Appends the event of `result`, durably, on the blocking pool, and
+    /// waits for it.
+    async fn finish(&mut self, result: &Result<ToolResult, ToolsError>) {
+        let Some(p) = self.pending.take() else { return };
+        let event = p.event(audit_outcome(result));
+        let sink = p.sink.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || PendingAudit::append(&*sink, event)).await {
+            tracing::warn!(error = %e, "appending a tool call to the audit trail: task failed");
+        }
+    }
+}
+
+impl Drop for CallAudit {
+    fn drop(&mut self) {
+        let Some(p) = self.pending.take() else { return };
+        let event = p.event("cancelled");
+        let sink = p.sink;
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(move || PendingAudit::append(&*sink, event))),
+            Err(_) => PendingAudit::append(&*sink, event),
+        }
     }
 }
 
@@ -476,12 +653,13 @@ impl wit::Host for ToolsView<'_> {
     async fn list(&mut self) -> HostResult<Vec<wit::ToolInfo>> {
         let until = self.until();
         let (tools, ws) = (self.state.tools.clone(), self.state.workspace.clone());
+        let caller = Caller { principal: self.state.principal.clone(), run_id: Some(self.run.run_id().to_string()) };
         let size = |v: &Vec<wit::ToolInfo>| {
             v.iter().map(|t| t.server.len() + t.name.len() + t.description.len() + t.input_schema.len()).sum()
         };
         let mut skipped = Vec::new();
         let call = async {
-            let (list, unreachable) = tools.list(&ws, until).await.map_err(HostError::from)?;
+            let (list, unreachable) = tools.list_for(&ws, &caller, until).await.map_err(HostError::from)?;
             skipped = unreachable;
             Ok(list
                 .into_iter()
@@ -508,20 +686,21 @@ impl wit::Host for ToolsView<'_> {
     async fn call(&mut self, server: String, tool: String, arguments_json: String) -> HostResult<wit::ToolResult> {
         let until = self.until();
         let n = server.len() + tool.len() + arguments_json.len();
-        let (tools, ws, principal) =
-            (self.state.tools.clone(), self.state.workspace.clone(), self.state.principal.clone());
+        let (tools, ws) = (self.state.tools.clone(), self.state.workspace.clone());
+        let caller = Caller { principal: self.state.principal.clone(), run_id: Some(self.run.run_id().to_string()) };
         self.state.calls = self.state.calls.saturating_add(1);
         let over = self.state.calls > tools.limits().max_calls_per_run;
         let max = tools.limits().max_calls_per_run;
         let mut is_error = None;
         let call = async {
-            if over {
-                return Err(HostError::from(ToolsError::TooManyCalls(max)));
-            }
-            let r = tools
-                .call_as(&ws, &principal, &server, &tool, &arguments_json, until)
-                .await
-                .map_err(HostError::from)?;
+            let mut audit = tools.audit_guard(&ws, &caller, &server, &tool);
+            let r = if over {
+                Err(ToolsError::TooManyCalls(max))
+            } else {
+                tools.call_checked(&ws, &caller, &server, &tool, &arguments_json, until).await
+            };
+            audit.finish(&r).await;
+            let r = r.map_err(HostError::from)?;
             is_error = Some(r.is_error);
             let content = serde_json::to_string(&r.content).unwrap_or_else(|_| "[]".to_owned());
             Ok(wit::ToolResult { content, is_error: r.is_error })

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use orbit_vault::{SecretResolver, SecretValue};
+use orbit_vault::{SecretResolver, SecretUse, SecretValue};
 use orbit_workspace::WorkspaceId;
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation};
 use rmcp::service::{NotificationContext, RunningService};
@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use crate::error::ToolsError;
 use crate::registry::{ServerEntry, ServerTransport, ToolInfo, ToolRegistry, ValueSource};
-use crate::{INHERITED_ENV, ToolsLimits};
+use crate::{Caller, INHERITED_ENV, ToolsLimits};
 
 /// The MCP client side of one connection: answers the server's
 /// notifications. A `notifications/tools/list_changed` refreshes the
@@ -209,11 +209,14 @@ impl Pool {
 
     /// A live connection to `entry`, started if needed, with one of its
     /// concurrency permits, all before `until`.
+    /// A new connection's secrets are recorded as used by `caller` (see
+    /// [`Pool::connect`]).
     pub(crate) async fn lease(
         self: &Arc<Self>,
         ws: &WorkspaceId,
         entry: &ServerEntry,
         until: Instant,
+        caller: &Caller,
     ) -> Result<Lease, ToolsError> {
         let unavailable =
             |detail: &str| ToolsError::Unavailable { server: entry.name.clone(), detail: detail.to_owned() };
@@ -244,7 +247,7 @@ impl Pool {
             tokio::time::sleep_until(at).await;
         }
         let connect_until = until.min(Instant::now() + self.limits.connect_timeout);
-        match tokio::time::timeout_at(connect_until, self.connect(ws, entry)).await {
+        match tokio::time::timeout_at(connect_until, self.connect(ws, entry, caller)).await {
             Ok(Ok(conn)) => {
                 let conn = Arc::new(conn);
                 st.conn = Some(conn.clone());
@@ -290,7 +293,14 @@ impl Pool {
         }
     }
 
-    async fn connect(&self, ws: &WorkspaceId, entry: &ServerEntry) -> Result<Connection, ToolsError> {
+    /// Starts or connects to `entry`. Its secrets (environment of a stdio
+    /// server, headers of an HTTP one) are recorded as used once, here,
+    /// through [`SecretResolver::record_use`]: by `caller` (the principal
+    /// and run whose call or listing opened the connection), with origin
+    /// `stdio://SERVER` or the endpoint's `scheme://host:port`, before the
+    /// server gets them. Later calls over the pooled connection, by any run
+    /// of the workspace, place no secret and record none.
+    async fn connect(&self, ws: &WorkspaceId, entry: &ServerEntry, caller: &Caller) -> Result<Connection, ToolsError> {
         let client = Client {
             registry: self.registry.clone(),
             workspace: ws.clone(),
@@ -314,6 +324,7 @@ impl Pool {
                     let value = self.value(ws, source, None, &mut secrets).await?;
                     cmd.env(key, value);
                 }
+                self.record_uses(ws, entry, caller, format!("stdio://{}", entry.name)).await;
                 let mut wrapped = process_wrap::tokio::CommandWrap::from(cmd);
                 // Its own process group, so that killing it also kills what
                 // a launcher such as `npx` started.
@@ -338,6 +349,15 @@ impl Pool {
                     value.set_sensitive(true);
                     headers.insert(name, value);
                 }
+                let host = match endpoint.host() {
+                    Some(url::Host::Domain(d)) => d.to_owned(),
+                    Some(url::Host::Ipv4(a)) => a.to_string(),
+                    Some(url::Host::Ipv6(a)) => a.to_string(),
+                    None => String::new(),
+                };
+                let origin =
+                    orbit_vault::origin_of(endpoint.scheme(), &host, endpoint.port_or_known_default().unwrap_or(0));
+                self.record_uses(ws, entry, caller, origin).await;
                 let config = StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(headers);
                 let transport =
                     Watched { inner: StreamableHttpClientTransport::from_config(config), ended: ended.clone() };
@@ -351,6 +371,39 @@ impl Pool {
         let tools = tool_infos(&name, tools);
         crate::blocking(move || reg.set_tools(&ws2, &name, id, tools)).await?;
         Ok(Connection { service, ended, secrets, last_used: Mutex::new(std::time::Instant::now()) })
+    }
+
+    /// Records each secret of `entry` (environment and headers) as used by
+    /// `caller`, sent to `origin`, on the blocking pool, awaited. A failure
+    /// is logged (workspace, server, secret name, error; never a value) and
+    /// does not stop the connection.
+    async fn record_uses(&self, ws: &WorkspaceId, entry: &ServerEntry, caller: &Caller, origin: String) {
+        let names: Vec<String> = entry
+            .spec
+            .env
+            .iter()
+            .chain(entry.spec.headers.iter())
+            .filter_map(|(_, v)| match v {
+                ValueSource::Secret(name) => Some(name.clone()),
+                ValueSource::Literal(_) => None,
+            })
+            .collect();
+        if names.is_empty() {
+            return;
+        }
+        let secret_use = SecretUse::now(origin, caller.principal.clone()).in_run(caller.run_id.clone());
+        let (resolver, ws, server) = (self.resolver.clone(), ws.clone(), entry.name.clone());
+        let recorded = tokio::task::spawn_blocking(move || {
+            for name in names {
+                if let Err(e) = resolver.record_use(&ws, &name, &secret_use) {
+                    tracing::warn!(workspace = ws.as_str(), server = %server, secret = %name, error = %e, "recording a secret's use failed");
+                }
+            }
+        })
+        .await;
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e, "recording a tool server's secret uses: task failed");
+        }
     }
 
     /// The value of `source`; a secret sent to an HTTP server (`endpoint`)

@@ -131,6 +131,12 @@ pub enum VaultError {
     /// commit error).
     #[error("vault storage: {0}")]
     Storage(#[from] redb::Error),
+
+    /// A use of a secret could not be written to the audit trail (from a
+    /// [`SecretResolver::record_use`](crate::SecretResolver::record_use)
+    /// that keeps one). The text names no value.
+    #[error("audit trail: {0}")]
+    Audit(String),
 }
 
 macro_rules! from_redb {

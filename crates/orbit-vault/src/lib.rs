@@ -43,4 +43,6 @@ mod vault;
 pub use binding::{FORBIDDEN_HEADERS, HostBinding, Placement, SecretMeta};
 pub use error::VaultError;
 pub use key::{MasterKey, MasterKeySource, SecretValue};
-pub use vault::{DataKeyStatus, KekStatus, RotationReport, SecretResolver, Vault, VaultOptions, VaultStatus};
+pub use vault::{
+    DataKeyStatus, KekStatus, RotationReport, SecretResolver, SecretUse, Vault, VaultOptions, VaultStatus, origin_of,
+};

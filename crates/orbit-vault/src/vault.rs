@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use orbit_workspace::WorkspaceId;
+use orbit_workspace::{Principal, WorkspaceId};
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
 };
@@ -903,6 +903,64 @@ pub trait SecretResolver: Send + Sync + 'static {
     /// # Errors
     /// As [`Vault::mark_used`].
     fn mark_used(&self, ws: &WorkspaceId, name: &str, at_ms: u64) -> Result<(), VaultError>;
+
+    /// Records that the host placed secret `name` of `ws` into an outbound
+    /// request (or a tool server's environment): who caused it, from which
+    /// run, and where it went. Called by the primitives once per placement,
+    /// off the request's path. The default records only the time, with
+    /// [`SecretResolver::mark_used`]; a resolver that also keeps an audit
+    /// trail overrides it (the `orbit` facade appends a `CredentialUse`
+    /// audit event). Never given the value.
+    ///
+    /// # Errors
+    /// As [`SecretResolver::mark_used`], or the audit trail's error.
+    fn record_use(&self, ws: &WorkspaceId, name: &str, secret_use: &SecretUse) -> Result<(), VaultError> {
+        self.mark_used(ws, name, secret_use.at_ms)
+    }
+}
+
+/// One placement of a secret by the host, as given to
+/// [`SecretResolver::record_use`]. Holds no value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretUse {
+    /// When, in ms since the Unix epoch.
+    pub at_ms: u64,
+    /// Where the secret went: `scheme://host:port` for HTTP (IPv6 hosts in
+    /// brackets), `stdio://SERVER` for the environment of the stdio MCP
+    /// server installed as `SERVER`.
+    pub origin: String,
+    /// The run that caused it, when a run did.
+    pub run_id: Option<String>,
+    /// Who caused it: the run's principal, or the host caller's.
+    pub principal: Principal,
+}
+
+impl SecretUse {
+    /// A use now (the system clock) by `principal`, sent to `origin`, from
+    /// no run.
+    pub fn now(origin: impl Into<String>, principal: Principal) -> Self {
+        let at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        Self { at_ms, origin: origin.into(), run_id: None, principal }
+    }
+
+    /// The same use, caused by run `run_id` (when `Some`).
+    pub fn in_run(mut self, run_id: Option<String>) -> Self {
+        self.run_id = run_id;
+        self
+    }
+}
+
+/// The origin of `url` as recorded in a [`SecretUse`]: `scheme://host:port`
+/// with the port always written (the scheme's default when the URL has
+/// none), IPv6 hosts in brackets, domain names lowercase without a
+/// trailing dot. Never a path, query or user info.
+pub fn origin_of(scheme: &str, host: &str, port: u16) -> String {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host.contains(':') && !host.starts_with('[') {
+        format!("{scheme}://[{host}]:{port}")
+    } else {
+        format!("{scheme}://{host}:{port}")
+    }
 }
 
 impl SecretResolver for Vault {

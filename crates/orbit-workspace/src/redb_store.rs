@@ -669,6 +669,21 @@ impl TeamStore for RedbTeamStore {
         Ok(Authenticated { workspace: record.workspace.clone(), principal, token: record })
     }
 
+    fn token_active(&self, ws: &WorkspaceId, id: TokenId) -> Result<bool, TeamError> {
+        let now = self.now();
+        let txn = self.db.begin_read().map_err(st)?;
+        let t = txn.open_table(TOKENS).map_err(st)?;
+        let Some(v) = t.get((ws.as_str(), id.0.as_u128())).map_err(st)? else {
+            return Ok(false);
+        };
+        let stored: StoredToken = dec(v.value())?;
+        if stored.record.revoked_at_ms.is_some() || stored.record.expires_at_ms.is_some_and(|e| now >= e) {
+            return Ok(false);
+        }
+        let m = txn.open_table(MEMBERS).map_err(st)?;
+        Ok(m.get((ws.as_str(), stored.record.user.as_str())).map_err(st)?.is_some())
+    }
+
     fn notifications(&self, actor: &Principal, ws: &WorkspaceId) -> Result<Vec<Notification>, TeamError> {
         let txn = self.write_read()?;
         get_workspace(&txn, ws)?;
@@ -740,5 +755,59 @@ impl Drop for ReadTxn {
         if let Some(t) = self.0.take() {
             let _ = t.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ManualClock;
+
+    fn store(dir: &Path, clock: ManualClock) -> RedbTeamStore {
+        RedbTeamStore::open_with(&dir.join("team.redb"), Arc::new(clock), DEFAULT_AUDIT_RETENTION_MS).unwrap()
+    }
+
+    fn issue(s: &RedbTeamStore, ws: &WorkspaceId, user: &str, expires_in_ms: Option<u64>) -> TokenId {
+        let req = TokenRequest { user: UserId::new(user).unwrap(), role: None, agent: None, name: None, expires_in_ms };
+        s.issue_token(&Principal::local_operator(), ws, req).unwrap().record.id
+    }
+
+    #[test]
+    fn token_active_is_false_once_revoked_expired_or_its_member_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::at(1_000_000);
+        let s = store(dir.path(), clock.clone());
+        let op = Principal::local_operator();
+        let (ws, other) = (WorkspaceId::new("acme").unwrap(), WorkspaceId::new("other").unwrap());
+        s.create_workspace(&op, &ws, &UserId::new("ada").unwrap(), None).unwrap();
+        s.create_workspace(&op, &other, &UserId::new("ada").unwrap(), None).unwrap();
+        for user in ["bob", "eve"] {
+            s.add_member(&op, &ws, &UserId::new(user).unwrap(), Role::Member, None).unwrap();
+        }
+        let (kept, revoked, expiring, removed) = (
+            issue(&s, &ws, "ada", None),
+            issue(&s, &ws, "ada", None),
+            issue(&s, &ws, "bob", Some(60_000)),
+            issue(&s, &ws, "eve", None),
+        );
+        for id in [kept, revoked, expiring, removed] {
+            assert!(s.token_active(&ws, id).unwrap(), "{id} is active when issued");
+        }
+
+        s.revoke_token(&op, &ws, revoked).unwrap();
+        assert!(!s.token_active(&ws, revoked).unwrap(), "revoked");
+
+        clock.advance(59_999);
+        assert!(s.token_active(&ws, expiring).unwrap(), "not yet expired");
+        clock.advance(1);
+        assert!(!s.token_active(&ws, expiring).unwrap(), "expired");
+
+        s.remove_member(&op, &ws, &UserId::new("eve").unwrap(), Vec::new()).unwrap();
+        assert!(!s.token_active(&ws, removed).unwrap(), "its member was removed");
+
+        assert!(s.token_active(&ws, kept).unwrap(), "the others keep working");
+        assert!(!s.token_active(&other, kept).unwrap(), "a token acts only in its own workspace");
+        assert!(!s.token_active(&ws, TokenId::new()).unwrap(), "an unknown token");
+        assert!(!s.token_active(&WorkspaceId::new("nowhere").unwrap(), kept).unwrap(), "an unknown workspace");
     }
 }

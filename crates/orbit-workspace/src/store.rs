@@ -389,6 +389,18 @@ pub trait TeamStore: AuditLog {
     /// [`TeamError::Storage`].
     fn authenticate(&self, token: &str) -> Result<Authenticated, TeamError>;
 
+    /// Whether token `id` of `ws` still acts: it exists in `ws`, is
+    /// neither revoked nor expired (at the store's clock), and its member
+    /// still belongs to `ws`. A read, no audit event. Asked before work a
+    /// token started earlier goes on without it, such as a queued job.
+    ///
+    /// `Ok(false)` for every way of not being active, including an unknown
+    /// token and an unknown workspace.
+    ///
+    /// # Errors
+    /// [`TeamError::Storage`] when the store cannot be read.
+    fn token_active(&self, ws: &WorkspaceId, id: TokenId) -> Result<bool, TeamError>;
+
     /// The workspace's notifications, newest first (admins).
     ///
     /// # Errors
