@@ -52,7 +52,7 @@ fn one_shot_model_server() -> (String, std::thread::JoinHandle<String>) {
 #[test]
 fn orbit_run_uses_a_provider_added_with_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    common::workspaces(dir.path(), &["default", "team"]);
+    common::workspaces(dir.path(), &["default", "team", "team-a"]);
     let d = dir.path();
     let (base, server) = one_shot_model_server();
     ok(orbit(d, &["ai", "provider", "add", "local", "--base-url", &base, "--model", "*"]));
@@ -75,7 +75,7 @@ fn ok(out: Output) -> String {
 #[test]
 fn providers_are_added_listed_and_removed() {
     let dir = tempfile::tempdir().unwrap();
-    common::workspaces(dir.path(), &["default", "team"]);
+    common::workspaces(dir.path(), &["default", "team", "team-a"]);
     let d = dir.path();
     ok(orbit(d, &["ai", "provider", "add", "local", "--base-url", "http://127.0.0.1:8080/v1", "--model", "*"]));
     ok(orbit(

@@ -49,7 +49,10 @@ fn grep_dir(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
 #[test]
 fn secrets_are_stored_encrypted_listed_without_values_and_removed() {
     let dir = tempfile::tempdir().unwrap();
-    common::workspaces(dir.path(), &["default", "team-a", "w2"]);
+    // First use generated a master key file, and said where.
+    let first = orbit(dir.path(), &["workspace", "create", "default", "--owner", common::OWNER]);
+    assert!(text(&first.stderr).contains("generated a new master key"), "{}", text(&first.stderr));
+    common::workspaces(dir.path(), &["team-a", "w2"]);
     let value = "sk-live-7f3a9c2e4b1d";
     let out = orbit_stdin(
         dir.path(),
@@ -69,8 +72,6 @@ fn secrets_are_stored_encrypted_listed_without_values_and_removed() {
         &format!("{value}\n"),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    // First use generated a master key file, and said where.
-    assert!(text(&out.stderr).contains("generated a new master key"), "{}", text(&out.stderr));
     let key = dir.path().join("master.key");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);

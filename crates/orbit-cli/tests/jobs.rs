@@ -25,7 +25,7 @@ fn ok(out: &Output) -> String {
 #[test]
 fn jobs_add_list_run_queue_and_rm() {
     let dir = tempfile::tempdir().unwrap();
-    common::workspaces(dir.path(), &["default", "team"]);
+    common::workspaces(dir.path(), &["default", "team", "team-a"]);
     let d = dir.path();
     let wasm = orbit_test_guests::path("fanout");
     let wasm = wasm.to_str().unwrap();

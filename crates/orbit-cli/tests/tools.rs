@@ -34,7 +34,7 @@ fn quoted(command: &(String, Vec<String>)) -> String {
 #[test]
 fn tools_add_list_policy_disable_rm_and_run_the_example() {
     let dir = tempfile::tempdir().unwrap();
-    common::workspaces(dir.path(), &["default", "team"]);
+    common::workspaces(dir.path(), &["default", "team", "team-a"]);
     let d = dir.path();
     let everything = quoted(&mcp_servers::everything_stdio());
     let time = quoted(&mcp_servers::time_stdio());
