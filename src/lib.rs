@@ -45,6 +45,7 @@
 use std::path::{Path, PathBuf};
 
 mod audit;
+mod resources;
 mod team;
 pub use team::{CredentialListing, NewSecret, TeamActionError};
 
@@ -161,6 +162,10 @@ pub struct OrbitConfig {
     pub jobs: JobLimits,
     /// Caps and timeouts of the `tools` primitive (MCP tool calls).
     pub tools: ToolsLimits,
+    /// How long audit events are kept, in ms; `None` is
+    /// [`orbit_workspace::audit::DEFAULT_AUDIT_RETENTION_MS`] (90 days).
+    /// Older events are pruned when the data directory is opened.
+    pub audit_retention_ms: Option<u64>,
 }
 
 /// An Orbit deployment rooted at one data directory.
@@ -207,7 +212,9 @@ impl Orbit {
             }
         };
         let vault = std::sync::Arc::new(Vault::open(&dir.join("vault.redb"), master)?);
-        let team = std::sync::Arc::new(RedbTeamStore::open(&dir.join("team.redb"))?);
+        let retention = config.audit_retention_ms.unwrap_or(orbit_workspace::audit::DEFAULT_AUDIT_RETENTION_MS);
+        let clock: std::sync::Arc<dyn orbit_workspace::Clock> = std::sync::Arc::new(orbit_workspace::SystemClock);
+        let team = std::sync::Arc::new(RedbTeamStore::open_with(&dir.join("team.redb"), clock, retention)?);
         let fetch_config = match config.fetch.take() {
             Some(c) => c,
             None => read_fetch_policy(&dir.join("fetch.json"))?,

@@ -26,6 +26,21 @@ pub enum TeamActionError {
     /// No secret of that name in the workspace.
     #[error("secret {0} not found")]
     SecretNotFound(String),
+    /// The tools registry refused or failed (bad name or spec, unknown
+    /// server).
+    #[error(transparent)]
+    Tools(#[from] orbit_tools::ToolsError),
+    /// The job store refused or failed (bad name, not a component).
+    #[error(transparent)]
+    Jobs(#[from] orbit_jobs::JobsError),
+    /// No MCP server or job of that name in the workspace.
+    #[error("{kind} {name} not found")]
+    NotFound {
+        /// `server` or `job`.
+        kind: &'static str,
+        /// The name asked for.
+        name: String,
+    },
 }
 
 impl TeamActionError {
@@ -34,7 +49,8 @@ impl TeamActionError {
     pub fn code(&self) -> &'static str {
         match self {
             TeamActionError::Team(e) => e.code(),
-            TeamActionError::SecretNotFound(_) => "not-found",
+            TeamActionError::SecretNotFound(_) | TeamActionError::NotFound { .. } => "not-found",
+            TeamActionError::Tools(_) | TeamActionError::Jobs(_) => "invalid-input",
             TeamActionError::Vault(VaultError::Storage(_)) => "internal",
             TeamActionError::Vault(_) => "invalid-input",
         }

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use orbit::JobDefaults;
 use serde::{Deserialize, Serialize};
@@ -78,9 +78,9 @@ pub(crate) fn jobs(cmd: JobsCommand, ctx: &Ctx, out: &mut dyn Write, err: &mut d
             defaults.description = description;
             defaults.fuel = fuel;
             defaults.timeout_ms = timeout_ms;
+            let ws = parse_workspace(&workspace)?;
             let spec = orbit
-                .jobs()
-                .register(&parse_workspace(&workspace)?, &name, &wasm, defaults)
+                .register_job(&orbit::Principal::local_operator(), &ws, &name, &wasm, defaults, None)
                 .with_context(|| format!("registering job {name:?}"))?;
             writeln!(err, "registered job {} ({} bytes, sha256 {})", spec.name, spec.size_bytes, spec.digest)?;
         }
@@ -112,9 +112,7 @@ pub(crate) fn jobs(cmd: JobsCommand, ctx: &Ctx, out: &mut dyn Write, err: &mut d
             }
         }
         JobsCommand::Rm { name, workspace } => {
-            if !orbit.jobs().store().remove(&parse_workspace(&workspace)?, &name)? {
-                bail!("no job {name:?} in workspace {workspace}");
-            }
+            orbit.remove_job(&orbit::Principal::local_operator(), &parse_workspace(&workspace)?, &name)?;
             writeln!(err, "removed job {name}")?;
         }
         JobsCommand::Queue { workspace, limit, json } => {

@@ -618,7 +618,7 @@ fn vault(cmd: VaultCommand, orbit: &Orbit, out: &mut dyn Write, err: &mut dyn Wr
     Ok(ExitCode::SUCCESS)
 }
 
-fn parse_user(name: &str) -> Result<UserId> {
+pub(crate) fn parse_user(name: &str) -> Result<UserId> {
     UserId::new(name).with_context(|| format!("user {name:?}"))
 }
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use orbit::Orbit;
+use orbit::Principal;
 use orbit::orbit_tools::{Rule, ServerSpec, ServerTransport, ValueSource};
 use serde::{Deserialize, Serialize};
 
@@ -67,6 +68,10 @@ pub(crate) enum ToolsCommand {
 pub(crate) struct AddArgs {
     /// Server name: 1 to 64 of a-z A-Z 0-9 _ -
     name: String,
+    /// The member who owns it (only they or an admin may change it);
+    /// default the workspace's owner.
+    #[arg(long)]
+    owner: Option<String>,
     /// Workspace.
     #[arg(long, default_value = "default")]
     workspace: String,
@@ -137,8 +142,10 @@ pub(crate) async fn tools(
             let mut spec = ServerSpec::new(transport);
             spec.env = pairs(&a.env, "--env")?;
             spec.headers = pairs(&a.headers, "--header")?;
-            reg.add_server(&ws, &a.name, spec)?;
-            writeln!(err, "installed MCP server {} in workspace {ws}", a.name)?;
+            let owner = a.owner.as_deref().map(crate::parse_user).transpose()?;
+            let entry = orbit.install_server(&Principal::local_operator(), &ws, &a.name, spec, owner)?;
+            let owner = entry.spec.owner.as_ref().map(|o| o.as_str()).unwrap_or("-");
+            writeln!(err, "installed MCP server {} in workspace {ws} (owner {owner})", a.name)?;
             if !a.no_connect {
                 match orbit.tools().refresh(&ws, &a.name).await {
                     Ok(tools) => writeln!(err, "{} tool(s): {}", tools.len(), names(&tools))?,
@@ -203,24 +210,21 @@ pub(crate) async fn tools(
         }
         ToolsCommand::Rm { name, workspace } => {
             let ws = parse_workspace(&workspace)?;
-            if !reg.remove_server(&ws, &name)? {
-                bail!("no MCP server {name} in workspace {ws}");
-            }
-            orbit.tools().disconnect(&ws, &name);
+            orbit.remove_server(&Principal::local_operator(), &ws, &name)?;
             writeln!(err, "removed MCP server {name}")?;
         }
         ToolsCommand::Enable { name, workspace } => {
-            reg.set_enabled(&parse_workspace(&workspace)?, &name, true)?;
+            orbit.set_server_enabled(&Principal::local_operator(), &parse_workspace(&workspace)?, &name, true)?;
             writeln!(err, "enabled {name}")?;
         }
         ToolsCommand::Disable { name, workspace } => {
             let ws = parse_workspace(&workspace)?;
-            reg.set_enabled(&ws, &name, false)?;
-            orbit.tools().disconnect(&ws, &name);
+            orbit.set_server_enabled(&Principal::local_operator(), &ws, &name, false)?;
             writeln!(err, "disabled {name}")?;
         }
         ToolsCommand::Allow(r) if r.read_only => {
-            reg.set_read_only_allow(&parse_workspace(&r.workspace)?, &r.target, !r.clear)?;
+            let ws = parse_workspace(&r.workspace)?;
+            orbit.set_tool_read_only_allow(&Principal::local_operator(), &ws, &r.target, !r.clear)?;
             if r.clear {
                 writeln!(err, "closed {} to read-only members again", r.target)?;
             } else {
@@ -229,15 +233,17 @@ pub(crate) async fn tools(
         }
         ToolsCommand::Deny(r) if r.read_only => bail!("--read-only applies to `allow` only"),
         ToolsCommand::Allow(r) | ToolsCommand::Deny(r) if r.clear => {
-            reg.set_rule(&parse_workspace(&r.workspace)?, &r.target, None)?;
+            orbit.set_tool_rule(&Principal::local_operator(), &parse_workspace(&r.workspace)?, &r.target, None)?;
             writeln!(err, "cleared the rule on {}", r.target)?;
         }
         ToolsCommand::Allow(r) => {
-            reg.set_rule(&parse_workspace(&r.workspace)?, &r.target, Some(Rule::Allow))?;
+            let ws = parse_workspace(&r.workspace)?;
+            orbit.set_tool_rule(&Principal::local_operator(), &ws, &r.target, Some(Rule::Allow))?;
             writeln!(err, "allowed {}", r.target)?;
         }
         ToolsCommand::Deny(r) => {
-            reg.set_rule(&parse_workspace(&r.workspace)?, &r.target, Some(Rule::Deny))?;
+            let ws = parse_workspace(&r.workspace)?;
+            orbit.set_tool_rule(&Principal::local_operator(), &ws, &r.target, Some(Rule::Deny))?;
             writeln!(err, "denied {}", r.target)?;
         }
     }

@@ -203,7 +203,7 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         "invalid duration",
     );
     fails(
-        orbit(d, &["token", "issue", "--workspace", "acme", "--user", "ada", "--expires-in", "-1d"]),
+        orbit(d, &["token", "issue", "--workspace", "acme", "--user", "ada", "--expires-in=-1d"]),
         "invalid duration",
     );
     fails(orbit(d, &["token", "revoke", "not-an-id", "--workspace", "acme"]), "invalid token id");
