@@ -15,8 +15,8 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use orbit::orbit_workspace::{Authenticated, ItemKind};
 use orbit::{
-    FetchConfig, HostBinding, Invocation, Limits, NewSecret, Orbit, OrbitConfig, Placement, Principal, Role, RunStatus,
-    SecretValue, TeamActionError, TeamError, TeamStore, TokenRequest, UserId, WorkspaceId,
+    AuditLog, FetchConfig, HostBinding, Invocation, Limits, NewSecret, Orbit, OrbitConfig, Placement, Principal, Role,
+    RunStatus, SecretValue, TeamActionError, TeamError, TeamStore, TokenRequest, UserId, WorkspaceId,
 };
 use serde_json::json;
 
@@ -224,4 +224,75 @@ async fn two_workspaces_with_a_shared_member_stay_apart() {
     );
     // An unknown workspace is not-found for the facade.
     assert_eq!(orbit.require_workspace(&w("nope")).unwrap_err(), TeamError::WorkspaceNotFound(w("nope")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_and_jobs_follow_the_table_and_are_orphaned_with_their_owner() {
+    use orbit::orbit_tools::{Rule, ServerSpec, ServerTransport};
+    let dir = tempfile::tempdir().unwrap();
+    let orbit = open(dir.path());
+    let ws = acme(&orbit);
+    let (ada, bob, eve) = (
+        Principal::user(u("ada"), Role::Owner),
+        Principal::user(u("bob"), Role::Member),
+        Principal::user(u("eve"), Role::ReadOnly),
+    );
+    let spec = || ServerSpec::new(ServerTransport::Http { url: "http://127.0.0.1:9/mcp".into() });
+    let denied = |r: Result<(), TeamActionError>| matches!(r, Err(TeamActionError::Team(TeamError::Denied(_))));
+
+    // Read-only may not install; a member installs and owns its server.
+    assert!(denied(orbit.install_server(&eve, &ws, "eves", spec(), None).map(|_| ())));
+    let entry = orbit.install_server(&bob, &ws, "bobs", spec(), Some(u("ada"))).unwrap();
+    assert_eq!(entry.spec.owner, Some(u("bob")), "a member always owns what it adds");
+    // Another member may not remove or reinstall it; nor disable any
+    // server, nor change the policy; admins and owners may.
+    let carol = Principal::user(u("carol"), Role::Member);
+    orbit.team().add_member(&Principal::local_operator(), &ws, &u("carol"), Role::Member, None).unwrap();
+    assert!(denied(orbit.remove_server(&carol, &ws, "bobs")));
+    assert!(denied(orbit.install_server(&carol, &ws, "bobs", spec(), None).map(|_| ())));
+    assert!(denied(orbit.set_server_enabled(&bob, &ws, "bobs", false)));
+    assert!(denied(orbit.set_tool_rule(&bob, &ws, "bobs", Some(Rule::Deny))));
+    orbit.set_server_enabled(&ada, &ws, "bobs", false).unwrap();
+    orbit.set_server_enabled(&bob, &ws, "bobs", true).unwrap();
+    orbit.set_tool_rule(&ada, &ws, "bobs/echo", Some(Rule::Deny)).unwrap();
+    assert_eq!(orbit.tools().registry().policy(&ws).unwrap().rules.len(), 1);
+
+    // Jobs: the same rules.
+    let wasm = orbit_test_guests::bytes("echo");
+    assert!(denied(orbit.register_job(&eve, &ws, "j", &wasm, Default::default(), None).map(|_| ())));
+    orbit.register_job(&bob, &ws, "j", &wasm, Default::default(), None).unwrap();
+    assert!(denied(orbit.remove_job(&carol, &ws, "j")));
+
+    // Bob leaves: his server and job are orphaned, named, and still there.
+    let removed = orbit.remove_member(&ada, &ws, &u("bob")).unwrap();
+    let mut kinds: Vec<(ItemKind, String)> = removed.orphaned.iter().map(|i| (i.kind, i.name.clone())).collect();
+    kinds.sort_by_key(|(_, n)| n.clone());
+    assert_eq!(kinds, vec![(ItemKind::Server, "bobs".to_owned()), (ItemKind::Job, "j".to_owned())]);
+    assert!(orbit.tools().registry().server(&ws, "bobs").unwrap().is_some());
+    // An admin removes them.
+    orbit.remove_server(&ada, &ws, "bobs").unwrap();
+    orbit.remove_job(&ada, &ws, "j").unwrap();
+    assert!(matches!(orbit.remove_job(&ada, &ws, "j"), Err(TeamActionError::NotFound { .. })));
+
+    // Every change and refusal is in the audit trail.
+    let events = orbit.team().query(&orbit::AuditQuery { limit: 1000, ..orbit::AuditQuery::new(ws) }).unwrap().events;
+    let seen = |action: &str, outcome: &str| {
+        events.iter().any(
+            |e| matches!(&e.kind, orbit::AuditKind::Admin { action: a, outcome: o, .. } if a == action && o == outcome),
+        )
+    };
+    for (action, outcome) in [
+        ("server.install", "ok"),
+        ("server.install", "permission-denied"),
+        ("server.remove", "permission-denied"),
+        ("server.disable", "ok"),
+        ("server.enable", "ok"),
+        ("policy.rule", "ok"),
+        ("job.register", "ok"),
+        ("job.remove", "ok"),
+        ("server.orphaned", "ok"),
+        ("job.orphaned", "ok"),
+    ] {
+        assert!(seen(action, outcome), "{action} {outcome} missing");
+    }
 }
