@@ -70,7 +70,14 @@ fn fetch(c: &mut Criterion) {
     let binding = HostBinding::parse(&base).unwrap();
     orbit
         .vault()
-        .set(&ws, "TOKEN", SecretValue::new("bench-token-value".into()), vec![binding], placement, "bench")
+        .set(
+            &ws,
+            "TOKEN",
+            SecretValue::new("bench-token-value".into()),
+            vec![binding],
+            placement,
+            &orbit::UserId::new("bench").unwrap(),
+        )
         .unwrap();
 
     // The same vault the engine uses, behind the host-level API.

@@ -57,6 +57,11 @@ fn process(c: &mut Criterion) {
         cmd.env("ORBIT_HOME", home.path()).env_remove("ORBIT_MASTER_KEY").stdin(Stdio::null());
         cmd
     };
+    // Workspaces are created explicitly; `orbit run` acts in `default`.
+    let mut create = Command::new(env!("CARGO_BIN_EXE_orbit"));
+    create.args(["workspace", "create", "default", "--owner", "bench"]);
+    create.env("ORBIT_HOME", home.path()).env_remove("ORBIT_MASTER_KEY").stdin(Stdio::null());
+    run(&mut create);
     run(&mut orbit()); // compiles once and caches the artifact
 
     let mut g = c.benchmark_group("process");
