@@ -36,6 +36,16 @@ pub fn orbit_bin() -> PathBuf {
             .arg(target_dir)
             .current_dir(repo_root())
             .stderr(Stdio::inherit());
+        // Cargo gives this test process the package's CARGO_PKG_*,
+        // CARGO_MANIFEST_DIR and such; build scripts that watch them (ring's
+        // does) would rerun for the inner build and again for the next
+        // `cargo test`, rebuilding half the tree each time.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy().into_owned();
+            if (key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR") || key == "OUT_DIR" {
+                cmd.env_remove(&key);
+            }
+        }
         if profile_dir.file_name().unwrap() == "release" {
             cmd.arg("--release");
         }
@@ -103,6 +113,8 @@ pub struct Issued {
     pub token: String,
     /// Its workspace.
     pub workspace: String,
+    /// When it expires, in milliseconds since the Unix epoch.
+    pub expires_at_ms: Option<u64>,
 }
 
 impl std::fmt::Debug for Issued {
@@ -128,7 +140,12 @@ pub fn issue_token(data_dir: &Path, slug: &str, user: &str, role: Option<&str>, 
         panic!("orbit token issue --json printed no `id` and `token`");
     };
     assert!(token.starts_with("orb_"), "a token starts with orb_");
-    Issued { id: id.to_owned(), token: token.to_owned(), workspace: slug.to_owned() }
+    Issued {
+        id: id.to_owned(),
+        token: token.to_owned(),
+        workspace: slug.to_owned(),
+        expires_at_ms: v["expires_at_ms"].as_u64(),
+    }
 }
 
 /// `orbit token revoke ID --workspace SLUG`.
