@@ -494,3 +494,31 @@ async fn listed_runs(client: &Client) -> BTreeSet<String> {
     assert_ne!(r.is_error, Some(true), "{r:?}");
     structured(&r)["runs"].as_array().unwrap().iter().map(|r| r["run_id"].as_str().unwrap().to_owned()).collect()
 }
+
+/// A second `orbit mcp` docks through the data directory's owner (here
+/// `orbit serve --mcp`): it too refuses to start with a token that cannot
+/// work, and works with a valid one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orbit_mcp_through_a_running_owner_checks_the_token_too() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_owned();
+    let bob = common::team_with_member_token(&dir, "team-a");
+    let revoked = issue_token(&dir, "team-a", "bob", None, None);
+    revoke_token(&dir, &revoked);
+    let _owner = HttpServer::start(&dir).await;
+
+    tokio::task::block_in_place(|| {
+        assert_mcp_refuses(&dir, "no token, owner running", None, "orbit mcp needs a token");
+        assert_mcp_refuses(
+            &dir,
+            "malformed, owner running",
+            Some("not-a-token"),
+            "unauthorized: the token is malformed",
+        );
+        assert_mcp_refuses(&dir, "revoked, owner running", Some(&revoked.token), "unauthorized: the token was revoked");
+    });
+
+    let client = stdio_client(&dir, &bob.token).await;
+    run_echo(&client, "through the owner").await;
+    client.cancel().await.unwrap();
+}
