@@ -1,42 +1,48 @@
 //! Real MCP clients we did not write: the official MCP Inspector CLI against
-//! `orbit mcp` (stdio), and the official conformance suite against
-//! `orbit serve --mcp` (streamable HTTP). Both are pinned npm packages
-//! installed by scripts/install-mcp-client-deps.sh.
+//! `orbit mcp` (stdio, the token in the server's environment with `-e`), and
+//! the official conformance suite against `orbit serve --mcp` (streamable
+//! HTTP; the runner cannot send a header, so a loopback proxy in this test
+//! adds `Authorization: Bearer`). Both are pinned npm packages installed by
+//! scripts/install-mcp-client-deps.sh.
 
 mod common;
 
 use std::process::Output;
 
 use base64::Engine as _;
-use common::{HttpServer, node22, npm_client_dir, orbit_bin};
+use common::{HttpServer, Issued, master_key, node22, npm_client_dir, orbit_bin, redact};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Runs the inspector CLI against `orbit --data-dir DIR mcp` with `args`,
-/// asserting it succeeded.
-fn inspector(data_dir: &std::path::Path, args: &[&str]) -> Output {
-    let out = inspector_output(data_dir, args);
+/// Runs the inspector CLI against `orbit mcp` on `data_dir` with `token`
+/// and `args`, asserting it succeeded.
+fn inspector(data_dir: &std::path::Path, token: &Issued, args: &[&str]) -> Output {
+    let out = inspector_output(data_dir, token, args);
     assert!(
         out.status.success(),
         "inspector {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        redact(&String::from_utf8_lossy(&out.stdout), &token.token),
+        redact(&String::from_utf8_lossy(&out.stderr), &token.token)
     );
     out
 }
 
-fn inspector_output(data_dir: &std::path::Path, args: &[&str]) -> Output {
+fn inspector_output(data_dir: &std::path::Path, token: &Issued, args: &[&str]) -> Output {
     let dir = npm_client_dir();
     let launcher = dir.join("node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js");
     std::process::Command::new(node22())
         .arg(launcher)
         .arg("--cli")
+        // The server's environment, as a client config gives it.
+        .args(["-e", &format!("ORBIT_TOKEN={}", token.token)])
+        .args(["-e", &format!("ORBIT_HOME={}", data_dir.display())])
+        .args(["-e", &format!("ORBIT_MASTER_KEY={}", master_key())])
         .arg(orbit_bin())
-        .arg("--data-dir")
-        .arg(data_dir)
         .arg("mcp")
         .args(args)
         // The inspector keeps a server catalog; keep it out of $HOME.
         .env("MCP_CATALOG_PATH", data_dir.join("inspector-catalog.json"))
-        .env("ORBIT_MASTER_KEY", "00".repeat(32))
+        .env_remove("ORBIT_TOKEN")
+        .env_remove("ORBIT_HOME")
         .output()
         .expect("running the MCP inspector CLI")
 }
@@ -51,7 +57,8 @@ fn json_of(out: &Output) -> serde_json::Value {
 #[test]
 fn inspector_cli_lists_tools_and_runs_a_component() {
     let data = tempfile::tempdir().unwrap();
-    let tools = json_of(&inspector(data.path(), &["--method", "tools/list"]));
+    let bob = common::team_with_member_token(data.path(), "team-a");
+    let tools = json_of(&inspector(data.path(), &bob, &["--method", "tools/list"]));
     let names: Vec<&str> = tools["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     for n in ["run_component", "list_runs", "get_run", "list_tools"] {
         assert!(names.contains(&n), "{n} missing from {names:?}");
@@ -65,6 +72,7 @@ fn inspector_cli_lists_tools_and_runs_a_component() {
     let component_arg = format!("component_base64={b64}");
     let run = json_of(&inspector(
         data.path(),
+        &bob,
         &["--method", "tools/call", "--tool-name", "run_component", "--tool-arg", &component_arg, &input_arg],
     ));
     assert_ne!(run["isError"], true, "{run}");
@@ -72,12 +80,13 @@ fn inspector_cli_lists_tools_and_runs_a_component() {
     assert_eq!(run["structuredContent"]["output"], "docked through the inspector");
     let run_id = run["structuredContent"]["run_id"].as_str().unwrap().to_owned();
 
-    let listed = json_of(&inspector(data.path(), &["--method", "tools/call", "--tool-name", "list_runs"]));
+    let listed = json_of(&inspector(data.path(), &bob, &["--method", "tools/call", "--tool-name", "list_runs"]));
     assert_eq!(listed["structuredContent"]["runs"][0]["run_id"], run_id.as_str(), "{listed}");
 
     let run_id_arg = format!("run_id={run_id}");
     let got = json_of(&inspector(
         data.path(),
+        &bob,
         &["--method", "tools/call", "--tool-name", "get_run", "--tool-arg", &run_id_arg],
     ));
     assert_eq!(got["structuredContent"]["output"], "docked through the inspector", "{got}");
@@ -85,6 +94,7 @@ fn inspector_cli_lists_tools_and_runs_a_component() {
     // A tool error: the CLI prints the result and exits non-zero.
     let bad = inspector_output(
         data.path(),
+        &bob,
         &["--method", "tools/call", "--tool-name", "run_component", "--tool-arg", "digest=ffff"],
     );
     assert!(!bad.status.success());
@@ -92,7 +102,14 @@ fn inspector_cli_lists_tools_and_runs_a_component() {
     assert_eq!(bad["isError"], true, "{bad}");
     assert_eq!(bad["content"][0]["text"], "a digest is the sha256 of the component: 64 lowercase hex digits");
 
-    inspector(data.path(), &["--method", "logging/setLevel", "--log-level", "debug"]);
+    inspector(data.path(), &bob, &["--method", "logging/setLevel", "--log-level", "debug"]);
+
+    // A revoked token: the inspector cannot connect, and says nothing of the token.
+    common::revoke_token(data.path(), &bob);
+    let refused = inspector_output(data.path(), &bob, &["--method", "tools/list"]);
+    assert!(!refused.status.success(), "a revoked token is refused");
+    let all = format!("{}{}", String::from_utf8_lossy(&refused.stdout), String::from_utf8_lossy(&refused.stderr));
+    assert!(!all.contains(&bob.token), "the inspector's output does not echo the token");
 }
 
 /// The scenarios that apply to a server without the suite's own fixture
@@ -111,9 +128,12 @@ const SCENARIOS: &[&str] = &[
 async fn conformance_suite_scenarios_pass() {
     let dir = npm_client_dir();
     let data = tempfile::tempdir().unwrap();
+    let bob = common::team_with_member_token(data.path(), "team-a");
     let server = HttpServer::start(data.path()).await;
+    // The runner sends no header of ours: without one, everything is 401.
+    let proxy = bearer_proxy(server.port, bob.token.clone()).await;
     // The suite's dns-rebinding scenario needs a localhost URL.
-    let url = server.url.clone();
+    let url = format!("http://localhost:{proxy}/mcp");
     let results = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();
     for scenario in SCENARIOS {
@@ -125,10 +145,58 @@ async fn conformance_suite_scenarios_pass() {
             .output()
             .await
             .expect("running the conformance suite");
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stdout = redact(&String::from_utf8_lossy(&out.stdout), &bob.token);
         if !out.status.success() || !stdout.contains(" 0 failed") {
-            failures.push(format!("{scenario}:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+            let stderr = redact(&String::from_utf8_lossy(&out.stderr), &bob.token);
+            failures.push(format!("{scenario}:\n{stdout}\n{stderr}"));
         }
     }
     assert!(failures.is_empty(), "conformance scenarios failed:\n{}", failures.join("\n"));
+}
+
+/// The conformance runner (0.1.16) has no option to send a header, and
+/// `orbit serve --mcp` refuses any request without `Authorization: Bearer`.
+/// This loopback proxy plays the part of a configured client: on each
+/// connection it reads the request head, adds `Authorization: Bearer TOKEN`
+/// and `Connection: close` (so every request comes on a fresh connection and
+/// gets the header), and passes everything else, in both directions,
+/// unchanged: `Host` and `Origin` included, for the DNS-rebinding scenario.
+/// Returns the proxy's port.
+async fn bearer_proxy(upstream_port: u16, token: String) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let token = token.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if client.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let mut lines = head.trim_end().split("\r\n");
+                let mut rewritten = format!("{}\r\n", lines.next().unwrap_or_default());
+                for line in lines {
+                    let name = line.split(':').next().unwrap_or_default().trim().to_ascii_lowercase();
+                    if name != "connection" && name != "authorization" {
+                        rewritten.push_str(line);
+                        rewritten.push_str("\r\n");
+                    }
+                }
+                rewritten.push_str(&format!("Authorization: Bearer {token}\r\nConnection: close\r\n\r\n"));
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(("127.0.0.1", upstream_port)).await else {
+                    return;
+                };
+                if upstream.write_all(rewritten.as_bytes()).await.is_err() {
+                    return;
+                }
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+        }
+    });
+    port
 }

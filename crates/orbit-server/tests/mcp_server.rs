@@ -1,27 +1,30 @@
 //! An rmcp client against the real `orbit` binary: `orbit mcp` over stdio
-//! and `orbit serve --mcp` over streamable HTTP on an ephemeral loopback port.
+//! and `orbit serve --mcp` over streamable HTTP on an ephemeral loopback port,
+//! each with a real token issued by `orbit token issue`.
 
 mod common;
 
 use std::sync::Arc;
 
 use base64::Engine as _;
-use common::{Client, HttpServer, RecordingClient, call, orbit_bin, structured, text};
+use common::{Client, HttpServer, RecordingClient, call, orbit_tokio_cmd, structured, text};
 use rmcp::ServiceExt;
 use rmcp::model::{NumberOrString, ProgressToken, RequestMetaObject};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use serde_json::json;
 
-async fn stdio_client(data_dir: &std::path::Path) -> Client {
-    let mut cmd = tokio::process::Command::new(orbit_bin());
-    cmd.arg("--data-dir").arg(data_dir).arg("mcp").env("ORBIT_MASTER_KEY", "00".repeat(32));
+async fn stdio_client(data_dir: &std::path::Path, token: &str) -> Client {
+    let mut cmd = orbit_tokio_cmd(data_dir);
+    cmd.arg("mcp").env("ORBIT_TOKEN", token);
     let transport = TokioChildProcess::new(cmd).expect("spawning orbit mcp");
     Arc::new(RecordingClient::default()).serve(transport).await.expect("initialize over stdio")
 }
 
-async fn http_client(server: &HttpServer) -> Client {
+async fn http_client(server: &HttpServer, token: &str) -> Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let transport = StreamableHttpClientTransport::from_uri(server.url.as_str());
+    let config = StreamableHttpClientTransportConfig::with_uri(server.url.as_str()).auth_header(token);
+    let transport = StreamableHttpClientTransport::from_config(config);
     Arc::new(RecordingClient::default()).serve(transport).await.expect("initialize over HTTP")
 }
 
@@ -97,8 +100,13 @@ async fn agent_session(client: &Client, data_dir: &std::path::Path) {
     let ok_only =
         client.call_tool(call("list_runs", json!({"workspace": "team-a", "status": "trapped"}))).await.unwrap();
     assert_eq!(structured(&ok_only)["runs"].as_array().unwrap().len(), 0);
+    // Another workspace (even one that exists, like team-b) is not the token's: not found.
     let other_ws = client.call_tool(call("list_runs", json!({"workspace": "team-b"}))).await.unwrap();
-    assert_eq!(structured(&other_ws)["runs"].as_array().unwrap().len(), 0);
+    assert_eq!(other_ws.is_error, Some(true), "{other_ws:?}");
+    assert_eq!(text(&other_ws), r#"workspace "team-b" not found"#);
+    // Without a workspace argument: the token's.
+    let default_ws = client.call_tool(call("list_runs", json!({}))).await.unwrap();
+    assert_eq!(structured(&default_ws)["runs"].as_array().unwrap().len(), 2);
 
     // get_run: the record, with its output and spans .
     let run =
@@ -111,11 +119,16 @@ async fn agent_session(client: &Client, data_dir: &std::path::Path) {
     assert_eq!(run["input_bytes"], 11);
     assert!(run["spans"].is_array(), "{run}");
     assert!(run.get("host_errors").is_none(), "operator-only detail never leaves the host");
-    // Another workspace cannot read it: the same answer as a missing run.
+    // Through another workspace it cannot be read: that workspace is not the token's.
     let hidden =
         client.call_tool(call("get_run", json!({"run_id": first["run_id"], "workspace": "team-b"}))).await.unwrap();
     assert_eq!(hidden.is_error, Some(true));
-    assert!(text(&hidden).starts_with("no run "), "{}", text(&hidden));
+    assert_eq!(text(&hidden), r#"workspace "team-b" not found"#);
+    // A run that does not exist.
+    let missing =
+        client.call_tool(call("get_run", json!({"run_id": "01890a5d-ac96-774b-bcce-b302099a8057"}))).await.unwrap();
+    assert_eq!(missing.is_error, Some(true));
+    assert!(text(&missing).starts_with("no run "), "{}", text(&missing));
 
     let data_dir_text = data_dir.display().to_string();
     let assert_sanitized_error = |label: &str, result: &rmcp::model::CallToolResult, expect: &str| {
@@ -160,7 +173,7 @@ async fn agent_session(client: &Client, data_dir: &std::path::Path) {
     assert_eq!(trapped["status"], "trapped");
     assert!(trapped["run_id"].is_string(), "a failed run still names its run");
     let bad_ws = client.call_tool(call("list_runs", json!({"workspace": "../etc"}))).await.unwrap();
-    assert_sanitized_error("bad workspace", &bad_ws, "invalid workspace name");
+    assert_sanitized_error("bad workspace", &bad_ws, "not found");
     let bad_args = client.call_tool(call("get_run", json!({"run_id": 42}))).await.unwrap();
     assert_sanitized_error("wrong argument type", &bad_args, "invalid type");
     let no_such = client.call_tool(call("no_such_tool", json!({}))).await.unwrap();
@@ -200,7 +213,9 @@ async fn agent_session(client: &Client, data_dir: &std::path::Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdio_agent_session() {
     let data = tempfile::tempdir().unwrap();
-    let client = stdio_client(data.path()).await;
+    let bob = common::team_with_member_token(data.path(), "team-a");
+    common::create_workspace(data.path(), "team-b", "bea");
+    let client = stdio_client(data.path(), &bob.token).await;
     agent_session(&client, data.path()).await;
     client.cancel().await.unwrap();
 }
@@ -208,8 +223,10 @@ async fn stdio_agent_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_agent_session() {
     let data = tempfile::tempdir().unwrap();
+    let bob = common::team_with_member_token(data.path(), "team-a");
+    common::create_workspace(data.path(), "team-b", "bea");
     let server = HttpServer::start(data.path()).await;
-    let client = http_client(&server).await;
+    let client = http_client(&server, &bob.token).await;
     agent_session(&client, data.path()).await;
     client.cancel().await.unwrap();
 }
@@ -218,6 +235,7 @@ async fn http_agent_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_refuses_foreign_host_and_origin() {
     let data = tempfile::tempdir().unwrap();
+    let bob = common::team_with_member_token(data.path(), "team-a");
     let server = HttpServer::start(data.path()).await;
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
@@ -227,6 +245,7 @@ async fn http_refuses_foreign_host_and_origin() {
             .post(&server.url)
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
+            .bearer_auth(&bob.token)
             .json(&init);
         if let Some(h) = host {
             req = req.header("host", h);
@@ -254,17 +273,12 @@ async fn http_refuses_foreign_host_and_origin() {
     assert_eq!(post(None, None).await.unwrap().status(), 200);
 }
 
-/// `orbit serve` refuses to listen beyond loopback: it has no authentication.
+/// `orbit serve` refuses to listen beyond loopback: it serves no TLS, and
+/// bearer tokens must not cross a network in clear.
 #[test]
 fn serve_refuses_non_loopback_listen() {
     let data = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(orbit_bin())
-        .arg("--data-dir")
-        .arg(data.path())
-        .args(["serve", "--mcp", "--listen", "0.0.0.0:0"])
-        .env("ORBIT_MASTER_KEY", "00".repeat(32))
-        .output()
-        .unwrap();
+    let out = common::orbit_cmd(data.path()).args(["serve", "--mcp", "--listen", "0.0.0.0:0"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
 }

@@ -179,6 +179,14 @@ fn serve_blocking(
     let accept = serde_json::to_vec(&Accept { pid: std::process::id() })?;
     match hello {
         Hello::Mcp { token } => {
+            // Refuse at once a token that cannot work, as an `orbit mcp`
+            // that owns the directory does: the client exits non-zero
+            // with the reason. The session still checks it on every
+            // message (revocation).
+            if let Err(e) = orbit_server::auth::authenticate(&ctx.orbit, token.as_deref()) {
+                proto::write_frame(&mut stream, Kind::Refuse, e.message.as_bytes())?;
+                return Ok(None);
+            }
             proto::write_frame(&mut stream, Kind::Accept, &accept)?;
             Ok(Some((stream, token)))
         }

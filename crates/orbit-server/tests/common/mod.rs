@@ -1,10 +1,12 @@
-//! Shared set-up: the real `orbit` binary, a served `orbit serve --mcp`, and
-//! an rmcp client that records progress notifications.
+//! Shared set-up: the real `orbit` binary, team set-up through its CLI
+//! (workspaces, members, tokens), a served `orbit serve --mcp`, and an rmcp
+//! client that records progress notifications.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Output, Stdio};
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use rmcp::model::{CallToolRequestParams, CallToolResult, ProgressNotificationParam};
 use rmcp::service::{NotificationContext, RunningService};
@@ -34,6 +36,16 @@ pub fn orbit_bin() -> PathBuf {
             .arg(target_dir)
             .current_dir(repo_root())
             .stderr(Stdio::inherit());
+        // Cargo gives this test process the package's CARGO_PKG_*,
+        // CARGO_MANIFEST_DIR and such; build scripts that watch them (ring's
+        // does) would rerun for the inner build and again for the next
+        // `cargo test`, rebuilding half the tree each time.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy().into_owned();
+            if (key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR") || key == "OUT_DIR" {
+                cmd.env_remove(&key);
+            }
+        }
         if profile_dir.file_name().unwrap() == "release" {
             cmd.arg("--release");
         }
@@ -47,6 +59,134 @@ pub fn orbit_bin() -> PathBuf {
             .expect("cargo reported no orbit executable")
     })
     .clone()
+}
+
+/// The master key every test process uses (the vault needs one).
+pub fn master_key() -> String {
+    "00".repeat(32)
+}
+
+/// `orbit` with `ORBIT_HOME` set to `data_dir`, the master key, and no
+/// inherited `ORBIT_TOKEN`.
+pub fn orbit_cmd(data_dir: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(orbit_bin());
+    cmd.env("ORBIT_HOME", data_dir).env("ORBIT_MASTER_KEY", master_key()).env_remove("ORBIT_TOKEN");
+    cmd
+}
+
+/// The same as [`orbit_cmd`], for tokio.
+pub fn orbit_tokio_cmd(data_dir: &Path) -> tokio::process::Command {
+    orbit_cmd(data_dir).into()
+}
+
+/// `text` with every occurrence of `token` replaced, for assertion messages.
+pub fn redact(text: &str, token: &str) -> String {
+    if token.is_empty() { text.to_owned() } else { text.replace(token, "orb_[REDACTED]") }
+}
+
+/// Runs `orbit ARGS` against `data_dir` (a CLI command: forwarded to the
+/// data directory's owner when one is running) and asserts it succeeded.
+/// Returns stdout. The failure message shows stderr only: stdout may hold a
+/// token.
+pub fn orbit_ok(data_dir: &Path, args: &[&str]) -> String {
+    let out = orbit_cmd(data_dir).args(args).stdin(Stdio::null()).output().expect("running orbit");
+    assert!(out.status.success(), "orbit {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// `orbit workspace create SLUG --owner OWNER`.
+pub fn create_workspace(data_dir: &Path, slug: &str, owner: &str) {
+    orbit_ok(data_dir, &["workspace", "create", slug, "--owner", owner]);
+}
+
+/// `orbit member add USER --role ROLE --workspace SLUG`.
+pub fn add_member(data_dir: &Path, slug: &str, user: &str, role: &str) {
+    orbit_ok(data_dir, &["member", "add", user, "--role", role, "--workspace", slug]);
+}
+
+/// A token issued by `orbit token issue --json`.
+#[derive(Clone)]
+pub struct Issued {
+    /// The token's id, for `orbit token revoke`.
+    pub id: String,
+    /// The token itself (`orb_...`).
+    pub token: String,
+    /// Its workspace.
+    pub workspace: String,
+    /// When it expires, in milliseconds since the Unix epoch.
+    pub expires_at_ms: Option<u64>,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued").field("id", &self.id).field("workspace", &self.workspace).finish_non_exhaustive()
+    }
+}
+
+/// `orbit token issue --workspace SLUG --user USER [--role R] [--expires-in E] --json`.
+pub fn issue_token(data_dir: &Path, slug: &str, user: &str, role: Option<&str>, expires_in: Option<&str>) -> Issued {
+    let mut args = vec!["token", "issue", "--workspace", slug, "--user", user, "--agent", "tests", "--json"];
+    if let Some(r) = role {
+        args.extend(["--role", r]);
+    }
+    if let Some(e) = expires_in {
+        args.extend(["--expires-in", e]);
+    }
+    let stdout = orbit_ok(data_dir, &args);
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&stdout) else {
+        panic!("orbit token issue --json printed no JSON object");
+    };
+    let (Some(id), Some(token)) = (v["id"].as_str(), v["token"].as_str()) else {
+        panic!("orbit token issue --json printed no `id` and `token`");
+    };
+    assert!(token.starts_with("orb_"), "a token starts with orb_");
+    Issued {
+        id: id.to_owned(),
+        token: token.to_owned(),
+        workspace: slug.to_owned(),
+        expires_at_ms: v["expires_at_ms"].as_u64(),
+    }
+}
+
+/// `orbit token revoke ID --workspace SLUG`.
+pub fn revoke_token(data_dir: &Path, issued: &Issued) {
+    orbit_ok(data_dir, &["token", "revoke", &issued.id, "--workspace", &issued.workspace]);
+}
+
+/// A workspace `slug` owned by `ada`, with `bob` as a `member`, and a token
+/// of bob's: the set-up of a docked agent.
+pub fn team_with_member_token(data_dir: &Path, slug: &str) -> Issued {
+    create_workspace(data_dir, slug, "ada");
+    add_member(data_dir, slug, "bob", "member");
+    issue_token(data_dir, slug, "bob", None, None)
+}
+
+/// The run ids `orbit runs list --workspace SLUG --json` shows (all
+/// members' runs, newest first).
+pub fn run_ids(data_dir: &Path, slug: &str) -> Vec<String> {
+    let stdout = orbit_ok(data_dir, &["runs", "list", "--workspace", slug, "--limit", "1000", "--json"]);
+    let page: serde_json::Value = serde_json::from_str(&stdout).expect("runs list --json prints JSON");
+    page["runs"]
+        .as_array()
+        .expect("a runs array")
+        .iter()
+        .map(|r| r["id"].as_str().expect("a run id").to_owned())
+        .collect()
+}
+
+/// Waits for `child` to exit, killing it (and failing) when it has not
+/// after a minute: a process that should refuse to start must not hang
+/// the suite.
+pub fn wait_exit(mut child: std::process::Child) -> Output {
+    for _ in 0..600 {
+        if child.try_wait().expect("waiting for orbit").is_some() {
+            return child.wait_with_output().expect("collecting orbit's output");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("orbit did not exit");
 }
 
 /// A client that keeps the progress notifications it receives.
@@ -72,11 +212,8 @@ pub struct HttpServer {
 
 impl HttpServer {
     pub async fn start(data_dir: &Path) -> Self {
-        let mut child = tokio::process::Command::new(orbit_bin())
-            .arg("--data-dir")
-            .arg(data_dir)
+        let mut child = orbit_tokio_cmd(data_dir)
             .args(["serve", "--mcp", "--listen", "127.0.0.1:0"])
-            .env("ORBIT_MASTER_KEY", "00".repeat(32))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -92,6 +229,8 @@ impl HttpServer {
         };
         // Keep draining stderr so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        // "http://127.0.0.1:PORT/mcp (Authorization: Bearer <token>)"
+        let url = url.split_whitespace().next().unwrap().to_owned();
         let port = url.trim_start_matches("http://127.0.0.1:").trim_end_matches("/mcp").parse().unwrap();
         Self { child, url, port }
     }
