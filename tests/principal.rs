@@ -265,3 +265,35 @@ async fn cancelling_a_run_by_id_also_stops_the_child_it_waits_for() {
     assert_eq!(child.status, RunStatus::Cancelled);
     assert_eq!(stored(&env.orbit, parent_id).status, RunStatus::Cancelled);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_of_a_cancelled_token_that_starts_later_is_cancelled_before_any_guest_code() {
+    let env = common::env();
+    let token = TokenId::new();
+    // The token is cancelled (revoked) while no run of it executes yet...
+    assert_eq!(env.orbit.engine().cancel_token(token), 0);
+    // ...so a run of it that starts afterwards (one that was waiting for a
+    // slot or compiling) never runs, even a guest too quick to reach a tick.
+    let out = env
+        .orbit
+        .engine()
+        .invoke_wasm(
+            &orbit_test_guests::bytes("echo"),
+            invocation("hi", "team", with_token("ada", "bot", token), long()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.status(), RunStatus::Cancelled, "{:?}", out.record);
+    assert!(out.output.is_empty());
+    // Another token is untouched.
+    let other = env
+        .orbit
+        .engine()
+        .invoke_wasm(
+            &orbit_test_guests::bytes("echo"),
+            invocation("hi", "team", with_token("ada", "bot", TokenId::new()), long()),
+        )
+        .await
+        .unwrap();
+    assert!(other.status().is_success());
+}

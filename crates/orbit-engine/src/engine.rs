@@ -152,6 +152,7 @@ impl EngineBuilder {
                 config,
                 components: Mutex::new(HashMap::new()),
                 in_flight: Mutex::new(HashMap::new()),
+                cancelled_tokens: Mutex::new(std::collections::HashSet::new()),
                 stop,
             }),
         };
@@ -244,6 +245,11 @@ struct Inner {
     components: Mutex<HashMap<String, LoadedComponent>>,
     /// The runs executing now, with who they act for and how to stop them.
     in_flight: Mutex<HashMap<RunId, InFlight>>,
+    /// Tokens cancelled with [`Engine::cancel_token`]: a run of one that
+    /// registers later (it was waiting for a slot or compiling when the
+    /// token was revoked) is cancelled as it starts. One entry per revoked
+    /// token, kept for the engine's life. Locked after `in_flight`.
+    cancelled_tokens: Mutex<std::collections::HashSet<TokenId>>,
     permits: tokio::sync::Semaphore,
     stop: Arc<AtomicBool>,
 }
@@ -518,8 +524,15 @@ impl Engine {
     /// call or epoch tick and is recorded as
     /// [`cancelled`](RunStatus::Cancelled). Returns how many runs were told
     /// (runs cancelled before are not counted again).
+    ///
+    /// The token stays cancelled for the engine's life: a run of it that
+    /// had not started executing yet (waiting for a run slot, compiling) is
+    /// cancelled as soon as it starts, so none can finish after this returns.
     pub fn cancel_token(&self, token: TokenId) -> usize {
+        // Registration takes `in_flight` then reads `cancelled_tokens`: with
+        // both held here, a run either is in the map or sees the token.
         let map = self.inner.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        self.inner.cancelled_tokens.lock().unwrap_or_else(|e| e.into_inner()).insert(token);
         map.values().filter(|r| r.principal.token == Some(token)).filter(|r| r.cancel.cancel()).count()
     }
 
@@ -704,11 +717,18 @@ impl Engine {
         (info.parent, info.depth) = (inv.parent, inv.depth);
         info.limits = limits.clone();
         let cancel = info.cancel.clone();
-        self.inner
-            .in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(run_id, InFlight { principal: inv.principal.clone(), parent: inv.parent, cancel: cancel.clone() });
+        {
+            let mut map = self.inner.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            map.insert(
+                run_id,
+                InFlight { principal: inv.principal.clone(), parent: inv.parent, cancel: cancel.clone() },
+            );
+            let revoked = self.inner.cancelled_tokens.lock().unwrap_or_else(|e| e.into_inner());
+            if inv.principal.token.is_some_and(|t| revoked.contains(&t)) {
+                // Its token was cancelled while this run waited to start.
+                cancel.cancel();
+            }
+        }
         let _in_flight = InFlightGuard { inner: &self.inner, run_id };
         let input_bytes = inv.input.len() as u64;
 
@@ -764,6 +784,9 @@ impl Engine {
                     .and_then(|()| store.fuel_async_yield_interval(Some(100_000)))
                 {
                     Err(e) => Err(RunEnd::Host(format!("store setup: {e:#}"))),
+                    // Cancelled before it began (its token was revoked while
+                    // it waited): no guest code runs at all.
+                    Ok(()) if cancel.is_cancelled() => Err(RunEnd::Trap(wasmtime::Error::new(RunCancelled))),
                     Ok(()) => {
                         // Epochs stop wasm code and host calls carry their own
                         // timeouts; this outer bound catches anything else.
