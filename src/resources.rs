@@ -74,14 +74,23 @@ impl Orbit {
         mut spec: ServerSpec,
         owner: Option<UserId>,
     ) -> Result<ServerEntry, TeamActionError> {
-        match self.tools().registry().server(ws, name)? {
+        let existing = self.tools().registry().server(ws, name)?;
+        match &existing {
             Some(old) => {
                 let target = old.spec.owner.as_ref().map(Target::owned_by).unwrap_or_default();
                 self.permit(actor, ws, Action::EditResource, &target, "server.install", name)?;
             }
             None => self.permit(actor, ws, Action::CreateResource, &Target::default(), "server.install", name)?,
         }
-        let owner = self.new_owner(actor, ws, owner)?;
+        if matches!(spec.transport, orbit_tools::ServerTransport::Stdio { .. }) {
+            // A command runs as the host's user: only the operator installs one.
+            self.permit(actor, ws, Action::InstallCommandServer, &Target::default(), "server.install", name)?;
+        }
+        // Reinstalling keeps the owner it has.
+        let owner = match existing.and_then(|e| e.spec.owner) {
+            Some(o) if self.team().member(ws, &o)?.is_some() => o,
+            _ => self.new_owner(actor, ws, owner)?,
+        };
         spec.owner = Some(owner.clone());
         let location = spec.location();
         let entry = self.tools().registry().add_server(ws, name, spec)?;
@@ -189,14 +198,18 @@ impl Orbit {
         owner: Option<UserId>,
     ) -> Result<JobSpec, TeamActionError> {
         let existing = self.jobs().store().list(ws)?.into_iter().find(|j| j.name == name);
-        match existing {
+        match &existing {
             Some(old) => {
                 let target = old.defaults.owner.as_ref().map(Target::owned_by).unwrap_or_default();
                 self.permit(actor, ws, Action::EditResource, &target, "job.register", name)?;
             }
             None => self.permit(actor, ws, Action::CreateResource, &Target::default(), "job.register", name)?,
         }
-        let owner = self.new_owner(actor, ws, owner)?;
+        // Re-registering keeps the owner it has.
+        let owner = match existing.and_then(|j| j.defaults.owner) {
+            Some(o) if self.team().member(ws, &o)?.is_some() => o,
+            _ => self.new_owner(actor, ws, owner)?,
+        };
         defaults.owner = Some(owner.clone());
         let spec = self.jobs().register(ws, name, wasm, defaults)?;
         let detail = Some(format!("owner={owner}; sha256 {}", spec.digest));

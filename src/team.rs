@@ -33,6 +33,9 @@ pub enum TeamActionError {
     /// The job store refused or failed (bad name, not a component).
     #[error(transparent)]
     Jobs(#[from] orbit_jobs::JobsError),
+    /// Reassignment of a credential whose owner is still a member.
+    #[error("{0} is not orphaned: its owner is still a member")]
+    NotOrphaned(String),
     /// No MCP server or job of that name in the workspace.
     #[error("{kind} {name} not found")]
     NotFound {
@@ -51,6 +54,7 @@ impl TeamActionError {
             TeamActionError::Team(e) => e.code(),
             TeamActionError::SecretNotFound(_) | TeamActionError::NotFound { .. } => "not-found",
             TeamActionError::Tools(_) | TeamActionError::Jobs(_) => "invalid-input",
+            TeamActionError::NotOrphaned(_) => "permission-denied",
             TeamActionError::Vault(VaultError::Storage(_)) => "internal",
             TeamActionError::Vault(_) => "invalid-input",
         }
@@ -304,6 +308,14 @@ impl Orbit {
         }
         let (meta, value) =
             self.vault().resolve(ws, name)?.ok_or_else(|| TeamActionError::SecretNotFound(name.to_owned()))?;
+        // Only an orphaned credential changes hands: an active member's
+        // stays theirs (its value and bindings are theirs alone).
+        if let Some(owner) = &meta.owner
+            && self.team().member(ws, owner)?.is_some()
+        {
+            audit_best_effort(self, actor, ws, "credential.reassigned", name, None, "permission-denied");
+            return Err(TeamActionError::NotOrphaned(name.to_owned()));
+        }
         let value = new_value.unwrap_or(value);
         let meta = self.vault().set(ws, name, value, meta.hosts, meta.placement, to)?;
         self.team().record_admin(actor, ws, "credential.reassigned", name, Some(format!("to {to}")), "ok")?;

@@ -161,6 +161,11 @@ async fn a_removed_members_credential_is_orphaned_keeps_working_and_can_be_reass
     }
 
     let admin = Principal::user(u("ada"), Role::Owner);
+    // While bob is a member his credential is his: not even an owner takes it.
+    assert!(matches!(
+        orbit.reassign_credential(&admin, &ws, "API", &u("ada"), None),
+        Err(TeamActionError::NotOrphaned(_))
+    ));
     let removed = orbit.remove_member(&admin, &ws, &u("bob")).unwrap();
     assert_eq!(removed.orphaned.len(), 1);
     assert_eq!((removed.orphaned[0].kind, removed.orphaned[0].name.as_str()), (ItemKind::Credential, "API"));
@@ -242,6 +247,11 @@ async fn servers_and_jobs_follow_the_table_and_are_orphaned_with_their_owner() {
 
     // Read-only may not install; a member installs and owns its server.
     assert!(denied(orbit.install_server(&eve, &ws, "eves", spec(), None).map(|_| ())));
+    // A command server runs as the host's user: no member installs one,
+    // whatever its role; the operator does.
+    let command = || ServerSpec::new(ServerTransport::Stdio { command: "true".into(), args: vec![] });
+    assert!(denied(orbit.install_server(&ada, &ws, "cmd", command(), None).map(|_| ())));
+    orbit.install_server(&Principal::local_operator(), &ws, "cmd", command(), None).unwrap();
     let entry = orbit.install_server(&bob, &ws, "bobs", spec(), Some(u("ada"))).unwrap();
     assert_eq!(entry.spec.owner, Some(u("bob")), "a member always owns what it adds");
     // Another member may not remove or reinstall it; nor disable any

@@ -37,6 +37,9 @@ pub enum Action {
     FetchUnsafeMethod,
     /// Install or enable an MCP server, register a job, add a credential.
     CreateResource,
+    /// Install an MCP server that runs as a command on the host (stdio
+    /// transport): it runs with the operator's user and files.
+    InstallCommandServer,
     /// Edit or delete a server or job (one's own, or for admins anyone's).
     EditResource,
     /// Delete a credential (one's own, or for admins anyone's).
@@ -53,7 +56,7 @@ pub enum Action {
     ViewAudit,
     /// Add and remove members, change their roles, read notifications.
     ManageMembers,
-    /// Issue a token (for oneself, or for admins for another member).
+    /// Issue a token for oneself (or one's agents).
     IssueToken,
     /// List tokens' metadata (one's own, or for admins every token).
     ListTokens,
@@ -96,6 +99,9 @@ pub enum Grant {
     /// On anyone but an owner: the target's current role and the role it
     /// is given must both be below [`Role::Owner`].
     NotOwners,
+    /// Only the operator on the host (the local CLI, an embedding program):
+    /// never a principal that authenticated with a token, whatever its role.
+    OperatorOnly,
     /// Only tools annotated `readOnlyHint: true` ([`Target::tool_read_only`]),
     /// unless the workspace policy opens more to read-only principals
     /// ([`Target::policy_opens_to_read_only`]).
@@ -115,7 +121,7 @@ pub struct Rule {
     pub why: &'static str,
 }
 
-use Grant::{No, NotOwners, OwnOnly, ReadOnlyTools, Yes};
+use Grant::{No, NotOwners, OperatorOnly, OwnOnly, ReadOnlyTools, Yes};
 
 /// The permission table. Columns: read-only, member, admin, owner.
 ///
@@ -123,145 +129,56 @@ use Grant::{No, NotOwners, OwnOnly, ReadOnlyTools, Yes};
 /// [`TeamStore`](crate::TeamStore): a token's role is never above its
 /// member's, and the last owner can neither leave, be removed nor be
 /// demoted.
+#[rustfmt::skip]
 pub const PERMISSIONS: &[Rule] = &[
-    Rule {
-        action: Action::ViewWorkspace,
-        name: "view-workspace",
-        grants: [Yes, Yes, Yes, Yes],
-        why: "everyone in a workspace sees what it offers; credential values are never part of it",
-    },
-    Rule {
-        action: Action::ViewRuns,
-        name: "view-runs",
-        grants: [OwnOnly, Yes, Yes, Yes],
-        why: "a read-only member sees only the runs it started; members see all, with who started them",
-    },
-    Rule {
-        action: Action::RunComponent,
-        name: "run-component",
-        grants: [Yes, Yes, Yes, Yes],
-        why: "running code is what a workspace is for; a read-only principal's run cannot write",
-    },
-    Rule {
-        action: Action::EnqueueJob,
-        name: "enqueue-job",
-        grants: [No, Yes, Yes, Yes],
-        why: "a queued job runs later with the workspace's data: a write",
-    },
-    Rule {
-        action: Action::CallTool,
-        name: "call-tool",
-        grants: [ReadOnlyTools, Yes, Yes, Yes],
-        why: "read-only members call only tools that say they change nothing; the tool policy applies to everyone",
-    },
-    Rule {
-        action: Action::WriteData,
-        name: "write-data",
-        grants: [No, Yes, Yes, Yes],
-        why: "read-only means read-only on storage, cache and db",
-    },
-    Rule {
-        action: Action::FetchUnsafeMethod,
-        name: "fetch-unsafe-method",
-        grants: [No, Yes, Yes, Yes],
-        why: "only GET and HEAD are safe methods (RFC 9110 section 9.2.1); others may change the world outside",
-    },
-    Rule {
-        action: Action::CreateResource,
-        name: "create-resource",
-        grants: [No, Yes, Yes, Yes],
-        why: "members bring their own servers, jobs and credentials; the workspace owns them",
-    },
-    Rule {
-        action: Action::EditResource,
-        name: "edit-resource",
-        grants: [No, OwnOnly, Yes, Yes],
-        why: "a member edits what it added; admins edit anything",
-    },
-    Rule {
-        action: Action::DeleteCredential,
-        name: "delete-credential",
-        grants: [No, OwnOnly, Yes, Yes],
-        why: "a member disconnects its own credentials; admins disconnect anyone's",
-    },
-    Rule {
-        action: Action::ChangeCredential,
-        name: "change-credential",
-        grants: [No, OwnOnly, OwnOnly, OwnOnly],
-        why: "a credential's value and bindings are its owner's alone; admins reassign an orphaned one instead",
-    },
-    Rule {
-        action: Action::DisableServer,
-        name: "disable-server",
-        grants: [No, No, Yes, Yes],
-        why: "disabling a server takes it from everyone",
-    },
-    Rule {
-        action: Action::ChangeToolPolicy,
-        name: "change-tool-policy",
-        grants: [No, No, Yes, Yes],
-        why: "the tool policy binds everyone",
-    },
-    Rule {
-        action: Action::ReassignResource,
-        name: "reassign-resource",
-        grants: [No, No, Yes, Yes],
-        why: "an orphaned item needs an active owner, chosen by an admin",
-    },
-    Rule {
-        action: Action::ViewAudit,
-        name: "view-audit",
-        grants: [No, No, Yes, Yes],
-        why: "the audit trail shows everyone's actions",
-    },
-    Rule {
-        action: Action::ManageMembers,
-        name: "manage-members",
-        grants: [No, No, NotOwners, Yes],
-        why: "admins manage members, but never an owner nor make one",
-    },
-    Rule {
-        action: Action::IssueToken,
-        name: "issue-token",
-        grants: [OwnOnly, OwnOnly, NotOwners, Yes],
-        why: "everyone issues tokens for itself and its agents; admins for any member but an owner",
-    },
-    Rule {
-        action: Action::ListTokens,
-        name: "list-tokens",
-        grants: [OwnOnly, OwnOnly, Yes, Yes],
-        why: "a member lists its own tokens; admins list every token's metadata",
-    },
-    Rule {
-        action: Action::RevokeToken,
-        name: "revoke-token",
-        grants: [OwnOnly, OwnOnly, NotOwners, Yes],
-        why: "everyone revokes its own tokens; admins revoke any member's but an owner's",
-    },
-    Rule {
-        action: Action::LeaveWorkspace,
-        name: "leave-workspace",
-        grants: [OwnOnly, OwnOnly, OwnOnly, OwnOnly],
-        why: "anyone may leave; the last owner may not (a store invariant)",
-    },
-    Rule {
-        action: Action::TransferOwnership,
-        name: "transfer-ownership",
-        grants: [No, No, No, Yes],
-        why: "ownership is the owner's to give",
-    },
-    Rule {
-        action: Action::DeleteWorkspace,
-        name: "delete-workspace",
-        grants: [No, No, No, Yes],
-        why: "deleting a workspace destroys everyone's data",
-    },
-    Rule {
-        action: Action::ReadCredentialValue,
-        name: "read-credential-value",
-        grants: [No, No, No, No],
-        why: "a credential's value goes only into requests, by the host; nobody reads it back",
-    },
+    Rule { action: Action::ViewWorkspace, name: "view-workspace", grants: [Yes, Yes, Yes, Yes],
+        why: "everyone in a workspace sees what it offers; credential values are never part of it" },
+    Rule { action: Action::ViewRuns, name: "view-runs", grants: [OwnOnly, Yes, Yes, Yes],
+        why: "a read-only member sees only the runs it started; members see all, with who started them" },
+    Rule { action: Action::RunComponent, name: "run-component", grants: [Yes, Yes, Yes, Yes],
+        why: "running code is what a workspace is for; a read-only principal's run cannot write" },
+    Rule { action: Action::EnqueueJob, name: "enqueue-job", grants: [No, Yes, Yes, Yes],
+        why: "a queued job runs later with the workspace's data: a write" },
+    Rule { action: Action::CallTool, name: "call-tool", grants: [ReadOnlyTools, Yes, Yes, Yes],
+        why: "read-only members call only tools that say they change nothing; the tool policy applies to everyone" },
+    Rule { action: Action::WriteData, name: "write-data", grants: [No, Yes, Yes, Yes],
+        why: "read-only means read-only on storage, cache and db" },
+    Rule { action: Action::FetchUnsafeMethod, name: "fetch-unsafe-method", grants: [No, Yes, Yes, Yes],
+        why: "only GET and HEAD are safe methods (RFC 9110 section 9.2.1); others may change the world outside" },
+    Rule { action: Action::CreateResource, name: "create-resource", grants: [No, Yes, Yes, Yes],
+        why: "members bring their own servers, jobs and credentials; the workspace owns them" },
+    Rule { action: Action::InstallCommandServer, name: "install-command-server", grants: [No, No, No, OperatorOnly],
+        why: "a stdio server is a command run as the host user, with its files (the master key among them): only the operator installs one" },
+    Rule { action: Action::EditResource, name: "edit-resource", grants: [No, OwnOnly, Yes, Yes],
+        why: "a member edits what it added; admins edit anything" },
+    Rule { action: Action::DeleteCredential, name: "delete-credential", grants: [No, OwnOnly, Yes, Yes],
+        why: "a member disconnects its own credentials; admins disconnect anyone's" },
+    Rule { action: Action::ChangeCredential, name: "change-credential", grants: [No, OwnOnly, OwnOnly, OwnOnly],
+        why: "a credential's value and bindings are its owner's alone; admins reassign an orphaned one instead" },
+    Rule { action: Action::DisableServer, name: "disable-server", grants: [No, No, Yes, Yes],
+        why: "disabling a server takes it from everyone" },
+    Rule { action: Action::ChangeToolPolicy, name: "change-tool-policy", grants: [No, No, Yes, Yes],
+        why: "the tool policy binds everyone" },
+    Rule { action: Action::ReassignResource, name: "reassign-resource", grants: [No, No, Yes, Yes],
+        why: "an orphaned item needs an active owner, chosen by an admin" },
+    Rule { action: Action::ViewAudit, name: "view-audit", grants: [No, No, Yes, Yes],
+        why: "the audit trail shows everyone's actions" },
+    Rule { action: Action::ManageMembers, name: "manage-members", grants: [No, No, NotOwners, Yes],
+        why: "admins manage members, but never an owner nor make one" },
+    Rule { action: Action::IssueToken, name: "issue-token", grants: [OwnOnly, OwnOnly, OwnOnly, OwnOnly],
+        why: "a token acts as its member: issuing one for someone else would be acting as them (the operator on the host issues any)" },
+    Rule { action: Action::ListTokens, name: "list-tokens", grants: [OwnOnly, OwnOnly, Yes, Yes],
+        why: "a member lists its own tokens; admins list every token's metadata" },
+    Rule { action: Action::RevokeToken, name: "revoke-token", grants: [OwnOnly, OwnOnly, NotOwners, Yes],
+        why: "everyone revokes its own tokens; admins revoke any member's but an owner's" },
+    Rule { action: Action::LeaveWorkspace, name: "leave-workspace", grants: [OwnOnly, OwnOnly, OwnOnly, OwnOnly],
+        why: "anyone may leave; the last owner may not (a store invariant)" },
+    Rule { action: Action::TransferOwnership, name: "transfer-ownership", grants: [No, No, No, Yes],
+        why: "ownership is the owner's to give" },
+    Rule { action: Action::DeleteWorkspace, name: "delete-workspace", grants: [No, No, No, Yes],
+        why: "deleting a workspace destroys everyone's data" },
+    Rule { action: Action::ReadCredentialValue, name: "read-credential-value", grants: [No, No, No, No],
+        why: "a credential's value goes only into requests, by the host; nobody reads it back" },
 ];
 
 /// Every action, in table order.
@@ -352,6 +269,8 @@ pub fn decide(role: Role, me: Option<&UserId>, action: Action, target: &Target<'
                 Ok(())
             }
         }
+        // `Principal::check` lets the operator through; a user never is.
+        OperatorOnly => deny(Some("only the operator on the host")),
         ReadOnlyTools => {
             if target.tool_read_only == Some(true) || target.policy_opens_to_read_only {
                 Ok(())

@@ -131,7 +131,12 @@ impl Principal {
             // The operator holds the data directory and the master key: a
             // condition on ownership protects nothing from it. A `No` cell
             // (reading a credential's value) still holds.
-            Subject::Local { .. } | Subject::Embedded => permission::decide(self.role, target.owner, action, target),
+            Subject::Local { .. } | Subject::Embedded => {
+                if permission::rule(action).grants[self.role.index()] == crate::Grant::OperatorOnly {
+                    return Ok(());
+                }
+                permission::decide(self.role, target.owner, action, target)
+            }
             Subject::User { ref user } => permission::decide(self.role, Some(user), action, target),
         }
     }

@@ -271,9 +271,6 @@ impl AuditLog for RedbTeamStore {
         for row in t.range((ws, 0u128)..=(ws, upper)).map_err(st)?.rev() {
             let (_, v) = row.map_err(st)?;
             let ev: AuditEvent = dec(v.value())?;
-            if q.since_ms.is_some_and(|s| ev.at_ms < s) {
-                break; // ids are time-ordered: nothing older can match
-            }
             if !q.matches(&ev) {
                 continue;
             }

@@ -65,6 +65,7 @@ const SPEC: &[(&str, [&str; 4])] = &[
     ("write-data", ["no", "yes", "yes", "yes"]),
     ("fetch-unsafe-method", ["no", "yes", "yes", "yes"]),
     ("create-resource", ["no", "yes", "yes", "yes"]),
+    ("install-command-server", ["no", "no", "no", "operator"]),
     ("edit-resource", ["no", "own", "yes", "yes"]),
     ("delete-credential", ["no", "own", "yes", "yes"]),
     ("change-credential", ["no", "own", "own", "own"]),
@@ -73,7 +74,7 @@ const SPEC: &[(&str, [&str; 4])] = &[
     ("reassign-resource", ["no", "no", "yes", "yes"]),
     ("view-audit", ["no", "no", "yes", "yes"]),
     ("manage-members", ["no", "no", "not-owners", "yes"]),
-    ("issue-token", ["own", "own", "not-owners", "yes"]),
+    ("issue-token", ["own", "own", "own", "own"]),
     ("list-tokens", ["own", "own", "yes", "yes"]),
     ("revoke-token", ["own", "own", "not-owners", "yes"]),
     ("leave-workspace", ["own", "own", "own", "own"]),
@@ -94,6 +95,7 @@ fn the_table_matches_the_spec_cell_by_cell() {
                 "own" => Grant::OwnOnly,
                 "not-owners" => Grant::NotOwners,
                 "read-only-tools" => Grant::ReadOnlyTools,
+                "operator" => Grant::OperatorOnly,
                 other => panic!("bad spec cell {other}"),
             };
             assert_eq!(rule.grants[i], want, "{name} for {role}");
@@ -125,6 +127,7 @@ fn every_cell_decides_as_its_grant_says() {
                 Grant::OwnOnly => (true, false, false, false, false, false, false),
                 Grant::NotOwners => (true, true, false, false, true, true, true),
                 Grant::ReadOnlyTools => (false, false, false, false, true, false, true),
+                Grant::OperatorOnly => (false, false, false, false, false, false, false),
             };
             assert_eq!(got, want, "{} for {role} ({grant:?})", rule.name);
             assert_eq!(p.may(rule.action), grant == Grant::Yes);
@@ -132,6 +135,9 @@ fn every_cell_decides_as_its_grant_says() {
     }
     // Nobody reads a credential's value, the local operator included.
     assert!(Principal::local_operator().check(Action::ReadCredentialValue, &Target::default()).is_err());
+    // Only the operator installs a command server, whatever a user's role.
+    assert!(Principal::local_operator().check(Action::InstallCommandServer, &Target::default()).is_ok());
+    assert!(Principal::embedded().check(Action::InstallCommandServer, &Target::default()).is_ok());
 }
 
 /// The store-enforced actions, through the store's own methods, for each
@@ -179,9 +185,11 @@ fn store_actions_follow_the_table_for_every_role() {
         assert_eq!(r.is_ok(), matches!(role, Role::Admin | Role::Owner), "{role} revoke another's");
         assert_eq!(store.authenticate(theirs.secret.expose()).is_ok(), r.is_err());
         store.revoke_token(&p, &ws, mine.record.id).unwrap();
-        // A token for someone else: admins and owners.
+        // A token for someone else: nobody but the operator (a token acts
+        // as its member).
         let r = store.issue_token(&p, &ws, req(someone_else, None));
-        assert_eq!(r.is_ok(), matches!(role, Role::Admin | Role::Owner), "{role} issue for another");
+        assert!(matches!(r, Err(TeamError::Denied(_))), "{role} issue for another: {r:?}");
+        assert!(store.issue_token(&op, &ws, req(someone_else, None)).is_ok());
 
         // Notifications and audit: admins and owners.
         assert_eq!(store.notifications(&p, &ws).is_ok(), matches!(role, Role::Admin | Role::Owner));
