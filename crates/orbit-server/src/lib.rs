@@ -355,6 +355,10 @@ pub struct RunSummary {
     pub fuel_consumed: u64,
     /// Why the run did not succeed; absent on success.
     pub error: Option<RunErrorInfo>,
+    /// Who started it: a member's handle (`ada`), with the agent when a
+    /// token was issued to one (`ada/claude`); `local:<os-user>` for the
+    /// operator's CLI. Absent for runs recorded before principals existed.
+    pub started_by: Option<String>,
 }
 
 /// Result of `list_runs`: one page, newest first.
@@ -480,6 +484,7 @@ fn summary(rec: &RunRecord) -> RunSummary {
         duration_us: rec.duration_us,
         fuel_consumed: rec.fuel_consumed,
         error: error_info(rec),
+        started_by: rec.principal.as_ref().map(|p| p.label()),
     }
 }
 

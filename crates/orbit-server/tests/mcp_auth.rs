@@ -158,6 +158,8 @@ async fn stdio_valid_token_works_from_env_and_from_token_file() {
         .expect("initialize with --token-file");
     let listed = tool(&client, "list_runs", json!({})).await;
     assert_eq!(structured(&listed)["runs"][0]["run_id"], run.as_str());
+    // Members see who started each run.
+    assert_eq!(structured(&listed)["runs"][0]["started_by"], "bob/tests", "member bob through agent tests");
     client.cancel().await.unwrap();
 }
 
