@@ -211,7 +211,7 @@ async fn db_refuses_every_write_of_a_read_only_run_however_it_is_written() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jobs_enqueue_is_refused_to_a_read_only_run_and_invoke_and_status_work() {
+async fn jobs_enqueue_is_refused_to_a_read_only_run_invoke_works_and_status_shows_only_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let orbit = open(dir.path());
     let wasm = orbit_test_guests::bytes("jobs-probe");
@@ -227,12 +227,16 @@ async fn jobs_enqueue_is_refused_to_a_read_only_run_and_invoke_and_status_work()
     let out = run_as(&orbit, "jobs-probe", "invoke:probe:echo:hello", reader()).await;
     assert_eq!(out.output_text(), "hello", "{:?}", out.record);
 
-    // A member enqueues; the reader reads its status.
+    // A member enqueues. A read-only reader sees only its own runs, so the
+    // member's job answers like a missing one; the member reads its status.
     let out = run_as(&orbit, "jobs-probe", "enqueue:probe:1:echo:x", member()).await;
     let result: Value = serde_json::from_slice(&out.output).unwrap();
     assert_eq!(result["error"], Value::Null, "{result}");
     let id = result["ids"][0].as_str().unwrap().to_owned();
     let out = run_as(&orbit, "jobs-probe", &format!("status:{id}"), reader()).await;
+    assert_eq!(out.status(), RunStatus::Failed, "{:?}", out.record);
+    assert_eq!(out.record.error.as_ref().map(|e| e.code.as_str()), Some("not-found"), "{:?}", out.record);
+    let out = run_as(&orbit, "jobs-probe", &format!("status:{id}"), member()).await;
     assert_eq!(out.output_text(), "queued", "{:?}", out.record);
     assert_eq!(orbit.jobs().store().jobs(&ws(WS), 100).unwrap().len(), 1);
 }

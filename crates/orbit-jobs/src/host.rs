@@ -63,8 +63,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>, inner: Arc<Inner>) ->
         Box::new(async move {
             let info = store.data_mut().info();
             let ws = info.workspace().clone();
+            let principal = info.principal().clone();
             let n = id.len();
-            let call = blocking(move || status(&inner, &ws, &id));
+            let call = blocking(move || status(&inner, &ws, &principal, &id));
             let result = info.host_call("jobs", "status", n, status_size, call).await?;
             Ok((result,))
         })
@@ -228,9 +229,20 @@ pub(crate) fn code_from_name(name: &str) -> Option<ErrorCode> {
     .find(|c| orbit_engine::code_name(*c) == name)
 }
 
-fn status(inner: &Inner, ws: &WorkspaceId, id: &str) -> Result<wit::JobStatus, JobsError> {
+fn status(inner: &Inner, ws: &WorkspaceId, principal: &Principal, id: &str) -> Result<wit::JobStatus, JobsError> {
     let id: JobId = id.parse()?;
-    let job = inner.store.job(id)?.filter(|j| &j.workspace == ws).ok_or_else(|| JobsError::NotFound(id.to_string()))?;
+    // A job's output is a run's output: the table's `view-runs` decides
+    // (a read-only principal sees only the jobs it enqueued); another's
+    // job is answered like a missing one.
+    let visible = |j: &crate::QueuedJob| match j.principal.user_id() {
+        Some(user) => principal.check(Action::ViewRuns, &Target::owned_by(user)).is_ok(),
+        None => principal.may(Action::ViewRuns),
+    };
+    let job = inner
+        .store
+        .job(id)?
+        .filter(|j| &j.workspace == ws && visible(j))
+        .ok_or_else(|| JobsError::NotFound(id.to_string()))?;
     let run_id = job.run_id.map(|r| r.to_string());
     Ok(match job.state {
         JobState::Queued => wit::JobStatus::Queued,
