@@ -48,17 +48,30 @@ impl SecretResolver for AuditingResolver {
     }
 }
 
-/// Whether `principal` may still act in `ws` for a queued job: a principal
-/// without a token (the host, the local operator, an embedding program)
-/// always may; a token must still be active in the team store
-/// ([`TeamStore::token_active`]). A store that cannot be read refuses.
+/// Whether `principal` may still act in `ws` for a queued job.
+///
+/// - The host, the local operator and an embedding program (no member)
+///   always may.
+/// - A member must still be a member, with a current role no lower than
+///   the one the job was enqueued with (a demotion refuses the job rather
+///   than run it with the old role).
+/// - A token must still be active ([`TeamStore::token_active`]).
+///
+/// A store that cannot be read refuses.
 pub(crate) fn principal_still_valid(team: &RedbTeamStore, ws: &WorkspaceId, principal: &Principal) -> bool {
+    let refuse = |e: &dyn std::fmt::Display| {
+        tracing::warn!(workspace = ws.as_str(), error = %e, "checking a queued job's principal failed; the job is refused");
+        false
+    };
+    let Some(user) = principal.user_id() else { return true };
+    match team.member(ws, user) {
+        Ok(Some(m)) if m.role >= principal.role => {}
+        Ok(_) => return false,
+        Err(e) => return refuse(&e),
+    }
     let Some(token) = principal.token else { return true };
     match team.token_active(ws, token) {
         Ok(active) => active,
-        Err(e) => {
-            tracing::warn!(workspace = ws.as_str(), token = %token, error = %e, "checking a queued job's token failed; the job is refused");
-            false
-        }
+        Err(e) => refuse(&e),
     }
 }

@@ -292,3 +292,38 @@ async fn a_queued_job_of_a_revoked_token_does_not_run() {
     assert_eq!(ran.state, JobState::Succeeded, "{ran:?}");
     assert!(runs.runs.iter().any(|r| r.parent == Some(jobs[1].1)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_job_of_a_member_demoted_or_removed_since_does_not_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let orbit = open(dir.path());
+    team(&orbit);
+    let wasm = orbit_test_guests::bytes("jobs-probe");
+    orbit.jobs().register(&ws(WS), "probe", &wasm, JobDefaults::default()).unwrap();
+    let op = Principal::local_operator();
+    orbit.team().add_member(&op, &ws(WS), &UserId::new("cy").unwrap(), Role::Member, None).unwrap();
+    let (bob, _, _) = login(&orbit, "bob", "scheduler");
+    let (cy, _, _) = login(&orbit, "cy", "scheduler");
+    let (ada, _, _) = login(&orbit, "ada", "scheduler");
+    let mut jobs = Vec::new();
+    for who in [&bob, &cy, &ada] {
+        let out = run_as(&orbit, "jobs-probe", "enqueue:probe:1:echo:later", who).await;
+        let result: Value = serde_json::from_slice(&out.output).unwrap();
+        assert_eq!(result["error"], Value::Null, "{result}");
+        jobs.push(result["ids"][0].as_str().unwrap().parse::<orbit::JobId>().unwrap());
+    }
+    // Bob is demoted to read-only (his token still works, capped); cy leaves.
+    orbit.team().set_role(&op, &ws(WS), &UserId::new("bob").unwrap(), Role::ReadOnly).unwrap();
+    orbit.remove_member(&op, &ws(WS), &UserId::new("cy").unwrap()).unwrap();
+
+    let workers = orbit.start_workers().unwrap();
+    tokio::time::timeout(Duration::from_secs(60), workers.wait_idle()).await.unwrap().unwrap();
+    let state = |i: usize| orbit.jobs().store().job(jobs[i]).unwrap().unwrap();
+    for i in [0, 1] {
+        let refused = state(i);
+        assert_eq!(refused.state, JobState::Failed, "{refused:?}");
+        assert_eq!(refused.error.as_ref().map(|e| e.code.as_str()), Some("permission-denied"));
+        assert_eq!(refused.run_id, None, "it never ran");
+    }
+    assert_eq!(state(2).state, JobState::Succeeded, "the owner's job ran");
+}
