@@ -15,7 +15,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditEvent, AuditLog, AuditPage, AuditQuery, DEFAULT_AUDIT_RETENTION_MS, MAX_AUDIT_PAGE};
@@ -193,14 +193,47 @@ fn put_audit(txn: &WriteTransaction, ev: &AuditEvent) -> Result<(), TeamError> {
     Ok(())
 }
 
-fn get_workspace(txn: &WriteTransaction, ws: &WorkspaceId) -> Result<WorkspaceRecord, TeamError> {
-    let t = txn.open_table(WORKSPACES).map_err(st)?;
+/// The tables the read helpers use, opened on a read transaction (for
+/// queries, concurrent with the writer) or on the write transaction of a
+/// change (so it reads what it is about to change).
+trait Reads {
+    fn workspaces(&self) -> Result<impl ReadableTable<&'static str, &'static [u8]> + '_, TeamError>;
+    fn members(&self) -> Result<impl ReadableTable<(&'static str, &'static str), &'static [u8]> + '_, TeamError>;
+    fn tokens(&self) -> Result<impl ReadableTable<(&'static str, u128), &'static [u8]> + '_, TeamError>;
+}
+
+impl Reads for WriteTransaction {
+    fn workspaces(&self) -> Result<impl ReadableTable<&'static str, &'static [u8]> + '_, TeamError> {
+        self.open_table(WORKSPACES).map_err(st)
+    }
+    fn members(&self) -> Result<impl ReadableTable<(&'static str, &'static str), &'static [u8]> + '_, TeamError> {
+        self.open_table(MEMBERS).map_err(st)
+    }
+    fn tokens(&self) -> Result<impl ReadableTable<(&'static str, u128), &'static [u8]> + '_, TeamError> {
+        self.open_table(TOKENS).map_err(st)
+    }
+}
+
+impl Reads for ReadTransaction {
+    fn workspaces(&self) -> Result<impl ReadableTable<&'static str, &'static [u8]> + '_, TeamError> {
+        self.open_table(WORKSPACES).map_err(st)
+    }
+    fn members(&self) -> Result<impl ReadableTable<(&'static str, &'static str), &'static [u8]> + '_, TeamError> {
+        self.open_table(MEMBERS).map_err(st)
+    }
+    fn tokens(&self) -> Result<impl ReadableTable<(&'static str, u128), &'static [u8]> + '_, TeamError> {
+        self.open_table(TOKENS).map_err(st)
+    }
+}
+
+fn get_workspace(txn: &impl Reads, ws: &WorkspaceId) -> Result<WorkspaceRecord, TeamError> {
+    let t = txn.workspaces()?;
     let v = t.get(ws.as_str()).map_err(st)?.ok_or_else(|| TeamError::WorkspaceNotFound(ws.clone()))?;
     dec(v.value())
 }
 
-fn members_in(txn: &WriteTransaction, ws: &WorkspaceId) -> Result<Vec<MemberRecord>, TeamError> {
-    let t = txn.open_table(MEMBERS).map_err(st)?;
+fn members_in(txn: &impl Reads, ws: &WorkspaceId) -> Result<Vec<MemberRecord>, TeamError> {
+    let t = txn.members()?;
     let mut out = Vec::new();
     for row in t.range((ws.as_str(), "")..).map_err(st)? {
         let (k, v) = row.map_err(st)?;
@@ -212,8 +245,8 @@ fn members_in(txn: &WriteTransaction, ws: &WorkspaceId) -> Result<Vec<MemberReco
     Ok(out)
 }
 
-fn get_member(txn: &WriteTransaction, ws: &WorkspaceId, user: &UserId) -> Result<MemberRecord, TeamError> {
-    let t = txn.open_table(MEMBERS).map_err(st)?;
+fn get_member(txn: &impl Reads, ws: &WorkspaceId, user: &UserId) -> Result<MemberRecord, TeamError> {
+    let t = txn.members()?;
     let v = t.get((ws.as_str(), user.as_str())).map_err(st)?.ok_or_else(|| TeamError::NotAMember(user.clone()))?;
     dec(v.value())
 }
@@ -224,8 +257,8 @@ fn put_member(txn: &WriteTransaction, ws: &WorkspaceId, m: &MemberRecord) -> Res
     Ok(())
 }
 
-fn tokens_in(txn: &WriteTransaction, ws: &WorkspaceId) -> Result<Vec<StoredToken>, TeamError> {
-    let t = txn.open_table(TOKENS).map_err(st)?;
+fn tokens_in(txn: &impl Reads, ws: &WorkspaceId) -> Result<Vec<StoredToken>, TeamError> {
+    let t = txn.tokens()?;
     let mut out = Vec::new();
     for row in t.range((ws.as_str(), 0u128)..=(ws.as_str(), u128::MAX)).map_err(st)? {
         let (_, v) = row.map_err(st)?;
@@ -288,7 +321,7 @@ impl AuditLog for RedbTeamStore {
         let mut removed = 0;
         {
             let mut t = txn.open_table(AUDIT).map_err(st)?;
-            // UUID v7 ids start with the ms timestamp (48 bits).
+            // By the event's own time (`at_ms`), which every event carries.
             removed += t
                 .extract_if(|_, v| {
                     serde_json::from_slice::<AuditEvent>(v).map(|e| e.at_ms < before_ms).unwrap_or(false)
@@ -406,7 +439,7 @@ impl TeamStore for RedbTeamStore {
     }
 
     fn members(&self, ws: &WorkspaceId) -> Result<Vec<MemberRecord>, TeamError> {
-        let txn = self.write_read()?;
+        let txn = self.db.begin_read().map_err(st)?;
         get_workspace(&txn, ws)?;
         members_in(&txn, ws)
     }
@@ -584,7 +617,7 @@ impl TeamStore for RedbTeamStore {
     }
 
     fn tokens(&self, actor: &Principal, ws: &WorkspaceId) -> Result<Vec<TokenRecord>, TeamError> {
-        let txn = self.write_read()?;
+        let txn = self.db.begin_read().map_err(st)?;
         get_workspace(&txn, ws)?;
         let mut out: Vec<TokenRecord> = tokens_in(&txn, ws)?
             .into_iter()
@@ -682,7 +715,7 @@ impl TeamStore for RedbTeamStore {
     }
 
     fn notifications(&self, actor: &Principal, ws: &WorkspaceId) -> Result<Vec<Notification>, TeamError> {
-        let txn = self.write_read()?;
+        let txn = self.db.begin_read().map_err(st)?;
         get_workspace(&txn, ws)?;
         actor.check(Action::ViewAudit, &Target::default())?;
         let t = txn.open_table(NOTIFICATIONS).map_err(st)?;
@@ -707,13 +740,6 @@ impl TeamStore for RedbTeamStore {
 }
 
 impl RedbTeamStore {
-    /// A write transaction used only to read: redb's read and write
-    /// transactions have different table types, and the helpers above take
-    /// write transactions. It is aborted, never committed.
-    fn write_read(&self) -> Result<ReadTxn, TeamError> {
-        Ok(ReadTxn(Some(self.db.begin_write().map_err(st)?)))
-    }
-
     /// Records a use of the token (re-reading it, so a concurrent
     /// revocation is never overwritten).
     fn touch(&self, stored: &StoredToken, now: u64) -> Result<TokenRecord, TeamError> {
@@ -734,24 +760,6 @@ impl RedbTeamStore {
         put_token(&txn, &current)?;
         txn.commit().map_err(st)?;
         Ok(current.record)
-    }
-}
-
-/// See [`RedbTeamStore::write_read`].
-struct ReadTxn(Option<WriteTransaction>);
-
-impl std::ops::Deref for ReadTxn {
-    type Target = WriteTransaction;
-    fn deref(&self) -> &WriteTransaction {
-        self.0.as_ref().expect("present until drop")
-    }
-}
-
-impl Drop for ReadTxn {
-    fn drop(&mut self) {
-        if let Some(t) = self.0.take() {
-            let _ = t.abort();
-        }
     }
 }
 
