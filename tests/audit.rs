@@ -7,14 +7,10 @@
 
 mod common;
 
-use std::convert::Infallible;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
 use common::{files_containing, ws};
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::{Request, Response};
 use orbit::orbit_tools::{ServerSpec, ServerTransport};
 use orbit::orbit_workspace::{AgentName, AuditEvent, Principal, Role, TokenRecord, UserId};
 use orbit::{
@@ -178,32 +174,13 @@ async fn a_refused_tool_call_is_audited_as_permission_denied() {
     orbit.tools().disconnect(&ws(WS), "everything");
 }
 
-/// A real HTTP/1 server on 127.0.0.1 answering 200 `ok` to everything.
-async fn http_server() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(|_req: Request<Incoming>| async {
-                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
-                });
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
-            });
-        }
-    });
-    base
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fetch_with_a_secret_records_a_credential_use_and_the_value_is_nowhere() {
     let dir = tempfile::tempdir().unwrap();
     let orbit = open(dir.path());
     team(&orbit);
     let (bob, token, _) = login(&orbit, "bob", "claude");
-    let base = http_server().await;
+    let (base, _) = common::recording_server().await;
     let value = sentinel("secret-value");
     let placement = Placement::Header { name: "Authorization".into(), template: "Bearer {}".into() };
     let binding = HostBinding::parse(&base).unwrap();

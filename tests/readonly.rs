@@ -7,13 +7,7 @@
 
 mod common;
 
-use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
-
 use common::ws;
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::{Request, Response};
 use orbit::orbit_tools::{ServerSpec, ServerTransport};
 use orbit::orbit_workspace::{Principal, Role, UserId};
 use orbit::{FetchConfig, Invocation, JobDefaults, Limits, Orbit, OrbitConfig, Outcome, RunStatus};
@@ -241,34 +235,11 @@ async fn jobs_enqueue_is_refused_to_a_read_only_run_invoke_works_and_status_show
     assert_eq!(orbit.jobs().store().jobs(&ws(WS), 100).unwrap().len(), 1);
 }
 
-/// A real HTTP server on loopback that logs each request's method and path.
-async fn server() -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
-    let log = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
-            let log = log.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    log.lock().unwrap().push(format!("{} {}", req.method(), req.uri().path()));
-                    async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"hello")))) }
-                });
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
-            });
-        }
-    });
-    (base, seen)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetch_sends_only_get_and_head_for_a_read_only_run() {
     let dir = tempfile::tempdir().unwrap();
     let orbit = open(dir.path());
-    let (base, seen) = server().await;
+    let (base, seen) = common::recording_server().await;
     let req = |method: &str| json!({"method": method, "url": format!("{base}/{method}")}).to_string();
 
     for method in ["GET", "HEAD"] {
@@ -283,11 +254,13 @@ async fn fetch_sends_only_get_and_head_for_a_read_only_run() {
         assert_eq!(outcomes(&out, "fetch", "fetch"), ["permission-denied"], "{method}");
     }
     // Only the safe requests reached the server.
-    assert_eq!(*seen.lock().unwrap(), ["GET /GET", "HEAD /HEAD"]);
+    let lines =
+        |seen: &[common::SeenRequest]| seen.iter().map(|r| format!("{} {}", r.method, r.path)).collect::<Vec<_>>();
+    assert_eq!(lines(&seen.lock().unwrap()), ["GET /GET", "HEAD /HEAD"]);
 
     let out = run_as(&orbit, "fetch-client", &req("POST"), member()).await;
     assert_eq!(out.status(), RunStatus::Succeeded, "{:?}", out.record);
-    assert_eq!(seen.lock().unwrap().last().map(String::as_str), Some("POST /POST"));
+    assert_eq!(lines(&seen.lock().unwrap()).last().map(String::as_str), Some("POST /POST"));
 }
 
 fn call(tool: &str, args: Value) -> Value {

@@ -6,13 +6,8 @@
 
 mod common;
 
-use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::{Request, Response};
 use orbit::orbit_workspace::{Authenticated, ItemKind};
 use orbit::{
     AuditLog, FetchConfig, HostBinding, Invocation, Limits, NewSecret, Orbit, OrbitConfig, Placement, Principal, Role,
@@ -54,34 +49,6 @@ fn login(orbit: &Orbit, ws: &WorkspaceId, user: &str) -> (String, Authenticated)
     let text = issued.secret.expose().to_owned();
     let auth = orbit.team().authenticate(&text).unwrap();
     (text, auth)
-}
-
-/// A real HTTP/1 server on 127.0.0.1 that records each request's
-/// `authorization` header and answers 200.
-async fn header_server() -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
-    let log = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
-            let log = log.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let log = log.clone();
-                    async move {
-                        let auth = req.headers().get("authorization").map(|v| v.to_str().unwrap_or("").to_owned());
-                        log.lock().unwrap().push(auth.unwrap_or_default());
-                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
-                    }
-                });
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
-            });
-        }
-    });
-    (base, seen)
 }
 
 fn bearer_secret(name: &str, value: &str, base: &str) -> NewSecret {
@@ -143,7 +110,7 @@ async fn a_removed_members_credential_is_orphaned_keeps_working_and_can_be_reass
     let dir = tempfile::tempdir().unwrap();
     let orbit = open(dir.path());
     let ws = acme(&orbit);
-    let (base, seen) = header_server().await;
+    let (base, seen) = common::recording_server().await;
     let bob = Principal::user(u("bob"), Role::Member);
     let meta = orbit.set_credential(&bob, &ws, bearer_secret("API", "bob-secret-value-1", &base)).unwrap();
     assert_eq!(meta.owner, Some(u("bob")));
@@ -178,7 +145,7 @@ async fn a_removed_members_credential_is_orphaned_keeps_working_and_can_be_reass
     // Still working in a run (ada's, since bob is gone).
     let out = fetch_with_secret(&orbit, &ws, admin.clone(), &format!("{base}/x"), "API").await;
     assert!(out.status().is_success(), "{:?}", out.record);
-    assert_eq!(seen.lock().unwrap().last().map(String::as_str), Some("Bearer bob-secret-value-1"));
+    assert_eq!(seen.lock().unwrap().last().and_then(|r| r.authorization.as_deref()), Some("Bearer bob-secret-value-1"));
 
     // Reassigned to ada with a new value: no longer orphaned, new value sent.
     let new = Some(SecretValue::new("ada-secret-value-2".into()));
@@ -187,7 +154,7 @@ async fn a_removed_members_credential_is_orphaned_keeps_working_and_can_be_reass
     assert!(orbit.credentials(&admin, &ws).unwrap().iter().all(|c| !c.orphaned));
     let out = fetch_with_secret(&orbit, &ws, admin.clone(), &format!("{base}/y"), "API").await;
     assert!(out.status().is_success());
-    assert_eq!(seen.lock().unwrap().last().map(String::as_str), Some("Bearer ada-secret-value-2"));
+    assert_eq!(seen.lock().unwrap().last().and_then(|r| r.authorization.as_deref()), Some("Bearer ada-secret-value-2"));
     // Reassigning to someone who is not a member is refused.
     assert!(matches!(
         orbit.reassign_credential(&admin, &ws, "API", &u("bob"), None),

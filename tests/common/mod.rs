@@ -64,3 +64,49 @@ pub fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::
     }
     hits
 }
+
+/// One request a [`recording_server`] received.
+#[derive(Debug, Clone)]
+pub struct SeenRequest {
+    /// The method, as sent.
+    pub method: String,
+    /// The path of the request target.
+    pub path: String,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
+}
+
+/// A real HTTP/1 server on 127.0.0.1 that answers 200 `ok` to every
+/// request and records each one; returns its base URL (`http://IP:PORT`).
+pub async fn recording_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<SeenRequest>>>) {
+    use http_body_util::Full;
+    use hyper::body::{Bytes, Incoming};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<SeenRequest>>> = Default::default();
+    let log = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let log = log.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                    log.lock().unwrap().push(SeenRequest {
+                        method: req.method().to_string(),
+                        path: req.uri().path().to_owned(),
+                        authorization: req
+                            .headers()
+                            .get("authorization")
+                            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+                    });
+                    async {
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
+                    }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+            });
+        }
+    });
+    (base, seen)
+}
