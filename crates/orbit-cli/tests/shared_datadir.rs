@@ -4,33 +4,14 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Stdio};
 
 mod common;
 
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-fn orbit_cmd(data: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orbit"));
-    cmd.arg("--data-dir").arg(data).args(args).env_remove("ORBIT_HOME").env_remove("ORBIT_MASTER_KEY");
-    cmd
-}
-
-fn orbit(data: &Path, args: &[&str]) -> Output {
-    orbit_cmd(data, args).output().expect("orbit runs")
-}
-
-fn orbit_stdin(data: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child =
-        orbit_cmd(data, args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{orbit, orbit_cmd, orbit_stdin, text};
 
 fn guest(name: &str) -> String {
     orbit_test_guests::path(name).to_string_lossy().into_owned()

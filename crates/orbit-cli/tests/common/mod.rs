@@ -2,22 +2,37 @@
 //! real `orbit` binary, as an operator would.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 /// The test user who owns the workspaces made here.
 pub const OWNER: &str = "tester";
 
-fn orbit(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_orbit"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .env_remove("ORBIT_HOME")
-        .env_remove("ORBIT_MASTER_KEY")
-        .env_remove("ORBIT_TOKEN")
-        .output()
-        .expect("orbit runs")
+/// `orbit --data-dir DATA ARGS`, with none of the caller's `ORBIT_*`.
+pub fn orbit_cmd(data: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orbit"));
+    cmd.arg("--data-dir").arg(data).args(args);
+    cmd.env_remove("ORBIT_HOME").env_remove("ORBIT_MASTER_KEY").env_remove("ORBIT_TOKEN");
+    cmd
+}
+
+/// Runs `orbit` to completion.
+pub fn orbit(data: &Path, args: &[&str]) -> Output {
+    orbit_cmd(data, args).output().expect("orbit runs")
+}
+
+/// Runs `orbit` with `stdin` as its standard input.
+pub fn orbit_stdin(data: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child =
+        orbit_cmd(data, args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Lossy UTF-8 of a process's output.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
 }
 
 /// Creates each workspace, owned by [`OWNER`] (nothing creates one
