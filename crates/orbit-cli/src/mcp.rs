@@ -40,8 +40,8 @@ fn session_token(args: &McpArgs) -> Result<Option<zeroize::Zeroizing<String>>> {
 /// Arguments of `orbit serve`.
 #[derive(Args, Serialize, Deserialize)]
 pub struct ServeArgs {
-    /// Serve Orbit's MCP server over streamable HTTP at /mcp.
-    #[arg(long)]
+    /// Accepted for compatibility: the MCP endpoints are always served.
+    #[arg(long, hide = true)]
     mcp: bool,
     /// Address to listen on; loopback only (TLS is not served yet, and
     /// bearer tokens must not cross a network in clear). Port 0 picks a
@@ -79,12 +79,10 @@ pub fn mcp(dir: &Path, args: McpArgs) -> Result<ExitCode> {
     }
 }
 
-/// `orbit serve --mcp`: prints `listening on http://ADDR/mcp` on stderr,
-/// then serves until interrupted.
+/// `orbit serve`: prints the address on stderr, then serves the REST API
+/// and the MCP gateway until interrupted (then waits for requests in
+/// flight: runs finish or reach their deadline and are recorded).
 pub fn serve(dir: &Path, args: ServeArgs) -> Result<ExitCode> {
-    if !args.mcp {
-        bail!("nothing to serve: pass --mcp");
-    }
     if !args.listen.ip().is_loopback() {
         bail!("--listen {}: orbit serve listens on loopback addresses only (it serves no TLS yet)", args.listen);
     }
@@ -104,7 +102,10 @@ pub fn serve(dir: &Path, args: ServeArgs) -> Result<ExitCode> {
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr()?;
-        eprintln!("orbit: MCP server listening on http://{addr}/mcp (Authorization: Bearer <token>)");
+        eprintln!(
+            "orbit: listening on http://{addr} (REST API at /api/v1, OpenAPI at /api/v1/openapi.json, MCP gateway \
+             at /ws/<workspace>/mcp; every request needs Authorization: Bearer <token>)"
+        );
         let config = orbit_server::HttpConfig::default();
         let stop = config.cancellation.clone();
         tokio::spawn(async move {

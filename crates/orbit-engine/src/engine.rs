@@ -263,6 +263,7 @@ impl Drop for Inner {
 /// A run in flight, as [`Engine::cancel_run`] and [`Engine::cancel_token`]
 /// find it.
 struct InFlight {
+    workspace: WorkspaceId,
     principal: Principal,
     parent: Option<RunId>,
     cancel: Arc<Cancel>,
@@ -542,6 +543,13 @@ impl Engine {
         map.iter().map(|(id, r)| (*id, r.principal.clone())).collect()
     }
 
+    /// The workspace and principal of run `run_id` while it executes;
+    /// `None` once it has finished (then its record says).
+    pub fn executing(&self, run_id: RunId) -> Option<(WorkspaceId, Principal)> {
+        let map = self.inner.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&run_id).map(|r| (r.workspace.clone(), r.principal.clone()))
+    }
+
     /// The underlying wasmtime engine.
     pub fn wasmtime(&self) -> &wasmtime::Engine {
         &self.inner.engine
@@ -721,7 +729,12 @@ impl Engine {
             let mut map = self.inner.in_flight.lock().unwrap_or_else(|e| e.into_inner());
             map.insert(
                 run_id,
-                InFlight { principal: inv.principal.clone(), parent: inv.parent, cancel: cancel.clone() },
+                InFlight {
+                    workspace: inv.workspace.clone(),
+                    principal: inv.principal.clone(),
+                    parent: inv.parent,
+                    cancel: cancel.clone(),
+                },
             );
             let revoked = self.inner.cancelled_tokens.lock().unwrap_or_else(|e| e.into_inner());
             if inv.principal.token.is_some_and(|t| revoked.contains(&t)) {

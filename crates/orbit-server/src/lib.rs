@@ -36,18 +36,20 @@
 // deprecated for the 2026-07-28 draft (SEP-2577).
 #![allow(deprecated)]
 
+pub mod api;
 pub mod auth;
 mod components;
+pub mod gateway;
 mod http;
+mod submit;
 mod types;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use auth::{Caller, Credentials};
-use base64::Engine as _;
 use orbit::orbit_workspace::permission::Target;
-use orbit::{Action, EngineError, Invocation, Orbit, RunId, RunQuery, RunRecord, RunStatus, WorkspaceId};
+use orbit::{Action, EngineError, Orbit, RunId, RunQuery, RunRecord, RunStatus, WorkspaceId};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::{IntoCallToolResult, ToolCallContext, schema_for_output};
 use rmcp::handler::server::wrapper::Parameters;
@@ -62,6 +64,7 @@ use serde::Serialize;
 
 pub use components::{ComponentStore, ComponentStoreError};
 pub use http::{HttpConfig, serve_http};
+pub use submit::RunCaps;
 pub use types::{
     GetRunArgs, ListRunsArgs, ListToolsArgs, LogInfo, RunComponentArgs, RunDetail, RunErrorInfo, RunList, RunResult,
     RunSummary, SpanInfo, ToolList, WorkspaceTool,
@@ -106,6 +109,7 @@ struct Shared {
 pub struct OrbitMcp {
     shared: Arc<Shared>,
     credentials: Credentials,
+    caps: RunCaps,
     log_level: Arc<Mutex<Option<LoggingLevel>>>,
     tool_router: ToolRouter<Self>,
 }
@@ -126,6 +130,7 @@ impl OrbitMcp {
         let components = ComponentStore::open(orbit.data_dir().join("components"))?;
         Ok(Self {
             shared: Arc::new(Shared { orbit, components }),
+            caps: RunCaps::default(),
             credentials: Credentials::BearerHeader,
             log_level: Arc::new(Mutex::new(None)),
             tool_router: Self::tool_router(),
@@ -160,6 +165,18 @@ impl OrbitMcp {
                 auth::authenticate(orbit, parts.and_then(|p| auth::bearer(&p.headers)))
             }
         }
+    }
+
+    /// The same server, with `caps` on the fuel, deadline and memory a
+    /// caller may ask of one run (default [`RunCaps::default`]).
+    pub fn with_caps(mut self, caps: RunCaps) -> Self {
+        self.caps = caps;
+        self
+    }
+
+    /// The caps on what one run may ask for.
+    pub fn caps(&self) -> &RunCaps {
+        &self.caps
     }
 
     /// The Orbit this server serves.
@@ -239,12 +256,12 @@ fn structured<T: Serialize>(value: &T, is_error: bool) -> ToolResult {
     Ok(if is_error { CallToolResult::structured_error(value) } else { CallToolResult::structured(value) })
 }
 
-fn error_info(rec: &RunRecord) -> Option<RunErrorInfo> {
+pub(crate) fn error_info(rec: &RunRecord) -> Option<RunErrorInfo> {
     // `detail` is for operators only and never leaves the host.
     rec.error.as_ref().map(|e| RunErrorInfo { code: e.code.clone(), message: e.message.clone() })
 }
 
-fn summary(rec: &RunRecord) -> RunSummary {
+pub(crate) fn summary(rec: &RunRecord) -> RunSummary {
     RunSummary {
         run_id: rec.id.to_string(),
         status: rec.status.to_string(),
@@ -258,24 +275,47 @@ fn summary(rec: &RunRecord) -> RunSummary {
     }
 }
 
-/// The caller-safe text for an engine failure; the detail goes to the log.
 fn engine_failure(e: &EngineError) -> ToolFailure {
-    match e {
-        EngineError::ComponentTooLarge { size, limit } => {
-            ToolFailure::new(format!("component is {size} bytes, over the limit of {limit} bytes"))
-        }
-        EngineError::NotAComponent(_) => ToolFailure::new("not a WebAssembly component"),
-        EngineError::NoEntryPoint => {
-            ToolFailure::new("component exports neither `run` (orbit:runtime/agent) nor `wasi:cli/run`")
-        }
-        EngineError::Link(_) => {
-            ToolFailure::new("component cannot be linked: it imports something Orbit does not provide")
-        }
-        EngineError::CompileTimeout(t) => ToolFailure::new(format!("compiling the component took longer than {t:?}")),
-        other => {
-            tracing::error!(error = %other, "run_component failed");
-            ToolFailure::new("internal error")
-        }
+    submit::engine_failure(e).into()
+}
+
+impl From<submit::SubmitError> for ToolFailure {
+    fn from(e: submit::SubmitError) -> Self {
+        ToolFailure::new(e.to_string())
+    }
+}
+
+/// A run's record as `get_run` and `GET /runs/{id}` show it.
+pub(crate) fn detail(rec: &RunRecord) -> RunDetail {
+    RunDetail {
+        summary: summary(rec),
+        workspace: rec.workspace.to_string(),
+        exit_code: rec.exit_code,
+        input_bytes: rec.input_bytes,
+        output_bytes: rec.output_bytes,
+        output: rec.output.clone(),
+        output_truncated: rec.output_truncated,
+        logs: rec
+            .logs
+            .iter()
+            .map(|l| LogInfo { offset_us: l.offset_us, level: l.level.to_string(), message: l.message.clone() })
+            .collect(),
+        logs_truncated: rec.logs_truncated,
+        spans: rec
+            .spans
+            .iter()
+            .map(|s| SpanInfo {
+                primitive: s.primitive.clone(),
+                operation: s.operation.clone(),
+                start_offset_us: s.start_offset_us,
+                duration_us: s.duration_us,
+                outcome: s.outcome.clone(),
+                bytes_in: s.bytes_in,
+                bytes_out: s.bytes_out,
+                attrs: s.attrs.clone(),
+            })
+            .collect(),
+        spans_dropped: rec.spans_dropped,
     }
 }
 
@@ -297,53 +337,22 @@ impl OrbitMcp {
         let orbit = &self.shared.orbit;
         let caller = caller_of(&ctx)?;
         let ws = target_workspace(&caller, args.workspace.as_deref())?;
-        caller.principal.check(Action::RunComponent, &Target::default()).map_err(|e| refused(&e))?;
-        let mut limits = orbit.engine().config().default_limits.clone();
-        if let Some(fuel) = args.fuel {
-            limits.fuel = fuel;
-        }
-        if let Some(ms) = args.timeout_ms {
-            if ms == 0 || ms > MAX_TIMEOUT_MS {
-                return Err(ToolFailure::new(format!("timeout_ms must be 1 to {MAX_TIMEOUT_MS}")));
-            }
-            limits.timeout = Duration::from_millis(ms);
-        }
-        if let Some(bytes) = args.memory_bytes {
-            limits.memory_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
-        }
-        let wasm = match (&args.component_base64, &args.digest) {
-            (Some(b64), None) => {
-                // Refuse before decoding what could not be run anyway.
-                if b64.len() / 4 * 3 > limits.component_bytes + 3 {
-                    return Err(ToolFailure::new(format!(
-                        "component is over the limit of {} bytes",
-                        limits.component_bytes
-                    )));
-                }
-                base64::engine::general_purpose::STANDARD
-                    .decode(b64.trim())
-                    .map_err(|_| ToolFailure::new("component_base64 is not valid standard base64"))?
-            }
-            (None, Some(digest)) => self.shared.components.get(digest).map_err(|e| match e {
-                ComponentStoreError::BadDigest | ComponentStoreError::NotFound => ToolFailure::new(e.to_string()),
-                other => {
-                    tracing::error!(error = %other, "reading a submitted component");
-                    ToolFailure::new("internal error")
-                }
-            })?,
+        let source = match (args.component_base64, args.digest) {
+            (Some(b64), None) => submit::Source::Base64(b64),
+            (None, Some(digest)) => submit::Source::Digest(digest),
             _ => return Err(ToolFailure::new("give exactly one of `component_base64` and `digest`")),
         };
-        let component =
-            orbit.engine().load_async(&wasm, limits.component_bytes).await.map_err(|e| engine_failure(&e))?;
-        if args.component_base64.is_some()
-            && let Err(e) = self.shared.components.put(component.digest(), &wasm)
-        {
-            tracing::error!(error = %e, "keeping a submitted component");
-            return Err(ToolFailure::new("internal error"));
-        }
+        let req = submit::RunRequest {
+            source,
+            input: args.input,
+            fuel: args.fuel,
+            timeout_ms: args.timeout_ms,
+            memory_bytes: args.memory_bytes,
+        };
+        let limits = submit::limits_for(orbit, &caller.principal, &req, &self.caps)?;
+        let component = submit::load(orbit, &self.shared.components, &req.source, &limits).await?;
         let total_ms = limits.timeout.as_millis() as f64;
-        let invocation =
-            Invocation::new(args.input).workspace(ws.clone()).principal(caller.principal.clone()).limits(limits);
+        let invocation = submit::invocation(req.input, &ws, &caller.principal, limits);
         let run = orbit.engine().invoke(&component, invocation);
         let outcome = match ctx.meta.get_progress_token() {
             None => run.await,
@@ -455,37 +464,7 @@ impl OrbitMcp {
         let Some(rec) = rec.filter(|r| r.workspace == ws && visible(r)) else {
             return Err(ToolFailure::new(format!("no run {id} in workspace {ws}")));
         };
-        let detail = RunDetail {
-            summary: summary(&rec),
-            workspace: rec.workspace.to_string(),
-            exit_code: rec.exit_code,
-            input_bytes: rec.input_bytes,
-            output_bytes: rec.output_bytes,
-            output: rec.output.clone(),
-            output_truncated: rec.output_truncated,
-            logs: rec
-                .logs
-                .iter()
-                .map(|l| LogInfo { offset_us: l.offset_us, level: l.level.to_string(), message: l.message.clone() })
-                .collect(),
-            logs_truncated: rec.logs_truncated,
-            spans: rec
-                .spans
-                .iter()
-                .map(|s| SpanInfo {
-                    primitive: s.primitive.clone(),
-                    operation: s.operation.clone(),
-                    start_offset_us: s.start_offset_us,
-                    duration_us: s.duration_us,
-                    outcome: s.outcome.clone(),
-                    bytes_in: s.bytes_in,
-                    bytes_out: s.bytes_out,
-                    attrs: s.attrs.clone(),
-                })
-                .collect(),
-            spans_dropped: rec.spans_dropped,
-        };
-        structured(&detail, false)
+        structured(&detail(&rec), false)
     }
 
     /// The workspace's MCP tools, from the per-workspace server registry.
@@ -541,10 +520,10 @@ impl ServerHandler for OrbitMcp {
     ) -> Result<CallToolResponse, ErrorData> {
         // Every message is authenticated; nothing runs without a valid token.
         let caller = self.caller(&context)?;
-        context.extensions.insert(caller);
+        context.extensions.insert(caller.clone());
         let name = request.name.clone();
         if !self.tool_router.has_route(&name) {
-            return ToolFailure::new(format!("unknown tool {name:?}")).into_call_tool_result();
+            return self.call_upstream(request, &caller, &context).await;
         }
         match self.tool_router.call(ToolCallContext::new(self, request, context)).await {
             Ok(response) => Ok(response),
@@ -564,11 +543,24 @@ impl ServerHandler for OrbitMcp {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        self.caller(&context)?;
-        Ok(ListToolsResult::with_all_items(self.tool_router.list_all()))
+        let caller = self.caller(&context)?;
+        let mut tools = self.tool_router.list_all();
+        // The workspace's upstream tools this caller may call, after Orbit's own.
+        match gateway::upstream_tools(self.orbit(), &caller.workspace, &caller.principal).await {
+            Ok(listed) => tools.extend(
+                listed
+                    .tools
+                    .into_iter()
+                    .filter(|t| t.callable && !self.tool_router.has_route(&t.gateway_name))
+                    .map(upstream_tool),
+            ),
+            Err(gateway::ListFailed) => {}
+        }
+        Ok(ListToolsResult::with_all_items(tools))
     }
 
     fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
+        // Upstream tools are looked up per call (they change while a session is open).
         self.tool_router.get(name).cloned()
     }
 
@@ -580,6 +572,61 @@ impl ServerHandler for OrbitMcp {
         self.caller(&context)?;
         *self.log_level.lock().unwrap_or_else(|e| e.into_inner()) = Some(request.level);
         Ok(())
+    }
+}
+
+/// An upstream tool as the gateway lists it: its schema and read-only
+/// annotation as its server gave them, under its gateway name.
+fn upstream_tool(t: gateway::GatewayTool) -> rmcp::model::Tool {
+    let schema = match t.info.input_schema {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::from_iter([("type".to_owned(), serde_json::Value::from("object"))]),
+    };
+    let mut tool = rmcp::model::Tool::new(t.gateway_name, t.info.description, Arc::new(schema));
+    tool.title = Some(format!("{} ({})", t.info.name, t.info.server));
+    if let Some(hint) = t.info.read_only_hint {
+        tool.annotations = Some(rmcp::model::ToolAnnotations::new().read_only(hint));
+    }
+    tool
+}
+
+impl OrbitMcp {
+    /// `tools/call` of a tool that is not Orbit's own: an upstream tool by
+    /// its gateway name. Every failure is a tool error; the session goes on.
+    async fn call_upstream(
+        &self,
+        request: CallToolRequestParams,
+        caller: &Caller,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let orbit = self.orbit();
+        let name = request.name.to_string();
+        let Some((server, tool)) = gateway::resolve(orbit, &caller.workspace, &name) else {
+            return ToolFailure::new(format!("unknown tool {name:?}")).into_call_tool_result();
+        };
+        let args = serde_json::Value::Object(request.arguments.unwrap_or_default()).to_string();
+        let until = tokio::time::Instant::now() + orbit.tools().limits().call_timeout;
+        // The client cancelling its request drops this future, which cancels
+        // the upstream call (rmcp sends `notifications/cancelled`).
+        let call = orbit.tools().call_as(&caller.workspace, &caller.principal, &server, &tool, &args, until);
+        let result = tokio::select! {
+            r = call => r,
+            _ = context.ct.cancelled() => return ToolFailure::new("cancelled").into_call_tool_result(),
+        };
+        match result {
+            Ok(r) => {
+                let content: Vec<ContentBlock> = match serde_json::from_value(r.content) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, server = %server, "upstream content");
+                        return ToolFailure::new("the MCP server returned content Orbit cannot relay")
+                            .into_call_tool_result();
+                    }
+                };
+                Ok(if r.is_error { CallToolResult::error(content) } else { CallToolResult::success(content) }.into())
+            }
+            Err(e) => ToolFailure::new(gateway::failure_text(&e)).into_call_tool_result(),
+        }
     }
 }
 

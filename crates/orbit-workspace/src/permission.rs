@@ -25,6 +25,8 @@ pub enum Action {
     /// Run a component or invoke a job (a read-only principal's run is
     /// read-only on every primitive).
     RunComponent,
+    /// Cancel a run while it executes (one's own, or for admins anyone's).
+    CancelRun,
     /// Enqueue a job.
     EnqueueJob,
     /// Call an MCP tool of one of the workspace's servers.
@@ -137,6 +139,8 @@ pub const PERMISSIONS: &[Rule] = &[
         why: "a read-only member sees only the runs it started; members see all, with who started them" },
     Rule { action: Action::RunComponent, name: "run-component", grants: [Yes, Yes, Yes, Yes],
         why: "running code is what a workspace is for; a read-only principal's run cannot write" },
+    Rule { action: Action::CancelRun, name: "cancel-run", grants: [OwnOnly, OwnOnly, Yes, Yes],
+        why: "everyone stops its own runs; admins stop anyone's, e.g. a runaway agent's" },
     Rule { action: Action::EnqueueJob, name: "enqueue-job", grants: [No, Yes, Yes, Yes],
         why: "a queued job runs later with the workspace's data: a write" },
     Rule { action: Action::CallTool, name: "call-tool", grants: [ReadOnlyTools, Yes, Yes, Yes],

@@ -60,6 +60,7 @@ const SPEC: &[(&str, [&str; 4])] = &[
     ("view-workspace", ["yes", "yes", "yes", "yes"]),
     ("view-runs", ["own", "yes", "yes", "yes"]),
     ("run-component", ["yes", "yes", "yes", "yes"]),
+    ("cancel-run", ["own", "own", "yes", "yes"]),
     ("enqueue-job", ["no", "yes", "yes", "yes"]),
     ("call-tool", ["read-only-tools", "yes", "yes", "yes"]),
     ("write-data", ["no", "yes", "yes", "yes"]),

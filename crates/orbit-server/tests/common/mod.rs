@@ -229,9 +229,10 @@ impl HttpServer {
         };
         // Keep draining stderr so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        // "http://127.0.0.1:PORT/mcp (Authorization: Bearer <token>)"
-        let url = url.split_whitespace().next().unwrap().to_owned();
-        let port = url.trim_start_matches("http://127.0.0.1:").trim_end_matches("/mcp").parse().unwrap();
+        // "http://127.0.0.1:PORT (REST API at /api/v1, ...)"
+        let base = url.split_whitespace().next().unwrap().to_owned();
+        let port = base.trim_start_matches("http://127.0.0.1:").parse().unwrap();
+        let url = format!("{base}/mcp");
         Self { child, url, port }
     }
 }

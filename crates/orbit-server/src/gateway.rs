@@ -1,0 +1,135 @@
+//! The MCP gateway: a workspace's installed MCP servers' tools, offered
+//! next to Orbit's own through one endpoint.
+//!
+//! **Names.** An upstream tool is offered as `<server>__<tool>` (two
+//! underscores): server names are 1 to 64 of `a-z A-Z 0-9 _ -`, so the
+//! result stays within the MCP tool-name rules (1 to 128 of
+//! `A-Z a-z 0-9 _ - .`,
+//! <https://modelcontextprotocol.io/specification/2025-11-25/server/tools#tool-names>)
+//! whenever the upstream name does. A tool whose gateway name would break
+//! those rules, or clash with another's or with one of Orbit's own, is not
+//! offered (and the operator's log says so). A call is routed by looking the
+//! name up in the same listing, never by splitting it.
+//!
+//! **Calls** go through [`orbit::Tools::call_as`]: the pooled upstream
+//! connection, the workspace credentials injected by reference (never the
+//! caller's token), the policy and the permission table checked, and the
+//! call audited, on every call.
+
+use std::collections::HashMap;
+
+use orbit::orbit_tools::{ToolInfo, ToolsError};
+use orbit::orbit_workspace::permission::Target;
+use orbit::{Action, Orbit, Principal, WorkspaceId};
+
+/// Between a server's name and its tool's in a gateway name.
+pub const SEPARATOR: &str = "__";
+
+/// How long listing waits for servers never listed before.
+const LIST_TIMEOUT: std::time::Duration = crate::LIST_TOOLS_TIMEOUT;
+
+/// One upstream tool as the gateway offers it.
+#[derive(Debug, Clone)]
+pub(crate) struct GatewayTool {
+    pub info: ToolInfo,
+    pub gateway_name: String,
+    /// Whether the principal may call it (role and policy).
+    pub callable: bool,
+}
+
+/// The upstream tools of a workspace, with the servers that could not be
+/// listed.
+#[derive(Debug, Default)]
+pub(crate) struct Listed {
+    pub tools: Vec<GatewayTool>,
+    pub unavailable: Vec<String>,
+}
+
+/// The gateway name of `tool` of `server`, when it keeps to the MCP rules.
+pub fn gateway_name(server: &str, tool: &str) -> Option<String> {
+    let name = format!("{server}{SEPARATOR}{tool}");
+    let ok = name.len() <= 128 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    ok.then_some(name)
+}
+
+/// Why listing failed: the registry could not be read.
+#[derive(Debug)]
+pub(crate) struct ListFailed;
+
+impl From<ListFailed> for crate::api::Problem {
+    fn from(_: ListFailed) -> Self {
+        crate::api::Problem::new("unavailable", "the workspace's MCP tools could not be listed").retry_after(1)
+    }
+}
+
+/// The enabled servers' tools of `ws`, named for the gateway, each marked
+/// with whether `principal` may call it. Servers never listed are started
+/// and listed first (up to 10 s).
+pub(crate) async fn upstream_tools(
+    orbit: &Orbit,
+    ws: &WorkspaceId,
+    principal: &Principal,
+) -> Result<Listed, ListFailed> {
+    let until = tokio::time::Instant::now() + LIST_TIMEOUT;
+    let (tools, unavailable) = orbit.tools().list(ws, until).await.map_err(|e| {
+        tracing::error!(error = %e, "listing a workspace's MCP tools");
+        ListFailed
+    })?;
+    let policy = orbit.tools().registry().policy(ws).map_err(|e| {
+        tracing::error!(error = %e, "reading a workspace's tool policy");
+        ListFailed
+    })?;
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut out = Vec::new();
+    for info in tools {
+        let Some(name) = gateway_name(&info.server, &info.name) else {
+            tracing::warn!(server = %info.server, tool = %info.name, "tool name cannot be offered through the gateway");
+            continue;
+        };
+        *seen.entry(name.clone()).or_default() += 1;
+        let target =
+            Target::tool(info.read_only_hint == Some(true), policy.opens_to_read_only(&info.server, &info.name));
+        let callable = policy.allows(&info.server, &info.name) && principal.check(Action::CallTool, &target).is_ok();
+        out.push(GatewayTool { info, gateway_name: name, callable });
+    }
+    out.retain(|t| {
+        let unique = seen[&t.gateway_name] == 1;
+        if !unique {
+            tracing::warn!(name = %t.gateway_name, "two tools share a gateway name: neither is offered");
+        }
+        unique
+    });
+    Ok(Listed { tools: out, unavailable })
+}
+
+/// The server and tool behind gateway name `name` in `ws`, from the
+/// registry's last listing.
+pub(crate) fn resolve(orbit: &Orbit, ws: &WorkspaceId, name: &str) -> Option<(String, String)> {
+    let tools = orbit.tools().registry().list_tools(ws).ok()?;
+    let mut found = tools.into_iter().filter(|t| gateway_name(&t.server, &t.name).as_deref() == Some(name));
+    let first = found.next()?;
+    // A clash is never routed (nor listed).
+    found.next().is_none().then_some((first.server, first.name))
+}
+
+/// The caller-safe text of a failed upstream call.
+pub(crate) fn failure_text(e: &ToolsError) -> String {
+    match e {
+        ToolsError::NoSuchServer(_) | ToolsError::NoSuchTool { .. } => "unknown tool".into(),
+        ToolsError::Denied { server, tool } => {
+            format!("permission denied: the workspace policy denies {server}/{tool}")
+        }
+        ToolsError::NotPermitted { reason, .. } => format!("permission denied: {reason}"),
+        ToolsError::InvalidArguments(why) => format!("invalid arguments: {why}"),
+        ToolsError::ArgumentsTooLarge { .. } | ToolsError::ResultTooLarge { .. } => e.to_string(),
+        ToolsError::Refused { server, .. } => format!("the MCP server {server} refused the call"),
+        ToolsError::Unavailable { server, .. } => {
+            format!("the MCP server {server} is unavailable; a later call reconnects")
+        }
+        ToolsError::Secret(_) => "a credential this server needs could not be provided".into(),
+        other => {
+            tracing::error!(error = %other, "gateway tool call");
+            "internal error".into()
+        }
+    }
+}

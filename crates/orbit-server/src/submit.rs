@@ -1,0 +1,197 @@
+//! Submitting a run: the one path from a front end's request (MCP
+//! `run_component`, REST `POST /runs`) to the engine. The caps on what a
+//! caller may ask for live here, so both front ends enforce the same ones.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use orbit::orbit_workspace::permission::Target;
+use orbit::{Action, EngineError, Invocation, Limits, LoadedComponent, Orbit, Principal, WorkspaceId};
+
+use crate::{ComponentStore, ComponentStoreError};
+
+/// The most a caller may ask of one run, per workspace. A request above a
+/// cap is refused (`invalid-input`), never silently lowered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunCaps {
+    /// Most fuel units one run may ask for. Default 20,000,000,000 (ten
+    /// times the engine's default budget).
+    pub max_fuel: u64,
+    /// Longest deadline, in ms. Default 3,600,000 (one hour).
+    pub max_timeout_ms: u64,
+    /// Most linear memory, in bytes. Default 1 GiB.
+    pub max_memory_bytes: u64,
+}
+
+impl Default for RunCaps {
+    fn default() -> Self {
+        Self { max_fuel: 20_000_000_000, max_timeout_ms: crate::MAX_TIMEOUT_MS, max_memory_bytes: 1 << 30 }
+    }
+}
+
+/// Where the component of a run comes from.
+#[derive(Debug)]
+pub(crate) enum Source {
+    /// Standard base64 of the .wasm bytes.
+    Base64(String),
+    /// The sha256 of a component submitted before.
+    Digest(String),
+}
+
+/// What a caller asked for, before any check.
+#[derive(Debug)]
+pub(crate) struct RunRequest {
+    pub source: Source,
+    pub input: String,
+    pub fuel: Option<u64>,
+    pub timeout_ms: Option<u64>,
+    pub memory_bytes: Option<u64>,
+}
+
+/// Why a run could not be submitted. Every text is safe for the caller.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SubmitError {
+    /// The request is malformed or asks for more than the caps.
+    #[error("{0}")]
+    Invalid(String),
+    /// The permission table refused.
+    #[error("permission denied: your role ({role}) may not {action}")]
+    Denied { role: String, action: String },
+    /// No component with that digest.
+    #[error("{0}")]
+    NotFound(String),
+    /// Every run slot is busy.
+    #[error("every run slot is busy; try again shortly")]
+    Busy,
+    /// Something on the host failed; the detail went to the log.
+    #[error("internal error")]
+    Internal,
+}
+
+impl SubmitError {
+    /// The stable code: `invalid-input`, `permission-denied`, `not-found`,
+    /// `unavailable` or `internal`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SubmitError::Invalid(_) => "invalid-input",
+            SubmitError::Denied { .. } => "permission-denied",
+            SubmitError::NotFound(_) => "not-found",
+            SubmitError::Busy => "unavailable",
+            SubmitError::Internal => "internal",
+        }
+    }
+}
+
+/// The caller-safe text for an engine failure; the detail goes to the log.
+pub(crate) fn engine_failure(e: &EngineError) -> SubmitError {
+    match e {
+        EngineError::ComponentTooLarge { size, limit } => {
+            SubmitError::Invalid(format!("component is {size} bytes, over the limit of {limit} bytes"))
+        }
+        EngineError::NotAComponent(_) => SubmitError::Invalid("not a WebAssembly component".into()),
+        EngineError::NoEntryPoint => {
+            SubmitError::Invalid("component exports neither `run` (orbit:runtime/agent) nor `wasi:cli/run`".into())
+        }
+        EngineError::Link(_) => {
+            SubmitError::Invalid("component cannot be linked: it imports something Orbit does not provide".into())
+        }
+        EngineError::CompileTimeout(t) => {
+            SubmitError::Invalid(format!("compiling the component took longer than {t:?}"))
+        }
+        EngineError::Busy => SubmitError::Busy,
+        other => {
+            tracing::error!(error = %other, "submitting a run");
+            SubmitError::Internal
+        }
+    }
+}
+
+/// Checks `principal` may run a component, and turns the request's
+/// optional limits into the run's [`Limits`] (the engine's defaults for
+/// what is not given), refusing what is above `caps`.
+pub(crate) fn limits_for(
+    orbit: &Orbit,
+    principal: &Principal,
+    req: &RunRequest,
+    caps: &RunCaps,
+) -> Result<Limits, SubmitError> {
+    principal
+        .check(Action::RunComponent, &Target::default())
+        .map_err(|e| SubmitError::Denied { role: e.role.to_string(), action: e.action.to_string() })?;
+    let mut limits = orbit.engine().config().default_limits.clone();
+    if let Some(fuel) = req.fuel {
+        if fuel == 0 || fuel > caps.max_fuel {
+            return Err(SubmitError::Invalid(format!("fuel must be 1 to {}", caps.max_fuel)));
+        }
+        limits.fuel = fuel;
+    }
+    if let Some(ms) = req.timeout_ms {
+        if ms == 0 || ms > caps.max_timeout_ms {
+            return Err(SubmitError::Invalid(format!("timeout_ms must be 1 to {}", caps.max_timeout_ms)));
+        }
+        limits.timeout = Duration::from_millis(ms);
+    }
+    if let Some(bytes) = req.memory_bytes {
+        if bytes == 0 || bytes > caps.max_memory_bytes {
+            return Err(SubmitError::Invalid(format!("memory_bytes must be 1 to {}", caps.max_memory_bytes)));
+        }
+        limits.memory_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+    }
+    Ok(limits)
+}
+
+/// Decodes, compiles (or finds in the cache) and keeps the component of
+/// `req`: a component given as base64 is stored under its digest, so later
+/// runs may name it by digest.
+pub(crate) async fn load(
+    orbit: &Orbit,
+    components: &ComponentStore,
+    source: &Source,
+    limits: &Limits,
+) -> Result<LoadedComponent, SubmitError> {
+    let wasm = match source {
+        Source::Base64(b64) => {
+            // Refuse before decoding what could not be run anyway.
+            if b64.len() / 4 * 3 > limits.component_bytes + 3 {
+                return Err(SubmitError::Invalid(format!(
+                    "component is over the limit of {} bytes",
+                    limits.component_bytes
+                )));
+            }
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|_| SubmitError::Invalid("component_base64 is not valid standard base64".into()))?
+        }
+        Source::Digest(digest) => components.get(digest).map_err(component_failure)?,
+    };
+    let component = orbit.engine().load_async(&wasm, limits.component_bytes).await.map_err(|e| engine_failure(&e))?;
+    if matches!(source, Source::Base64(_)) {
+        store(components, component.digest(), &wasm)?;
+    }
+    Ok(component)
+}
+
+/// Keeps `wasm` under `digest`.
+pub(crate) fn store(components: &ComponentStore, digest: &str, wasm: &[u8]) -> Result<(), SubmitError> {
+    components.put(digest, wasm).map_err(|e| {
+        tracing::error!(error = %e, "keeping a submitted component");
+        SubmitError::Internal
+    })
+}
+
+fn component_failure(e: ComponentStoreError) -> SubmitError {
+    match e {
+        ComponentStoreError::BadDigest => SubmitError::Invalid(e.to_string()),
+        ComponentStoreError::NotFound => SubmitError::NotFound(e.to_string()),
+        other => {
+            tracing::error!(error = %other, "reading a submitted component");
+            SubmitError::Internal
+        }
+    }
+}
+
+/// The invocation of a run of `ws` by `principal` under `limits`.
+pub(crate) fn invocation(input: String, ws: &WorkspaceId, principal: &Principal, limits: Limits) -> Invocation {
+    Invocation::new(input).workspace(ws.clone()).principal(principal.clone()).limits(limits)
+}

@@ -1,0 +1,543 @@
+//! The HTTP face of `orbit serve` over real HTTP on loopback: the REST API
+//! (`/api/v1`), the per-workspace MCP gateway (`/ws/{slug}/mcp`), Protected
+//! Resource Metadata, Host/Origin checks and per-token rate limits, served
+//! in-process over a real data directory with real tokens.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use orbit::orbit_workspace::permission::Target;
+use orbit::orbit_workspace::{Action, PERMISSIONS, Role, TokenRequest};
+use orbit::{Orbit, Principal, TeamStore, UserId, WorkspaceId};
+use orbit_server::api::RateLimit;
+use orbit_server::{HttpConfig, OrbitMcp};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+struct Team {
+    _dir: tempfile::TempDir,
+    orbit: Orbit,
+    base: String,
+    http: reqwest::Client,
+    stop: tokio_util::sync::CancellationToken,
+    /// Tokens of acme's members by role: read-only carol, member bob,
+    /// admin dave, owner alice.
+    tokens: Vec<(Role, String)>,
+    /// bob's token in the second workspace, zeta.
+    zeta_bob: String,
+}
+
+impl Drop for Team {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+fn ws(s: &str) -> WorkspaceId {
+    WorkspaceId::new(s).unwrap()
+}
+
+fn user(s: &str) -> UserId {
+    UserId::new(s).unwrap()
+}
+
+fn issue(orbit: &Orbit, slug: &str, who: &str) -> String {
+    let req = TokenRequest { user: user(who), role: None, agent: None, name: None, expires_in_ms: None };
+    let issued = orbit.team().issue_token(&Principal::local_operator(), &ws(slug), req).unwrap();
+    issued.secret.expose().to_owned()
+}
+
+/// Two workspaces: acme (alice owner, dave admin, bob member, carol
+/// read-only) and zeta (owner zed, bob member), served on a free port.
+async fn team(rate: RateLimit) -> Team {
+    let dir = tempfile::tempdir().unwrap();
+    let orbit = Orbit::open(dir.path()).unwrap();
+    let op = Principal::local_operator();
+    let store = orbit.team();
+    store.create_workspace(&op, &ws("acme"), &user("alice"), None).unwrap();
+    for (who, role) in [("dave", Role::Admin), ("bob", Role::Member), ("carol", Role::ReadOnly)] {
+        store.add_member(&op, &ws("acme"), &user(who), role, None).unwrap();
+    }
+    store.create_workspace(&op, &ws("zeta"), &user("zed"), None).unwrap();
+    store.add_member(&op, &ws("zeta"), &user("bob"), Role::Member, None).unwrap();
+    let tokens = [(Role::ReadOnly, "carol"), (Role::Member, "bob"), (Role::Admin, "dave"), (Role::Owner, "alice")]
+        .into_iter()
+        .map(|(r, who)| (r, issue(&orbit, "acme", who)))
+        .collect();
+    let zeta_bob = issue(&orbit, "zeta", "bob");
+    let server = OrbitMcp::new(orbit.clone()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut config = HttpConfig::default();
+    config.rate_limit = rate;
+    let stop = config.cancellation.clone();
+    tokio::spawn(orbit_server::serve_http(server, listener, config));
+    Team { _dir: dir, orbit, base, http: reqwest::Client::new(), stop, tokens, zeta_bob }
+}
+
+fn generous() -> RateLimit {
+    RateLimit::new(NonZeroU32::new(10_000).unwrap(), NonZeroU32::new(10_000).unwrap())
+}
+
+impl Team {
+    fn user_of(&self, role: Role) -> String {
+        match role {
+            Role::ReadOnly => "carol",
+            Role::Member => "bob",
+            Role::Admin => "dave",
+            _ => "alice",
+        }
+        .to_owned()
+    }
+
+    fn token(&self, role: Role) -> &str {
+        &self.tokens.iter().find(|(r, _)| *r == role).unwrap().1
+    }
+
+    async fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(method.parse().unwrap(), url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+}
+
+/// A problem document of `code`, with the status that goes with it.
+fn assert_problem(label: &str, (status, body): &(StatusCode, Value), expect: StatusCode, code: &str) {
+    assert_eq!(*status, expect, "{label}: {body}");
+    assert_eq!(body["type"], format!("urn:orbit:problem:{code}"), "{label}: {body}");
+    assert_eq!(body["status"], expect.as_u16(), "{label}: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn me_and_bad_tokens() {
+    let t = team(generous()).await;
+    let (status, me) = t.send("GET", "/api/v1/me", Some(t.token(Role::Member)), None).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(
+        (me["user"].as_str(), me["workspace"].as_str(), me["role"].as_str()),
+        (Some("bob"), Some("acme"), Some("member"))
+    );
+
+    // Missing, malformed, unknown: 401 problems with a Bearer challenge, never echoing the token.
+    let unknown = format!("orb_{}", "A".repeat(43));
+    for (label, token) in [("missing", None), ("malformed", Some("hello")), ("unknown", Some(unknown.as_str()))] {
+        let resp = t.http.get(format!("{}/api/v1/me", t.base));
+        let resp = match token {
+            Some(tok) => resp.bearer_auth(tok),
+            None => resp,
+        };
+        let resp = resp.send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{label}");
+        assert!(resp.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"), "{label}");
+        assert_eq!(resp.headers()["content-type"], "application/problem+json", "{label}");
+        let body = resp.text().await.unwrap();
+        assert!(!body.contains(&unknown), "{label}: the token is not echoed");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["type"], "urn:orbit:problem:unauthenticated", "{label}");
+    }
+    // A token in the query string is not a credential.
+    let (status, _) = t.send("GET", &format!("/api/v1/me?access_token={}", t.token(Role::Owner)), None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// Every route that maps to a row of the permission table, for every role:
+/// refused with 403 exactly when the table says no.
+#[tokio::test(flavor = "multi_thread")]
+async fn permission_table_over_http() {
+    let t = team(generous()).await;
+    // A component to run and register as a job.
+    let echo = orbit_test_guests::bytes("echo");
+    let up = t
+        .http
+        .post(format!("{}/api/v1/workspaces/acme/components", t.base))
+        .bearer_auth(t.token(Role::Member))
+        .header("content-type", "application/wasm")
+        .body(echo)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(up.status(), StatusCode::CREATED);
+    let digest = up.json::<Value>().await.unwrap()["digest"].as_str().unwrap().to_owned();
+
+    // (action, method, path, body): each request asks that one row, about
+    // nobody's item, except issuing a token, which is for oneself.
+    let cases: Vec<(Action, &str, String, Option<Value>)> = vec![
+        (Action::ViewWorkspace, "GET", "/api/v1/workspaces/acme".into(), None),
+        (Action::ViewWorkspace, "GET", "/api/v1/workspaces/acme/members".into(), None),
+        (Action::ViewWorkspace, "GET", "/api/v1/workspaces/acme/servers".into(), None),
+        (Action::ViewWorkspace, "GET", "/api/v1/workspaces/acme/jobs".into(), None),
+        (Action::ViewWorkspace, "GET", "/api/v1/workspaces/acme/secrets".into(), None),
+        (Action::ViewAudit, "GET", "/api/v1/workspaces/acme/audit".into(), None),
+        (Action::ManageMembers, "GET", "/api/v1/workspaces/acme/notifications".into(), None),
+        (
+            Action::RunComponent,
+            "POST",
+            "/api/v1/workspaces/acme/runs".into(),
+            Some(json!({"digest": digest, "input": "hi"})),
+        ),
+        (Action::IssueToken, "POST", "/api/v1/workspaces/acme/tokens".into(), Some(json!({"name": "t"}))),
+        (
+            Action::CreateResource,
+            "POST",
+            "/api/v1/workspaces/acme/jobs".into(),
+            Some(json!({"name": "job-{who}", "digest": digest})),
+        ),
+        (
+            Action::CreateResource,
+            "PUT",
+            "/api/v1/workspaces/acme/secrets/key-{who}".into(),
+            Some(
+                json!({"value": "sk-test-value-123", "hosts": ["https://api.example.com"], "header": "x-key", "template": "{}"}),
+            ),
+        ),
+    ];
+    let mut checked = std::collections::BTreeSet::new();
+    for (action, method, path, body) in &cases {
+        for (role, token) in &t.tokens {
+            let me = user(&t.user_of(*role));
+            let target = if *action == Action::IssueToken { Target::owned_by(&me) } else { Target::default() };
+            let allowed = Principal::user(me.clone(), *role).check(*action, &target).is_ok();
+            // Each member creates its own item (a second one would be an edit).
+            let path = path.replace("{who}", me.as_str());
+            let body =
+                body.as_ref().map(|b| serde_json::from_str(&b.to_string().replace("{who}", me.as_str())).unwrap());
+            let got = t.send(method, &path, Some(token), body).await;
+            let label = format!("{role} {method} {path}");
+            if allowed {
+                assert!(got.0.is_success(), "{label}: the table allows it: {:?}", got);
+            } else {
+                assert_problem(&label, &got, StatusCode::FORBIDDEN, "permission-denied");
+            }
+            checked.insert(action.as_str());
+        }
+    }
+    // Member management: a target member with a role (NotOwners for admins).
+    for (role, token) in &t.tokens {
+        let who = format!("new-{role}");
+        let target_user = user(&who);
+        let allowed = Principal::user(user("probe"), *role)
+            .check(Action::ManageMembers, &Target::member(&target_user, Role::ReadOnly))
+            .is_ok();
+        let got = t
+            .send(
+                "POST",
+                "/api/v1/workspaces/acme/members",
+                Some(token),
+                Some(json!({"user": who, "role": "read-only"})),
+            )
+            .await;
+        if allowed {
+            assert_eq!(got.0, StatusCode::CREATED, "{role}: {:?}", got);
+        } else {
+            assert_problem(&format!("{role} add member"), &got, StatusCode::FORBIDDEN, "permission-denied");
+        }
+        checked.insert(Action::ManageMembers.as_str());
+    }
+    // Every row exercised here exists in the table.
+    for name in &checked {
+        assert!(PERMISSIONS.iter().any(|r| r.name == *name), "{name}");
+    }
+}
+
+/// A token acts only in its own workspace: another workspace's path is the
+/// same 404 as one that does not exist, on every route and the gateway.
+#[tokio::test(flavor = "multi_thread")]
+async fn workspaces_do_not_cross() {
+    let t = team(generous()).await;
+    let bob_acme = t.token(Role::Member).to_owned();
+    for path in ["", "/members", "/runs", "/secrets", "/servers", "/tokens", "/audit", "/jobs", "/queue"] {
+        let other = t.send("GET", &format!("/api/v1/workspaces/zeta{path}"), Some(&bob_acme), None).await;
+        let none = t.send("GET", &format!("/api/v1/workspaces/nowhere{path}"), Some(&bob_acme), None).await;
+        assert_problem(path, &other, StatusCode::NOT_FOUND, "not-found");
+        assert_eq!(other.1["title"], none.1["title"], "{path}");
+        let own = t.send("GET", &format!("/api/v1/workspaces/zeta{path}"), Some(&t.zeta_bob), None).await;
+        assert_ne!(own.0, StatusCode::NOT_FOUND, "{path}: bob's zeta token works in zeta: {:?}", own);
+    }
+    // A run in acme is invisible from zeta, even by id.
+    let up = t
+        .http
+        .post(format!("{}/api/v1/workspaces/acme/components", t.base))
+        .bearer_auth(&bob_acme)
+        .body(orbit_test_guests::bytes("echo"))
+        .send()
+        .await
+        .unwrap();
+    let digest = up.json::<Value>().await.unwrap()["digest"].as_str().unwrap().to_owned();
+    let (_, run) = t
+        .send("POST", "/api/v1/workspaces/acme/runs", Some(&bob_acme), Some(json!({"digest": digest, "input": "x"})))
+        .await;
+    let id = run["run_id"].as_str().unwrap();
+    let cross = t.send("GET", &format!("/api/v1/workspaces/zeta/runs/{id}"), Some(&t.zeta_bob), None).await;
+    assert_problem("acme run from zeta", &cross, StatusCode::NOT_FOUND, "not-found");
+    let (_, list) = t.send("GET", "/api/v1/workspaces/zeta/runs", Some(&t.zeta_bob), None).await;
+    assert_eq!(list["runs"].as_array().unwrap().len(), 0, "{list}");
+    // The gateway: acme's token on zeta's endpoint is 404.
+    let resp = t
+        .http
+        .post(format!("{}/ws/zeta/mcp", t.base))
+        .bearer_auth(&bob_acme)
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_over_rest() {
+    let t = team(generous()).await;
+    let bob = t.token(Role::Member);
+    let carol = t.token(Role::ReadOnly);
+    // Not a component: 400 with a caller-safe detail.
+    let bad = t
+        .http
+        .post(format!("{}/api/v1/workspaces/acme/components", t.base))
+        .bearer_auth(bob)
+        .body(b"\0asm garbage".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let up = t
+        .http
+        .post(format!("{}/api/v1/workspaces/acme/components", t.base))
+        .bearer_auth(bob)
+        .body(orbit_test_guests::bytes("echo"))
+        .send()
+        .await
+        .unwrap();
+    let digest = up.json::<Value>().await.unwrap()["digest"].as_str().unwrap().to_owned();
+
+    let path = "/api/v1/workspaces/acme/runs";
+    let (status, done) = t.send("POST", path, Some(bob), Some(json!({"digest": digest, "input": "héllo"}))).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!((done["status"].as_str(), done["output"].as_str()), (Some("succeeded"), Some("héllo")));
+
+    // Caps: a request above them is refused, not lowered.
+    let over = t.send("POST", path, Some(bob), Some(json!({"digest": digest, "memory_bytes": 1u64 << 40}))).await;
+    assert_problem("memory cap", &over, StatusCode::BAD_REQUEST, "invalid-input");
+    let unknown = t.send("POST", path, Some(bob), Some(json!({"digest": "ab".repeat(32)}))).await;
+    assert_problem("unknown digest", &unknown, StatusCode::NOT_FOUND, "not-found");
+    let malformed = t.send("POST", path, Some(bob), Some(json!({"digest": 5}))).await;
+    assert_problem("malformed body", &malformed, StatusCode::BAD_REQUEST, "invalid-input");
+
+    // Without waiting: 202 and the id, then the record.
+    let (status, started) = t
+        .send("POST", &format!("{path}?wait=false"), Some(carol), Some(json!({"digest": digest, "input": "ro"})))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let id = started["run_id"].as_str().unwrap();
+    let rec = loop {
+        let got = t.send("GET", &format!("{path}/{id}"), Some(carol), None).await;
+        if got.0 == StatusCode::OK {
+            break got.1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!((rec["status"].as_str(), rec["output"].as_str()), (Some("succeeded"), Some("ro")), "{rec}");
+    assert_eq!(rec["started_by"], "carol");
+
+    // Read-only carol lists only her own run; bob sees both, and filters.
+    let (_, mine) = t.send("GET", path, Some(carol), None).await;
+    let ids: Vec<&str> = mine["runs"].as_array().unwrap().iter().map(|r| r["run_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec![id]);
+    let (_, all) = t.send("GET", path, Some(bob), None).await;
+    assert_eq!(all["runs"].as_array().unwrap().len(), 2, "{all}");
+    let (_, by_carol) = t.send("GET", &format!("{path}?user=carol"), Some(bob), None).await;
+    assert_eq!(by_carol["runs"].as_array().unwrap().len(), 1, "{by_carol}");
+    let (_, later) = t.send("GET", &format!("{path}?since_ms=99999999999999"), Some(bob), None).await;
+    assert_eq!(later["runs"].as_array().unwrap().len(), 0, "{later}");
+    let forbidden = t.send("GET", &format!("{path}?user=bob"), Some(carol), None).await;
+    assert_problem("read-only filters another's runs", &forbidden, StatusCode::FORBIDDEN, "permission-denied");
+    let bob_run = done["run_id"].as_str().unwrap();
+    let hidden = t.send("GET", &format!("{path}/{bob_run}"), Some(carol), None).await;
+    assert_problem("read-only reads another's run", &hidden, StatusCode::NOT_FOUND, "not-found");
+}
+
+/// A run cancelled over the API stops and is recorded as cancelled; a
+/// member cannot cancel another member's run.
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_a_run() {
+    let t = team(generous()).await;
+    let bob = t.token(Role::Member);
+    let up = t
+        .http
+        .post(format!("{}/api/v1/workspaces/acme/components", t.base))
+        .bearer_auth(bob)
+        .body(orbit_test_guests::bytes("spin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(up.status(), StatusCode::CREATED);
+    let digest = up.json::<Value>().await.unwrap()["digest"].as_str().unwrap().to_owned();
+    let path = "/api/v1/workspaces/acme/runs";
+    let body = json!({"digest": digest, "timeout_ms": 60000, "fuel": 20_000_000_000u64});
+    let (_, started) = t.send("POST", &format!("{path}?wait=false"), Some(bob), Some(body)).await;
+    let id = started["run_id"].as_str().unwrap().to_owned();
+    while t.orbit.engine().executing(id.parse().unwrap()).is_none() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let carol = t.send("POST", &format!("{path}/{id}/cancel"), Some(t.token(Role::ReadOnly)), None).await;
+    assert_problem("read-only cancels bob's run", &carol, StatusCode::NOT_FOUND, "not-found");
+    let (status, told) = t.send("POST", &format!("{path}/{id}/cancel"), Some(t.token(Role::Admin)), None).await;
+    assert_eq!((status, told["cancelled"].as_bool()), (StatusCode::OK, Some(true)), "{told}");
+    let rec = loop {
+        let got = t.send("GET", &format!("{path}/{id}"), Some(bob), None).await;
+        if got.0 == StatusCode::OK {
+            break got.1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(rec["status"], "cancelled", "{rec}");
+}
+
+/// Revocation takes effect on the very next request: a client looping on
+/// the API gets no success once the revoke has returned.
+#[tokio::test(flavor = "multi_thread")]
+async fn revocation_stops_a_rest_loop() {
+    let t = Arc::new(team(generous()).await);
+    let (_, issued) = t
+        .send("POST", "/api/v1/workspaces/acme/tokens", Some(t.token(Role::Member)), Some(json!({"agent": "looper"})))
+        .await;
+    let token = issued["token"].as_str().unwrap().to_owned();
+    let id = issued["record"]["id"].as_str().unwrap().to_owned();
+    let revoked = Arc::new(AtomicBool::new(false));
+    let (ok_before, ok_after) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let looper = {
+        let (t, token, revoked, ok_before, ok_after) =
+            (t.clone(), token.clone(), revoked.clone(), ok_before.clone(), ok_after.clone());
+        tokio::spawn(async move {
+            for _ in 0..400 {
+                // Read the flag before sending: a success after it was set is a failure.
+                let after = revoked.load(Ordering::SeqCst);
+                let (status, _) = t.send("GET", "/api/v1/me", Some(&token), None).await;
+                match (status, after) {
+                    (StatusCode::OK, false) => ok_before.fetch_add(1, Ordering::SeqCst),
+                    (StatusCode::OK, true) => ok_after.fetch_add(1, Ordering::SeqCst),
+                    _ => 0,
+                };
+            }
+        })
+    };
+    while ok_before.load(Ordering::SeqCst) < 20 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let (status, body) =
+        t.send("DELETE", &format!("/api/v1/workspaces/acme/tokens/{id}"), Some(t.token(Role::Admin)), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    revoked.store(true, Ordering::SeqCst);
+    looper.await.unwrap();
+    assert_eq!(ok_after.load(Ordering::SeqCst), 0, "no request succeeds after the revoke returned");
+    let after = t.send("GET", "/api/v1/me", Some(&token), None).await;
+    assert_problem("revoked", &after, StatusCode::UNAUTHORIZED, "unauthenticated");
+    // The audit trail holds the issue and the revoke.
+    let (_, audit) = t.send("GET", "/api/v1/workspaces/acme/audit", Some(t.token(Role::Owner)), None).await;
+    let actions: Vec<&str> = audit["events"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+    assert!(actions.contains(&"token.revoke") && actions.contains(&"token.issue"), "{actions:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limit_per_token() {
+    let t = team(RateLimit::new(NonZeroU32::new(1).unwrap(), NonZeroU32::new(3).unwrap())).await;
+    let bob = t.token(Role::Member);
+    for i in 0..3 {
+        assert_eq!(t.send("GET", "/api/v1/me", Some(bob), None).await.0, StatusCode::OK, "request {i}");
+    }
+    let resp = t.http.get(format!("{}/api/v1/me", t.base)).bearer_auth(bob).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&wait), "{wait}");
+    // Another token has its own budget.
+    assert_eq!(t.send("GET", "/api/v1/me", Some(t.token(Role::Admin)), None).await.0, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn host_origin_and_protected_resource_metadata() {
+    let t = team(generous()).await;
+    let bob = t.token(Role::Member);
+    // DNS rebinding: a foreign Host or Origin is refused before anything else.
+    let evil_host = t.http.get(format!("{}/api/v1/me", t.base)).bearer_auth(bob).header("host", "evil.example").send();
+    assert_eq!(evil_host.await.unwrap().status(), StatusCode::FORBIDDEN);
+    let evil_origin =
+        t.http.get(format!("{}/api/v1/me", t.base)).bearer_auth(bob).header("origin", "http://evil.example").send();
+    assert_eq!(evil_origin.await.unwrap().status(), StatusCode::FORBIDDEN);
+    let local_origin =
+        t.http.get(format!("{}/api/v1/me", t.base)).bearer_auth(bob).header("origin", "http://localhost:3000").send();
+    assert_eq!(local_origin.await.unwrap().status(), StatusCode::OK);
+
+    // MCP authorization: 401 names the resource metadata, which names the endpoint.
+    let resp = t
+        .http
+        .post(format!("{}/ws/acme/mcp", t.base))
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let challenge = resp.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    let meta_url = format!("{}/.well-known/oauth-protected-resource/ws/acme/mcp", t.base);
+    assert_eq!(challenge, format!("Bearer resource_metadata=\"{meta_url}\""));
+    let meta: Value = t.http.get(&meta_url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(meta["resource"], format!("{}/ws/acme/mcp", t.base));
+    assert_eq!(meta["bearer_methods_supported"], json!(["header"]));
+
+    assert_eq!(t.http.get(format!("{}/healthz", t.base)).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(t.http.get(format!("{}/readyz", t.base)).send().await.unwrap().status(), StatusCode::OK);
+}
+
+/// The OpenAPI document is 3.1, describes every route with its bearer
+/// security and problem responses.
+#[tokio::test(flavor = "multi_thread")]
+async fn openapi_document() {
+    let t = team(generous()).await;
+    let doc: Value = t.http.get(format!("{}/api/v1/openapi.json", t.base)).send().await.unwrap().json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, methods) in [
+        ("/me", &["get"][..]),
+        ("/workspaces/{slug}", &["get"]),
+        ("/workspaces/{slug}/members", &["get", "post"]),
+        ("/workspaces/{slug}/members/{user}", &["patch", "delete"]),
+        ("/workspaces/{slug}/tokens", &["get", "post"]),
+        ("/workspaces/{slug}/tokens/{id}", &["delete"]),
+        ("/workspaces/{slug}/secrets", &["get"]),
+        ("/workspaces/{slug}/secrets/{name}", &["put", "delete"]),
+        ("/workspaces/{slug}/secrets/{name}/reassign", &["post"]),
+        ("/workspaces/{slug}/servers", &["get", "post"]),
+        ("/workspaces/{slug}/servers/{name}", &["patch", "delete"]),
+        ("/workspaces/{slug}/tools", &["get"]),
+        ("/workspaces/{slug}/components", &["post"]),
+        ("/workspaces/{slug}/runs", &["get", "post"]),
+        ("/workspaces/{slug}/runs/{id}", &["get"]),
+        ("/workspaces/{slug}/runs/{id}/cancel", &["post"]),
+        ("/workspaces/{slug}/jobs", &["get", "post"]),
+        ("/workspaces/{slug}/jobs/{name}", &["delete"]),
+        ("/workspaces/{slug}/queue", &["get"]),
+        ("/workspaces/{slug}/audit", &["get"]),
+        ("/workspaces/{slug}/notifications", &["get"]),
+    ] {
+        for m in methods {
+            let op = &paths.get(path).unwrap_or_else(|| panic!("{path} is documented"))[m];
+            assert!(op.is_object(), "{m} {path} is documented");
+            for status in ["401", "403", "404", "429"] {
+                let content = &op["responses"][status]["content"]["application/problem+json"];
+                assert!(content.is_object(), "{m} {path} documents {status} as a problem");
+            }
+        }
+    }
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(doc["servers"][0]["url"], "/api/v1");
+}
