@@ -283,7 +283,7 @@ fn a_token_revoked_through_the_cli_stops_its_agent_and_cancels_its_run() {
     let call = agent.send(
         "tools/call",
         json!({"name": "run_component", "_meta": {"progressToken": "p1"},
-               "arguments": {"component_base64": wasm, "input": "x", "timeout_ms": 600000, "fuel": 100000000000000u64}}),
+               "arguments": {"component_base64": wasm, "input": "x", "timeout_ms": 600000, "fuel": 10000000000000u64}}),
     );
     // The first progress notification says the run is executing.
     agent.wait_for_progress();

@@ -103,10 +103,12 @@ pub(crate) async fn upstream_tools(
 }
 
 /// The server and tool behind gateway name `name` in `ws`, from the
-/// registry's last listing.
+/// registry's last listing of its enabled servers. Tools the policy denies
+/// are resolved too, so that the call is refused and audited as such.
 pub(crate) fn resolve(orbit: &Orbit, ws: &WorkspaceId, name: &str) -> Option<(String, String)> {
-    let tools = orbit.tools().registry().list_tools(ws).ok()?;
-    let mut found = tools.into_iter().filter(|t| gateway_name(&t.server, &t.name).as_deref() == Some(name));
+    let servers = orbit.tools().registry().list_servers(ws).ok()?;
+    let tools = servers.into_iter().filter(|s| s.enabled).flat_map(|s| s.tools.unwrap_or_default());
+    let mut found = tools.filter(|t| gateway_name(&t.server, &t.name).as_deref() == Some(name));
     let first = found.next()?;
     // A clash is never routed (nor listed).
     found.next().is_none().then_some((first.server, first.name))

@@ -15,8 +15,9 @@ use crate::{ComponentStore, ComponentStoreError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RunCaps {
-    /// Most fuel units one run may ask for. Default 20,000,000,000 (ten
-    /// times the engine's default budget).
+    /// Most fuel units one run may ask for. Default 10,000,000,000,000:
+    /// about an hour of guest code at full speed, so the deadline cap, not
+    /// fuel, is what ends the longest run a caller may ask for.
     pub max_fuel: u64,
     /// Longest deadline, in ms. Default 3,600,000 (one hour).
     pub max_timeout_ms: u64,
@@ -26,7 +27,7 @@ pub struct RunCaps {
 
 impl Default for RunCaps {
     fn default() -> Self {
-        Self { max_fuel: 20_000_000_000, max_timeout_ms: crate::MAX_TIMEOUT_MS, max_memory_bytes: 1 << 30 }
+        Self { max_fuel: 10_000_000_000_000, max_timeout_ms: crate::MAX_TIMEOUT_MS, max_memory_bytes: 1 << 30 }
     }
 }
 

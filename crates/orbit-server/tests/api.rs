@@ -52,8 +52,12 @@ fn issue(orbit: &Orbit, slug: &str, who: &str) -> String {
 /// Two workspaces: acme (alice owner, dave admin, bob member, carol
 /// read-only) and zeta (owner zed, bob member), served on a free port.
 async fn team(rate: RateLimit) -> Team {
+    team_with(rate, orbit::OrbitConfig::default()).await
+}
+
+async fn team_with(rate: RateLimit, config: orbit::OrbitConfig) -> Team {
     let dir = tempfile::tempdir().unwrap();
-    let orbit = Orbit::open(dir.path()).unwrap();
+    let orbit = Orbit::open_with(dir.path(), config).unwrap();
     let op = Principal::local_operator();
     let store = orbit.team();
     store.create_workspace(&op, &ws("acme"), &user("alice"), None).unwrap();
@@ -540,4 +544,196 @@ async fn openapi_document() {
     }
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     assert_eq!(doc["servers"][0]["url"], "/api/v1");
+}
+
+// ---- The MCP gateway: /ws/{slug}/mcp ----
+
+type McpClient = rmcp::service::RunningService<rmcp::RoleClient, ()>;
+
+async fn mcp_client(url: &str, token: &str) -> McpClient {
+    use rmcp::ServiceExt;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = StreamableHttpClientTransportConfig::with_uri(url).auth_header(token);
+    ().serve(StreamableHttpClientTransport::from_config(config)).await.expect("initialize through the gateway")
+}
+
+async fn call_tool(client: &McpClient, name: &str, args: Value) -> rmcp::model::CallToolResult {
+    let mut params = rmcp::model::CallToolRequestParams::new(name.to_owned());
+    params.arguments = args.as_object().cloned();
+    client.call_tool(params).await.unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn text_of(r: &rmcp::model::CallToolResult) -> String {
+    r.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect::<Vec<_>>().join("")
+}
+
+/// Installs server-everything over stdio (an operator action) as
+/// `everything`, owned by bob.
+fn install_everything(t: &Team) {
+    let (command, args) = orbit_test_guests::mcp_servers::everything_stdio();
+    let spec = orbit::orbit_tools::ServerSpec::new(orbit::orbit_tools::ServerTransport::Stdio { command, args });
+    t.orbit.install_server(&Principal::local_operator(), &ws("acme"), "everything", spec, Some(user("bob"))).unwrap();
+}
+
+/// One endpoint, every tool: Orbit's own and the upstream server's under
+/// `<server>__<tool>`, each call checked against role and policy and audited.
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_aggregates_upstream_tools() {
+    let t = team(generous()).await;
+    install_everything(&t);
+    let url = format!("{}/ws/acme/mcp", t.base);
+    let bob = mcp_client(&url, t.token(Role::Member)).await;
+    let tools = bob.list_all_tools().await.unwrap();
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    for own in ["run_component", "list_runs", "get_run", "list_tools"] {
+        assert!(names.contains(&own), "{names:?}");
+    }
+    assert!(names.contains(&"everything__echo"), "{names:?}");
+    let echo = tools.iter().find(|t| t.name == "everything__echo").unwrap();
+    assert!(echo.input_schema.get("properties").is_some(), "the upstream schema is passed through");
+
+    let r = call_tool(&bob, "everything__echo", json!({"message": "through the gateway"})).await;
+    assert_ne!(r.is_error, Some(true), "{r:?}");
+    assert!(text_of(&r).contains("through the gateway"), "{r:?}");
+    // A bad call is a tool error; the session goes on.
+    let unknown = call_tool(&bob, "everything__no_such_tool", json!({})).await;
+    assert_eq!(unknown.is_error, Some(true));
+    let again = call_tool(&bob, "everything__echo", json!({"message": "still here"})).await;
+    assert!(text_of(&again).contains("still here"));
+
+    // Read-only carol is offered only the upstream tools that say they change nothing.
+    let carol = mcp_client(&url, t.token(Role::ReadOnly)).await;
+    let carol_tools = carol.list_all_tools().await.unwrap();
+    for tool in carol_tools.iter().filter(|t| t.name.starts_with("everything__")) {
+        let ro = tool.annotations.as_ref().and_then(|a| a.read_only_hint);
+        assert_eq!(ro, Some(true), "{} offered to a read-only member", tool.name);
+    }
+    let echo_ro = echo.annotations.as_ref().and_then(|a| a.read_only_hint) == Some(true);
+    let r = call_tool(&carol, "everything__echo", json!({"message": "ro"})).await;
+    assert_eq!(r.is_error == Some(true), !echo_ro, "{r:?}");
+
+    // Policy: denying the tool hides it and refuses it, for everyone.
+    let (status, body) = t
+        .send(
+            "PATCH",
+            "/api/v1/workspaces/acme/servers/everything",
+            Some(t.token(Role::Admin)),
+            Some(json!({"tool": "echo", "rule": "deny"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let names: Vec<String> = bob.list_all_tools().await.unwrap().into_iter().map(|t| t.name.to_string()).collect();
+    assert!(!names.iter().any(|n| n == "everything__echo"), "{names:?}");
+    let denied = call_tool(&bob, "everything__echo", json!({"message": "x"})).await;
+    assert_eq!(denied.is_error, Some(true));
+    assert!(text_of(&denied).contains("permission denied"), "{denied:?}");
+
+    // The audit trail holds bob's calls, with his token, and the refusal.
+    let (_, audit) = t
+        .send("GET", "/api/v1/workspaces/acme/audit?server=everything&tool=echo", Some(t.token(Role::Owner)), None)
+        .await;
+    let events = audit["events"].as_array().unwrap();
+    let by_bob: Vec<&Value> = events.iter().filter(|e| e["user"] == "bob").collect();
+    assert!(by_bob.iter().filter(|e| e["outcome"] == "ok").count() >= 2, "{audit}");
+    assert!(by_bob.iter().any(|e| e["outcome"] == "permission-denied"), "{audit}");
+    assert!(by_bob.iter().all(|e| e["token_id"].is_string() && e["type"] == "tool-call"), "{audit}");
+    bob.cancel().await.ok();
+    carol.cancel().await.ok();
+}
+
+/// Revoking a token ends its open MCP session at the next message; a
+/// session id is bound to the token that opened it.
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_revocation_and_session_binding() {
+    let t = team(generous()).await;
+    let url = format!("{}/ws/acme/mcp", t.base);
+    let (_, issued) = t
+        .send("POST", "/api/v1/workspaces/acme/tokens", Some(t.token(Role::Member)), Some(json!({"agent": "a1"})))
+        .await;
+    let token = issued["token"].as_str().unwrap().to_owned();
+    let client = mcp_client(&url, &token).await;
+    assert!(!client.list_all_tools().await.unwrap().is_empty());
+    let id = issued["record"]["id"].as_str().unwrap();
+    let (status, _) =
+        t.send("DELETE", &format!("/api/v1/workspaces/acme/tokens/{id}"), Some(t.token(Role::Member)), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(client.list_all_tools().await.is_err(), "the next message after the revoke fails");
+
+    // Session binding: open a session with bob's token, present its id with dave's.
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}});
+    let resp = t
+        .http
+        .post(&url)
+        .bearer_auth(t.token(Role::Member))
+        .header("accept", "application/json, text/event-stream")
+        .json(&init)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let session = resp.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let ping = json!({"jsonrpc": "2.0", "id": 2, "method": "ping"});
+    let post = |token: &str| {
+        t.http
+            .post(&url)
+            .bearer_auth(token)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", "2025-06-18")
+            .json(&ping)
+            .send()
+    };
+    assert_eq!(post(t.token(Role::Admin)).await.unwrap().status(), StatusCode::NOT_FOUND, "another token");
+    assert_ne!(post(t.token(Role::Member)).await.unwrap().status(), StatusCode::NOT_FOUND, "the opener");
+}
+
+/// An upstream that dies fails its calls as tool errors while the other
+/// upstream's calls go on; once it is back, a later call reconnects.
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_survives_a_dead_upstream() {
+    // A dead HTTP upstream shows as a call that runs its whole timeout: keep it short.
+    let mut config = orbit::OrbitConfig::default();
+    config.tools.call_timeout = Duration::from_secs(2);
+    let t = team_with(generous(), config).await;
+    install_everything(&t);
+    let remote = orbit_test_guests::mcp_servers::EverythingHttp::start();
+    let port: u16 = remote.url.trim_start_matches("http://127.0.0.1:").trim_end_matches("/mcp").parse().unwrap();
+    let (status, body) = t
+        .send(
+            "POST",
+            "/api/v1/workspaces/acme/servers",
+            Some(t.token(Role::Member)),
+            Some(json!({"name": "remote", "url": remote.url})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let client = mcp_client(&format!("{}/ws/acme/mcp", t.base), t.token(Role::Member)).await;
+    let names: Vec<String> = client.list_all_tools().await.unwrap().into_iter().map(|t| t.name.to_string()).collect();
+    assert!(names.contains(&"remote__echo".to_owned()) && names.contains(&"everything__echo".to_owned()), "{names:?}");
+    let ok = call_tool(&client, "remote__echo", json!({"message": "one"})).await;
+    assert!(text_of(&ok).contains("one"), "{ok:?}");
+
+    drop(remote);
+    let dead = call_tool(&client, "remote__echo", json!({"message": "two"})).await;
+    assert_eq!(dead.is_error, Some(true), "{dead:?}");
+    assert!(!text_of(&dead).contains("127.0.0.1"), "no internal address: {dead:?}");
+    let other = call_tool(&client, "everything__echo", json!({"message": "other"})).await;
+    assert!(text_of(&other).contains("other"), "{other:?}");
+
+    let _back = orbit_test_guests::mcp_servers::EverythingHttp::start_on(port);
+    let mut recovered = false;
+    for _ in 0..20 {
+        let r = call_tool(&client, "remote__echo", json!({"message": "three"})).await;
+        if r.is_error != Some(true) {
+            assert!(text_of(&r).contains("three"));
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(recovered, "a call after the server is back succeeds");
+    client.cancel().await.ok();
 }

@@ -188,7 +188,7 @@ async fn agent_session(client: &Client, data_dir: &std::path::Path) {
     let spin = base64::engine::general_purpose::STANDARD.encode(orbit_test_guests::bytes("spin"));
     let mut params = call(
         "run_component",
-        json!({"component_base64": spin, "fuel": u64::MAX / 2, "timeout_ms": 1600, "workspace": "team-a"}),
+        json!({"component_base64": spin, "fuel": 10_000_000_000_000u64, "timeout_ms": 1600, "workspace": "team-a"}),
     );
     params.meta = Some(RequestMetaObject::with_progress_token(ProgressToken(NumberOrString::String("spin-1".into()))));
     let spun = client.call_tool(params).await.unwrap();

@@ -62,8 +62,18 @@ impl EverythingHttp {
     /// # Panics
     /// When it is not installed or does not start listening in 30 s.
     pub fn start() -> Self {
-        let js = everything_js();
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        Self::start_on(port)
+    }
+
+    /// Starts it on `port` (for example the port of one that was stopped,
+    /// to bring "the same" server back) and waits until it accepts
+    /// connections.
+    ///
+    /// # Panics
+    /// As [`EverythingHttp::start`].
+    pub fn start_on(port: u16) -> Self {
+        let js = everything_js();
         let child = Command::new("node")
             .arg(js)
             .arg("streamableHttp")

@@ -392,8 +392,17 @@ impl Tools {
         let mut params = CallToolRequestParams::new(tool.to_owned());
         params.arguments = Some(args);
         // Dropping the call on timeout sends `notifications/cancelled`.
+        let started = std::time::Instant::now();
         let result = tokio::time::timeout_at(until, lease.conn.service.call_tool(params)).await;
-        let closed = matches!(result, Ok(Err(rmcp::ServiceError::TransportClosed)));
+        // A connection that failed below MCP, or a server that let a call run
+        // its whole timeout (hung, or gone behind a transport that cannot
+        // tell), is replaced: the next call reconnects. A call cut short by
+        // its run's deadline says nothing about the server.
+        let closed = match &result {
+            Ok(Err(rmcp::ServiceError::McpError(_))) | Ok(Ok(_)) => false,
+            Ok(Err(_)) => true,
+            Err(_) => started.elapsed() >= limits.call_timeout,
+        };
         self.pool.finish(&lease, closed).await;
         let result = match result {
             Err(_) => {
