@@ -133,7 +133,7 @@ async fn conformance_suite_scenarios_pass() {
     // The runner sends no header of ours: without one, everything is 401.
     let proxy = bearer_proxy(server.port, bob.token.clone()).await;
     // The suite's dns-rebinding scenario needs a localhost URL.
-    let url = format!("http://localhost:{proxy}/mcp");
+    let url = format!("http://localhost:{proxy}/ws/team-a/mcp");
     let results = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();
     for scenario in SCENARIOS {
