@@ -601,7 +601,13 @@ impl OrbitMcp {
     ) -> Result<CallToolResponse, ErrorData> {
         let orbit = self.orbit();
         let name = request.name.to_string();
-        let Some((server, tool)) = gateway::resolve(orbit, &caller.workspace, &name) else {
+        let mut target = gateway::resolve(orbit, &caller.workspace, &name);
+        if target.is_none() {
+            // A server never listed yet (no client listed tools first): list, then look again.
+            let _ = gateway::upstream_tools(orbit, &caller.workspace, &caller.principal).await;
+            target = gateway::resolve(orbit, &caller.workspace, &name);
+        }
+        let Some((server, tool)) = target else {
             return ToolFailure::new(format!("unknown tool {name:?}")).into_call_tool_result();
         };
         let args = serde_json::Value::Object(request.arguments.unwrap_or_default()).to_string();
