@@ -24,6 +24,12 @@ pub struct McpArgs {
     /// command line: other users can read it there.
     #[arg(long, value_name = "FILE")]
     token_file: Option<std::path::PathBuf>,
+    /// Relay stdio to this workspace gateway of an `orbit serve`
+    /// (`http://HOST:PORT/ws/SLUG/mcp`) instead of opening a data
+    /// directory: for clients that speak only stdio. The token goes in the
+    /// `Authorization` header of every request.
+    #[arg(long, value_name = "URL")]
+    remote: Option<String>,
 }
 
 /// The session token: `--token-file`, else `ORBIT_TOKEN`.
@@ -62,6 +68,12 @@ pub fn mcp(dir: &Path, args: McpArgs) -> Result<ExitCode> {
              `orbit token issue --workspace SLUG --user USER --agent NAME`"
         );
     };
+    if let Some(url) = &args.remote {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        rt.block_on(orbit_server::remote::relay(url, token.as_str(), tokio::io::stdin(), tokio::io::stdout()))
+            .map_err(|e| anyhow::anyhow!("orbit mcp --remote: {e}"))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let hello = zeroize::Zeroizing::new(serde_json::to_vec(&proto::Hello::Mcp { token: Some(token.to_string()) })?);
     match shared::connect(dir, Some(&hello[..]))? {
         // The owner checks the token on every message of the session.

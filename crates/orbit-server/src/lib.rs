@@ -41,6 +41,7 @@ pub mod auth;
 mod components;
 pub mod gateway;
 mod http;
+pub mod remote;
 mod submit;
 mod types;
 

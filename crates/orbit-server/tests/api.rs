@@ -3,6 +3,8 @@
 //! Resource Metadata, Host/Origin checks and per-token rate limits, served
 //! in-process over a real data directory with real tokens.
 
+mod common;
+
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -736,4 +738,37 @@ async fn gateway_survives_a_dead_upstream() {
     }
     assert!(recovered, "a call after the server is back succeeds");
     client.cancel().await.ok();
+}
+
+/// `orbit mcp --remote URL`: a stdio client reaches the gateway through the
+/// relay, with the token from `ORBIT_TOKEN`; a revoked token ends it.
+#[tokio::test(flavor = "multi_thread")]
+async fn stdio_relay_to_the_gateway() {
+    use rmcp::ServiceExt;
+    let t = team(generous()).await;
+    install_everything(&t);
+    let (_, issued) = t
+        .send("POST", "/api/v1/workspaces/acme/tokens", Some(t.token(Role::Member)), Some(json!({"agent": "desktop"})))
+        .await;
+    let token = issued["token"].as_str().unwrap().to_owned();
+    let mut cmd = tokio::process::Command::new(common::orbit_bin());
+    cmd.args(["mcp", "--remote", &format!("{}/ws/acme/mcp", t.base)])
+        .env("ORBIT_TOKEN", &token)
+        .env_remove("ORBIT_HOME")
+        .env("ORBIT_MASTER_KEY", common::master_key());
+    let transport = rmcp::transport::TokioChildProcess::new(cmd).expect("spawning orbit mcp --remote");
+    let client = ().serve(transport).await.expect("initialize through the relay");
+    let names: Vec<String> = client.list_all_tools().await.unwrap().into_iter().map(|t| t.name.to_string()).collect();
+    assert!(names.contains(&"run_component".to_owned()) && names.contains(&"everything__echo".to_owned()), "{names:?}");
+    let mut params = rmcp::model::CallToolRequestParams::new("everything__echo");
+    params.arguments = json!({"message": "relayed"}).as_object().cloned();
+    let r = client.call_tool(params).await.unwrap();
+    assert!(text_of(&r).contains("relayed"), "{r:?}");
+    // The audit names the agent the token was issued to.
+    let (_, audit) = t.send("GET", "/api/v1/workspaces/acme/audit?tool=echo", Some(t.token(Role::Owner)), None).await;
+    assert!(audit["events"].as_array().unwrap().iter().any(|e| e["agent"] == "desktop"), "{audit}");
+
+    let id = issued["record"]["id"].as_str().unwrap();
+    t.send("DELETE", &format!("/api/v1/workspaces/acme/tokens/{id}"), Some(t.token(Role::Member)), None).await;
+    assert!(client.list_all_tools().await.is_err(), "a revoked token's next message fails");
 }
