@@ -49,11 +49,60 @@ pub struct ServeArgs {
     /// Accepted for compatibility: the MCP endpoints are always served.
     #[arg(long, hide = true)]
     mcp: bool,
-    /// Address to listen on; loopback only (TLS is not served yet, and
-    /// bearer tokens must not cross a network in clear). Port 0 picks a
-    /// free port.
+    /// Address to listen on. Port 0 picks a free port. A non-loopback
+    /// address needs TLS (`--tls-cert` and `--tls-key`) or
+    /// `--behind-proxy`, and the host names clients use (`--public-host`):
+    /// bearer tokens never cross a network in clear.
     #[arg(long, default_value = "127.0.0.1:8765", value_name = "ADDR")]
     listen: SocketAddr,
+    /// PEM file of the TLS certificate chain: serve HTTPS.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// PEM file of the TLS private key.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// A TLS-terminating reverse proxy is in front: serve plain HTTP to it,
+    /// and name `https` URLs (the proxy must be the only way in).
+    #[arg(long, conflicts_with = "tls_cert")]
+    behind_proxy: bool,
+    /// A host name clients reach this server by (repeatable), accepted in
+    /// `Host` and, as `https://NAME`, in `Origin`, besides the loopback
+    /// names.
+    #[arg(long = "public-host", value_name = "NAME")]
+    public_hosts: Vec<String>,
+}
+
+impl ServeArgs {
+    /// The HTTP settings these arguments ask for.
+    fn http_config(&self) -> Result<orbit_server::HttpConfig> {
+        let tls = self.tls_cert.is_some();
+        if !self.listen.ip().is_loopback() {
+            if !tls && !self.behind_proxy {
+                bail!(
+                    "--listen {}: a non-loopback address needs TLS (--tls-cert FILE --tls-key FILE) or \
+                     --behind-proxy; otherwise orbit serve listens on loopback addresses only",
+                    self.listen
+                );
+            }
+            if self.public_hosts.is_empty() {
+                bail!("--listen {}: name the host names clients use with --public-host NAME", self.listen);
+            }
+        }
+        let mut config = orbit_server::HttpConfig::default();
+        for name in &self.public_hosts {
+            let name = name.trim().to_ascii_lowercase();
+            if name.is_empty() || name.contains(['/', ' ', '*']) {
+                bail!("--public-host {name:?}: give a host name, such as orbit.example.com");
+            }
+            config.allowed_hosts.push(name.clone());
+            config.allowed_origins.push(format!("https://{name}"));
+            config.allowed_origins.push(format!("https://{name}:*"));
+        }
+        if tls || self.behind_proxy {
+            config.scheme = "https";
+        }
+        Ok(config)
+    }
 }
 
 /// `orbit mcp`: MCP over stdin/stdout. Only protocol goes to stdout.
@@ -95,9 +144,7 @@ pub fn mcp(dir: &Path, args: McpArgs) -> Result<ExitCode> {
 /// and the MCP gateway until interrupted (then waits for requests in
 /// flight: runs finish or reach their deadline and are recorded).
 pub fn serve(dir: &Path, args: ServeArgs) -> Result<ExitCode> {
-    if !args.listen.ip().is_loopback() {
-        bail!("--listen {}: orbit serve listens on loopback addresses only (it serves no TLS yet)", args.listen);
-    }
+    let config = args.http_config()?;
     let lock = match shared::connect(dir, None)? {
         Access::Owner { pid, .. } => {
             let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
@@ -110,22 +157,28 @@ pub fn serve(dir: &Path, args: ServeArgs) -> Result<ExitCode> {
         Access::Locked(lock) => lock,
     };
     own(dir, lock, |server, _orbit| async move {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("listening on {}", args.listen))?;
+        let listener =
+            std::net::TcpListener::bind(args.listen).with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr()?;
         eprintln!(
-            "orbit: listening on http://{addr} (REST API at /api/v1, OpenAPI at /api/v1/openapi.json, MCP gateway \
-             at /ws/<workspace>/mcp; every request needs Authorization: Bearer <token>)"
+            "orbit: listening on {}://{addr} (REST API at /api/v1, OpenAPI at /api/v1/openapi.json, MCP gateway \
+             at /ws/<workspace>/mcp; every request needs Authorization: Bearer <token>)",
+            if args.tls_cert.is_some() { "https" } else { "http" }
         );
-        let config = orbit_server::HttpConfig::default();
         let stop = config.cancellation.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 stop.cancel();
             }
         });
-        orbit_server::serve_http(server, listener, config).await?;
+        match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => orbit_server::serve_https(server, listener, cert, key, config).await?,
+            _ => {
+                listener.set_nonblocking(true)?;
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                orbit_server::serve_http(server, listener, config).await?
+            }
+        }
         anyhow::Ok(ExitCode::SUCCESS)
     })
 }

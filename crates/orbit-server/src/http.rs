@@ -282,3 +282,39 @@ async fn mcp_gate(State(gate): State<Gate>, request: Request, next: Next) -> Res
     }
     response
 }
+
+/// Serves [`app`] over TLS (rustls) on `listener`, with the certificate
+/// chain and private key in the PEM files `cert` and `key`, until
+/// `config.cancellation` is cancelled (then requests in flight get 30 s to
+/// finish). `config.scheme` should be `https`.
+///
+/// # Errors
+/// [`ServeError::Transport`] when the certificate or key cannot be read or
+/// serving fails.
+pub async fn serve_https(
+    server: OrbitMcp,
+    listener: std::net::TcpListener,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    config: HttpConfig,
+) -> Result<(), ServeError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+        .await
+        .map_err(|e| ServeError::Transport(format!("TLS certificate or key: {e}")))?;
+    let ct = config.cancellation.clone();
+    let app = app(server, &config);
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        ct.cancelled().await;
+        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+    });
+    listener.set_nonblocking(true).map_err(|e| ServeError::Transport(e.to_string()))?;
+    axum_server::from_tcp_rustls(listener, tls)
+        .map_err(|e| ServeError::Transport(e.to_string()))?
+        .handle(handle)
+        .serve(app.into_make_service())
+        .await
+        .map_err(|e| ServeError::Transport(e.to_string()))
+}

@@ -64,7 +64,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_router};
 use serde::Serialize;
 
 pub use components::{ComponentStore, ComponentStoreError};
-pub use http::{HttpConfig, serve_http};
+pub use http::{HttpConfig, app, serve_http, serve_https};
 pub use submit::RunCaps;
 pub use types::{
     GetRunArgs, ListRunsArgs, ListToolsArgs, LogInfo, RunComponentArgs, RunDetail, RunErrorInfo, RunList, RunResult,

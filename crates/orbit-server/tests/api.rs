@@ -772,3 +772,63 @@ async fn stdio_relay_to_the_gateway() {
     t.send("DELETE", &format!("/api/v1/workspaces/acme/tokens/{id}"), Some(t.token(Role::Member)), None).await;
     assert!(client.list_all_tools().await.is_err(), "a revoked token's next message fails");
 }
+
+/// `orbit serve --tls-cert --tls-key`: the same app over HTTPS (rustls),
+/// with a certificate made for the test.
+#[tokio::test(flavor = "multi_thread")]
+async fn serves_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let orbit = Orbit::open(dir.path()).unwrap();
+    let op = Principal::local_operator();
+    orbit.team().create_workspace(&op, &ws("acme"), &user("alice"), None).unwrap();
+    let token = issue(&orbit, "acme", "alice");
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert_pem = made.cert.pem();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, &cert_pem).unwrap();
+    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = HttpConfig::default();
+    config.scheme = "https";
+    let stop = config.cancellation.clone();
+    let server = OrbitMcp::new(orbit.clone()).unwrap();
+    tokio::spawn(async move { orbit_server::serve_https(server, listener, &cert, &key, config).await });
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
+        .resolve("localhost", addr)
+        .build()
+        .unwrap();
+    let url = format!("https://localhost:{}/api/v1/me", addr.port());
+    let mut me = None;
+    for _ in 0..100 {
+        match client.get(&url).bearer_auth(&token).send().await {
+            Ok(r) => {
+                me = Some(r);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    let me = me.expect("the HTTPS server answers");
+    assert_eq!(me.status(), StatusCode::OK);
+    assert_eq!(me.json::<Value>().await.unwrap()["user"], "alice");
+    // The PRM of a TLS endpoint names an https resource.
+    let meta: Value = client
+        .get(format!("https://localhost:{}/.well-known/oauth-protected-resource/ws/acme/mcp", addr.port()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["resource"], format!("https://localhost:{}/ws/acme/mcp", addr.port()));
+    // Plain HTTP to the TLS port gets no API answer.
+    let plain = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{}/api/v1/me", addr.port()))
+        .bearer_auth(&token)
+        .send()
+        .await;
+    assert!(plain.map(|r| r.status() != StatusCode::OK).unwrap_or(true));
+    stop.cancel();
+}

@@ -273,12 +273,17 @@ async fn http_refuses_foreign_host_and_origin() {
     assert_eq!(post(None, None).await.unwrap().status(), 200);
 }
 
-/// `orbit serve` refuses to listen beyond loopback: it serves no TLS, and
-/// bearer tokens must not cross a network in clear.
+/// `orbit serve` refuses to listen beyond loopback without TLS or a proxy in
+/// front, and without the host names clients use: bearer tokens must not
+/// cross a network in clear.
 #[test]
 fn serve_refuses_non_loopback_listen() {
     let data = tempfile::tempdir().unwrap();
     let out = common::orbit_cmd(data.path()).args(["serve", "--mcp", "--listen", "0.0.0.0:0"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
+    let out =
+        common::orbit_cmd(data.path()).args(["serve", "--listen", "0.0.0.0:0", "--behind-proxy"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--public-host"), "{}", String::from_utf8_lossy(&out.stderr));
 }
