@@ -200,3 +200,55 @@ async fn bearer_proxy(upstream_port: u16, token: String) -> u16 {
     });
     port
 }
+
+/// The MCP Inspector CLI through a workspace's gateway (`orbit serve`,
+/// streamable HTTP, the token in an `Authorization` header): it calls
+/// server-everything's `echo` and mcp-server-time's `get_current_time`,
+/// and the audit then holds both calls, as bob's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspector_cli_through_the_gateway() {
+    let data = tempfile::tempdir().unwrap();
+    let bob = common::team_with_member_token(data.path(), "team-a");
+    let (node, everything) = orbit_test_guests::mcp_servers::everything_stdio();
+    let (time, _) = orbit_test_guests::mcp_servers::time_stdio();
+    let line = format!("{node} {}", everything.join(" "));
+    common::orbit_ok(data.path(), &["tools", "add", "everything", "--workspace", "team-a", "--command", &line]);
+    common::orbit_ok(data.path(), &["tools", "add", "time", "--workspace", "team-a", "--command", &time]);
+    let server = HttpServer::start(data.path()).await;
+    let url = format!("http://127.0.0.1:{}/ws/team-a/mcp", server.port);
+    let dir = npm_client_dir();
+    let launcher = dir.join("node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js");
+    let inspect = |args: &[&str]| {
+        let out = std::process::Command::new(node22())
+            .arg(&launcher)
+            .args(["--cli", "--transport", "http", "--server-url", &url])
+            .args(["--header", &format!("Authorization: Bearer {}", bob.token)])
+            .args(args)
+            .env("MCP_CATALOG_PATH", data.path().join("inspector-catalog.json"))
+            .output()
+            .expect("running the MCP inspector CLI");
+        assert!(
+            out.status.success(),
+            "inspector {args:?}: {}\n{}",
+            redact(&String::from_utf8_lossy(&out.stdout), &bob.token),
+            redact(&String::from_utf8_lossy(&out.stderr), &bob.token)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let listed = inspect(&["--method", "tools/list"]);
+    assert!(listed.contains("everything__echo") && listed.contains("time__get_current_time"), "{listed}");
+    let echoed = inspect(&["--method", "tools/call", "--tool-name", "everything__echo", "--tool-arg", "message=inspected"]);
+    assert!(echoed.contains("inspected"), "{echoed}");
+    let now = inspect(&["--method", "tools/call", "--tool-name", "time__get_current_time", "--tool-arg", "timezone=UTC"]);
+    assert!(now.contains("UTC") && !now.contains("\"isError\": true"), "{now}");
+
+    let audit = common::orbit_ok(data.path(), &["audit", "--workspace", "team-a", "--json"]);
+    let calls: Vec<serde_json::Value> = audit
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["type"] == "tool-call" && e["actor"]["user"] == "bob" && e["outcome"] == "ok")
+        .collect();
+    for (server, tool) in [("everything", "echo"), ("time", "get_current_time")] {
+        assert!(calls.iter().any(|e| e["server"] == server && e["tool"] == tool), "{server}/{tool}: {audit}");
+    }
+}
