@@ -237,9 +237,11 @@ async fn inspector_cli_through_the_gateway() {
     };
     let listed = inspect(&["--method", "tools/list"]);
     assert!(listed.contains("everything__echo") && listed.contains("time__get_current_time"), "{listed}");
-    let echoed = inspect(&["--method", "tools/call", "--tool-name", "everything__echo", "--tool-arg", "message=inspected"]);
+    let echoed =
+        inspect(&["--method", "tools/call", "--tool-name", "everything__echo", "--tool-arg", "message=inspected"]);
     assert!(echoed.contains("inspected"), "{echoed}");
-    let now = inspect(&["--method", "tools/call", "--tool-name", "time__get_current_time", "--tool-arg", "timezone=UTC"]);
+    let now =
+        inspect(&["--method", "tools/call", "--tool-name", "time__get_current_time", "--tool-arg", "timezone=UTC"]);
     assert!(now.contains("UTC") && !now.contains("\"isError\": true"), "{now}");
 
     let audit = common::orbit_ok(data.path(), &["audit", "--workspace", "team-a", "--json"]);
