@@ -101,6 +101,10 @@ pub enum ServeError {
 struct Shared {
     orbit: Orbit,
     components: ComponentStore,
+    /// Open sessions, by workspace, told when its offered tools change.
+    peers: Mutex<Vec<(WorkspaceId, rmcp::Peer<RoleServer>)>>,
+    /// Whether the task relaying the registry's changes runs.
+    watching: std::sync::Once,
 }
 
 /// The Orbit MCP server over one [`Orbit`]. Cheap to clone: one clone per
@@ -130,7 +134,7 @@ impl OrbitMcp {
     pub fn new(orbit: Orbit) -> Result<Self, ServeError> {
         let components = ComponentStore::open(orbit.data_dir().join("components"))?;
         Ok(Self {
-            shared: Arc::new(Shared { orbit, components }),
+            shared: Arc::new(Shared { orbit, components, peers: Mutex::default(), watching: std::sync::Once::new() }),
             caps: RunCaps::default(),
             credentials: Credentials::BearerHeader,
             log_level: Arc::new(Mutex::new(None)),
@@ -158,11 +162,15 @@ impl OrbitMcp {
     /// # Errors
     /// An MCP error with code [`auth::UNAUTHORIZED`].
     pub fn caller(&self, ctx: &RequestContext<RoleServer>) -> Result<Caller, ErrorData> {
+        self.caller_in(&ctx.extensions)
+    }
+
+    fn caller_in(&self, extensions: &rmcp::model::Extensions) -> Result<Caller, ErrorData> {
         let orbit = &self.shared.orbit;
         match &self.credentials {
             Credentials::Token(token) => auth::authenticate(orbit, Some(token.as_str())),
             Credentials::BearerHeader => {
-                let parts = ctx.extensions.get::<axum::http::request::Parts>();
+                let parts = extensions.get::<axum::http::request::Parts>();
                 auth::authenticate(orbit, parts.and_then(|p| auth::bearer(&p.headers)))
             }
         }
@@ -196,6 +204,32 @@ impl OrbitMcp {
             let mut param = LoggingMessageNotificationParam::new(level, data);
             param.logger = Some("orbit".into());
             let _ = ctx.peer.notify_logging_message(param).await;
+        }
+    }
+}
+
+/// Relays the tool registry's changes to the open sessions of the changed
+/// workspace as `notifications/tools/list_changed`, dropping closed ones.
+async fn relay_tool_changes(
+    shared: std::sync::Weak<Shared>,
+    mut changes: tokio::sync::broadcast::Receiver<WorkspaceId>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let changed = match changes.recv().await {
+            Ok(ws) => Some(ws),
+            // Fell behind: tell everyone.
+            Err(RecvError::Lagged(_)) => None,
+            Err(RecvError::Closed) => return,
+        };
+        let Some(shared) = shared.upgrade() else { return };
+        let peers: Vec<rmcp::Peer<RoleServer>> = {
+            let mut peers = shared.peers.lock().unwrap_or_else(|e| e.into_inner());
+            peers.retain(|(_, p)| !p.is_transport_closed());
+            peers.iter().filter(|(w, _)| changed.as_ref().is_none_or(|c| c == w)).map(|(_, p)| p.clone()).collect()
+        };
+        for peer in peers {
+            let _ = peer.notify_tool_list_changed().await;
         }
     }
 }
@@ -505,13 +539,28 @@ impl ServerHandler for OrbitMcp {
     fn get_info(&self) -> ServerConfig {
         let mut info = Implementation::new("orbit", env!("CARGO_PKG_VERSION"));
         info.title = Some("Orbit".into());
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_logging().build())
-            .with_server_info(info)
-            .with_instructions(
-                "Orbit runs WebAssembly components in a sandbox and records every run. Submit a component with \
+        ServerConfig::new(
+            ServerCapabilities::builder().enable_tools().enable_tool_list_changed().enable_logging().build(),
+        )
+        .with_server_info(info)
+        .with_instructions(
+            "Orbit runs WebAssembly components in a sandbox and records every run. Submit a component with \
                  run_component (base64 once, then by digest), inspect runs with list_runs and get_run, and see the \
                  workspace's MCP tools with list_tools.",
-            )
+        )
+    }
+
+    async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
+        // The session hears of changes to its workspace's tools from now on.
+        let Ok(caller) = self.caller_in(&context.extensions) else { return };
+        let shared = &self.shared;
+        shared.watching.call_once(|| {
+            let changes = shared.orbit.tools().registry().subscribe();
+            tokio::spawn(relay_tool_changes(Arc::downgrade(shared), changes));
+        });
+        let mut peers = shared.peers.lock().unwrap_or_else(|e| e.into_inner());
+        peers.retain(|(_, p)| !p.is_transport_closed());
+        peers.push((caller.workspace, context.peer));
     }
 
     async fn call_tool(

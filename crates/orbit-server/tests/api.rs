@@ -892,3 +892,66 @@ async fn gateway_load_200_sessions() {
         t.send("GET", "/api/v1/workspaces/acme/audit?tool=echo&limit=1000", Some(t.token(Role::Owner)), None).await;
     assert_eq!(audit["events"].as_array().unwrap().len(), 1000, "every call is audited (one page of 1000)");
 }
+
+/// Counts `notifications/tools/list_changed`.
+#[derive(Default, Clone)]
+struct ListChanges(Arc<AtomicUsize>);
+
+impl rmcp::ClientHandler for ListChanges {
+    async fn on_tool_list_changed(&self, _: rmcp::service::NotificationContext<rmcp::RoleClient>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Installing, disabling or a policy change tells the workspace's open
+/// sessions that the tool list changed; another workspace's sessions hear
+/// nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_tells_sessions_when_tools_change() {
+    use rmcp::ServiceExt;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let t = team(generous()).await;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let connect = |slug: &str, token: &str| {
+        let config = StreamableHttpClientTransportConfig::with_uri(format!("{}/ws/{slug}/mcp", t.base))
+            .auth_header(token.to_owned());
+        let counter = ListChanges::default();
+        let seen = counter.0.clone();
+        async move { (counter.serve(StreamableHttpClientTransport::from_config(config)).await.unwrap(), seen) }
+    };
+    let (acme, acme_seen) = connect("acme", t.token(Role::Member)).await;
+    let (zeta, zeta_seen) = connect("zeta", &t.zeta_bob).await;
+    let caps = acme.peer_info().unwrap().capabilities.tools.clone().unwrap();
+    assert_eq!(caps.list_changed, Some(true));
+
+    let wait_for = |seen: Arc<AtomicUsize>, at_least: usize| async move {
+        for _ in 0..500 {
+            if seen.load(Ordering::SeqCst) >= at_least {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    };
+    let remote = orbit_test_guests::mcp_servers::EverythingHttp::start();
+    let admin = t.token(Role::Admin);
+    let (status, _) = t
+        .send(
+            "POST",
+            "/api/v1/workspaces/acme/servers",
+            Some(admin),
+            Some(json!({"name": "remote", "url": remote.url})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(wait_for(acme_seen.clone(), 1).await, "installing a server is announced");
+    let before = acme_seen.load(Ordering::SeqCst);
+    let (status, _) =
+        t.send("PATCH", "/api/v1/workspaces/acme/servers/remote", Some(admin), Some(json!({"enabled": false}))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(wait_for(acme_seen.clone(), before + 1).await, "disabling a server is announced");
+    assert_eq!(zeta_seen.load(Ordering::SeqCst), 0, "another workspace hears nothing");
+    let _ = acme.cancel().await;
+    let _ = zeta.cancel().await;
+}

@@ -284,6 +284,15 @@ pub struct ToolRegistry {
     dir: PathBuf,
     /// Parsed files by workspace, with the (length, mtime) they were read at.
     cache: Mutex<BTreeMap<String, (FileStamp, std::sync::Arc<WorkspaceTools>)>>,
+    /// Workspaces whose offered tools changed (see [`ToolRegistry::subscribe`]).
+    changes: tokio::sync::broadcast::Sender<WorkspaceId>,
+}
+
+/// What a workspace offers to callers: each server's name, state and tools,
+/// and the policy; not when lists were refreshed.
+fn offered(doc: &WorkspaceTools) -> serde_json::Value {
+    let servers: Vec<_> = doc.servers.values().map(|s| (&s.name, s.enabled, &s.tools)).collect();
+    serde_json::json!({ "servers": servers, "policy": doc.policy })
 }
 
 type FileStamp = (u64, Option<SystemTime>);
@@ -318,7 +327,7 @@ impl ToolRegistry {
     pub fn open(data_dir: &Path) -> Result<Self, ToolsError> {
         let dir = data_dir.join("tools");
         std::fs::create_dir_all(&dir).map_err(|e| ToolsError::io(&dir, e))?;
-        Ok(Self { dir, cache: Mutex::new(BTreeMap::new()) })
+        Ok(Self { dir, cache: Mutex::new(BTreeMap::new()), changes: tokio::sync::broadcast::channel(64).0 })
     }
 
     fn file(&self, ws: &WorkspaceId) -> PathBuf {
@@ -364,7 +373,9 @@ impl ToolRegistry {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => WorkspaceTools::default(),
             Err(e) => return Err(ToolsError::io(&path, e)),
         };
+        let before = offered(&doc);
         let out = change(&mut doc)?;
+        let changed = offered(&doc) != before;
         let bytes = serde_json::to_vec_pretty(&doc).map_err(|e| ToolsError::Corrupt(e.to_string()))?;
         let tmp = self.dir.join(format!("{}.json.tmp", ws.as_str()));
         let write = || -> std::io::Result<()> {
@@ -377,7 +388,20 @@ impl ToolRegistry {
         write().map_err(|e| ToolsError::io(&path, e))?;
         self.cache.lock().unwrap_or_else(|e| e.into_inner()).remove(ws.as_str());
         drop(lock);
+        if changed {
+            // No subscriber is fine: nobody is listening.
+            let _ = self.changes.send(ws.clone());
+        }
         Ok(out)
+    }
+
+    /// Tells of every change, in this process, to what a workspace offers:
+    /// a server installed, removed, enabled or disabled, its tool list
+    /// changed, or the policy changed. Each message is the workspace's id.
+    /// A receiver that falls more than 64 changes behind gets
+    /// `RecvError::Lagged`, and should treat every workspace as changed.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<WorkspaceId> {
+        self.changes.subscribe()
     }
 
     /// Installs server `name` in `ws`, enabled, with no tool list yet.
