@@ -7,11 +7,13 @@
 #
 #   target/test-deps/npm    @modelcontextprotocol/server-everything (stdio and streamable HTTP)
 #   target/test-deps/venv   mcp-server-time (stdio), in a Python virtualenv
+#   target/test-deps/schemathesis-venv   schemathesis (fuzzes the REST API from its OpenAPI document)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 EVERYTHING_VERSION=2026.8.31
 TIME_VERSION=2026.10.19
+SCHEMATHESIS_VERSION=4.32.5
 
 rustup target add wasm32-wasip2
 
@@ -42,6 +44,16 @@ if "$DEPS/venv/bin/python" -m pip show mcp-server-time 2>/dev/null | grep -q "^V
     echo "mcp-server-time $TIME_VERSION already installed"
 else
     "$DEPS/venv/bin/python" -m pip install -q --disable-pip-version-check "mcp-server-time==$TIME_VERSION"
+fi
+
+# Its own virtualenv: its dependencies must not move mcp-server-time's.
+if [ ! -x "$DEPS/schemathesis-venv/bin/python" ]; then
+    python3 -m venv "$DEPS/schemathesis-venv"
+fi
+if "$DEPS/schemathesis-venv/bin/python" -m pip show schemathesis 2>/dev/null | grep -q "^Version: $SCHEMATHESIS_VERSION$"; then
+    echo "schemathesis $SCHEMATHESIS_VERSION already installed"
+else
+    "$DEPS/schemathesis-venv/bin/python" -m pip install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
 echo "test dependencies ready in $DEPS"

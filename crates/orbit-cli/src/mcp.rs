@@ -70,6 +70,10 @@ pub struct ServeArgs {
     /// names.
     #[arg(long = "public-host", value_name = "NAME")]
     public_hosts: Vec<String>,
+    /// Requests per second each token may make over the API and the
+    /// gateway together (bursts of twice as many); more get 429.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    rate_limit: u32,
 }
 
 impl ServeArgs {
@@ -89,6 +93,9 @@ impl ServeArgs {
             }
         }
         let mut config = orbit_server::HttpConfig::default();
+        let Some(rate) = std::num::NonZeroU32::new(self.rate_limit) else { bail!("--rate-limit must be at least 1") };
+        let burst = rate.saturating_mul(std::num::NonZeroU32::MIN.saturating_add(1));
+        config.rate_limit = orbit_server::api::RateLimit::new(rate, burst);
         for name in &self.public_hosts {
             let name = name.trim().to_ascii_lowercase();
             if name.is_empty() || name.contains(['/', ' ', '*']) {

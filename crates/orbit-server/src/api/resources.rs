@@ -95,6 +95,7 @@ pub struct SecretBody {
 #[serde(deny_unknown_fields)]
 pub struct Reassign {
     /// The new owner.
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
     pub owner: String,
     /// A new value, to rotate it at the same time.
     #[serde(default)]
@@ -103,7 +104,7 @@ pub struct Reassign {
 
 /// The workspace's credentials (metadata only).
 #[utoipa::path(get, path = "/workspaces/{slug}/secrets", tag = "secrets",
-    params(("slug" = String, Path, description = "The workspace's slug")),
+    params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 200, body = SecretList), Problems))]
 pub(super) async fn secrets(
     caller: ApiCaller,
@@ -117,8 +118,8 @@ pub(super) async fn secrets(
 
 /// Adds a credential, or changes one's value or bindings (its owner only).
 #[utoipa::path(put, path = "/workspaces/{slug}/secrets/{name}", tag = "secrets",
-    params(("slug" = String, Path, description = "The workspace's slug"),
-           ("name" = String, Path, description = "The credential's name")),
+    params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
+           ("name" = String, Path, description = "The credential's name", pattern = "^[A-Za-z0-9_.-]{1,128}$")),
     request_body = SecretBody,
     responses((status = 200, body = SecretView), Problems))]
 pub(super) async fn set_secret(
@@ -151,8 +152,8 @@ pub(super) async fn set_secret(
 
 /// Deletes a credential (its owner, or an admin).
 #[utoipa::path(delete, path = "/workspaces/{slug}/secrets/{name}", tag = "secrets",
-    params(("slug" = String, Path, description = "The workspace's slug"),
-           ("name" = String, Path, description = "The credential's name")),
+    params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
+           ("name" = String, Path, description = "The credential's name", pattern = "^[A-Za-z0-9_.-]{1,128}$")),
     responses((status = 204, description = "Deleted"), Problems))]
 pub(super) async fn delete_secret(
     caller: ApiCaller,
@@ -166,8 +167,8 @@ pub(super) async fn delete_secret(
 
 /// Reassigns an orphaned credential to an active member (admins).
 #[utoipa::path(post, path = "/workspaces/{slug}/secrets/{name}/reassign", tag = "secrets",
-    params(("slug" = String, Path, description = "The workspace's slug"),
-           ("name" = String, Path, description = "The credential's name")),
+    params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
+           ("name" = String, Path, description = "The credential's name", pattern = "^[A-Za-z0-9_.-]{1,128}$")),
     request_body = Reassign,
     responses((status = 200, body = SecretView), Problems))]
 pub(super) async fn reassign_secret(
@@ -245,6 +246,7 @@ pub struct ServerList {
 #[serde(deny_unknown_fields)]
 pub struct NewServer {
     /// Its name in the workspace (1 to 64 of `a-z A-Z 0-9 _ -`).
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub name: String,
     /// Its streamable HTTP endpoint.
     pub url: String,
@@ -268,6 +270,7 @@ pub struct ServerPatch {
     pub tool: Option<String>,
     /// `allow`, `deny`, or `clear` to remove the rule.
     #[serde(default)]
+    #[schema(pattern = "^(allow|deny|clear)$")]
     pub rule: Option<String>,
     /// Open (`true`) or close (`false`) it to read-only members.
     #[serde(default)]
@@ -276,7 +279,7 @@ pub struct ServerPatch {
 
 /// The workspace's MCP servers and tool policy.
 #[utoipa::path(get, path = "/workspaces/{slug}/servers", tag = "servers",
-    params(("slug" = String, Path, description = "The workspace's slug")),
+    params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 200, body = ServerList), Problems))]
 pub(super) async fn servers(
     caller: ApiCaller,
@@ -305,7 +308,7 @@ pub(super) fn tools_problem(e: orbit::orbit_tools::ToolsError) -> Problem {
 
 /// Installs an MCP server reached over streamable HTTP.
 #[utoipa::path(post, path = "/workspaces/{slug}/servers", tag = "servers",
-    params(("slug" = String, Path, description = "The workspace's slug")),
+    params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     request_body = NewServer,
     responses((status = 201, body = ServerView), Problems))]
 pub(super) async fn install_server(
@@ -323,8 +326,8 @@ pub(super) async fn install_server(
 
 /// Enables or disables a server, or changes the policy on it or a tool.
 #[utoipa::path(patch, path = "/workspaces/{slug}/servers/{name}", tag = "servers",
-    params(("slug" = String, Path, description = "The workspace's slug"),
-           ("name" = String, Path, description = "The server's name")),
+    params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
+           ("name" = String, Path, description = "The server's name", pattern = "^[A-Za-z0-9_-]{1,64}$")),
     request_body = ServerPatch,
     responses((status = 200, body = ServerView), Problems))]
 pub(super) async fn update_server(
@@ -365,8 +368,8 @@ pub(super) async fn update_server(
 
 /// Removes a server (its owner, or an admin).
 #[utoipa::path(delete, path = "/workspaces/{slug}/servers/{name}", tag = "servers",
-    params(("slug" = String, Path, description = "The workspace's slug"),
-           ("name" = String, Path, description = "The server's name")),
+    params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
+           ("name" = String, Path, description = "The server's name", pattern = "^[A-Za-z0-9_-]{1,64}$")),
     responses((status = 204, description = "Removed"), Problems))]
 pub(super) async fn remove_server(
     caller: ApiCaller,
@@ -410,7 +413,7 @@ pub struct ToolListView {
 /// The tools of the workspace's enabled servers (servers never listed are
 /// started and listed, for up to 10 s).
 #[utoipa::path(get, path = "/workspaces/{slug}/tools", tag = "servers",
-    params(("slug" = String, Path, description = "The workspace's slug")),
+    params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 200, body = ToolListView), Problems))]
 pub(super) async fn tools(
     caller: ApiCaller,
@@ -483,24 +486,29 @@ pub struct JobList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewJob {
-    /// Its name.
+    /// Its name (1 to 64 of `A-Z a-z 0-9 . _ -`, starting with a letter or
+    /// digit).
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     pub name: String,
     /// The sha256 of a component submitted with `POST /components`.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub digest: String,
     /// What it does.
     #[serde(default)]
     pub description: Option<String>,
     /// Fuel per run.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::views::whole_number")]
+    #[schema(minimum = 1)]
     pub fuel: Option<u64>,
     /// Deadline per run, in ms.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::views::whole_number")]
+    #[schema(minimum = 1, maximum = 3600000)]
     pub timeout_ms: Option<u64>,
 }
 
 /// The workspace's registered jobs.
 #[utoipa::path(get, path = "/workspaces/{slug}/jobs", tag = "jobs",
-    params(("slug" = String, Path, description = "The workspace's slug")),
+    params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 200, body = JobList), Problems))]
 pub(super) async fn jobs(
     caller: ApiCaller,
@@ -515,7 +523,7 @@ pub(super) async fn jobs(
 
 /// Registers (or replaces) a job.
 #[utoipa::path(post, path = "/workspaces/{slug}/jobs", tag = "jobs",
-    params(("slug" = String, Path, description = "The workspace's slug")),
+    params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     request_body = NewJob,
     responses((status = 201, body = JobView), Problems))]
 pub(super) async fn register_job(
@@ -538,8 +546,8 @@ pub(super) async fn register_job(
 
 /// Removes a job (its owner, or an admin).
 #[utoipa::path(delete, path = "/workspaces/{slug}/jobs/{name}", tag = "jobs",
-    params(("slug" = String, Path, description = "The workspace's slug"),
-           ("name" = String, Path, description = "The job's name")),
+    params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
+           ("name" = String, Path, description = "The job's name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")),
     responses((status = 204, description = "Removed"), Problems))]
 pub(super) async fn remove_job(
     caller: ApiCaller,
@@ -573,6 +581,7 @@ pub struct QueuedJobView {
 #[into_params(parameter_in = Query)]
 pub struct QueueFilter {
     /// At most this many, 1 to 1000; default 50.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -585,7 +594,7 @@ pub struct QueueView {
 
 /// The workspace's job queue, oldest first.
 #[utoipa::path(get, path = "/workspaces/{slug}/queue", tag = "jobs",
-    params(("slug" = String, Path, description = "The workspace's slug"), QueueFilter),
+    params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), QueueFilter),
     responses((status = 200, body = QueueView), Problems))]
 pub(super) async fn queue(
     caller: ApiCaller,

@@ -29,8 +29,8 @@ pub struct ComponentView {
 /// Stores a component (the body is the .wasm bytes, at most 32 MiB); it is
 /// compiled once here, so a later run starts at once.
 #[utoipa::path(post, path = "/workspaces/{slug}/components", tag = "runs",
-    params(("slug" = String, Path, description = "The workspace's slug")),
-    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component's bytes"),
+    params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The component's bytes (any content type is read as the bytes)"),
     responses((status = 201, body = ComponentView), Problems))]
 pub(super) async fn put_component(
     caller: ApiCaller,
@@ -59,19 +59,23 @@ pub(super) async fn put_component(
 #[serde(deny_unknown_fields)]
 pub struct StartRun {
     /// The sha256 of a component stored with `POST /components`.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub digest: String,
     /// The input: the agent's `run` argument, or the command's stdin.
     #[serde(default)]
     pub input: String,
     /// Fuel budget in fuel units (about one per wasm instruction); default
     /// the engine's (2,000,000,000), at most the workspace's cap.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::views::whole_number")]
+    #[schema(minimum = 1, maximum = 10000000000000_u64)]
     pub fuel: Option<u64>,
     /// Deadline in ms; default 10,000, at most the workspace's cap.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::views::whole_number")]
+    #[schema(minimum = 1, maximum = 3600000)]
     pub timeout_ms: Option<u64>,
     /// Linear memory limit in bytes; default 64 MiB, at most the cap.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::views::whole_number")]
+    #[schema(minimum = 1, maximum = 1073741824)]
     pub memory_bytes: Option<u64>,
 }
 
@@ -95,7 +99,7 @@ pub struct RunStarted {
 /// result (200, also when the run itself fails: see `status`); with
 /// `?wait=false` answers 202 with the run id at once.
 #[utoipa::path(post, path = "/workspaces/{slug}/runs", tag = "runs",
-    params(("slug" = String, Path, description = "The workspace's slug"), WaitParam),
+    params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), WaitParam),
     request_body = StartRun,
     responses((status = 200, body = RunResult), (status = 202, body = RunStarted), Problems))]
 pub(super) async fn start_run(
@@ -149,21 +153,28 @@ pub(super) async fn start_run(
 #[into_params(parameter_in = Query)]
 pub struct RunFilter {
     /// Only runs with this status (`succeeded`, `failed`, `trapped`,
-    /// `fuel-exhausted`, `timed-out`, `cancelled`, ...).
+    /// `out-of-fuel`, `deadline-exceeded`, `cancelled`, ...).
+    #[param(
+        pattern = "^(succeeded|failed|exited|out-of-fuel|deadline-exceeded|memory-limit|stack-overflow|too-large|trapped|internal|cancelled)$"
+    )]
     pub status: Option<String>,
     /// Only runs this member started.
+    #[param(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
     pub user: Option<String>,
     /// Only runs started at or after this time (ms since the Unix epoch).
-    pub since_ms: Option<u64>,
+    #[param(minimum = 0)]
+    pub since_ms: Option<i64>,
     /// The previous page's `next_cursor`.
+    #[param(pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     pub cursor: Option<String>,
     /// Page size, 1 to 1000; default 20.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
 /// The workspace's runs, newest first (read-only members: their own).
 #[utoipa::path(get, path = "/workspaces/{slug}/runs", tag = "runs",
-    params(("slug" = String, Path, description = "The workspace's slug"), RunFilter),
+    params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), RunFilter),
     responses((status = 200, body = RunList), Problems))]
 pub(super) async fn runs(
     caller: ApiCaller,
@@ -201,7 +212,7 @@ pub(super) async fn runs(
         Problem::internal()
     })?;
     // Newest first: the first run older than `since_ms` ends the listing.
-    let since = f.since_ms.unwrap_or(0);
+    let since = super::views::non_negative(f.since_ms, "since_ms")?.unwrap_or(0);
     let kept: Vec<RunSummary> = page.runs.iter().take_while(|r| r.started_at_ms >= since).map(crate::summary).collect();
     let cut = kept.len() < page.runs.len();
     Ok(Json(RunList { runs: kept, next_cursor: if cut { None } else { page.next_cursor.map(|c| c.to_string()) } }))
@@ -225,8 +236,8 @@ fn visible_run(state: &ApiState, caller: &ApiCaller, slug: &str, id: &str) -> Re
 
 /// One run with its spans and logs.
 #[utoipa::path(get, path = "/workspaces/{slug}/runs/{id}", tag = "runs",
-    params(("slug" = String, Path, description = "The workspace's slug"),
-           ("id" = String, Path, description = "The run's id")),
+    params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
+           ("id" = String, Path, description = "The run's id", pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")),
     responses((status = 200, body = RunDetail), Problems))]
 pub(super) async fn run(
     caller: ApiCaller,
@@ -247,8 +258,8 @@ pub struct Cancelled {
 
 /// Cancels a run while it executes (one's own, or for admins anyone's).
 #[utoipa::path(post, path = "/workspaces/{slug}/runs/{id}/cancel", tag = "runs",
-    params(("slug" = String, Path, description = "The workspace's slug"),
-           ("id" = String, Path, description = "The run's id")),
+    params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
+           ("id" = String, Path, description = "The run's id", pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")),
     responses((status = 200, body = Cancelled), Problems))]
 pub(super) async fn cancel_run(
     caller: ApiCaller,

@@ -20,7 +20,7 @@ pub(super) fn user(text: &str) -> Result<UserId, Problem> {
 
 /// The workspace, its member count and the caller's role.
 #[utoipa::path(get, path = "/workspaces/{slug}", tag = "workspace",
-    params(("slug" = String, Path, description = "The workspace's slug")),
+    params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 200, body = WorkspaceView), Problems))]
 pub(super) async fn workspace(
     caller: ApiCaller,
@@ -43,7 +43,7 @@ pub(super) async fn workspace(
 
 /// The workspace's members.
 #[utoipa::path(get, path = "/workspaces/{slug}/members", tag = "members",
-    params(("slug" = String, Path, description = "The workspace's slug")),
+    params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 200, body = MemberList), Problems))]
 pub(super) async fn members(
     caller: ApiCaller,
@@ -58,7 +58,7 @@ pub(super) async fn members(
 
 /// Adds a member with a role (admins; only owners add owners).
 #[utoipa::path(post, path = "/workspaces/{slug}/members", tag = "members",
-    params(("slug" = String, Path, description = "The workspace's slug")),
+    params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     request_body = NewMember,
     responses((status = 201, body = MemberAddedView), Problems))]
 pub(super) async fn add_member(
@@ -83,8 +83,8 @@ pub(super) async fn add_member(
 
 /// Changes a member's role.
 #[utoipa::path(patch, path = "/workspaces/{slug}/members/{user}", tag = "members",
-    params(("slug" = String, Path, description = "The workspace's slug"),
-           ("user" = String, Path, description = "The member's handle")),
+    params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
+           ("user" = String, Path, description = "The member's handle", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     request_body = RoleChange,
     responses((status = 200, body = MemberView), Problems))]
 pub(super) async fn set_role(
@@ -101,8 +101,8 @@ pub(super) async fn set_role(
 /// Removes a member (or leaves, for oneself): their tokens are revoked and
 /// what they owned is orphaned, both listed in the result.
 #[utoipa::path(delete, path = "/workspaces/{slug}/members/{user}", tag = "members",
-    params(("slug" = String, Path, description = "The workspace's slug"),
-           ("user" = String, Path, description = "The member's handle")),
+    params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
+           ("user" = String, Path, description = "The member's handle", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 200, body = MemberRemovedView), Problems))]
 pub(super) async fn remove_member(
     caller: ApiCaller,
@@ -120,7 +120,7 @@ pub(super) async fn remove_member(
 
 /// Tokens: the caller's own, or every token for admins.
 #[utoipa::path(get, path = "/workspaces/{slug}/tokens", tag = "tokens",
-    params(("slug" = String, Path, description = "The workspace's slug")),
+    params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 200, body = TokenList), Problems))]
 pub(super) async fn tokens(
     caller: ApiCaller,
@@ -135,7 +135,7 @@ pub(super) async fn tokens(
 /// Issues a token for the caller's own member (the text is in the
 /// response, once).
 #[utoipa::path(post, path = "/workspaces/{slug}/tokens", tag = "tokens",
-    params(("slug" = String, Path, description = "The workspace's slug")),
+    params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     request_body = NewToken,
     responses((status = 201, body = IssuedTokenView), Problems))]
 pub(super) async fn issue_token(
@@ -170,8 +170,8 @@ pub(super) async fn issue_token(
 /// Revokes a token (one's own, or for admins any member's). Its open
 /// sessions fail their next message and its running runs are cancelled.
 #[utoipa::path(delete, path = "/workspaces/{slug}/tokens/{id}", tag = "tokens",
-    params(("slug" = String, Path, description = "The workspace's slug"),
-           ("id" = String, Path, description = "The token's id")),
+    params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
+           ("id" = String, Path, description = "The token's id", pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")),
     responses((status = 200, body = TokenView), Problems))]
 pub(super) async fn revoke_token(
     caller: ApiCaller,
@@ -186,7 +186,7 @@ pub(super) async fn revoke_token(
 
 /// Notifications for admins (removed members, orphaned items).
 #[utoipa::path(get, path = "/workspaces/{slug}/notifications", tag = "audit",
-    params(("slug" = String, Path, description = "The workspace's slug")),
+    params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 200, body = NotificationList), Problems))]
 pub(super) async fn notifications(
     caller: ApiCaller,
@@ -200,7 +200,7 @@ pub(super) async fn notifications(
 
 /// A page of the audit trail, newest first (admins).
 #[utoipa::path(get, path = "/workspaces/{slug}/audit", tag = "audit",
-    params(("slug" = String, Path, description = "The workspace's slug"), AuditFilter),
+    params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), AuditFilter),
     responses((status = 200, body = AuditPageView), Problems))]
 pub(super) async fn audit(
     caller: ApiCaller,
@@ -219,8 +219,8 @@ pub(super) async fn audit(
         server: f.server,
         tool: f.tool,
         outcome: f.outcome,
-        since_ms: f.since_ms,
-        until_ms: f.until_ms,
+        since_ms: non_negative(f.since_ms, "since_ms")?,
+        until_ms: non_negative(f.until_ms, "until_ms")?,
         before: f
             .cursor
             .as_deref()

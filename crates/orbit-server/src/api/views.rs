@@ -20,10 +20,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Body(v)),
-            Err(e) => Err(json_problem(&e)),
-        }
+        // An object, not another JSON value that serde would also read as
+        // a struct (an array of its fields in order).
+        let value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(v @ serde_json::Value::Object(_))) => v,
+            Ok(_) => return Err(Problem::new("invalid-input", "the body must be a JSON object")),
+            Err(e) => return Err(json_problem(&e)),
+        };
+        serde_json::from_value(value)
+            .map(Body)
+            .map_err(|e| Problem::new("invalid-input", format!("the body is not valid here: {e}")))
     }
 }
 
@@ -37,6 +43,26 @@ fn json_problem(e: &JsonRejection) -> Problem {
         }
         _ => Problem::new("invalid-input", format!("the body is not valid here: {}", e.body_text())),
     }
+}
+
+/// Deserializes an optional count given as a JSON number with no fraction
+/// (`5` or `5.0`, as JSON Schema's `integer` allows).
+pub(crate) fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    use serde::de::Error;
+    match Option::<serde_json::Number>::deserialize(d)? {
+        None => Ok(None),
+        Some(n) => match (n.as_u64(), n.as_f64()) {
+            (Some(v), _) => Ok(Some(v)),
+            (None, Some(f)) if f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&f) => Ok(Some(f as u64)),
+            _ => Err(D::Error::custom(format!("{n} is not a whole number of at least 0"))),
+        },
+    }
+}
+
+/// A time or count that must not be negative, as `u64`.
+pub(crate) fn non_negative(v: Option<i64>, name: &str) -> Result<Option<u64>, Problem> {
+    v.map(|v| u64::try_from(v).map_err(|_| Problem::new("invalid-input", format!("{name} must be at least 0"))))
+        .transpose()
 }
 
 /// Query parameters whose rejection is a problem document (400).
@@ -140,9 +166,11 @@ pub struct MemberList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMember {
-    /// The handle (1 to 64 of `a-z 0-9 . _ -`).
+    /// The handle (1 to 63 of `a-z 0-9 _ -`, starting with a letter or digit).
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
     pub user: String,
     /// `read-only`, `member`, `admin` or `owner`.
+    #[schema(pattern = "^(read-only|member|admin|owner)$")]
     pub role: String,
     /// A display name.
     #[serde(default)]
@@ -164,6 +192,7 @@ pub struct MemberAddedView {
 #[serde(deny_unknown_fields)]
 pub struct RoleChange {
     /// The new role.
+    #[schema(pattern = "^(read-only|member|admin|owner)$")]
     pub role: String,
 }
 
@@ -251,15 +280,20 @@ pub struct TokenList {
 pub struct NewToken {
     /// Its role; default the caller's member role, never above it.
     #[serde(default)]
+    #[schema(pattern = "^(read-only|member|admin|owner)$")]
     pub role: Option<String>,
-    /// The agent it is for (1 to 64 of `a-z 0-9 . _ -`).
+    /// The agent it is for (1 to 63 of `a-z 0-9 _ -`, starting with a
+    /// letter or digit).
     #[serde(default)]
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
     pub agent: Option<String>,
     /// A name for it.
     #[serde(default)]
     pub name: Option<String>,
-    /// Lifetime, such as `14d`, `12h` or `30m`; default never expires.
+    /// Lifetime, such as `14d`, `12h` or `30m` (`s`, `m`, `h`, `d`, `w`);
+    /// default never expires.
     #[serde(default)]
+    #[schema(pattern = "^[1-9][0-9]{0,5}[smhdw]$")]
     pub expires_in: Option<String>,
 }
 
@@ -311,6 +345,7 @@ pub struct NotificationList {
 #[into_params(parameter_in = Query)]
 pub struct AuditFilter {
     /// Only this member's events.
+    #[param(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
     pub user: Option<String>,
     /// Only tool calls to this server.
     pub server: Option<String>,
@@ -319,12 +354,16 @@ pub struct AuditFilter {
     /// Only this outcome (`ok`, `tool-error`, `permission-denied`, ...).
     pub outcome: Option<String>,
     /// Only events at or after this time (ms since the Unix epoch).
-    pub since_ms: Option<u64>,
+    #[param(minimum = 0)]
+    pub since_ms: Option<i64>,
     /// Only events before this time.
-    pub until_ms: Option<u64>,
+    #[param(minimum = 0)]
+    pub until_ms: Option<i64>,
     /// The previous page's `next_cursor`.
+    #[param(pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     pub cursor: Option<String>,
     /// Page size, 1 to 1000; default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 

@@ -212,8 +212,14 @@ pub struct HttpServer {
 
 impl HttpServer {
     pub async fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &[]).await
+    }
+
+    /// As [`HttpServer::start`], with more `orbit serve` arguments.
+    pub async fn start_with(data_dir: &Path, extra: &[&str]) -> Self {
         let mut child = orbit_tokio_cmd(data_dir)
-            .args(["serve", "--mcp", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
