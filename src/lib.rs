@@ -45,6 +45,7 @@
 use std::path::{Path, PathBuf};
 
 mod audit;
+pub mod metrics;
 mod resources;
 mod team;
 pub use team::{CredentialListing, NewSecret, TeamActionError};
@@ -182,6 +183,7 @@ pub struct Orbit {
     tools: Tools,
     team: std::sync::Arc<RedbTeamStore>,
     master_key_source: Option<MasterKeySource>,
+    metrics: std::sync::Arc<metrics::Metrics>,
     data_dir: PathBuf,
 }
 
@@ -229,8 +231,10 @@ impl Orbit {
             None => read_ai_config(&dir.join("ai.json"))?,
         };
         let ai = Ai::new(ai_config, resolver.clone())?;
+        let metrics = std::sync::Arc::new(metrics::Metrics::new());
+        let counted = metrics::CountingAudit { inner: team.clone(), metrics: metrics.clone() };
         let tools = Tools::new(std::sync::Arc::new(ToolRegistry::open(&dir)?), resolver.clone(), config.tools)
-            .with_audit(team.clone());
+            .with_audit(std::sync::Arc::new(counted));
         let runs = RunStore::open(&dir.join("runs.redb"))?;
         let storage = Storage::open(&dir.join("storage"), config.storage)?;
         let cache = Cache::open(&dir.join("cache.redb"), config.cache)?;
@@ -243,7 +247,9 @@ impl Orbit {
             audit::principal_still_valid(&check_team, ws, p)
         }));
         // The one place primitives are composed: a new primitive is one line.
+        let observed = metrics.clone();
         let engine = Engine::builder(config.engine, runs)
+            .on_finished(std::sync::Arc::new(move |record: &RunRecord| observed.run_finished(record)))
             .primitive(storage.clone())
             .primitive(cache.clone())
             .primitive(fetch)
@@ -264,8 +270,15 @@ impl Orbit {
             vault,
             resolver,
             master_key_source,
+            metrics,
             data_dir: dir,
         })
+    }
+
+    /// The process's counters (runs by status, tool calls by outcome), in
+    /// the Prometheus text format with [`metrics::Metrics::encode`].
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.metrics
     }
 
     /// The engine, with every primitive linked.

@@ -109,12 +109,24 @@ pub struct EngineBuilder {
     config: EngineConfig,
     runs: RunStore,
     primitives: Vec<Arc<dyn Primitive>>,
+    on_finished: Option<RunObserver>,
 }
+
+/// Called with each run's record once it is recorded (for metrics). It runs
+/// on the run's task: keep it short and never block.
+pub type RunObserver = Arc<dyn Fn(&RunRecord) + Send + Sync>;
 
 impl EngineBuilder {
     /// Adds a primitive. Its host functions become importable by guests.
     pub fn primitive(mut self, primitive: impl Primitive) -> Self {
         self.primitives.push(Arc::new(primitive));
+        self
+    }
+
+    /// Calls `observer` with every run's record once it is recorded (by
+    /// [`Engine::invoke`], including child runs and jobs).
+    pub fn on_finished(mut self, observer: RunObserver) -> Self {
+        self.on_finished = Some(observer);
         self
     }
 
@@ -126,7 +138,7 @@ impl EngineBuilder {
     /// primitives define the same function; [`EngineError::Cache`] when the
     /// cache directory cannot be created.
     pub fn build(self) -> Result<Engine, EngineError> {
-        let EngineBuilder { config, runs, primitives } = self;
+        let EngineBuilder { config, runs, primitives, on_finished } = self;
         let n = config.max_concurrent_runs.max(1);
         let wt = wasmtime_config(&config);
         let engine = wasmtime::Engine::new(&wt).map_err(|e| EngineError::Config(format!("{e:#}")))?;
@@ -154,6 +166,7 @@ impl EngineBuilder {
                 in_flight: Mutex::new(HashMap::new()),
                 cancelled_tokens: Mutex::new(std::collections::HashSet::new()),
                 stop,
+                on_finished,
             }),
         };
         for p in &built.inner.primitives {
@@ -252,6 +265,7 @@ struct Inner {
     cancelled_tokens: Mutex<std::collections::HashSet<TokenId>>,
     permits: tokio::sync::Semaphore,
     stop: Arc<AtomicBool>,
+    on_finished: Option<RunObserver>,
 }
 
 impl Drop for Inner {
@@ -467,7 +481,7 @@ impl Engine {
 
     /// Starts building an engine that records runs in `runs`.
     pub fn builder(config: EngineConfig, runs: RunStore) -> EngineBuilder {
-        EngineBuilder { config, runs, primitives: Vec::new() }
+        EngineBuilder { config, runs, primitives: Vec::new(), on_finished: None }
     }
 
     /// A handle that does not keep the engine alive, for primitives that
@@ -670,6 +684,9 @@ impl Engine {
         match self.inner.config.record_ack {
             RecordAck::Durable => expected.record(record.clone()).await?,
             RecordAck::Queued => expected.queue(&record)?,
+        }
+        if let Some(observe) = &self.inner.on_finished {
+            observe(&record);
         }
         Ok(Outcome { record, output })
     }

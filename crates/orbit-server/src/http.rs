@@ -114,6 +114,7 @@ pub fn app(server: OrbitMcp, config: &HttpConfig) -> axum::Router {
     axum::Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz).with_state(server.orbit().clone()))
+        .route("/metrics", get(metrics).with_state(server.orbit().clone()))
         .route("/.well-known/oauth-protected-resource/ws/{slug}/mcp", get(resource_metadata).with_state(gate.clone()))
         .route("/api/v1/openapi.json", get(move || async move { axum::Json(doc.as_ref().clone()) }))
         .nest("/api/v1", api_router)
@@ -153,6 +154,18 @@ async fn readyz(State(orbit): State<orbit::Orbit>) -> Response {
         Ok(Ok(())) => "ready".into_response(),
         _ => (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response(),
     }
+}
+
+/// Prometheus metrics: counts only (runs by status, tool calls by outcome,
+/// latency histograms, runs in flight), no workspace data, so no token.
+async fn metrics(State(orbit): State<orbit::Orbit>) -> Response {
+    let body = orbit.metrics().encode(orbit.engine().runs_in_flight());
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
 }
 
 fn host_name(host: &str) -> &str {

@@ -955,3 +955,47 @@ async fn gateway_tells_sessions_when_tools_change() {
     let _ = acme.cancel().await;
     let _ = zeta.cancel().await;
 }
+
+/// `/metrics`: runs by status and tool calls by outcome, as counts only.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_runs_and_tool_calls() {
+    let t = team(generous()).await;
+    install_everything(&t);
+    let bob = t.token(Role::Member);
+    let up = t
+        .http
+        .post(format!("{}/api/v1/workspaces/acme/components", t.base))
+        .bearer_auth(bob)
+        .body(orbit_test_guests::bytes("echo"))
+        .send()
+        .await
+        .unwrap();
+    let digest = up.json::<Value>().await.unwrap()["digest"].as_str().unwrap().to_owned();
+    for i in 0..3 {
+        let (status, _) = t
+            .send(
+                "POST",
+                "/api/v1/workspaces/acme/runs",
+                Some(bob),
+                Some(json!({"digest": digest, "input": i.to_string()})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let client = mcp_client(&format!("{}/ws/acme/mcp", t.base), bob).await;
+    call_tool(&client, "everything__echo", json!({"message": "counted"})).await;
+    let text = t.http.get(format!("{}/metrics", t.base)).send().await.unwrap().text().await.unwrap();
+    let value = |prefix: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{prefix} in:\n{text}"))
+    };
+    assert_eq!(value("orbit_runs_total{status=\"succeeded\"}"), 3.0);
+    assert_eq!(value("orbit_tool_calls_total{outcome=\"ok\"}"), 1.0);
+    assert_eq!(value("orbit_runs_in_flight"), 0.0);
+    assert!(value("orbit_run_duration_seconds_count") >= 3.0);
+    assert!(!text.contains("acme") && !text.contains("bob") && !text.contains("everything"), "{text}");
+    let _ = client.cancel().await;
+}
