@@ -184,6 +184,7 @@ pub struct Orbit {
     team: std::sync::Arc<RedbTeamStore>,
     master_key_source: Option<MasterKeySource>,
     metrics: std::sync::Arc<metrics::Metrics>,
+    fetch: Fetch,
     data_dir: PathBuf,
 }
 
@@ -226,6 +227,7 @@ impl Orbit {
         let resolver: std::sync::Arc<dyn orbit_vault::SecretResolver> =
             std::sync::Arc::new(audit::AuditingResolver { vault: vault.clone(), audit: team.clone() });
         let fetch = Fetch::new(fetch_config, resolver.clone())?;
+        let own_fetch = fetch.clone();
         let ai_config = match config.ai.take() {
             Some(c) => c,
             None => read_ai_config(&dir.join("ai.json"))?,
@@ -271,6 +273,7 @@ impl Orbit {
             resolver,
             master_key_source,
             metrics,
+            fetch: own_fetch,
             data_dir: dir,
         })
     }
@@ -279,6 +282,13 @@ impl Orbit {
     /// the Prometheus text format with [`metrics::Metrics::encode`].
     pub fn metrics(&self) -> &metrics::Metrics {
         &self.metrics
+    }
+
+    /// Marks `addr` as a listen address of a server in front of this Orbit
+    /// (`orbit serve` calls it for its own): `fetch` and `wasi:http` refuse
+    /// it to every run, even when the operator's `allow_ips` covers it.
+    pub fn protect_own_address(&self, addr: std::net::SocketAddr) {
+        self.fetch.protect(addr);
     }
 
     /// The engine, with every primitive linked.

@@ -98,6 +98,39 @@ impl AddressPolicy {
     }
 }
 
+/// The listen addresses of the host's own servers (`orbit serve`): a guest
+/// never reaches them, whatever the operator's `allow_ips` says, so a run
+/// cannot call the API or the gateway with the host's network position.
+#[derive(Debug, Default)]
+pub(crate) struct OwnAddresses(std::sync::RwLock<Vec<SocketAddr>>);
+
+impl OwnAddresses {
+    pub(crate) fn add(&self, addr: SocketAddr) {
+        let mut list = self.0.write().unwrap_or_else(|e| e.into_inner());
+        if !list.contains(&addr) {
+            list.push(addr);
+        }
+    }
+
+    /// Whether some own server listens on `port`.
+    pub(crate) fn guards(&self, port: u16) -> bool {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).iter().any(|a| a.port() == port)
+    }
+
+    /// Whether `ip:port` reaches an own server. One bound to an unspecified
+    /// address (`0.0.0.0`, `::`) is reached through any loopback,
+    /// unspecified or non-public address of this host.
+    pub(crate) fn hits(&self, ip: IpAddr, port: u16) -> bool {
+        let ip = ip.to_canonical();
+        self.0.read().unwrap_or_else(|e| e.into_inner()).iter().any(|own| {
+            own.port() == port
+                && (own.ip().to_canonical() == ip
+                    || (own.ip().is_unspecified()
+                        && (ip.is_loopback() || ip.is_unspecified() || denied_reason(ip).is_some())))
+        })
+    }
+}
+
 /// Raised by [`VettingResolver`] when a name resolves to a refused address;
 /// found again in the HTTP client's error chain to answer
 /// `permission-denied`.

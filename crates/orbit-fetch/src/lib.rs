@@ -181,7 +181,17 @@ impl Fetch {
             .build()
             .map_err(|e| FetchError::Internal(format!("building the HTTP client: {e}")))?;
         let slots = Arc::new(tokio::sync::Semaphore::new(config::permits(config.max_concurrent_requests)));
-        Ok(Fetch { inner: Arc::new(Inner { config, policy, client, resolver, slots }) })
+        let own = Arc::default();
+        Ok(Fetch { inner: Arc::new(Inner { config, policy, own, client, resolver, slots }) })
+    }
+
+    /// Marks `addr` as a listen address of this host's own server (such as
+    /// `orbit serve`): no request reaches it, by IP or by any name that
+    /// resolves to it, even when [`FetchConfig::allow_ips`] covers it. A
+    /// server bound to `0.0.0.0` or `::` is guarded on every loopback and
+    /// non-public address of its port.
+    pub fn protect(&self, addr: std::net::SocketAddr) {
+        self.inner.own.add(addr);
     }
 
     /// The configuration in force.

@@ -116,6 +116,8 @@ fn set<T>(facts: &Mutex<CallFacts>, f: impl FnOnce(&mut CallFacts) -> T) -> T {
 pub(crate) struct Inner {
     pub(crate) config: FetchConfig,
     pub(crate) policy: Arc<AddressPolicy>,
+    /// The host's own servers' listen addresses: never a destination.
+    pub(crate) own: Arc<crate::addr::OwnAddresses>,
     pub(crate) client: reqwest::Client,
     pub(crate) resolver: Arc<dyn SecretResolver>,
     /// Requests in flight, all runs together
@@ -244,6 +246,32 @@ fn valid_header_value(v: &str) -> bool {
 }
 
 impl Inner {
+    /// Refuses a request to this host's own server (`orbit serve`), by IP
+    /// or by any name that resolves to it, whatever `allow_ips` says.
+    async fn check_not_own(&self, req: &Checked) -> Result<(), FetchError> {
+        if !self.own.guards(req.port) {
+            return Ok(());
+        }
+        let addrs: Vec<IpAddr> = match req.url.host() {
+            Some(url::Host::Ipv4(a)) => vec![IpAddr::V4(a)],
+            Some(url::Host::Ipv6(a)) => vec![IpAddr::V6(a)],
+            _ => {
+                let lookup = tokio::net::lookup_host((req.host.as_str(), req.port));
+                match tokio::time::timeout(self.config.connect_timeout, lookup).await {
+                    Ok(Ok(found)) => found.map(|a| a.ip()).collect(),
+                    // The request's own resolution reports the failure.
+                    _ => Vec::new(),
+                }
+            }
+        };
+        match addrs.into_iter().find(|a| self.own.hits(*a, req.port)) {
+            Some(addr) => {
+                Err(FetchError::AddressDenied { host: req.host.clone(), addr, reason: "this Orbit server itself" })
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Validates `req` and applies the workspace's egress policy and the
     /// address policy to its URL's host.
     fn check(&self, ws: &WorkspaceId, req: FetchRequest, facts: &Mutex<CallFacts>) -> Result<Checked, FetchError> {
@@ -437,6 +465,7 @@ impl Inner {
         facts: &Mutex<CallFacts>,
     ) -> Result<FetchResponse, FetchError> {
         let mut req = self.check(ws, req, facts)?;
+        self.check_not_own(&req).await?;
         let deadline = started + req.timeout;
         // Held to the end of the response.
         let _slot = acquire_slot(&self.slots, deadline, "shared").await?;

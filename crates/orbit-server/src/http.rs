@@ -140,6 +140,9 @@ pub async fn serve_http(
     config: HttpConfig,
 ) -> Result<(), ServeError> {
     let ct = config.cancellation.clone();
+    if let Ok(addr) = listener.local_addr() {
+        server.orbit().protect_own_address(addr);
+    }
     let app = app(server, &config);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { ct.cancelled_owned().await })
@@ -316,6 +319,9 @@ pub async fn serve_https(
         .await
         .map_err(|e| ServeError::Transport(format!("TLS certificate or key: {e}")))?;
     let ct = config.cancellation.clone();
+    if let Ok(addr) = listener.local_addr() {
+        server.orbit().protect_own_address(addr);
+    }
     let app = app(server, &config);
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();

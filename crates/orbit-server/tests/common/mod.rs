@@ -3,6 +3,8 @@
 //! client that records progress notifications.
 #![allow(dead_code)]
 
+pub mod inproc;
+
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::sync::{Mutex, OnceLock};
