@@ -388,7 +388,7 @@ impl OrbitMcp {
         let component = submit::load(orbit, &self.shared.components, &req.source, &limits).await?;
         let total_ms = limits.timeout.as_millis() as f64;
         let invocation = submit::invocation(req.input, &ws, &caller.principal, limits);
-        let run = orbit.engine().invoke(&component, invocation);
+        let run = submit::invoke(orbit, &component, invocation, &self.caps);
         let outcome = match ctx.meta.get_progress_token() {
             None => run.await,
             Some(token) => {

@@ -23,11 +23,19 @@ pub struct RunCaps {
     pub max_timeout_ms: u64,
     /// Most linear memory, in bytes. Default 1 GiB.
     pub max_memory_bytes: u64,
+    /// Longest a submitted run waits for a free run slot before it is
+    /// refused (`unavailable`, HTTP 503), in ms. Default 10,000.
+    pub slot_wait_ms: u64,
 }
 
 impl Default for RunCaps {
     fn default() -> Self {
-        Self { max_fuel: 10_000_000_000_000, max_timeout_ms: crate::MAX_TIMEOUT_MS, max_memory_bytes: 1 << 30 }
+        Self {
+            max_fuel: 10_000_000_000_000,
+            max_timeout_ms: crate::MAX_TIMEOUT_MS,
+            max_memory_bytes: 1 << 30,
+            slot_wait_ms: 10_000,
+        }
     }
 }
 
@@ -195,4 +203,79 @@ fn component_failure(e: ComponentStoreError) -> SubmitError {
 /// The invocation of a run of `ws` by `principal` under `limits`.
 pub(crate) fn invocation(input: String, ws: &WorkspaceId, principal: &Principal, limits: Limits) -> Invocation {
     Invocation::new(input).workspace(ws.clone()).principal(principal.clone()).limits(limits)
+}
+
+/// Runs `component`, waiting at most `caps.slot_wait_ms` for a free run
+/// slot: nothing queues without bound. A run that found no slot was never
+/// started, so trying again is safe.
+pub(crate) async fn invoke(
+    orbit: &Orbit,
+    component: &LoadedComponent,
+    invocation: Invocation,
+    caps: &RunCaps,
+) -> Result<orbit::Outcome, EngineError> {
+    let invocation = invocation.no_wait();
+    let until = tokio::time::Instant::now() + Duration::from_millis(caps.slot_wait_ms);
+    loop {
+        match orbit.engine().invoke(component, invocation.clone()).await {
+            Err(EngineError::Busy) if tokio::time::Instant::now() < until => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Starts `component` in the background, waiting at most
+/// `caps.slot_wait_ms` for a free run slot, and returns once it runs (the
+/// engine then records it however it ends) or could not start.
+pub(crate) async fn start(
+    orbit: Orbit,
+    component: LoadedComponent,
+    invocation: Invocation,
+    caps: RunCaps,
+) -> Result<(), EngineError> {
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let invocation = invocation.no_wait();
+        let until = tokio::time::Instant::now() + Duration::from_millis(caps.slot_wait_ms);
+        let mut started_tx = Some(started_tx);
+        loop {
+            let run = orbit.engine().invoke(&component, invocation.clone());
+            tokio::pin!(run);
+            // The first poll takes a slot or fails with `Busy` at once.
+            let first = tokio::select! {
+                biased;
+                outcome = &mut run => Some(outcome),
+                () = std::future::ready(()) => None,
+            };
+            let outcome = match first {
+                Some(Err(EngineError::Busy)) if tokio::time::Instant::now() < until => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+                Some(Err(e)) => {
+                    if let Some(tx) = started_tx.take() {
+                        let _ = tx.send(Err(e));
+                    }
+                    return;
+                }
+                Some(Ok(done)) => Ok(done),
+                None => {
+                    if let Some(tx) = started_tx.take() {
+                        let _ = tx.send(Ok(()));
+                    }
+                    run.await
+                }
+            };
+            if let Some(tx) = started_tx.take() {
+                let _ = tx.send(Ok(()));
+            }
+            if let Err(e) = outcome {
+                tracing::warn!(error = %e, "a run started without waiting failed");
+            }
+            return;
+        }
+    });
+    started_rx.await.unwrap_or(Err(EngineError::Busy))
 }

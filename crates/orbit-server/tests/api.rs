@@ -858,3 +858,51 @@ async fn guests_cannot_reach_the_server_itself() {
     let (_, run) = fetch(format!("http://127.0.0.1:{other_port}/")).await;
     assert_eq!(run["status"], "succeeded", "another loopback server stays reachable: {run}");
 }
+
+/// When every run slot stays busy, a run request waits a bounded time and
+/// then gets 503 with `Retry-After`; nothing queues without bound.
+#[tokio::test(flavor = "multi_thread")]
+async fn busy_slots_get_503() {
+    let mut config = orbit::OrbitConfig::default();
+    config.engine.max_concurrent_runs = 1;
+    let mut caps = orbit_server::RunCaps::default();
+    caps.slot_wait_ms = 300;
+    let t = team_with_caps(generous(), config, caps).await;
+    let bob = t.token(Role::Member);
+    let mut digests = Vec::new();
+    for guest in ["spin", "echo"] {
+        let up = t
+            .http
+            .post(format!("{}/api/v1/workspaces/acme/components", t.base))
+            .bearer_auth(bob)
+            .body(orbit_test_guests::bytes(guest))
+            .send()
+            .await
+            .unwrap();
+        digests.push(up.json::<Value>().await.unwrap()["digest"].as_str().unwrap().to_owned());
+    }
+    let path = "/api/v1/workspaces/acme/runs";
+    let (status, spin) = t
+        .send(
+            "POST",
+            &format!("{path}?wait=false"),
+            Some(bob),
+            Some(json!({"digest": digests[0], "timeout_ms": 60000})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{spin}");
+    let echo = json!({"digest": digests[1], "input": "x"});
+    let resp = t.http.post(format!("{}{path}", t.base)).bearer_auth(bob).json(&echo).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(resp.headers().contains_key("retry-after"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["type"], "urn:orbit:problem:unavailable", "{body}");
+    let later = t.send("POST", &format!("{path}?wait=false"), Some(bob), Some(echo.clone())).await;
+    assert_problem("no slot for a run without waiting", &later, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+
+    let id = spin["run_id"].as_str().unwrap();
+    let (status, _) = t.send("POST", &format!("{path}/{id}/cancel"), Some(bob), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, done) = t.send("POST", path, Some(bob), Some(echo)).await;
+    assert_eq!((status, done["status"].as_str()), (StatusCode::OK, Some("succeeded")), "{done}");
+}

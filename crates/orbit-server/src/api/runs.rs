@@ -123,16 +123,14 @@ pub(super) async fn start_run(
     let component = submit::load(&orbit, state.mcp.components(), &req.source, &limits).await?;
     let id = RunId::new();
     let invocation = submit::invocation(req.input, &ws, &caller.principal, limits).run_id(id);
+    let caps = *state.mcp.caps();
     if q.wait == Some(false) {
-        // The run is recorded whatever happens to this request.
-        tokio::spawn(async move {
-            if let Err(e) = orbit.engine().invoke(&component, invocation).await {
-                tracing::warn!(error = %e, run_id = %id, "a run started without waiting failed to start");
-            }
-        });
+        // A run answered 202 is one that started (and will be recorded).
+        submit::start(orbit.clone(), component, invocation, caps).await.map_err(|e| submit::engine_failure(&e))?;
         return Ok((StatusCode::ACCEPTED, Json(RunStarted { run_id: id.to_string() })).into_response());
     }
-    let outcome = orbit.engine().invoke(&component, invocation).await.map_err(|e| submit::engine_failure(&e))?;
+    let outcome =
+        submit::invoke(&orbit, &component, invocation, &caps).await.map_err(|e| submit::engine_failure(&e))?;
     let rec = &outcome.record;
     Ok(Json(RunResult {
         run_id: rec.id.to_string(),

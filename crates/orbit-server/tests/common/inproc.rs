@@ -50,6 +50,10 @@ pub async fn team(rate: RateLimit) -> Team {
 }
 
 pub async fn team_with(rate: RateLimit, config: orbit::OrbitConfig) -> Team {
+    team_with_caps(rate, config, orbit_server::RunCaps::default()).await
+}
+
+pub async fn team_with_caps(rate: RateLimit, config: orbit::OrbitConfig, caps: orbit_server::RunCaps) -> Team {
     let dir = tempfile::tempdir().unwrap();
     let orbit = Orbit::open_with(dir.path(), config).unwrap();
     let op = Principal::local_operator();
@@ -65,7 +69,7 @@ pub async fn team_with(rate: RateLimit, config: orbit::OrbitConfig) -> Team {
         .map(|(r, who)| (r, issue(&orbit, "acme", who)))
         .collect();
     let zeta_bob = issue(&orbit, "zeta", "bob");
-    let server = OrbitMcp::new(orbit.clone()).unwrap();
+    let server = OrbitMcp::new(orbit.clone()).unwrap().with_caps(caps);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let mut config = HttpConfig::default();
