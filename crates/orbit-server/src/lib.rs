@@ -320,6 +320,31 @@ impl From<submit::SubmitError> for ToolFailure {
     }
 }
 
+/// A finished run as `run_component` and `POST /runs` return it.
+pub(crate) fn run_result(outcome: &orbit::Outcome) -> RunResult {
+    let rec = &outcome.record;
+    RunResult {
+        run_id: rec.id.to_string(),
+        status: rec.status.to_string(),
+        output: outcome.output_text(),
+        digest: rec.component_digest.clone(),
+        kind: rec.kind.to_string(),
+        exit_code: rec.exit_code,
+        fuel_consumed: rec.fuel_consumed,
+        duration_us: rec.duration_us,
+        error: error_info(rec),
+    }
+}
+
+/// Whether `principal` may see a run started by `owner` (`None`: a run of
+/// the host, such as a job of the operator's).
+pub(crate) fn may_see_run(principal: &orbit::Principal, owner: Option<&orbit::UserId>) -> bool {
+    match owner {
+        Some(user) => principal.check(Action::ViewRuns, &Target::owned_by(user)).is_ok(),
+        None => principal.may(Action::ViewRuns),
+    }
+}
+
 /// A run's record as `get_run` and `GET /runs/{id}` show it.
 pub(crate) fn detail(rec: &RunRecord) -> RunDetail {
     RunDetail {
@@ -411,19 +436,8 @@ impl OrbitMcp {
             }
         }
         .map_err(|e| engine_failure(&e))?;
-        let rec = &outcome.record;
-        let result = RunResult {
-            run_id: rec.id.to_string(),
-            status: rec.status.to_string(),
-            output: outcome.output_text(),
-            digest: rec.component_digest.clone(),
-            kind: rec.kind.to_string(),
-            exit_code: rec.exit_code,
-            fuel_consumed: rec.fuel_consumed,
-            duration_us: rec.duration_us,
-            error: error_info(rec),
-        };
-        let ok = rec.status.is_success();
+        let result = run_result(&outcome);
+        let ok = outcome.record.status.is_success();
         let level = if ok { LoggingLevel::Info } else { LoggingLevel::Warning };
         self.log(
             &ctx,
@@ -492,11 +506,7 @@ impl OrbitMcp {
         })?;
         // Another workspace's run is reported exactly like a missing one.
         // So is a run the caller's role may not see.
-        let visible = |r: &RunRecord| match r.member() {
-            Some(user) => caller.principal.check(Action::ViewRuns, &Target::owned_by(user)).is_ok(),
-            None => caller.principal.may(Action::ViewRuns),
-        };
-        let Some(rec) = rec.filter(|r| r.workspace == ws && visible(r)) else {
+        let Some(rec) = rec.filter(|r| r.workspace == ws && may_see_run(&caller.principal, r.member())) else {
             return Err(ToolFailure::new(format!("no run {id} in workspace {ws}")));
         };
         structured(&detail(&rec), false)

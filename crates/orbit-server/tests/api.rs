@@ -65,18 +65,7 @@ async fn me_and_bad_tokens() {
 async fn permission_table_over_http() {
     let t = team(generous()).await;
     // A component to run and register as a job.
-    let echo = orbit_test_guests::bytes("echo");
-    let up = t
-        .http
-        .post(format!("{}/api/v1/workspaces/acme/components", t.base))
-        .bearer_auth(t.token(Role::Member))
-        .header("content-type", "application/wasm")
-        .body(echo)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(up.status(), StatusCode::CREATED);
-    let digest = up.json::<Value>().await.unwrap()["digest"].as_str().unwrap().to_owned();
+    let digest = t.upload(t.token(Role::Member), "echo").await;
 
     // (action, method, path, body): each request asks that one row, about
     // nobody's item, except issuing a token, which is for oneself.
@@ -173,15 +162,7 @@ async fn workspaces_do_not_cross() {
         assert_ne!(own.0, StatusCode::NOT_FOUND, "{path}: bob's zeta token works in zeta: {:?}", own);
     }
     // A run in acme is invisible from zeta, even by id.
-    let up = t
-        .http
-        .post(format!("{}/api/v1/workspaces/acme/components", t.base))
-        .bearer_auth(&bob_acme)
-        .body(orbit_test_guests::bytes("echo"))
-        .send()
-        .await
-        .unwrap();
-    let digest = up.json::<Value>().await.unwrap()["digest"].as_str().unwrap().to_owned();
+    let digest = t.upload(&bob_acme, "echo").await;
     let (_, run) = t
         .send("POST", "/api/v1/workspaces/acme/runs", Some(&bob_acme), Some(json!({"digest": digest, "input": "x"})))
         .await;
@@ -218,15 +199,7 @@ async fn runs_over_rest() {
         .await
         .unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
-    let up = t
-        .http
-        .post(format!("{}/api/v1/workspaces/acme/components", t.base))
-        .bearer_auth(bob)
-        .body(orbit_test_guests::bytes("echo"))
-        .send()
-        .await
-        .unwrap();
-    let digest = up.json::<Value>().await.unwrap()["digest"].as_str().unwrap().to_owned();
+    let digest = t.upload(bob, "echo").await;
 
     let path = "/api/v1/workspaces/acme/runs";
     let (status, done) = t.send("POST", path, Some(bob), Some(json!({"digest": digest, "input": "héllo"}))).await;
@@ -280,16 +253,7 @@ async fn runs_over_rest() {
 async fn cancel_a_run() {
     let t = team(generous()).await;
     let bob = t.token(Role::Member);
-    let up = t
-        .http
-        .post(format!("{}/api/v1/workspaces/acme/components", t.base))
-        .bearer_auth(bob)
-        .body(orbit_test_guests::bytes("spin"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(up.status(), StatusCode::CREATED);
-    let digest = up.json::<Value>().await.unwrap()["digest"].as_str().unwrap().to_owned();
+    let digest = t.upload(bob, "spin").await;
     let path = "/api/v1/workspaces/acme/runs";
     let body = json!({"digest": digest, "timeout_ms": 60000, "fuel": 20_000_000_000u64});
     let (_, started) = t.send("POST", &format!("{path}?wait=false"), Some(bob), Some(body)).await;
@@ -775,15 +739,7 @@ async fn metrics_count_runs_and_tool_calls() {
     let t = team(generous()).await;
     install_everything(&t);
     let bob = t.token(Role::Member);
-    let up = t
-        .http
-        .post(format!("{}/api/v1/workspaces/acme/components", t.base))
-        .bearer_auth(bob)
-        .body(orbit_test_guests::bytes("echo"))
-        .send()
-        .await
-        .unwrap();
-    let digest = up.json::<Value>().await.unwrap()["digest"].as_str().unwrap().to_owned();
+    let digest = t.upload(bob, "echo").await;
     for i in 0..3 {
         let (status, _) = t
             .send(
@@ -835,15 +791,7 @@ async fn guests_cannot_reach_the_server_itself() {
         }
     });
     let bob = t.token(Role::Member);
-    let up = t
-        .http
-        .post(format!("{}/api/v1/workspaces/acme/components", t.base))
-        .bearer_auth(bob)
-        .body(orbit_test_guests::bytes("fetch-client"))
-        .send()
-        .await
-        .unwrap();
-    let digest = up.json::<Value>().await.unwrap()["digest"].as_str().unwrap().to_owned();
+    let digest = t.upload(bob, "fetch-client").await;
     let port = t.base.rsplit(':').next().unwrap().to_owned();
     let fetch = |url: String| {
         let input = json!({"method": "GET", "url": url}).to_string();
@@ -869,18 +817,7 @@ async fn busy_slots_get_503() {
     caps.slot_wait_ms = 300;
     let t = team_with_caps(generous(), config, caps).await;
     let bob = t.token(Role::Member);
-    let mut digests = Vec::new();
-    for guest in ["spin", "echo"] {
-        let up = t
-            .http
-            .post(format!("{}/api/v1/workspaces/acme/components", t.base))
-            .bearer_auth(bob)
-            .body(orbit_test_guests::bytes(guest))
-            .send()
-            .await
-            .unwrap();
-        digests.push(up.json::<Value>().await.unwrap()["digest"].as_str().unwrap().to_owned());
-    }
+    let digests = [t.upload(bob, "spin").await, t.upload(bob, "echo").await];
     let path = "/api/v1/workspaces/acme/runs";
     let (status, spin) = t
         .send(

@@ -131,19 +131,7 @@ pub(super) async fn start_run(
     }
     let outcome =
         submit::invoke(&orbit, &component, invocation, &caps).await.map_err(|e| submit::engine_failure(&e))?;
-    let rec = &outcome.record;
-    Ok(Json(RunResult {
-        run_id: rec.id.to_string(),
-        status: rec.status.to_string(),
-        output: outcome.output_text(),
-        digest: rec.component_digest.clone(),
-        kind: rec.kind.to_string(),
-        exit_code: rec.exit_code,
-        fuel_consumed: rec.fuel_consumed,
-        duration_us: rec.duration_us,
-        error: crate::error_info(rec),
-    })
-    .into_response())
+    Ok(Json(crate::run_result(&outcome)).into_response())
 }
 
 /// Filters of `GET /runs`.
@@ -225,11 +213,7 @@ fn visible_run(state: &ApiState, caller: &ApiCaller, slug: &str, id: &str) -> Re
         tracing::error!(error = %e, "reading a run");
         Problem::internal()
     })?;
-    let visible = |r: &RunRecord| match r.member() {
-        Some(user) => caller.principal.check(Action::ViewRuns, &Target::owned_by(user)).is_ok(),
-        None => caller.principal.may(Action::ViewRuns),
-    };
-    rec.filter(|r| &r.workspace == ws && visible(r)).ok_or_else(missing)
+    rec.filter(|r| &r.workspace == ws && crate::may_see_run(&caller.principal, r.member())).ok_or_else(missing)
 }
 
 /// One run with its spans and logs.
@@ -272,11 +256,7 @@ pub(super) async fn cancel_run(
     let executing = orbit.engine().executing(run_id);
     let owner = match &executing {
         Some((run_ws, p)) => {
-            let sees = match p.user_id() {
-                Some(u) => caller.principal.check(Action::ViewRuns, &Target::owned_by(u)).is_ok(),
-                None => caller.principal.may(Action::ViewRuns),
-            };
-            if run_ws != ws || !sees {
+            if run_ws != ws || !crate::may_see_run(&caller.principal, p.user_id()) {
                 return Err(missing());
             }
             p.user_id().cloned()

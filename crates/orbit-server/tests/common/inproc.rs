@@ -84,6 +84,22 @@ pub fn generous() -> RateLimit {
 }
 
 impl Team {
+    /// Stores test guest `guest` through `POST /components` with `token`;
+    /// returns its digest.
+    pub async fn upload(&self, token: &str, guest: &str) -> String {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/workspaces/acme/components", self.base))
+            .bearer_auth(token)
+            .header("content-type", "application/wasm")
+            .body(orbit_test_guests::bytes(guest))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED, "uploading {guest}");
+        resp.json::<Value>().await.unwrap()["digest"].as_str().unwrap().to_owned()
+    }
+
     pub fn user_of(&self, role: Role) -> String {
         match role {
             Role::ReadOnly => "carol",
