@@ -105,6 +105,8 @@ struct Shared {
     peers: Mutex<Vec<(WorkspaceId, rmcp::Peer<RoleServer>)>>,
     /// Whether the task relaying the registry's changes runs.
     watching: std::sync::Once,
+    /// Each workspace's run slots.
+    slots: Arc<submit::WorkspaceSlots>,
 }
 
 /// The Orbit MCP server over one [`Orbit`]. Cheap to clone: one clone per
@@ -134,7 +136,13 @@ impl OrbitMcp {
     pub fn new(orbit: Orbit) -> Result<Self, ServeError> {
         let components = ComponentStore::open(orbit.data_dir().join("components"))?;
         Ok(Self {
-            shared: Arc::new(Shared { orbit, components, peers: Mutex::default(), watching: std::sync::Once::new() }),
+            shared: Arc::new(Shared {
+                orbit,
+                components,
+                peers: Mutex::default(),
+                watching: std::sync::Once::new(),
+                slots: Arc::default(),
+            }),
             caps: RunCaps::default(),
             credentials: Credentials::BearerHeader,
             log_level: Arc::new(Mutex::new(None)),
@@ -186,6 +194,10 @@ impl OrbitMcp {
     /// The caps on what one run may ask for.
     pub fn caps(&self) -> &RunCaps {
         &self.caps
+    }
+
+    pub(crate) fn slots(&self) -> &Arc<submit::WorkspaceSlots> {
+        &self.shared.slots
     }
 
     /// The Orbit this server serves.
@@ -413,7 +425,7 @@ impl OrbitMcp {
         let component = submit::load(orbit, &self.shared.components, &req.source, &limits).await?;
         let total_ms = limits.timeout.as_millis() as f64;
         let invocation = submit::invocation(req.input, &ws, &caller.principal, limits);
-        let run = submit::invoke(orbit, &component, invocation, &self.caps);
+        let run = submit::invoke(orbit, &self.shared.slots, &component, invocation, &self.caps);
         let outcome = match ctx.meta.get_progress_token() {
             None => run.await,
             Some(token) => {

@@ -26,6 +26,37 @@ pub struct RunCaps {
     /// Longest a submitted run waits for a free run slot before it is
     /// refused (`unavailable`, HTTP 503), in ms. Default 10,000.
     pub slot_wait_ms: u64,
+    /// Most runs one workspace may have executing at once through this
+    /// server (so one workspace cannot take every slot of the engine).
+    /// Default 16.
+    pub max_runs_per_workspace: u32,
+}
+
+/// The run slots of each workspace ([`RunCaps::max_runs_per_workspace`]).
+#[derive(Debug, Default)]
+pub(crate) struct WorkspaceSlots(
+    std::sync::Mutex<std::collections::HashMap<WorkspaceId, std::sync::Arc<tokio::sync::Semaphore>>>,
+);
+
+impl WorkspaceSlots {
+    /// A slot of `ws`, waiting until `until` at most.
+    async fn acquire(
+        &self,
+        ws: &WorkspaceId,
+        per_workspace: u32,
+        until: tokio::time::Instant,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, EngineError> {
+        let semaphore = {
+            let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            map.entry(ws.clone())
+                .or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(per_workspace.max(1) as usize)))
+                .clone()
+        };
+        match tokio::time::timeout_at(until, semaphore.acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(EngineError::Busy),
+        }
+    }
 }
 
 impl Default for RunCaps {
@@ -35,6 +66,7 @@ impl Default for RunCaps {
             max_timeout_ms: crate::MAX_TIMEOUT_MS,
             max_memory_bytes: 1 << 30,
             slot_wait_ms: 10_000,
+            max_runs_per_workspace: 16,
         }
     }
 }
@@ -205,17 +237,20 @@ pub(crate) fn invocation(input: String, ws: &WorkspaceId, principal: &Principal,
     Invocation::new(input).workspace(ws.clone()).principal(principal.clone()).limits(limits)
 }
 
-/// Runs `component`, waiting at most `caps.slot_wait_ms` for a free run
-/// slot: nothing queues without bound. A run that found no slot was never
-/// started, so trying again is safe.
+/// Runs `component`, waiting at most `caps.slot_wait_ms` for a slot of
+/// its workspace and a free run slot of the engine: nothing queues without
+/// bound. A run that found no slot was never started, so trying again is
+/// safe.
 pub(crate) async fn invoke(
     orbit: &Orbit,
+    slots: &WorkspaceSlots,
     component: &LoadedComponent,
     invocation: Invocation,
     caps: &RunCaps,
 ) -> Result<orbit::Outcome, EngineError> {
     let invocation = invocation.no_wait();
     let until = tokio::time::Instant::now() + Duration::from_millis(caps.slot_wait_ms);
+    let _ours = slots.acquire(&invocation.workspace, caps.max_runs_per_workspace, until).await?;
     loop {
         match orbit.engine().invoke(component, invocation.clone()).await {
             Err(EngineError::Busy) if tokio::time::Instant::now() < until => {
@@ -231,6 +266,7 @@ pub(crate) async fn invoke(
 /// engine then records it however it ends) or could not start.
 pub(crate) async fn start(
     orbit: Orbit,
+    slots: std::sync::Arc<WorkspaceSlots>,
     component: LoadedComponent,
     invocation: Invocation,
     caps: RunCaps,
@@ -239,6 +275,13 @@ pub(crate) async fn start(
     tokio::spawn(async move {
         let invocation = invocation.no_wait();
         let until = tokio::time::Instant::now() + Duration::from_millis(caps.slot_wait_ms);
+        let _ours = match slots.acquire(&invocation.workspace, caps.max_runs_per_workspace, until).await {
+            Ok(permit) => permit,
+            Err(e) => {
+                let _ = started_tx.send(Err(e));
+                return;
+            }
+        };
         let mut started_tx = Some(started_tx);
         loop {
             let run = orbit.engine().invoke(&component, invocation.clone());

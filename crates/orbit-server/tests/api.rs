@@ -843,3 +843,36 @@ async fn busy_slots_get_503() {
     let (status, done) = t.send("POST", path, Some(bob), Some(echo)).await;
     assert_eq!((status, done["status"].as_str()), (StatusCode::OK, Some("succeeded")), "{done}");
 }
+
+/// One workspace cannot take every run slot: with one slot per workspace,
+/// a second run of acme gets 503 while zeta's run goes through.
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_per_workspace_are_capped() {
+    let mut caps = orbit_server::RunCaps::default();
+    (caps.max_runs_per_workspace, caps.slot_wait_ms) = (1, 300);
+    let t = team_with_caps(generous(), orbit::OrbitConfig::default(), caps).await;
+    let bob = t.token(Role::Member);
+    let (spin, echo) = (t.upload(bob, "spin").await, t.upload(bob, "echo").await);
+    let acme = "/api/v1/workspaces/acme/runs";
+    let (status, started) = t
+        .send("POST", &format!("{acme}?wait=false"), Some(bob), Some(json!({"digest": spin, "timeout_ms": 60000})))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let second = t.send("POST", acme, Some(bob), Some(json!({"digest": echo, "input": "x"}))).await;
+    assert_problem("acme's second run", &second, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    // zeta has its own slot (components are content-addressed: the digest is known).
+    let (status, other) = t
+        .send("POST", "/api/v1/workspaces/zeta/runs", Some(&t.zeta_bob), Some(json!({"digest": echo, "input": "z"})))
+        .await;
+    assert_eq!((status, other["status"].as_str()), (StatusCode::OK, Some("succeeded")), "{other}");
+    let id = started["run_id"].as_str().unwrap();
+    t.send("POST", &format!("{acme}/{id}/cancel"), Some(bob), None).await;
+    let mut after = (StatusCode::SERVICE_UNAVAILABLE, Value::Null);
+    for _ in 0..100 {
+        after = t.send("POST", acme, Some(bob), Some(json!({"digest": echo, "input": "y"}))).await;
+        if after.0 == StatusCode::OK {
+            break;
+        }
+    }
+    assert_eq!(after.1["status"], "succeeded", "acme's slot is free again once its run ends: {:?}", after);
+}

@@ -126,11 +126,14 @@ pub(super) async fn start_run(
     let caps = *state.mcp.caps();
     if q.wait == Some(false) {
         // A run answered 202 is one that started (and will be recorded).
-        submit::start(orbit.clone(), component, invocation, caps).await.map_err(|e| submit::engine_failure(&e))?;
+        submit::start(orbit.clone(), state.mcp.slots().clone(), component, invocation, caps)
+            .await
+            .map_err(|e| submit::engine_failure(&e))?;
         return Ok((StatusCode::ACCEPTED, Json(RunStarted { run_id: id.to_string() })).into_response());
     }
-    let outcome =
-        submit::invoke(&orbit, &component, invocation, &caps).await.map_err(|e| submit::engine_failure(&e))?;
+    let outcome = submit::invoke(&orbit, state.mcp.slots(), &component, invocation, &caps)
+        .await
+        .map_err(|e| submit::engine_failure(&e))?;
     Ok(Json(crate::run_result(&outcome)).into_response())
 }
 
