@@ -237,7 +237,7 @@ async fn resource_metadata(
 /// a missing or refused token is 401 with a `resource_metadata` challenge
 /// (MCP authorization, RFC 9728 §5.1); another workspace's path is 404;
 /// another token's session id is 404; the token's rate is checked.
-async fn mcp_gate(State(gate): State<Gate>, request: Request, next: Next) -> Response {
+async fn mcp_gate(State(gate): State<Gate>, mut request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     let slug = path.strip_prefix("/ws/").and_then(|p| p.strip_suffix("/mcp")).map(str::to_owned);
     let authenticated = crate::api::authenticate(&gate.api, request.headers());
@@ -280,6 +280,8 @@ async fn mcp_gate(State(gate): State<Gate>, request: Request, next: Next) -> Res
         return response;
     }
     let token = a.token.id.0;
+    // The MCP handler takes the caller from here instead of authenticating again.
+    request.extensions_mut().insert(crate::auth::Caller { workspace: a.workspace, principal: a.principal });
     let session = request.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     if let Some(id) = &session {
         let owner = gate.sessions.lock().unwrap_or_else(|e| e.into_inner()).get(id).copied();

@@ -179,6 +179,11 @@ impl OrbitMcp {
             Credentials::Token(token) => auth::authenticate(orbit, Some(token.as_str())),
             Credentials::BearerHeader => {
                 let parts = extensions.get::<axum::http::request::Parts>();
+                // The HTTP gate authenticated this very request: do not hash
+                // and look the token up a second time.
+                if let Some(caller) = parts.and_then(|p| p.extensions.get::<Caller>()) {
+                    return Ok(caller.clone());
+                }
                 auth::authenticate(orbit, parts.and_then(|p| auth::bearer(&p.headers)))
             }
         }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use orbit::orbit_workspace::permission::Target;
-use orbit::orbit_workspace::{Action, PERMISSIONS, Role};
+use orbit::orbit_workspace::{Action, Role};
 use orbit::{Orbit, Principal, TeamStore};
 use orbit_server::api::RateLimit;
 use orbit_server::{HttpConfig, OrbitMcp};
@@ -99,7 +99,6 @@ async fn permission_table_over_http() {
             ),
         ),
     ];
-    let mut checked = std::collections::BTreeSet::new();
     for (action, method, path, body) in &cases {
         for (role, token) in &t.tokens {
             let me = user(&t.user_of(*role));
@@ -116,7 +115,6 @@ async fn permission_table_over_http() {
             } else {
                 assert_problem(&label, &got, StatusCode::FORBIDDEN, "permission-denied");
             }
-            checked.insert(action.as_str());
         }
     }
     // Member management: a target member with a role (NotOwners for admins).
@@ -139,11 +137,6 @@ async fn permission_table_over_http() {
         } else {
             assert_problem(&format!("{role} add member"), &got, StatusCode::FORBIDDEN, "permission-denied");
         }
-        checked.insert(Action::ManageMembers.as_str());
-    }
-    // Every row exercised here exists in the table.
-    for name in &checked {
-        assert!(PERMISSIONS.iter().any(|r| r.name == *name), "{name}");
     }
 }
 
