@@ -110,6 +110,10 @@ pub enum OpenError {
     /// The `fetch` primitive could not be built.
     #[error(transparent)]
     Fetch(#[from] orbit_fetch::FetchError),
+    /// The OTLP trace exporter could not start
+    /// ([`OrbitConfig::otlp_endpoint`], [`Orbit::export_traces`]).
+    #[error(transparent)]
+    Otel(#[from] orbit_otel::OtelError),
     /// `ai.json` could not be read or parsed.
     #[error("ai providers {path}: {detail}")]
     AiConfig {
@@ -167,6 +171,10 @@ pub struct OrbitConfig {
     /// [`orbit_workspace::audit::DEFAULT_AUDIT_RETENTION_MS`] (90 days).
     /// Older events are pruned when the data directory is opened.
     pub audit_retention_ms: Option<u64>,
+    /// An OTLP/HTTP collector's base URL (`http://127.0.0.1:4318`): every
+    /// finished run is exported to it as a trace ([`Orbit::export_traces`]).
+    /// `None` exports nothing.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// An Orbit deployment rooted at one data directory.
@@ -184,6 +192,7 @@ pub struct Orbit {
     team: std::sync::Arc<RedbTeamStore>,
     master_key_source: Option<MasterKeySource>,
     metrics: std::sync::Arc<metrics::Metrics>,
+    traces: std::sync::Arc<std::sync::OnceLock<orbit_otel::RunTraces>>,
     fetch: Fetch,
     data_dir: PathBuf,
 }
@@ -250,8 +259,15 @@ impl Orbit {
         }));
         // The one place primitives are composed: a new primitive is one line.
         let observed = metrics.clone();
+        let traces = std::sync::Arc::new(std::sync::OnceLock::<orbit_otel::RunTraces>::new());
+        let traced = traces.clone();
         let engine = Engine::builder(config.engine, runs)
-            .on_finished(std::sync::Arc::new(move |record: &RunRecord| observed.run_finished(record)))
+            .on_finished(std::sync::Arc::new(move |record: &RunRecord| {
+                observed.run_finished(record);
+                if let Some(traces) = traced.get() {
+                    traces.export(record);
+                }
+            }))
             .primitive(storage.clone())
             .primitive(cache.clone())
             .primitive(fetch)
@@ -273,9 +289,44 @@ impl Orbit {
             resolver,
             master_key_source,
             metrics,
+            traces,
             fetch: own_fetch,
             data_dir: dir,
         })
+        .and_then(|orbit| {
+            if let Some(endpoint) = &config.otlp_endpoint {
+                orbit.export_traces(endpoint)?;
+            }
+            Ok(orbit)
+        })
+    }
+
+    /// Exports every run that finishes from now on as an OpenTelemetry
+    /// trace to the OTLP/HTTP collector at `endpoint` (its base URL, as in
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`): the run as the root span, one child
+    /// span per host call, the run record's attributes and never a payload
+    /// (see [`orbit_otel`]). Spans are sent in the background about once a
+    /// second; call [`flush_traces`](Self::flush_traces) before exiting.
+    ///
+    /// # Errors
+    /// [`OpenError::Otel`] for an endpoint that is not an `http(s)://` URL,
+    /// an exporter that cannot start, or a second call (one collector per
+    /// `Orbit`).
+    pub fn export_traces(&self, endpoint: &str) -> Result<(), OpenError> {
+        let traces = orbit_otel::RunTraces::otlp_http(endpoint)?;
+        self.traces
+            .set(traces)
+            .map_err(|_| OpenError::Otel(orbit_otel::OtelError::Exporter("traces are already exported".into())))
+    }
+
+    /// Sends the traces queued so far and waits for the collector (at most
+    /// [`orbit_otel::EXPORT_TIMEOUT_MS`]); does nothing when traces are not
+    /// exported.
+    ///
+    /// # Errors
+    /// [`orbit_otel::OtelError::Flush`] when the collector did not take them.
+    pub fn flush_traces(&self) -> Result<(), orbit_otel::OtelError> {
+        self.traces.get().map_or(Ok(()), orbit_otel::RunTraces::flush)
     }
 
     /// The process's counters (runs by status, tool calls by outcome), in

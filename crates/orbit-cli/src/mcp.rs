@@ -74,6 +74,12 @@ pub struct ServeArgs {
     /// gateway together (bursts of twice as many); more get 429.
     #[arg(long, default_value_t = 50, value_name = "N")]
     rate_limit: u32,
+    /// Export every run as an OpenTelemetry trace to this OTLP/HTTP
+    /// collector (base URL, such as http://127.0.0.1:4318; `/v1/traces` is
+    /// appended): the run as the root span, one child span per host call,
+    /// never a payload.
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
 }
 
 impl ServeArgs {
@@ -163,7 +169,10 @@ pub fn serve(dir: &Path, args: ServeArgs) -> Result<ExitCode> {
         }
         Access::Locked(lock) => lock,
     };
-    own(dir, lock, |server, _orbit| async move {
+    own(dir, lock, |server, orbit| async move {
+        if let Some(endpoint) = &args.otlp_endpoint {
+            orbit.export_traces(endpoint).with_context(|| "--otlp-endpoint")?;
+        }
         let listener =
             std::net::TcpListener::bind(args.listen).with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr()?;
@@ -185,6 +194,10 @@ pub fn serve(dir: &Path, args: ServeArgs) -> Result<ExitCode> {
                 let listener = tokio::net::TcpListener::from_std(listener)?;
                 orbit_server::serve_http(server, listener, config).await?
             }
+        }
+        // The runs of the last second are still queued for the collector.
+        if let Err(e) = tokio::task::spawn_blocking(move || orbit.flush_traces()).await? {
+            eprintln!("orbit: {e}");
         }
         anyhow::Ok(ExitCode::SUCCESS)
     })
