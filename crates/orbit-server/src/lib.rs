@@ -63,7 +63,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_router};
 use serde::Serialize;
 
-pub use components::{ComponentStore, ComponentStoreError};
+pub use components::{ComponentCaps, ComponentStore, ComponentStoreError};
 pub use http::{HttpConfig, app, serve_http, serve_https};
 pub use submit::RunCaps;
 pub use types::{
@@ -134,7 +134,16 @@ impl OrbitMcp {
     /// # Errors
     /// [`ServeError::Components`] when that directory cannot be created.
     pub fn new(orbit: Orbit) -> Result<Self, ServeError> {
-        let components = ComponentStore::open(orbit.data_dir().join("components"))?;
+        Self::new_with(orbit, ComponentCaps::default())
+    }
+
+    /// As [`OrbitMcp::new`], keeping each workspace's submitted components
+    /// within `caps`.
+    ///
+    /// # Errors
+    /// [`ServeError::Components`] when the directory cannot be created.
+    pub fn new_with(orbit: Orbit, caps: ComponentCaps) -> Result<Self, ServeError> {
+        let components = ComponentStore::open_with(orbit.data_dir().join("components"), caps)?;
         Ok(Self {
             shared: Arc::new(Shared {
                 orbit,
@@ -427,7 +436,7 @@ impl OrbitMcp {
             memory_bytes: args.memory_bytes,
         };
         let limits = submit::limits_for(orbit, &caller.principal, &req, &self.caps)?;
-        let component = submit::load(orbit, &self.shared.components, &req.source, &limits).await?;
+        let component = submit::load(orbit, &self.shared.components, &ws, &req.source, &limits).await?;
         let total_ms = limits.timeout.as_millis() as f64;
         let invocation = submit::invocation(req.input, &ws, &caller.principal, limits);
         let run = submit::invoke(orbit, &self.shared.slots, &component, invocation, &self.caps);

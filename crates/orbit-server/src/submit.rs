@@ -102,6 +102,9 @@ pub(crate) enum SubmitError {
     /// No component with that digest.
     #[error("{0}")]
     NotFound(String),
+    /// Keeping a component would pass the workspace's byte cap.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// Every run slot is busy.
     #[error("every run slot is busy; try again shortly")]
     Busy,
@@ -112,12 +115,13 @@ pub(crate) enum SubmitError {
 
 impl SubmitError {
     /// The stable code: `invalid-input`, `permission-denied`, `not-found`,
-    /// `unavailable` or `internal`.
+    /// `quota-exceeded`, `unavailable` or `internal`.
     pub fn code(&self) -> &'static str {
         match self {
             SubmitError::Invalid(_) => "invalid-input",
             SubmitError::Denied { .. } => "permission-denied",
             SubmitError::NotFound(_) => "not-found",
+            SubmitError::QuotaExceeded(_) => "quota-exceeded",
             SubmitError::Busy => "unavailable",
             SubmitError::Internal => "internal",
         }
@@ -188,6 +192,7 @@ pub(crate) fn limits_for(
 pub(crate) async fn load(
     orbit: &Orbit,
     components: &ComponentStore,
+    ws: &WorkspaceId,
     source: &Source,
     limits: &Limits,
 ) -> Result<LoadedComponent, SubmitError> {
@@ -204,27 +209,27 @@ pub(crate) async fn load(
                 .decode(b64.trim())
                 .map_err(|_| SubmitError::Invalid("component_base64 is not valid standard base64".into()))?
         }
-        Source::Digest(digest) => components.get(digest).map_err(component_failure)?,
+        Source::Digest(digest) => components.get(ws, digest).map_err(component_failure)?,
     };
     let component = orbit.engine().load_async(&wasm, limits.component_bytes).await.map_err(|e| engine_failure(&e))?;
     if matches!(source, Source::Base64(_)) {
-        store(components, component.digest(), &wasm)?;
+        store(components, ws, component.digest(), &wasm)?;
     }
     Ok(component)
 }
 
-/// Keeps `wasm` under `digest`.
-pub(crate) fn store(components: &ComponentStore, digest: &str, wasm: &[u8]) -> Result<(), SubmitError> {
-    components.put(digest, wasm).map_err(|e| {
-        tracing::error!(error = %e, "keeping a submitted component");
-        SubmitError::Internal
-    })
+/// Keeps `wasm` under `digest` for `ws`.
+pub(crate) fn store(components: &ComponentStore, ws: &WorkspaceId, digest: &str, wasm: &[u8]) -> Result<(), SubmitError> {
+    components.put(ws, digest, wasm).map_err(component_failure)
 }
 
-fn component_failure(e: ComponentStoreError) -> SubmitError {
+/// The caller's view of a component store failure; I/O detail goes only to
+/// the operator's log.
+pub(crate) fn component_failure(e: ComponentStoreError) -> SubmitError {
     match e {
         ComponentStoreError::BadDigest => SubmitError::Invalid(e.to_string()),
         ComponentStoreError::NotFound => SubmitError::NotFound(e.to_string()),
+        ComponentStoreError::QuotaExceeded { .. } => SubmitError::QuotaExceeded(e.to_string()),
         other => {
             tracing::error!(error = %other, "reading a submitted component");
             SubmitError::Internal

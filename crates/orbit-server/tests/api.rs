@@ -853,7 +853,8 @@ async fn runs_per_workspace_are_capped() {
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
     let second = t.send("POST", acme, Some(bob), Some(json!({"digest": echo, "input": "x"}))).await;
     assert_problem("acme's second run", &second, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
-    // zeta has its own slot (components are content-addressed: the digest is known).
+    // zeta has its own slot.
+    t.upload_to("zeta", &t.zeta_bob, "echo").await;
     let (status, other) = t
         .send("POST", "/api/v1/workspaces/zeta/runs", Some(&t.zeta_bob), Some(json!({"digest": echo, "input": "z"})))
         .await;
@@ -868,4 +869,49 @@ async fn runs_per_workspace_are_capped() {
         }
     }
     assert_eq!(after.1["status"], "succeeded", "acme's slot is free again once its run ends: {:?}", after);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn components_are_kept_per_workspace_within_a_byte_cap() {
+    let (ops, trap) = (orbit_test_guests::bytes("ops").len() as u64, orbit_test_guests::bytes("trap").len() as u64);
+    let mut caps = orbit_server::ComponentCaps::default();
+    caps.max_bytes_per_workspace = ops + trap - 1;
+    let t = team_built(generous(), orbit::OrbitConfig::default(), orbit_server::RunCaps::default(), caps).await;
+    let bob = t.token(Role::Member);
+    let digest = t.upload(bob, "ops").await;
+    // Both do not fit, and ops was used just now: refused, ops kept.
+    let resp = t
+        .http
+        .post(format!("{}/api/v1/workspaces/acme/components", t.base))
+        .bearer_auth(bob)
+        .body(orbit_test_guests::bytes("trap"))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    assert_problem("over the workspace's cap", &(status, body.clone()), StatusCode::PAYLOAD_TOO_LARGE, "quota-exceeded");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains(&caps.max_bytes_per_workspace.to_string()) && !detail.contains('/'), "{detail}");
+    // Sending the kept one again is fine, and it still runs.
+    assert_eq!(t.upload(bob, "ops").await, digest);
+    let (status, run) =
+        t.send("POST", "/api/v1/workspaces/acme/runs", Some(bob), Some(json!({"digest": digest, "input": "[]"}))).await;
+    assert_eq!((status, run["status"].as_str()), (StatusCode::OK, Some("succeeded")), "{run}");
+    // Another workspace has its own cap, and does not see acme's components:
+    // a digest of acme's is "not found" there until zeta submits it itself.
+    let zeta_run = json!({"digest": digest, "input": "[]"});
+    let cross = t.send("POST", "/api/v1/workspaces/zeta/runs", Some(&t.zeta_bob), Some(zeta_run.clone())).await;
+    assert_problem("acme's component from zeta", &cross, StatusCode::NOT_FOUND, "not-found");
+    // trap fits in zeta (acme's bytes do not count there); then ops does not.
+    t.upload_to("zeta", &t.zeta_bob, "trap").await;
+    let resp = t
+        .http
+        .post(format!("{}/api/v1/workspaces/zeta/components", t.base))
+        .bearer_auth(&t.zeta_bob)
+        .body(orbit_test_guests::bytes("ops"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE, "zeta's own cap applies too");
 }

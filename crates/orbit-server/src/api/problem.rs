@@ -19,7 +19,8 @@ pub const TYPE_PREFIX: &str = "urn:orbit:problem:";
 pub struct Problem {
     /// `urn:orbit:problem:<code>`: `unauthenticated`, `permission-denied`,
     /// `not-found`, `invalid-input`, `conflict`, `payload-too-large`,
-    /// `rate-limited`, `unavailable` or `internal`.
+    /// `quota-exceeded` (413: a workspace's stored components would pass
+    /// its byte cap), `rate-limited`, `unavailable` or `internal`.
     #[serde(rename = "type")]
     pub kind: String,
     /// A short, fixed summary of the code.
@@ -43,6 +44,7 @@ impl Problem {
             "conflict" => (StatusCode::CONFLICT, "Conflict"),
             "invalid-input" => (StatusCode::BAD_REQUEST, "Invalid input"),
             "payload-too-large" => (StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),
+            "quota-exceeded" => (StatusCode::PAYLOAD_TOO_LARGE, "Quota exceeded"),
             "rate-limited" => (StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
             "unavailable" => (StatusCode::SERVICE_UNAVAILABLE, "Service unavailable"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "Internal error"),

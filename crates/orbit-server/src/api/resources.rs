@@ -533,11 +533,7 @@ pub(super) async fn register_job(
     Body(body): Body<NewJob>,
 ) -> Result<(StatusCode, Json<JobView>), Problem> {
     let ws = caller.workspace(&slug)?;
-    let wasm = state.mcp.components().get(&body.digest).map_err(|e| match e {
-        crate::ComponentStoreError::BadDigest => Problem::new("invalid-input", e.to_string()),
-        crate::ComponentStoreError::NotFound => Problem::new("not-found", e.to_string()),
-        _ => Problem::from(submit::SubmitError::Internal),
-    })?;
+    let wasm = state.mcp.components().get(ws, &body.digest).map_err(|e| Problem::from(submit::component_failure(e)))?;
     let mut defaults = JobDefaults::default();
     (defaults.description, defaults.fuel, defaults.timeout_ms) = (body.description, body.fuel, body.timeout_ms);
     let spec = state.orbit().register_job(&caller.principal, ws, &body.name, &wasm, defaults, None)?;

@@ -38,12 +38,12 @@ pub(super) async fn put_component(
     Path(slug): Path<String>,
     wasm: Bytes,
 ) -> Result<(StatusCode, Json<ComponentView>), Problem> {
-    caller.workspace(&slug)?;
+    let ws = caller.workspace(&slug)?;
     caller.principal.check(Action::RunComponent, &Target::default())?;
     let orbit = state.orbit();
     let max = orbit.engine().config().default_limits.component_bytes;
     let component = orbit.engine().load_async(&wasm, max).await.map_err(|e| submit::engine_failure(&e))?;
-    submit::store(state.mcp.components(), component.digest(), &wasm)?;
+    submit::store(state.mcp.components(), ws, component.digest(), &wasm)?;
     Ok((
         StatusCode::CREATED,
         Json(ComponentView {
@@ -120,7 +120,7 @@ pub(super) async fn start_run(
         memory_bytes: body.memory_bytes,
     };
     let limits = submit::limits_for(&orbit, &caller.principal, &req, state.mcp.caps())?;
-    let component = submit::load(&orbit, state.mcp.components(), &req.source, &limits).await?;
+    let component = submit::load(&orbit, state.mcp.components(), &ws, &req.source, &limits).await?;
     let id = RunId::new();
     let invocation = submit::invocation(req.input, &ws, &caller.principal, limits).run_id(id);
     let caps = *state.mcp.caps();

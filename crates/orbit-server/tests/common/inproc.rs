@@ -54,6 +54,15 @@ pub async fn team_with(rate: RateLimit, config: orbit::OrbitConfig) -> Team {
 }
 
 pub async fn team_with_caps(rate: RateLimit, config: orbit::OrbitConfig, caps: orbit_server::RunCaps) -> Team {
+    team_built(rate, config, caps, orbit_server::ComponentCaps::default()).await
+}
+
+pub async fn team_built(
+    rate: RateLimit,
+    config: orbit::OrbitConfig,
+    caps: orbit_server::RunCaps,
+    component_caps: orbit_server::ComponentCaps,
+) -> Team {
     let dir = tempfile::tempdir().unwrap();
     let orbit = Orbit::open_with(dir.path(), config).unwrap();
     let op = Principal::local_operator();
@@ -69,7 +78,7 @@ pub async fn team_with_caps(rate: RateLimit, config: orbit::OrbitConfig, caps: o
         .map(|(r, who)| (r, issue(&orbit, "acme", who)))
         .collect();
     let zeta_bob = issue(&orbit, "zeta", "bob");
-    let server = OrbitMcp::new(orbit.clone()).unwrap().with_caps(caps);
+    let server = OrbitMcp::new_with(orbit.clone(), component_caps).unwrap().with_caps(caps);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let mut config = HttpConfig::default();
@@ -87,9 +96,14 @@ impl Team {
     /// Stores test guest `guest` through `POST /components` with `token`;
     /// returns its digest.
     pub async fn upload(&self, token: &str, guest: &str) -> String {
+        self.upload_to("acme", token, guest).await
+    }
+
+    /// As [`Team::upload`], to workspace `slug`.
+    pub async fn upload_to(&self, slug: &str, token: &str, guest: &str) -> String {
         let resp = self
             .http
-            .post(format!("{}/api/v1/workspaces/acme/components", self.base))
+            .post(format!("{}/api/v1/workspaces/{slug}/components", self.base))
             .bearer_auth(token)
             .header("content-type", "application/wasm")
             .body(orbit_test_guests::bytes(guest))
