@@ -68,8 +68,10 @@ async fn agent_session(client: &Client, data_dir: &std::path::Path) {
     assert_eq!(first["kind"], "agent");
     let digest = first["digest"].as_str().unwrap().to_owned();
     assert_eq!(digest, orbit::orbit_engine::digest(&wasm));
-    // The component is kept content-addressed under the data dir.
-    assert_eq!(std::fs::read(data_dir.join("components").join(format!("{digest}.wasm"))).unwrap(), wasm);
+    // The component is kept content-addressed under the workspace's own
+    // directory in the data dir.
+    let kept = data_dir.join("components").join("team-a").join(format!("{digest}.wasm"));
+    assert_eq!(std::fs::read(kept).unwrap(), wasm);
 
     // run_component again, by digest only, with explicit limits.
     let second = client
