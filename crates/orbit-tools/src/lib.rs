@@ -57,6 +57,8 @@
 mod error;
 mod pool;
 mod registry;
+mod relay;
+mod upstream;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,6 +73,8 @@ use rmcp::model::CallToolRequestParams;
 use tokio::time::Instant;
 
 pub use error::ToolsError;
+pub use relay::{CallRelay, Relayed};
+pub use upstream::{UpstreamAnswer, UpstreamRequest};
 pub use registry::{
     MAX_SERVER_NAME_BYTES, Rule, ServerEntry, ServerSpec, ServerTransport, ToolInfo, ToolPolicy, ToolRegistry,
     ValueSource, check_server_name,
@@ -136,7 +140,10 @@ pub struct ToolResult {
     /// The MCP content array (`CallToolResult.content`), secret values
     /// replaced by [`REDACTED`].
     pub content: serde_json::Value,
-    /// Its size as JSON text, in bytes.
+    /// The MCP `structuredContent`, when the tool gave one, secret values
+    /// replaced by [`REDACTED`].
+    pub structured_content: Option<serde_json::Value>,
+    /// The size of both as JSON text, in bytes.
     pub content_bytes: usize,
     /// The tool reported an error (`isError`).
     pub is_error: bool,
@@ -326,7 +333,34 @@ impl Tools {
     ) -> Result<ToolResult, ToolsError> {
         let caller = Caller::host(principal.clone());
         let mut audit = self.audit_guard(ws, &caller, server, tool);
-        let result = self.call_checked(ws, &caller, server, tool, arguments, until).await;
+        let result = self.call_checked(ws, &caller, server, tool, arguments, until, None).await;
+        audit.finish(&result).await;
+        result
+    }
+
+    /// As [`Tools::call_as`], relaying what the server sends about the call
+    /// to `relay` (the MCP gateway's caller): progress (with a progress
+    /// token Orbit sends upstream when [`CallRelay::wants_progress`]), log
+    /// messages, and sampling and elicitation requests, the last three only
+    /// while this is the only call in flight on the pooled connection (see
+    /// [`CallRelay`]). Secret values are scrubbed from what is relayed.
+    ///
+    /// # Errors
+    /// As [`Tools::call_as`].
+    #[allow(clippy::too_many_arguments)]
+    pub async fn call_relayed(
+        &self,
+        ws: &WorkspaceId,
+        principal: &Principal,
+        server: &str,
+        tool: &str,
+        arguments: &str,
+        until: Instant,
+        relay: Arc<dyn CallRelay>,
+    ) -> Result<ToolResult, ToolsError> {
+        let caller = Caller::host(principal.clone());
+        let mut audit = self.audit_guard(ws, &caller, server, tool);
+        let result = self.call_checked(ws, &caller, server, tool, arguments, until, Some(relay)).await;
         audit.finish(&result).await;
         result
     }
@@ -346,6 +380,7 @@ impl Tools {
     }
 
     /// The call itself, checks included, without the audit.
+    #[allow(clippy::too_many_arguments)]
     async fn call_checked(
         &self,
         ws: &WorkspaceId,
@@ -354,6 +389,7 @@ impl Tools {
         tool: &str,
         arguments: &str,
         until: Instant,
+        relay: Option<Arc<dyn CallRelay>>,
     ) -> Result<ToolResult, ToolsError> {
         let principal = &caller.principal;
         let limits = self.limits();
@@ -391,9 +427,14 @@ impl Tools {
         }
         let mut params = CallToolRequestParams::new(tool.to_owned());
         params.arguments = Some(args);
-        // Dropping the call on timeout sends `notifications/cancelled`.
+        // Every call is registered, relayed or not: what the server sends
+        // with no call named in it is relayed only when one call is in flight.
+        let in_flight = lease.conn.in_flight.begin(relay);
+        // Dropping the call (on timeout, or the gateway caller cancelling)
+        // sends `notifications/cancelled`.
         let started = std::time::Instant::now();
-        let result = tokio::time::timeout_at(until, lease.conn.service.call_tool(params)).await;
+        let call = pool::call_tool(&lease.conn, params, &in_flight);
+        let result = tokio::time::timeout_at(until, call).await;
         // A connection that failed below MCP, or a server that let a call run
         // its whole timeout (hung, or gone behind a transport that cannot
         // tell), is replaced: the next call reconnects. A call cut short by
@@ -420,11 +461,16 @@ impl Tools {
         let mut content = serde_json::to_value(&result.content)
             .map_err(|e| ToolsError::Unavailable { server: server.to_owned(), detail: format!("content: {e}") })?;
         scrub(&mut content, &lease.conn.secrets);
-        let content_bytes = serde_json::to_string(&content).map(|s| s.len()).unwrap_or(usize::MAX);
+        let mut structured_content = result.structured_content;
+        if let Some(s) = structured_content.as_mut() {
+            scrub(s, &lease.conn.secrets);
+        }
+        let content_bytes = serde_json::to_string(&content).map(|s| s.len()).unwrap_or(usize::MAX)
+            + structured_content.as_ref().and_then(|s| serde_json::to_string(s).ok()).map_or(0, |s| s.len());
         if content_bytes > limits.max_result_bytes {
             return Err(ToolsError::ResultTooLarge { size: content_bytes, limit: limits.max_result_bytes });
         }
-        Ok(ToolResult { content, content_bytes, is_error: result.is_error.unwrap_or(false) })
+        Ok(ToolResult { content, structured_content, content_bytes, is_error: result.is_error.unwrap_or(false) })
     }
 
     /// Whether a pooled connection to `server` of `ws` is open.
@@ -706,7 +752,7 @@ impl wit::Host for ToolsView<'_> {
             let r = if over {
                 Err(ToolsError::TooManyCalls(max))
             } else {
-                tools.call_checked(&ws, &caller, &server, &tool, &arguments_json, until).await
+                tools.call_checked(&ws, &caller, &server, &tool, &arguments_json, until, None).await
             };
             audit.finish(&r).await;
             let r = r.map_err(HostError::from)?;

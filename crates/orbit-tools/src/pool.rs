@@ -19,6 +19,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::error::ToolsError;
+use crate::relay::InFlight;
 use crate::registry::{ServerEntry, ServerTransport, ToolInfo, ToolRegistry, ValueSource};
 use crate::{Caller, INHERITED_ENV, ToolsLimits};
 
@@ -31,9 +32,102 @@ pub(crate) struct Client {
     workspace: WorkspaceId,
     server: String,
     install_id: u64,
+    /// The calls in flight and the subscriptions, to relay what the server
+    /// sends about them ([`crate::relay`]).
+    in_flight: Arc<InFlight>,
+    /// Values of the secrets given to the server, scrubbed from what is
+    /// relayed.
+    secrets: Arc<Vec<SecretValue>>,
 }
 
+/// `value` with the secret values replaced, through its JSON form.
+pub(crate) fn scrubbed<T: serde::Serialize + serde::de::DeserializeOwned>(value: T, secrets: &[SecretValue]) -> T {
+    if secrets.is_empty() {
+        return value;
+    }
+    let Ok(mut json) = serde_json::to_value(&value) else { return value };
+    crate::scrub(&mut json, secrets);
+    serde_json::from_value(json).unwrap_or(value)
+}
+
+/// The answer to a server's request that cannot be relayed: no gateway
+/// caller, or more than one call in flight on the connection.
+fn not_relayed(what: &str) -> rmcp::ErrorData {
+    rmcp::ErrorData::new(
+        rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+        format!("{what} is not available: Orbit relays it only to the gateway caller whose call is the only one in flight"),
+        None,
+    )
+}
+
+// Logging and sampling are deprecated by SEP-2577 for protocol 2026-07-28;
+// the 2025 protocol versions that servers speak today have them.
+#[allow(deprecated)]
 impl ClientHandler for Client {
+    fn on_progress(
+        &self,
+        params: rmcp::model::ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) -> impl Future<Output = ()> + Send + '_ {
+        if let Some(relay) = self.in_flight.by_token(&params.progress_token) {
+            let message = params.message.map(|m| scrubbed(m, &self.secrets));
+            relay.progress(params.progress, params.total, message);
+        }
+        std::future::ready(())
+    }
+
+    fn on_logging_message(
+        &self,
+        params: rmcp::model::LoggingMessageNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) -> impl Future<Output = ()> + Send + '_ {
+        if let Some(relay) = self.in_flight.only() {
+            relay.log(scrubbed(params, &self.secrets));
+        }
+        std::future::ready(())
+    }
+
+    fn on_resource_updated(
+        &self,
+        params: rmcp::model::ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) -> impl Future<Output = ()> + Send + '_ {
+        for relay in self.in_flight.subscribers(&params.uri) {
+            relay.resource_updated(params.clone());
+        }
+        std::future::ready(())
+    }
+
+    fn create_message(
+        &self,
+        params: rmcp::model::CreateMessageRequestParams,
+        _context: rmcp::service::RequestContext<RoleClient>,
+    ) -> impl Future<Output = Result<rmcp::model::CreateMessageResult, rmcp::ErrorData>> + Send + '_ {
+        let relay = self.in_flight.only();
+        let params = scrubbed(params, &self.secrets);
+        async move {
+            match relay {
+                Some(relay) => relay.create_message(params).await,
+                None => Err(not_relayed("sampling")),
+            }
+        }
+    }
+
+    fn create_elicitation(
+        &self,
+        params: rmcp::model::ElicitRequestParams,
+        _context: rmcp::service::RequestContext<RoleClient>,
+    ) -> impl Future<Output = Result<rmcp::model::ElicitResult, rmcp::ErrorData>> + Send + '_ {
+        let relay = self.in_flight.only();
+        let params = scrubbed(params, &self.secrets);
+        async move {
+            match relay {
+                Some(relay) => relay.elicit(params).await,
+                None => Err(not_relayed("elicitation")),
+            }
+        }
+    }
+
     fn on_tool_list_changed(&self, context: NotificationContext<RoleClient>) -> impl Future<Output = ()> + Send + '_ {
         let this = self.clone();
         // Not awaited here: the list request's answer arrives through the
@@ -56,7 +150,11 @@ impl ClientHandler for Client {
     }
 
     fn get_info(&self) -> ClientConfig {
-        ClientConfig::new(ClientCapabilities::default(), Implementation::new("orbit", env!("CARGO_PKG_VERSION")))
+        // Sampling and elicitation are declared so that servers ask; a
+        // request Orbit cannot relay to a gateway caller is refused.
+        let capabilities: ClientCapabilities =
+            serde_json::from_value(serde_json::json!({"sampling": {}, "elicitation": {}})).unwrap_or_default();
+        ClientConfig::new(capabilities, Implementation::new("orbit", env!("CARGO_PKG_VERSION")))
     }
 }
 
@@ -64,6 +162,7 @@ pub(crate) fn tool_infos(server: &str, tools: Vec<rmcp::model::Tool>) -> Vec<Too
     tools
         .into_iter()
         .map(|t| ToolInfo {
+            definition: serde_json::to_value(&t).ok(),
             server: server.to_owned(),
             name: t.name.into_owned(),
             description: t.description.map(|d| d.into_owned()).unwrap_or_default(),
@@ -109,6 +208,8 @@ impl<T: Transport<RoleClient>> Transport<RoleClient> for Watched<T> {
 /// A live connection.
 pub(crate) struct Connection {
     pub(crate) service: RunningService<RoleClient, Client>,
+    /// The calls in flight on it and its gateway subscriptions.
+    pub(crate) in_flight: Arc<InFlight>,
     ended: Arc<AtomicBool>,
     /// Values of the secrets given to the server, to scrub from results.
     pub(crate) secrets: Vec<SecretValue>,
@@ -301,11 +402,14 @@ impl Pool {
     /// server gets them. Later calls over the pooled connection, by any run
     /// of the workspace, place no secret and record none.
     async fn connect(&self, ws: &WorkspaceId, entry: &ServerEntry, caller: &Caller) -> Result<Connection, ToolsError> {
-        let client = Client {
+        let in_flight = Arc::new(InFlight::default());
+        let client = |secrets: &Vec<SecretValue>| Client {
             registry: self.registry.clone(),
             workspace: ws.clone(),
             server: entry.name.clone(),
             install_id: entry.install_id,
+            in_flight: in_flight.clone(),
+            secrets: Arc::new(secrets.clone()),
         };
         let unavailable = |detail: String| ToolsError::Unavailable { server: entry.name.clone(), detail };
         let mut secrets = Vec::new();
@@ -334,7 +438,7 @@ impl Pool {
                     .spawn()
                     .map_err(|e| unavailable(format!("starting {command}: {e}")))?;
                 let transport = Watched { inner: transport, ended: ended.clone() };
-                client.serve(transport).await.map_err(|e| unavailable(format!("initialize: {e}")))?
+                client(&secrets).serve(transport).await.map_err(|e| unavailable(format!("initialize: {e}")))?
             }
             ServerTransport::Http { url } => {
                 crate::install_crypto_provider();
@@ -361,7 +465,7 @@ impl Pool {
                 let config = StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(headers);
                 let transport =
                     Watched { inner: StreamableHttpClientTransport::from_config(config), ended: ended.clone() };
-                client.serve(transport).await.map_err(|e| unavailable(format!("initialize: {e}")))?
+                client(&secrets).serve(transport).await.map_err(|e| unavailable(format!("initialize: {e}")))?
             }
         };
         // Refreshed on every connect, so a restarted server's tools are
@@ -370,7 +474,7 @@ impl Pool {
         let (reg, ws2, name, id) = (self.registry.clone(), ws.clone(), entry.name.clone(), entry.install_id);
         let tools = tool_infos(&name, tools);
         crate::blocking(move || reg.set_tools(&ws2, &name, id, tools)).await?;
-        Ok(Connection { service, ended, secrets, last_used: Mutex::new(std::time::Instant::now()) })
+        Ok(Connection { service, in_flight, ended, secrets, last_used: Mutex::new(std::time::Instant::now()) })
     }
 
     /// Records each secret of `entry` (environment and headers) as used by
@@ -500,5 +604,44 @@ async fn reap(pool: Weak<Pool>) {
             Some(p) => p.reap_idle(),
             None => return,
         }
+    }
+}
+
+/// Sends `notifications/cancelled` for a request dropped before its answer.
+struct CancelOnDrop {
+    peer: rmcp::Peer<RoleClient>,
+    id: Option<rmcp::model::RequestId>,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            let peer = self.peer.clone();
+            let param = rmcp::model::CancelledNotificationParam::new(Some(id), Some("cancelled by the caller".into()));
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move { peer.notify_cancelled(param).await });
+            }
+        }
+    }
+}
+
+/// `tools/call` over `conn`, noting the progress token the client gave the
+/// request in `in_flight` (so the server's progress reaches the call's
+/// relay); cancelled upstream when dropped before the answer.
+pub(crate) async fn call_tool(
+    conn: &Connection,
+    params: rmcp::model::CallToolRequestParams,
+    in_flight: &crate::relay::CallGuard,
+) -> Result<rmcp::model::CallToolResult, rmcp::ServiceError> {
+    let request = rmcp::model::ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(params));
+    let peer = conn.service.peer();
+    let handle = peer.send_request_with_option(request, rmcp::service::PeerRequestOptions::no_options()).await?;
+    conn.in_flight.set_token(in_flight, handle.progress_token.clone());
+    let mut cancel = CancelOnDrop { peer: peer.clone(), id: Some(handle.id.clone()) };
+    let answer = handle.await_response().await;
+    cancel.id = None;
+    match answer? {
+        rmcp::model::ServerResult::CallToolResult(result) => Ok(result),
+        _ => Err(rmcp::ServiceError::UnexpectedResponse),
     }
 }

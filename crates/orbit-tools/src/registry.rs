@@ -113,12 +113,25 @@ pub struct ServerSpec {
     /// the workspace the server keeps working and is reported orphaned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<orbit_workspace::UserId>,
+    /// Whether the MCP gateway offers its tools and prompts under their own
+    /// names instead of `<server>__<name>`. At most one server of a
+    /// workspace is installed so; a name that clashes with Orbit's own
+    /// tools or another server's is not offered.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unprefixed: bool,
 }
 
 impl ServerSpec {
     /// A spec with `transport`, no environment or headers, and no owner.
     pub fn new(transport: ServerTransport) -> Self {
-        Self { transport, env: Vec::new(), headers: Vec::new(), owner: None }
+        Self { transport, env: Vec::new(), headers: Vec::new(), owner: None, unprefixed: false }
+    }
+
+    /// Offers the server's tools and prompts through the gateway under their
+    /// own names ([`ServerSpec::unprefixed`]).
+    pub fn unprefixed(mut self, unprefixed: bool) -> Self {
+        self.unprefixed = unprefixed;
+        self
     }
 
     /// Sets the member who owns the server.
@@ -202,6 +215,11 @@ pub struct ToolInfo {
     /// opens the tool to them ([`ToolPolicy::read_only_allow`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_only_hint: Option<bool>,
+    /// The tool exactly as the server listed it (MCP `Tool` JSON: title,
+    /// annotations, output schema, `_meta`), for the gateway to pass
+    /// through; `None` in lists stored before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<serde_json::Value>,
 }
 
 /// An installed server as the registry keeps it.
@@ -258,6 +276,12 @@ impl ToolPolicy {
     /// or on `SERVER`).
     pub fn opens_to_read_only(&self, server: &str, tool: &str) -> bool {
         self.read_only_allow.contains(&format!("{server}/{tool}")) || self.read_only_allow.contains(server)
+    }
+
+    /// Whether the server as a whole is not denied (a rule on `SERVER`):
+    /// its prompts and resources are offered only then.
+    pub fn allows_server(&self, server: &str) -> bool {
+        !matches!(self.rules.get(server), Some(Rule::Deny))
     }
 
     /// Whether `tool` of `server` may be called.
@@ -409,13 +433,22 @@ impl ToolRegistry {
     /// # Errors
     /// [`ToolsError::InvalidName`], [`ToolsError::InvalidSpec`],
     /// [`ToolsError::AlreadyExists`] when a server of that name is installed
-    /// (remove it first), or [`ToolsError::Io`].
+    /// (remove it first), [`ToolsError::InvalidSpec`] for a second
+    /// unprefixed server (their names would clash), or [`ToolsError::Io`].
     pub fn add_server(&self, ws: &WorkspaceId, name: &str, spec: ServerSpec) -> Result<ServerEntry, ToolsError> {
         check_server_name(name)?;
         spec.validate()?;
         self.update(ws, |doc| {
             if doc.servers.contains_key(name) {
                 return Err(ToolsError::AlreadyExists(name.to_owned()));
+            }
+            if spec.unprefixed
+                && let Some(other) = doc.servers.values().find(|s| s.spec.unprefixed)
+            {
+                return Err(ToolsError::InvalidSpec(format!(
+                    "server {} is already offered without a prefix: two could offer the same names",
+                    other.name
+                )));
             }
             let added_at_ms = now_ms();
             let entry = ServerEntry {
@@ -618,12 +651,20 @@ mod tests {
         let entry = reg.add_server(&ws("a"), "srv", spec.clone()).unwrap();
         assert!(matches!(reg.add_server(&ws("a"), "srv", spec.clone()), Err(ToolsError::AlreadyExists(_))));
         assert!(reg.list_servers(&ws("b")).unwrap().is_empty());
+        // One unprefixed server per workspace: a second could offer the same names.
+        reg.add_server(&ws("b"), "first", spec.clone().unprefixed(true)).unwrap();
+        let second = reg.add_server(&ws("b"), "second", spec.clone().unprefixed(true));
+        assert!(matches!(second, Err(ToolsError::InvalidSpec(ref why)) if why.contains("first")), "{second:?}");
+        reg.add_server(&ws("b"), "second", spec.clone()).unwrap();
+        reg.remove_server(&ws("b"), "first").unwrap();
+        reg.remove_server(&ws("b"), "second").unwrap();
         let tool = ToolInfo {
             server: "srv".into(),
             name: "echo".into(),
             description: "Echoes".into(),
             input_schema: serde_json::json!({"type": "object"}),
             read_only_hint: Some(true),
+            definition: None,
         };
         assert!(reg.set_tools(&ws("a"), "srv", entry.install_id, vec![tool.clone()]).unwrap());
         // A list for an older install is not stored.

@@ -203,6 +203,8 @@ pub struct ServerView {
     pub headers: Vec<String>,
     /// When it was installed.
     pub added_at_ms: u64,
+    /// Whether the gateway offers its tools under their own names.
+    pub unprefixed: bool,
     /// Its tools as last listed; absent before Orbit first connected.
     pub tools: Option<Vec<String>>,
 }
@@ -222,6 +224,7 @@ fn server_view(s: &ServerEntry) -> ServerView {
         env: s.spec.env.iter().map(|(k, v)| format!("{k}={}", v.display())).collect(),
         headers: s.spec.headers.iter().map(|(k, v)| format!("{k}: {}", v.display())).collect(),
         added_at_ms: s.added_at_ms,
+        unprefixed: s.spec.unprefixed,
         tools: s.tools.as_ref().map(|t| t.iter().map(|t| t.name.clone()).collect()),
     }
 }
@@ -254,6 +257,11 @@ pub struct NewServer {
     /// credential NAME, injected by the host.
     #[serde(default)]
     pub headers: std::collections::BTreeMap<String, String>,
+    /// Offer its tools and prompts through the gateway under their own
+    /// names instead of `<name>__<tool>` (at most one such server per
+    /// workspace; a second is refused).
+    #[serde(default)]
+    pub unprefixed: bool,
 }
 
 /// `PATCH /servers/{name}`: enable or disable it, or change the policy on
@@ -320,6 +328,7 @@ pub(super) async fn install_server(
     let ws = caller.workspace(&slug)?;
     let mut spec = ServerSpec::new(ServerTransport::Http { url: body.url });
     spec.headers = body.headers.iter().map(|(k, v)| (k.clone(), ValueSource::parse(v))).collect();
+    spec.unprefixed = body.unprefixed;
     let entry = state.orbit().install_server(&caller.principal, ws, &body.name, spec, None)?;
     Ok((StatusCode::CREATED, Json(server_view(&entry))))
 }

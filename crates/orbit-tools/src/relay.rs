@@ -1,0 +1,144 @@
+//! Relaying what an upstream MCP server sends about a call back to whoever
+//! made it (the gateway's caller), over a connection that the workspace's
+//! runs and gateway sessions share.
+//!
+//! Routing, per pooled connection:
+//! - `notifications/progress` carries the progress token the MCP client put
+//!   on the call (rmcp gives every request one), so it reaches exactly that
+//!   call's relay.
+//! - `notifications/message`, `sampling/createMessage` and
+//!   `elicitation/create` carry nothing that names the call they belong to
+//!   (MCP 2025-06-18 and 2025-11-25; the streamable HTTP stream they arrive
+//!   on is not visible through one shared client). They are relayed only
+//!   when exactly one call is in flight on the connection, counting calls
+//!   from runs, which have no relay: with two in flight, a log line is
+//!   dropped and a request is refused, so nothing one member's call
+//!   triggers is ever shown to another member.
+//! - `notifications/resources/updated` goes to the sessions that subscribed
+//!   to that URI through the gateway (all of the same workspace).
+//!
+//! Everything relayed has had the connection's secret values scrubbed.
+
+// Logging and sampling are deprecated by SEP-2577 for protocol 2026-07-28;
+// the 2025 protocol versions that clients and servers speak today have them.
+#![allow(deprecated)]
+
+use std::sync::{Arc, Mutex, Weak};
+
+use rmcp::model::{
+    CreateMessageRequestParams, CreateMessageResult, ElicitRequestParams, ElicitResult, ErrorData,
+    LoggingMessageNotificationParam, ProgressToken, ResourceUpdatedNotificationParam,
+};
+
+/// The answer to a request relayed to the caller.
+pub type Relayed<T> = std::pin::Pin<Box<dyn Future<Output = Result<T, ErrorData>> + Send>>;
+
+/// Where an upstream server's messages about one call (or one resource
+/// subscription) go. The gateway implements it for a caller's MCP session.
+pub trait CallRelay: Send + Sync {
+    /// `notifications/progress` about the call: progress so far, the total
+    /// when known, and a message.
+    fn progress(&self, progress: f64, total: Option<f64>, message: Option<String>);
+    /// A `notifications/message` (log line) the server sent during the call.
+    fn log(&self, params: LoggingMessageNotificationParam);
+    /// `notifications/resources/updated` for a URI the caller subscribed to.
+    fn resource_updated(&self, params: ResourceUpdatedNotificationParam);
+    /// A `sampling/createMessage` request the server made during the call.
+    fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+    ) -> Relayed<CreateMessageResult>;
+    /// An `elicitation/create` request the server made during the call.
+    fn elicit(&self, params: ElicitRequestParams) -> Relayed<ElicitResult>;
+}
+
+/// The calls in flight on one connection, and its gateway subscriptions.
+#[derive(Default)]
+pub(crate) struct InFlight {
+    table: Mutex<Table>,
+}
+
+#[derive(Default)]
+struct Table {
+    next: u64,
+    calls: Vec<Entry>,
+    subscribers: Vec<(String, Weak<dyn CallRelay>)>,
+}
+
+struct Entry {
+    id: u64,
+    token: Option<ProgressToken>,
+    relay: Option<Arc<dyn CallRelay>>,
+}
+
+/// Removes its call from the table when dropped (the call ended, or was
+/// cancelled by dropping its future).
+pub(crate) struct CallGuard {
+    table: Arc<InFlight>,
+    id: u64,
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        self.table.lock().calls.retain(|e| e.id != self.id);
+    }
+}
+
+impl InFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Registers a call (with or without a relay), before it is sent.
+    pub(crate) fn begin(self: &Arc<Self>, relay: Option<Arc<dyn CallRelay>>) -> CallGuard {
+        let mut table = self.lock();
+        table.next += 1;
+        let id = table.next;
+        table.calls.push(Entry { id, token: None, relay });
+        CallGuard { table: self.clone(), id }
+    }
+
+    /// Notes the progress token the call was sent with.
+    pub(crate) fn set_token(&self, call: &CallGuard, token: ProgressToken) {
+        if let Some(entry) = self.lock().calls.iter_mut().find(|e| e.id == call.id) {
+            entry.token = Some(token);
+        }
+    }
+
+    /// The relay of the call whose progress token is `token`.
+    pub(crate) fn by_token(&self, token: &ProgressToken) -> Option<Arc<dyn CallRelay>> {
+        let table = self.lock();
+        table.calls.iter().find(|e| e.token.as_ref() == Some(token)).and_then(|e| e.relay.clone())
+    }
+
+    /// The relay of the only call in flight, if exactly one is and it has a
+    /// relay.
+    pub(crate) fn only(&self) -> Option<Arc<dyn CallRelay>> {
+        let table = self.lock();
+        match table.calls.as_slice() {
+            [only] => only.relay.clone(),
+            _ => None,
+        }
+    }
+
+    /// Adds `relay` as a subscriber to `uri`.
+    pub(crate) fn subscribe(&self, uri: &str, relay: &Arc<dyn CallRelay>) {
+        let mut table = self.lock();
+        table.subscribers.retain(|(_, w)| w.strong_count() > 0);
+        table.subscribers.push((uri.to_owned(), Arc::downgrade(relay)));
+    }
+
+    /// Removes `relay`'s subscription to `uri`; returns whether anyone else
+    /// still subscribes to it.
+    pub(crate) fn unsubscribe(&self, uri: &str, relay: &Arc<dyn CallRelay>) -> bool {
+        let mut table = self.lock();
+        table.subscribers.retain(|(u, w)| w.strong_count() > 0 && !(u == uri && std::ptr::addr_eq(w.as_ptr(), Arc::as_ptr(relay))));
+        table.subscribers.iter().any(|(u, _)| u == uri)
+    }
+
+    /// The live subscribers to `uri`.
+    pub(crate) fn subscribers(&self, uri: &str) -> Vec<Arc<dyn CallRelay>> {
+        let table = self.lock();
+        table.subscribers.iter().filter(|(u, _)| u == uri).filter_map(|(_, w)| w.upgrade()).collect()
+    }
+}
