@@ -70,6 +70,9 @@ impl Default for HttpConfig {
 /// session id gets 404, as an unknown session would.
 type SessionOwners = Arc<Mutex<HashMap<String, uuid::Uuid>>>;
 
+/// How often the owners of sessions that ended are forgotten.
+const OWNER_PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
 #[derive(Clone)]
 struct Gate {
     api: ApiState,
@@ -90,18 +93,34 @@ pub fn app(server: OrbitMcp, config: &HttpConfig) -> axum::Router {
         .with_max_request_body_bytes(config.max_request_body_bytes)
         .with_cancellation_token(ct.child_token());
     let sessions = server.clone();
-    let service = StreamableHttpService::new(
-        move || Ok(sessions.session()),
-        Arc::new(LocalSessionManager::default()),
-        mcp_config,
-    );
+    let manager = Arc::new(LocalSessionManager::default());
+    let service = StreamableHttpService::new(move || Ok(sessions.session()), manager.clone(), mcp_config);
+    let owners = SessionOwners::default();
+    // Sessions that end without a DELETE (a client that went away, an idle
+    // session rmcp closed) leave the owner map once a minute.
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        let (owners, stop) = (Arc::downgrade(&owners), ct.clone());
+        rt.spawn(async move {
+            let mut every = tokio::time::interval(OWNER_PRUNE_INTERVAL);
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {}
+                    _ = stop.cancelled() => return,
+                }
+                let Some(owners) = owners.upgrade() else { return };
+                let live: std::collections::HashSet<String> =
+                    manager.sessions.read().await.keys().map(|id| id.to_string()).collect();
+                owners.lock().unwrap_or_else(|e| e.into_inner()).retain(|id, _| live.contains(id));
+            }
+        });
+    }
     let api_state = ApiState::new(server.clone(), config.rate_limit);
     let gate = Gate {
         api: api_state.clone(),
         hosts: Arc::new(config.allowed_hosts.clone()),
         origins: Arc::new(config.allowed_origins.clone()),
         scheme: config.scheme,
-        sessions: Arc::default(),
+        sessions: owners,
     };
     let component_cap = server.orbit().engine().config().default_limits.component_bytes;
     let (api_router, doc) = api::router(api_state, config.max_api_body_bytes, component_cap + (1 << 20));

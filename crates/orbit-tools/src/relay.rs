@@ -142,3 +142,70 @@ impl InFlight {
         table.subscribers.iter().filter(|(u, _)| u == uri).filter_map(|(_, w)| w.upgrade()).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmcp::model::NumberOrString;
+
+    /// Records what reaches it.
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<String>>);
+
+    impl CallRelay for Seen {
+        fn progress(&self, progress: f64, _: Option<f64>, _: Option<String>) {
+            self.0.lock().unwrap().push(format!("progress {progress}"));
+        }
+        fn log(&self, _: LoggingMessageNotificationParam) {}
+        fn resource_updated(&self, p: ResourceUpdatedNotificationParam) {
+            self.0.lock().unwrap().push(p.uri);
+        }
+        fn create_message(&self, _: CreateMessageRequestParams) -> Relayed<CreateMessageResult> {
+            Box::pin(async { Err(ErrorData::internal_error("unused", None)) })
+        }
+        fn elicit(&self, _: ElicitRequestParams) -> Relayed<ElicitResult> {
+            Box::pin(async { Err(ErrorData::internal_error("unused", None)) })
+        }
+    }
+
+    fn token(n: i64) -> ProgressToken {
+        ProgressToken(NumberOrString::Number(n))
+    }
+
+    #[test]
+    fn what_names_no_call_goes_only_to_the_only_call_in_flight() {
+        let table = Arc::new(InFlight::default());
+        let (a, b): (Arc<dyn CallRelay>, Arc<dyn CallRelay>) = (Arc::new(Seen::default()), Arc::new(Seen::default()));
+        assert!(table.only().is_none(), "no call, no relay");
+        let first = table.begin(Some(a.clone()));
+        table.set_token(&first, token(1));
+        assert!(table.only().is_some_and(|r| Arc::ptr_eq(&r, &a)));
+        // A run's call (no relay) in flight too: nothing is relayed to a.
+        let run = table.begin(None);
+        assert!(table.only().is_none());
+        drop(run);
+        let second = table.begin(Some(b.clone()));
+        table.set_token(&second, token(2));
+        assert!(table.only().is_none(), "two gateway calls: ambiguous, relayed to neither");
+        // Progress names its call by token.
+        assert!(table.by_token(&token(1)).is_some_and(|r| Arc::ptr_eq(&r, &a)));
+        assert!(table.by_token(&token(2)).is_some_and(|r| Arc::ptr_eq(&r, &b)));
+        assert!(table.by_token(&token(3)).is_none());
+        drop(first);
+        assert!(table.by_token(&token(1)).is_none(), "a finished call gets nothing");
+        assert!(table.only().is_some_and(|r| Arc::ptr_eq(&r, &b)));
+    }
+
+    #[test]
+    fn subscriptions_last_until_unsubscribed_or_dropped() {
+        let table = InFlight::default();
+        let (a, b): (Arc<dyn CallRelay>, Arc<dyn CallRelay>) = (Arc::new(Seen::default()), Arc::new(Seen::default()));
+        table.subscribe("test://x", &a);
+        table.subscribe("test://x", &b);
+        assert_eq!(table.subscribers("test://x").len(), 2);
+        assert!(table.subscribers("test://y").is_empty());
+        assert!(table.unsubscribe("test://x", &a), "b still subscribes");
+        drop(b);
+        assert!(table.subscribers("test://x").is_empty(), "a dropped session holds no subscription");
+    }
+}
