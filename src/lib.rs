@@ -213,6 +213,17 @@ impl Orbit {
     pub fn open_with(data_dir: impl AsRef<Path>, mut config: OrbitConfig) -> Result<Self, OpenError> {
         let dir = data_dir.as_ref().to_owned();
         std::fs::create_dir_all(&dir).map_err(|source| OpenError::DataDir { path: dir.clone(), source })?;
+        // Private to this user: nothing under it (secrets' ciphertext, run
+        // records, compiled machine code) is for anyone else to read or write.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let meta = std::fs::metadata(&dir).map_err(|source| OpenError::DataDir { path: dir.clone(), source })?;
+            if meta.permissions().mode() & 0o077 != 0 {
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                    .map_err(|source| OpenError::DataDir { path: dir.clone(), source })?;
+            }
+        }
         if config.engine.cache_dir.is_none() {
             config.engine.cache_dir = Some(dir.join("compiled"));
         }

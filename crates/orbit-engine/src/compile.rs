@@ -43,17 +43,35 @@ impl CompileCache {
     pub(crate) fn new(engine: &wasmtime::Engine, dir: Option<PathBuf>) -> Result<Self, EngineError> {
         if let Some(dir) = &dir {
             std::fs::create_dir_all(dir).map_err(|source| EngineError::Cache { path: dir.clone(), source })?;
+            make_private(dir);
         }
         Ok(Self { dir, compat: compatibility_key(engine) })
+    }
+
+    /// Whether artifacts in the cache directory may be trusted: loading one
+    /// runs its machine code, so a directory (or file) that another user
+    /// owns or may write could hand us anyone's code under any digest.
+    fn trusted(&self, artifact: &Path) -> bool {
+        let Some(dir) = &self.dir else { return false };
+        let ok = private_to_us(dir) && private_to_us(artifact);
+        if !ok {
+            tracing::warn!(
+                dir = %dir.display(),
+                "compiled artifacts are not loaded from a directory (or file) another user owns or can write; \
+                 compiling in memory instead (make it 0700 and owned by this user)"
+            );
+        }
+        ok
     }
 
     fn artifact_path(&self, digest: &str) -> Option<PathBuf> {
         self.dir.as_ref().map(|d| d.join(format!("{digest}-{}.cwasm", self.compat)))
     }
 
-    /// Whether a precompiled artifact for `digest` is already cached.
+    /// Whether a precompiled artifact for `digest` is already cached (and
+    /// may be loaded).
     pub(crate) fn contains(&self, digest: &str) -> bool {
-        self.artifact_path(digest).is_some_and(|p| p.is_file())
+        self.artifact_path(digest).is_some_and(|p| p.is_file() && self.trusted(&p))
     }
 
     /// Loads the component for `wasm` (whose sha256 is `digest`) from the
@@ -62,7 +80,13 @@ impl CompileCache {
         let Some(path) = self.artifact_path(digest) else {
             return compile(engine, wasm);
         };
-        if path.is_file() {
+        let dir_trusted = self.dir.as_deref().is_some_and(private_to_us);
+        if !dir_trusted {
+            // Neither read nor written: the result is used from memory only.
+            let _ = self.trusted(&path);
+            return compile(engine, wasm);
+        }
+        if path.is_file() && self.trusted(&path) {
             // SAFETY: the artifact was written by `store` below from
             // `Engine::precompile_component` of this same engine
             // configuration (the file name carries the compatibility hash),
@@ -96,7 +120,11 @@ impl CompileCache {
         let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmp = path.with_extension(format!("tmp.{}.{seq}", std::process::id()));
         let io = |source| EngineError::Cache { path: tmp.clone(), source };
-        let mut file = std::fs::File::create(&tmp).map_err(io)?;
+        let mut options = std::fs::File::options();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp).map_err(io)?;
         file.write_all(artifact).map_err(io)?;
         file.sync_all().map_err(io)?;
         drop(file);
@@ -127,4 +155,54 @@ fn check_is_component(wasm: &[u8]) -> Result<(), EngineError> {
         ));
     }
     Ok(())
+}
+
+/// Makes `dir` 0700 when this user owns it. A directory that others could
+/// write may already hold planted artifacts, so tightening one also empties
+/// it (it is only a cache). A directory another user owns is left alone and
+/// refused by [`private_to_us`].
+pub(crate) fn make_private(dir: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        let Ok(meta) = std::fs::metadata(dir) else { return };
+        if Some(meta.uid()) != our_uid() || meta.mode() & 0o077 == 0 {
+            return;
+        }
+        let was_writable = meta.mode() & 0o022 != 0;
+        if std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).is_err() {
+            return;
+        }
+        if was_writable {
+            tracing::warn!(dir = %dir.display(), "compiled-artifact directory was writable by others: made private and emptied");
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+/// This process's user id (Linux: the owner of `/proc/self`).
+#[cfg(unix)]
+fn our_uid() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
+/// Whether `path` is owned by this user and writable by no one else.
+fn private_to_us(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let Ok(meta) = std::fs::metadata(path) else { return false };
+        let owner_ok = our_uid().is_none_or(|uid| uid == meta.uid());
+        owner_ok && meta.mode() & 0o022 == 0
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        true
+    }
 }
