@@ -8,12 +8,15 @@
 #   target/test-deps/npm    @modelcontextprotocol/server-everything (stdio and streamable HTTP)
 #   target/test-deps/venv   mcp-server-time (stdio), in a Python virtualenv
 #   target/test-deps/schemathesis-venv   schemathesis (fuzzes the REST API from its OpenAPI document)
+#   target/test-deps/python-sdk-venv     componentize-py (builds Python agents: `orbit run agent.py`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 EVERYTHING_VERSION=2026.8.31
 TIME_VERSION=2026.10.19
 SCHEMATHESIS_VERSION=4.32.5
+# Keep in step with orbit_sdk::COMPONENTIZE_PY_VERSION.
+COMPONENTIZE_PY_VERSION=0.25.1
 
 rustup target add wasm32-wasip2
 
@@ -54,6 +57,16 @@ if "$DEPS/schemathesis-venv/bin/python" -m pip show schemathesis 2>/dev/null | g
     echo "schemathesis $SCHEMATHESIS_VERSION already installed"
 else
     "$DEPS/schemathesis-venv/bin/python" -m pip install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+# The Python guest toolchain, as `orbit sdk install python` installs it.
+if [ ! -x "$DEPS/python-sdk-venv/bin/python" ]; then
+    python3 -m venv "$DEPS/python-sdk-venv"
+fi
+if "$DEPS/python-sdk-venv/bin/python" -m pip show componentize-py 2>/dev/null | grep -q "^Version: $COMPONENTIZE_PY_VERSION$"; then
+    echo "componentize-py $COMPONENTIZE_PY_VERSION already installed"
+else
+    "$DEPS/python-sdk-venv/bin/python" -m pip install -q --disable-pip-version-check "componentize-py==$COMPONENTIZE_PY_VERSION"
 fi
 
 echo "test dependencies ready in $DEPS"

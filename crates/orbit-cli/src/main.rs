@@ -32,16 +32,21 @@ struct Cli {
 
 #[derive(Subcommand, Serialize, Deserialize)]
 enum Command {
-    /// Run a component once and record the run.
+    /// Run a component once and record the run. A Python source file
+    /// (`agent.py`) is built into a component first (cached by content).
     Run(RunArgs),
     /// List and inspect recorded runs.
     #[command(subcommand)]
     Runs(RunsCommand),
-    /// Precompile a component into the compile cache.
+    /// Precompile a component into the compile cache (a `.py` source is
+    /// built first).
     Compile {
-        /// Path to the component (.wasm).
+        /// Path to the component (.wasm), or a Python agent (.py).
         component: PathBuf,
     },
+    /// Install the toolchain that builds guests of a language from source.
+    #[command(subcommand)]
+    Sdk(SdkCommand),
     /// Store, list and remove a workspace's secrets. Values are never shown.
     #[command(subcommand)]
     Secret(SecretCommand),
@@ -77,6 +82,16 @@ enum Command {
     Audit(team::AuditArgs),
     /// Read a workspace's notifications (members removed, items orphaned).
     Notifications(team::WsArg),
+}
+
+#[derive(Subcommand, Serialize, Deserialize)]
+enum SdkCommand {
+    /// Install a language's build toolchain under `<data dir>/sdk`
+    /// (python: a virtualenv with componentize-py from PyPI).
+    Install {
+        /// `python`.
+        language: String,
+    },
 }
 
 #[derive(Subcommand, Serialize, Deserialize)]
@@ -168,7 +183,8 @@ enum VaultCommand {
 
 #[derive(Args, Serialize, Deserialize)]
 struct RunArgs {
-    /// Path to the component (.wasm): an orbit agent or a wasi:cli command.
+    /// Path to the component (.wasm): an orbit agent or a wasi:cli command;
+    /// or a Python agent (.py), built first with componentize-py.
     component: PathBuf,
     /// Input text: the agent's `run` argument or the command's stdin.
     #[arg(long, conflicts_with = "input_file")]
@@ -262,11 +278,32 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Mcp(args) => mcp::mcp(&dir, args),
         Command::Serve(args) => mcp::serve(&dir, args),
-        command => {
+        Command::Sdk(SdkCommand::Install { language }) => sdk_install(&dir, &language),
+        mut command => {
+            // Sources are built here, on the user's side, with their
+            // toolchain and their progress, before the command may travel
+            // to the data directory's owner as a plain component.
+            command.build_sources(&dir)?;
             let stdin = command.read_stdin()?;
             shared::run_command(&dir, command, stdin)
         }
     }
+}
+
+/// `orbit sdk install LANGUAGE`.
+fn sdk_install(dir: &Path, language: &str) -> Result<ExitCode> {
+    let language = match language {
+        "python" | "py" => orbit_sdk::Language::Python,
+        other => bail!("unknown language {other:?}: Orbit builds python (.py) guests from source"),
+    };
+    let builder = orbit_sdk::Builder::new(dir.join("builds"), dir.join("sdk"));
+    let progress = TerminalProgress::default();
+    progress.start(&format!("installing componentize-py {} from PyPI", orbit_sdk::COMPONENTIZE_PY_VERSION));
+    let installed = builder.install(language);
+    progress.finish();
+    let tool = installed?;
+    eprintln!("orbit: installed {} ({} toolchain)", tool.display(), language.name());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Opens the data directory (this process holds its lock) and says so when
@@ -356,6 +393,7 @@ impl Command {
             Command::Compile { component } => abs(component),
             Command::Jobs(jobs::JobsCommand::Add { component, .. }) => abs(component),
             Command::Runs(_)
+            | Command::Sdk(_)
             | Command::Secret(_)
             | Command::Vault(_)
             | Command::Ai(_)
@@ -369,6 +407,35 @@ impl Command {
             | Command::Audit(_)
             | Command::Notifications(_) => {}
         }
+    }
+
+    /// Builds a source file given as the component (`orbit run agent.py`,
+    /// `orbit compile agent.py`, `orbit jobs add NAME agent.py`) and puts the
+    /// built component's path in its place.
+    fn build_sources(&mut self, dir: &Path) -> Result<()> {
+        let component = match self {
+            Command::Run(args) => &mut args.component,
+            Command::Compile { component } | Command::Jobs(jobs::JobsCommand::Add { component, .. }) => component,
+            _ => return Ok(()),
+        };
+        if orbit_sdk::Language::of(component).is_none() {
+            return Ok(());
+        }
+        let builder = orbit_sdk::Builder::new(dir.join("builds"), dir.join("sdk"));
+        let progress = TerminalProgress::default();
+        let started = std::time::Instant::now();
+        let built = builder.build(component, |message| progress.start(message));
+        progress.finish();
+        let built = built?;
+        if !built.cached {
+            eprintln!(
+                "orbit: built {} in {:.1} s (kept for the next runs of the same sources)",
+                component.display(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        *component = built.wasm;
+        Ok(())
     }
 
     /// Reads what the command needs from the user's stdin, in the process
@@ -413,7 +480,9 @@ pub(crate) fn dispatch(command: Command, ctx: &Ctx, out: &mut dyn Write, err: &m
         Command::Token(cmd) => team::token(orbit, cmd, out, err),
         Command::Audit(args) => team::audit(orbit, args, out),
         Command::Notifications(args) => team::notifications(orbit, args, out),
-        Command::Mcp(_) | Command::Serve(_) => bail!("`orbit mcp` and `orbit serve` run only in their own process"),
+        Command::Mcp(_) | Command::Serve(_) | Command::Sdk(_) => {
+            bail!("`orbit mcp`, `orbit serve` and `orbit sdk` run only in their own process")
+        }
     }
 }
 
