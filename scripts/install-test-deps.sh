@@ -69,6 +69,12 @@ else
     "$DEPS/python-sdk-venv/bin/python" -m pip install -q --disable-pip-version-check "componentize-py==$COMPONENTIZE_PY_VERSION"
 fi
 
+# The markdown example's pure-Python dependencies, bundled into its component.
+md=guest-sdk/python/examples/markdown
+if [ ! -d "$md/vendor/markdown_it" ]; then
+    "$DEPS/python-sdk-venv/bin/python" -m pip install -q --disable-pip-version-check --target "$md/vendor" -r "$md/requirements.txt"
+fi
+
 echo "test dependencies ready in $DEPS"
 
 # The MCP inspector CLI, the conformance suite and Node 22 for orbit-server.

@@ -230,6 +230,8 @@ impl Builder {
             // in a message meant for the agent's author.
             .env("RUST_BACKTRACE", "0")
             .env("RUST_LIB_BACKTRACE", "0")
+            // No `__pycache__` left in the user's source directory.
+            .env("PYTHONDONTWRITEBYTECODE", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -339,6 +341,8 @@ fn hash_dir(hash: &mut Sha256, dir: &Dir<'_>) {
     let mut files = Vec::new();
     collect(dir, &mut files);
     files.sort_by_key(|f| f.path());
+    // Byte-code caches a local build may have left are not part of the SDK.
+    files.retain(|f| !f.path().components().any(|c| c.as_os_str() == "__pycache__"));
     for file in files {
         hash.update(file.path().as_os_str().as_encoded_bytes());
         hash.update(b"\0");
