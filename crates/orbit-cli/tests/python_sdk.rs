@@ -88,7 +88,8 @@ fn a_python_agent_that_does_not_build_gets_the_error_with_its_line() {
     common::workspaces(data.path(), &["default"]);
     let src = tempfile::tempdir().unwrap();
     let agent = src.path().join("broken.py");
-    std::fs::write(&agent, "import orbit\n\n@orbit.agent\ndef run(input: str) -> str:\n    return input.upper(\n").unwrap();
+    std::fs::write(&agent, "import orbit\n\n@orbit.agent\ndef run(input: str) -> str:\n    return input.upper(\n")
+        .unwrap();
     let out = orbit(data.path(), &["run", agent.to_str().unwrap(), "--input", "x"]);
     assert!(!out.status.success());
     let stderr = text(&out.stderr);

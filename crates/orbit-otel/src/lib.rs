@@ -163,10 +163,7 @@ impl RunTraces {
 /// `endpoint` as the full `…/v1/traces` URL.
 fn traces_url(endpoint: &str) -> Result<String, OtelError> {
     let invalid = || OtelError::InvalidEndpoint(endpoint.to_owned());
-    let rest = endpoint
-        .strip_prefix("http://")
-        .or_else(|| endpoint.strip_prefix("https://"))
-        .ok_or_else(invalid)?;
+    let rest = endpoint.strip_prefix("http://").or_else(|| endpoint.strip_prefix("https://")).ok_or_else(invalid)?;
     if rest.is_empty() || rest.starts_with('/') || endpoint.contains(char::is_whitespace) {
         return Err(invalid());
     }

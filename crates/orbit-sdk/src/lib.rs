@@ -209,7 +209,8 @@ impl Builder {
             return Ok(Built { wasm, cached: true });
         }
         std::fs::create_dir_all(&self.cache_dir).map_err(io(&self.cache_dir))?;
-        let work = tempfile::Builder::new().prefix("orbit-build-").tempdir_in(&self.cache_dir).map_err(io(&self.cache_dir))?;
+        let work =
+            tempfile::Builder::new().prefix("orbit-build-").tempdir_in(&self.cache_dir).map_err(io(&self.cache_dir))?;
         for (dir, name) in [(&WIT, "wit"), (&PYTHON_SDK, "orbit")] {
             let to = work.path().join(name);
             std::fs::create_dir_all(&to).map_err(io(&to))?;

@@ -294,7 +294,8 @@ mod tests {
             assert!(matches!(store.get(&ws("acme"), bad), Err(ComponentStoreError::BadDigest)), "{bad}");
         }
         // Only the component itself is left in the directory.
-        let names: Vec<_> = std::fs::read_dir(store.dir().join("acme")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> =
+            std::fs::read_dir(store.dir().join("acme")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from(format!("{digest}.wasm"))]);
         assert_eq!(store.bytes_kept(&ws("acme")).unwrap(), 10);
         assert_eq!(store.bytes_kept(&ws("zeta")).unwrap(), 0);

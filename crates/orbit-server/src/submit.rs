@@ -219,7 +219,12 @@ pub(crate) async fn load(
 }
 
 /// Keeps `wasm` under `digest` for `ws`.
-pub(crate) fn store(components: &ComponentStore, ws: &WorkspaceId, digest: &str, wasm: &[u8]) -> Result<(), SubmitError> {
+pub(crate) fn store(
+    components: &ComponentStore,
+    ws: &WorkspaceId,
+    digest: &str,
+    wasm: &[u8],
+) -> Result<(), SubmitError> {
     components.put(ws, digest, wasm).map_err(component_failure)
 }
 

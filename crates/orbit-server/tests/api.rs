@@ -890,7 +890,12 @@ async fn components_are_kept_per_workspace_within_a_byte_cap() {
         .unwrap();
     let status = resp.status();
     let body: Value = resp.json().await.unwrap();
-    assert_problem("over the workspace's cap", &(status, body.clone()), StatusCode::PAYLOAD_TOO_LARGE, "quota-exceeded");
+    assert_problem(
+        "over the workspace's cap",
+        &(status, body.clone()),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "quota-exceeded",
+    );
     let detail = body["detail"].as_str().unwrap();
     assert!(detail.contains(&caps.max_bytes_per_workspace.to_string()) && !detail.contains('/'), "{detail}");
     // Sending the kept one again is fine, and it still runs.

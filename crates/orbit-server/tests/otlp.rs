@@ -169,9 +169,14 @@ async fn every_run_is_exported_as_a_trace_without_its_payloads() {
     let digest = t.upload(&bob, "ops").await;
 
     let secret = sentinel();
-    let (status, body) =
-        t.send("POST", "/api/v1/workspaces/acme/runs", Some(&bob), Some(json!({"digest": digest, "input": script(&secret)})))
-            .await;
+    let (status, body) = t
+        .send(
+            "POST",
+            "/api/v1/workspaces/acme/runs",
+            Some(&bob),
+            Some(json!({"digest": digest, "input": script(&secret)})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let id = body["run_id"].as_str().expect("a run id").to_owned();
     let (status, record) = t.send("GET", &format!("/api/v1/workspaces/acme/runs/{id}"), Some(&bob), None).await;
@@ -194,8 +199,9 @@ async fn every_run_is_exported_as_a_trace_without_its_payloads() {
 
     // A run that fails: the root span has an error status with the code.
     let trap = t.upload(&bob, "trap").await;
-    let (_, body) =
-        t.send("POST", "/api/v1/workspaces/acme/runs", Some(&bob), Some(json!({"digest": trap, "input": secret}))).await;
+    let (_, body) = t
+        .send("POST", "/api/v1/workspaces/acme/runs", Some(&bob), Some(json!({"digest": trap, "input": secret})))
+        .await;
     let failed_id = body["run_id"].as_str().expect("a failed run still has an id").to_owned();
     let (_, failed, _) = receiver.trace_of(&failed_id, 0).await;
     let status = failed.status.as_ref().expect("a status");

@@ -73,12 +73,12 @@ use rmcp::model::CallToolRequestParams;
 use tokio::time::Instant;
 
 pub use error::ToolsError;
-pub use relay::{CallRelay, Relayed};
-pub use upstream::{UpstreamAnswer, UpstreamRequest};
 pub use registry::{
     MAX_SERVER_NAME_BYTES, Rule, ServerEntry, ServerSpec, ServerTransport, ToolInfo, ToolPolicy, ToolRegistry,
     ValueSource, check_server_name,
 };
+pub use relay::{CallRelay, Relayed};
+pub use upstream::{UpstreamAnswer, UpstreamRequest};
 
 /// What replaces a secret value found in a tool result.
 pub const REDACTED: &str = "[REDACTED]";

@@ -19,8 +19,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::error::ToolsError;
-use crate::relay::InFlight;
 use crate::registry::{ServerEntry, ServerTransport, ToolInfo, ToolRegistry, ValueSource};
+use crate::relay::InFlight;
 use crate::{Caller, INHERITED_ENV, ToolsLimits};
 
 /// The MCP client side of one connection: answers the server's
@@ -55,7 +55,9 @@ pub(crate) fn scrubbed<T: serde::Serialize + serde::de::DeserializeOwned>(value:
 fn not_relayed(what: &str) -> rmcp::ErrorData {
     rmcp::ErrorData::new(
         rmcp::model::ErrorCode::METHOD_NOT_FOUND,
-        format!("{what} is not available: Orbit relays it only to the gateway caller whose call is the only one in flight"),
+        format!(
+            "{what} is not available: Orbit relays it only to the gateway caller whose call is the only one in flight"
+        ),
         None,
     )
 }

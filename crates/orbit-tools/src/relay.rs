@@ -44,10 +44,7 @@ pub trait CallRelay: Send + Sync {
     /// `notifications/resources/updated` for a URI the caller subscribed to.
     fn resource_updated(&self, params: ResourceUpdatedNotificationParam);
     /// A `sampling/createMessage` request the server made during the call.
-    fn create_message(
-        &self,
-        params: CreateMessageRequestParams,
-    ) -> Relayed<CreateMessageResult>;
+    fn create_message(&self, params: CreateMessageRequestParams) -> Relayed<CreateMessageResult>;
     /// An `elicitation/create` request the server made during the call.
     fn elicit(&self, params: ElicitRequestParams) -> Relayed<ElicitResult>;
 }
@@ -132,7 +129,9 @@ impl InFlight {
     /// still subscribes to it.
     pub(crate) fn unsubscribe(&self, uri: &str, relay: &Arc<dyn CallRelay>) -> bool {
         let mut table = self.lock();
-        table.subscribers.retain(|(u, w)| w.strong_count() > 0 && !(u == uri && std::ptr::addr_eq(w.as_ptr(), Arc::as_ptr(relay))));
+        table
+            .subscribers
+            .retain(|(u, w)| w.strong_count() > 0 && !(u == uri && std::ptr::addr_eq(w.as_ptr(), Arc::as_ptr(relay))));
         table.subscribers.iter().any(|(u, _)| u == uri)
     }
 

@@ -99,7 +99,9 @@ impl Tools {
                 UpstreamRequest::GetPrompt(_) if caps.prompts.is_none() => return Err(refused("prompts")),
                 UpstreamRequest::ReadResource(_) if caps.resources.is_none() => return Err(refused("resources")),
                 UpstreamRequest::Complete(_) if caps.completions.is_none() => return Err(refused("completions")),
-                UpstreamRequest::ListPrompts => UpstreamAnswer::Prompts(service.list_all_prompts().await.map_err(failed)?),
+                UpstreamRequest::ListPrompts => {
+                    UpstreamAnswer::Prompts(service.list_all_prompts().await.map_err(failed)?)
+                }
                 UpstreamRequest::GetPrompt(p) => UpstreamAnswer::Prompt(service.get_prompt(p).await.map_err(failed)?),
                 UpstreamRequest::ListResources => {
                     UpstreamAnswer::Resources(service.list_all_resources().await.map_err(failed)?)

@@ -240,7 +240,8 @@ impl crate::OrbitMcp {
                             .into_call_tool_result();
                     }
                 };
-                let mut result = if r.is_error { CallToolResult::error(content) } else { CallToolResult::success(content) };
+                let mut result =
+                    if r.is_error { CallToolResult::error(content) } else { CallToolResult::success(content) };
                 result.structured_content = r.structured_content;
                 Ok(result.into())
             }

@@ -58,13 +58,7 @@ impl SessionRelay {
                 };
             }
         });
-        Arc::new(Self {
-            peer,
-            progress_token,
-            log_level,
-            tx: Mutex::new(Some(tx)),
-            sender: Mutex::new(Some(sender)),
-        })
+        Arc::new(Self { peer, progress_token, log_level, tx: Mutex::new(Some(tx)), sender: Mutex::new(Some(sender)) })
     }
 
     fn send(&self, message: Outgoing) {

@@ -35,7 +35,10 @@ fn servers(mcp: &OrbitMcp, caller: &Caller) -> Vec<(String, bool)> {
     else {
         return Vec::new();
     };
-    list.into_iter().filter(|s| s.enabled && policy.allows_server(&s.name)).map(|s| (s.name, s.spec.unprefixed)).collect()
+    list.into_iter()
+        .filter(|s| s.enabled && policy.allows_server(&s.name))
+        .map(|s| (s.name, s.spec.unprefixed))
+        .collect()
 }
 
 /// The MCP error for a failed forwarded request: the server's own JSON-RPC
@@ -46,7 +49,9 @@ fn upstream_error(server: &str, e: &ToolsError) -> ErrorData {
             let code = detail.split_whitespace().next().and_then(|c| c.parse::<i32>().ok()).unwrap_or(-32603);
             ErrorData::new(ErrorCode(code), format!("the MCP server {server} refused the request"), None)
         }
-        ToolsError::NotPermitted { reason, .. } => ErrorData::invalid_request(format!("permission denied: {reason}"), None),
+        ToolsError::NotPermitted { reason, .. } => {
+            ErrorData::invalid_request(format!("permission denied: {reason}"), None)
+        }
         other => ErrorData::internal_error(super::failure_text(other), None),
     }
 }
@@ -162,7 +167,9 @@ impl OrbitMcp {
             match self.ask(caller, &server, UpstreamRequest::ListResourceTemplates).await {
                 Ok(UpstreamAnswer::ResourceTemplates(list)) => out.extend(list),
                 Ok(_) => {}
-                Err(e) => tracing::warn!(server = %server, error = %e, "listing an upstream server's resource templates"),
+                Err(e) => {
+                    tracing::warn!(server = %server, error = %e, "listing an upstream server's resource templates")
+                }
             }
         }
         out
