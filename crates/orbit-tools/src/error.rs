@@ -92,6 +92,9 @@ pub enum ToolsError {
     Refused {
         /// The server.
         server: String,
+        /// The JSON-RPC error code: the server's own, or -32601 (method not
+        /// found) for a capability the server does not declare.
+        code: i32,
         /// The JSON-RPC error, for operators.
         detail: String,
     },

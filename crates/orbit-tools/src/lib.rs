@@ -449,13 +449,7 @@ impl Tools {
             Err(_) => {
                 return Err(ToolsError::Unavailable { server: server.to_owned(), detail: "call timed out".into() });
             }
-            Ok(Err(rmcp::ServiceError::McpError(e))) => {
-                return Err(ToolsError::Refused {
-                    server: server.to_owned(),
-                    detail: format!("{} {}", e.code.0, e.message),
-                });
-            }
-            Ok(Err(e)) => return Err(unavailable(server, e)),
+            Ok(Err(e)) => return Err(service_error(server, e)),
             Ok(Ok(r)) => r,
         };
         let mut content = serde_json::to_value(&result.content)
@@ -578,6 +572,19 @@ impl Drop for CallAudit {
             Ok(rt) => drop(rt.spawn_blocking(move || PendingAudit::append(&*sink, event))),
             Err(_) => PendingAudit::append(&*sink, event),
         }
+    }
+}
+
+/// A JSON-RPC error from the server is its refusal; anything else is the
+/// connection failing.
+pub(crate) fn service_error(server: &str, e: rmcp::ServiceError) -> ToolsError {
+    match e {
+        rmcp::ServiceError::McpError(e) => ToolsError::Refused {
+            server: server.to_owned(),
+            code: e.code.0,
+            detail: format!("{} {}", e.code.0, e.message),
+        },
+        other => unavailable(server, other),
     }
 }
 

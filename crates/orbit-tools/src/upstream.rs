@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use crate::pool::Connection;
 use crate::relay::CallRelay;
-use crate::{Caller, Tools, ToolsError, blocking, unavailable};
+use crate::{Caller, Tools, ToolsError, blocking, service_error};
 
 /// A request forwarded to one upstream server.
 #[derive(Debug, Clone)]
@@ -87,6 +87,7 @@ impl Tools {
             let caps = service.peer_info().map(|i| i.capabilities.clone()).unwrap_or_default();
             let refused = |what: &str| ToolsError::Refused {
                 server: server.to_owned(),
+                code: rmcp::model::ErrorCode::METHOD_NOT_FOUND.0,
                 detail: format!("the server offers no {what}"),
             };
             let failed = |e| service_error(server, e);
@@ -208,17 +209,6 @@ impl Tools {
             return Err(ToolsError::ResultTooLarge { size, limit: self.limits().max_result_bytes });
         }
         Ok(answer)
-    }
-}
-
-/// A JSON-RPC error from the server is its refusal; anything else is the
-/// connection failing.
-fn service_error(server: &str, e: rmcp::ServiceError) -> ToolsError {
-    match e {
-        rmcp::ServiceError::McpError(e) => {
-            ToolsError::Refused { server: server.to_owned(), detail: format!("{} {}", e.code.0, e.message) }
-        }
-        other => unavailable(server, other),
     }
 }
 

@@ -45,9 +45,8 @@ fn servers(mcp: &OrbitMcp, caller: &Caller) -> Vec<(String, bool)> {
 /// code with a fixed text, never its detail.
 fn upstream_error(server: &str, e: &ToolsError) -> ErrorData {
     match e {
-        ToolsError::Refused { detail, .. } => {
-            let code = detail.split_whitespace().next().and_then(|c| c.parse::<i32>().ok()).unwrap_or(-32603);
-            ErrorData::new(ErrorCode(code), format!("the MCP server {server} refused the request"), None)
+        ToolsError::Refused { code, .. } => {
+            ErrorData::new(ErrorCode(*code), format!("the MCP server {server} refused the request"), None)
         }
         ToolsError::NotPermitted { reason, .. } => {
             ErrorData::invalid_request(format!("permission denied: {reason}"), None)
