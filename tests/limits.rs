@@ -62,6 +62,10 @@ async fn memory_bomb_hits_the_memory_limit() {
         .max()
         .expect("progress lines on stderr");
     assert!((24..32).contains(&most), "allocated {most} MiB under a 32 MiB limit");
+    // The record says how much linear memory the run held: what it got,
+    // never more than the limit.
+    let held = out.record.memory_bytes;
+    assert!((u64::from(most) << 20) <= held && held <= 32 << 20, "memory_bytes {held} after {most} MiB");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -771,6 +771,7 @@ impl Engine {
             }
         }
         let mut fuel_consumed = 0;
+        let mut memory_bytes = 0;
         let mut memory_refused = false;
         let result = match result {
             Err(detail) => Err(RunEnd::Host(detail)),
@@ -847,6 +848,7 @@ impl Engine {
                 let (run_info, limiter, mut extensions) = store.into_data().into_parts();
                 info = run_info;
                 memory_refused = limiter.memory_refused;
+                memory_bytes = limiter.memory_used as u64;
                 for p in &self.inner.primitives {
                     p.finish(&mut info, &mut extensions);
                 }
@@ -934,6 +936,7 @@ impl Engine {
             exit_code,
             error,
             fuel_consumed,
+            memory_bytes,
             input_bytes,
             output_bytes: output_bytes as u64,
             log_bytes: info.log_bytes_total as u64,

@@ -701,6 +701,7 @@ mod tests {
             exit_code: None,
             error: None,
             fuel_consumed: 1,
+            memory_bytes: 0,
             input_bytes: 0,
             output_bytes: output.len() as u64,
             log_bytes: 0,

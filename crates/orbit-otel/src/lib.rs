@@ -186,6 +186,7 @@ fn run_attributes(record: &RunRecord) -> Vec<KeyValue> {
         KeyValue::new("orbit.run.status", record.status.to_string()),
         KeyValue::new("orbit.run.duration_us", count(record.duration_us)),
         KeyValue::new("orbit.run.fuel_consumed", count(record.fuel_consumed)),
+        KeyValue::new("orbit.run.memory_bytes", count(record.memory_bytes)),
         KeyValue::new("orbit.run.input_bytes", count(record.input_bytes)),
         KeyValue::new("orbit.run.output_bytes", count(record.output_bytes)),
         KeyValue::new("orbit.run.log_bytes", count(record.log_bytes)),

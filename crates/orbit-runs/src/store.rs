@@ -133,6 +133,7 @@ impl Drop for Shared {
 ///     exit_code: None,
 ///     error: None,
 ///     fuel_consumed: 42_000,
+///     memory_bytes: 1 << 20,
 ///     input_bytes: 5,
 ///     output_bytes: 7,
 ///     log_bytes: 0,

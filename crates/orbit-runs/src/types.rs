@@ -284,6 +284,12 @@ pub struct RunRecord {
     pub error: Option<RunError>,
     /// Fuel (wasm instruction budget units) the run consumed.
     pub fuel_consumed: u64,
+    /// Linear memory the run's instance held at its end, in bytes: every
+    /// memory of every core instance, as the memory limit granted it (a
+    /// memory never shrinks, so this is also its peak). Records written
+    /// before this field existed read as 0.
+    #[serde(default)]
+    pub memory_bytes: u64,
     /// Size of the run's input, in bytes.
     pub input_bytes: u64,
     /// Size of the run's full output, in bytes (before any capping).

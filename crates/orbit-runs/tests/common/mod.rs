@@ -38,6 +38,7 @@ pub fn record(id: RunId, workspace: &WorkspaceId, status: RunStatus, payload: us
             detail: lo.is_multiple_of(3).then(|| format!("internal detail {lo}")),
         }),
         fuel_consumed: lo.rotate_left(7),
+        memory_bytes: lo.rotate_left(3),
         input_bytes: lo % 4096,
         output_bytes: payload as u64 + lo % 7,
         log_bytes: 64,
