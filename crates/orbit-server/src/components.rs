@@ -150,15 +150,26 @@ impl ComponentStore {
         self.make_room(&ws_dir, wasm.len() as u64)?;
         let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
         let tmp = ws_dir.join(format!(".{digest}.{}.{n}.tmp", std::process::id()));
-        std::fs::write(&tmp, wasm).map_err(|e| io(e, &tmp))?;
+        // Synced, renamed, and the rename synced: after a power loss the
+        // component is whole or absent (and `get` checks it anyway).
+        let written = std::fs::File::create(&tmp).and_then(|mut f| {
+            std::io::Write::write_all(&mut f, wasm)?;
+            f.sync_all()
+        });
+        written.map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io(e, &tmp)
+        })?;
         std::fs::rename(&tmp, &path).map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
             io(e, &path)
-        })
+        })?;
+        std::fs::File::open(&ws_dir).and_then(|d| d.sync_all()).map_err(|e| io(e, &ws_dir))
     }
 
-    /// The bytes of workspace `ws`'s component with this digest; marks it
-    /// used.
+    /// The bytes of workspace `ws`'s component with this digest, checked
+    /// against it; marks it used. A kept file whose bytes no longer hash to
+    /// its digest is removed and answered as [`ComponentStoreError::NotFound`].
     ///
     /// # Errors
     /// [`ComponentStoreError::BadDigest`], [`ComponentStoreError::NotFound`]
@@ -166,6 +177,13 @@ impl ComponentStore {
     pub fn get(&self, ws: &WorkspaceId, digest: &str) -> Result<Vec<u8>, ComponentStoreError> {
         let path = self.path_of(ws, digest)?;
         match std::fs::read(&path) {
+            Ok(bytes) if orbit::orbit_engine::digest(&bytes) != digest => {
+                // Damaged on disk (or by hand): never run other bytes than
+                // the caller named. Removed, so the next upload replaces it.
+                tracing::error!(path = %path.display(), "a kept component does not match its digest; removed");
+                let _ = std::fs::remove_file(&path);
+                Err(ComponentStoreError::NotFound)
+            }
             Ok(bytes) => {
                 // Best effort: a failed touch only makes it look older.
                 let _ = touch(&path);
@@ -273,6 +291,11 @@ mod tests {
         WorkspaceId::new(s).unwrap()
     }
 
+    /// The sha256 of `bytes`, as the store keys them.
+    fn d(bytes: &[u8]) -> String {
+        orbit::orbit_engine::digest(bytes)
+    }
+
     fn age(store: &ComponentStore, w: &WorkspaceId, digest: &str, ago_ms: u64) {
         let path = store.path_of(w, digest).unwrap();
         let file = std::fs::File::options().write(true).open(path).unwrap();
@@ -283,7 +306,7 @@ mod tests {
     fn put_get_and_digest_checks() {
         let dir = tempfile::tempdir().unwrap();
         let store = ComponentStore::open(dir.path().join("components")).unwrap();
-        let digest = "ab".repeat(32);
+        let digest = d(b"\0asm-bytes");
         store.put(&ws("acme"), &digest, b"\0asm-bytes").unwrap();
         store.put(&ws("acme"), &digest, b"\0asm-bytes").unwrap();
         assert_eq!(store.get(&ws("acme"), &digest).unwrap(), b"\0asm-bytes");
@@ -301,18 +324,35 @@ mod tests {
         assert_eq!(store.bytes_kept(&ws("zeta")).unwrap(), 0);
     }
 
+    /// A kept component damaged on disk is never handed out as the digest
+    /// it no longer matches: it is removed and reads as not found, and a
+    /// new upload of the right bytes replaces it.
+    #[test]
+    fn a_damaged_component_is_not_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ComponentStore::open(dir.path().join("components")).unwrap();
+        let acme = ws("acme");
+        let digest = d(b"\0asm-good");
+        store.put(&acme, &digest, b"\0asm-good").unwrap();
+        std::fs::write(store.path_of(&acme, &digest).unwrap(), b"\0asm-evil").unwrap();
+        assert!(matches!(store.get(&acme, &digest), Err(ComponentStoreError::NotFound)));
+        assert!(!store.path_of(&acme, &digest).unwrap().exists(), "the damaged file is removed");
+        store.put(&acme, &digest, b"\0asm-good").unwrap();
+        assert_eq!(store.get(&acme, &digest).unwrap(), b"\0asm-good");
+    }
+
     #[test]
     fn the_cap_evicts_least_recently_used_idle_components_and_refuses_when_all_are_recent() {
         let dir = tempfile::tempdir().unwrap();
         let caps = ComponentCaps { max_bytes_per_workspace: 300, max_idle_ms: 3_600_000, min_keep_ms: 60_000 };
         let store = ComponentStore::open_with(dir.path(), caps).unwrap();
-        let (a, b, c, d) = ("aa".repeat(32), "bb".repeat(32), "cc".repeat(32), "dd".repeat(32));
+        let (a, b, c, dd) = (d(&[1; 100]), d(&[2; 100]), d(&[3; 100]), d(&[4; 100]));
         let acme = ws("acme");
         store.put(&acme, &a, &[1; 100]).unwrap();
         store.put(&acme, &b, &[2; 100]).unwrap();
         store.put(&acme, &c, &[3; 100]).unwrap();
         // All three used within min_keep_ms: a fourth is refused, nothing lost.
-        let err = store.put(&acme, &d, &[4; 100]).unwrap_err();
+        let err = store.put(&acme, &dd, &[4; 100]).unwrap_err();
         assert!(matches!(err, ComponentStoreError::QuotaExceeded { needed: 400, cap: 300, keep_min: 1 }), "{err}");
         for x in [&a, &b, &c] {
             assert!(store.get(&acme, x).is_ok());
@@ -320,18 +360,18 @@ mod tests {
         // a used 5 min ago, b 10 min ago, c now: b (least recently used) goes.
         age(&store, &acme, &a, 300_000);
         age(&store, &acme, &b, 600_000);
-        store.put(&acme, &d, &[4; 100]).unwrap();
+        store.put(&acme, &dd, &[4; 100]).unwrap();
         assert!(matches!(store.get(&acme, &b), Err(ComponentStoreError::NotFound)));
         // get() marks use: a is now the most recent, so c goes next.
         age(&store, &acme, &c, 120_000);
-        age(&store, &acme, &d, 120_000);
+        age(&store, &acme, &dd, 120_000);
         store.get(&acme, &a).unwrap();
-        age(&store, &acme, &d, 60_000);
+        age(&store, &acme, &dd, 60_000);
         store.put(&acme, &b, &[2; 100]).unwrap();
         assert!(matches!(store.get(&acme, &c), Err(ComponentStoreError::NotFound)));
-        assert!(store.get(&acme, &a).is_ok() && store.get(&acme, &d).is_ok() && store.get(&acme, &b).is_ok());
+        assert!(store.get(&acme, &a).is_ok() && store.get(&acme, &dd).is_ok() && store.get(&acme, &b).is_ok());
         // Another workspace has its own cap.
-        store.put(&ws("zeta"), &c, &[3; 300]).unwrap();
+        store.put(&ws("zeta"), &d(&[3; 300]), &[3; 300]).unwrap();
         assert_eq!(store.bytes_kept(&acme).unwrap(), 300);
     }
 
@@ -341,12 +381,12 @@ mod tests {
         let caps = ComponentCaps { max_bytes_per_workspace: 1 << 20, max_idle_ms: 3_600_000, min_keep_ms: 60_000 };
         let store = ComponentStore::open_with(dir.path(), caps).unwrap();
         let acme = ws("acme");
-        store.put(&acme, &"aa".repeat(32), b"old").unwrap();
-        store.put(&acme, &"bb".repeat(32), b"recent").unwrap();
-        age(&store, &acme, &"aa".repeat(32), 3_700_000);
-        age(&store, &acme, &"bb".repeat(32), 3_500_000);
-        store.put(&acme, &"cc".repeat(32), b"new").unwrap();
-        assert!(matches!(store.get(&acme, &"aa".repeat(32)), Err(ComponentStoreError::NotFound)));
-        assert_eq!(store.get(&acme, &"bb".repeat(32)).unwrap(), b"recent");
+        store.put(&acme, &d(b"old"), b"old").unwrap();
+        store.put(&acme, &d(b"recent"), b"recent").unwrap();
+        age(&store, &acme, &d(b"old"), 3_700_000);
+        age(&store, &acme, &d(b"recent"), 3_500_000);
+        store.put(&acme, &d(b"new"), b"new").unwrap();
+        assert!(matches!(store.get(&acme, &d(b"old")), Err(ComponentStoreError::NotFound)));
+        assert_eq!(store.get(&acme, &d(b"recent")).unwrap(), b"recent");
     }
 }

@@ -290,11 +290,16 @@ impl BlobStore {
         let dir = self.workspace_dir(ws)?;
         // A fresh file per write, synced before the index points at it: a
         // crash leaves either the old object or the new one, never a mix.
+        // The directory is synced too: until its entry is on disk, a power
+        // loss can drop the new file while the index names it.
         let blob = fresh_blob_name(key);
         let mut file = dir.create(&blob)?;
         std::io::Write::write_all(&mut file, value)?;
         file.sync_all()?;
         drop(file);
+        // (The `Dir` handle is O_PATH, which cannot be synced; "." opened
+        // read-only can.)
+        dir.open(".")?.sync_all()?;
         let committed = (|| {
             let tx = self.begin_write()?;
             let old_blob = {
