@@ -206,3 +206,48 @@ fn private_to_us(path: &Path) -> bool {
         true
     }
 }
+
+/// At most `max` compiles at once in one engine: a Cranelift compile of a
+/// large component takes seconds of a core and hundreds of MB, and
+/// wasmtime cannot interrupt one, so the cap is what bounds the memory and
+/// CPU that compiles (including ones whose caller has stopped waiting) can
+/// take. A blocking gate, because compiles run on blocking threads.
+#[derive(Debug)]
+pub(crate) struct CompileGate {
+    max: usize,
+    busy: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+/// One compile's place in the gate, given back on drop.
+pub(crate) struct CompileSlot<'a>(&'a CompileGate);
+
+impl CompileGate {
+    /// A gate for `max` compiles at once (at least one).
+    pub(crate) fn new(max: usize) -> Self {
+        Self { max: max.max(1), busy: std::sync::Mutex::new(0), freed: std::sync::Condvar::new() }
+    }
+
+    /// Waits for a place.
+    pub(crate) fn enter(&self) -> CompileSlot<'_> {
+        let mut busy = self.busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while *busy >= self.max {
+            busy = self.freed.wait(busy).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        *busy += 1;
+        CompileSlot(self)
+    }
+
+    /// Compiles running now.
+    pub(crate) fn busy(&self) -> usize {
+        *self.busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Drop for CompileSlot<'_> {
+    fn drop(&mut self) {
+        let mut busy = self.0.busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *busy -= 1;
+        self.0.freed.notify_one();
+    }
+}

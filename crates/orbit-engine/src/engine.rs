@@ -15,7 +15,7 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 
 use crate::bindings::AgentPre;
-use crate::compile::{CompileCache, digest};
+use crate::compile::{CompileCache, CompileGate, digest};
 use crate::error::{EngineError, code_name, safe_message};
 use crate::limits::Limits;
 use crate::primitive::Primitive;
@@ -54,8 +54,15 @@ pub struct EngineConfig {
     pub max_memory_bytes: usize,
     /// Period of the epoch ticker that enforces deadlines. Default 5 ms.
     pub epoch_tick: Duration,
-    /// How long [`Engine::load_async`] waits for a compile. Default 60 s.
+    /// How long [`Engine::load_async`] waits for a compile (including its
+    /// wait for a place under `max_concurrent_compiles`). Default 60 s.
     pub compile_timeout: Duration,
+    /// Compiles that may run at once; further ones wait. A compile whose
+    /// caller stopped waiting (past `compile_timeout`) and that has not
+    /// started is dropped; one that has started finishes (wasmtime cannot
+    /// interrupt Cranelift) within this cap, and is cached. Default: the
+    /// machine's cores.
+    pub max_concurrent_compiles: usize,
     /// Limits used when an invocation does not override them.
     pub default_limits: Limits,
     /// When [`Engine::invoke`] returns relative to the run record's commit.
@@ -91,6 +98,7 @@ impl Default for EngineConfig {
             max_memory_bytes: 1 << 30,
             epoch_tick: Duration::from_millis(5),
             compile_timeout: Duration::from_secs(60),
+            max_concurrent_compiles: std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
             default_limits: Limits::default(),
             record_ack: RecordAck::Durable,
         }
@@ -156,6 +164,7 @@ impl EngineBuilder {
         let built = Engine {
             inner: Arc::new(Inner {
                 permits: tokio::sync::Semaphore::new(n as usize),
+                compiles: CompileGate::new(config.max_concurrent_compiles),
                 engine,
                 linker,
                 primitives,
@@ -264,6 +273,8 @@ struct Inner {
     /// token, kept for the engine's life. Locked after `in_flight`.
     cancelled_tokens: Mutex<std::collections::HashSet<TokenId>>,
     permits: tokio::sync::Semaphore,
+    /// Caps the compiles running at once.
+    compiles: CompileGate,
     stop: Arc<AtomicBool>,
     on_finished: Option<RunObserver>,
 }
@@ -592,6 +603,18 @@ impl Engine {
     /// # Errors
     /// As [`Engine::load`].
     pub fn load_with_limit(&self, wasm: &[u8], max_bytes: usize) -> Result<LoadedComponent, EngineError> {
+        self.load_gated(wasm, max_bytes, None)
+    }
+
+    /// [`Engine::load_with_limit`], where the compile (or the read of the
+    /// cached artifact) waits for a place under `max_concurrent_compiles`
+    /// and is skipped when `abandoned` is set by then.
+    fn load_gated(
+        &self,
+        wasm: &[u8],
+        max_bytes: usize,
+        abandoned: Option<&AtomicBool>,
+    ) -> Result<LoadedComponent, EngineError> {
         if wasm.len() > max_bytes {
             return Err(EngineError::ComponentTooLarge { size: wasm.len(), limit: max_bytes });
         }
@@ -599,7 +622,13 @@ impl Engine {
         if let Some(c) = self.inner.components.lock().unwrap_or_else(|e| e.into_inner()).get(&digest) {
             return Ok(c.clone());
         }
-        let component = self.inner.cache.load(&self.inner.engine, wasm, &digest)?;
+        let component = {
+            let _slot = self.inner.compiles.enter();
+            if abandoned.is_some_and(|a| a.load(Ordering::Acquire)) {
+                return Err(EngineError::CompileTimeout(self.inner.config.compile_timeout));
+            }
+            self.inner.cache.load(&self.inner.engine, wasm, &digest)?
+        };
         let loaded = self.link(component, digest.clone())?;
         let mut map = self.inner.components.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= MAX_LOADED_COMPONENTS
@@ -613,8 +642,9 @@ impl Engine {
 
     /// As [`Engine::load_with_limit`], compiling on a blocking thread so the
     /// async runtime keeps serving other runs, and giving up after the
-    /// engine's `compile_timeout` (the compile then finishes in the
-    /// background and is cached).
+    /// engine's `compile_timeout`. A compile given up on before it got a
+    /// place under `max_concurrent_compiles` never starts; one that started
+    /// finishes in the background within that cap, and is cached.
     ///
     /// # Errors
     /// As [`Engine::load`], and [`EngineError::CompileTimeout`].
@@ -626,12 +656,23 @@ impl Engine {
             return Ok(c.clone());
         }
         let (engine, wasm) = (self.clone(), wasm.to_vec());
-        let task = tokio::task::spawn_blocking(move || engine.load_with_limit(&wasm, max_bytes));
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let given_up = abandoned.clone();
+        let task = tokio::task::spawn_blocking(move || engine.load_gated(&wasm, max_bytes, Some(&given_up)));
         match tokio::time::timeout(self.inner.config.compile_timeout, task).await {
             Ok(Ok(result)) => result,
             Ok(Err(join)) => Err(EngineError::Config(format!("compile task failed: {join}"))),
-            Err(_) => Err(EngineError::CompileTimeout(self.inner.config.compile_timeout)),
+            Err(_) => {
+                abandoned.store(true, Ordering::Release);
+                Err(EngineError::CompileTimeout(self.inner.config.compile_timeout))
+            }
         }
+    }
+
+    /// Compiles running now (at most `max_concurrent_compiles`), including
+    /// ones whose caller stopped waiting.
+    pub fn compiles_in_flight(&self) -> usize {
+        self.inner.compiles.busy()
     }
 
     fn link(&self, component: Component, digest: String) -> Result<LoadedComponent, EngineError> {

@@ -1,0 +1,76 @@
+//! Compiles run under a concurrency cap (`max_concurrent_compiles`), and a
+//! compile whose caller gave up before it got a place never runs.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use orbit::{EngineError, Orbit, OrbitConfig};
+
+fn orbit_with(max_compiles: usize, timeout: Duration) -> (Orbit, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = OrbitConfig::default();
+    config.engine.max_concurrent_compiles = max_compiles;
+    config.engine.compile_timeout = timeout;
+    (Orbit::open_with(dir.path(), config).unwrap(), dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compiles_wait_for_a_place_under_the_cap() {
+    let (orbit, _dir) = orbit_with(1, Duration::from_secs(600));
+    let engine = orbit.engine().clone();
+    let most = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (engine, most, done) = (engine.clone(), most.clone(), done.clone());
+        tokio::spawn(async move {
+            while !done.load(Ordering::Relaxed) {
+                most.fetch_max(engine.compiles_in_flight(), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
+    let loads: Vec<_> = ["echo", "spin", "membomb", "recursion"]
+        .into_iter()
+        .map(|guest| {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.load_async(&orbit_test_guests::bytes(guest), 64 << 20).await })
+        })
+        .collect();
+    for load in loads {
+        load.await.unwrap().expect("every component compiles, one after another");
+    }
+    done.store(true, Ordering::Relaxed);
+    sampler.await.unwrap();
+    assert_eq!(most.load(Ordering::Relaxed), 1, "compiles ran one at a time, and were seen running");
+    assert_eq!(engine.compiles_in_flight(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compile_given_up_before_its_turn_never_runs() {
+    let (orbit, _dir) = orbit_with(1, Duration::from_millis(20));
+    let engine = orbit.engine();
+    let big = orbit_test_guests::bytes("bench");
+    let small = orbit_test_guests::bytes("echo");
+    // The 1.3 MiB component takes longer than 20 ms: its caller gives up,
+    // and it goes on compiling in its place, then is cached.
+    let first = engine.load_async(&big, 64 << 20).await;
+    assert!(matches!(first, Err(EngineError::CompileTimeout(_))), "{:?}", first.err());
+    // This one waits behind it, past its own timeout: given up unstarted.
+    let second = engine.load_async(&small, 64 << 20).await;
+    assert!(matches!(second, Err(EngineError::CompileTimeout(_))), "{:?}", second.err());
+    while !engine.is_cached(&big) || engine.compiles_in_flight() > 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Give an abandoned compile every chance to show up: it must not.
+    for _ in 0..100 {
+        assert_eq!(engine.compiles_in_flight(), 0, "the abandoned compile started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!engine.is_cached(&small), "the abandoned compile never ran");
+    // Asked again with time to spare, it compiles.
+    engine.load(&small).expect("compiles when asked again");
+    assert!(engine.is_cached(&small));
+}
