@@ -9,6 +9,7 @@
 #   target/test-deps/venv   mcp-server-time (stdio), in a Python virtualenv
 #   target/test-deps/schemathesis-venv   schemathesis (fuzzes the REST API from its OpenAPI document)
 #   target/test-deps/python-sdk-venv     componentize-py (builds Python agents: `orbit run agent.py`)
+#   target/test-deps/js-sdk              jco and componentize-js (builds JS/TS agents: `orbit run agent.ts`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -74,6 +75,27 @@ md=guest-sdk/python/examples/markdown
 if [ ! -d "$md/vendor/markdown_it" ]; then
     "$DEPS/python-sdk-venv/bin/python" -m pip install -q --disable-pip-version-check --target "$md/vendor" -r "$md/requirements.txt"
 fi
+
+# The JavaScript/TypeScript guest toolchain, as `orbit sdk install js`
+# installs it: `npm ci` of the committed lockfile (jco with the
+# componentize-js and preview2-shim overrides it needs).
+js="$DEPS/js-sdk"
+if [ -x "$js/node_modules/.bin/jco" ] && cmp -s guest-sdk/js/toolchain/package-lock.json "$js/package-lock.json"; then
+    echo "jco toolchain already installed"
+else
+    mkdir -p "$js"
+    cp guest-sdk/js/toolchain/package.json guest-sdk/js/toolchain/package-lock.json "$js/"
+    (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# The JS examples' own npm dependencies (bundled into their components).
+for lock in guest-sdk/js/examples/*/package-lock.json; do
+    [ -f "$lock" ] || continue
+    ex="$(dirname "$lock")"
+    if [ ! -d "$ex/node_modules" ] || ! cmp -s "$lock" "$ex/node_modules/.package-lock.json"; then
+        (cd "$ex" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+done
 
 echo "test dependencies ready in $DEPS"
 

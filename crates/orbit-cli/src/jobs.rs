@@ -20,7 +20,8 @@ pub(crate) enum JobsCommand {
     Add {
         /// Job name: 1 to 64 of A-Z a-z 0-9 - _ . (starting with a letter or digit).
         name: String,
-        /// Path to the component (.wasm).
+        /// Path to the component (.wasm), or an agent's source (.py, .js,
+        /// .mjs, .ts, .mts), built first.
         component: PathBuf,
         /// Workspace.
         #[arg(long, default_value = "default")]

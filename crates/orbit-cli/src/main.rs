@@ -32,16 +32,18 @@ struct Cli {
 
 #[derive(Subcommand, Serialize, Deserialize)]
 enum Command {
-    /// Run a component once and record the run. A Python source file
-    /// (`agent.py`) is built into a component first (cached by content).
+    /// Run a component once and record the run. A Python, JavaScript or
+    /// TypeScript source file (`agent.py`, `agent.js`, `agent.ts`) is built
+    /// into a component first (cached by content).
     Run(RunArgs),
     /// List and inspect recorded runs.
     #[command(subcommand)]
     Runs(RunsCommand),
-    /// Precompile a component into the compile cache (a `.py` source is
-    /// built first).
+    /// Precompile a component into the compile cache (a `.py`, `.js` or
+    /// `.ts` source is built first).
     Compile {
-        /// Path to the component (.wasm), or a Python agent (.py).
+        /// Path to the component (.wasm), or an agent's source (.py, .js,
+        /// .mjs, .ts, .mts).
         component: PathBuf,
     },
     /// Install the toolchain that builds guests of a language from source.
@@ -87,9 +89,10 @@ enum Command {
 #[derive(Subcommand, Serialize, Deserialize)]
 enum SdkCommand {
     /// Install a language's build toolchain under `<data dir>/sdk`
-    /// (python: a virtualenv with componentize-py from PyPI).
+    /// (python: a virtualenv with componentize-py from PyPI; js: jco and
+    /// componentize-js from npm, on Node.js 20.19 or later).
     Install {
-        /// `python`.
+        /// `python` or `js` (also `typescript`).
         language: String,
     },
 }
@@ -184,7 +187,8 @@ enum VaultCommand {
 #[derive(Args, Serialize, Deserialize)]
 struct RunArgs {
     /// Path to the component (.wasm): an orbit agent or a wasi:cli command;
-    /// or a Python agent (.py), built first with componentize-py.
+    /// or an agent's source, built first: Python (.py) with componentize-py,
+    /// JavaScript or TypeScript (.js, .mjs, .ts, .mts) with jco.
     component: PathBuf,
     /// Input text: the agent's `run` argument or the command's stdin.
     #[arg(long, conflicts_with = "input_file")]
@@ -292,13 +296,14 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
 
 /// `orbit sdk install LANGUAGE`.
 fn sdk_install(dir: &Path, language: &str) -> Result<ExitCode> {
-    let language = match language {
-        "python" | "py" => orbit_sdk::Language::Python,
-        other => bail!("unknown language {other:?}: Orbit builds python (.py) guests from source"),
+    let Some(language) = orbit_sdk::Language::named(language) else {
+        bail!(
+            "unknown language {language:?}: Orbit builds python (.py) and js (.js, .mjs, .ts, .mts) guests from source"
+        );
     };
     let builder = orbit_sdk::Builder::new(dir.join("builds"), dir.join("sdk"));
     let progress = TerminalProgress::default();
-    progress.start(&format!("installing componentize-py {} from PyPI", orbit_sdk::COMPONENTIZE_PY_VERSION));
+    progress.start(&format!("installing {}", language.toolchain()));
     let installed = builder.install(language);
     progress.finish();
     let tool = installed?;
@@ -851,6 +856,7 @@ fn print_run(out: &mut dyn Write, r: &RunRecord) -> Result<()> {
         }
     }
     writeln!(out, "fuel       {}", r.fuel_consumed)?;
+    writeln!(out, "memory     {} bytes", r.memory_bytes)?;
     writeln!(out, "bytes      input {} / output {} / log {}", r.input_bytes, r.output_bytes, r.log_bytes)?;
     writeln!(
         out,
