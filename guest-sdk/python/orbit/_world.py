@@ -59,8 +59,9 @@ class WitWorld(wit_world.WitWorld):  # type: ignore[misc, unused-ignore]
         """Call the ``@orbit.agent`` function with ``input``.
 
         :class:`orbit.Error` becomes the WIT ``err`` with its code and
-        message; any other exception becomes ``internal`` (with its type
-        name only; its traceback goes to the run's log).
+        message; ``MemoryError`` traps (the run ends as ``memory-limit``);
+        any other exception becomes ``internal`` (with its type name only;
+        its traceback goes to the run's log).
         """
         fn = _agent.registered()
         if fn is None:
@@ -74,6 +75,11 @@ class WitWorld(wit_world.WitWorld):  # type: ignore[misc, unused-ignore]
             if isinstance(e.value, _types.Error):
                 raise
             raise _Err(_wit_error("internal", "the agent raised an unexpected result error")) from None
+        except MemoryError:
+            # The run's memory limit refused a grow: end the run the way a
+            # Rust guest's failed allocation does (a trap the engine reports
+            # as `memory-limit`), not as an error the agent chose.
+            raise
         except (Exception, SystemExit) as e:
             _log_traceback(e)
             raise _Err(_wit_error("internal", f"the agent raised {type(e).__name__}")) from None
