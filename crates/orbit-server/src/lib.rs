@@ -11,7 +11,7 @@
 //!
 //! | Tool | Input | Result |
 //! |---|---|---|
-//! | `run_component` | `component_base64` or `digest`, `input`, `fuel`, `timeout_ms`, `memory_bytes` | [`RunResult`]: run id, status, output |
+//! | `run_component` | `component_base64`, `digest` or `source` with `language`, `input`, `fuel`, `timeout_ms`, `memory_bytes` | [`RunResult`]: run id, status, output |
 //! | `list_runs` | `status`, `limit`, `cursor` | [`RunList`], newest first (read-only callers: their own runs) |
 //! | `get_run` | `run_id` | [`RunDetail`] with spans and logs |
 //! | `list_tools` | (none) | [`ToolList`]: the workspace's MCP tools |
@@ -335,6 +335,7 @@ pub(crate) fn summary(rec: &RunRecord) -> RunSummary {
         started_at_ms: rec.started_at_ms,
         duration_us: rec.duration_us,
         fuel_consumed: rec.fuel_consumed,
+        memory_bytes: rec.memory_bytes,
         error: error_info(rec),
         started_by: rec.principal.as_ref().map(|p| p.label()),
     }
@@ -361,6 +362,7 @@ pub(crate) fn run_result(outcome: &orbit::Outcome) -> RunResult {
         kind: rec.kind.to_string(),
         exit_code: rec.exit_code,
         fuel_consumed: rec.fuel_consumed,
+        memory_bytes: rec.memory_bytes,
         duration_us: rec.duration_us,
         error: error_info(rec),
     }
@@ -415,8 +417,10 @@ impl OrbitMcp {
     #[tool(
         description = "Run a WebAssembly component (an orbit agent or a wasi:cli command) once in a fresh sandbox \
                        under fuel, deadline and memory limits, and record the run. Pass the component as base64 \
-                       (`component_base64`) or, once submitted, by its sha256 `digest`. Returns the run id, status \
-                       and output. A run that does not succeed is a tool error carrying the same fields.",
+                       (`component_base64`), once submitted by its sha256 `digest`, or an agent's `source` code \
+                       with its `language` (python, typescript or javascript), which the server builds. Returns \
+                       the run id, status and output. A run that does not succeed is a tool error carrying the \
+                       same fields.",
         output_schema = schema_for_output::<RunResult>()
     )]
     async fn run_component(
@@ -427,10 +431,18 @@ impl OrbitMcp {
         let orbit = &self.shared.orbit;
         let caller = caller_of(&ctx)?;
         let ws = target_workspace(&caller, args.workspace.as_deref())?;
-        let source = match (args.component_base64, args.digest) {
-            (Some(b64), None) => submit::Source::Base64(b64),
-            (None, Some(digest)) => submit::Source::Digest(digest),
-            _ => return Err(ToolFailure::new("give exactly one of `component_base64` and `digest`")),
+        let source = match (args.component_base64, args.digest, args.source, args.language) {
+            (Some(b64), None, None, None) => submit::Source::Base64(b64),
+            (None, Some(digest), None, None) => submit::Source::Digest(digest),
+            (None, None, Some(code), Some(language)) => submit::Source::Code { language, code },
+            (None, None, Some(_), None) => {
+                return Err(ToolFailure::new("`source` needs `language`: python, typescript or javascript"));
+            }
+            _ => {
+                return Err(ToolFailure::new(
+                    "give exactly one of `component_base64`, `digest` and `source` (with `language`)",
+                ));
+            }
         };
         let req = submit::RunRequest {
             source,

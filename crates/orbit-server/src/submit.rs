@@ -78,6 +78,92 @@ pub(crate) enum Source {
     Base64(String),
     /// The sha256 of a component submitted before.
     Digest(String),
+    /// An agent's source, built here with the server's toolchain
+    /// (`orbit-sdk`): `language` is `python`, `typescript` or `javascript`.
+    Code {
+        /// The language, as the caller named it.
+        language: String,
+        /// The source text (at most [`MAX_SOURCE_BYTES`]).
+        code: String,
+    },
+}
+
+/// The largest agent source a caller may send to be built, in bytes.
+pub(crate) const MAX_SOURCE_BYTES: usize = 1 << 20;
+
+/// One build at a time in this process: a build takes seconds of both
+/// cores and up to 800 MB of memory (componentize-py, jco).
+static BUILDS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// The file an agent's source is built from, by the language's API name.
+fn source_file(language: &str) -> Option<&'static str> {
+    match language {
+        "python" => Some("agent.py"),
+        "typescript" => Some("agent.ts"),
+        "javascript" => Some("agent.js"),
+        _ => None,
+    }
+}
+
+/// Builds an agent's source into a component with the server's toolchain,
+/// cached by content under `<data dir>/builds` (the same cache as `orbit
+/// run agent.py`). The source is written to a directory named by its own
+/// digest, so the same source is the same build. What the caller sees of a
+/// failed build is the toolchain's message with the build's paths removed.
+async fn build(orbit: &Orbit, language: &str, code: &str) -> Result<Vec<u8>, SubmitError> {
+    use sha2::Digest as _;
+    let file_name = source_file(language).ok_or_else(|| {
+        SubmitError::Invalid(format!("unknown language {language:?}: python, typescript or javascript"))
+    })?;
+    if code.len() > MAX_SOURCE_BYTES {
+        return Err(SubmitError::Invalid(format!("the source is over the limit of {MAX_SOURCE_BYTES} bytes")));
+    }
+    let data = orbit.data_dir().to_owned();
+    let digest = hex::encode(sha2::Sha256::digest(format!("{file_name}\0{code}").as_bytes()));
+    let code = code.to_owned();
+    let _permit = BUILDS.acquire().await.map_err(|_| SubmitError::Internal)?;
+    let built = tokio::task::spawn_blocking(move || {
+        let src = data.join("builds").join(format!("src-{digest}"));
+        let path = src.join(file_name);
+        std::fs::create_dir_all(&src).and_then(|()| std::fs::write(&path, &code))?;
+        let result = orbit_sdk::Builder::new(data.join("builds"), data.join("sdk")).build(&path, |_| {});
+        let wasm = result.as_ref().ok().map(|b| std::fs::read(&b.wasm));
+        Ok::<_, std::io::Error>((result, wasm, src))
+    })
+    .await;
+    let (result, wasm, src) = match built {
+        Ok(Ok(done)) => done,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "writing an agent's source to build it");
+            return Err(SubmitError::Internal);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "an agent build panicked");
+            return Err(SubmitError::Internal);
+        }
+    };
+    match (result, wasm) {
+        (Ok(_), Some(Ok(wasm))) => Ok(wasm),
+        (Err(orbit_sdk::BuildError::Compile { output, .. }), _) => {
+            let output = output.replace(&format!("{}/", src.display()), "").replace(&src.display().to_string(), "");
+            Err(SubmitError::Invalid(format!("{file_name} does not build:\n{output}")))
+        }
+        (
+            Err(
+                orbit_sdk::BuildError::NoToolchain { language, .. }
+                | orbit_sdk::BuildError::WrongVersion { language, .. },
+            ),
+            _,
+        ) => Err(SubmitError::NoToolchain(language)),
+        (Err(e), _) => {
+            tracing::error!(error = %e, "building an agent's source");
+            Err(SubmitError::Internal)
+        }
+        (Ok(_), wasm) => {
+            tracing::error!(error = ?wasm.and_then(Result::err), "reading a build");
+            Err(SubmitError::Internal)
+        }
+    }
 }
 
 /// What a caller asked for, before any check.
@@ -108,6 +194,11 @@ pub(crate) enum SubmitError {
     /// Every run slot is busy.
     #[error("every run slot is busy; try again shortly")]
     Busy,
+    /// The server has no toolchain for the source's language.
+    #[error(
+        "this server cannot build {0} agents: its operator has not installed the toolchain (`orbit sdk install {0}`)"
+    )]
+    NoToolchain(&'static str),
     /// Something on the host failed; the detail went to the log.
     #[error("internal error")]
     Internal,
@@ -122,7 +213,7 @@ impl SubmitError {
             SubmitError::Denied { .. } => "permission-denied",
             SubmitError::NotFound(_) => "not-found",
             SubmitError::QuotaExceeded(_) => "quota-exceeded",
-            SubmitError::Busy => "unavailable",
+            SubmitError::Busy | SubmitError::NoToolchain(_) => "unavailable",
             SubmitError::Internal => "internal",
         }
     }
@@ -210,9 +301,10 @@ pub(crate) async fn load(
                 .map_err(|_| SubmitError::Invalid("component_base64 is not valid standard base64".into()))?
         }
         Source::Digest(digest) => components.get(ws, digest).map_err(component_failure)?,
+        Source::Code { language, code } => build(orbit, language, code).await?,
     };
     let component = orbit.engine().load_async(&wasm, limits.component_bytes).await.map_err(|e| engine_failure(&e))?;
-    if matches!(source, Source::Base64(_)) {
+    if matches!(source, Source::Base64(_) | Source::Code { .. }) {
         store(components, ws, component.digest(), &wasm)?;
     }
     Ok(component)

@@ -24,14 +24,25 @@ pub struct WorkspaceTool {
 #[serde(deny_unknown_fields)]
 pub struct RunComponentArgs {
     /// The component (.wasm: an orbit agent or a wasi:cli command) as
-    /// standard base64. Give this or `digest`. It is kept under its sha256
-    /// so later runs can pass only the digest.
+    /// standard base64. Give exactly one of this, `digest` and `source`.
+    /// It is kept under its sha256 so later runs can pass only the digest.
     #[serde(default)]
     pub component_base64: Option<String>,
     /// The sha256 (64 lowercase hex digits) of a component submitted
-    /// before, as returned in `digest`. Give this or `component_base64`.
+    /// before, as returned in `digest`.
     #[serde(default)]
     pub digest: Option<String>,
+    /// An agent's source code (at most 1 MiB), built into a component by
+    /// the server with the orbit SDK of `language` (see the SDKs'
+    /// READMEs): Python (`@orbit.agent def run(input: str) -> str`) or
+    /// TypeScript/JavaScript (`export function run(input: string):
+    /// string`, importing from "orbit"). Builds take seconds and are
+    /// cached by content; the result's `digest` runs it again at once.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The language of `source`: `python`, `typescript` or `javascript`.
+    #[serde(default)]
+    pub language: Option<String>,
     /// The input: the agent's `run` argument, or the command's stdin.
     #[serde(default)]
     pub input: String,
@@ -83,6 +94,8 @@ pub struct RunResult {
     pub exit_code: Option<i32>,
     /// Fuel consumed, in wasmtime fuel units.
     pub fuel_consumed: u64,
+    /// Linear memory the run's instance held at its end (its peak), in bytes.
+    pub memory_bytes: u64,
     /// Wall-clock duration, in microseconds.
     pub duration_us: u64,
     /// Why the run did not succeed; absent on success.
@@ -128,6 +141,8 @@ pub struct RunSummary {
     pub duration_us: u64,
     /// Fuel consumed, in wasmtime fuel units.
     pub fuel_consumed: u64,
+    /// Linear memory the run's instance held at its end (its peak), in bytes.
+    pub memory_bytes: u64,
     /// Why the run did not succeed; absent on success.
     pub error: Option<RunErrorInfo>,
     /// Who started it: a member's handle (`ada`), with the agent when a

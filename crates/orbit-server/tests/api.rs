@@ -240,6 +240,67 @@ async fn runs_over_rest() {
     assert_problem("read-only reads another's run", &hidden, StatusCode::NOT_FOUND, "not-found");
 }
 
+/// `POST /runs` with an agent's `source`: built by the server with its
+/// toolchain (here the pinned ones of scripts/install-test-deps.sh, placed
+/// where `orbit sdk install` puts them), run, and kept under its digest; a
+/// source that does not build is 400 with the toolchain's message and the
+/// line, and no host path; a language without a toolchain is 503.
+#[tokio::test(flavor = "multi_thread")]
+async fn agents_built_from_source_over_rest() {
+    let t = team(generous()).await;
+    let bob = t.token(Role::Member);
+    let path = "/api/v1/workspaces/acme/runs";
+    let data = t.orbit.data_dir().to_owned();
+    let smallest = "import { cache, log, OrbitError } from \"orbit\";\n\nexport function run(input: string): string {\n  \
+                    const n = cache.increment(\"calls\", 1);\n  log.info(`call ${n}`);\n  if (!input) throw new \
+                    OrbitError(\"invalid-input\", \"empty input\");\n  return input.toUpperCase();\n}\n";
+    let python = "import orbit\n\n@orbit.agent\ndef run(input: str) -> str:\n    return input[::-1]\n";
+
+    // No toolchain installed on this server yet.
+    let none = t.send("POST", path, Some(bob), Some(json!({"source": {"language": "python", "code": python}}))).await;
+    assert_problem("no toolchain", &none, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    let detail = none.1["detail"].as_str().unwrap();
+    assert!(detail.contains("orbit sdk install python"), "{detail}");
+    assert!(!detail.contains(data.to_str().unwrap()), "no host path: {detail}");
+
+    let deps = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-deps");
+    std::fs::create_dir_all(data.join("sdk")).unwrap();
+    std::os::unix::fs::symlink(deps.join("js-sdk").canonicalize().unwrap(), data.join("sdk/js")).unwrap();
+
+    let body = json!({"source": {"language": "typescript", "code": smallest}, "input": "hi"});
+    let (status, done) = t.send("POST", path, Some(bob), Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!((done["status"].as_str(), done["output"].as_str()), (Some("succeeded"), Some("HI")), "{done}");
+    // Kept: the digest runs it again without a build.
+    let digest = done["digest"].as_str().unwrap();
+    let (status, again) = t.send("POST", path, Some(bob), Some(json!({"digest": digest, "input": ""}))).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["error"]["code"], "invalid-input", "{again}");
+    assert_eq!(again["error"]["message"], "empty input", "{again}");
+
+    let broken = smallest.replace("input.toUpperCase();", "input.toUpperCase(;");
+    let bad =
+        t.send("POST", path, Some(bob), Some(json!({"source": {"language": "typescript", "code": broken}}))).await;
+    assert_problem("broken source", &bad, StatusCode::BAD_REQUEST, "invalid-input");
+    let detail = bad.1["detail"].as_str().unwrap();
+    assert!(detail.contains("agent.ts does not build") && detail.contains("agent.ts:7:"), "{detail}");
+    assert!(!detail.contains(data.to_str().unwrap()) && !detail.contains("orbit-build-"), "no host path: {detail}");
+
+    let both = t
+        .send(
+            "POST",
+            path,
+            Some(bob),
+            Some(json!({"digest": digest, "source": {"language": "typescript", "code": smallest}})),
+        )
+        .await;
+    assert_problem("digest and source", &both, StatusCode::BAD_REQUEST, "invalid-input");
+    let neither = t.send("POST", path, Some(bob), Some(json!({"input": "x"}))).await;
+    assert_problem("no component", &neither, StatusCode::BAD_REQUEST, "invalid-input");
+    let ruby = t.send("POST", path, Some(bob), Some(json!({"source": {"language": "ruby", "code": "puts 1"}}))).await;
+    assert_problem("unknown language", &ruby, StatusCode::BAD_REQUEST, "invalid-input");
+}
+
 /// A run cancelled over the API stops and is recorded as cancelled; a
 /// member cannot cancel another member's run.
 #[tokio::test(flavor = "multi_thread")]

@@ -58,9 +58,14 @@ pub(super) async fn put_component(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartRun {
-    /// The sha256 of a component stored with `POST /components`.
+    /// The sha256 of a component stored with `POST /components`. Give
+    /// exactly one of `digest` and `source`.
+    #[serde(default)]
     #[schema(pattern = "^[0-9a-f]{64}$")]
-    pub digest: String,
+    pub digest: Option<String>,
+    /// An agent's source, built into a component by the server.
+    #[serde(default)]
+    pub source: Option<AgentSource>,
     /// The input: the agent's `run` argument, or the command's stdin.
     #[serde(default)]
     pub input: String,
@@ -77,6 +82,25 @@ pub struct StartRun {
     #[serde(default, deserialize_with = "super::views::whole_number")]
     #[schema(minimum = 1, maximum = 1073741824)]
     pub memory_bytes: Option<u64>,
+}
+
+/// An agent's source code, built by the server with the orbit SDK of its
+/// language (componentize-py for Python, jco for TypeScript and
+/// JavaScript), cached by content. A source that does not build is a 400
+/// `invalid-input` whose detail is the toolchain's message with line
+/// numbers; a server without the language's toolchain answers 503
+/// `unavailable`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSource {
+    /// `python`, `typescript` or `javascript`.
+    #[schema(example = "typescript")]
+    pub language: String,
+    /// The agent's module (at most 1 MiB): a Python module with an
+    /// `@orbit.agent` function, or a module exporting `run(input: string):
+    /// string`.
+    #[schema(max_length = 1048576)]
+    pub code: String,
 }
 
 /// Query of `POST /runs`.
@@ -112,8 +136,13 @@ pub(super) async fn start_run(
     use axum::response::IntoResponse;
     let ws = caller.workspace(&slug)?.clone();
     let orbit = state.orbit().clone();
+    let source = match (body.digest, body.source) {
+        (Some(digest), None) => Source::Digest(digest),
+        (None, Some(AgentSource { language, code })) => Source::Code { language, code },
+        _ => return Err(Problem::new("invalid-input", "give exactly one of `digest` and `source`")),
+    };
     let req = RunRequest {
-        source: Source::Digest(body.digest),
+        source,
         input: body.input,
         fuel: body.fuel,
         timeout_ms: body.timeout_ms,
