@@ -17,7 +17,18 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const SDK = path.dirname(HERE);
-const TOOLCHAIN = path.join(SDK, "toolchain/node_modules");
+/**
+ * The toolchain's `node_modules`: beside `ORBIT_JCO` (`…/node_modules/.bin/jco`)
+ * when set, else the test dependencies' install (scripts/install-test-deps.sh),
+ * else `toolchain/node_modules` (`npm ci` in `toolchain/`).
+ */
+function toolchainDir() {
+  if (process.env.ORBIT_JCO) return path.resolve(path.dirname(process.env.ORBIT_JCO), "..");
+  const testDeps = path.resolve(SDK, "../../target/test-deps/js-sdk/node_modules");
+  if (existsSync(testDeps)) return testDeps;
+  return path.join(SDK, "toolchain/node_modules");
+}
+const TOOLCHAIN = toolchainDir();
 
 /** The functions of each interface of `orbit:runtime@0.1.0` (wit/*.wit). */
 const INTERFACES = {

@@ -1,8 +1,9 @@
 /**
  * Unit tests of the SDK and of the examples' pure helpers, under Node
  * (`node --test guest-sdk/js/tests/`), against a fake host: the TypeScript
- * is bundled by `_bundle.mjs` with the toolchain's rolldown (skipped
- * without `guest-sdk/js/toolchain/node_modules`; run `npm ci` there).
+ * is bundled by `_bundle.mjs` with the toolchain's rolldown (found beside
+ * `ORBIT_JCO`, in target/test-deps/js-sdk, or in guest-sdk/js/toolchain
+ * after `npm ci` there; skipped without any).
  *
  * What the real host does is checked by `e2e.mjs`.
  */
