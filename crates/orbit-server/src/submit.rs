@@ -128,9 +128,13 @@ async fn build(orbit: &Orbit, language: &str, code: &str) -> Result<Vec<u8>, Sub
         std::fs::create_dir_all(&src).and_then(|()| std::fs::write(&path, &code))?;
         let result = orbit_sdk::Builder::new(data.join("builds"), data.join("sdk")).build(&path, |_| {});
         let wasm = result.as_ref().ok().map(|b| std::fs::read(&b.wasm));
+        // The source is not kept: the build cache is keyed by its content
+        // and this path (both the same next time), so nothing is lost.
+        let _ = std::fs::remove_dir_all(&src);
         Ok::<_, std::io::Error>((result, wasm, src))
     })
     .await;
+    let data = orbit.data_dir().display().to_string();
     let (result, wasm, src) = match built {
         Ok(Ok(done)) => done,
         Ok(Err(e)) => {
@@ -145,7 +149,13 @@ async fn build(orbit: &Orbit, language: &str, code: &str) -> Result<Vec<u8>, Sub
     match (result, wasm) {
         (Ok(_), Some(Ok(wasm))) => Ok(wasm),
         (Err(orbit_sdk::BuildError::Compile { output, .. }), _) => {
-            let output = output.replace(&format!("{}/", src.display()), "").replace(&src.display().to_string(), "");
+            // Toolchain messages may name the build's files or the
+            // toolchain's own under the data directory: no host path
+            // reaches the caller.
+            let output = output
+                .replace(&format!("{}/", src.display()), "")
+                .replace(&src.display().to_string(), "")
+                .replace(&data, "<data dir>");
             Err(SubmitError::Invalid(format!("{file_name} does not build:\n{output}")))
         }
         (

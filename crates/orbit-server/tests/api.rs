@@ -285,6 +285,13 @@ async fn agents_built_from_source_over_rest() {
     let detail = bad.1["detail"].as_str().unwrap();
     assert!(detail.contains("agent.ts does not build") && detail.contains("agent.ts:7:"), "{detail}");
     assert!(!detail.contains(data.to_str().unwrap()) && !detail.contains("orbit-build-"), "no host path: {detail}");
+    // The sources sent are not kept on the server.
+    let left: Vec<_> = std::fs::read_dir(data.join("builds"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("src-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 
     let both = t
         .send(
