@@ -101,6 +101,9 @@ pub enum Grant {
     /// On anyone but an owner: the target's current role and the role it
     /// is given must both be below [`Role::Owner`].
     NotOwners,
+    /// On what the principal's own user owns, or else as [`Grant::NotOwners`]:
+    /// on anyone but an owner, given a role below owner.
+    OwnOrNotOwners,
     /// Only the operator on the host (the local CLI, an embedding program):
     /// never a principal that authenticated with a token, whatever its role.
     OperatorOnly,
@@ -123,7 +126,7 @@ pub struct Rule {
     pub why: &'static str,
 }
 
-use Grant::{No, NotOwners, OperatorOnly, OwnOnly, ReadOnlyTools, Yes};
+use Grant::{No, NotOwners, OperatorOnly, OwnOnly, OwnOrNotOwners, ReadOnlyTools, Yes};
 
 /// The permission table. Columns: read-only, member, admin, owner.
 ///
@@ -169,8 +172,8 @@ pub const PERMISSIONS: &[Rule] = &[
         why: "the audit trail shows everyone's actions" },
     Rule { action: Action::ManageMembers, name: "manage-members", grants: [No, No, NotOwners, Yes],
         why: "admins manage members, but never an owner nor make one" },
-    Rule { action: Action::IssueToken, name: "issue-token", grants: [OwnOnly, OwnOnly, OwnOnly, OwnOnly],
-        why: "a token acts as its member: issuing one for someone else would be acting as them (the operator on the host issues any)" },
+    Rule { action: Action::IssueToken, name: "issue-token", grants: [OwnOnly, OwnOnly, OwnOrNotOwners, OwnOrNotOwners],
+        why: "a token acts as its member, so members issue only their own; admins also issue a non-owner member's token, since an invited member has no other way to sign in (the token records who issued it, its role is never above the member's, and an owner's tokens are the owner's alone); the operator on the host issues any" },
     Rule { action: Action::ListTokens, name: "list-tokens", grants: [OwnOnly, OwnOnly, Yes, Yes],
         why: "a member lists its own tokens; admins list every token's metadata" },
     Rule { action: Action::RevokeToken, name: "revoke-token", grants: [OwnOnly, OwnOnly, NotOwners, Yes],
@@ -184,6 +187,13 @@ pub const PERMISSIONS: &[Rule] = &[
     Rule { action: Action::ReadCredentialValue, name: "read-credential-value", grants: [No, No, No, No],
         why: "a credential's value goes only into requests, by the host; nobody reads it back" },
 ];
+
+/// Whether the table gives `role` `action` in any case (a `Yes` or a
+/// conditional grant): what a front end offers that role. Whether it is
+/// allowed on a given target is still [`decide`]'s answer, and the API's.
+pub fn offered(role: Role, action: Action) -> bool {
+    !matches!(rule(action).grants[role.index()], Grant::No | Grant::OperatorOnly)
+}
 
 /// Every action, in table order.
 pub fn actions() -> impl Iterator<Item = Action> {
@@ -266,7 +276,8 @@ pub fn decide(role: Role, me: Option<&UserId>, action: Action, target: &Target<'
             (Some(me), Some(owner)) if me == owner => Ok(()),
             _ => deny(Some("only on one's own")),
         },
-        NotOwners => {
+        OwnOrNotOwners if me.is_some() && me == target.owner => Ok(()),
+        NotOwners | OwnOrNotOwners => {
             if target.target_role == Some(Role::Owner) || target.new_role == Some(Role::Owner) {
                 deny(Some("never an owner"))
             } else {

@@ -75,7 +75,7 @@ const SPEC: &[(&str, [&str; 4])] = &[
     ("reassign-resource", ["no", "no", "yes", "yes"]),
     ("view-audit", ["no", "no", "yes", "yes"]),
     ("manage-members", ["no", "no", "not-owners", "yes"]),
-    ("issue-token", ["own", "own", "own", "own"]),
+    ("issue-token", ["own", "own", "own-or-not-owners", "own-or-not-owners"]),
     ("list-tokens", ["own", "own", "yes", "yes"]),
     ("revoke-token", ["own", "own", "not-owners", "yes"]),
     ("leave-workspace", ["own", "own", "own", "own"]),
@@ -95,6 +95,7 @@ fn the_table_matches_the_spec_cell_by_cell() {
                 "no" => Grant::No,
                 "own" => Grant::OwnOnly,
                 "not-owners" => Grant::NotOwners,
+                "own-or-not-owners" => Grant::OwnOrNotOwners,
                 "read-only-tools" => Grant::ReadOnlyTools,
                 "operator" => Grant::OperatorOnly,
                 other => panic!("bad spec cell {other}"),
@@ -126,11 +127,19 @@ fn every_cell_decides_as_its_grant_says() {
                 Grant::Yes => (true, true, true, true, true, true, true),
                 Grant::No => (false, false, false, false, false, false, false),
                 Grant::OwnOnly => (true, false, false, false, false, false, false),
-                Grant::NotOwners => (true, true, false, false, true, true, true),
+                Grant::NotOwners | Grant::OwnOrNotOwners => (true, true, false, false, true, true, true),
                 Grant::ReadOnlyTools => (false, false, false, false, true, false, true),
                 Grant::OperatorOnly => (false, false, false, false, false, false, false),
             };
             assert_eq!(got, want, "{} for {role} ({grant:?})", rule.name);
+            // One's own, when one is an owner: only the own-or grant.
+            let own_as_owner = p.check(rule.action, &Target::member(&me, Role::Owner)).is_ok();
+            assert_eq!(
+                own_as_owner,
+                matches!(grant, Grant::Yes | Grant::OwnOnly | Grant::OwnOrNotOwners),
+                "{} for {role} on one's own, as an owner",
+                rule.name
+            );
             assert_eq!(p.may(rule.action), grant == Grant::Yes);
         }
     }
@@ -186,10 +195,24 @@ fn store_actions_follow_the_table_for_every_role() {
         assert_eq!(r.is_ok(), matches!(role, Role::Admin | Role::Owner), "{role} revoke another's");
         assert_eq!(store.authenticate(theirs.secret.expose()).is_ok(), r.is_err());
         store.revoke_token(&p, &ws, mine.record.id).unwrap();
-        // A token for someone else: nobody but the operator (a token acts
+        // A token for someone else: admins and owners, for a non-owner
+        // (an invited member's first token); never members (a token acts
         // as its member).
         let r = store.issue_token(&p, &ws, req(someone_else, None));
-        assert!(matches!(r, Err(TeamError::Denied(_))), "{role} issue for another: {r:?}");
+        assert_eq!(r.is_ok(), matches!(role, Role::Admin | Role::Owner), "{role} issue for another: {r:?}");
+        if let Ok(t) = r {
+            assert!(
+                t.record.created_by.contains(p.user_id().unwrap().as_str()),
+                "who issued it is kept: {}",
+                t.record.created_by
+            );
+        }
+        let r = store.issue_token(&p, &ws, req("owner", None));
+        assert_eq!(
+            r.is_ok(),
+            role == Role::Owner && p.user_id().unwrap().as_str() == "owner",
+            "{role} issue for an owner: {r:?}"
+        );
         assert!(store.issue_token(&op, &ws, req(someone_else, None)).is_ok());
 
         // Notifications and audit: admins and owners.
