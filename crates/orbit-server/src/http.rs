@@ -1,7 +1,7 @@
 //! `orbit serve`: one listener for the REST API (`/api/v1`), the MCP
 //! gateway of each workspace (`/ws/{slug}/mcp`), Protected Resource
-//! Metadata, health and readiness, every request's `Host` and `Origin`
-//! validated.
+//! Metadata, health and readiness, the web dashboard at `/`, every
+//! request's `Host` and `Origin` validated.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -125,6 +125,7 @@ pub fn app(server: OrbitMcp, config: &HttpConfig) -> axum::Router {
     let component_cap = server.orbit().engine().config().default_limits.component_bytes;
     let (api_router, doc) = api::router(api_state, config.max_api_body_bytes, component_cap + (1 << 20));
     let doc = Arc::new(doc);
+    let dashboard = crate::dashboard::router(api_router.clone(), config.scheme == "https");
     let mcp = axum::Router::new()
         .route_service("/ws/{slug}/mcp", service.clone())
         // The first endpoint: the token's own workspace, whatever its name.
@@ -138,6 +139,7 @@ pub fn app(server: OrbitMcp, config: &HttpConfig) -> axum::Router {
         .route("/api/v1/openapi.json", get(move || async move { axum::Json(doc.as_ref().clone()) }))
         .nest("/api/v1", api_router)
         .merge(mcp)
+        .merge(dashboard)
         .fallback(|| async { Problem::new("not-found", "no such route") })
         .layer(axum::middleware::from_fn_with_state(gate, check_host_and_origin))
 }

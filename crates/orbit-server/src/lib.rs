@@ -39,6 +39,7 @@
 pub mod api;
 pub mod auth;
 mod components;
+mod dashboard;
 pub mod gateway;
 mod http;
 pub mod remote;

@@ -66,7 +66,7 @@ pub struct RunComponentArgs {
 }
 
 /// Why a run did not succeed.
-#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
 pub struct RunErrorInfo {
     /// A guest error code such as `invalid-input`, or a trap name such as
     /// `out-of-fuel`.
@@ -76,7 +76,7 @@ pub struct RunErrorInfo {
 }
 
 /// Result of `run_component`.
-#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
 pub struct RunResult {
     /// The run's id (a UUID v7), for `get_run`.
     pub run_id: String,
@@ -125,7 +125,7 @@ pub struct ListRunsArgs {
 }
 
 /// One run in a [`RunList`].
-#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
 pub struct RunSummary {
     /// The run's id.
     pub run_id: String,
@@ -152,7 +152,7 @@ pub struct RunSummary {
 }
 
 /// Result of `list_runs`: one page, newest first.
-#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
 pub struct RunList {
     /// The runs on this page.
     pub runs: Vec<RunSummary>,
@@ -174,7 +174,7 @@ pub struct GetRunArgs {
 }
 
 /// One host call the guest made, in a [`RunDetail`].
-#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
 pub struct SpanInfo {
     /// The primitive, such as `storage` or `fetch`.
     pub primitive: String,
@@ -196,7 +196,7 @@ pub struct SpanInfo {
 }
 
 /// One log line, in a [`RunDetail`].
-#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
 pub struct LogInfo {
     /// When, in microseconds since the run started.
     pub offset_us: u64,
@@ -207,7 +207,7 @@ pub struct LogInfo {
 }
 
 /// Result of `get_run`.
-#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
 pub struct RunDetail {
     /// The run's summary.
     #[serde(flatten)]

@@ -30,6 +30,7 @@ use utoipa_axum::routes;
 pub(crate) use caller::authenticate;
 pub use caller::{ApiCaller, RateLimit};
 pub use problem::{Problem, Problems, TYPE_PREFIX};
+pub use resources::*;
 pub use views::*;
 
 use crate::OrbitMcp;
@@ -122,6 +123,7 @@ pub fn router(
         .routes(routes!(resources::reassign_secret))
         .routes(routes!(resources::servers, resources::install_server))
         .routes(routes!(resources::update_server, resources::remove_server))
+        .routes(routes!(resources::refresh_server))
         .routes(routes!(resources::tools))
         .routes(routes!(resources::jobs, resources::register_job))
         .routes(routes!(resources::remove_job))

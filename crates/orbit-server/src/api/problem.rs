@@ -15,7 +15,7 @@ use crate::submit::SubmitError;
 pub const TYPE_PREFIX: &str = "urn:orbit:problem:";
 
 /// An RFC 9457 problem document.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
 pub struct Problem {
     /// `urn:orbit:problem:<code>`: `unauthenticated`, `permission-denied`,
     /// `not-found`, `invalid-input`, `conflict`, `payload-too-large`,

@@ -15,7 +15,7 @@ use super::{ApiCaller, ApiState, Problem, Problems};
 use crate::submit;
 
 /// A credential's metadata: never its value.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SecretView {
     /// Its name.
     pub name: String,
@@ -36,7 +36,7 @@ pub struct SecretView {
 }
 
 /// A list of credentials.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SecretList {
     /// Every credential of the workspace, by name.
     pub secrets: Vec<SecretView>,
@@ -184,7 +184,7 @@ pub(super) async fn reassign_secret(
 }
 
 /// An installed MCP server.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ServerView {
     /// Its name in the workspace.
     pub name: String,
@@ -230,7 +230,7 @@ fn server_view(s: &ServerEntry) -> ServerView {
 }
 
 /// A list of servers, with the tool policy.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ServerList {
     /// Every installed server, by name.
     pub servers: Vec<ServerView>,
@@ -375,6 +375,26 @@ pub(super) async fn update_server(
     Ok(Json(server_view(&entry)))
 }
 
+/// Connects to an enabled server and lists its tools again (anyone who
+/// may view the workspace, as listing its tools does).
+#[utoipa::path(post, path = "/workspaces/{slug}/servers/{name}/refresh", tag = "servers",
+    params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
+           ("name" = String, Path, description = "The server's name", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    responses((status = 200, body = ServerView), Problems))]
+pub(super) async fn refresh_server(
+    caller: ApiCaller,
+    State(state): State<ApiState>,
+    Path((slug, name)): Path<(String, String)>,
+) -> Result<Json<ServerView>, Problem> {
+    let ws = caller.workspace(&slug)?;
+    caller.principal.check(Action::ViewWorkspace, &Target::default())?;
+    let tools = state.orbit().tools();
+    tools.refresh(ws, &name).await.map_err(tools_problem)?;
+    let entry = tools.registry().server(ws, &name).map_err(tools_problem)?;
+    let entry = entry.ok_or_else(|| Problem::new("not-found", format!("server {name} not found")))?;
+    Ok(Json(server_view(&entry)))
+}
+
 /// Removes a server (its owner, or an admin).
 #[utoipa::path(delete, path = "/workspaces/{slug}/servers/{name}", tag = "servers",
     params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
@@ -391,7 +411,7 @@ pub(super) async fn remove_server(
 }
 
 /// One tool of an enabled server.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ToolView {
     /// The server's name.
     pub server: String,
@@ -411,7 +431,7 @@ pub struct ToolView {
 }
 
 /// A list of tools.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ToolListView {
     /// The enabled servers' tools.
     pub tools: Vec<ToolView>,
@@ -451,7 +471,7 @@ pub(super) async fn tools(
 }
 
 /// A registered job.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct JobView {
     /// Its name.
     pub name: String,
@@ -485,7 +505,7 @@ fn job_view(s: &orbit::JobSpec) -> JobView {
 }
 
 /// A list of jobs.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct JobList {
     /// Every registered job.
     pub jobs: Vec<JobView>,
@@ -565,7 +585,7 @@ pub(super) async fn remove_job(
 }
 
 /// A queued job.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct QueuedJobView {
     /// Its id.
     pub id: String,
@@ -591,7 +611,7 @@ pub struct QueueFilter {
 }
 
 /// A list of queued jobs.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct QueueView {
     /// Oldest first.
     pub jobs: Vec<QueuedJobView>,

@@ -16,7 +16,7 @@ use crate::submit::{self, RunRequest, Source};
 use crate::{RunDetail, RunList, RunResult, RunSummary};
 
 /// A stored component.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ComponentView {
     /// Its sha256 (64 lowercase hex digits): pass it as `digest` to run it.
     pub digest: String,
@@ -113,7 +113,7 @@ pub struct WaitParam {
 }
 
 /// A run started without waiting.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RunStarted {
     /// Its id: poll `GET /runs/{id}`.
     pub run_id: String,
@@ -263,7 +263,7 @@ pub(super) async fn run(
 }
 
 /// Whether a cancel reached a running run.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Cancelled {
     /// `true` when the run was executing and is now told to stop (it is
     /// recorded as `cancelled`); `false` when it had already finished.

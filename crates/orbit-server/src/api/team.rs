@@ -132,8 +132,8 @@ pub(super) async fn tokens(
     Ok(Json(TokenList { tokens: list.iter().map(TokenView::from).collect() }))
 }
 
-/// Issues a token for the caller's own member (the text is in the
-/// response, once).
+/// Issues a token for the caller's own member, or for `user` (the text is
+/// in the response, once).
 #[utoipa::path(post, path = "/workspaces/{slug}/tokens", tag = "tokens",
     params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     request_body = NewToken,
@@ -146,7 +146,10 @@ pub(super) async fn issue_token(
 ) -> Result<(StatusCode, Json<IssuedTokenView>), Problem> {
     let ws = caller.workspace(&slug)?;
     let req = TokenRequest {
-        user: caller.token.user.clone(),
+        user: match body.user.as_deref() {
+            Some(u) => user(u)?,
+            None => caller.token.user.clone(),
+        },
         role: body.role.as_deref().map(role).transpose()?,
         agent: body
             .agent

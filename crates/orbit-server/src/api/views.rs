@@ -83,7 +83,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
 }
 
 /// `GET /me`: who the token is.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Me {
     /// The member the token acts for.
     pub user: String,
@@ -114,7 +114,7 @@ impl Me {
 }
 
 /// A workspace.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct WorkspaceView {
     /// Its slug.
     pub slug: String,
@@ -129,7 +129,7 @@ pub struct WorkspaceView {
 }
 
 /// A member.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct MemberView {
     /// The member's handle.
     pub user: String,
@@ -156,7 +156,7 @@ impl From<&MemberRecord> for MemberView {
 }
 
 /// A list of members.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct MemberList {
     /// Every member.
     pub members: Vec<MemberView>,
@@ -178,7 +178,7 @@ pub struct NewMember {
 }
 
 /// The result of adding a member.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct MemberAddedView {
     /// The new member.
     pub member: MemberView,
@@ -197,7 +197,7 @@ pub struct RoleChange {
 }
 
 /// An item a removed member owned, now orphaned.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct OwnedItemView {
     /// `credential`, `server` or `job`.
     pub kind: String,
@@ -215,7 +215,7 @@ impl From<&OwnedItem> for OwnedItemView {
 }
 
 /// The result of removing a member.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct MemberRemovedView {
     /// The removed member.
     pub member: MemberView,
@@ -226,7 +226,7 @@ pub struct MemberRemovedView {
 }
 
 /// A token's metadata (never the token).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TokenView {
     /// Its id.
     pub id: String,
@@ -268,16 +268,22 @@ impl From<&TokenRecord> for TokenView {
 }
 
 /// A list of tokens.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TokenList {
     /// The tokens the caller may see: its own, or every one for admins.
     pub tokens: Vec<TokenView>,
 }
 
-/// `POST /tokens`: issue a token for oneself.
+/// `POST /tokens`: issue a token for oneself, or (admins) for another
+/// member.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
+    /// The member it is for; default the caller. Issuing one for another
+    /// member takes the permission to manage that member's tokens.
+    #[serde(default)]
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
+    pub user: Option<String>,
     /// Its role; default the caller's member role, never above it.
     #[serde(default)]
     #[schema(pattern = "^(read-only|member|admin|owner)$")]
@@ -298,7 +304,7 @@ pub struct NewToken {
 }
 
 /// A new token: the only time its text is shown.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct IssuedTokenView {
     /// The token text (`orb_…`): store it now, it is never shown again.
     pub token: String,
@@ -307,7 +313,7 @@ pub struct IssuedTokenView {
 }
 
 /// A notification for admins.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct NotificationView {
     /// Its id.
     pub id: String,
@@ -334,7 +340,7 @@ impl From<&Notification> for NotificationView {
 }
 
 /// A list of notifications.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct NotificationList {
     /// Newest first.
     pub notifications: Vec<NotificationView>,
@@ -368,7 +374,7 @@ pub struct AuditFilter {
 }
 
 /// One audit event.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AuditEventView {
     /// Its id (time-ordered).
     pub id: String,
@@ -449,7 +455,7 @@ impl From<&AuditEvent> for AuditEventView {
 }
 
 /// A page of audit events.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AuditPageView {
     /// Newest first.
     pub events: Vec<AuditEventView>,
