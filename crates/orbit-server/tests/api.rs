@@ -451,6 +451,7 @@ async fn openapi_document() {
         ("/workspaces/{slug}/secrets/{name}/reassign", &["post"]),
         ("/workspaces/{slug}/servers", &["get", "post"]),
         ("/workspaces/{slug}/servers/{name}", &["patch", "delete"]),
+        ("/workspaces/{slug}/servers/{name}/refresh", &["post"]),
         ("/workspaces/{slug}/tools", &["get"]),
         ("/workspaces/{slug}/components", &["post"]),
         ("/workspaces/{slug}/runs", &["get", "post"]),
