@@ -132,6 +132,9 @@ fn every_cell_decides_as_its_grant_says() {
                 Grant::OperatorOnly => (false, false, false, false, false, false, false),
             };
             assert_eq!(got, want, "{} for {role} ({grant:?})", rule.name);
+            // Offered to the role exactly when some target allows it.
+            let any = [own, others, an_owner, making_owner, hinted, unhinted, opened].contains(&true);
+            assert_eq!(permission::offered(role, rule.action), any, "{} offered to {role}", rule.name);
             // One's own, when one is an owner: only the own-or grant.
             let own_as_owner = p.check(rule.action, &Target::member(&me, Role::Owner)).is_ok();
             assert_eq!(
