@@ -10,6 +10,10 @@
 #   target/test-deps/schemathesis-venv   schemathesis (fuzzes the REST API from its OpenAPI document)
 #   target/test-deps/python-sdk-venv     componentize-py (builds Python agents: `orbit run agent.py`)
 #   target/test-deps/js-sdk              jco and componentize-js (builds JS/TS agents: `orbit run agent.ts`)
+#
+# and, for the dashboard's browser test (crates/orbit-server/tests/dashboard.rs):
+#   chromium (Debian's package, with apt-get, when none is on the PATH)
+#   crates/orbit-server/tests/browser/node_modules   playwright-core and axe-core (`npm ci` of its lockfile)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +33,22 @@ command -v node >/dev/null && command -v npm >/dev/null || {
     exit 1
 }
 command -v python3 >/dev/null || { echo "install-test-deps: python3 is required" >&2; exit 1; }
+
+# Chromium for the dashboard's browser test: Debian's package (playwright's
+# own browser download is not used). `$CHROMIUM` names another one.
+if [ -n "${CHROMIUM:-}" ] && [ -x "$CHROMIUM" ]; then
+    echo "chromium: using \$CHROMIUM=$CHROMIUM"
+elif command -v chromium >/dev/null; then
+    echo "chromium already installed ($(command -v chromium))"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core
+else
+    echo "install-test-deps: chromium is required by the dashboard's browser test; install it with" >&2
+    echo "    sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium fonts-dejavu-core" >&2
+    echo "or set CHROMIUM to a Chromium executable" >&2
+    exit 1
+fi
 
 pkg_json="$DEPS/npm/node_modules/@modelcontextprotocol/server-everything/package.json"
 if [ -f "$pkg_json" ] && grep -q "\"version\": \"$EVERYTHING_VERSION\"" "$pkg_json"; then
@@ -96,6 +116,17 @@ for lock in guest-sdk/js/examples/*/package-lock.json; do
         (cd "$ex" && npm ci --no-audit --no-fund --loglevel=error)
     fi
 done
+
+# The dashboard's browser test: playwright-core and axe-core, `npm ci` of the
+# committed lockfile; the copy of the lockfile it was installed from marks it
+# current (dashboard.rs compares the two).
+browser=crates/orbit-server/tests/browser
+if [ -d "$browser/node_modules" ] && cmp -s "$browser/package-lock.json" "$browser/node_modules/.orbit-installed-lock"; then
+    echo "browser test packages already installed"
+else
+    (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$browser/package-lock.json" "$browser/node_modules/.orbit-installed-lock"
+fi
 
 echo "test dependencies ready in $DEPS"
 
