@@ -109,6 +109,19 @@ async fn log_lines_are_kept_on_the_run_record_within_the_cap() {
     assert!(kept <= 64 << 10 && kept > 60 << 10, "kept {kept} bytes");
 }
 
+/// Empty lines are not free: each costs its record entry's overhead, so a
+/// flood of them is cut at the same budget and the record stays small.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_empty_log_lines_spends_the_log_budget() {
+    let e = env();
+    let ops: Vec<Value> = (0..5000).map(|_| json!({"op": "log", "level": "info", "message": ""})).collect();
+    let (out, _) = e.ops("default", Value::Array(ops)).await;
+    let rec = e.orbit.runs().get(out.run_id()).unwrap().unwrap();
+    assert!(rec.logs_truncated, "5,000 lines pass a 64 KiB budget");
+    assert_eq!(rec.logs.len(), (64 << 10) / orbit::orbit_engine::LOG_LINE_OVERHEAD);
+    assert!(rec.logs.iter().all(|l| l.message.is_empty()));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workspaces_cannot_see_each_others_blobs_or_cache() {
     let e = env();

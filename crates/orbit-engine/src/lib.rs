@@ -39,5 +39,7 @@ pub use limits::Limits;
 pub use orbit_runs;
 pub use orbit_workspace;
 pub use primitive::Primitive;
-pub use state::{DeadlineExceeded, Extensions, OutputLimitExceeded, RunCancelled, RunInfo, RunState};
+pub use state::{
+    DeadlineExceeded, Extensions, LOG_LINE_OVERHEAD, MAX_SPANS, OutputLimitExceeded, RunCancelled, RunInfo, RunState,
+};
 pub use wasmtime;

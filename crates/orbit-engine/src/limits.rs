@@ -35,8 +35,10 @@ pub struct Limits {
     /// stdout. Default 1 MiB. Exceeding it ends the run as `too-large`.
     pub output_bytes: usize,
     /// Maximum log bytes kept on the run record (log lines and stderr).
-    /// Default 64 KiB. Further lines are dropped and the record is marked
-    /// truncated; the run goes on.
+    /// Default 64 KiB. Each line costs its text plus
+    /// [`LOG_LINE_OVERHEAD`](crate::LOG_LINE_OVERHEAD) (32) bytes, so a
+    /// run keeps at most `log_bytes / 32` lines however short. Further lines
+    /// are dropped and the record is marked truncated; the run goes on.
     pub log_bytes: usize,
     /// Maximum size of a submitted component, in bytes. Default 32 MiB.
     /// A larger component is refused as `too-large` before it is compiled.

@@ -183,6 +183,26 @@ pub struct RunInfo {
 pub const MAX_SPANS: usize = 10_000;
 /// Internal error details kept per run.
 const MAX_HOST_ERRORS: usize = 100;
+/// Bytes of one internal error detail kept (longer ones are cut).
+const MAX_HOST_ERROR_BYTES: usize = 1024;
+/// Attributes kept per span, and bytes of one attribute's value.
+const MAX_SPAN_ATTRS: usize = 16;
+const MAX_ATTR_BYTES: usize = 256;
+/// What one log line costs of the run's log budget
+/// ([`Limits::log_bytes`](crate::Limits::log_bytes)) beyond its text, in
+/// bytes: about what its entry on the run record takes (offset, level,
+/// framing). So a flood of empty lines spends the budget like text does,
+/// and a run's lines number at most `log_bytes / 32`.
+pub const LOG_LINE_OVERHEAD: usize = 32;
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn clip(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
 
 impl RunInfo {
     pub(crate) fn new(
@@ -283,23 +303,21 @@ impl RunInfo {
     /// Lines past the limit are dropped and the record marked truncated.
     pub fn log(&mut self, level: LogLevel, message: &str) {
         self.log_bytes_total = self.log_bytes_total.saturating_add(message.len());
+        // Each line costs its entry's overhead, then its text.
         let remaining = self.log_limit.saturating_sub(self.log_bytes_used);
-        if remaining == 0 {
+        let Some(room) = remaining.checked_sub(LOG_LINE_OVERHEAD) else {
             self.logs_truncated = true;
             return;
-        }
-        let mut end = message.len().min(remaining);
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        if end < message.len() {
+        };
+        let kept = clip(message, room);
+        if kept.len() < message.len() {
             self.logs_truncated = true;
         }
-        self.log_bytes_used += end;
+        self.log_bytes_used += LOG_LINE_OVERHEAD + kept.len();
         self.logs.push(LogLine {
             offset_us: self.started.elapsed().as_micros() as u64,
             level,
-            message: message[..end].to_owned(),
+            message: kept.to_owned(),
         });
     }
 
@@ -367,7 +385,7 @@ impl RunInfo {
                 if let Some(detail) = &err.detail
                     && self.host_errors.len() < MAX_HOST_ERRORS
                 {
-                    self.host_errors.push(format!("{primitive}.{operation}: {detail}"));
+                    self.host_errors.push(format!("{primitive}.{operation}: {}", clip(detail, MAX_HOST_ERROR_BYTES)));
                 }
                 Err(err.to_guest())
             }
@@ -392,17 +410,30 @@ impl RunInfo {
 
     /// Adds key/value facts to the span of the host call that just ended
     /// (for example method, host and status). Never pass payloads or secret
-    /// values: spans are stored on the run record.
+    /// values: spans are stored on the run record. A span keeps at most 16
+    /// attributes, and each value at most 256 bytes.
     pub fn annotate_last_span(&mut self, attrs: impl IntoIterator<Item = (String, String)>) {
         if self.spans_dropped == 0
             && let Some(span) = self.spans.last_mut()
         {
-            span.attrs.extend(attrs);
+            for (k, v) in attrs {
+                if span.attrs.len() >= MAX_SPAN_ATTRS {
+                    break;
+                }
+                span.attrs.push((clip(&k, MAX_ATTR_BYTES).to_owned(), clip(&v, MAX_ATTR_BYTES).to_owned()));
+            }
         }
     }
 
-    fn push_span(&mut self, span: Span) {
+    fn push_span(&mut self, mut span: Span) {
         if self.spans.len() < MAX_SPANS {
+            span.attrs.truncate(MAX_SPAN_ATTRS);
+            for (k, v) in &mut span.attrs {
+                for text in [k, v] {
+                    let keep = clip(text, MAX_ATTR_BYTES).len();
+                    text.truncate(keep);
+                }
+            }
             self.spans.push(span);
         } else {
             self.spans_dropped += 1;
