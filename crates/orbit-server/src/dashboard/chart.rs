@@ -78,6 +78,17 @@ pub(crate) struct Series {
     pub p50_path: String,
     /// The error-rate polyline (0 at the bottom, 100 % at the top).
     pub error_path: String,
+    /// Each point's position, so a bucket alone still shows.
+    pub dots: Vec<Dot>,
+}
+
+/// One bucket's marks: its x, and the y of its p95, p50 and error rate.
+#[derive(Debug, Clone)]
+pub(crate) struct Dot {
+    pub x: f64,
+    pub p95: f64,
+    pub p50: f64,
+    pub error: f64,
 }
 
 /// Height of a latency plot, in user units.
@@ -142,6 +153,7 @@ pub(crate) fn latency(events: &[AuditEventView]) -> (Vec<Series>, u64) {
                 p95_path: String::new(),
                 p50_path: String::new(),
                 error_path: String::new(),
+                dots: Vec::new(),
             }
         })
         .collect();
@@ -155,6 +167,16 @@ pub(crate) fn latency(events: &[AuditEventView]) -> (Vec<Series>, u64) {
         s.p95_path = path(&|p| p.p95_us as f64 / top as f64);
         s.p50_path = path(&|p| p.p50_us as f64 / top as f64);
         s.error_path = path(&|p| p.error_rate);
+        s.dots = s
+            .points
+            .iter()
+            .map(|p| Dot {
+                x: x(p.at_ms),
+                p95: y(p.p95_us as f64 / top as f64),
+                p50: y(p.p50_us as f64 / top as f64),
+                error: y(p.error_rate),
+            })
+            .collect();
     }
     (series, top)
 }
@@ -214,6 +236,9 @@ mod tests {
         assert!((echo.total.error_rate - 1.0 / 101.0).abs() < 1e-9);
         assert_eq!(top, 95);
         assert_eq!(echo.p95_path.split(' ').count(), 2);
+        assert_eq!(echo.dots.len(), 2);
+        assert_eq!(echo.dots[1].error, 0.0, "100 % errors sits at the top");
+        assert_eq!(series[0].dots[0].p95, HEIGHT - 3.0 / 95.0 * HEIGHT);
         assert!(latency(&[]).0.is_empty());
     }
 }

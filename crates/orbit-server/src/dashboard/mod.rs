@@ -11,7 +11,7 @@
 //!   token checked on every request, CSRF tokens on every form.
 //! - Every response carries a strict Content-Security-Policy (no inline
 //!   script or style, `frame-ancestors 'none'`), `X-Frame-Options: DENY`,
-//!   `nosniff`, `no-referrer` and `no-store`.
+//!   `nosniff`, `Referrer-Policy: same-origin` and `no-store`.
 
 mod actions;
 mod chart;
@@ -82,7 +82,9 @@ async fn security_headers(request: Request, next: Next) -> Response {
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Not `no-referrer`: under it Chromium sends `Origin: null` with a
+    // form post, which the Origin check must refuse.
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     if !h.contains_key(header::CACHE_CONTROL) {
         // Pages hold workspace data (and once, a new token).
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

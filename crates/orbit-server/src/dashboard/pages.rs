@@ -283,7 +283,9 @@ pub(crate) async fn overview(
     let c = Ctx::resolve(&dash, &headers, &slug).await?;
     let ws: WorkspaceView = c.get("").await?;
     let servers: ServerList = c.get("/servers").await?;
-    let tools = servers.servers.iter().filter(|s| s.enabled).map(|s| s.tools.as_ref().map_or(0, Vec::len)).sum();
+    // As the Tools table counts them: the enabled servers' tools the policy
+    // allows.
+    let tools = c.get::<ToolListView>("/tools").await?.tools.len();
     let day_start = now_ms() / 86_400_000 * 86_400_000;
     let since = day_start.to_string();
     let runs: RunList =
@@ -323,8 +325,9 @@ pub(crate) async fn servers(
     Path(slug): Path<String>,
 ) -> Result<Response, Response> {
     let c = Ctx::resolve(&dash, &headers, &slug).await?;
-    let list: ServerList = c.get("/servers").await?;
+    // Tools first: listing them lists servers never listed before.
     let tools: ToolListView = c.get("/tools").await?;
+    let list: ServerList = c.get("/servers").await?;
     render(&Servers { f: c.frame("servers"), list, tools })
 }
 
@@ -430,6 +433,8 @@ pub(crate) struct RunsFilter {
 struct Runs {
     f: Frame,
     runs: Vec<RunSummary>,
+    /// Every run status, for the filter.
+    statuses: Vec<&'static str>,
     status: String,
     member: String,
     since: String,
@@ -475,6 +480,7 @@ pub(crate) async fn runs(
     render(&Runs {
         f: c.frame("runs"),
         runs: list.runs,
+        statuses: orbit::orbit_runs::RunStatus::ALL.iter().map(|s| s.as_str()).collect(),
         status: q.status.unwrap_or_default(),
         member: q.member.unwrap_or_default(),
         since: q.since.unwrap_or_default(),
