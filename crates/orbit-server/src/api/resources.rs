@@ -426,6 +426,13 @@ pub struct ToolView {
     pub input_schema: serde_json::Value,
     /// The server's `readOnlyHint`.
     pub read_only_hint: Option<bool>,
+    /// Its title and annotations as the server listed them (MCP `Tool`
+    /// `title` and `annotations`: `readOnlyHint`, `destructiveHint`,
+    /// `idempotentHint`, `openWorldHint`, ...), untrusted text; absent when
+    /// it gave none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub annotations: Option<serde_json::Value>,
     /// Whether the caller may call it (role and policy).
     pub callable: bool,
 }
@@ -437,6 +444,16 @@ pub struct ToolListView {
     pub tools: Vec<ToolView>,
     /// Servers that could not be reached to list their tools.
     pub unavailable: Vec<String>,
+}
+
+/// A tool definition's `annotations`, with its `title` among them.
+fn tool_annotations(definition: Option<&serde_json::Value>) -> Option<serde_json::Value> {
+    let d = definition?;
+    let mut out = d.get("annotations").and_then(|a| a.as_object()).cloned().unwrap_or_default();
+    if let Some(title) = d.get("title") {
+        out.insert("title".into(), title.clone());
+    }
+    (!out.is_empty()).then_some(serde_json::Value::Object(out))
 }
 
 /// The tools of the workspace's enabled servers (servers never listed are
@@ -464,6 +481,7 @@ pub(super) async fn tools(
                 description: t.info.description,
                 input_schema: t.info.input_schema,
                 read_only_hint: t.info.read_only_hint,
+                annotations: tool_annotations(t.info.definition.as_ref()),
             })
             .collect(),
         unavailable: listed.unavailable,

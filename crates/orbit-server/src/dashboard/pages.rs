@@ -310,6 +310,30 @@ pub(crate) async fn overview(
     render(&Overview { f, ws, servers: servers.servers.len(), tools, runs_today, calls_today, orphaned, notifications })
 }
 
+/// A tool's annotations as `key: value` texts, in the server's order
+/// (`readOnlyHint` first when it is absent from them).
+pub(crate) fn annotations(t: &crate::api::ToolView) -> Vec<String> {
+    let mut out: Vec<String> = t
+        .annotations
+        .as_ref()
+        .and_then(|a| a.as_object())
+        .map(|a| {
+            a.iter()
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(s) => format!("{k}: {s}"),
+                    other => format!("{k}: {other}"),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if out.is_empty()
+        && let Some(hint) = t.read_only_hint
+    {
+        out.push(format!("readOnlyHint: {hint}"));
+    }
+    out
+}
+
 #[derive(Template)]
 #[template(path = "servers.html")]
 struct Servers {

@@ -777,6 +777,10 @@ await step('servers: the evil server’s tool description is shown as text, neve
     const row = tools.find((r) => r[0] === 'evil__harmless');
     assert(row, `the Tools table lists evil__harmless: ${JSON.stringify(tools.map((r) => r[0]))}`);
     assert(row.includes(EVIL_DESCRIPTION), `its Description cell is the literal text: ${JSON.stringify(row)}`);
+    // Its annotations, the HTML title among them, are text too.
+    const annotations = row.find((cell) => cell.includes('readOnlyHint'));
+    assert(annotations && annotations.includes('title: <svg onload=alert(2)>') && annotations.includes('readOnlyHint: true'),
+        `its Annotations cell lists title and readOnlyHint as text: ${JSON.stringify(row)}`);
     assert.equal(await o.locator('img[src="x"]').count(), 0, 'no img[src=x] element');
     assert.equal(await o.locator('svg[onload]').count(), 0, 'no svg[onload] element (the title annotation)');
     assertNoIncidents();
