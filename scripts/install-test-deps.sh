@@ -112,8 +112,13 @@ fi
 for lock in guest-sdk/js/examples/*/package-lock.json; do
     [ -f "$lock" ] || continue
     ex="$(dirname "$lock")"
-    if [ ! -d "$ex/node_modules" ] || ! cmp -s "$lock" "$ex/node_modules/.package-lock.json"; then
+    # npm's own node_modules/.package-lock.json differs from the lockfile
+    # (it drops the root entry), so a copy of what was installed marks it.
+    if [ ! -d "$ex/node_modules" ] || ! cmp -s "$lock" "$ex/node_modules/.orbit-installed-lock"; then
         (cd "$ex" && npm ci --no-audit --no-fund --loglevel=error)
+        cp "$lock" "$ex/node_modules/.orbit-installed-lock"
+    else
+        echo "$ex packages already installed"
     fi
 done
 
