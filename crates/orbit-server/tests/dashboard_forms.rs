@@ -324,3 +324,37 @@ async fn untrusted_text_is_rendered_as_text() {
     assert_eq!(page.body.matches(r#"<rect class="span "#).count(), spans, "{}", page.body);
     assert!(page.body.contains(r#"aria-label="Span waterfall""#));
 }
+
+/// Per-row actions follow ownership as the table does: a member deletes
+/// only its own credential; an admin deletes anyone's.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_is_offered_delete_only_on_its_own_credential() {
+    let t = team(generous()).await;
+    for (role, name) in [(Role::Owner, "alice-cred"), (Role::Member, "bob-cred")] {
+        let mut b = Browser::new(&t.base);
+        let csrf = b.sign_in(t.token(role)).await.csrf();
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("name", name),
+            ("value", "value-of-the-secret"),
+            ("hosts", "https://api.example.com"),
+        ];
+        assert_eq!(b.post("/w/acme/secrets/set", &form).await.status, StatusCode::SEE_OTHER);
+        let saved = b.get("/w/acme/secrets").await;
+        assert!(saved.body.contains(&format!("Saved credential {name}")), "{role}: {}", saved.body);
+    }
+    let delete = |name: &str| format!("/w/acme/secrets/{name}/delete");
+    for (role, own, others) in [
+        (Role::ReadOnly, false, false),
+        (Role::Member, true, false),
+        (Role::Admin, true, true),
+        (Role::Owner, true, true),
+    ] {
+        let mut b = Browser::new(&t.base);
+        b.sign_in(t.token(role)).await;
+        let page = b.get("/w/acme/secrets").await;
+        assert!(page.body.contains("bob-cred") && page.body.contains("alice-cred"), "{role} sees both: {}", page.body);
+        assert_eq!(page.body.contains(&delete("bob-cred")), own, "{role}: delete bob's");
+        assert_eq!(page.body.contains(&delete("alice-cred")), others, "{role}: delete alice's");
+    }
+}

@@ -29,6 +29,10 @@ pub(crate) struct Can {
     pub disable_server: bool,
     pub policy: bool,
     pub delete_secret: bool,
+    /// Delete anyone's credential, not only one's own.
+    pub delete_any_secret: bool,
+    /// Remove anyone's server, not only one's own.
+    pub edit_any: bool,
     pub reassign: bool,
     pub issue_for_others: bool,
     pub all_runs: bool,
@@ -45,6 +49,8 @@ impl Can {
             disable_server: permission::offered(role, Action::DisableServer),
             policy: permission::offered(role, Action::ChangeToolPolicy),
             delete_secret: permission::offered(role, Action::DeleteCredential),
+            delete_any_secret: on_other(Action::DeleteCredential),
+            edit_any: on_other(Action::EditResource),
             reassign: permission::offered(role, Action::ReassignResource),
             issue_for_others: on_other(Action::IssueToken),
             all_runs: on_other(Action::ViewRuns),
