@@ -171,6 +171,12 @@ pub struct OrbitConfig {
     /// [`orbit_workspace::audit::DEFAULT_AUDIT_RETENTION_MS`] (90 days).
     /// Older events are pruned when the data directory is opened.
     pub audit_retention_ms: Option<u64>,
+    /// Which runs are kept: by default 30 days and the newest 100,000 per
+    /// workspace ([`orbit_runs::Retention`]), with per-workspace overrides.
+    /// Runs past it are pruned when the data directory is opened, by
+    /// [`Orbit::prune_runs`] (`orbit serve` calls it hourly) and by
+    /// `orbit runs prune`.
+    pub run_retention: orbit_runs::RetentionPolicy,
     /// An OTLP/HTTP collector's base URL (`http://127.0.0.1:4318`): every
     /// finished run is exported to it as a trace ([`Orbit::export_traces`]).
     /// `None` exports nothing.
@@ -195,6 +201,12 @@ pub struct Orbit {
     traces: std::sync::Arc<std::sync::OnceLock<orbit_otel::RunTraces>>,
     fetch: Fetch,
     data_dir: PathBuf,
+    run_retention: std::sync::Arc<orbit_runs::RetentionPolicy>,
+}
+
+/// Now, in ms since the Unix epoch.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Orbit {
@@ -258,6 +270,11 @@ impl Orbit {
         let tools = Tools::new(std::sync::Arc::new(ToolRegistry::open(&dir)?), resolver.clone(), config.tools)
             .with_audit(std::sync::Arc::new(counted));
         let runs = RunStore::open(&dir.join("runs.redb"))?;
+        let run_retention = std::mem::take(&mut config.run_retention);
+        if let Err(e) = runs.prune(&run_retention, None, now_ms()) {
+            // Old runs stay until the next prune; nothing is lost.
+            tracing::error!(error = %e, "pruning runs at open");
+        }
         let storage = Storage::open(&dir.join("storage"), config.storage)?;
         let cache = Cache::open(&dir.join("cache.redb"), config.cache)?;
         let db = Db::open(&dir.join("db"), config.db)?;
@@ -303,6 +320,7 @@ impl Orbit {
             traces,
             fetch: own_fetch,
             data_dir: dir,
+            run_retention: std::sync::Arc::new(run_retention),
         })
         .and_then(|orbit| {
             if let Some(endpoint) = &config.otlp_endpoint {
@@ -361,6 +379,23 @@ impl Orbit {
     /// The run store.
     pub fn runs(&self) -> &RunStore {
         self.engine.runs()
+    }
+
+    /// Prunes the runs this deployment's
+    /// [`run_retention`](OrbitConfig::run_retention) does not keep, in
+    /// `only` or every workspace. Blocks for the deletes (call it from
+    /// `spawn_blocking` in async code).
+    ///
+    /// # Errors
+    /// [`orbit_runs::RunStoreError`] when redb fails (what was removed
+    /// before stays removed).
+    pub fn prune_runs(&self, only: Option<&WorkspaceId>) -> Result<orbit_runs::PruneReport, orbit_runs::RunStoreError> {
+        self.runs().prune(&self.run_retention, only, now_ms())
+    }
+
+    /// The retention of runs this deployment applies.
+    pub fn run_retention(&self) -> &orbit_runs::RetentionPolicy {
+        &self.run_retention
     }
 
     /// The blob store behind the `storage` primitive.

@@ -251,6 +251,29 @@ enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Remove runs past the retention (by default older than 30 days, and
+    /// beyond the newest 100,000 per workspace). Also done when the data
+    /// directory opens, and hourly by `orbit serve`.
+    Prune {
+        /// Only this workspace (default: every workspace).
+        #[arg(long)]
+        workspace: Option<String>,
+        /// Remove runs older than this (`30d`, `12h`, `90m`) instead of the
+        /// retention's age.
+        #[arg(long, value_name = "AGE")]
+        older_than: Option<String>,
+        /// Keep only the newest N runs of each workspace instead of the
+        /// retention's count.
+        #[arg(long, value_name = "N")]
+        keep: Option<u64>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give the space of removed runs back to the file system (redb
+    /// compaction). Needs the data directory to itself: stop `orbit serve`
+    /// and `orbit mcp` first.
+    Compact,
 }
 
 fn data_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
@@ -283,6 +306,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         Command::Mcp(args) => mcp::mcp(&dir, args),
         Command::Serve(args) => mcp::serve(&dir, args),
         Command::Sdk(SdkCommand::Install { language }) => sdk_install(&dir, &language),
+        Command::Runs(RunsCommand::Compact) => runs_compact(&dir),
         mut command => {
             // Sources are built here, on the user's side, with their
             // toolchain and their progress, before the command may travel
@@ -292,6 +316,24 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             shared::run_command(&dir, command, stdin)
         }
     }
+}
+
+/// `orbit runs compact`: opens the run store alone (never through the
+/// data directory's owner, which holds it open) and compacts it.
+fn runs_compact(dir: &Path) -> Result<ExitCode> {
+    let path = dir.join("runs.redb");
+    let before = std::fs::metadata(&path).with_context(|| format!("no run store at {}", path.display()))?.len();
+    let store = orbit::orbit_runs::RunStore::open(&path).map_err(|e| match e {
+        orbit::orbit_runs::RunStoreError::Open { .. } => anyhow::anyhow!(
+            "the run store is open in another process: stop `orbit serve` and `orbit mcp` on {} first",
+            dir.display()
+        ),
+        other => anyhow::Error::new(other),
+    })?;
+    store.compact()?;
+    let after = std::fs::metadata(&path)?.len();
+    eprintln!("orbit: compacted {}: {before} -> {after} bytes", path.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `orbit sdk install LANGUAGE`.
@@ -533,6 +575,38 @@ fn runs(cmd: RunsCommand, orbit: &Orbit, out: &mut dyn Write) -> Result<ExitCode
                 print_run(out, &rec)?;
             }
         }
+        RunsCommand::Prune { workspace, older_than, keep, json } => {
+            let only = workspace.as_deref().map(parse_workspace).transpose()?;
+            let age = older_than
+                .as_deref()
+                .map(orbit::orbit_workspace::parse_duration_ms)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--older-than: {e}"))?;
+            // The flags replace those bounds of the deployment's retention,
+            // for every workspace it names.
+            let mut policy = orbit.run_retention().clone();
+            for rule in std::iter::once(&mut policy.default).chain(policy.workspaces.values_mut()) {
+                if let Some(age) = age {
+                    rule.max_age_ms = Some(age);
+                }
+                if let Some(keep) = keep {
+                    rule.max_runs = Some(keep);
+                }
+            }
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+            let report = orbit.runs().prune(&policy, only.as_ref(), now)?;
+            if json {
+                let v = serde_json::json!({"removed": report.removed, "kept": report.kept, "workspaces": report.workspaces});
+                writeln!(out, "{v}")?;
+            } else {
+                writeln!(
+                    out,
+                    "removed {} runs, kept {} in {} workspace(s)",
+                    report.removed, report.kept, report.workspaces
+                )?;
+            }
+        }
+        RunsCommand::Compact => bail!("`orbit runs compact` runs on its own, never through the data directory's owner"),
     }
     Ok(ExitCode::SUCCESS)
 }

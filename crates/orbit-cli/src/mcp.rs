@@ -156,6 +156,9 @@ pub fn mcp(dir: &Path, args: McpArgs) -> Result<ExitCode> {
 /// `orbit serve`: prints the address on stderr, then serves the REST API
 /// and the MCP gateway until interrupted (then waits for requests in
 /// flight: runs finish or reach their deadline and are recorded).
+/// How often `orbit serve` prunes runs past the retention.
+const RUN_PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
 pub fn serve(dir: &Path, args: ServeArgs) -> Result<ExitCode> {
     let config = args.http_config()?;
     let lock = match shared::connect(dir, None)? {
@@ -185,6 +188,25 @@ pub fn serve(dir: &Path, args: ServeArgs) -> Result<ExitCode> {
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 stop.cancel();
+            }
+        });
+        // Runs past the retention go hourly (and went when the directory
+        // opened).
+        let (pruning, stop) = (orbit.clone(), config.cancellation.clone());
+        tokio::spawn(async move {
+            let mut hourly =
+                tokio::time::interval_at(tokio::time::Instant::now() + RUN_PRUNE_INTERVAL, RUN_PRUNE_INTERVAL);
+            loop {
+                tokio::select! {
+                    _ = hourly.tick() => {}
+                    () = stop.cancelled() => return,
+                }
+                let orbit = pruning.clone();
+                match tokio::task::spawn_blocking(move || orbit.prune_runs(None)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => eprintln!("orbit: pruning runs: {e}"),
+                    Err(e) => eprintln!("orbit: pruning runs: {e}"),
+                }
             }
         });
         match (&args.tls_cert, &args.tls_key) {

@@ -300,3 +300,65 @@ fn an_owner_speaking_another_protocol_version_is_a_clear_error() {
     assert!(stderr.contains("speaks socket protocol 99") && stderr.contains("this orbit speaks 1"), "{stderr}");
     assert_eq!(&owner.join().unwrap()[..6], b"orbit\0");
 }
+
+/// `orbit runs prune` keeps the newest runs (through a running server as
+/// without one); `orbit runs compact` needs the directory to itself and
+/// says so while `orbit serve` holds it.
+#[test]
+fn runs_are_pruned_and_the_store_compacted() {
+    let dir = tempfile::tempdir().unwrap();
+    common::workspaces(dir.path(), &["default", "w2"]);
+    let echo = orbit_test_guests::path("echo").to_str().unwrap().to_owned();
+    for i in 0..5 {
+        let out = orbit(dir.path(), &["run", &echo, "--input", &format!("run {i}")]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let out = orbit(dir.path(), &["run", &echo, "--input", "other", "--workspace", "w2"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let ids = |ws: &str| -> Vec<String> {
+        let list = orbit(dir.path(), &["runs", "list", "--workspace", ws, "--json"]);
+        let page: Value = serde_json::from_slice(&list.stdout).unwrap();
+        page["runs"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect()
+    };
+    let before = ids("default");
+    assert_eq!(before.len(), 5);
+
+    let pruned = orbit(dir.path(), &["runs", "prune", "--workspace", "default", "--keep", "2", "--json"]);
+    assert!(pruned.status.success(), "{}", text(&pruned.stderr));
+    let report: Value = serde_json::from_slice(&pruned.stdout).unwrap();
+    assert_eq!((report["removed"].as_u64(), report["kept"].as_u64()), (Some(3), Some(2)), "{report}");
+    assert_eq!(ids("default"), before[..2].to_vec(), "the newest two stay");
+    assert_eq!(ids("w2").len(), 1, "another workspace is untouched");
+    let unknown = orbit(dir.path(), &["runs", "prune", "--workspace", "nope", "--keep", "0"]);
+    assert!(!unknown.status.success());
+    let bad = orbit(dir.path(), &["runs", "prune", "--older-than", "soon"]);
+    assert!(!bad.status.success() && text(&bad.stderr).contains("--older-than"), "{}", text(&bad.stderr));
+
+    // While `orbit serve` owns the directory: prune goes through it, compact refuses.
+    let mut child = orbit_cmd(dir.path(), &["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let server = Server(child);
+    let mut line = String::new();
+    while !line.contains("listening on http://") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "orbit serve ended before listening");
+    }
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let pruned = orbit(dir.path(), &["runs", "prune", "--keep", "1"]);
+    assert!(pruned.status.success(), "{}", text(&pruned.stderr));
+    assert!(text(&pruned.stdout).contains("removed 1 runs, kept 2 in 2 workspace(s)"), "{}", text(&pruned.stdout));
+    let refused = orbit(dir.path(), &["runs", "compact"]);
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("stop `orbit serve`"), "{}", text(&refused.stderr));
+    drop(server);
+
+    let compacted = orbit(dir.path(), &["runs", "compact"]);
+    assert!(compacted.status.success(), "{}", text(&compacted.stderr));
+    assert!(text(&compacted.stderr).contains("compacted"), "{}", text(&compacted.stderr));
+    assert_eq!(ids("default"), before[..1].to_vec());
+    assert_eq!(ids("w2").len(), 1);
+}

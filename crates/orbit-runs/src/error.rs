@@ -50,6 +50,16 @@ pub enum RunStoreError {
     #[error("run store commit failed; the run was not recorded")]
     Commit(#[source] Arc<redb::Error>),
 
+    /// [`RunStore::compact`](crate::RunStore::compact): another handle to
+    /// the store is alive (compaction needs the file to itself).
+    #[error("the run store is in use by another handle")]
+    InUse,
+
+    /// [`RunStore::compact`](crate::RunStore::compact): redb's compaction
+    /// failed; the file is as it was, or partly compacted and consistent.
+    #[error("run store compaction failed")]
+    Compact(#[source] Arc<redb::CompactionError>),
+
     /// [`RunStore::record`](crate::RunStore::record): a run with this id is
     /// already stored. Records are write-once; the stored one is unchanged.
     #[error("run {0} is already recorded")]

@@ -15,10 +15,12 @@
 //!   a workspace never sees another's runs.
 
 mod error;
+mod retention;
 mod store;
 mod types;
 
 pub use error::RunStoreError;
+pub use retention::{DEFAULT_MAX_AGE_MS, DEFAULT_MAX_RUNS, PRUNE_CHUNK, PruneReport, Retention, RetentionPolicy};
 pub use store::{ExpectedRecord, RunStore};
 pub use types::{
     ComponentKind, DEFAULT_LIST_LIMIT, GroupCommit, LogLevel, LogLine, MAX_LIST_LIMIT, ParseNameError, RunError, RunId,

@@ -14,14 +14,14 @@ use crate::error::RunStoreError;
 use crate::types::{GroupCommit, MAX_LIST_LIMIT, RunId, RunPage, RunQuery, RunRecord};
 
 /// Run id (as `u128`) -> serde_json of the [`RunRecord`].
-const RUNS: TableDefinition<u128, &[u8]> = TableDefinition::new("runs");
+pub(crate) const RUNS: TableDefinition<u128, &[u8]> = TableDefinition::new("runs");
 
 /// (workspace, run id as `u128`) -> the run's status name.
 ///
 /// UUID v7 ids sort by time, so a reverse range scan over one workspace's
 /// keys lists its runs newest first. Keeping the status here lets `list`
 /// filter by status without decoding records it will skip.
-const BY_WORKSPACE: TableDefinition<(&str, u128), &str> = TableDefinition::new("runs_by_workspace");
+pub(crate) const BY_WORKSPACE: TableDefinition<(&str, u128), &str> = TableDefinition::new("runs_by_workspace");
 
 /// The outcome of one record, as delivered to its caller.
 type Outcome = Result<(), RunStoreError>;
@@ -394,6 +394,42 @@ impl RunStore {
     pub fn commits(&self) -> u64 {
         self.shared.commits.load(Ordering::Relaxed)
     }
+
+    pub(crate) fn db(&self) -> &Database {
+        &self.shared.db
+    }
+
+    /// Shrinks the file to what its records need (redb's compaction), once
+    /// the writer has committed everything queued. Takes the store: it must
+    /// be the last handle, since compaction needs the file to itself.
+    /// Returns whether anything was reclaimed.
+    ///
+    /// # Errors
+    /// [`RunStoreError::InUse`] when another handle to the store is alive;
+    /// [`RunStoreError::Compact`] when redb's compaction fails.
+    pub fn compact(self) -> Result<bool, RunStoreError> {
+        let mut shared = Arc::try_unwrap(self.shared).map_err(|_| RunStoreError::InUse)?;
+        // Stop the writer (it commits its queue first) so the database has
+        // one owner left.
+        drop(shared.jobs.take());
+        if let Some(writer) = shared.writer.take()
+            && writer.join().is_err()
+        {
+            tracing::error!("run store writer thread panicked");
+        }
+        let db = std::mem::replace(&mut shared.db, Arc::new(placeholder()?));
+        drop(shared);
+        let mut db = Arc::try_unwrap(db).map_err(|_| RunStoreError::InUse)?;
+        db.compact().map_err(|e| RunStoreError::Compact(Arc::new(e)))
+    }
+}
+
+/// An empty in-memory database, to stand in for the real one while it is
+/// taken out of [`Shared`] for compaction.
+fn placeholder() -> Result<Database, RunStoreError> {
+    Database::builder()
+        .create_with_backend(redb::backends::InMemoryBackend::new())
+        .map_err(|source| RunStoreError::Open { path: std::path::PathBuf::from("(memory)"), source })
 }
 
 /// A record announced with [`RunStore::expect_record`] and not yet stored.
