@@ -114,6 +114,24 @@ impl Orbit {
         Ok(())
     }
 
+    /// Connects to server `name` and lists its tools again, keeping the new
+    /// list (`create-resource`: members may, as they may enable one).
+    /// Audited as `server.refresh`.
+    ///
+    /// # Errors
+    /// [`TeamActionError::NotFound`]; [`TeamActionError::Team`];
+    /// [`TeamActionError::Tools`] (disabled, unreachable).
+    pub async fn refresh_server(&self, actor: &Principal, ws: &WorkspaceId, name: &str) -> Result<(), TeamActionError> {
+        self.require_workspace(ws)?;
+        self.server_owner(ws, name)?;
+        self.permit(actor, ws, Action::CreateResource, &Target::default(), "server.refresh", name)?;
+        let listed = self.tools().refresh(ws, name).await;
+        let outcome = if listed.is_ok() { "ok" } else { "unavailable" };
+        self.team().record_admin(actor, ws, "server.refresh", name, None, outcome)?;
+        listed?;
+        Ok(())
+    }
+
     /// Enables a server (`create-resource`: members may) or disables it
     /// (`disable-server`: admins). Audited.
     ///

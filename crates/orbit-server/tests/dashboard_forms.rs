@@ -358,3 +358,52 @@ async fn a_member_is_offered_delete_only_on_its_own_credential() {
         assert_eq!(page.body.contains(&delete("alice-cred")), others, "{role}: delete alice's");
     }
 }
+
+/// A sign-in always gets a fresh session id (an id planted in the browser
+/// never learns the token), carrying the workspaces of the session it
+/// replaces; and a form from another origin on the same host (another
+/// loopback port) is refused, sign-in included.
+#[tokio::test(flavor = "multi_thread")]
+async fn sign_in_mints_a_fresh_session_and_forms_must_come_from_this_origin() {
+    let t = team(generous()).await;
+    let mut b = Browser::new(&t.base);
+    b.sign_in(t.token(Role::Owner)).await;
+    let first = b.cookies["orbit_session"].clone();
+    let page = b.sign_in(&t.zeta_bob).await;
+    let second = b.cookies["orbit_session"].clone();
+    assert_ne!(first, second, "a fresh id at each sign-in");
+    assert!(page.body.contains(r#"href="/w/acme""#) && page.body.contains(r#"href="/w/zeta""#), "both workspaces");
+    // The replaced id opens nothing.
+    let mut stale = Browser::new(&t.base);
+    stale.cookies.insert("orbit_session".into(), first);
+    assert_eq!(stale.get("/w/acme").await.location(), "/signin");
+
+    // Another origin: refused before anything is done.
+    let csrf = b.get("/w/acme/members").await.csrf();
+    let resp = b
+        .http
+        .post(format!("{}/w/acme/members/invite", t.base))
+        .header("cookie", b.cookie_header())
+        .header("origin", "http://localhost:1")
+        .form(&[("csrf", csrf.as_str()), ("user", "mallory"), ("role", "member")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(t.orbit.team().member(&ws("acme"), &user("mallory")).unwrap().is_none());
+    let signin_csrf = b.get("/signin").await.csrf();
+    let resp = b
+        .http
+        .post(format!("{}/signin", t.base))
+        .header("cookie", b.cookie_header())
+        .header("origin", "http://127.0.0.1:1")
+        .form(&[("csrf", signin_csrf.as_str()), ("token", t.token(Role::Member))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN, "login CSRF from another port");
+
+    // A handle that is no handle is not a member page.
+    let odd = b.get("/w/acme/members/..%2Ftokens/remove").await;
+    assert_eq!(odd.status, StatusCode::NOT_FOUND);
+}

@@ -213,6 +213,10 @@ fn validate_name(name: &str) -> Result<(), VaultError> {
     if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-') {
         return Err(VaultError::InvalidSecretName("may hold only A-Z, a-z, 0-9, '_', '.' and '-'"));
     }
+    // `.` and `..` are path segments no URL can name.
+    if name.bytes().all(|b| b == b'.') {
+        return Err(VaultError::InvalidSecretName("may not be only dots"));
+    }
     Ok(())
 }
 
@@ -401,7 +405,7 @@ impl Vault {
     ///
     /// # Errors
     /// [`VaultError::InvalidSecretName`] unless `name` is 1 to 128 bytes of
-    /// `[A-Za-z0-9_.-]`; [`VaultError::NoHosts`] for an empty `hosts`;
+    /// `[A-Za-z0-9_.-]`, not only dots; [`VaultError::NoHosts`] for an empty `hosts`;
     /// [`VaultError::InvalidHost`] for a non-canonical binding (build them
     /// with [`HostBinding::parse`]); [`VaultError::InvalidPlacement`];
     /// [`VaultError::ValueTooLarge`] over [`Vault::MAX_VALUE_LEN`] bytes;

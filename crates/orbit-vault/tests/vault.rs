@@ -816,6 +816,9 @@ fn meta_returns_what_resolve_does_without_decrypting() {
     assert!(vault.meta(&a, "MISSING").unwrap().is_none());
     assert!(vault.meta(&b, "M").unwrap().is_none(), "other workspace");
     assert!(matches!(vault.meta(&a, "bad name"), Err(VaultError::InvalidSecretName(_))));
+    for dots in [".", ".."] {
+        assert!(matches!(vault.meta(&a, dots), Err(VaultError::InvalidSecretName(_))), "{dots}");
+    }
 
     // Through the trait object the fetch primitive holds.
     let resolver: Arc<dyn SecretResolver> = Arc::new(vault);

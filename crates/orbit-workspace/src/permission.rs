@@ -101,9 +101,11 @@ pub enum Grant {
     /// On anyone but an owner: the target's current role and the role it
     /// is given must both be below [`Role::Owner`].
     NotOwners,
-    /// On what the principal's own user owns, or else as [`Grant::NotOwners`]:
-    /// on anyone but an owner, given a role below owner.
-    OwnOrNotOwners,
+    /// On what the principal's own user owns, or else on a member whose
+    /// current role, and the role given, are both below the principal's own
+    /// (an admin on members and read-only members; an owner on anyone but
+    /// an owner).
+    OwnOrBelow,
     /// Only the operator on the host (the local CLI, an embedding program):
     /// never a principal that authenticated with a token, whatever its role.
     OperatorOnly,
@@ -126,7 +128,7 @@ pub struct Rule {
     pub why: &'static str,
 }
 
-use Grant::{No, NotOwners, OperatorOnly, OwnOnly, OwnOrNotOwners, ReadOnlyTools, Yes};
+use Grant::{No, NotOwners, OperatorOnly, OwnOnly, OwnOrBelow, ReadOnlyTools, Yes};
 
 /// The permission table. Columns: read-only, member, admin, owner.
 ///
@@ -172,8 +174,8 @@ pub const PERMISSIONS: &[Rule] = &[
         why: "the audit trail shows everyone's actions" },
     Rule { action: Action::ManageMembers, name: "manage-members", grants: [No, No, NotOwners, Yes],
         why: "admins manage members, but never an owner nor make one" },
-    Rule { action: Action::IssueToken, name: "issue-token", grants: [OwnOnly, OwnOnly, OwnOrNotOwners, OwnOrNotOwners],
-        why: "a token acts as its member, so members issue only their own; admins also issue a non-owner member's token, since an invited member has no other way to sign in (the token records who issued it, its role is never above the member's, and an owner's tokens are the owner's alone); the operator on the host issues any" },
+    Rule { action: Action::IssueToken, name: "issue-token", grants: [OwnOnly, OwnOnly, OwnOrBelow, OwnOrBelow],
+        why: "a token acts as its member, so members issue only their own; admins and owners also issue the token of a member below them, since an invited member has no other way to sign in (never a peer's: acting as a peer would reach what is theirs alone; the token records who issued it and its role is never above the member's); the operator on the host issues any" },
     Rule { action: Action::ListTokens, name: "list-tokens", grants: [OwnOnly, OwnOnly, Yes, Yes],
         why: "a member lists its own tokens; admins list every token's metadata" },
     Rule { action: Action::RevokeToken, name: "revoke-token", grants: [OwnOnly, OwnOnly, NotOwners, Yes],
@@ -276,8 +278,16 @@ pub fn decide(role: Role, me: Option<&UserId>, action: Action, target: &Target<'
             (Some(me), Some(owner)) if me == owner => Ok(()),
             _ => deny(Some("only on one's own")),
         },
-        OwnOrNotOwners if me.is_some() && me == target.owner => Ok(()),
-        NotOwners | OwnOrNotOwners => {
+        OwnOrBelow if me.is_some() && me == target.owner => Ok(()),
+        OwnOrBelow => {
+            let below = |r: Option<Role>| r.is_some_and(|r| r.index() < role.index());
+            if below(target.target_role) && (target.new_role.is_none() || below(target.new_role)) {
+                Ok(())
+            } else {
+                deny(Some("only on one's own, or on a member below one's role"))
+            }
+        }
+        NotOwners => {
             if target.target_role == Some(Role::Owner) || target.new_role == Some(Role::Owner) {
                 deny(Some("never an owner"))
             } else {

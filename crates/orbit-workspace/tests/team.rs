@@ -75,7 +75,7 @@ const SPEC: &[(&str, [&str; 4])] = &[
     ("reassign-resource", ["no", "no", "yes", "yes"]),
     ("view-audit", ["no", "no", "yes", "yes"]),
     ("manage-members", ["no", "no", "not-owners", "yes"]),
-    ("issue-token", ["own", "own", "own-or-not-owners", "own-or-not-owners"]),
+    ("issue-token", ["own", "own", "own-or-below", "own-or-below"]),
     ("list-tokens", ["own", "own", "yes", "yes"]),
     ("revoke-token", ["own", "own", "not-owners", "yes"]),
     ("leave-workspace", ["own", "own", "own", "own"]),
@@ -95,7 +95,7 @@ fn the_table_matches_the_spec_cell_by_cell() {
                 "no" => Grant::No,
                 "own" => Grant::OwnOnly,
                 "not-owners" => Grant::NotOwners,
-                "own-or-not-owners" => Grant::OwnOrNotOwners,
+                "own-or-below" => Grant::OwnOrBelow,
                 "read-only-tools" => Grant::ReadOnlyTools,
                 "operator" => Grant::OperatorOnly,
                 other => panic!("bad spec cell {other}"),
@@ -127,7 +127,9 @@ fn every_cell_decides_as_its_grant_says() {
                 Grant::Yes => (true, true, true, true, true, true, true),
                 Grant::No => (false, false, false, false, false, false, false),
                 Grant::OwnOnly => (true, false, false, false, false, false, false),
-                Grant::NotOwners | Grant::OwnOrNotOwners => (true, true, false, false, true, true, true),
+                Grant::NotOwners => (true, true, false, false, true, true, true),
+                // Other members are `Member`: below an admin or an owner.
+                Grant::OwnOrBelow => (true, true, false, false, false, false, false),
                 Grant::ReadOnlyTools => (false, false, false, false, true, false, true),
                 Grant::OperatorOnly => (false, false, false, false, false, false, false),
             };
@@ -139,7 +141,7 @@ fn every_cell_decides_as_its_grant_says() {
             let own_as_owner = p.check(rule.action, &Target::member(&me, Role::Owner)).is_ok();
             assert_eq!(
                 own_as_owner,
-                matches!(grant, Grant::Yes | Grant::OwnOnly | Grant::OwnOrNotOwners),
+                matches!(grant, Grant::Yes | Grant::OwnOnly | Grant::OwnOrBelow),
                 "{} for {role} on one's own, as an owner",
                 rule.name
             );
@@ -217,6 +219,10 @@ fn store_actions_follow_the_table_for_every_role() {
             "{role} issue for an owner: {r:?}"
         );
         assert!(store.issue_token(&op, &ws, req(someone_else, None)).is_ok());
+        // Never a peer's: an admin does not act as another admin.
+        store.add_member(&op, &ws, &u("admin2"), Role::Admin, None).unwrap();
+        let r = store.issue_token(&p, &ws, req("admin2", None));
+        assert_eq!(r.is_ok(), role == Role::Owner, "{role} issue for an admin: {r:?}");
 
         // Notifications and audit: admins and owners.
         assert_eq!(store.notifications(&p, &ws).is_ok(), matches!(role, Role::Admin | Role::Owner));

@@ -375,8 +375,8 @@ pub(super) async fn update_server(
     Ok(Json(server_view(&entry)))
 }
 
-/// Connects to an enabled server and lists its tools again (anyone who
-/// may view the workspace, as listing its tools does).
+/// Connects to an enabled server and lists its tools again (those who may
+/// enable a server: members and up). Audited.
 #[utoipa::path(post, path = "/workspaces/{slug}/servers/{name}/refresh", tag = "servers",
     params(("slug" = String, Path, description = "The workspace's slug", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
            ("name" = String, Path, description = "The server's name", pattern = "^[A-Za-z0-9_-]{1,64}$")),
@@ -387,10 +387,8 @@ pub(super) async fn refresh_server(
     Path((slug, name)): Path<(String, String)>,
 ) -> Result<Json<ServerView>, Problem> {
     let ws = caller.workspace(&slug)?;
-    caller.principal.check(Action::ViewWorkspace, &Target::default())?;
-    let tools = state.orbit().tools();
-    tools.refresh(ws, &name).await.map_err(tools_problem)?;
-    let entry = tools.registry().server(ws, &name).map_err(tools_problem)?;
+    state.orbit().refresh_server(&caller.principal, ws, &name).await?;
+    let entry = state.orbit().tools().registry().server(ws, &name).map_err(tools_problem)?;
     let entry = entry.ok_or_else(|| Problem::new("not-found", format!("server {name} not found")))?;
     Ok(Json(server_view(&entry)))
 }

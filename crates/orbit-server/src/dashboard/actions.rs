@@ -34,11 +34,24 @@ fn forbidden() -> Response {
     )
 }
 
-/// A signed-in form post in `slug`: the CSRF token is checked before
-/// anything else is done.
+/// Whether a browser's `Origin` is this very host. The server-wide check
+/// admits any loopback port (for MCP clients); a dashboard form must come
+/// from the dashboard's own origin, so a page on another local port cannot
+/// post one (sign-in included). A request without `Origin` is not a
+/// browser's cross-site form post.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else { return true };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let origin = origin.to_str().unwrap_or("");
+    let origin_host = origin.split_once("://").map_or("", |(_, rest)| rest);
+    !host.is_empty() && origin_host.eq_ignore_ascii_case(host)
+}
+
+/// A signed-in form post in `slug`: the origin and CSRF token are checked
+/// before anything else is done.
 async fn posted(dash: &Dash, headers: &HeaderMap, slug: &str, f: &HashMap<String, String>) -> Result<Ctx, Response> {
     let sid = cookie_value(headers, SESSION_COOKIE).unwrap_or_default();
-    if !dash.sessions.csrf_ok(&sid, f.get("csrf").map_or("", String::as_str)) {
+    if !same_origin(headers) || !dash.sessions.csrf_ok(&sid, f.get("csrf").map_or("", String::as_str)) {
         return Err(forbidden());
     }
     Ctx::resolve(dash, headers, slug).await
@@ -83,7 +96,7 @@ pub(crate) async fn signin(
 ) -> Result<Response, Response> {
     let cookie = cookie_value(&headers, SIGNIN_COOKIE).unwrap_or_default();
     let sent = f.get("csrf").map_or("", String::as_str);
-    if cookie.is_empty() || !same(&cookie, sent) {
+    if !same_origin(&headers) || cookie.is_empty() || !same(&cookie, sent) {
         return Err(forbidden());
     }
     let sid = cookie_value(&headers, SESSION_COOKIE).unwrap_or_default();
@@ -99,11 +112,10 @@ pub(crate) async fn signin(
         Err(e) => return signin_page(&dash, &sid, Some(e.text()), StatusCode::BAD_GATEWAY),
     };
     let slug = me.workspace;
-    let sid = if dash.sessions.view(&sid).is_some() && dash.sessions.add(&sid, &slug, token.clone()) {
-        sid
-    } else {
-        dash.sessions.create(&slug, token)
-    };
+    // Always a fresh session id; the workspaces of the session it replaces
+    // come along (that is "Add workspace").
+    let previous = dash.sessions.view(&sid).map(|_| sid.as_str());
+    let sid = dash.sessions.create(previous, &slug, token);
     dash.sessions.flash(&sid, Flash::ok(format!("Signed in to {slug} as {}.", me.user)));
     let mut response = Redirect::to(&format!("/w/{}", seg(&slug))).into_response();
     let h = response.headers_mut();
@@ -115,7 +127,7 @@ pub(crate) async fn signin(
 /// `POST /signout`: ends the session (its tokens stay valid).
 pub(crate) async fn signout(State(dash): State<Dash>, headers: HeaderMap, Form(f): Fields) -> Response {
     let sid = cookie_value(&headers, SESSION_COOKIE).unwrap_or_default();
-    if !dash.sessions.csrf_ok(&sid, f.get("csrf").map_or("", String::as_str)) {
+    if !same_origin(&headers) || !dash.sessions.csrf_ok(&sid, f.get("csrf").map_or("", String::as_str)) {
         return forbidden();
     }
     dash.sessions.end(&sid);
@@ -137,9 +149,10 @@ pub(crate) async fn install_server(
     let mut sent_headers = serde_json::Map::new();
     for line in field(&f, "headers").unwrap_or("").lines().map(str::trim).filter(|l| !l.is_empty()) {
         let Some((k, v)) = line.split_once(':') else {
+            let shown: String = line.chars().take(60).collect();
             let e = ApiFailure::Refused(crate::api::Problem::new(
                 "invalid-input",
-                format!("header line {line:?} is not `Name: value`"),
+                format!("header line {shown:?} is not `Name: value`"),
             ));
             return Ok(c.back("servers", Err::<(), _>(e), |_| String::new()));
         };
@@ -329,7 +342,9 @@ pub(crate) async fn issue_token(
         Ok(v) => v,
         Err(e) => return Ok(c.back("tokens", Err::<(), _>(e), |_| String::new())),
     };
-    let list: TokenList = c.get("/tokens").await?;
+    // The new token is shown even if the list cannot be read now: it is
+    // the only time it can be.
+    let list: TokenList = c.get("/tokens").await.unwrap_or(TokenList { tokens: Vec::new() });
     let mut page = Tokens {
         f: c.frame("tokens"),
         list,

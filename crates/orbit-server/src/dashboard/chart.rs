@@ -33,7 +33,9 @@ pub(crate) const ROW: f64 = 18.0;
 /// One bar per span, on the run's timeline (`run_us`, the run's duration;
 /// spans past it stretch the axis).
 pub(crate) fn waterfall(spans: &[SpanInfo], run_us: u64) -> (Vec<Bar>, f64) {
-    let end = spans.iter().map(|s| s.start_offset_us + s.duration_us).chain([run_us, 1]).max().unwrap_or(1) as f64;
+    let end =
+        spans.iter().map(|s| s.start_offset_us.saturating_add(s.duration_us)).chain([run_us, 1]).max().unwrap_or(1)
+            as f64;
     let bars: Vec<Bar> = spans
         .iter()
         .enumerate()

@@ -40,8 +40,9 @@ pub(crate) struct Can {
 
 impl Can {
     fn of(role: Role, me: &UserId) -> Self {
-        let other = UserId::new("someone-else").expect("a valid handle");
-        let on_other = |a: Action| permission::decide(role, Some(me), a, &Target::member(&other, Role::Member)).is_ok();
+        // Someone else's (no owner is `me`), a member below admin.
+        let others = Target { target_role: Some(Role::ReadOnly), ..Target::default() };
+        let on_other = |a: Action| permission::decide(role, Some(me), a, &others).is_ok();
         Self {
             audit: permission::offered(role, Action::ViewAudit),
             manage_members: permission::offered(role, Action::ManageMembers),
@@ -414,6 +415,9 @@ pub(crate) async fn confirm_remove(
     headers: HeaderMap,
     Path((slug, user)): Path<(String, String)>,
 ) -> Result<Response, Response> {
+    if UserId::new(&user).is_err() {
+        return Err(error_page(StatusCode::NOT_FOUND, "no such member"));
+    }
     let c = Ctx::resolve(&dash, &headers, &slug).await?;
     let tokens: TokenList = c.get("/tokens").await?;
     let secrets: SecretList = c.get("/secrets").await?;

@@ -34,6 +34,12 @@ const IDLE: Duration = Duration::from_secs(8 * 3600);
 const MAX_SESSIONS: usize = 10_000;
 /// At most this many workspaces (tokens) in one session.
 pub(crate) const MAX_WORKSPACES: usize = 32;
+/// At most this many sessions hold the same token: signing in again past
+/// it ends that token's least recently used session, so one token cannot
+/// fill the table and push everyone else out.
+const MAX_SESSIONS_PER_TOKEN: usize = 16;
+/// A message shown once is cut at this many bytes.
+const MAX_FLASH_BYTES: usize = 300;
 
 /// A message shown once, on the next page.
 #[derive(Debug, Clone)]
@@ -47,12 +53,25 @@ pub(crate) struct Flash {
 
 impl Flash {
     pub(crate) fn ok(text: impl Into<String>) -> Self {
-        Self { ok: true, text: text.into() }
+        Self { ok: true, text: clip(text.into()) }
     }
 
     pub(crate) fn error(text: impl Into<String>) -> Self {
-        Self { ok: false, text: text.into() }
+        Self { ok: false, text: clip(text.into()) }
     }
+}
+
+/// `text` cut at [`MAX_FLASH_BYTES`] (it may echo what a form sent).
+fn clip(mut text: String) -> String {
+    if text.len() > MAX_FLASH_BYTES {
+        let mut end = MAX_FLASH_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
 }
 
 struct Session {
@@ -88,33 +107,41 @@ impl Sessions {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A new session holding `token` for `slug`; its id.
-    pub(crate) fn create(&self, slug: &str, token: Zeroizing<String>) -> String {
+    /// A new session holding `token` for `slug`, and the tokens of session
+    /// `previous` (which ends: a sign-in always gets a fresh id, so an id
+    /// planted in the browser beforehand never learns the new token); its
+    /// id.
+    pub(crate) fn create(&self, previous: Option<&str>, slug: &str, token: Zeroizing<String>) -> String {
         let id = random_hex(32);
         let mut map = self.lock();
         let now = Instant::now();
         map.retain(|_, s| now.duration_since(s.last_seen) < IDLE);
+        let mut tokens = previous.and_then(|p| map.remove(p)).map(|s| s.tokens).unwrap_or_default();
+        if tokens.len() >= MAX_WORKSPACES && !tokens.contains_key(slug) {
+            // Full: the new workspace takes the place of the first.
+            let first = tokens.keys().next().cloned();
+            if let Some(first) = first {
+                tokens.remove(&first);
+            }
+        }
+        tokens.insert(slug.to_owned(), token.clone());
+        let holding: Vec<(String, Instant)> = map
+            .iter()
+            .filter(|(_, s)| s.tokens.values().any(|t| same(t, &token)))
+            .map(|(k, s)| (k.clone(), s.last_seen))
+            .collect();
+        if holding.len() >= MAX_SESSIONS_PER_TOKEN
+            && let Some((oldest, _)) = holding.iter().min_by_key(|(_, seen)| *seen)
+        {
+            map.remove(oldest);
+        }
         if map.len() >= MAX_SESSIONS
             && let Some(oldest) = map.iter().min_by_key(|(_, s)| s.last_seen).map(|(k, _)| k.clone())
         {
             map.remove(&oldest);
         }
-        let tokens = BTreeMap::from([(slug.to_owned(), token)]);
         map.insert(id.clone(), Session { tokens, csrf: random_hex(32), flash: None, last_seen: now });
         id
-    }
-
-    /// Adds (or replaces) `slug`'s token in session `id`. `false` when the
-    /// session is gone or full.
-    pub(crate) fn add(&self, id: &str, slug: &str, token: Zeroizing<String>) -> bool {
-        let mut map = self.lock();
-        let Some(s) = map.get_mut(id) else { return false };
-        if s.tokens.len() >= MAX_WORKSPACES && !s.tokens.contains_key(slug) {
-            return false;
-        }
-        s.tokens.insert(slug.to_owned(), token);
-        s.last_seen = Instant::now();
-        true
     }
 
     /// The session `id`, if live.
@@ -214,28 +241,47 @@ mod tests {
     #[test]
     fn a_session_holds_tokens_per_workspace_and_ends_with_its_last() {
         let s = Sessions::new(false);
-        let id = s.create("team-a", Zeroizing::new("orb_a".into()));
-        assert!(s.add(&id, "team-b", Zeroizing::new("orb_b".into())));
+        let first = s.create(None, "team-a", Zeroizing::new("orb_a".into()));
+        let id = s.create(Some(&first), "team-b", Zeroizing::new("orb_b".into()));
+        assert_ne!(id, first, "a sign-in always gets a fresh id");
+        assert!(s.view(&first).is_none(), "the previous session ended");
         assert_eq!(s.view(&id).unwrap().workspaces, ["team-a", "team-b"]);
         assert_eq!(s.token(&id, "team-b").unwrap().as_str(), "orb_b");
         s.drop_token(&id, "team-a");
         assert!(s.view(&id).is_some());
         s.drop_token(&id, "team-b");
         assert!(s.view(&id).is_none(), "a session with no token left is over");
-        assert!(!s.add(&id, "team-c", Zeroizing::new("orb_c".into())), "an ended session takes nothing");
     }
 
     #[test]
     fn csrf_tokens_are_per_session_and_checked_whole() {
         let s = Sessions::new(false);
-        let a = s.create("w", Zeroizing::new("t".into()));
-        let b = s.create("w", Zeroizing::new("t".into()));
+        let a = s.create(None, "w", Zeroizing::new("t".into()));
+        let b = s.create(None, "w", Zeroizing::new("t".into()));
         let csrf = s.view(&a).unwrap().csrf;
         assert!(s.csrf_ok(&a, &csrf));
         assert!(!s.csrf_ok(&b, &csrf), "another session's token");
         assert!(!s.csrf_ok(&a, &csrf[..10]), "a prefix");
         assert!(!s.csrf_ok(&a, ""));
         assert!(!s.csrf_ok("nope", &csrf));
+    }
+
+    #[test]
+    fn one_token_holds_a_bounded_number_of_sessions() {
+        let s = Sessions::new(false);
+        let ids: Vec<String> = (0..40).map(|_| s.create(None, "w", Zeroizing::new("orb_same".into()))).collect();
+        let live = ids.iter().filter(|id| s.view(id).is_some()).count();
+        assert_eq!(live, MAX_SESSIONS_PER_TOKEN);
+        assert!(s.view(ids.last().unwrap()).is_some(), "the newest stays");
+        let other = s.create(None, "w", Zeroizing::new("orb_other".into()));
+        assert!(s.view(&other).is_some());
+        assert_eq!(s.lock().len(), MAX_SESSIONS_PER_TOKEN + 1);
+    }
+
+    #[test]
+    fn flash_texts_are_cut() {
+        let f = Flash::error("x".repeat(10_000));
+        assert!(f.text.len() <= MAX_FLASH_BYTES + '…'.len_utf8());
     }
 
     #[test]
