@@ -74,3 +74,58 @@ async fn a_compile_given_up_before_its_turn_never_runs() {
     engine.load(&small).expect("compiles when asked again");
     assert!(engine.is_cached(&small));
 }
+
+/// The artifacts in `dir` whose component has digest `d`.
+fn cached(dir: &std::path::Path, d: &str) -> Option<u64> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with(d) && e.file_name().to_string_lossy().ends_with(".cwasm"))
+        .map(|e| e.metadata().unwrap().len())
+}
+
+/// The compile cache keeps within its byte cap by removing the artifacts
+/// loaded least recently; a removed one compiles again when next needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compile_cache_keeps_to_its_cap_least_recently_used_first() {
+    let [echo, spin, trap] = ["echo", "spin", "trap"].map(orbit_test_guests::bytes);
+    let [d_echo, d_spin, d_trap] = [&echo, &spin, &trap].map(|w| orbit::orbit_engine::digest(w));
+    let dir = tempfile::tempdir().unwrap();
+    let compiled = dir.path().join("compiled");
+    // Sizes, with room for all.
+    let sizes = {
+        let orbit = Orbit::open(dir.path()).unwrap();
+        for w in [&echo, &spin, &trap] {
+            orbit.engine().load(w).unwrap();
+        }
+        [&d_echo, &d_spin, &d_trap].map(|d| cached(&compiled, d).expect("cached"))
+    };
+    std::fs::remove_dir_all(&compiled).unwrap();
+    let open = |cap: u64| {
+        let mut config = OrbitConfig::default();
+        config.engine.max_cache_bytes = cap;
+        Orbit::open_with(dir.path(), config).unwrap()
+    };
+    // Room for echo and trap, not for spin as well.
+    let cap = sizes[0] + sizes[2] + sizes[1] / 2;
+    {
+        let orbit = open(cap);
+        orbit.engine().load(&echo).unwrap();
+        orbit.engine().load(&spin).unwrap();
+    }
+    // A new process loads echo from disk: it is now the most recently used.
+    {
+        let orbit = open(cap);
+        orbit.engine().load(&echo).unwrap();
+        orbit.engine().load(&trap).unwrap();
+    }
+    assert!(cached(&compiled, &d_echo).is_some(), "echo was used most recently but one");
+    assert!(cached(&compiled, &d_trap).is_some(), "the newest is kept");
+    assert!(cached(&compiled, &d_spin).is_none(), "spin was used least recently");
+    let total: u64 = [&d_echo, &d_spin, &d_trap].iter().filter_map(|d| cached(&compiled, d)).sum();
+    assert!(total <= cap, "{total} > {cap}");
+    // Evicted is not lost: it compiles again, and is cached again.
+    let orbit = open(cap);
+    orbit.engine().load(&spin).unwrap();
+    assert!(cached(&compiled, &d_spin).is_some());
+}

@@ -37,15 +37,72 @@ pub(crate) fn compatibility_key(engine: &wasmtime::Engine) -> String {
 pub(crate) struct CompileCache {
     dir: Option<PathBuf>,
     compat: String,
+    /// Bytes of artifacts the directory may hold.
+    max_bytes: u64,
 }
 
+/// A temporary file older than this is a crashed writer's: removed.
+const STALE_TMP: std::time::Duration = std::time::Duration::from_secs(3600);
+
 impl CompileCache {
-    pub(crate) fn new(engine: &wasmtime::Engine, dir: Option<PathBuf>) -> Result<Self, EngineError> {
+    pub(crate) fn new(engine: &wasmtime::Engine, dir: Option<PathBuf>, max_bytes: u64) -> Result<Self, EngineError> {
         if let Some(dir) = &dir {
             std::fs::create_dir_all(dir).map_err(|source| EngineError::Cache { path: dir.clone(), source })?;
             make_private(dir);
         }
-        Ok(Self { dir, compat: compatibility_key(engine) })
+        Ok(Self { dir, compat: compatibility_key(engine), max_bytes })
+    }
+
+    /// Keeps the directory within `max_bytes`: removes the artifacts used
+    /// least recently (a load from disk renews an artifact's time) until
+    /// the rest fit, never `keep` (the one just written), and temporary
+    /// files a crashed writer left. Artifacts of another engine
+    /// configuration (another compatibility key) age out the same way,
+    /// since another process may still use them.
+    fn evict(&self, keep: &Path) {
+        let Some(dir) = &self.dir else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let now = std::time::SystemTime::now();
+        let mut artifacts = Vec::new();
+        let mut total = 0u64;
+        for entry in entries.flatten() {
+            let (path, Ok(meta)) = (entry.path(), entry.metadata()) else { continue };
+            if !meta.is_file() {
+                continue;
+            }
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let used = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+            if name.ends_with(".cwasm") {
+                total += meta.len();
+                artifacts.push((used, meta.len(), path));
+            } else if name.contains(".tmp.") && now.duration_since(used).is_ok_and(|age| age > STALE_TMP) {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+        artifacts.sort_by_key(|(used, _, _)| *used);
+        for (_, len, path) in artifacts {
+            if total <= self.max_bytes {
+                break;
+            }
+            if path == keep {
+                continue;
+            }
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    total -= len;
+                    tracing::debug!(path = %path.display(), "evicted compiled artifact");
+                }
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "evicting compiled artifact"),
+            }
+        }
+    }
+
+    /// Marks `path` as just used, for [`CompileCache::evict`].
+    fn touch(path: &Path) {
+        if let Ok(file) = std::fs::File::options().write(true).open(path) {
+            let _ = file.set_modified(std::time::SystemTime::now());
+        }
     }
 
     /// Whether artifacts in the cache directory may be trusted: loading one
@@ -94,7 +151,10 @@ impl CompileCache {
             #[allow(unsafe_code)]
             let loaded = unsafe { Component::deserialize_file(engine, &path) };
             match loaded {
-                Ok(component) => return Ok(component),
+                Ok(component) => {
+                    Self::touch(&path);
+                    return Ok(component);
+                }
                 Err(err) => {
                     // A truncated or stale artifact: recompile over it.
                     tracing::warn!(path = %path.display(), error = %err, "discarding unusable compiled artifact");
@@ -103,6 +163,7 @@ impl CompileCache {
         }
         let artifact = precompile(engine, wasm)?;
         self.store(&path, &artifact)?;
+        self.evict(&path);
         #[allow(unsafe_code)]
         // SAFETY: `artifact` was just produced by `precompile_component` on
         // this engine.

@@ -46,6 +46,11 @@ pub struct EngineConfig {
     /// Directory for precompiled components. `None` keeps compiled code in
     /// memory only. Default `None`.
     pub cache_dir: Option<PathBuf>,
+    /// Bytes of compiled artifacts `cache_dir` may hold; past it, the
+    /// artifacts loaded least recently are removed when a new one is
+    /// written (they are compiled again when next needed). The newest is
+    /// always kept. Default 2 GiB.
+    pub max_cache_bytes: u64,
     /// Runs that may execute at once; further invocations wait for a slot.
     /// Also sizes the pooling allocator. Default 64.
     pub max_concurrent_runs: u32,
@@ -94,6 +99,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             cache_dir: None,
+            max_cache_bytes: 2 << 30,
             max_concurrent_runs: 64,
             max_memory_bytes: 1 << 30,
             epoch_tick: Duration::from_millis(5),
@@ -158,7 +164,7 @@ impl EngineBuilder {
             p.add_to_linker(&mut linker)?;
         }
 
-        let cache = CompileCache::new(&engine, config.cache_dir.clone())?;
+        let cache = CompileCache::new(&engine, config.cache_dir.clone(), config.max_cache_bytes)?;
         let stop = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(engine.clone(), config.epoch_tick, stop.clone());
         let built = Engine {
