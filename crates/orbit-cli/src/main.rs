@@ -191,6 +191,9 @@ struct RunArgs {
     /// JavaScript or TypeScript (.js, .mjs, .ts, .mts) with jco.
     component: PathBuf,
     /// Input text: the agent's `run` argument or the command's stdin.
+    /// Without `--input` or `--input-file`, this process's stdin when it is
+    /// not a terminal (`orbit run cmd.wasm < data.txt`, `… | orbit run
+    /// cmd.wasm`), up to 64 MiB of UTF-8 text.
     #[arg(long, conflicts_with = "input_file")]
     input: Option<String>,
     /// Read the input from a file.
@@ -215,6 +218,25 @@ struct RunArgs {
     /// Print the run as JSON on stdout instead of the raw output.
     #[arg(long)]
     json: bool,
+    /// A command's arguments, after `--` (`orbit run cmd.wasm -- -n 3
+    /// file`): its `argv[1..]`.
+    #[arg(last = true, value_name = "ARGS")]
+    args: Vec<String>,
+}
+
+/// The most stdin `orbit run` reads as a run's input, in bytes.
+const MAX_STDIN_INPUT_BYTES: u64 = 64 << 20;
+
+/// This process's stdin, whole, as a run's input: up to
+/// [`MAX_STDIN_INPUT_BYTES`] of UTF-8.
+fn read_stdin_input() -> Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::io::stdin().take(MAX_STDIN_INPUT_BYTES + 1).read_to_end(&mut bytes).context("reading stdin")?;
+    if bytes.len() as u64 > MAX_STDIN_INPUT_BYTES {
+        bail!("stdin is over {MAX_STDIN_INPUT_BYTES} bytes: pass a smaller input (or --input-file)");
+    }
+    String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("stdin is not UTF-8 text: runs take text input"))
 }
 
 #[derive(Subcommand, Serialize, Deserialize)]
@@ -493,6 +515,14 @@ impl Command {
             Command::Secret(SecretCommand::Set(a)) => Ok(Some(read_secret_value(&a.name)?)),
             Command::Secret(SecretCommand::Reassign { name, new_value: true, .. }) => {
                 Ok(Some(read_secret_value(name)?))
+            }
+            // Like `wasmtime run`: piped or redirected stdin is the input.
+            Command::Run(a)
+                if a.input.is_none()
+                    && a.input_file.is_none()
+                    && !std::io::IsTerminal::is_terminal(&std::io::stdin()) =>
+            {
+                Ok(Some(read_stdin_input()?))
             }
             _ => Ok(None),
         }
@@ -796,7 +826,7 @@ async fn run(args: RunArgs, ctx: &Ctx<'_>, out: &mut dyn Write, err: &mut dyn Wr
         (None, Some(path)) => {
             std::fs::read_to_string(path).with_context(|| format!("reading input file {}", path.display()))?
         }
-        (None, None) => String::new(),
+        (None, None) => ctx.stdin.take().unwrap_or_default(),
     };
     let mut limits: Limits = orbit.engine().config().default_limits.clone();
     if let Some(f) = args.fuel {
@@ -823,7 +853,11 @@ async fn run(args: RunArgs, ctx: &Ctx<'_>, out: &mut dyn Write, err: &mut dyn Wr
         None => Some(orbit.start_workers()?),
     };
     let ws = parse_workspace(&args.workspace)?;
-    let invocation = Invocation::new(input).workspace(ws).principal(Principal::local_operator()).limits(limits);
+    let invocation = Invocation::new(input)
+        .args(args.args.iter().cloned())
+        .workspace(ws)
+        .principal(Principal::local_operator())
+        .limits(limits);
     let outcome = orbit.engine().invoke(&component, invocation).await?;
     let rec = &outcome.record;
     if args.json {

@@ -232,3 +232,45 @@ fn compile_caches_the_artifact() {
     let digest = orbit::orbit_engine::digest(&std::fs::read(path("wordfreq")).unwrap());
     assert!(name.starts_with(&digest) && name.ends_with(".cwasm"), "{name}");
 }
+
+/// As with `wasmtime run`: without `--input`, piped stdin is the input, and
+/// the arguments after `--` are the command's argv.
+#[test]
+fn stdin_is_the_input_and_arguments_after_a_double_dash_are_argv() {
+    let dir = tempfile::tempdir().unwrap();
+    common::workspaces(dir.path(), &["default"]);
+    let cli = path("hello-cli");
+    let out = orbit_stdin(dir.path(), &["run", &cli], "one two\nthree\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("lines: 2") && stdout.contains("words: 3") && stdout.contains("bytes: 14"), "{stdout}");
+    assert!(!stdout.contains("args:"), "no arguments: {stdout}");
+
+    let out = orbit_stdin(dir.path(), &["run", &cli, "--", "-n", "3", "a file"], "x");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("args: -n 3 a file"), "{}", text(&out.stdout));
+
+    // An agent's `run` argument, too; and `--input` wins over stdin.
+    let echo = path("echo");
+    assert_eq!(text(&orbit_stdin(dir.path(), &["run", &echo], "piped").stdout).trim(), "piped");
+    let out = orbit_stdin(dir.path(), &["run", &echo, "--input", "given"], "piped");
+    assert_eq!(text(&out.stdout).trim(), "given");
+
+    // Not text: a clear refusal, no run.
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orbit"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["run", &cli])
+        .env_remove("ORBIT_HOME")
+        .env_remove("ORBIT_MASTER_KEY")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&[0xff, 0xfe, 0x00]).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("stdin is not UTF-8 text"), "{}", text(&out.stderr));
+}

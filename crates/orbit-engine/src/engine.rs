@@ -363,6 +363,9 @@ pub struct Invocation {
     pub workspace: WorkspaceId,
     /// The input: the `run` argument of an agent, or a command's stdin.
     pub input: String,
+    /// A command's arguments after its name (`argv[1..]`; `argv[0]` is
+    /// `component`). Agents do not see them. Default none.
+    pub args: Vec<String>,
     /// Per-run limits; `None` uses the engine's defaults.
     pub limits: Option<Limits>,
     /// The run that started this one, for child runs (the `jobs`
@@ -401,6 +404,7 @@ impl Invocation {
         Self {
             workspace: WorkspaceId::default(),
             input: input.into(),
+            args: Vec::new(),
             limits: None,
             parent: None,
             depth: 0,
@@ -420,6 +424,12 @@ impl Invocation {
     /// Sets the workspace.
     pub fn workspace(mut self, workspace: WorkspaceId) -> Self {
         self.workspace = workspace;
+        self
+    }
+
+    /// Sets a command's arguments (see the `args` field).
+    pub fn args(mut self, args: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.args = args.into_iter().map(Into::into).collect();
         self
     }
 
@@ -783,6 +793,7 @@ impl Engine {
             .max_random_size(limits.hostcall_bytes.min(1 << 20) as u64);
         if component.kind == ComponentKind::Command {
             wasi.stdin(MemoryInputPipe::new(inv.input.clone().into_bytes()));
+            wasi.args(&inv.args);
         }
         let mut info =
             RunInfo::new(run_id, inv.workspace.clone(), inv.principal.clone(), started, deadline, limits.log_bytes);

@@ -2,7 +2,7 @@
 //! Orbit SDK) compiled to a `wasi:cli` component.
 //!
 //! Reads all of stdin and prints a short report: lines, words, bytes and the
-//! SHA-256 of the input. Exits with code 3 and a message on stderr if stdin
+//! SHA-256 of the input, and its arguments when it has any. Exits with code 3 and a message on stderr if stdin
 //! is empty.
 
 use sha2::{Digest, Sha256};
@@ -26,6 +26,11 @@ fn main() {
     println!("words: {words}");
     println!("bytes: {}", input.len());
     println!("sha256: {}", hex::encode(Sha256::digest(&input)));
+    // Arguments after its name (`orbit run hello-cli.wasm -- a b`).
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.is_empty() {
+        println!("args: {}", args.join(" "));
+    }
 }
 
 /// Flush stdout and stderr, then exit with `code`.
