@@ -451,3 +451,32 @@ async fn a_child_fails_fast_when_every_run_slot_is_taken() {
     assert_eq!(out.status(), RunStatus::Failed, "{:?}", out.record);
     assert_eq!(out.record.error.as_ref().unwrap().code, "unavailable", "{:?}", out.record);
 }
+
+/// Finished jobs past the retention are pruned while the workers run, not
+/// only when they start; a workspace's listing holds only its own jobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_jobs_are_pruned_while_workers_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut limits = JobLimits::default();
+    limits.keep_finished = Duration::from_secs(1);
+    limits.poll_interval = Duration::from_millis(50);
+    let orbit = open(dir.path(), limits);
+    register(&orbit, "a", "echo", "jobs-probe", JobDefaults::default());
+    register(&orbit, "b", "echo", "jobs-probe", JobDefaults::default());
+    let workers = orbit.start_workers().unwrap();
+    let a = orbit.jobs().enqueue(&ws("a"), "echo", "echo:one").unwrap();
+    let b = orbit.jobs().enqueue(&ws("b"), "echo", "echo:two").unwrap();
+    wait_finished(&orbit, a, 60).await;
+    wait_finished(&orbit, b, 60).await;
+    let listed = orbit.jobs().store().jobs(&ws("a"), 100).unwrap();
+    assert_eq!(listed.iter().map(|j| j.id).collect::<Vec<_>>(), vec![a], "only a's job");
+    // Past the 1 s retention, the running workers prune both.
+    let until = Instant::now() + Duration::from_secs(30);
+    while orbit.jobs().store().job(a).unwrap().is_some() || orbit.jobs().store().job(b).unwrap().is_some() {
+        assert!(Instant::now() < until, "finished jobs were not pruned while workers ran");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(orbit.jobs().store().jobs(&ws("a"), 100).unwrap().is_empty());
+    assert!(orbit.jobs().store().jobs(&ws("b"), 100).unwrap().is_empty());
+    drop(workers);
+}

@@ -25,6 +25,9 @@ const QUEUE: TableDefinition<u128, &[u8]> = TableDefinition::new("queue");
 /// `(workspace, job id)` → nothing: the jobs queued or running, per
 /// workspace, in id (so enqueue-time) order.
 const PENDING: TableDefinition<(&str, u128), ()> = TableDefinition::new("pending");
+/// (workspace, job id) -> (): every job of the queue table, in any state,
+/// so a workspace's listing reads only its own jobs.
+const BY_WORKSPACE: TableDefinition<(&str, u128), ()> = TableDefinition::new("queue_by_workspace");
 
 /// Longest job name, in bytes.
 pub const MAX_NAME_BYTES: usize = 64;
@@ -267,6 +270,18 @@ impl JobStore {
         tx.open_table(REFS)?;
         tx.open_table(QUEUE)?;
         tx.open_table(PENDING)?;
+        {
+            // A queue from before the index: index it once.
+            let mut index = tx.open_table(BY_WORKSPACE)?;
+            let queue = tx.open_table(QUEUE)?;
+            if index.is_empty()? && !queue.is_empty()? {
+                for entry in queue.iter()? {
+                    let (k, v) = entry?;
+                    let job: QueuedJob = serde_json::from_slice(v.value())?;
+                    index.insert((job.workspace.as_str(), k.value()), ())?;
+                }
+            }
+        }
         tx.commit()?;
         Ok(Self { db })
     }
@@ -442,6 +457,7 @@ impl JobStore {
             }
             pending.insert((ws.as_str(), id.0.as_u128()), ())?;
             tx.open_table(QUEUE)?.insert(id.0.as_u128(), bytes.as_slice())?;
+            tx.open_table(BY_WORKSPACE)?.insert((ws.as_str(), id.0.as_u128()), ())?;
             Ok(())
         })?;
         Ok(id)
@@ -457,22 +473,20 @@ impl JobStore {
         t.get(id.0.as_u128())?.map(|v| serde_json::from_slice(v.value()).map_err(JobsError::from)).transpose()
     }
 
-    /// Jobs of `ws` in any state, oldest first, at most `limit`.
+    /// Jobs of `ws` in any state, oldest first, at most `limit`. Reads
+    /// only `ws`'s jobs (through the workspace index), never the others'.
     ///
     /// # Errors
     /// `Database`.
     pub fn jobs(&self, ws: &WorkspaceId, limit: usize) -> Result<Vec<QueuedJob>, JobsError> {
         let tx = self.db.begin_read()?;
-        let t = tx.open_table(QUEUE)?;
+        let index = tx.open_table(BY_WORKSPACE)?;
+        let queue = tx.open_table(QUEUE)?;
         let mut out = Vec::new();
-        for entry in t.iter()? {
-            let (_, v) = entry?;
-            let job: QueuedJob = serde_json::from_slice(v.value())?;
-            if &job.workspace == ws {
-                out.push(job);
-                if out.len() >= limit {
-                    break;
-                }
+        for entry in index.range((ws.as_str(), 0u128)..=(ws.as_str(), u128::MAX))?.take(limit) {
+            let (key, _) = entry?;
+            if let Some(v) = queue.get(key.value().1)? {
+                out.push(serde_json::from_slice(v.value())?);
             }
         }
         Ok(out)
@@ -579,7 +593,7 @@ impl JobStore {
     /// # Errors
     /// `Database`.
     pub fn prune_finished(&self, before_ms: u64) -> Result<usize, JobsError> {
-        let old: Vec<u128> = {
+        let old: Vec<(String, u128)> = {
             let tx = self.db.begin_read()?;
             let t = tx.open_table(QUEUE)?;
             let mut old = Vec::new();
@@ -587,7 +601,7 @@ impl JobStore {
                 let (k, v) = entry?;
                 let job: QueuedJob = serde_json::from_slice(v.value())?;
                 if job.state.is_finished() && job.finished_at_ms.is_some_and(|t| t < before_ms) {
-                    old.push(k.value());
+                    old.push((job.workspace.as_str().to_owned(), k.value()));
                 }
             }
             old
@@ -597,8 +611,10 @@ impl JobStore {
         }
         self.write(|tx| {
             let mut t = tx.open_table(QUEUE)?;
-            for id in &old {
+            let mut index = tx.open_table(BY_WORKSPACE)?;
+            for (ws, id) in &old {
                 t.remove(*id)?;
+                index.remove((ws.as_str(), *id))?;
             }
             Ok(old.len())
         })

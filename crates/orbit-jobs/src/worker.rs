@@ -89,20 +89,31 @@ pub(crate) fn start(inner: Arc<Inner>) -> Result<JobWorkers, JobsError> {
     if recovery != crate::Recovery::default() {
         tracing::info!(?recovery, "jobs: recovered jobs left running by a crash or restart");
     }
-    let cutoff = crate::store::now_ms().saturating_sub(inner.limits.keep_finished.as_millis() as u64);
-    match inner.store.prune_finished(cutoff) {
-        Ok(0) => {}
-        Ok(n) => tracing::info!("jobs: deleted {n} finished jobs older than the retention period"),
-        Err(e) => tracing::warn!("jobs: pruning finished jobs: {e}"),
-    }
+    prune(&inner);
     drop(engine);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let dispatcher = handle.spawn(dispatch(inner.clone(), stopped));
     Ok(JobWorkers { inner, stop, dispatcher: Some(dispatcher) })
 }
 
+/// How often running workers prune finished jobs past the retention.
+const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Deletes finished jobs older than the retention period.
+fn prune(inner: &Inner) {
+    let cutoff = crate::store::now_ms().saturating_sub(inner.limits.keep_finished.as_millis() as u64);
+    match inner.store.prune_finished(cutoff) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("jobs: deleted {n} finished jobs older than the retention period"),
+        Err(e) => tracing::warn!("jobs: pruning finished jobs: {e}"),
+    }
+}
+
 async fn dispatch(inner: Arc<Inner>, mut stopped: tokio::sync::watch::Receiver<bool>) {
     let _started = Started(inner.clone());
+    // Finished jobs are pruned while workers run, not only when they start.
+    let mut next_prune = tokio::time::Instant::now()
+        + PRUNE_INTERVAL.min(inner.limits.keep_finished.max(std::time::Duration::from_secs(1)));
     let cap = inner.limits.max_running_per_workspace.max(1);
     let mut running: HashMap<String, usize> = HashMap::new();
     let mut tasks: JoinSet<String> = JoinSet::new();
@@ -133,6 +144,12 @@ async fn dispatch(inner: Arc<Inner>, mut stopped: tokio::sync::watch::Receiver<b
         };
         for job in claimed {
             tasks.spawn(run_job(inner.clone(), job));
+        }
+        if tokio::time::Instant::now() >= next_prune {
+            let i = inner.clone();
+            let _ = tokio::task::spawn_blocking(move || prune(&i)).await;
+            next_prune = tokio::time::Instant::now()
+                + PRUNE_INTERVAL.min(inner.limits.keep_finished.max(std::time::Duration::from_secs(1)));
         }
         tokio::select! {
             _ = stopped.changed() => {
