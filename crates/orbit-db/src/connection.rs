@@ -132,6 +132,12 @@ impl WorkspaceDb {
         ] {
             conn.set_limit(limit, value).map_err(open_err)?;
         }
+        // Temporary data stays in memory, under the heap cap: no temp file
+        // outside the data directory grows without bound.
+        conn.execute_batch("PRAGMA temp_store = MEMORY").map_err(open_err)?;
+        let _: i64 = conn
+            .query_row(&format!("PRAGMA hard_heap_limit = {}", limits.max_memory_bytes), [], |r| r.get(0))
+            .map_err(open_err)?;
         let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(open_err)?;
         conn.execute_batch("PRAGMA synchronous = NORMAL").map_err(open_err)?;
         let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).map_err(open_err)?;
@@ -434,6 +440,7 @@ fn classify(e: rusqlite::Error, limits: &DbLimits) -> DbError {
     match code {
         Some(C::OperationInterrupted) => DbError::Interrupted { run_deadline: false },
         Some(C::DiskFull) => DbError::DatabaseFull { limit_bytes: limits.max_db_bytes },
+        Some(C::OutOfMemory) => DbError::MemoryLimit { limit_bytes: limits.max_memory_bytes },
         Some(C::TooBig) => DbError::ValueTooLarge(detail),
         Some(C::AuthorizationForStatementDenied) => DbError::Denied(detail),
         Some(C::DatabaseBusy | C::DatabaseLocked) => DbError::Busy(detail),

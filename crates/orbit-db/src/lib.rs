@@ -77,6 +77,15 @@ pub struct DbLimits {
     /// Workspace databases kept open at once; idle ones beyond this are
     /// closed. Default 32.
     pub max_open_databases: usize,
+    /// Heap SQLite may use, in bytes, for every workspace database of the
+    /// process together (`PRAGMA hard_heap_limit`; SQLite's limit is
+    /// process-wide). Temporary tables, sorts, `DISTINCT`, `GROUP BY` and
+    /// recursive CTEs are kept in memory (`temp_store = MEMORY`), never in
+    /// temporary files, so this also bounds what one statement can spill: a
+    /// statement that would pass it fails with `limit-exceeded`
+    /// ([`DbError::MemoryLimit`]) instead of growing until its time cap.
+    /// Default 256 MiB.
+    pub max_memory_bytes: u64,
 }
 
 impl Default for DbLimits {
@@ -88,6 +97,7 @@ impl Default for DbLimits {
             max_db_bytes: 256 << 20,
             max_value_bytes: 4 << 20,
             max_sql_bytes: 100_000,
+            max_memory_bytes: 256 << 20,
             max_batch_statements: 1_000,
             max_open_databases: 32,
         }
@@ -117,6 +127,14 @@ pub enum DbError {
     /// the disk is full). Guest code: `limit-exceeded`.
     #[error("database full (cap {limit_bytes} bytes)")]
     DatabaseFull {
+        /// The cap in bytes.
+        limit_bytes: u64,
+    },
+    /// A statement needed more memory than [`DbLimits::max_memory_bytes`]
+    /// allows (a sort, a temporary b-tree or a recursive CTE that grew).
+    /// Guest code: `limit-exceeded`.
+    #[error("statement needed more than the {limit_bytes}-byte memory cap")]
+    MemoryLimit {
         /// The cap in bytes.
         limit_bytes: u64,
     },
@@ -178,7 +196,9 @@ impl DbError {
     pub fn code(&self) -> ErrorCode {
         match self {
             DbError::Denied(_) => ErrorCode::PermissionDenied,
-            DbError::Interrupted { .. } | DbError::DatabaseFull { .. } => ErrorCode::LimitExceeded,
+            DbError::Interrupted { .. } | DbError::DatabaseFull { .. } | DbError::MemoryLimit { .. } => {
+                ErrorCode::LimitExceeded
+            }
             DbError::TooManyRows { .. }
             | DbError::ResultTooLarge { .. }
             | DbError::BatchTooLarge { .. }
