@@ -390,6 +390,11 @@ pub struct Invocation {
     /// taken. Child runs set it: a parent waiting for a slot while holding
     /// its own could otherwise deadlock with other parents. Default `false`.
     pub no_wait: bool,
+    /// Wait for a run slot only until this instant, then fail with
+    /// [`EngineError::Busy`] (the run never started, so trying again is
+    /// safe). Default `None`: wait as long as it takes (or not at all with
+    /// `no_wait`).
+    pub slot_deadline: Option<tokio::time::Instant>,
     /// Who the run acts for: recorded on the run, asked by every primitive
     /// before it writes, inherited by child runs and by jobs the run
     /// enqueues, and matched by [`Engine::cancel_token`]. Default
@@ -411,6 +416,7 @@ impl Invocation {
             deadline: None,
             run_id: None,
             no_wait: false,
+            slot_deadline: None,
             principal: Principal::embedded(),
         }
     }
@@ -456,6 +462,13 @@ impl Invocation {
     /// Records the run under `id` (see the `run_id` field).
     pub fn run_id(mut self, id: RunId) -> Self {
         self.run_id = Some(id);
+        self
+    }
+
+    /// Waits for a run slot until `until` at most (see the
+    /// `slot_deadline` field).
+    pub fn slot_deadline(mut self, until: tokio::time::Instant) -> Self {
+        self.slot_deadline = Some(until);
         self
     }
 
@@ -733,6 +746,11 @@ impl Engine {
         }
         let _permit = if invocation.no_wait {
             self.inner.permits.try_acquire().map_err(|_| EngineError::Busy)?
+        } else if let Some(until) = invocation.slot_deadline {
+            match tokio::time::timeout_at(until, self.inner.permits.acquire()).await {
+                Ok(permit) => permit.map_err(|_| EngineError::Config("engine shut down".into()))?,
+                Err(_) => return Err(EngineError::Busy),
+            }
         } else {
             self.inner.permits.acquire().await.map_err(|_| EngineError::Config("engine shut down".into()))?
         };

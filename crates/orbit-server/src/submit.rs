@@ -360,17 +360,10 @@ pub(crate) async fn invoke(
     invocation: Invocation,
     caps: &RunCaps,
 ) -> Result<orbit::Outcome, EngineError> {
-    let invocation = invocation.no_wait();
     let until = tokio::time::Instant::now() + Duration::from_millis(caps.slot_wait_ms);
     let _ours = slots.acquire(&invocation.workspace, caps.max_runs_per_workspace, until).await?;
-    loop {
-        match orbit.engine().invoke(component, invocation.clone()).await {
-            Err(EngineError::Busy) if tokio::time::Instant::now() < until => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            other => return other,
-        }
-    }
+    // The engine waits for a run slot until then, woken as one frees.
+    orbit.engine().invoke(component, invocation.slot_deadline(until)).await
 }
 
 /// Starts `component` in the background, waiting at most
