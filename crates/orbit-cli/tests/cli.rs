@@ -17,6 +17,10 @@ fn orbit(data: &std::path::Path, args: &[&str]) -> Output {
 }
 
 fn orbit_stdin(data: &std::path::Path, args: &[&str], stdin: &str) -> Output {
+    orbit_stdin_bytes(data, args, stdin.as_bytes())
+}
+
+fn orbit_stdin_bytes(data: &std::path::Path, args: &[&str], stdin: &[u8]) -> Output {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_orbit"))
         .arg("--data-dir")
@@ -29,7 +33,7 @@ fn orbit_stdin(data: &std::path::Path, args: &[&str], stdin: &str) -> Output {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -257,20 +261,7 @@ fn stdin_is_the_input_and_arguments_after_a_double_dash_are_argv() {
     assert_eq!(text(&out.stdout).trim(), "given");
 
     // Not text: a clear refusal, no run.
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orbit"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["run", &cli])
-        .env_remove("ORBIT_HOME")
-        .env_remove("ORBIT_MASTER_KEY")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(&[0xff, 0xfe, 0x00]).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = orbit_stdin_bytes(dir.path(), &["run", &cli], &[0xff, 0xfe, 0x00]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("stdin is not UTF-8 text"), "{}", text(&out.stderr));
 }
