@@ -432,6 +432,75 @@ async fn secrets_reach_the_server_by_reference_and_never_the_guest() {
     assert_eq!(err_code(&r[0]), "unavailable");
 }
 
+/// A server that gives its secret back in every form a careless one might
+/// (tests/fixtures/leaky-mcp-server.mjs): raw, base64 in both alphabets,
+/// percent-encoded, inside a base64 debug dump, in a Basic credential in its
+/// tool descriptions, as a JSON key, and in its JSON-RPC error texts. None
+/// of it reaches the guest, the run record or a gateway caller.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_form_of_a_secret_a_server_gives_back_is_scrubbed() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+
+    let dir = tempfile::tempdir().unwrap();
+    let orbit = open(dir.path(), ToolsLimits::default());
+    let w = ws("default");
+    let value = "leaky/t0ken+value=0a7c";
+    let binding = orbit::HostBinding::parse("https://api.example.com").unwrap();
+    let placement = orbit::Placement::Header { name: "Authorization".into(), template: "Bearer {}".into() };
+    let user = orbit::UserId::new("test").unwrap();
+    orbit.vault().set(&w, "LEAKY", orbit::SecretValue::new(value.into()), vec![binding], placement, &user).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/leaky-mcp-server.mjs");
+    let spec = stdio(("node".into(), vec![script.display().to_string()]))
+        .env("LEAKY_TOKEN", ValueSource::parse("secret:LEAKY"))
+        .env("ORBIT_TEST_DEPS", ValueSource::parse(&mcp_servers::deps_dir().display().to_string()));
+    orbit.tools().registry().add_server(&w, "leaky", spec).unwrap();
+
+    let ops = json!([
+        call("leaky", "leak-result", json!({})),
+        call("leaky", "leak-error", json!({})),
+        {"op": "list"},
+    ]);
+    let (out, r) = run(&orbit, "default", ops, Limits::default()).await;
+    // The server did leak: what it said arrives, with the secret replaced.
+    let leaked: Value = serde_json::from_str(text(&r[0])).unwrap();
+    for key in ["raw", "b64", "pct", "debug"] {
+        assert!(leaked[key].as_str().unwrap().contains(orbit::orbit_tools::REDACTED), "{key}: {leaked}");
+    }
+    assert_eq!(err_code(&r[1]), "invalid-input", "{}", r[1]);
+    let descriptions: Vec<&str> =
+        r[2]["ok"].as_array().unwrap().iter().filter_map(|t| t["description"].as_str()).collect();
+    assert_eq!(descriptions.len(), 2, "{}", r[2]);
+    assert!(descriptions.iter().all(|d| d.starts_with("Calls the API with Basic ")), "{descriptions:?}");
+
+    // The gateway's view of the tools, refreshed from the server.
+    let refreshed = orbit.tools().refresh(&w, "leaky").await.unwrap();
+    let refreshed = serde_json::to_string(&refreshed).unwrap();
+    // The record keeps the server's error text (for the operator), scrubbed.
+    let record = serde_json::to_string(&out.record).unwrap();
+    assert!(record.contains(orbit::orbit_tools::REDACTED), "{record}");
+
+    // The characters of base64(prefix + value + ...) that encode the value.
+    let core = |prefix: &str| {
+        let enc = STANDARD_NO_PAD.encode(format!("{prefix}{value}"));
+        enc[(8 * prefix.len()).div_ceil(6)..8 * (prefix.len() + value.len()) / 6].to_owned()
+    };
+    let forms = [
+        value.to_owned(),
+        STANDARD.encode(value),
+        URL_SAFE_NO_PAD.encode(value),
+        percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string(),
+        core("user:"),
+        core(r#"{"headers":{"authorization":"Bearer "#),
+    ];
+    let output = String::from_utf8_lossy(&out.output);
+    for form in &forms {
+        for (what, text) in [("output", &*output), ("record", &record), ("gateway tools", &refreshed)] {
+            assert!(!text.contains(form.as_str()), "{form} reached the {what}: {text}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_connections_are_closed() {
     let dir = tempfile::tempdir().unwrap();

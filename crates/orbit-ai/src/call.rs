@@ -14,8 +14,9 @@ use crate::config::{AiConfig, ApiStyle, ProviderConfig};
 use crate::error::AiError;
 use crate::{ChatRequest, ChatResponse, Embeddings, FinishReason, Role, TokenBudget, Usage};
 
-/// What replaces the provider's key in text returned to the guest.
-pub const REDACTED: &str = "[REDACTED]";
+/// What replaces the provider's key in text returned to the guest (one
+/// scrubber for every path: [`orbit_scrub`]).
+pub use orbit_scrub::REDACTED;
 
 /// `anthropic-version` sent to Anthropic-style providers.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -344,6 +345,8 @@ impl Inner {
         let prompt_bytes: usize = req.messages.iter().map(|m| m.content.len()).sum();
         let url = Self::endpoint(p, path)?;
         let key = self.key(ws, caller, p, &url).await?;
+        // No scrubber, no request: its answer could not be scrubbed.
+        let scrubber = scrubber(key.as_ref())?;
         let target = Target { provider: p, url, key };
         let answer = self.exchange(&target, body, facts).await?;
         let bad = |what: &str| AiError::Upstream { provider: p.name.clone(), detail: format!("response: {what}") };
@@ -358,7 +361,7 @@ impl Inner {
         budget.spend(usage);
         facts.usage = Some(usage);
         facts.finish_reason = Some(finish);
-        let text = scrub(text, target.key.as_ref());
+        let text = scrubber.text(&text);
         Ok(ChatResponse { text, finish_reason: finish, usage })
     }
 
@@ -445,12 +448,13 @@ fn error_kind(body: &[u8]) -> Option<String> {
     })
 }
 
-/// `text` with the key replaced by [`REDACTED`].
-fn scrub(text: String, key: Option<&SecretValue>) -> String {
-    match key {
-        Some(k) if !k.is_empty() && text.contains(k.expose()) => text.replace(k.expose(), REDACTED),
-        _ => text,
-    }
+/// The scrubber for a provider's key: every form of it (raw, base64,
+/// percent-encoded, JSON-escaped) in a reply becomes [`REDACTED`].
+///
+/// # Errors
+/// [`AiError::Internal`] when it cannot be built.
+fn scrubber(key: Option<&SecretValue>) -> Result<orbit_scrub::Scrubber, AiError> {
+    orbit_scrub::Scrubber::new(key.map(|k| k.expose()), []).map_err(|e| AiError::Internal(e.to_string()))
 }
 
 fn role(r: Role) -> &'static str {
@@ -594,7 +598,10 @@ mod tests {
     #[test]
     fn the_key_is_scrubbed_and_names_are_recordable() {
         let k = SecretValue::new("sk-live-0123456789".into());
-        assert_eq!(scrub("a sk-live-0123456789 b".into(), Some(&k)), "a [REDACTED] b");
+        let s = scrubber(Some(&k)).unwrap();
+        assert_eq!(s.text("a sk-live-0123456789 b"), "a [REDACTED] b");
+        assert_eq!(s.text("echo c2stbGl2ZS0wMTIzNDU2Nzg5"), "echo [REDACTED]");
+        assert_eq!(scrubber(None).unwrap().text("a sk-live-0123456789 b"), "a sk-live-0123456789 b");
         assert_eq!(recordable("llama3.1:8b"), "llama3.1:8b");
         assert_eq!(recordable("a b\n"), "ab<invalid>");
     }

@@ -96,7 +96,6 @@ mod addr;
 mod config;
 mod error;
 mod host;
-mod scrub;
 mod send;
 mod wasi_http;
 
@@ -109,8 +108,8 @@ pub use addr::denied_reason;
 pub use config::{EgressPolicy, FetchConfig};
 pub use error::{FetchError, SecretDenial};
 pub use host::FetchView;
+pub use orbit_scrub::REDACTED;
 pub use orbit_vault::SecretResolver;
-pub use scrub::REDACTED;
 pub use wasi_http::SECRETS_HEADER;
 
 use crate::addr::{AddressPolicy, VettingResolver};

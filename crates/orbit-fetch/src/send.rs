@@ -17,8 +17,8 @@ use zeroize::Zeroizing;
 use crate::addr::{AddressPolicy, BlockedResolution, ResolveFailed};
 use crate::config::FetchConfig;
 use crate::error::{FetchError, SecretDenial};
-use crate::scrub::Scrubber;
 use crate::{FetchRequest, FetchResponse};
+use orbit_scrub::Scrubber;
 
 // Guest headers that are refused: the same list the vault refuses as a
 // placement, so a secret never goes where a guest header could not.
@@ -522,7 +522,7 @@ impl Inner {
             }
         }
         // No scrubber, no request: its response could not be scrubbed.
-        let scrubber = Scrubber::new(values.iter().map(|v| v.as_str()), derived.iter().map(|v| v.as_str()));
+        let scrubber = scrubber(values.iter().map(|v| v.as_str()), derived.iter().map(|v| v.as_str()));
         drop(derived);
         drop(values);
         let scrubber = scrubber?;
@@ -721,6 +721,30 @@ fn classify(e: reqwest::Error) -> FetchError {
     if e.is_timeout() { FetchError::Timeout(chain) } else { FetchError::Upstream(chain) }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Makes [`scrubber`] fail on this thread, as a matcher that cannot be
+    /// built would.
+    static FAIL_BUILD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The scrubber for a request's secret `values` and the header and query
+/// texts `derived` from them (see [`Scrubber::new`]).
+///
+/// # Errors
+/// [`FetchError::Internal`] when it cannot be built: the caller must then
+/// not send the request, whose response it could not scrub.
+fn scrubber<'a>(
+    values: impl IntoIterator<Item = &'a str>,
+    derived: impl IntoIterator<Item = &'a str>,
+) -> Result<Scrubber, FetchError> {
+    #[cfg(test)]
+    if FAIL_BUILD.get() {
+        return Err(FetchError::Internal("building the secret scrubber: injected failure".to_owned()));
+    }
+    Scrubber::new(values, derived).map_err(|e| FetchError::Internal(e.to_string()))
+}
+
 /// `e` with any secret form removed from its detail text.
 fn scrub_error(e: FetchError, s: &Scrubber) -> FetchError {
     match e {
@@ -814,9 +838,9 @@ mod tests {
             ..FetchRequest::default()
         };
 
-        crate::scrub::FAIL_BUILD.set(true);
+        FAIL_BUILD.set(true);
         let result = fetch.send(&ws, req).await;
-        crate::scrub::FAIL_BUILD.set(false);
+        FAIL_BUILD.set(false);
         assert!(matches!(result, Err(FetchError::Internal(_))), "{result:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(accepted.load(Ordering::SeqCst), 0);

@@ -80,8 +80,9 @@ pub use registry::{
 pub use relay::{CallRelay, Relayed};
 pub use upstream::{UpstreamAnswer, UpstreamRequest};
 
-/// What replaces a secret value found in a tool result.
-pub const REDACTED: &str = "[REDACTED]";
+/// What replaces a secret value found in a tool result or a server's error
+/// text (one scrubber for every path: [`orbit_scrub`]).
+pub use orbit_scrub::REDACTED;
 
 /// The variables a stdio server inherits from Orbit's environment (the
 /// same list the MCP TypeScript SDK's `getDefaultEnvironment` passes on
@@ -222,7 +223,13 @@ impl Tools {
             .map_err(|_| ToolsError::Unavailable { server: name.to_owned(), detail: "tools/list timed out".into() })?;
         let closed = matches!(tools, Err(rmcp::ServiceError::TransportClosed));
         self.pool.finish(&lease, closed).await;
-        let tools = pool::tool_infos(name, tools.map_err(|e| unavailable(name, e))?);
+        let scrubber = &lease.conn.scrubber;
+        let tools = tools.map_err(|e| service_error(name, e, scrubber))?;
+        // Descriptions reach gateway callers and agents.
+        let tools = scrubber
+            .typed(tools)
+            .map_err(|e| ToolsError::Unavailable { server: name.to_owned(), detail: format!("tools/list: {e}") })?;
+        let tools = pool::tool_infos(name, tools);
         let (reg, ws2, n, id) = (self.registry.clone(), ws.clone(), name.to_owned(), entry.install_id);
         let stored = tools.clone();
         blocking(move || reg.set_tools(&ws2, &n, id, stored)).await?;
@@ -449,15 +456,15 @@ impl Tools {
             Err(_) => {
                 return Err(ToolsError::Unavailable { server: server.to_owned(), detail: "call timed out".into() });
             }
-            Ok(Err(e)) => return Err(service_error(server, e)),
+            Ok(Err(e)) => return Err(service_error(server, e, &lease.conn.scrubber)),
             Ok(Ok(r)) => r,
         };
         let mut content = serde_json::to_value(&result.content)
             .map_err(|e| ToolsError::Unavailable { server: server.to_owned(), detail: format!("content: {e}") })?;
-        scrub(&mut content, &lease.conn.secrets);
+        lease.conn.scrubber.json(&mut content);
         let mut structured_content = result.structured_content;
         if let Some(s) = structured_content.as_mut() {
-            scrub(s, &lease.conn.secrets);
+            lease.conn.scrubber.json(s);
         }
         let content_bytes = serde_json::to_string(&content).map(|s| s.len()).unwrap_or(usize::MAX)
             + structured_content.as_ref().and_then(|s| serde_json::to_string(s).ok()).map_or(0, |s| s.len());
@@ -577,52 +584,16 @@ impl Drop for CallAudit {
 
 /// A JSON-RPC error from the server is its refusal; anything else is the
 /// connection failing.
-pub(crate) fn service_error(server: &str, e: rmcp::ServiceError) -> ToolsError {
+pub(crate) fn service_error(server: &str, e: rmcp::ServiceError, scrubber: &orbit_scrub::Scrubber) -> ToolsError {
+    // A server's error text may quote what it was given.
     match e {
         rmcp::ServiceError::McpError(e) => ToolsError::Refused {
             server: server.to_owned(),
             code: e.code.0,
-            detail: format!("{} {}", e.code.0, e.message),
+            detail: scrubber.text(&format!("{} {}", e.code.0, e.message)),
         },
-        other => unavailable(server, other),
+        other => ToolsError::Unavailable { server: server.to_owned(), detail: scrubber.text(&other.to_string()) },
     }
-}
-
-fn unavailable(server: &str, e: rmcp::ServiceError) -> ToolsError {
-    ToolsError::Unavailable { server: server.to_owned(), detail: e.to_string() }
-}
-
-/// Replaces every secret value (raw, and as standard base64 for blob and
-/// image data) in the strings of `value`.
-fn scrub(value: &mut serde_json::Value, secrets: &[orbit_vault::SecretValue]) {
-    use base64::Engine as _;
-    if secrets.is_empty() {
-        return;
-    }
-    let needles: Vec<String> = secrets
-        .iter()
-        .filter(|s| !s.is_empty())
-        .flat_map(|s| [s.expose().to_owned(), base64::engine::general_purpose::STANDARD.encode(s.expose())])
-        .collect();
-    fn walk(v: &mut serde_json::Value, needles: &[String]) {
-        match v {
-            serde_json::Value::String(s) => {
-                for n in needles {
-                    if s.contains(n.as_str()) {
-                        *s = s.replace(n.as_str(), REDACTED);
-                    }
-                }
-            }
-            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, needles)),
-            serde_json::Value::Object(o) => {
-                for x in o.values_mut() {
-                    walk(x, needles);
-                }
-            }
-            _ => {}
-        }
-    }
-    walk(value, &needles);
 }
 
 /// reqwest 0.13 is built without a default TLS crypto provider here (to

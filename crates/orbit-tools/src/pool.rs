@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use orbit_scrub::Scrubber;
 use orbit_vault::{SecretResolver, SecretUse, SecretValue};
 use orbit_workspace::WorkspaceId;
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation};
@@ -35,19 +36,27 @@ pub(crate) struct Client {
     /// The calls in flight and the subscriptions, to relay what the server
     /// sends about them ([`crate::relay`]).
     in_flight: Arc<InFlight>,
-    /// Values of the secrets given to the server, scrubbed from what is
-    /// relayed.
-    secrets: Arc<Vec<SecretValue>>,
+    /// Finds the secrets given to the server in what is relayed.
+    scrubber: Arc<Scrubber>,
 }
 
-/// `value` with the secret values replaced, through its JSON form.
-pub(crate) fn scrubbed<T: serde::Serialize + serde::de::DeserializeOwned>(value: T, secrets: &[SecretValue]) -> T {
-    if secrets.is_empty() {
-        return value;
+/// `value` with the secret values replaced, through its JSON form; `None`
+/// when the scrubbed form no longer reads back as `T`, so that nothing
+/// unscrubbed is relayed.
+pub(crate) fn scrubbed<T: serde::Serialize + serde::de::DeserializeOwned>(value: T, scrubber: &Scrubber) -> Option<T> {
+    match scrubber.typed(value) {
+        Ok(v) => Some(v),
+        Err(error) => {
+            tracing::warn!(%error, "a server message could not be scrubbed; it is not relayed");
+            None
+        }
     }
-    let Ok(mut json) = serde_json::to_value(&value) else { return value };
-    crate::scrub(&mut json, secrets);
-    serde_json::from_value(json).unwrap_or(value)
+}
+
+/// The answer to a server's request whose parameters could not be
+/// scrubbed.
+fn not_scrubbed(what: &str) -> rmcp::ErrorData {
+    rmcp::ErrorData::internal_error(format!("{what} could not be relayed"), None)
 }
 
 /// The answer to a server's request that cannot be relayed: no gateway
@@ -72,7 +81,7 @@ impl ClientHandler for Client {
         _context: NotificationContext<RoleClient>,
     ) -> impl Future<Output = ()> + Send + '_ {
         if let Some(relay) = self.in_flight.by_token(&params.progress_token) {
-            let message = params.message.map(|m| scrubbed(m, &self.secrets));
+            let message = params.message.and_then(|m| scrubbed(m, &self.scrubber));
             relay.progress(params.progress, params.total, message);
         }
         std::future::ready(())
@@ -83,8 +92,10 @@ impl ClientHandler for Client {
         params: rmcp::model::LoggingMessageNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) -> impl Future<Output = ()> + Send + '_ {
-        if let Some(relay) = self.in_flight.only() {
-            relay.log(scrubbed(params, &self.secrets));
+        if let Some(relay) = self.in_flight.only()
+            && let Some(params) = scrubbed(params, &self.scrubber)
+        {
+            relay.log(params);
         }
         std::future::ready(())
     }
@@ -106,11 +117,12 @@ impl ClientHandler for Client {
         _context: rmcp::service::RequestContext<RoleClient>,
     ) -> impl Future<Output = Result<rmcp::model::CreateMessageResult, rmcp::ErrorData>> + Send + '_ {
         let relay = self.in_flight.only();
-        let params = scrubbed(params, &self.secrets);
+        let params = scrubbed(params, &self.scrubber);
         async move {
-            match relay {
-                Some(relay) => relay.create_message(params).await,
-                None => Err(not_relayed("sampling")),
+            match (relay, params) {
+                (Some(relay), Some(params)) => relay.create_message(params).await,
+                (None, _) => Err(not_relayed("sampling")),
+                (_, None) => Err(not_scrubbed("sampling")),
             }
         }
     }
@@ -121,11 +133,12 @@ impl ClientHandler for Client {
         _context: rmcp::service::RequestContext<RoleClient>,
     ) -> impl Future<Output = Result<rmcp::model::ElicitResult, rmcp::ErrorData>> + Send + '_ {
         let relay = self.in_flight.only();
-        let params = scrubbed(params, &self.secrets);
+        let params = scrubbed(params, &self.scrubber);
         async move {
-            match relay {
-                Some(relay) => relay.elicit(params).await,
-                None => Err(not_relayed("elicitation")),
+            match (relay, params) {
+                (Some(relay), Some(params)) => relay.elicit(params).await,
+                (None, _) => Err(not_relayed("elicitation")),
+                (_, None) => Err(not_scrubbed("elicitation")),
             }
         }
     }
@@ -213,8 +226,8 @@ pub(crate) struct Connection {
     /// The calls in flight on it and its gateway subscriptions.
     pub(crate) in_flight: Arc<InFlight>,
     ended: Arc<AtomicBool>,
-    /// Values of the secrets given to the server, to scrub from results.
-    pub(crate) secrets: Vec<SecretValue>,
+    /// Finds the secrets given to the server in its results and errors.
+    pub(crate) scrubber: Arc<Scrubber>,
     last_used: Mutex<std::time::Instant>,
 }
 
@@ -405,15 +418,21 @@ impl Pool {
     /// of the workspace, place no secret and record none.
     async fn connect(&self, ws: &WorkspaceId, entry: &ServerEntry, caller: &Caller) -> Result<Connection, ToolsError> {
         let in_flight = Arc::new(InFlight::default());
-        let client = |secrets: &Vec<SecretValue>| Client {
-            registry: self.registry.clone(),
-            workspace: ws.clone(),
-            server: entry.name.clone(),
-            install_id: entry.install_id,
-            in_flight: in_flight.clone(),
-            secrets: Arc::new(secrets.clone()),
-        };
         let unavailable = |detail: String| ToolsError::Unavailable { server: entry.name.clone(), detail };
+        // Built before the server gets a secret: a server whose answers
+        // could not be scrubbed is not started.
+        let client = |secrets: &[SecretValue]| -> Result<Client, ToolsError> {
+            let scrubber =
+                Scrubber::new(secrets.iter().map(|s| s.expose()), []).map_err(|e| unavailable(e.to_string()))?;
+            Ok(Client {
+                registry: self.registry.clone(),
+                workspace: ws.clone(),
+                server: entry.name.clone(),
+                install_id: entry.install_id,
+                in_flight: in_flight.clone(),
+                scrubber: Arc::new(scrubber),
+            })
+        };
         let mut secrets = Vec::new();
         let ended = Arc::new(AtomicBool::new(false));
         let service = match &entry.spec.transport {
@@ -430,6 +449,7 @@ impl Pool {
                     let value = self.value(ws, source, None, &mut secrets).await?;
                     cmd.env(key, value);
                 }
+                let client = client(&secrets)?;
                 self.record_uses(ws, entry, caller, format!("stdio://{}", entry.name)).await;
                 let mut wrapped = process_wrap::tokio::CommandWrap::from(cmd);
                 // Its own process group, so that killing it also kills what
@@ -440,7 +460,8 @@ impl Pool {
                     .spawn()
                     .map_err(|e| unavailable(format!("starting {command}: {e}")))?;
                 let transport = Watched { inner: transport, ended: ended.clone() };
-                client(&secrets).serve(transport).await.map_err(|e| unavailable(format!("initialize: {e}")))?
+                let scrubber = client.scrubber.clone();
+                client.serve(transport).await.map_err(|e| unavailable(scrubber.text(&format!("initialize: {e}"))))?
             }
             ServerTransport::Http { url } => {
                 crate::install_crypto_provider();
@@ -463,20 +484,28 @@ impl Pool {
                 };
                 let origin =
                     orbit_vault::origin_of(endpoint.scheme(), &host, endpoint.port_or_known_default().unwrap_or(0));
+                let client = client(&secrets)?;
                 self.record_uses(ws, entry, caller, origin).await;
                 let config = StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(headers);
                 let transport =
                     Watched { inner: StreamableHttpClientTransport::from_config(config), ended: ended.clone() };
-                client(&secrets).serve(transport).await.map_err(|e| unavailable(format!("initialize: {e}")))?
+                let scrubber = client.scrubber.clone();
+                client.serve(transport).await.map_err(|e| unavailable(scrubber.text(&format!("initialize: {e}"))))?
             }
         };
+        let scrubber = service.service().scrubber.clone();
+        // What a server says while starting may quote what it was given.
+        let unavailable = |detail: String| unavailable(scrubber.text(&detail));
         // Refreshed on every connect, so a restarted server's tools are
         // current.
         let tools = service.list_all_tools().await.map_err(|e| unavailable(format!("tools/list: {e}")))?;
+        // Descriptions reach gateway callers and agents.
+        let tools = scrubber.typed(tools).map_err(|e| unavailable(format!("tools/list: {e}")))?;
         let (reg, ws2, name, id) = (self.registry.clone(), ws.clone(), entry.name.clone(), entry.install_id);
         let tools = tool_infos(&name, tools);
         crate::blocking(move || reg.set_tools(&ws2, &name, id, tools)).await?;
-        Ok(Connection { service, in_flight, ended, secrets, last_used: Mutex::new(std::time::Instant::now()) })
+        drop(secrets);
+        Ok(Connection { service, in_flight, ended, scrubber, last_used: Mutex::new(std::time::Instant::now()) })
     }
 
     /// Records each secret of `entry` (environment and headers) as used by

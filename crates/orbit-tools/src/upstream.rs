@@ -90,7 +90,7 @@ impl Tools {
                 code: rmcp::model::ErrorCode::METHOD_NOT_FOUND.0,
                 detail: format!("the server offers no {what}"),
             };
-            let failed = |e| service_error(server, e);
+            let failed = |e| service_error(server, e, &conn.scrubber);
             let answer = match request {
                 UpstreamRequest::ListPrompts if caps.prompts.is_none() => UpstreamAnswer::Prompts(Vec::new()),
                 UpstreamRequest::ListResources if caps.resources.is_none() => UpstreamAnswer::Resources(Vec::new()),
@@ -115,7 +115,10 @@ impl Tools {
                 }
                 UpstreamRequest::Complete(p) => UpstreamAnswer::Completion(service.complete(p).await.map_err(failed)?),
             };
-            Ok(scrub_answer(answer, &conn.secrets))
+            scrub_answer(answer, &conn.scrubber).ok_or_else(|| ToolsError::Unavailable {
+                server: server.to_owned(),
+                detail: "the answer could not be scrubbed".into(),
+            })
         })
         .await
     }
@@ -137,7 +140,10 @@ impl Tools {
         until: Instant,
     ) -> Result<(), ToolsError> {
         self.forward(ws, principal, server, until, |conn| async move {
-            conn.service.subscribe(SubscribeRequestParams::new(uri)).await.map_err(|e| service_error(server, e))?;
+            conn.service
+                .subscribe(SubscribeRequestParams::new(uri))
+                .await
+                .map_err(|e| service_error(server, e, &conn.scrubber))?;
             conn.in_flight.subscribe(uri, relay);
             Ok(())
         })
@@ -162,7 +168,10 @@ impl Tools {
             if conn.in_flight.unsubscribe(uri, relay) {
                 return Ok(());
             }
-            conn.service.unsubscribe(UnsubscribeRequestParams::new(uri)).await.map_err(|e| service_error(server, e))
+            conn.service
+                .unsubscribe(UnsubscribeRequestParams::new(uri))
+                .await
+                .map_err(|e| service_error(server, e, &conn.scrubber))
         })
         .await
     }
@@ -212,15 +221,16 @@ impl Tools {
     }
 }
 
-/// `answer` with the connection's secret values replaced.
-fn scrub_answer(answer: UpstreamAnswer, secrets: &[orbit_vault::SecretValue]) -> UpstreamAnswer {
+/// `answer` with the connection's secret values replaced; `None` when it
+/// could not be scrubbed.
+fn scrub_answer(answer: UpstreamAnswer, scrubber: &orbit_scrub::Scrubber) -> Option<UpstreamAnswer> {
     use crate::pool::scrubbed;
-    match answer {
-        UpstreamAnswer::Prompts(p) => UpstreamAnswer::Prompts(scrubbed(p, secrets)),
-        UpstreamAnswer::Prompt(p) => UpstreamAnswer::Prompt(scrubbed(p, secrets)),
-        UpstreamAnswer::Resources(r) => UpstreamAnswer::Resources(scrubbed(r, secrets)),
-        UpstreamAnswer::ResourceTemplates(r) => UpstreamAnswer::ResourceTemplates(scrubbed(r, secrets)),
-        UpstreamAnswer::Resource(r) => UpstreamAnswer::Resource(scrubbed(r, secrets)),
-        UpstreamAnswer::Completion(c) => UpstreamAnswer::Completion(scrubbed(c, secrets)),
-    }
+    Some(match answer {
+        UpstreamAnswer::Prompts(p) => UpstreamAnswer::Prompts(scrubbed(p, scrubber)?),
+        UpstreamAnswer::Prompt(p) => UpstreamAnswer::Prompt(scrubbed(p, scrubber)?),
+        UpstreamAnswer::Resources(r) => UpstreamAnswer::Resources(scrubbed(r, scrubber)?),
+        UpstreamAnswer::ResourceTemplates(r) => UpstreamAnswer::ResourceTemplates(scrubbed(r, scrubber)?),
+        UpstreamAnswer::Resource(r) => UpstreamAnswer::Resource(scrubbed(r, scrubber)?),
+        UpstreamAnswer::Completion(c) => UpstreamAnswer::Completion(scrubbed(c, scrubber)?),
+    })
 }
