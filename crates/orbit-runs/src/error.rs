@@ -45,8 +45,11 @@ pub enum RunStoreError {
     Storage(#[from] redb::Error),
 
     /// [`RunStore::record`](crate::RunStore::record): the write transaction
-    /// holding this record failed, so nothing in its batch was stored. Every
-    /// caller in the batch gets this error, sharing one cause.
+    /// holding this record failed and the batch could not be held on disk
+    /// for a later commit either (see
+    /// [`RunStore::held`](crate::RunStore::held)), so nothing in its batch
+    /// was stored. Every caller in the batch gets this error, sharing one
+    /// cause.
     #[error("run store commit failed; the run was not recorded")]
     Commit(#[source] Arc<redb::Error>),
 

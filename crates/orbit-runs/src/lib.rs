@@ -16,6 +16,7 @@
 
 mod error;
 mod retention;
+mod spill;
 mod store;
 mod types;
 

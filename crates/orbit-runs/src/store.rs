@@ -11,6 +11,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use tokio::sync::oneshot;
 
 use crate::error::RunStoreError;
+use crate::spill::{DrainError, Entry, Spill};
 use crate::types::{GroupCommit, MAX_LIST_LIMIT, RunId, RunPage, RunQuery, RunRecord};
 
 /// Run id (as `u128`) -> serde_json of the [`RunRecord`].
@@ -63,14 +64,6 @@ struct Job {
     ack: Ack,
 }
 
-/// A record to write.
-struct Entry {
-    id: u128,
-    workspace: String,
-    status: &'static str,
-    bytes: Vec<u8>,
-}
-
 /// State shared by every clone of a [`RunStore`].
 struct Shared {
     db: Arc<Database>,
@@ -81,6 +74,8 @@ struct Shared {
     commits: Arc<AtomicU64>,
     /// Records announced with [`RunStore::expect_record`] and not yet queued.
     expected: Arc<AtomicUsize>,
+    /// Records whose commit failed, kept on disk until redb takes them.
+    spill: Arc<Spill>,
 }
 
 impl Drop for Shared {
@@ -205,7 +200,38 @@ impl RunStore {
         let db = Database::builder()
             .create(path)
             .map_err(|source| RunStoreError::Open { path: path.to_path_buf(), source })?;
+        Self::start(db, path, gc)
+    }
+
+    /// Opens the store kept in `backend`, with its holding file beside
+    /// `path`: for tests that make redb's I/O fail.
+    #[cfg(test)]
+    pub(crate) fn open_backend(
+        backend: impl redb::StorageBackend,
+        path: &Path,
+        gc: GroupCommit,
+    ) -> Result<Self, RunStoreError> {
+        let db = Database::builder()
+            .create_with_backend(backend)
+            .map_err(|source| RunStoreError::Open { path: path.to_path_buf(), source })?;
+        Self::start(db, path, gc)
+    }
+
+    /// Sets up the tables of the opened `db` (the file at `path`), imports
+    /// what its holding file keeps, and starts the writer.
+    fn start(db: Database, path: &Path, gc: GroupCommit) -> Result<Self, RunStoreError> {
         create_tables(&db)?;
+        let spill = Arc::new(Spill::beside(path));
+        match spill.drain(|entries| import(&db, entries)) {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(records = n, path = %spill.path().display(), "imported the runs held after a failed commit")
+            }
+            Err(DrainError::Import(e)) => return Err(e),
+            Err(DrainError::Io(e)) => {
+                return Err(RunStoreError::Storage(redb::Error::Io(e)));
+            }
+        }
 
         let db = Arc::new(db);
         let commits = Arc::new(AtomicU64::new(0));
@@ -215,13 +241,14 @@ impl RunStore {
             let db = Arc::clone(&db);
             let commits = Arc::clone(&commits);
             let expected = Arc::clone(&expected);
+            let spill = Arc::clone(&spill);
             std::thread::Builder::new()
                 .name("orbit-runs-writer".into())
-                .spawn(move || writer_loop(&db, &queue, gc, &commits, &expected))
+                .spawn(move || writer_loop(&db, &queue, gc, &commits, &expected, &spill))
                 .map_err(RunStoreError::SpawnWriter)?
         };
         tracing::debug!(path = %path.display(), ?gc, "run store opened");
-        Ok(Self { shared: Arc::new(Shared { db, jobs: Some(jobs), writer: Some(writer), commits, expected }) })
+        Ok(Self { shared: Arc::new(Shared { db, jobs: Some(jobs), writer: Some(writer), commits, expected, spill }) })
     }
 
     /// Stores `rec`, returning only once it is durably committed.
@@ -233,7 +260,9 @@ impl RunStore {
     /// # Errors
     /// [`RunStoreError::Encode`] when the record cannot be serialized;
     /// [`RunStoreError::AlreadyExists`] when a run with this id is stored;
-    /// [`RunStoreError::Commit`] when the batch's transaction failed;
+    /// [`RunStoreError::Commit`] when the batch's transaction failed and
+    /// its records could not be held on disk either (see
+    /// [`held`](Self::held));
     /// [`RunStoreError::Closed`] when the writer thread has died.
     pub async fn record(&self, rec: RunRecord) -> Result<(), RunStoreError> {
         let (tx, rx) = oneshot::channel();
@@ -308,6 +337,11 @@ impl RunStore {
     /// [`RunStoreError::Corrupt`] when the stored record does not decode or
     /// carries a different id.
     pub fn get(&self, id: RunId) -> Result<Option<RunRecord>, RunStoreError> {
+        // A run held after a failed commit is found even while redb is
+        // unreadable.
+        if let Some(held) = self.shared.spill.find(id.as_u128()).map_err(|e| storage(redb::StorageError::Io(e)))? {
+            return decode(id, &held.bytes).map(Some);
+        }
         let txn = self.shared.db.begin_read().map_err(storage)?;
         let runs = txn.open_table(RUNS).map_err(storage)?;
         let Some(bytes) = runs.get(id.as_u128()).map_err(storage)? else {
@@ -393,6 +427,16 @@ impl RunStore {
     /// which is the point of group commit; useful for metrics and tests.
     pub fn commits(&self) -> u64 {
         self.shared.commits.load(Ordering::Relaxed)
+    }
+
+    /// How many acknowledged records wait in the holding file
+    /// (`<store>.pending`) because their redb commit failed. Nonzero means
+    /// redb is refusing writes: the writer retries with every later batch
+    /// (at most once a second) and the next open imports them; until then
+    /// [`get`](Self::get) finds them and [`list`](Self::list) does not.
+    /// An operator alert belongs on this staying above zero.
+    pub fn held(&self) -> usize {
+        self.shared.spill.held()
     }
 
     pub(crate) fn db(&self) -> &Database {
@@ -548,7 +592,9 @@ fn writer_loop(
     gc: GroupCommit,
     commits: &AtomicU64,
     expected: &AtomicUsize,
+    spill: &Spill,
 ) {
+    let mut retry = Retry::default();
     let max_batch = gc.max_batch.max(1);
     let mut batch = Vec::with_capacity(max_batch.min(4096));
     // Blocks for the first record of each batch; ends when the channel closes.
@@ -589,14 +635,61 @@ fn writer_loop(
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
         }
-        commit_batch(db, &mut batch, commits);
+        retry.held(db, spill);
+        commit_batch(db, &mut batch, commits, spill);
     }
     tracing::debug!("run store writer stopped");
 }
 
+/// When the writer last tried to move held records into redb.
+#[derive(Default)]
+struct Retry {
+    last: Option<Instant>,
+}
+
+impl Retry {
+    /// At most once a second while records are held: commits them to redb
+    /// and empties the holding file. A failure leaves them held.
+    fn held(&mut self, db: &Database, spill: &Spill) {
+        if spill.held() == 0 || self.last.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1)) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        match spill.drain(|entries| import(db, entries)) {
+            Ok(n) => tracing::info!(records = n, "held runs committed to the run store"),
+            Err(DrainError::Import(error)) => {
+                tracing::warn!(held = spill.held(), %error, "held runs still cannot be committed");
+            }
+            Err(DrainError::Io(error)) => tracing::warn!(held = spill.held(), %error, "reading the held runs failed"),
+        }
+    }
+}
+
+/// Commits `entries` in one durable transaction, skipping ids already
+/// stored (an earlier import that was not followed by the truncation).
+fn import(db: &Database, entries: &[Entry]) -> Result<(), RunStoreError> {
+    let txn = begin_durable_write(db).map_err(storage)?;
+    {
+        let mut runs = txn.open_table(RUNS).map_err(storage)?;
+        let mut index = txn.open_table(BY_WORKSPACE).map_err(storage)?;
+        for e in entries {
+            if runs.get(e.id).map_err(storage)?.is_none() {
+                runs.insert(e.id, e.bytes.as_slice()).map_err(storage)?;
+                index.insert((e.workspace.as_str(), e.id), e.status).map_err(storage)?;
+            }
+        }
+    }
+    txn.commit().map_err(storage)
+}
+
 /// Writes `batch` in one transaction, commits, then acks every caller, and
 /// leaves `batch` empty. Never panics on a redb error.
-fn commit_batch(db: &Database, batch: &mut Vec<Job>, commits: &AtomicU64) {
+///
+/// When the commit fails, the batch's records go to the holding file
+/// ([`Spill`]) and are acknowledged once it is synced: they are on disk,
+/// and reach redb later. Only when that fails too does each caller get
+/// [`RunStoreError::Commit`].
+fn commit_batch(db: &Database, batch: &mut Vec<Job>, commits: &AtomicU64, spill: &Spill) {
     let started = Instant::now();
     let size = batch.len();
     match write_batch(db, batch) {
@@ -608,10 +701,27 @@ fn commit_batch(db: &Database, batch: &mut Vec<Job>, commits: &AtomicU64) {
             }
         }
         Err(error) => {
-            tracing::error!(records = size, %error, "run batch commit failed");
-            let error = Arc::new(error);
-            for job in batch.drain(..) {
-                job.ack.send(Err(RunStoreError::Commit(Arc::clone(&error))));
+            let entries: Vec<&Entry> = batch.iter().filter_map(|j| j.entry.as_ref()).collect();
+            match spill.append(&entries) {
+                Ok(()) => {
+                    tracing::error!(
+                        records = entries.len(),
+                        held = spill.held(),
+                        path = %spill.path().display(),
+                        %error,
+                        "run batch commit failed; its records are held on disk and committed when the run store accepts writes again"
+                    );
+                    for job in batch.drain(..) {
+                        job.ack.send(Ok(()));
+                    }
+                }
+                Err(spill_error) => {
+                    tracing::error!(records = size, %error, %spill_error, "run batch commit failed and its records could not be held; they are not recorded");
+                    let error = Arc::new(error);
+                    for job in batch.drain(..) {
+                        job.ack.send(Err(RunStoreError::Commit(Arc::clone(&error))));
+                    }
+                }
             }
         }
     }

@@ -1,0 +1,384 @@
+//! The holding file: where records go when their redb commit fails, so an
+//! acknowledged run is never lost and a failed commit is never a silent
+//! gap.
+//!
+//! Invariants:
+//! - A record is acknowledged as stored only after it is committed to redb
+//!   or appended here and the file synced (`fdatasync`), so "acknowledged
+//!   means on disk" holds on both paths.
+//! - Each record is one frame: payload length (`u32`, little-endian), the
+//!   first 8 bytes of the payload's SHA-256, then the payload. A frame cut
+//!   short or failing its checksum can only be the torn tail of an append
+//!   that was never acknowledged; reading stops there and ignores the rest.
+//! - The file is emptied only after a redb commit holding every record in
+//!   it has succeeded. Importing a record that is already stored (a crash
+//!   between that commit and the truncation) is skipped, not an error.
+//!
+//! The writer retries the import with every later batch (at most once a
+//! second) and at every open, so records held here reach redb as soon as
+//! it accepts writes again. A redb database that failed an I/O operation
+//! refuses writes until it is reopened, so in practice that is the next
+//! open.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use sha2::{Digest, Sha256};
+
+/// A record as the writer stores it: the key, the index entry and the
+/// encoded record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) id: u128,
+    pub(crate) workspace: String,
+    pub(crate) status: &'static str,
+    pub(crate) bytes: Vec<u8>,
+}
+
+/// Bytes before each frame's payload: length and checksum.
+const HEADER: usize = 4 + 8;
+
+/// The holding file of one run store.
+pub(crate) struct Spill {
+    path: PathBuf,
+    /// Records in the file (0 when it is absent or empty).
+    held: AtomicUsize,
+    /// Serializes appends, imports and truncation.
+    lock: Mutex<()>,
+}
+
+impl Spill {
+    /// The holding file beside the store at `store`: `<store>.pending`.
+    /// Counts the records already held there (by an earlier process).
+    pub(crate) fn beside(store: &Path) -> Self {
+        let mut name = store.as_os_str().to_owned();
+        name.push(".pending");
+        let spill = Self { path: PathBuf::from(name), held: AtomicUsize::new(0), lock: Mutex::new(()) };
+        let held = spill.read().map(|e| e.len()).unwrap_or(0);
+        spill.held.store(held, Ordering::Release);
+        spill
+    }
+
+    /// Where the file is.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// How many records wait in the file for redb.
+    pub(crate) fn held(&self) -> usize {
+        self.held.load(Ordering::Acquire)
+    }
+
+    /// Appends `entries` and syncs the file (and, when this creates it, its
+    /// directory). Only once this returns `Ok` may they be acknowledged.
+    pub(crate) fn append(&self, entries: &[&Entry]) -> std::io::Result<()> {
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let created = !self.path.exists();
+        let mut options = OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&self.path)?;
+        let mut buf = Vec::new();
+        for e in entries {
+            frame(e, &mut buf)?;
+        }
+        file.write_all(&buf)?;
+        file.sync_data()?;
+        if created {
+            sync_dir(&self.path)?;
+        }
+        self.held.fetch_add(entries.len(), Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Every complete, intact record in the file, oldest first; an absent
+    /// file holds none.
+    pub(crate) fn read(&self) -> std::io::Result<Vec<Entry>> {
+        let mut bytes = Vec::new();
+        match File::open(&self.path) {
+            Ok(mut f) => f.read_to_end(&mut bytes)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut entries = Vec::new();
+        let mut rest = bytes.as_slice();
+        while !rest.is_empty() {
+            match unframe(rest) {
+                Some((entry, used)) => {
+                    entries.push(entry);
+                    rest = &rest[used..];
+                }
+                None => {
+                    tracing::warn!(path = %self.path.display(), bytes = rest.len(), "ignoring a torn tail in the run store's holding file");
+                    break;
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    /// The held record with id `id`, if any.
+    pub(crate) fn find(&self, id: u128) -> std::io::Result<Option<Entry>> {
+        if self.held() == 0 {
+            return Ok(None);
+        }
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(self.read()?.into_iter().find(|e| e.id == id))
+    }
+
+    /// Runs `import` over the held records, and removes the file once it
+    /// returns `Ok` (they are committed). Returns how many were imported.
+    pub(crate) fn drain<E>(&self, import: impl FnOnce(&[Entry]) -> Result<(), E>) -> Result<usize, DrainError<E>> {
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let entries = self.read().map_err(DrainError::Io)?;
+        if entries.is_empty() && !self.path.exists() {
+            return Ok(0);
+        }
+        import(&entries).map_err(DrainError::Import)?;
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => sync_dir(&self.path).map_err(DrainError::Io)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(DrainError::Io(e)),
+        }
+        self.held.store(0, Ordering::Release);
+        Ok(entries.len())
+    }
+}
+
+/// Why [`Spill::drain`] left the file as it was.
+#[derive(Debug)]
+pub(crate) enum DrainError<E> {
+    /// Reading or removing the file failed.
+    Io(std::io::Error),
+    /// The import failed.
+    Import(E),
+}
+
+/// Appends `e` as one frame to `out`.
+fn frame(e: &Entry, out: &mut Vec<u8>) -> std::io::Result<()> {
+    let too_long = || std::io::Error::new(std::io::ErrorKind::InvalidInput, "record too large for a frame");
+    let ws = e.workspace.as_bytes();
+    let status = e.status.as_bytes();
+    let mut payload = Vec::with_capacity(16 + 2 + ws.len() + 1 + status.len() + e.bytes.len());
+    payload.extend_from_slice(&e.id.to_le_bytes());
+    payload.extend_from_slice(&u16::try_from(ws.len()).map_err(|_| too_long())?.to_le_bytes());
+    payload.extend_from_slice(ws);
+    payload.push(u8::try_from(status.len()).map_err(|_| too_long())?);
+    payload.extend_from_slice(status);
+    payload.extend_from_slice(&e.bytes);
+    out.extend_from_slice(&u32::try_from(payload.len()).map_err(|_| too_long())?.to_le_bytes());
+    out.extend_from_slice(&Sha256::digest(&payload)[..8]);
+    out.extend_from_slice(&payload);
+    Ok(())
+}
+
+/// The first frame of `bytes` and its length, or `None` when it is cut
+/// short, fails its checksum or does not decode.
+fn unframe(bytes: &[u8]) -> Option<(Entry, usize)> {
+    let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    let sum = bytes.get(4..HEADER)?;
+    let payload = bytes.get(HEADER..HEADER.checked_add(len)?)?;
+    if &Sha256::digest(payload)[..8] != sum {
+        return None;
+    }
+    let id = u128::from_le_bytes(payload.get(..16)?.try_into().ok()?);
+    let ws_len = u16::from_le_bytes(payload.get(16..18)?.try_into().ok()?) as usize;
+    let workspace = std::str::from_utf8(payload.get(18..18 + ws_len)?).ok()?.to_owned();
+    let status_len = *payload.get(18 + ws_len)? as usize;
+    let status_at = 19 + ws_len;
+    let status: crate::types::RunStatus =
+        std::str::from_utf8(payload.get(status_at..status_at + status_len)?).ok()?.parse().ok()?;
+    let bytes = payload.get(status_at + status_len..)?.to_vec();
+    Some((Entry { id, workspace, status: status.as_str(), bytes }, HEADER + len))
+}
+
+/// Syncs the directory holding `path`, so its creation or removal lasts.
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => File::open(dir)?.sync_all(),
+        None => File::open(".")?.sync_all(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: u128) -> Entry {
+        Entry { id, workspace: "acme".into(), status: "succeeded", bytes: format!("{{\"id\":{id}}}").into_bytes() }
+    }
+
+    #[test]
+    fn a_torn_tail_is_dropped_at_every_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let spill = Spill::beside(&dir.path().join("runs.redb"));
+        spill.append(&[&entry(1), &entry(2)]).unwrap();
+        let whole = std::fs::read(spill.path()).unwrap();
+        spill.append(&[&entry(3)]).unwrap();
+        let full = std::fs::read(spill.path()).unwrap();
+        assert_eq!(spill.read().unwrap(), vec![entry(1), entry(2), entry(3)]);
+        // Every cut inside the last frame leaves the first two, never garbage.
+        for cut in whole.len()..full.len() {
+            std::fs::write(spill.path(), &full[..cut]).unwrap();
+            assert_eq!(spill.read().unwrap(), vec![entry(1), entry(2)], "cut at {cut}");
+        }
+        // A flipped byte in the last frame is caught by its checksum.
+        let mut bad = full.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        std::fs::write(spill.path(), &bad).unwrap();
+        assert_eq!(spill.read().unwrap(), vec![entry(1), entry(2)]);
+    }
+
+    #[test]
+    fn drain_removes_the_file_only_after_the_import() {
+        let dir = tempfile::tempdir().unwrap();
+        let spill = Spill::beside(&dir.path().join("runs.redb"));
+        spill.append(&[&entry(7)]).unwrap();
+        assert_eq!(spill.held(), 1);
+        assert_eq!(spill.find(7).unwrap(), Some(entry(7)));
+        let failed = spill.drain(|_| Err("redb refused"));
+        assert!(matches!(failed, Err(DrainError::Import("redb refused"))));
+        assert!(spill.path().exists());
+        assert_eq!(Spill::beside(&dir.path().join("runs.redb")).held(), 1);
+        let mut seen = Vec::new();
+        assert_eq!(
+            spill
+                .drain(|e| {
+                    seen.extend_from_slice(e);
+                    Ok::<(), ()>(())
+                })
+                .unwrap(),
+            1
+        );
+        assert_eq!(seen, vec![entry(7)]);
+        assert!(!spill.path().exists());
+        assert_eq!(spill.held(), 0);
+        assert_eq!(spill.find(7).unwrap(), None);
+    }
+
+    /// A file backend whose writes and syncs fail while `failing` is set,
+    /// as a full or failing disk makes them.
+    #[derive(Debug)]
+    struct FailingDisk {
+        inner: redb::backends::FileBackend,
+        failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl FailingDisk {
+        fn check(&self) -> std::io::Result<()> {
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+            Ok(())
+        }
+    }
+
+    impl redb::StorageBackend for FailingDisk {
+        fn len(&self) -> std::io::Result<u64> {
+            self.inner.len()
+        }
+        fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+            self.inner.read(offset, out)
+        }
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            self.check()?;
+            self.inner.set_len(len)
+        }
+        fn sync_data(&self) -> std::io::Result<()> {
+            self.check()?;
+            self.inner.sync_data()
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+            self.check()?;
+            self.inner.write(offset, data)
+        }
+    }
+
+    fn record(n: u8) -> crate::RunRecord {
+        crate::RunRecord {
+            id: crate::RunId::new(),
+            workspace: orbit_workspace::WorkspaceId::new("acme").unwrap(),
+            component_digest: "ab".repeat(32),
+            kind: crate::ComponentKind::Agent,
+            started_at_ms: 1_700_000_000_000,
+            duration_us: 1,
+            status: crate::RunStatus::Succeeded,
+            exit_code: None,
+            error: None,
+            fuel_consumed: 1,
+            memory_bytes: 0,
+            input_bytes: 0,
+            output_bytes: 1,
+            log_bytes: 0,
+            output: Some(n.to_string()),
+            output_truncated: false,
+            logs: Vec::new(),
+            logs_truncated: false,
+            spans: Vec::new(),
+            spans_dropped: 0,
+            host_errors: Vec::new(),
+            parent: None,
+            principal: None,
+        }
+    }
+
+    /// A commit that fails on a failing disk does not lose the run: it is
+    /// acknowledged only once held on disk, found by `get`, and in redb
+    /// (listed too) after the next open.
+    #[test]
+    fn a_failed_commit_is_held_and_imported_at_the_next_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs.redb");
+        let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).unwrap();
+        let disk = FailingDisk { inner: redb::backends::FileBackend::new(file).unwrap(), failing: failing.clone() };
+        let store = crate::RunStore::open_backend(disk, &path, crate::GroupCommit::default()).unwrap();
+        let before = record(1);
+        store.record_blocking(before.clone()).unwrap();
+        assert_eq!(store.held(), 0);
+
+        failing.store(true, Ordering::SeqCst);
+        let during: Vec<_> = (2..5).map(record).collect();
+        for r in &during {
+            store.record_blocking(r.clone()).unwrap();
+        }
+        assert_eq!(store.held(), 3);
+        assert_eq!(store.get(during[1].id).unwrap().as_ref(), Some(&during[1]));
+        drop(store);
+
+        // The disk recovers; redb needs a reopen after an I/O failure.
+        let store = crate::RunStore::open(&path).unwrap();
+        assert_eq!(store.held(), 0);
+        assert!(!dir.path().join("runs.redb.pending").exists());
+        let listed = store.list(&crate::RunQuery::new(orbit_workspace::WorkspaceId::new("acme").unwrap())).unwrap();
+        let mut ids: Vec<_> = listed.runs.iter().map(|r| r.id).collect();
+        ids.sort();
+        let mut want: Vec<_> = std::iter::once(&before).chain(&during).map(|r| r.id).collect();
+        want.sort();
+        assert_eq!(ids, want);
+        for r in &during {
+            assert_eq!(store.get(r.id).unwrap().as_ref(), Some(r));
+        }
+    }
+
+    /// When the holding file cannot be written either, the caller is told:
+    /// the run is not acknowledged as stored.
+    #[test]
+    fn a_commit_that_cannot_be_held_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs.redb");
+        let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).unwrap();
+        let disk = FailingDisk { inner: redb::backends::FileBackend::new(file).unwrap(), failing: failing.clone() };
+        let store = crate::RunStore::open_backend(disk, &path, crate::GroupCommit::default()).unwrap();
+        // A directory where the holding file would go.
+        std::fs::create_dir(dir.path().join("runs.redb.pending")).unwrap();
+        failing.store(true, Ordering::SeqCst);
+        let r = store.record_blocking(record(9));
+        assert!(matches!(r, Err(crate::RunStoreError::Commit(_))), "{r:?}");
+    }
+}
