@@ -6,10 +6,14 @@
 //! - A record is acknowledged as stored only after it is committed to redb
 //!   or appended here and the file synced (`fdatasync`), so "acknowledged
 //!   means on disk" holds on both paths.
-//! - Each record is one frame: payload length (`u32`, little-endian), the
-//!   first 8 bytes of the payload's SHA-256, then the payload. A frame cut
+//! - The file starts with a 16-byte random salt, new for each file. Each
+//!   record is one frame: payload length (`u32`, little-endian), the first
+//!   8 bytes of SHA-256(salt ++ payload), then the payload. A frame cut
 //!   short or failing its checksum can only be the torn tail of an append
 //!   that was never acknowledged; reading stops there and ignores the rest.
+//!   The salt is why a guest cannot forge a frame: records carry guest
+//!   bytes, and a torn append could expose stale blocks holding them where
+//!   a frame should start, but a guest never learns the salt.
 //! - The file is emptied only after a redb commit holding every record in
 //!   it has succeeded. Importing a record that is already stored (a crash
 //!   between that commit and the truncation) is skipped, not an error.
@@ -40,6 +44,9 @@ pub(crate) struct Entry {
 
 /// Bytes before each frame's payload: length and checksum.
 const HEADER: usize = 4 + 8;
+
+/// Bytes of the salt at the start of the file.
+const SALT: usize = 16;
 
 /// The holding file of one run store.
 pub(crate) struct Spill {
@@ -76,15 +83,28 @@ impl Spill {
     /// directory). Only once this returns `Ok` may they be acknowledged.
     pub(crate) fn append(&self, entries: &[&Entry]) -> std::io::Result<()> {
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        let created = !self.path.exists();
         let mut options = OpenOptions::new();
-        options.create(true).append(true);
+        options.read(true).append(true).create(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(&self.path)?;
         let mut buf = Vec::new();
+        // A file shorter than its salt is new, or its creation was torn
+        // before anything in it was acknowledged: start it afresh.
+        let created = file.metadata()?.len() < SALT as u64;
+        let salt = if created {
+            file.set_len(0)?;
+            let mut salt = [0u8; SALT];
+            getrandom::fill(&mut salt).map_err(|e| std::io::Error::other(e.to_string()))?;
+            buf.extend_from_slice(&salt);
+            salt
+        } else {
+            let mut salt = [0u8; SALT];
+            std::io::Read::read_exact(&mut &file, &mut salt)?;
+            salt
+        };
         for e in entries {
-            frame(e, &mut buf)?;
+            frame(&salt, e, &mut buf)?;
         }
         file.write_all(&buf)?;
         file.sync_data()?;
@@ -105,9 +125,11 @@ impl Spill {
             Err(e) => return Err(e),
         };
         let mut entries = Vec::new();
-        let mut rest = bytes.as_slice();
+        let Some((salt, mut rest)) = bytes.split_first_chunk::<SALT>() else {
+            return Ok(entries);
+        };
         while !rest.is_empty() {
-            match unframe(rest) {
+            match unframe(salt, rest) {
                 Some((entry, used)) => {
                     entries.push(entry);
                     rest = &rest[used..];
@@ -158,8 +180,18 @@ pub(crate) enum DrainError<E> {
     Import(E),
 }
 
+/// The checksum of a frame's payload in the file salted with `salt`.
+fn checksum(salt: &[u8; SALT], payload: &[u8]) -> [u8; 8] {
+    let mut h = Sha256::new();
+    h.update(salt);
+    h.update(payload);
+    let mut sum = [0u8; 8];
+    sum.copy_from_slice(&h.finalize()[..8]);
+    sum
+}
+
 /// Appends `e` as one frame to `out`.
-fn frame(e: &Entry, out: &mut Vec<u8>) -> std::io::Result<()> {
+fn frame(salt: &[u8; SALT], e: &Entry, out: &mut Vec<u8>) -> std::io::Result<()> {
     let too_long = || std::io::Error::new(std::io::ErrorKind::InvalidInput, "record too large for a frame");
     let ws = e.workspace.as_bytes();
     let status = e.status.as_bytes();
@@ -171,18 +203,18 @@ fn frame(e: &Entry, out: &mut Vec<u8>) -> std::io::Result<()> {
     payload.extend_from_slice(status);
     payload.extend_from_slice(&e.bytes);
     out.extend_from_slice(&u32::try_from(payload.len()).map_err(|_| too_long())?.to_le_bytes());
-    out.extend_from_slice(&Sha256::digest(&payload)[..8]);
+    out.extend_from_slice(&checksum(salt, &payload));
     out.extend_from_slice(&payload);
     Ok(())
 }
 
 /// The first frame of `bytes` and its length, or `None` when it is cut
 /// short, fails its checksum or does not decode.
-fn unframe(bytes: &[u8]) -> Option<(Entry, usize)> {
+fn unframe(salt: &[u8; SALT], bytes: &[u8]) -> Option<(Entry, usize)> {
     let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
     let sum = bytes.get(4..HEADER)?;
     let payload = bytes.get(HEADER..HEADER.checked_add(len)?)?;
-    if &Sha256::digest(payload)[..8] != sum {
+    if checksum(salt, payload) != sum {
         return None;
     }
     let id = u128::from_le_bytes(payload.get(..16)?.try_into().ok()?);
@@ -226,6 +258,12 @@ mod tests {
             std::fs::write(spill.path(), &full[..cut]).unwrap();
             assert_eq!(spill.read().unwrap(), vec![entry(1), entry(2)], "cut at {cut}");
         }
+        // A frame checksummed without the file's salt (as a guest would
+        // forge one) is not read.
+        let mut forged = whole.clone();
+        frame(&[0; SALT], &entry(4), &mut forged).unwrap();
+        std::fs::write(spill.path(), &forged).unwrap();
+        assert_eq!(spill.read().unwrap(), vec![entry(1), entry(2)]);
         // A flipped byte in the last frame is caught by its checksum.
         let mut bad = full.clone();
         *bad.last_mut().unwrap() ^= 1;
