@@ -283,7 +283,11 @@ impl Inner {
         if !success {
             // Only a short error-type token from the body is kept: provider
             // error texts can quote the key or the prompt.
-            let kind = error_kind(&body).map(|k| format!(": {k}")).unwrap_or_default();
+            // A token that holds any form of the key is dropped too.
+            let kind = error_kind(&body)
+                .filter(|k| scrubber(t.key.as_ref()).is_ok_and(|s| !s.finds(k.as_bytes())))
+                .map(|k| format!(": {k}"))
+                .unwrap_or_default();
             return Err(match status {
                 401 | 403 => AiError::Unauthorized { provider, status, kind },
                 400 | 404 | 413 | 422 => AiError::Rejected { provider, status, kind },

@@ -44,6 +44,8 @@ const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b')');
 /// RFC 3986 unreserved characters kept, everything else encoded.
 const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+/// Python's `urllib.parse.quote` default: unreserved and `/` kept.
+const PATH: &AsciiSet = &UNRESERVED.remove(b'/');
 
 /// Why a [`Scrubber`] could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -99,11 +101,17 @@ impl Scrubber {
     ///   inside a longer encoded text such as `Basic base64(user:value)` or
     ///   an encoded JSON body (only when that part is at least
     ///   [`MIN_FRAGMENT`] characters);
-    /// - percent-encoded three common ways (every non-alphanumeric byte;
-    ///   RFC 3986 unreserved kept; `encodeURIComponent`) and
-    ///   `application/x-www-form-urlencoded`;
-    /// - JSON-escaped (RFC 8259 §7, with `/` escaped too, as some encoders
-    ///   do; and without).
+    /// - percent-encoded the common ways (every non-alphanumeric byte;
+    ///   RFC 3986 unreserved kept; `encodeURIComponent`; Python's `quote`,
+    ///   which keeps `/`), `application/x-www-form-urlencoded`, and Go's
+    ///   `QueryEscape`;
+    /// - JSON-escaped (RFC 8259 §7) as serde_json and JavaScript write it,
+    ///   with `/` escaped too, with every non-ASCII character as `\uXXXX`
+    ///   (Python), and with `<`, `>`, `&` as `\uXXXX` (Go).
+    ///
+    /// Not matched: base64 broken across lines (MIME, PEM), HTML entities,
+    /// double percent-encoding, and a value made only of digits written as
+    /// a JSON number.
     ///
     /// Matching ignores ASCII case, which covers `%2f` as well as `%2F`,
     /// and prefers the longest match.
@@ -248,27 +256,56 @@ fn forms(v: &str, patterns: &mut Vec<Zeroizing<String>>) {
             }
         }
     }
-    for set in [NON_ALPHANUMERIC, UNRESERVED, URI_COMPONENT] {
+    for set in [NON_ALPHANUMERIC, UNRESERVED, URI_COMPONENT, PATH] {
         patterns.push(Zeroizing::new(utf8_percent_encode(v, set).to_string()));
     }
     patterns.push(Zeroizing::new(form_urlencoded::byte_serialize(v.as_bytes()).collect()));
-    patterns.push(json_escape(v, true));
-    patterns.push(json_escape(v, false));
+    // Go's url.QueryEscape: unreserved kept, space as `+`.
+    patterns.push(Zeroizing::new(utf8_percent_encode(v, UNRESERVED).to_string().replace("%20", "+")));
+    for style in [
+        JsonStyle::default(),
+        JsonStyle { slash: true, ..JsonStyle::default() },
+        JsonStyle { ascii: true, ..JsonStyle::default() },
+        JsonStyle { html: true, ..JsonStyle::default() },
+    ] {
+        patterns.push(json_escape(v, style));
+    }
 }
 
-/// `v` as it appears inside a JSON string (RFC 8259 §7), with `/` escaped
-/// when `slash` is set.
-fn json_escape(v: &str, slash: bool) -> Zeroizing<String> {
+/// How an encoder escapes a JSON string beyond what RFC 8259 requires.
+#[derive(Clone, Copy, Default)]
+struct JsonStyle {
+    /// `/` as `\/` (PHP, some Java encoders).
+    slash: bool,
+    /// Every non-ASCII character as `\uXXXX` (Python's `ensure_ascii`).
+    ascii: bool,
+    /// `<`, `>`, `&`, U+2028 and U+2029 as `\uXXXX` (Go's `encoding/json`).
+    html: bool,
+}
+
+/// `v` as it appears inside a JSON string (RFC 8259 §7) written in
+/// `style`; control characters use the short escapes where JSON has them.
+fn json_escape(v: &str, style: JsonStyle) -> Zeroizing<String> {
     let mut out = Zeroizing::new(String::with_capacity(v.len()));
+    let unit = |out: &mut String, u: u16| out.push_str(&format!("\\u{u:04x}"));
     for c in v.chars() {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            '/' if slash => out.push_str("\\/"),
+            '/' if style.slash => out.push_str("\\/"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => unit(&mut out, c as u16),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' if style.html => unit(&mut out, c as u16),
+            c if style.ascii && !c.is_ascii() => {
+                let mut buf = [0u16; 2];
+                for u in c.encode_utf16(&mut buf) {
+                    unit(&mut out, *u);
+                }
+            }
             c => out.push(c),
         }
     }

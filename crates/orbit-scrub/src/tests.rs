@@ -5,12 +5,21 @@ use proptest::prelude::*;
 
 use super::*;
 
+/// `secret` as serde_json writes it inside a string, without the quotes.
+fn json_inner(secret: &str) -> String {
+    let quoted = serde_json::to_string(secret).unwrap();
+    quoted[1..quoted.len() - 1].to_owned()
+}
+
 /// Every form a value may come back in, built with the encoders a server
 /// would use rather than with the scrubber's own helpers.
 fn echoed_forms(secret: &str) -> Vec<String> {
+    const UNRESERVED: &percent_encoding::AsciiSet =
+        &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    const QUOTE: &percent_encoding::AsciiSet = &UNRESERVED.remove(b'/');
     vec![
         secret.to_owned(),
-        secret.to_uppercase(),
+        secret.to_ascii_uppercase(),
         STANDARD.encode(secret),
         STANDARD_NO_PAD.encode(secret),
         URL_SAFE.encode(secret),
@@ -19,8 +28,13 @@ fn echoed_forms(secret: &str) -> Vec<String> {
         utf8_percent_encode(secret, NON_ALPHANUMERIC).to_string().to_lowercase(),
         form_urlencoded::byte_serialize(secret.as_bytes()).collect(),
         // serde_json's escaping (no `\/`) and the escaped-slash variant.
-        serde_json::to_string(secret).unwrap().trim_matches('"').to_owned(),
-        serde_json::to_string(secret).unwrap().trim_matches('"').replace('/', "\\/"),
+        json_inner(secret),
+        json_inner(secret).replace('/', "\\/"),
+        // Python's quote (keeps `/`), Go's QueryEscape (space as `+`).
+        utf8_percent_encode(secret, QUOTE).to_string(),
+        utf8_percent_encode(secret, UNRESERVED).to_string().replace("%20", "+"),
+        // Go's encoding/json escapes <, > and & too.
+        json_inner(secret).replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026"),
         // Inside longer base64 text, at each alignment.
         STANDARD.encode(format!("x{secret}yy")),
         STANDARD.encode(format!("xx{secret}y")),
@@ -34,8 +48,8 @@ fn echoed_forms(secret: &str) -> Vec<String> {
 
 #[test]
 fn scrubs_raw_encoded_escaped_and_embedded_forms() {
-    let secret = "s3cr3t/t0ken+value=\"q\"";
-    let s = Scrubber::new([secret], ["Bearer s3cr3t/t0ken+value=\"q\""]).unwrap();
+    let secret = "s3cr3t/t0ken+value=\"q\" &<ä>";
+    let s = Scrubber::new([secret], ["Bearer s3cr3t/t0ken+value=\"q\" &<ä>"]).unwrap();
     for form in echoed_forms(secret) {
         let out = s.text(&format!("before {form} after"));
         assert!(out.contains(REDACTED), "{form} -> {out}");
@@ -45,8 +59,11 @@ fn scrubs_raw_encoded_escaped_and_embedded_forms() {
         assert!(!out.contains(&STANDARD_NO_PAD.encode(secret)[..12]), "{form} -> {out}");
         assert_eq!(s.bytes(format!("before {form} after").as_bytes()), out.as_bytes());
     }
+    // Python's json.dumps (ensure_ascii) writes the ä as \u00e4.
+    let out = s.text(r#"{"k": "s3cr3t/t0ken+value=\"q\" &<\u00e4>"}"#);
+    assert_eq!(out, r#"{"k": "[REDACTED]"}"#);
     // The longest match wins: the rendered header goes as one.
-    assert_eq!(s.text("Authorization: Bearer s3cr3t/t0ken+value=\"q\""), "Authorization: [REDACTED]");
+    assert_eq!(s.text("Authorization: Bearer s3cr3t/t0ken+value=\"q\" &<ä>"), "Authorization: [REDACTED]");
 }
 
 #[test]

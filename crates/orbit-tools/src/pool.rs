@@ -105,8 +105,13 @@ impl ClientHandler for Client {
         params: rmcp::model::ResourceUpdatedNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) -> impl Future<Output = ()> + Send + '_ {
-        for relay in self.in_flight.subscribers(&params.uri) {
-            relay.resource_updated(params.clone());
+        let subscribers = self.in_flight.subscribers(&params.uri);
+        if !subscribers.is_empty()
+            && let Some(params) = scrubbed(params, &self.scrubber)
+        {
+            for relay in subscribers {
+                relay.resource_updated(params.clone());
+            }
         }
         std::future::ready(())
     }
@@ -150,6 +155,8 @@ impl ClientHandler for Client {
         tokio::spawn(async move {
             match tokio::time::timeout(Duration::from_secs(30), context.peer.list_all_tools()).await {
                 Ok(Ok(tools)) => {
+                    // Descriptions reach gateway callers and agents.
+                    let Some(tools) = scrubbed(tools, &this.scrubber) else { return };
                     let tools = tool_infos(&this.server, tools);
                     let (reg, ws, server, id) = (this.registry, this.workspace, this.server, this.install_id);
                     let stored = tokio::task::spawn_blocking(move || reg.set_tools(&ws, &server, id, tools)).await;

@@ -115,8 +115,10 @@ impl Tools {
                 }
                 UpstreamRequest::Complete(p) => UpstreamAnswer::Completion(service.complete(p).await.map_err(failed)?),
             };
-            scrub_answer(answer, &conn.scrubber).ok_or_else(|| ToolsError::Unavailable {
+            // Refused, not Unavailable: the connection is sound, so it is kept.
+            scrub_answer(answer, &conn.scrubber).ok_or_else(|| ToolsError::Refused {
                 server: server.to_owned(),
+                code: rmcp::model::ErrorCode::INTERNAL_ERROR.0,
                 detail: "the answer could not be scrubbed".into(),
             })
         })
