@@ -24,6 +24,7 @@
 //! refuses writes until it is reopened, so in practice that is the next
 //! open.
 
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -54,7 +55,20 @@ pub(crate) struct Spill {
     /// Records in the file (0 when it is absent or empty).
     held: AtomicUsize,
     /// Serializes appends, imports and truncation.
-    lock: Mutex<()>,
+    state: Mutex<State>,
+}
+
+/// What [`Spill`] knows of its file, under its lock.
+#[derive(Default)]
+struct State {
+    /// Ids of the records in the file, so a lookup of any other id reads
+    /// nothing.
+    ids: HashSet<u128>,
+    /// Whether the file's directory entry is known to be durable.
+    dir_synced: bool,
+    /// An append failed and its partial frame could not be cut off: any
+    /// frame after it would be unreadable, so nothing more is appended.
+    poisoned: bool,
 }
 
 impl Spill {
@@ -63,10 +77,20 @@ impl Spill {
     pub(crate) fn beside(store: &Path) -> Self {
         let mut name = store.as_os_str().to_owned();
         name.push(".pending");
-        let spill = Self { path: PathBuf::from(name), held: AtomicUsize::new(0), lock: Mutex::new(()) };
-        let held = spill.read().map(|e| e.len()).unwrap_or(0);
-        spill.held.store(held, Ordering::Release);
+        let spill = Self { path: PathBuf::from(name), held: AtomicUsize::new(0), state: Mutex::default() };
+        let entries = spill.read().unwrap_or_default();
+        spill.held.store(entries.len(), Ordering::Release);
+        let mut state = spill.lock();
+        state.ids = entries.iter().map(|e| e.id).collect();
+        // A file left by an earlier process was synced by it or held
+        // nothing acknowledged.
+        state.dir_synced = spill.path.exists();
+        drop(state);
         spill
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Where the file is.
@@ -79,20 +103,44 @@ impl Spill {
         self.held.load(Ordering::Acquire)
     }
 
-    /// Appends `entries` and syncs the file (and, when this creates it, its
-    /// directory). Only once this returns `Ok` may they be acknowledged.
+    /// Appends `entries` and syncs the file and its directory entry. Only
+    /// once this returns `Ok` may they be acknowledged. On a failure the
+    /// file is cut back to where it was, so later appends stay readable.
     pub(crate) fn append(&self, entries: &[&Entry]) -> std::io::Result<()> {
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut state = self.lock();
+        if state.poisoned {
+            return Err(std::io::Error::other("the holding file is damaged by an earlier failed append"));
+        }
         let mut options = OpenOptions::new();
         options.read(true).append(true).create(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(&self.path)?;
+        let before = file.metadata()?.len();
+        let written = self.write_frames(&mut file, before, entries, &mut state);
+        if written.is_err() {
+            // Cut off the partial frame; if even that fails, stop appending.
+            let cut = file.set_len(before).and_then(|()| file.sync_data());
+            if cut.is_err() {
+                state.poisoned = true;
+            }
+            return written;
+        }
+        state.ids.extend(entries.iter().map(|e| e.id));
+        self.held.fetch_add(entries.len(), Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Writes `entries` as frames after the `len` bytes of `file` (a new
+    /// salt first when it has none), then syncs.
+    fn write_frames(&self, file: &mut File, len: u64, entries: &[&Entry], state: &mut State) -> std::io::Result<()> {
         let mut buf = Vec::new();
         // A file shorter than its salt is new, or its creation was torn
         // before anything in it was acknowledged: start it afresh.
-        let created = file.metadata()?.len() < SALT as u64;
-        let salt = if created {
+        let salt = if len < SALT as u64 {
             file.set_len(0)?;
             let mut salt = [0u8; SALT];
             getrandom::fill(&mut salt).map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -100,7 +148,7 @@ impl Spill {
             salt
         } else {
             let mut salt = [0u8; SALT];
-            std::io::Read::read_exact(&mut &file, &mut salt)?;
+            std::io::Read::read_exact(&mut &*file, &mut salt)?;
             salt
         };
         for e in entries {
@@ -108,10 +156,10 @@ impl Spill {
         }
         file.write_all(&buf)?;
         file.sync_data()?;
-        if created {
+        if !state.dir_synced {
             sync_dir(&self.path)?;
+            state.dir_synced = true;
         }
-        self.held.fetch_add(entries.len(), Ordering::AcqRel);
         Ok(())
     }
 
@@ -148,14 +196,17 @@ impl Spill {
         if self.held() == 0 {
             return Ok(None);
         }
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let state = self.lock();
+        if !state.ids.contains(&id) {
+            return Ok(None);
+        }
         Ok(self.read()?.into_iter().find(|e| e.id == id))
     }
 
     /// Runs `import` over the held records, and removes the file once it
     /// returns `Ok` (they are committed). Returns how many were imported.
     pub(crate) fn drain<E>(&self, import: impl FnOnce(&[Entry]) -> Result<(), E>) -> Result<usize, DrainError<E>> {
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.lock();
         let entries = self.read().map_err(DrainError::Io)?;
         if entries.is_empty() && !self.path.exists() {
             return Ok(0);
@@ -167,6 +218,9 @@ impl Spill {
             Err(e) => return Err(DrainError::Io(e)),
         }
         self.held.store(0, Ordering::Release);
+        state.ids.clear();
+        state.poisoned = false;
+        state.dir_synced = false;
         Ok(entries.len())
     }
 }

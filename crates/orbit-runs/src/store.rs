@@ -227,9 +227,13 @@ impl RunStore {
             Ok(n) => {
                 tracing::info!(records = n, path = %spill.path().display(), "imported the runs held after a failed commit")
             }
-            Err(DrainError::Import(e)) => return Err(e),
-            Err(DrainError::Io(e)) => {
-                return Err(RunStoreError::Storage(redb::Error::Io(e)));
+            // A held file that cannot be imported yet does not stop the
+            // store from opening: its runs stay held (and found by `get`).
+            Err(DrainError::Import(error)) => {
+                tracing::error!(held = spill.held(), path = %spill.path().display(), %error, "held runs could not be imported; they stay held");
+            }
+            Err(DrainError::Io(error)) => {
+                tracing::error!(held = spill.held(), path = %spill.path().display(), %error, "held runs could not be read; they stay held");
             }
         }
 
@@ -313,14 +317,17 @@ impl RunStore {
     }
 
     /// Waits until every record queued before this call (including those
-    /// queued with [`ExpectedRecord::queue`]) has been through a commit.
+    /// queued with [`ExpectedRecord::queue`]) has been through a commit,
+    /// or was held on disk after its commit failed (see
+    /// [`held`](Self::held); [`list`](Self::list) does not see those yet).
     /// A queued record whose own commit failed is not reported here (nobody
     /// awaits it; the failure is logged); records stored with
     /// [`record`](Self::record) report their own failures.
     ///
     /// # Errors
     /// [`RunStoreError::Commit`] when the commit that carries the barrier
-    /// failed; [`RunStoreError::Closed`] when the writer thread has died.
+    /// failed and its batch could not be held either;
+    /// [`RunStoreError::Closed`] when the writer thread has died.
     pub async fn flush(&self) -> Result<(), RunStoreError> {
         let (tx, rx) = oneshot::channel();
         self.send(Job { entry: None, ack: Ack::Async(tx) })?;
@@ -337,17 +344,21 @@ impl RunStore {
     /// [`RunStoreError::Corrupt`] when the stored record does not decode or
     /// carries a different id.
     pub fn get(&self, id: RunId) -> Result<Option<RunRecord>, RunStoreError> {
-        // A run held after a failed commit is found even while redb is
-        // unreadable.
-        if let Some(held) = self.shared.spill.find(id.as_u128()).map_err(|e| storage(redb::StorageError::Io(e)))? {
-            return decode(id, &held.bytes).map(Some);
+        let stored = self.shared.db.begin_read().map_err(storage).and_then(|txn| {
+            let runs = txn.open_table(RUNS).map_err(storage)?;
+            let bytes = runs.get(id.as_u128()).map_err(storage)?;
+            bytes.map(|b| decode(id, b.value())).transpose()
+        });
+        match stored {
+            Ok(Some(rec)) => Ok(Some(rec)),
+            // A run held after a failed commit is found even while redb is
+            // unreadable.
+            Ok(None) | Err(_) => match self.shared.spill.find(id.as_u128()) {
+                Ok(Some(held)) => decode(id, &held.bytes).map(Some),
+                Ok(None) => stored,
+                Err(e) => stored.and(Err(storage(redb::StorageError::Io(e)))),
+            },
         }
-        let txn = self.shared.db.begin_read().map_err(storage)?;
-        let runs = txn.open_table(RUNS).map_err(storage)?;
-        let Some(bytes) = runs.get(id.as_u128()).map_err(storage)? else {
-            return Ok(None);
-        };
-        decode(id, bytes.value()).map(Some)
     }
 
     /// One page of one workspace's runs, newest first.
