@@ -479,6 +479,21 @@ impl Invocation {
     }
 }
 
+/// One of an engine's run slots, taken with [`Engine::reserve`] before the
+/// run starts; [`Engine::invoke_in`] runs in it. Dropping it frees the slot.
+/// It borrows the engine it came from, so it cannot outlive it.
+#[must_use = "a reserved slot is freed when dropped; run in it with Engine::invoke_in"]
+pub struct RunSlot<'a> {
+    _permit: tokio::sync::SemaphorePermit<'a>,
+    engine_id: usize,
+}
+
+impl std::fmt::Debug for RunSlot<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RunSlot")
+    }
+}
+
 /// The result of a run: its durable record, plus the full output.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -541,9 +556,10 @@ impl Engine {
         &self.inner.config
     }
 
-    /// How many runs are executing right now (a count, at most
-    /// [`max_concurrent_runs`](EngineConfig::max_concurrent_runs); runs
-    /// waiting for a slot are not counted).
+    /// How many run slots are taken right now: runs executing, and slots
+    /// [`reserve`](Self::reserve)d for runs about to start (a count, at
+    /// most [`max_concurrent_runs`](EngineConfig::max_concurrent_runs);
+    /// runs waiting for a slot are not counted).
     pub fn runs_in_flight(&self) -> usize {
         (self.inner.config.max_concurrent_runs.max(1) as usize).saturating_sub(self.inner.permits.available_permits())
     }
@@ -744,16 +760,53 @@ impl Engine {
         if component.engine_id != self.id() {
             return Err(EngineError::ForeignComponent);
         }
-        let _permit = if invocation.no_wait {
+        let slot = self.reserve(&invocation).await?;
+        self.invoke_in(slot, component, invocation).await
+    }
+
+    /// Takes one of the [`max_concurrent_runs`](EngineConfig::max_concurrent_runs)
+    /// run slots for `invocation`, waiting as its `no_wait` and
+    /// `slot_deadline` say, without starting the run: a caller that must
+    /// answer once a run has started (and not when it ends) reserves, answers,
+    /// then runs it with [`invoke_in`](Self::invoke_in). Dropping the slot
+    /// frees it.
+    ///
+    /// # Errors
+    /// [`EngineError::Busy`] when no slot freed in time (the run never
+    /// started); [`EngineError::Config`] when the engine is shutting down.
+    pub async fn reserve(&self, invocation: &Invocation) -> Result<RunSlot<'_>, EngineError> {
+        let shut_down = |_| EngineError::Config("engine shut down".into());
+        let permit = if invocation.no_wait {
             self.inner.permits.try_acquire().map_err(|_| EngineError::Busy)?
         } else if let Some(until) = invocation.slot_deadline {
             match tokio::time::timeout_at(until, self.inner.permits.acquire()).await {
-                Ok(permit) => permit.map_err(|_| EngineError::Config("engine shut down".into()))?,
+                Ok(permit) => permit.map_err(shut_down)?,
                 Err(_) => return Err(EngineError::Busy),
             }
         } else {
-            self.inner.permits.acquire().await.map_err(|_| EngineError::Config("engine shut down".into()))?
+            self.inner.permits.acquire().await.map_err(shut_down)?
         };
+        Ok(RunSlot { _permit: permit, engine_id: self.id() })
+    }
+
+    /// Runs `component` in `slot` (from [`reserve`](Self::reserve)), as
+    /// [`invoke`](Self::invoke) does once it has a slot; the slot is freed
+    /// when the run is recorded.
+    ///
+    /// # Errors
+    /// As [`invoke`](Self::invoke), except [`EngineError::Busy`];
+    /// [`EngineError::ForeignComponent`] also when `slot` is another
+    /// engine's.
+    pub async fn invoke_in(
+        &self,
+        slot: RunSlot<'_>,
+        component: &LoadedComponent,
+        invocation: Invocation,
+    ) -> Result<Outcome, EngineError> {
+        if component.engine_id != self.id() || slot.engine_id != self.id() {
+            return Err(EngineError::ForeignComponent);
+        }
+        let _slot = slot;
         let expected = self.inner.runs.expect_record();
         let (record, output) = self.execute(component, invocation).await;
         match self.inner.config.record_ack {

@@ -31,8 +31,8 @@ mod state;
 
 pub use compile::digest;
 pub use engine::{
-    Engine, EngineBuilder, EngineConfig, Invocation, LoadedComponent, Outcome, RecordAck, RunObserver, WeakEngine,
-    wasmtime_config,
+    Engine, EngineBuilder, EngineConfig, Invocation, LoadedComponent, Outcome, RecordAck, RunObserver, RunSlot,
+    WeakEngine, wasmtime_config,
 };
 pub use error::{EngineError, ErrorCode, GuestError, HostError, code_name, safe_message};
 pub use limits::Limits;

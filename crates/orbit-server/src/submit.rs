@@ -378,7 +378,6 @@ pub(crate) async fn start(
 ) -> Result<(), EngineError> {
     let (started_tx, started_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
-        let invocation = invocation.no_wait();
         let until = tokio::time::Instant::now() + Duration::from_millis(caps.slot_wait_ms);
         let _ours = match slots.acquire(&invocation.workspace, caps.max_runs_per_workspace, until).await {
             Ok(permit) => permit,
@@ -387,42 +386,41 @@ pub(crate) async fn start(
                 return;
             }
         };
-        let mut started_tx = Some(started_tx);
-        loop {
-            let run = orbit.engine().invoke(&component, invocation.clone());
-            tokio::pin!(run);
-            // The first poll takes a slot or fails with `Busy` at once.
-            let first = tokio::select! {
-                biased;
-                outcome = &mut run => Some(outcome),
-                () = std::future::ready(()) => None,
-            };
-            let outcome = match first {
-                Some(Err(EngineError::Busy)) if tokio::time::Instant::now() < until => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-                Some(Err(e)) => {
-                    if let Some(tx) = started_tx.take() {
-                        let _ = tx.send(Err(e));
-                    }
-                    return;
-                }
-                Some(Ok(done)) => Ok(done),
-                None => {
-                    if let Some(tx) = started_tx.take() {
-                        let _ = tx.send(Ok(()));
-                    }
-                    run.await
-                }
-            };
-            if let Some(tx) = started_tx.take() {
-                let _ = tx.send(Ok(()));
+        // The engine wakes this as a run slot frees; the caller hears once
+        // the run holds one.
+        let invocation = invocation.slot_deadline(until);
+        let slot = match orbit.engine().reserve(&invocation).await {
+            Ok(slot) => slot,
+            Err(e) => {
+                let _ = started_tx.send(Err(e));
+                return;
             }
-            if let Err(e) = outcome {
-                tracing::warn!(error = %e, "a run started without waiting failed");
+        };
+        let run = orbit.engine().invoke_in(slot, &component, invocation);
+        tokio::pin!(run);
+        // The first poll registers the run (so it can be cancelled at once)
+        // and goes as far as its first wait; only then does the caller hear.
+        let first = tokio::select! {
+            biased;
+            outcome = &mut run => Some(outcome),
+            () = std::future::ready(()) => None,
+        };
+        let outcome = match first {
+            Some(Err(e)) => {
+                let _ = started_tx.send(Err(e));
+                return;
             }
-            return;
+            Some(done) => {
+                let _ = started_tx.send(Ok(()));
+                done
+            }
+            None => {
+                let _ = started_tx.send(Ok(()));
+                run.await
+            }
+        };
+        if let Err(e) = outcome {
+            tracing::warn!(error = %e, "a run started without waiting failed");
         }
     });
     started_rx.await.unwrap_or(Err(EngineError::Busy))
