@@ -29,7 +29,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -52,8 +51,6 @@ const SALT: usize = 16;
 /// The holding file of one run store.
 pub(crate) struct Spill {
     path: PathBuf,
-    /// Records in the file (0 when it is absent or empty).
-    held: AtomicUsize,
     /// Serializes appends, imports and truncation.
     state: Mutex<State>,
 }
@@ -77,9 +74,8 @@ impl Spill {
     pub(crate) fn beside(store: &Path) -> Self {
         let mut name = store.as_os_str().to_owned();
         name.push(".pending");
-        let spill = Self { path: PathBuf::from(name), held: AtomicUsize::new(0), state: Mutex::default() };
+        let spill = Self { path: PathBuf::from(name), state: Mutex::default() };
         let entries = spill.read().unwrap_or_default();
-        spill.held.store(entries.len(), Ordering::Release);
         let mut state = spill.lock();
         state.ids = entries.iter().map(|e| e.id).collect();
         // A file left by an earlier process was synced by it or held
@@ -100,7 +96,7 @@ impl Spill {
 
     /// How many records wait in the file for redb.
     pub(crate) fn held(&self) -> usize {
-        self.held.load(Ordering::Acquire)
+        self.lock().ids.len()
     }
 
     /// Appends `entries` and syncs the file and its directory entry. Only
@@ -130,7 +126,6 @@ impl Spill {
             return written;
         }
         state.ids.extend(entries.iter().map(|e| e.id));
-        self.held.fetch_add(entries.len(), Ordering::AcqRel);
         Ok(())
     }
 
@@ -193,9 +188,6 @@ impl Spill {
 
     /// The held record with id `id`, if any.
     pub(crate) fn find(&self, id: u128) -> std::io::Result<Option<Entry>> {
-        if self.held() == 0 {
-            return Ok(None);
-        }
         let state = self.lock();
         if !state.ids.contains(&id) {
             return Ok(None);
@@ -217,7 +209,6 @@ impl Spill {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(DrainError::Io(e)),
         }
-        self.held.store(0, Ordering::Release);
         state.ids.clear();
         state.poisoned = false;
         state.dir_synced = false;
@@ -292,6 +283,8 @@ fn sync_dir(path: &Path) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
     use super::*;
 
     fn entry(id: u128) -> Entry {
@@ -418,6 +411,14 @@ mod tests {
         }
     }
 
+    /// A store at `path` whose redb writes fail while the flag is set.
+    fn store_on_failing_disk(path: &Path) -> (crate::RunStore, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).unwrap();
+        let disk = FailingDisk { inner: redb::backends::FileBackend::new(file).unwrap(), failing: failing.clone() };
+        (crate::RunStore::open_backend(disk, path, crate::GroupCommit::default()).unwrap(), failing)
+    }
+
     /// A commit that fails on a failing disk does not lose the run: it is
     /// acknowledged only once held on disk, found by `get`, and in redb
     /// (listed too) after the next open.
@@ -425,10 +426,7 @@ mod tests {
     fn a_failed_commit_is_held_and_imported_at_the_next_open() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("runs.redb");
-        let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).unwrap();
-        let disk = FailingDisk { inner: redb::backends::FileBackend::new(file).unwrap(), failing: failing.clone() };
-        let store = crate::RunStore::open_backend(disk, &path, crate::GroupCommit::default()).unwrap();
+        let (store, failing) = store_on_failing_disk(&path);
         let before = record(1);
         store.record_blocking(before.clone()).unwrap();
         assert_eq!(store.held(), 0);
@@ -463,10 +461,7 @@ mod tests {
     fn a_commit_that_cannot_be_held_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("runs.redb");
-        let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).unwrap();
-        let disk = FailingDisk { inner: redb::backends::FileBackend::new(file).unwrap(), failing: failing.clone() };
-        let store = crate::RunStore::open_backend(disk, &path, crate::GroupCommit::default()).unwrap();
+        let (store, failing) = store_on_failing_disk(&path);
         // A directory where the holding file would go.
         std::fs::create_dir(dir.path().join("runs.redb.pending")).unwrap();
         failing.store(true, Ordering::SeqCst);

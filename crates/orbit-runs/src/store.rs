@@ -676,6 +676,21 @@ impl Retry {
     }
 }
 
+/// Stores `e` and its index entry unless a record with its id is stored;
+/// returns whether it did (records are write-once).
+fn insert_new(
+    runs: &mut redb::Table<'_, u128, &[u8]>,
+    index: &mut redb::Table<'_, (&str, u128), &str>,
+    e: &Entry,
+) -> Result<bool, redb::Error> {
+    if runs.get(e.id)?.is_some() {
+        return Ok(false);
+    }
+    runs.insert(e.id, e.bytes.as_slice())?;
+    index.insert((e.workspace.as_str(), e.id), e.status)?;
+    Ok(true)
+}
+
 /// Commits `entries` in one durable transaction, skipping ids already
 /// stored (an earlier import that was not followed by the truncation).
 fn import(db: &Database, entries: &[Entry]) -> Result<(), RunStoreError> {
@@ -684,10 +699,7 @@ fn import(db: &Database, entries: &[Entry]) -> Result<(), RunStoreError> {
         let mut runs = txn.open_table(RUNS).map_err(storage)?;
         let mut index = txn.open_table(BY_WORKSPACE).map_err(storage)?;
         for e in entries {
-            if runs.get(e.id).map_err(storage)?.is_none() {
-                runs.insert(e.id, e.bytes.as_slice()).map_err(storage)?;
-                index.insert((e.workspace.as_str(), e.id), e.status).map_err(storage)?;
-            }
+            insert_new(&mut runs, &mut index, e).map_err(storage)?;
         }
     }
     txn.commit().map_err(storage)
@@ -752,13 +764,11 @@ fn write_batch(db: &Database, batch: &[Job]) -> Result<Vec<Outcome>, redb::Error
                 continue;
             };
             // Records are write-once; this also catches a repeat within the batch.
-            if runs.get(entry.id)?.is_some() {
+            if insert_new(&mut runs, &mut index, entry)? {
+                outcomes.push(Ok(()));
+            } else {
                 outcomes.push(Err(RunStoreError::AlreadyExists(RunId::from_u128(entry.id))));
-                continue;
             }
-            runs.insert(entry.id, entry.bytes.as_slice())?;
-            index.insert((entry.workspace.as_str(), entry.id), entry.status)?;
-            outcomes.push(Ok(()));
         }
     }
     txn.commit()?;
