@@ -7,10 +7,13 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use common::ws;
+use http_body_util::Full;
+use hyper::body::Bytes;
 use orbit::{
     Invocation, JobDefaults, JobId, JobLimits, JobState, Limits, Orbit, OrbitConfig, Outcome, QueuedJob, RunId,
     RunQuery, RunRecord, RunStatus, WorkspaceId,
@@ -54,6 +57,19 @@ async fn child_of(orbit: &Orbit, workspace: &str, parent: RunId, secs: u64) -> R
         assert!(Instant::now() < until, "no child run of {parent} recorded");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The fuel a run used itself: what it consumed less what it handed to the
+/// jobs it queued (`job_fuel` of its `enqueue` spans).
+fn own_fuel(rec: &RunRecord) -> u64 {
+    let handed: u64 = rec
+        .spans
+        .iter()
+        .filter(|s| s.operation == "enqueue")
+        .filter_map(|s| s.attrs.iter().find(|(k, _)| k == "job_fuel"))
+        .map(|(_, v)| v.parse::<u64>().unwrap())
+        .sum();
+    rec.fuel_consumed - handed
 }
 
 fn fuel(n: u64) -> Limits {
@@ -205,12 +221,17 @@ async fn an_enqueue_bomb_hits_the_quota_while_other_workspaces_keep_running() {
     assert!(jobs.iter().any(|j| j.depth == limits.max_depth), "the bomb reached the depth limit");
     let deepest: Vec<&QueuedJob> = jobs.iter().filter(|j| j.depth == limits.max_depth).collect();
     assert!(deepest.iter().all(|j| j.output.as_deref() == Some("queued 0 then limit-exceeded")));
-    // Each job's run is linked to the run that enqueued it.
+    // Each job's run is linked to the run that enqueued it, and the whole
+    // bomb spent no more fuel than the first run was given.
+    let mut total = own_fuel(&top.record);
     for job in &jobs {
         let run = orbit.runs().get(job.run_id.unwrap()).unwrap().expect("job run recorded");
         assert_eq!(run.parent, job.parent);
         assert!(job.parent.is_some());
+        assert!(run.fuel_consumed <= job.budget.as_ref().unwrap().fuel);
+        total += own_fuel(&run);
     }
+    assert!(total <= Limits::default().fuel, "the bomb used {total} fuel");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,6 +301,145 @@ async fn fanout_example_counts_words_over_jobs() {
         assert_eq!(children, 4, "{mode}");
     }
     drop(workers);
+}
+
+// ---- One budget: what a run hands down to the runs it starts ----
+
+/// A loopback HTTP server that answers every request `ok` and counts them.
+async fn counting_server() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |_req: hyper::Request<hyper::body::Incoming>| {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    async { Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from("ok")))) }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+            });
+        }
+    });
+    (url, count)
+}
+
+/// An Orbit whose runs may make `requests` fetch requests each, to loopback.
+fn open_with_fetch(dir: &Path, requests: u32) -> Orbit {
+    let mut fetch = orbit::FetchConfig { allow_ips: vec!["127.0.0.1/32".parse().unwrap()], ..Default::default() };
+    fetch.max_requests_per_run = requests;
+    let mut config = OrbitConfig::default();
+    config.fetch = Some(fetch);
+    Orbit::open_with(dir, config).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_run_spends_its_parents_fetch_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let orbit = open_with_fetch(dir.path(), 10);
+    register(&orbit, "team", "probe", "jobs-probe", JobDefaults::default());
+    let (url, count) = counting_server().await;
+
+    let input = format!("fetch:6 {url} && invoke:probe:fetch:10 {url} && fetch:1 {url}");
+    let parent = run(&orbit, "team", &input, Limits::default()).await;
+    assert_eq!(parent.status(), RunStatus::Succeeded, "{:?}", parent.record);
+    // The child had what the parent had left (4), not a fresh 10; after it
+    // the parent has none.
+    assert_eq!(parent.output_text(), "fetched 6 && fetched 4 then limit-exceeded && fetched 0 then limit-exceeded");
+    assert_eq!(count.load(Ordering::SeqCst), 10, "the server saw one budget's worth of requests");
+    let child = child_of(&orbit, "team", parent.run_id(), 5).await;
+    let refused = child.spans.iter().filter(|s| s.primitive == "fetch" && s.outcome == "limit-exceeded").count();
+    assert_eq!(refused, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_job_runs_on_a_slice_taken_from_its_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    let orbit = open_with_fetch(dir.path(), 10);
+    register(&orbit, "team", "probe", "jobs-probe", JobDefaults::default().fuel(500_000_000));
+    let (url, count) = counting_server().await;
+
+    // Each job's fuel is a quarter of the parent's 2,000,000,000, so it is
+    // handed a quarter of the parent's 10 requests.
+    let input = format!("enqueue:probe:2:fetch:10 {url} && fetch:10 {url}");
+    let parent = run(&orbit, "team", &input, Limits::default()).await;
+    assert_eq!(parent.status(), RunStatus::Succeeded, "{:?}", parent.record);
+    let (queued, rest) = parent.output_text().split_once(" && ").map(|(a, b)| (a.to_owned(), b.to_owned())).unwrap();
+    assert_eq!(rest, "fetched 6 then limit-exceeded", "the parent kept 10 - 2 x 2 requests");
+    let v: serde_json::Value = serde_json::from_str(&queued).unwrap();
+    assert!(v["error"].is_null(), "{v}");
+    // The fuel handed down was taken from the parent at once.
+    assert!(parent.fuel_consumed() >= 1_000_000_000, "parent consumed {}", parent.fuel_consumed());
+    let handed: Vec<&str> = parent
+        .record
+        .spans
+        .iter()
+        .filter(|s| s.operation == "enqueue")
+        .filter_map(|s| s.attrs.iter().find(|(k, _)| k == "job_fuel").map(|(_, v)| v.as_str()))
+        .collect();
+    assert_eq!(handed, ["500000000", "500000000"]);
+
+    let workers = orbit.start_workers().unwrap();
+    for id in v["ids"].as_array().unwrap() {
+        let job = wait_finished(&orbit, id.as_str().unwrap().parse().unwrap(), 60).await;
+        assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+        assert_eq!(job.output.as_deref(), Some("fetched 2 then limit-exceeded"));
+        let budget = job.budget.as_ref().expect("a job queued by a run carries its budget");
+        assert_eq!(budget.fuel, 500_000_000);
+        assert_eq!(budget.budgets.get("fetch.requests"), Some(&2));
+        let run = orbit.runs().get(job.run_id.unwrap()).unwrap().unwrap();
+        assert!(run.fuel_consumed <= budget.fuel);
+    }
+    drop(workers);
+    assert_eq!(count.load(Ordering::SeqCst), 10, "parent and jobs together made the parent's 10 requests");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queueing_a_thousand_jobs_cannot_multiply_a_runs_fuel() {
+    let dir = tempfile::tempdir().unwrap();
+    let orbit = open(dir.path(), JobLimits::default());
+    // Registered without fuel: each job is handed `queued_fuel` (or half of
+    // what the parent has left), and spins until it has used all of it.
+    register(&orbit, "team", "spinner", "jobs-probe", JobDefaults::default());
+    let limit = 400_000_000;
+    let parent = run(&orbit, "team", "enqueue:spinner:1000:spin:100000000000", fuel(limit)).await;
+    assert_eq!(parent.status(), RunStatus::Succeeded, "{:?}", parent.record);
+    let v: serde_json::Value = serde_json::from_slice(&parent.output).unwrap();
+    assert_eq!(v["error"], "limit-exceeded", "enqueue is refused once there is too little left to hand down");
+    let queued = v["ids"].as_array().unwrap().len();
+    assert!((3..1000).contains(&queued), "{queued} jobs queued");
+    // Each job was handed its full fuel or at least a sixteenth of it, and
+    // the parent kept half of what it had at each enqueue.
+    let handed: Vec<u64> = parent
+        .record
+        .spans
+        .iter()
+        .filter_map(|s| s.attrs.iter().find(|(k, _)| k == "job_fuel"))
+        .map(|(_, v)| v.parse().unwrap())
+        .collect();
+    assert_eq!(handed.len(), queued);
+    assert!(handed.iter().all(|f| (100_000_000 / 16..=100_000_000).contains(f)), "{handed:?}");
+
+    let workers = orbit.start_workers().unwrap();
+    tokio::time::timeout(Duration::from_secs(120), workers.wait_idle()).await.expect("queue drains").unwrap();
+    let jobs = orbit.jobs().store().jobs(&ws("team"), 10_000).unwrap();
+    assert_eq!(jobs.len(), queued);
+    // The fuel handed to jobs is counted as the parent's (it was taken
+    // from it), so the work done is the parent's own plus the jobs'.
+    let mut total = own_fuel(&parent.record);
+    for job in &jobs {
+        let run = orbit.runs().get(job.run_id.unwrap()).unwrap().expect("job run recorded");
+        assert_eq!(run.status, RunStatus::OutOfFuel, "every job spins until its slice is spent");
+        assert_eq!(Some(run.fuel_consumed), job.budget.as_ref().map(|b| b.fuel));
+        total += run.fuel_consumed;
+    }
+    assert!(total <= limit, "the run and its {queued} jobs used {total} fuel, over the run's {limit}");
+    // Most of the budget did go to the jobs: it was handed down, not lost.
+    assert!(total > limit / 2, "only {total} used");
 }
 
 // ---- The queue across SIGKILL ----

@@ -2,15 +2,29 @@
 
 use orbit_engine::bindings::orbit::runtime::ai as wit;
 use orbit_engine::wasmtime::component::{HasData, Linker};
-use orbit_engine::{EngineError, Extensions, GuestError, HostError, Primitive, RunInfo, RunState};
+use orbit_engine::{Budgets, EngineError, Extensions, GuestError, HostError, Primitive, RunInfo, RunState};
 
 use crate::call::{CallFacts, Caller};
-use crate::{Ai, ChatRequest, FinishReason, Message, Role, TokenBudget, Usage};
+use crate::{Ai, ChatRequest, FinishReason, Message, Role, TOKEN_BUDGET, TokenBudget, Usage};
 
-/// Per-run state: the run's token budget.
+/// Per-run state: the run's named budgets, which hold its token budget
+/// ([`TOKEN_BUDGET`]), shared with the runs it starts.
 pub(crate) struct RunAi {
-    budget: TokenBudget,
+    budgets: Budgets,
     ai: Ai,
+}
+
+impl RunAi {
+    /// The run's token budget as it stands, for one call.
+    fn token_budget(&self) -> TokenBudget {
+        let b = self.budgets.get(TOKEN_BUDGET).unwrap_or(orbit_engine::Budget { limit: 0, used: 0 });
+        TokenBudget { cap: b.limit, used: b.used }
+    }
+
+    /// Spends what one call used of `before` (now `after`).
+    fn settle(&self, before: &TokenBudget, after: &TokenBudget) {
+        self.budgets.spend_up_to(TOKEN_BUDGET, after.used.saturating_sub(before.used));
+    }
 }
 
 /// What the `ai` host functions operate on during a call: the run's
@@ -38,11 +52,12 @@ impl Primitive for Ai {
         .map_err(|e| EngineError::Config(format!("{e:#}")))
     }
 
-    /// Inserts a fresh token budget of
-    /// [`AiLimits::max_tokens_per_run`](crate::AiLimits::max_tokens_per_run).
-    fn prepare(&self, _run: &RunInfo, extensions: &mut Extensions) -> Result<(), EngineError> {
-        extensions
-            .insert(RunAi { budget: TokenBudget::new(self.inner.config.limits.max_tokens_per_run), ai: self.clone() });
+    /// Opens the run's token budget ([`TOKEN_BUDGET`]) at
+    /// [`AiLimits::max_tokens_per_run`](crate::AiLimits::max_tokens_per_run),
+    /// or at what is left of it when the run shares its parent's budgets.
+    fn prepare(&self, run: &RunInfo, extensions: &mut Extensions) -> Result<(), EngineError> {
+        run.budgets().open(TOKEN_BUDGET, self.inner.config.limits.max_tokens_per_run);
+        extensions.insert(RunAi { budgets: run.budgets().clone(), ai: self.clone() });
         Ok(())
     }
 }
@@ -94,10 +109,15 @@ impl wit::Host for AiView<'_> {
         let ws = self.run.workspace().clone();
         let caller = Caller { principal: self.run.principal().clone(), run_id: Some(self.run.run_id().to_string()) };
         let mut facts = CallFacts::default();
-        let RunAi { budget, ai } = &mut *self.state;
+        let before = self.state.token_budget();
+        let mut budget = before;
+        let ai = &self.state.ai;
         let call = async {
-            let resp =
-                ai.inner.chat(&ws, &caller, from_wit(request), budget, &mut facts).await.map_err(HostError::from)?;
+            let resp = ai
+                .inner
+                .chat(&ws, &caller, from_wit(request), &mut budget, &mut facts)
+                .await
+                .map_err(HostError::from)?;
             Ok(wit::ChatResponse {
                 text: resp.text,
                 finish_reason: finish_to_wit(resp.finish_reason),
@@ -105,6 +125,7 @@ impl wit::Host for AiView<'_> {
             })
         };
         let result = self.run.host_call("ai", "chat", bytes_in, |r: &wit::ChatResponse| r.text.len(), call).await;
+        self.state.settle(&before, &budget);
         self.run.annotate_last_span(facts.into_attrs());
         result
     }
@@ -119,17 +140,20 @@ impl wit::Host for AiView<'_> {
         let ws = self.run.workspace().clone();
         let caller = Caller { principal: self.run.principal().clone(), run_id: Some(self.run.run_id().to_string()) };
         let mut facts = CallFacts::default();
-        let RunAi { budget, ai } = &mut *self.state;
+        let before = self.state.token_budget();
+        let mut budget = before;
+        let ai = &self.state.ai;
         let call = async {
             let e = ai
                 .inner
-                .embed(&ws, &caller, &provider, &model, inputs, budget, &mut facts)
+                .embed(&ws, &caller, &provider, &model, inputs, &mut budget, &mut facts)
                 .await
                 .map_err(HostError::from)?;
             Ok(e.vectors)
         };
         let out = |v: &Vec<Vec<f32>>| v.iter().map(|x| x.len() * 4).sum();
         let result = self.run.host_call("ai", "embed", bytes_in, out, call).await;
+        self.state.settle(&before, &budget);
         self.run.annotate_last_span(facts.into_attrs());
         result
     }

@@ -216,6 +216,12 @@ pub struct Embeddings {
     pub usage: Usage,
 }
 
+/// The name of the `ai` primitive's per-run budget in the engine's
+/// [`Budgets`](orbit_engine::Budgets): tokens (input plus output), opened
+/// at [`AiLimits::max_tokens_per_run`] and shared with the runs a run
+/// starts (`jobs`).
+pub const TOKEN_BUDGET: &str = "ai.tokens";
+
 /// Tokens a run may still use: each run gets one, capped at
 /// [`AiLimits::max_tokens_per_run`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

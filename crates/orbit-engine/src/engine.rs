@@ -15,6 +15,7 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 
 use crate::bindings::AgentPre;
+use crate::budget::Budgets;
 use crate::compile::{CompileCache, CompileGate, digest};
 use crate::error::{EngineError, code_name, safe_message};
 use crate::limits::Limits;
@@ -401,6 +402,12 @@ pub struct Invocation {
     /// [`Principal::embedded`], so a program embedding the engine keeps its
     /// own tenancy.
     pub principal: Principal,
+    /// The named budgets of primitives (ai tokens, tools calls, fetch
+    /// requests) the run spends: a parent's, shared by a child run so the
+    /// two spend one budget, or a queued job's slice. `None` gives the run
+    /// a fresh ledger, which each primitive opens at its per-run default.
+    /// See [`Budgets`].
+    pub budgets: Option<Budgets>,
 }
 
 impl Invocation {
@@ -418,7 +425,14 @@ impl Invocation {
             no_wait: false,
             slot_deadline: None,
             principal: Principal::embedded(),
+            budgets: None,
         }
+    }
+
+    /// Sets the named budgets the run spends (see the `budgets` field).
+    pub fn budgets(mut self, budgets: Budgets) -> Self {
+        self.budgets = Some(budgets);
+        self
     }
 
     /// Sets who the run acts for (see the `principal` field).
@@ -869,6 +883,7 @@ impl Engine {
         let mut info =
             RunInfo::new(run_id, inv.workspace.clone(), inv.principal.clone(), started, deadline, limits.log_bytes);
         (info.parent, info.depth) = (inv.parent, inv.depth);
+        info.budgets = inv.budgets.clone().unwrap_or_default();
         info.limits = limits.clone();
         let cancel = info.cancel.clone();
         {

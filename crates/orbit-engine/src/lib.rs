@@ -21,6 +21,7 @@
 // Generated from `wit/`; the documentation lives in the WIT files.
 #[allow(missing_docs)]
 pub mod bindings;
+mod budget;
 mod compile;
 mod engine;
 mod error;
@@ -29,6 +30,7 @@ mod log;
 mod primitive;
 mod state;
 
+pub use budget::{Budget, BudgetSpent, Budgets};
 pub use compile::digest;
 pub use engine::{
     Engine, EngineBuilder, EngineConfig, Invocation, LoadedComponent, Outcome, RecordAck, RunObserver, RunSlot,

@@ -177,6 +177,7 @@ pub struct RunInfo {
     pub(crate) parent: Option<RunId>,
     pub(crate) depth: u32,
     pub(crate) limits: crate::Limits,
+    pub(crate) budgets: crate::Budgets,
 }
 
 /// Spans kept per run; later host calls are counted in `spans_dropped`.
@@ -233,6 +234,7 @@ impl RunInfo {
             parent: None,
             depth: 0,
             limits: crate::Limits::default(),
+            budgets: crate::Budgets::default(),
         }
     }
 
@@ -292,6 +294,13 @@ impl RunInfo {
     /// more than these.
     pub fn limits(&self) -> &crate::Limits {
         &self.limits
+    }
+
+    /// The named budgets of primitives this run spends: open yours in
+    /// [`Primitive::prepare`](crate::Primitive::prepare) and spend from it
+    /// in host calls. Shared with child runs ([`Budgets`](crate::Budgets)).
+    pub fn budgets(&self) -> &crate::Budgets {
+        &self.budgets
     }
 
     /// The instant at which the run's wall-clock deadline passes.

@@ -74,7 +74,9 @@ pub struct FetchConfig {
     pub max_request_headers: usize,
     /// Longest request URL, in bytes. Default 8 KiB.
     pub max_url_bytes: usize,
-    /// Most `fetch` calls per run, counting refused ones. Default 100.
+    /// Most `fetch` calls per run, counting refused ones. Default 100. A
+    /// run and the child runs it starts spend one budget of requests
+    /// ([`REQUEST_BUDGET`](crate::REQUEST_BUDGET)).
     pub max_requests_per_run: u32,
     /// Most requests in flight at once through this primitive, across all
     /// runs and [`Fetch::send`](crate::Fetch::send) calls. A request past

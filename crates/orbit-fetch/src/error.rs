@@ -79,8 +79,9 @@ pub enum FetchError {
         /// Why, from the permission table (operators only).
         reason: String,
     },
-    /// The run has made `max_requests_per_run` requests already. Code
-    /// `limit-exceeded`.
+    /// The run has made `max_requests_per_run` requests already (counting
+    /// those of the runs sharing its budget), or all of a queued job's
+    /// slice. Code `limit-exceeded`.
     #[error("request limit of {limit} per run reached")]
     TooManyRequests {
         /// The limit.

@@ -72,9 +72,13 @@ impl Primitive for Fetch {
         Ok(())
     }
 
-    /// Inserts the run's state: a zero request count, its workspace,
-    /// deadline and request slots, and a fresh `wasi:http` context.
+    /// Opens the run's request budget ([`REQUEST_BUDGET`](crate::REQUEST_BUDGET))
+    /// at [`FetchConfig::max_requests_per_run`](crate::FetchConfig::max_requests_per_run)
+    /// (or at what is left of it when the run shares its parent's budgets)
+    /// and inserts the run's state: its workspace, deadline and request
+    /// slots, and a fresh `wasi:http` context.
     fn prepare(&self, run: &RunInfo, extensions: &mut Extensions) -> Result<(), EngineError> {
+        run.budgets().open(crate::REQUEST_BUDGET, u64::from(self.inner.config.max_requests_per_run));
         let per_run = permits(self.inner.config.max_concurrent_requests_per_run);
         extensions.insert(RunFetch {
             core: RunCore {
@@ -83,7 +87,7 @@ impl Primitive for Fetch {
                 principal: run.principal().clone(),
                 run_id: run.run_id().to_string(),
                 deadline: run.deadline(),
-                requests: 0,
+                budgets: run.budgets().clone(),
                 slots: Arc::new(Semaphore::new(per_run)),
                 calls: Arc::default(),
             },

@@ -105,6 +105,13 @@ use std::time::Duration;
 use orbit_workspace::WorkspaceId;
 
 pub use addr::denied_reason;
+
+/// The name of the `fetch` primitive's per-run budget in the engine's
+/// [`Budgets`](orbit_engine::Budgets): requests through `fetch` and
+/// `wasi:http` (refused ones included), opened at
+/// [`FetchConfig::max_requests_per_run`] and shared with the runs a run
+/// starts (`jobs`).
+pub const REQUEST_BUDGET: &str = "fetch.requests";
 pub use config::{EgressPolicy, FetchConfig};
 pub use error::{FetchError, SecretDenial};
 pub use host::FetchView;

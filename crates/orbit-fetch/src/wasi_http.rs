@@ -110,9 +110,9 @@ pub(crate) struct RunCore {
     /// The run's id, recorded with each use of a secret.
     pub(crate) run_id: String,
     pub(crate) deadline: tokio::time::Instant,
-    /// Calls so far in this run, through either interface, refused ones
-    /// included.
-    pub(crate) requests: u32,
+    /// The run's named budgets: its requests, through either interface
+    /// (refused ones included), are [`REQUEST_BUDGET`](crate::REQUEST_BUDGET).
+    pub(crate) budgets: orbit_engine::Budgets,
     /// Requests of this run in flight
     /// ([`FetchConfig::max_concurrent_requests_per_run`](crate::FetchConfig::max_concurrent_requests_per_run)).
     pub(crate) slots: Arc<Semaphore>,
@@ -128,9 +128,9 @@ impl RunCore {
 
     /// Counts one call; `Err` once the run is over its limit.
     pub(crate) fn count_request(&mut self) -> Result<(), FetchError> {
-        self.requests = self.requests.saturating_add(1);
-        let limit = self.inner.config.max_requests_per_run;
-        if self.requests > limit { Err(FetchError::TooManyRequests { limit }) } else { Ok(()) }
+        self.budgets
+            .spend(crate::REQUEST_BUDGET, 1)
+            .map_err(|e| FetchError::TooManyRequests { limit: u32::try_from(e.limit).unwrap_or(u32::MAX) })
     }
 
     /// The one permission check of `fetch` and `wasi:http`: GET and HEAD

@@ -43,7 +43,8 @@ pub enum JobsError {
         /// The limit.
         limit: u32,
     },
-    /// The parent run has no fuel or time left to give a child.
+    /// The parent run has no fuel or time left to give a child, or no fuel
+    /// to hand a job it queues.
     #[error("no budget left for a child run")]
     NoBudget,
     /// The component could not be loaded by the engine (not a component, too

@@ -10,12 +10,14 @@ use std::sync::{Arc, Mutex};
 use orbit_engine::bindings::orbit::runtime::jobs as wit;
 use orbit_engine::wasmtime::StoreContextMut;
 use orbit_engine::wasmtime::component::Linker;
-use orbit_engine::{EngineError, ErrorCode, GuestError, HostError, Invocation, Limits, RunState, safe_message};
+use orbit_engine::{
+    Budgets, EngineError, ErrorCode, GuestError, HostError, Invocation, Limits, RunState, safe_message,
+};
 use orbit_runs::{RunId, RunRecord, RunStatus};
 use orbit_workspace::permission::{Action, Target};
 use orbit_workspace::{Principal, WorkspaceId};
 
-use crate::store::{JobId, JobState, check_name};
+use crate::store::{JobBudget, JobId, JobState, check_name};
 use crate::{Inner, JobsError};
 
 type HostResult<T> = orbit_engine::wasmtime::Result<(Result<T, GuestError>,)>;
@@ -29,33 +31,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>, inner: Arc<Inner>) ->
     })?;
 
     let i = inner.clone();
-    inst.func_wrap_async(
-        "enqueue",
-        move |mut store: StoreContextMut<'_, RunState>, (name, input): (String, String)| {
-            let inner = i.clone();
-            Box::new(async move {
-                let info = store.data_mut().info();
-                let (ws, parent, depth) = (info.workspace().clone(), info.run_id(), info.depth() + 1);
-                let principal = info.principal().clone();
-                // The one check of `jobs`: a queued job writes later.
-                let permitted = info.permit(Action::EnqueueJob, &Target::default());
-                let n = name.len() + input.len();
-                let valid_name = check_name(&name).is_ok().then(|| name.clone());
-                let call = async move {
-                    permitted?;
-                    blocking(move || {
-                        inner.enqueue(&ws, &name, input, Some(parent), depth, principal).map(|id| id.to_string())
-                    })
-                    .await
-                };
-                let result = info.host_call("jobs", "enqueue", n, String::len, call).await?;
-                if let Some(name) = valid_name {
-                    info.annotate_last_span([("job".to_owned(), name)]);
-                }
-                Ok((result,))
-            })
-        },
-    )?;
+    inst.func_wrap_async("enqueue", move |store: StoreContextMut<'_, RunState>, (name, input): (String, String)| {
+        Box::new(enqueue(i.clone(), store, name, input))
+    })?;
 
     let i = inner;
     inst.func_wrap_async("status", move |mut store: StoreContextMut<'_, RunState>, (id,): (String,)| {
@@ -71,6 +49,69 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>, inner: Arc<Inner>) ->
         })
     })?;
     Ok(())
+}
+
+/// The least share of its fuel a queued job is handed: `1 / MIN_SHARE`.
+const MIN_SHARE: u64 = 16;
+
+/// `enqueue`: queues the job with a slice of the parent's budget, taken
+/// from the parent at once: the job's fuel (its registered fuel, or
+/// [`JobLimits::queued_fuel`](crate::JobLimits::queued_fuel)), but never
+/// more than half of what the parent has left, and the same share of each
+/// named budget as that fuel is of the parent's fuel limit. So the parent
+/// always keeps half, and a job may queue itself (each generation gets
+/// less). When half of what is left is under a sixteenth of the job's fuel,
+/// the enqueue is refused (`limit-exceeded`) and nothing is taken.
+async fn enqueue(
+    inner: Arc<Inner>,
+    mut store: StoreContextMut<'_, RunState>,
+    name: String,
+    input: String,
+) -> HostResult<String> {
+    let remaining = store.get_fuel()?;
+    let info = store.data_mut().info();
+    let (ws, parent, depth) = (info.workspace().clone(), info.run_id(), info.depth() + 1);
+    let principal = info.principal().clone();
+    let (budgets, fuel_limit) = (info.budgets().clone(), info.limits().fuel);
+    // The one check of `jobs`: a queued job writes later.
+    let permitted = info.permit(Action::EnqueueJob, &Target::default());
+    let n = name.len() + input.len();
+    let valid_name = check_name(&name).is_ok().then(|| name.clone());
+    let call = async move {
+        permitted?;
+        blocking(move || {
+            check_name(&name)?;
+            let spec = inner.store.get(&ws, &name)?.ok_or_else(|| JobsError::NotFound(name.clone()))?;
+            let full = spec.defaults.fuel.unwrap_or(inner.limits.queued_fuel);
+            let fuel = full.min(remaining / 2);
+            // A job handed a sliver of its fuel would only run out of it.
+            if fuel == 0 || fuel < full / MIN_SHARE {
+                return Err(JobsError::NoBudget);
+            }
+            let slices = budgets.share(fuel, fuel_limit);
+            let budget = JobBudget::new(fuel, slices.clone());
+            let id = inner.enqueue(&ws, &name, input, Some((parent, budget)), depth, principal)?;
+            // Queued: now the slice is the job's.
+            budgets.take(&slices);
+            Ok((id.to_string(), fuel))
+        })
+        .await
+    };
+    let result = info.host_call("jobs", "enqueue", n, |(id, _): &(String, u64)| id.len(), call).await?;
+    let mut attrs = Vec::new();
+    if let Some(name) = valid_name {
+        attrs.push(("job".to_owned(), name));
+    }
+    let result = match result {
+        Ok((id, fuel)) => {
+            store.set_fuel(remaining - fuel)?;
+            attrs.push(("job_fuel".to_owned(), fuel.to_string()));
+            Ok(id)
+        }
+        Err(e) => Err(e),
+    };
+    store.data_mut().info().annotate_last_span(attrs);
+    Ok((result,))
 }
 
 /// `invoke`: runs the job as a child run on the parent's remaining budget,
@@ -93,6 +134,7 @@ async fn invoke(
         deadline: info.deadline(),
         fuel: remaining,
         limits: info.limits().clone(),
+        budgets: info.budgets().clone(),
     };
     let n = name.len() + input.len();
     let valid_name = check_name(&name).is_ok().then(|| name.clone());
@@ -125,6 +167,9 @@ struct Child {
     fuel: u64,
     /// The parent's limits: a child never gets more of any of them.
     limits: Limits,
+    /// The parent's named budgets, shared: what the child spends of them
+    /// the parent no longer has.
+    budgets: Budgets,
 }
 
 async fn run_child(
@@ -176,6 +221,7 @@ async fn run_child(
         .limits(limits)
         .child_of(child.parent, child.depth)
         .deadline(child.deadline)
+        .budgets(child.budgets)
         .run_id(run_id)
         .no_wait();
     // A task of its own, so the child ends and is recorded even if the

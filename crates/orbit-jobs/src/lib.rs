@@ -52,8 +52,8 @@ use orbit_workspace::{Principal, WorkspaceId};
 
 pub use error::JobsError;
 pub use store::{
-    JobDefaults, JobFailure, JobId, JobSpec, JobState, JobStore, MAX_DESCRIPTION_BYTES, MAX_NAME_BYTES, QueuedJob,
-    Recovery, check_name,
+    JobBudget, JobDefaults, JobFailure, JobId, JobSpec, JobState, JobStore, MAX_DESCRIPTION_BYTES, MAX_NAME_BYTES,
+    QueuedJob, Recovery, check_name,
 };
 pub use worker::JobWorkers;
 
@@ -82,6 +82,11 @@ pub struct JobLimits {
     /// How long finished jobs (and so their `status`) are kept; older ones
     /// are deleted when workers start. Default 7 days.
     pub keep_finished: Duration,
+    /// Fuel a run's `enqueue` hands a job registered without its own fuel
+    /// ([`JobDefaults::fuel`]), in wasmtime fuel units, taken from the run's
+    /// fuel at once (never more than half of what the run has left).
+    /// Default 100,000,000, a twentieth of a run's default fuel.
+    pub queued_fuel: u64,
 }
 
 impl Default for JobLimits {
@@ -94,6 +99,7 @@ impl Default for JobLimits {
             max_attempts: 3,
             poll_interval: Duration::from_millis(250),
             keep_finished: Duration::from_secs(7 * 24 * 3600),
+            queued_fuel: 100_000_000,
         }
     }
 }
@@ -246,7 +252,7 @@ impl Inner {
         ws: &WorkspaceId,
         name: &str,
         input: String,
-        parent: Option<orbit_runs::RunId>,
+        parent: Option<(orbit_runs::RunId, JobBudget)>,
         depth: u32,
         principal: Principal,
     ) -> Result<JobId, JobsError> {

@@ -1,7 +1,7 @@
 //! The job store: registered jobs, their components (stored once per
 //! sha256), and the durable queue, in one redb file.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
@@ -207,6 +207,11 @@ pub struct QueuedJob {
     pub input: String,
     /// The run that enqueued it; `None` when a host enqueued it.
     pub parent: Option<RunId>,
+    /// The slice of its parent's budget it runs on, taken from the parent
+    /// at enqueue; `None` when a host enqueued it (or before budgets were
+    /// handed down): it then runs on the job's own defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<JobBudget>,
     /// Nesting depth of its runs (the enqueuing run's depth + 1).
     pub depth: u32,
     /// Who its run acts for: the enqueuing run's principal, or the host's.
@@ -231,6 +236,28 @@ pub struct QueuedJob {
     pub enqueued_at_ms: u64,
     /// When it finished, in ms since the Unix epoch.
     pub finished_at_ms: Option<u64>,
+}
+
+/// What a job queued by a run may spend: a slice of the run's budget, taken
+/// from the run when the job is queued, so the run and every job it queues
+/// together spend no more than the run was given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct JobBudget {
+    /// Fuel for the job's run, in wasmtime fuel units (each attempt gets
+    /// all of it).
+    pub fuel: u64,
+    /// The named budgets of primitives (`ai.tokens`, `tools.calls`,
+    /// `fetch.requests`) for the job's run, by name; see
+    /// [`orbit_engine::Budgets`].
+    pub budgets: BTreeMap<String, u64>,
+}
+
+impl JobBudget {
+    /// A budget of `fuel` and `budgets`.
+    pub fn new(fuel: u64, budgets: BTreeMap<String, u64>) -> Self {
+        Self { fuel, budgets }
+    }
 }
 
 /// What [`JobStore::recover`] did with jobs left running by a crash.
@@ -415,6 +442,8 @@ impl JobStore {
 
     /// Queues the job `name` of `ws` with `input`, to run for `principal`,
     /// unless the workspace already has `quota` jobs queued or running.
+    /// `parent` is the run that enqueues it and the budget it hands down
+    /// (`None` for a host).
     ///
     /// # Errors
     /// `NotFound` when no such job is registered; `QueueFull`; `Database`.
@@ -423,18 +452,20 @@ impl JobStore {
         ws: &WorkspaceId,
         name: &str,
         input: String,
-        parent: Option<RunId>,
+        parent: Option<(RunId, JobBudget)>,
         depth: u32,
         principal: Principal,
         quota: usize,
     ) -> Result<JobId, JobsError> {
         let id = JobId::new();
+        let (parent, budget) = parent.unzip();
         let job = QueuedJob {
             id,
             workspace: ws.clone(),
             name: name.to_owned(),
             input,
             parent,
+            budget,
             depth,
             principal,
             state: JobState::Queued,

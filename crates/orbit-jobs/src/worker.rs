@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use orbit_engine::{ErrorCode, HostError, Invocation, code_name};
+use orbit_engine::{Budgets, ErrorCode, HostError, Invocation, code_name};
 use orbit_runs::RunRecord;
 use tokio::task::JoinSet;
 
@@ -219,7 +219,13 @@ async fn execute(inner: &Arc<Inner>, job: &QueuedJob) -> Result<orbit_engine::Ou
     if let Some(ms) = spec.defaults.timeout_ms {
         limits.timeout = std::time::Duration::from_millis(ms);
     }
-    let mut invocation = Invocation::new(job.input.clone()).workspace(job.workspace.clone()).limits(limits);
+    let mut invocation = Invocation::new(job.input.clone()).workspace(job.workspace.clone());
+    // A job queued by a run runs on the slice of budget it was handed.
+    if let Some(budget) = &job.budget {
+        limits.fuel = budget.fuel;
+        invocation = invocation.budgets(Budgets::with_limits(budget.budgets.clone()));
+    }
+    let mut invocation = invocation.limits(limits);
     invocation.parent = job.parent;
     invocation.depth = job.depth;
     invocation.run_id = job.run_id;

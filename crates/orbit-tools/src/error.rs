@@ -70,7 +70,9 @@ pub enum ToolsError {
         /// The limit in bytes.
         limit: usize,
     },
-    /// The run made more calls than `ToolsLimits::max_calls_per_run`.
+    /// The run (with the runs that share its budget) made more calls than
+    /// `ToolsLimits::max_calls_per_run`, or than the slice of calls a
+    /// queued job was given.
     #[error("more than {0} tool calls in one run")]
     TooManyCalls(u32),
     /// A secret the server's environment or headers name is missing from

@@ -111,7 +111,8 @@ pub struct ToolsLimits {
     pub restart_backoff_initial: Duration,
     /// Longest restart wait. Default 30 s.
     pub restart_backoff_max: Duration,
-    /// Tool calls per run. Default 256.
+    /// Tool calls per run. Default 256. A run and the child runs it
+    /// starts spend one budget of calls ([`CALL_BUDGET`]).
     pub max_calls_per_run: u32,
     /// Time kept free before the run's deadline: a call still pending then
     /// gives `unavailable` instead of ending the run. Default 100 ms.
@@ -614,11 +615,18 @@ pub(crate) async fn blocking<T: Send + 'static>(
     }
 }
 
+/// The name of the `tools` primitive's per-run budget in the engine's
+/// [`Budgets`](orbit_engine::Budgets): tool calls, opened at
+/// [`ToolsLimits::max_calls_per_run`] and shared with the runs a run starts
+/// (`jobs`).
+pub const CALL_BUDGET: &str = "tools.calls";
+
 struct RunTools {
     tools: Tools,
     workspace: WorkspaceId,
     principal: Principal,
-    calls: u32,
+    /// The run's named budgets: its calls are [`CALL_BUDGET`].
+    budgets: orbit_engine::Budgets,
 }
 
 /// What `tools` host functions operate on during a call.
@@ -645,12 +653,16 @@ impl Primitive for Tools {
         .map_err(|e| EngineError::Config(format!("{e:#}")))
     }
 
+    /// Opens the run's call budget ([`CALL_BUDGET`]) at
+    /// [`ToolsLimits::max_calls_per_run`], or at what is left of it when
+    /// the run shares its parent's budgets.
     fn prepare(&self, run: &RunInfo, extensions: &mut Extensions) -> Result<(), EngineError> {
+        run.budgets().open(CALL_BUDGET, u64::from(self.limits().max_calls_per_run));
         extensions.insert(RunTools {
             tools: self.clone(),
             workspace: run.workspace().clone(),
             principal: run.principal().clone(),
-            calls: 0,
+            budgets: run.budgets().clone(),
         });
         Ok(())
     }
@@ -721,9 +733,9 @@ impl wit::Host for ToolsView<'_> {
         let n = server.len() + tool.len() + arguments_json.len();
         let (tools, ws) = (self.state.tools.clone(), self.state.workspace.clone());
         let caller = Caller { principal: self.state.principal.clone(), run_id: Some(self.run.run_id().to_string()) };
-        self.state.calls = self.state.calls.saturating_add(1);
-        let over = self.state.calls > tools.limits().max_calls_per_run;
-        let max = tools.limits().max_calls_per_run;
+        let spent = self.state.budgets.spend(CALL_BUDGET, 1);
+        let over = spent.is_err();
+        let max = spent.err().map_or(0, |e| u32::try_from(e.limit).unwrap_or(u32::MAX));
         let mut is_error = None;
         let call = async {
             let mut audit = tools.audit_guard(&ws, &caller, &server, &tool);
