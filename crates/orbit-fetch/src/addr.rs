@@ -250,6 +250,127 @@ mod tests {
         }
     }
 
+    use proptest::prelude::*;
+
+    /// Special-purpose ranges as the IANA registries list them, written
+    /// apart from the deny lists so a range dropped from those is still
+    /// drawn from.
+    const SPECIAL_V4: &[&str] = &[
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "192.88.99.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+    ];
+    const SPECIAL_V6: &[&str] = &[
+        "::/128",
+        "::1/128",
+        "::ffff:0:0/96",
+        "::/96",
+        "64:ff9b::/96",
+        "64:ff9b:1::/48",
+        "100::/64",
+        "2001::/32",
+        "2001:2::/48",
+        "2001:db8::/32",
+        "2002::/16",
+        "fc00::/7",
+        "fe80::/10",
+        "fec0::/10",
+        "ff00::/8",
+    ];
+
+    /// Addresses drawn anywhere, and inside each special range (edges and
+    /// interior).
+    fn any_v4() -> impl Strategy<Value = Ipv4Addr> {
+        let inside = prop::sample::select(SPECIAL_V4).prop_flat_map(|net| {
+            let net: Ipv4Net = net.parse().unwrap();
+            (u32::from(net.network())..=u32::from(net.broadcast())).prop_map(Ipv4Addr::from)
+        });
+        prop_oneof![any::<u32>().prop_map(Ipv4Addr::from), inside]
+    }
+
+    fn any_v6() -> impl Strategy<Value = Ipv6Addr> {
+        let inside = prop::sample::select(SPECIAL_V6).prop_flat_map(|net| {
+            let net: Ipv6Net = net.parse().unwrap();
+            (u128::from(net.network())..=u128::from(net.broadcast())).prop_map(Ipv6Addr::from)
+        });
+        prop_oneof![any::<u128>().prop_map(Ipv6Addr::from), inside, any_v4().prop_map(|a| a.to_ipv6_mapped())]
+    }
+
+    proptest! {
+        /// Every address of every special range is refused.
+        #[test]
+        fn every_special_range_is_refused(v4 in any_v4(), v6 in any_v6()) {
+            let in_v4 = SPECIAL_V4.iter().any(|n| n.parse::<Ipv4Net>().unwrap().contains(&v4));
+            prop_assert_eq!(denied_reason(IpAddr::V4(v4)).is_some(), in_v4, "{}", v4);
+            if SPECIAL_V6.iter().any(|n| n.parse::<Ipv6Net>().unwrap().contains(&v6)) {
+                prop_assert!(denied_reason(IpAddr::V6(v6)).is_some(), "{}", v6);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+        /// Nothing the standard library calls special is ever allowed.
+        #[test]
+        fn an_allowed_v4_address_is_ordinary(ip in any_v4()) {
+            if denied_reason(IpAddr::V4(ip)).is_none() {
+                prop_assert!(!ip.is_loopback() && !ip.is_unspecified() && !ip.is_private());
+                prop_assert!(!ip.is_link_local() && !ip.is_multicast() && !ip.is_broadcast());
+                prop_assert!(!ip.is_documentation());
+                prop_assert!(ip.octets()[0] != 0 && ip.octets()[0] < 224);
+            }
+        }
+
+        #[test]
+        fn an_allowed_v6_address_is_global_unicast_with_no_v4_inside(ip in any_v6()) {
+            if denied_reason(IpAddr::V6(ip)).is_none() {
+                prop_assert!(GLOBAL_UNICAST_V6.contains(&ip));
+                prop_assert!(!ip.is_loopback() && !ip.is_unspecified() && !ip.is_multicast());
+                prop_assert!(!ip.is_unique_local() && !ip.is_unicast_link_local());
+                prop_assert!(ip.to_ipv4().is_none(), "{ip} embeds an IPv4 address");
+            }
+        }
+
+        /// Every IPv6 form that carries an IPv4 address is refused whatever
+        /// the address: mapped, compatible, NAT64 and 6to4.
+        #[test]
+        fn v4_inside_v6_is_always_refused(ip in any::<u32>().prop_map(Ipv4Addr::from)) {
+            let [a, b, c, d] = ip.octets();
+            let (hi, lo) = (u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d]));
+            for v6 in [
+                ip.to_ipv6_mapped(),
+                ip.to_ipv6_compatible(),
+                Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, hi, lo),
+                Ipv6Addr::new(0x2002, hi, lo, 0, 0, 0, 0, 1),
+            ] {
+                prop_assert!(denied_reason(IpAddr::V6(v6)).is_some(), "{v6} allowed");
+            }
+        }
+
+        /// The operator's allow list opens exactly its ranges.
+        #[test]
+        fn the_allow_list_opens_exactly_its_ranges(ip in any_v4(), net in (any_v4(), 8u8..=32)) {
+            let net = IpNet::V4(Ipv4Net::new(net.0, net.1).unwrap().trunc());
+            let policy = AddressPolicy::new(vec![net]);
+            let ip = IpAddr::V4(ip);
+            let expected = denied_reason(ip).is_none() || net.contains(&ip);
+            prop_assert_eq!(policy.check(ip).is_ok(), expected);
+        }
+    }
+
     #[test]
     fn operator_allowlist_overrides() {
         let p = AddressPolicy::new(vec!["127.0.0.1/32".parse().unwrap()]);
