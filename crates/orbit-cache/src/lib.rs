@@ -19,7 +19,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 /// Entry value layout: 8 bytes little-endian expiry (ms since the Unix
 /// epoch, 0 = never) followed by the value bytes.
 const ENTRIES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("entries");
-/// Bytes (keys + values) held per workspace.
+/// Bytes held per workspace: keys, values and `ENTRY_OVERHEAD_BYTES` each.
 const USAGE: TableDefinition<&str, u64> = TableDefinition::new("usage");
 
 /// Cache limits.
@@ -30,7 +30,8 @@ pub struct CacheLimits {
     pub max_key_bytes: usize,
     /// Largest value, in bytes. Default 1 MiB.
     pub max_value_bytes: usize,
-    /// Total key and value bytes per workspace. Default 64 MiB.
+    /// Total bytes per workspace: each entry costs its key, its value and
+    /// [`ENTRY_OVERHEAD_BYTES`] (its expiry time). Default 64 MiB.
     pub max_workspace_bytes: u64,
 }
 
@@ -110,6 +111,10 @@ fn decode(raw: &[u8]) -> (u64, &[u8]) {
     b[..exp.len()].copy_from_slice(exp);
     (u64::from_le_bytes(b), val)
 }
+
+/// What each entry costs of the workspace quota beyond its key and value,
+/// in bytes: the expiry time stored in front of the value.
+pub const ENTRY_OVERHEAD_BYTES: u64 = 8;
 
 fn encode(expires_ms: u64, value: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(8 + value.len());
