@@ -54,10 +54,12 @@ pub use orbit_ai::{Ai, AiConfig, AiLimits, ApiStyle, ProviderConfig};
 pub use orbit_cache::{Cache, CacheLimits, KvCache};
 pub use orbit_db::{Db, DbLimits, SqlStore};
 pub use orbit_engine::{
-    Engine, EngineConfig, EngineError, Invocation, Limits, LoadedComponent, Outcome, Primitive, RecordAck,
+    Budgets, Engine, EngineConfig, EngineError, Invocation, Limits, LoadedComponent, Outcome, Primitive, RecordAck,
 };
 pub use orbit_fetch::{EgressPolicy, Fetch, FetchConfig};
-pub use orbit_jobs::{JobDefaults, JobId, JobLimits, JobSpec, JobState, JobStore, JobWorkers, Jobs, QueuedJob};
+pub use orbit_jobs::{
+    JobBudget, JobDefaults, JobId, JobLimits, JobSpec, JobState, JobStore, JobWorkers, Jobs, QueuedJob,
+};
 pub use orbit_runs::{ComponentKind, RunId, RunPage, RunQuery, RunRecord, RunStatus, RunStore};
 pub use orbit_storage::{BlobStore, Storage, StorageLimits};
 pub use orbit_tools::{ToolRegistry, Tools, ToolsLimits};

@@ -290,13 +290,27 @@ async fn the_token_budget_is_per_run() {
     {
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 2);
-        assert_eq!(seen[0].2["max_tokens"], 25);
-        assert_eq!(seen[1].2["max_tokens"], 10, "capped by the 10 tokens left");
+        // The prompt's estimate (11 bytes, 3 tokens) is kept for its input.
+        assert_eq!(seen[0].2["max_tokens"], 22);
+        assert_eq!(seen[1].2["max_tokens"], 7, "capped by the 10 tokens left, less the prompt's 3");
     }
     assert!(out.record.host_errors.iter().any(|e| e.contains("token budget of 25")), "{:?}", out.record.host_errors);
     // A new run has a new budget.
     let (_, results) = calls(&orbit, "team", json!([chat])).await;
     assert_eq!(results[0]["text"], "S(hello there)");
+    // A prompt the budget cannot pay for (about 50 tokens) is never sent,
+    // so one call cannot run far past the budget.
+    let big = json!({"op": "chat", "provider": "openai", "model": "gpt-test", "user": "x".repeat(200)});
+    let before = seen.lock().unwrap().len();
+    let (out, results) = calls(&orbit, "team", json!([big, chat])).await;
+    assert_eq!(results[0]["error"], "limit-exceeded");
+    assert_eq!(results[1]["text"], "S(hello there)", "the refused prompt spent nothing");
+    assert_eq!(seen.lock().unwrap().len(), before + 1);
+    assert!(
+        out.record.host_errors.iter().any(|e| e.contains("prompt of about 50 tokens")),
+        "{:?}",
+        out.record.host_errors
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -399,6 +399,39 @@ async fn a_queued_job_runs_on_a_slice_taken_from_its_parent() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_queued_by_an_invoked_child_draws_on_the_whole_runs_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let orbit = open_with_fetch(dir.path(), 10);
+    register(&orbit, "team", "probe", "jobs-probe", JobDefaults::default().fuel(500_000_000));
+    let (url, count) = counting_server().await;
+
+    // The child runs on the job's 500,000,000 fuel, so the job it queues is
+    // handed half of what it has left of that (about 250,000,000) and half of the requests the run
+    // and its child have left (5 of 10): the child keeps half of
+    // everything, as any enqueuing run does.
+    let input = format!("invoke:probe:enqueue:probe:1:fetch:10 {url} && fetch:10 {url}");
+    let parent = run(&orbit, "team", &input, Limits::default()).await;
+    assert_eq!(parent.status(), RunStatus::Succeeded, "{:?}", parent.record);
+    let (queued, rest) = parent.output_text().split_once(" && ").map(|(a, b)| (a.to_owned(), b.to_owned())).unwrap();
+    assert_eq!(rest, "fetched 5 then limit-exceeded");
+    let v: serde_json::Value = serde_json::from_str(&queued).unwrap();
+    let id: JobId = v["ids"][0].as_str().unwrap().parse().unwrap();
+    // A refused enqueue hands nothing down: the child could not queue a
+    // job it could not pay for.
+    let child = child_of(&orbit, "team", parent.run_id(), 5).await;
+    assert_eq!(child.spans.iter().filter(|s| s.operation == "enqueue").count(), 1);
+
+    let workers = orbit.start_workers().unwrap();
+    let job = wait_finished(&orbit, id, 60).await;
+    drop(workers);
+    assert_eq!(job.output.as_deref(), Some("fetched 5 then limit-exceeded"));
+    let budget = job.budget.as_ref().unwrap();
+    assert!((249_000_000..=250_000_000).contains(&budget.fuel), "half of what the child had left: {}", budget.fuel);
+    assert_eq!(budget.budgets.get("fetch.requests"), Some(&5));
+    assert_eq!(count.load(Ordering::SeqCst), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queueing_a_thousand_jobs_cannot_multiply_a_runs_fuel() {
     let dir = tempfile::tempdir().unwrap();
     let orbit = open(dir.path(), JobLimits::default());
@@ -411,7 +444,8 @@ async fn queueing_a_thousand_jobs_cannot_multiply_a_runs_fuel() {
     let v: serde_json::Value = serde_json::from_slice(&parent.output).unwrap();
     assert_eq!(v["error"], "limit-exceeded", "enqueue is refused once there is too little left to hand down");
     let queued = v["ids"].as_array().unwrap().len();
-    assert!((3..1000).contains(&queued), "{queued} jobs queued");
+    // 100M, 100M, 100M, then halves of what is left down to a sixteenth.
+    assert!((5..=10).contains(&queued), "{queued} jobs queued");
     // Each job was handed its full fuel or at least a sixteenth of it, and
     // the parent kept half of what it had at each enqueue.
     let handed: Vec<u64> = parent
@@ -421,7 +455,9 @@ async fn queueing_a_thousand_jobs_cannot_multiply_a_runs_fuel() {
         .filter_map(|s| s.attrs.iter().find(|(k, _)| k == "job_fuel"))
         .map(|(_, v)| v.parse().unwrap())
         .collect();
-    assert_eq!(handed.len(), queued);
+    assert_eq!(handed.len(), queued, "the refused enqueue handed nothing down");
+    let last = parent.record.spans.iter().rfind(|s| s.operation == "enqueue").unwrap();
+    assert_eq!(last.outcome, "limit-exceeded");
     assert!(handed.iter().all(|f| (100_000_000 / 16..=100_000_000).contains(f)), "{handed:?}");
 
     let workers = orbit.start_workers().unwrap();

@@ -147,11 +147,38 @@ impl Inner {
         Ok(p)
     }
 
-    fn check_budget(budget: &TokenBudget) -> Result<u64, AiError> {
-        match budget.remaining() {
-            0 => Err(AiError::BudgetExhausted { used: budget.used, cap: budget.cap }),
-            n => Ok(n),
+    /// What is left of `budget` once the prompt (estimated from its
+    /// `prompt_bytes`) is paid for. A prompt the budget cannot pay for is
+    /// never sent, so no single call can spend far past the budget.
+    fn check_budget(budget: &TokenBudget, prompt_bytes: usize) -> Result<u64, AiError> {
+        let remaining = budget.remaining();
+        if remaining == 0 {
+            return Err(AiError::BudgetExhausted { used: budget.used, cap: budget.cap });
         }
+        let estimate = u64::from(estimate_tokens(prompt_bytes));
+        if estimate >= remaining {
+            return Err(AiError::PromptOverBudget { estimate, remaining });
+        }
+        Ok(remaining - estimate)
+    }
+
+    /// Sends `body` to `target`; when no answer comes back (or one that
+    /// cannot be read), the prompt's estimated tokens are spent all the
+    /// same: a provider may bill a request whose answer was lost, and a
+    /// failing call retried must still run the budget down.
+    async fn exchange_billed(
+        &self,
+        target: &Target<'_>,
+        body: Vec<u8>,
+        facts: &mut CallFacts,
+        budget: &mut TokenBudget,
+        prompt_bytes: usize,
+    ) -> Result<serde_json::Value, AiError> {
+        let answer = self.exchange(target, body, facts).await;
+        if answer.is_err() {
+            budget.spend(Usage { input_tokens: estimate_tokens(prompt_bytes), output_tokens: 0 });
+        }
+        answer
     }
 
     /// The endpoint URL of `p` for `path` (relative to the base URL).
@@ -329,7 +356,8 @@ impl Inner {
         if req.max_tokens == Some(0) {
             return Err(invalid("max_tokens must be at least 1"));
         }
-        let remaining = Self::check_budget(budget)?;
+        let prompt_bytes: usize = req.messages.iter().map(|m| m.content.len()).sum();
+        let remaining = Self::check_budget(budget, prompt_bytes)?;
         let wanted = req.max_tokens.unwrap_or(limits.max_output_tokens).min(limits.max_output_tokens);
         let max_tokens = u32::try_from(u64::from(wanted).min(remaining)).unwrap_or(wanted);
         facts.max_tokens = Some(max_tokens);
@@ -346,18 +374,20 @@ impl Inner {
                 limits.max_request_bytes
             )));
         }
-        let prompt_bytes: usize = req.messages.iter().map(|m| m.content.len()).sum();
         let url = Self::endpoint(p, path)?;
         let key = self.key(ws, caller, p, &url).await?;
         // No scrubber, no request: its answer could not be scrubbed.
         let scrubber = scrubber(key.as_ref())?;
         let target = Target { provider: p, url, key };
-        let answer = self.exchange(&target, body, facts).await?;
+        let answer = self.exchange_billed(&target, body, facts, budget, prompt_bytes).await?;
         let bad = |what: &str| AiError::Upstream { provider: p.name.clone(), detail: format!("response: {what}") };
-        let (text, finish, usage) = match p.api {
-            ApiStyle::Openai => parse_openai_chat(&answer).ok_or_else(|| bad("no choices[0].message"))?,
-            ApiStyle::Anthropic => parse_anthropic(&answer).ok_or_else(|| bad("no content"))?,
+        let parsed = match p.api {
+            ApiStyle::Openai => parse_openai_chat(&answer).ok_or_else(|| bad("no choices[0].message")),
+            ApiStyle::Anthropic => parse_anthropic(&answer).ok_or_else(|| bad("no content")),
         };
+        let (text, finish, usage) = parsed.inspect_err(|_| {
+            budget.spend(Usage { input_tokens: estimate_tokens(prompt_bytes), output_tokens: 0 });
+        })?;
         let usage = usage.unwrap_or(Usage {
             input_tokens: estimate_tokens(prompt_bytes),
             output_tokens: estimate_tokens(text.len()),
@@ -397,8 +427,8 @@ impl Inner {
                 limits.max_embed_inputs
             )));
         }
-        Self::check_budget(budget)?;
         let input_bytes: usize = inputs.iter().map(String::len).sum();
+        Self::check_budget(budget, input_bytes)?;
         let count = inputs.len();
         let body = serde_json::to_vec(&json!({"model": model, "input": inputs, "encoding_format": "float"}))
             .map_err(|e| AiError::Internal(format!("encoding the request: {e}")))?;
@@ -411,11 +441,14 @@ impl Inner {
         }
         let url = Self::endpoint(p, "embeddings")?;
         let key = self.key(ws, caller, p, &url).await?;
-        let answer = self.exchange(&Target { provider: p, url, key }, body, facts).await?;
-        let vectors = parse_embeddings(&answer, count).ok_or_else(|| AiError::Upstream {
-            provider: p.name.clone(),
-            detail: format!("response: not {count} embeddings"),
-        })?;
+        let target = Target { provider: p, url, key };
+        let answer = self.exchange_billed(&target, body, facts, budget, input_bytes).await?;
+        let vectors = parse_embeddings(&answer, count)
+            .ok_or_else(|| AiError::Upstream {
+                provider: p.name.clone(),
+                detail: format!("response: not {count} embeddings"),
+            })
+            .inspect_err(|_| budget.spend(Usage { input_tokens: estimate_tokens(input_bytes), output_tokens: 0 }))?;
         let input_tokens = answer["usage"]["prompt_tokens"]
             .as_u64()
             .map_or_else(|| estimate_tokens(input_bytes), |n| u32::try_from(n).unwrap_or(u32::MAX));

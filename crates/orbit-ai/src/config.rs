@@ -66,10 +66,13 @@ impl ProviderConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct AiLimits {
     /// Tokens (input plus output, as the provider reports them) one run may
-    /// use in all. A call once they are spent gives `limit-exceeded`; a
-    /// chat's `max_tokens` is capped by what is left. The last call may
-    /// pass the cap by its input tokens, which are known only after it.
-    /// Default 100 000.
+    /// use in all, shared with the runs it starts (`jobs`). A call once
+    /// they are spent gives `limit-exceeded`, and so does a prompt whose
+    /// estimate (4 bytes a token) is not below what is left; a chat's
+    /// `max_tokens` is capped by what is left after that estimate. A call
+    /// that got no readable answer is charged the estimate. Usage past the
+    /// cap (a provider counting more than the estimate) is charged up to
+    /// the cap. Default 100 000.
     pub max_tokens_per_run: u64,
     /// `max_tokens` of a chat whose guest gave none, and the most a guest
     /// may ask for. Default 4096.

@@ -54,6 +54,15 @@ pub enum AiError {
         /// The cap ([`AiLimits::max_tokens_per_run`](crate::AiLimits::max_tokens_per_run)).
         cap: u64,
     },
+    /// The prompt alone, estimated at 4 bytes a token, needs more tokens
+    /// than the run has left, so it is not sent. Code `limit-exceeded`.
+    #[error("prompt of about {estimate} tokens, over the {remaining} left of the run's token budget")]
+    PromptOverBudget {
+        /// The prompt's estimated tokens.
+        estimate: u64,
+        /// Tokens the run had left.
+        remaining: u64,
+    },
     /// The provider refused the request as malformed (HTTP 400, 404, 413,
     /// 422). Code `invalid-input`.
     #[error("provider {provider:?} rejected the request with status {status}{kind}")]
@@ -111,7 +120,7 @@ impl AiError {
             }
             Self::InvalidRequest(_) | Self::Rejected { .. } => ErrorCode::InvalidInput,
             Self::TooLarge(_) => ErrorCode::TooLarge,
-            Self::BudgetExhausted { .. } => ErrorCode::LimitExceeded,
+            Self::BudgetExhausted { .. } | Self::PromptOverBudget { .. } => ErrorCode::LimitExceeded,
             Self::Upstream { .. } | Self::Timeout { .. } => ErrorCode::Unavailable,
             Self::Config(_) | Self::Internal(_) => ErrorCode::Internal,
         }

@@ -20,9 +20,10 @@
 //!    (`permission-denied`).
 //! 2. The request is checked (at least one message, temperature 0 to 2,
 //!    caps on messages, embed inputs and request bytes) and the run's
-//!    [`TokenBudget`]: none left gives `limit-exceeded`; a chat's
-//!    `max_tokens` is the guest's value (or [`AiLimits::max_output_tokens`])
-//!    capped by that limit and by the tokens left.
+//!    [`TokenBudget`]: none left, or less than the prompt's estimate (4
+//!    bytes a token), gives `limit-exceeded`; a chat's `max_tokens` is the
+//!    guest's value (or [`AiLimits::max_output_tokens`]) capped by that
+//!    limit and by the tokens left after the prompt's estimate.
 //! 3. The key secret is decrypted from the vault; it must be bound to
 //!    `POST` on the endpoint's origin and path (else `permission-denied`).
 //!    It goes in `Authorization: Bearer` (OpenAI style) or `x-api-key`
@@ -222,8 +223,10 @@ pub struct Embeddings {
 /// starts (`jobs`).
 pub const TOKEN_BUDGET: &str = "ai.tokens";
 
-/// Tokens a run may still use: each run gets one, capped at
-/// [`AiLimits::max_tokens_per_run`].
+/// Tokens a caller may still use, for [`Ai::chat`] and [`Ai::embed`]. A
+/// guest's calls are counted against its run's [`TOKEN_BUDGET`] (capped at
+/// [`AiLimits::max_tokens_per_run`]), which each call reads into one of
+/// these and settles afterwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenBudget {
     /// The cap, in tokens.

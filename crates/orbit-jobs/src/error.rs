@@ -45,7 +45,7 @@ pub enum JobsError {
     },
     /// The parent run has no fuel or time left to give a child, or no fuel
     /// to hand a job it queues.
-    #[error("no budget left for a child run")]
+    #[error("no budget left to hand to a child run or a queued job")]
     NoBudget,
     /// The component could not be loaded by the engine (not a component, too
     /// large, or it imports something Orbit does not provide).

@@ -57,11 +57,12 @@ const MIN_SHARE: u64 = 16;
 /// `enqueue`: queues the job with a slice of the parent's budget, taken
 /// from the parent at once: the job's fuel (its registered fuel, or
 /// [`JobLimits::queued_fuel`](crate::JobLimits::queued_fuel)), but never
-/// more than half of what the parent has left, and the same share of each
-/// named budget as that fuel is of the parent's fuel limit. So the parent
-/// always keeps half, and a job may queue itself (each generation gets
-/// less). When half of what is left is under a sixteenth of the job's fuel,
-/// the enqueue is refused (`limit-exceeded`) and nothing is taken.
+/// more than half of what the parent has left, and the same share of what
+/// is left of each named budget as that fuel is of the fuel left. So the
+/// parent always keeps half of everything, and a job may queue itself (each
+/// generation gets less). When half of what is left is under a sixteenth
+/// of the job's fuel, the enqueue is refused (`limit-exceeded`) and nothing
+/// is taken.
 async fn enqueue(
     inner: Arc<Inner>,
     mut store: StoreContextMut<'_, RunState>,
@@ -72,7 +73,7 @@ async fn enqueue(
     let info = store.data_mut().info();
     let (ws, parent, depth) = (info.workspace().clone(), info.run_id(), info.depth() + 1);
     let principal = info.principal().clone();
-    let (budgets, fuel_limit) = (info.budgets().clone(), info.limits().fuel);
+    let budgets = info.budgets().clone();
     // The one check of `jobs`: a queued job writes later.
     let permitted = info.permit(Action::EnqueueJob, &Target::default());
     let n = name.len() + input.len();
@@ -88,7 +89,7 @@ async fn enqueue(
             if fuel == 0 || fuel < full / MIN_SHARE {
                 return Err(JobsError::NoBudget);
             }
-            let slices = budgets.share(fuel, fuel_limit);
+            let slices = budgets.share(fuel, remaining);
             let budget = JobBudget::new(fuel, slices.clone());
             let id = inner.enqueue(&ws, &name, input, Some((parent, budget)), depth, principal)?;
             // Queued: now the slice is the job's.

@@ -13,9 +13,13 @@
 //!   under the same [`Engine`]. The child gets at most the parent's remaining
 //!   fuel and never runs past the parent's deadline; the fuel it used is
 //!   taken from the parent's, so a child can never extend its parent's budget.
+//!   It shares the parent's named budgets ([`orbit_engine::Budgets`]: `ai`
+//!   tokens, `tools` calls, `fetch` requests).
 //! - **`enqueue`** a job: it is written to a durable queue in redb and run in
 //!   the background by the workers ([`Jobs::start_workers`]); **`status`**
-//!   reports where it is.
+//!   reports where it is. It runs on a [`JobBudget`] taken from the parent
+//!   at enqueue: its fuel (never more than half of what the parent has
+//!   left) and the same share of what is left of each named budget.
 //!
 //! # The queue, crashes and restarts
 //! A worker marks a job `running`, counts the attempt and picks the run's id
