@@ -162,10 +162,11 @@ impl Inner {
         Ok(remaining - estimate)
     }
 
-    /// Sends `body` to `target`; when no answer comes back (or one that
-    /// cannot be read), the prompt's estimated tokens are spent all the
-    /// same: a provider may bill a request whose answer was lost, and a
-    /// failing call retried must still run the budget down.
+    /// Sends `body` to `target`. When the provider answered but the answer
+    /// could not be read (over the response cap), or no answer came in
+    /// time, the prompt's estimated tokens are spent all the same: the
+    /// provider may have billed the work. An error status (4xx, 5xx) is not
+    /// charged.
     async fn exchange_billed(
         &self,
         target: &Target<'_>,
@@ -175,7 +176,7 @@ impl Inner {
         prompt_bytes: usize,
     ) -> Result<serde_json::Value, AiError> {
         let answer = self.exchange(target, body, facts).await;
-        if answer.is_err() {
+        if matches!(answer, Err(AiError::Timeout { .. } | AiError::TooLarge(_))) {
             budget.spend(Usage { input_tokens: estimate_tokens(prompt_bytes), output_tokens: 0 });
         }
         answer

@@ -70,7 +70,8 @@ pub struct AiLimits {
     /// they are spent gives `limit-exceeded`, and so does a prompt whose
     /// estimate (4 bytes a token) is not below what is left; a chat's
     /// `max_tokens` is capped by what is left after that estimate. A call
-    /// that got no readable answer is charged the estimate. Usage past the
+    /// whose answer timed out, was over the response cap or could not be
+    /// read is charged the estimate. Usage past the
     /// cap (a provider counting more than the estimate) is charged up to
     /// the cap. Default 100 000.
     pub max_tokens_per_run: u64,

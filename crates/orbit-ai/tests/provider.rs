@@ -334,7 +334,8 @@ async fn the_token_budget_caps_max_tokens_and_then_refuses() {
     let mut budget = TokenBudget::new(50);
     s.ai.chat(&s.ws, ChatRequest::new("p", "m").user("one").max_tokens(1000), &mut budget).await.unwrap();
     assert_eq!(budget.used, 45);
-    // 5 tokens left: the request asks for at most 5.
+    // 5 tokens left, less the prompt's estimated 1: the request asks for
+    // at most 4.
     s.ai.chat(&s.ws, ChatRequest::new("p", "m").user("two").max_tokens(1000), &mut budget).await.unwrap();
     assert_eq!(budget.used, 90);
     let err = s.ai.chat(&s.ws, ChatRequest::new("p", "m").user("three"), &mut budget).await.unwrap_err();
@@ -344,8 +345,8 @@ async fn the_token_budget_caps_max_tokens_and_then_refuses() {
     assert_eq!(err.code(), ErrorCode::LimitExceeded);
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 2);
-    assert_eq!(seen[0].body["max_tokens"], 50);
-    assert_eq!(seen[1].body["max_tokens"], 5);
+    assert_eq!(seen[0].body["max_tokens"], 49);
+    assert_eq!(seen[1].body["max_tokens"], 4);
 }
 
 #[tokio::test]
@@ -378,7 +379,10 @@ async fn oversized_requests_and_responses_are_too_large() {
     assert!(seen.lock().unwrap().is_empty());
     let err = s.ai.chat(&s.ws, ChatRequest::new("p", "m").user("short"), &mut budget).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::TooLarge);
-    assert_eq!(budget.used, 0);
+    // The provider did the work of an answer too large to read: the
+    // prompt's estimate (5 bytes, 2 tokens) is charged; the refused
+    // oversized request, never sent, is not.
+    assert_eq!(budget.used, 2);
 }
 
 #[tokio::test]
