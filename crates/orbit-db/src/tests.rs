@@ -373,3 +373,155 @@ fn a_read_only_call_may_read_but_no_statement_may_write_and_the_connection_stays
         .collect();
     assert_eq!(names, ["ix", "t", "tr"]);
 }
+
+mod properties {
+    //! Property tests: values of every type round-trip as parameters, and
+    //! statements built from the sandbox's hostile vocabulary never write
+    //! in a read-only call nor reach a file outside the workspace's.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<i64>().prop_map(Value::Integer),
+            // SQLite stores NaN as NULL: every other double round-trips.
+            any::<f64>().prop_filter("not NaN", |f| !f.is_nan()).prop_map(Value::Real),
+            any::<String>().prop_map(Value::Text),
+            proptest::collection::vec(any::<u8>(), 0..64).prop_map(Value::Blob),
+        ]
+    }
+
+    fn same(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Null, Value::Null) => true,
+            (Value::Integer(x), Value::Integer(y)) => x == y,
+            (Value::Real(x), Value::Real(y)) => x == y,
+            (Value::Text(x), Value::Text(y)) => x == y,
+            (Value::Blob(x), Value::Blob(y)) => x == y,
+            _ => false,
+        }
+    }
+
+    /// Statements from the vocabulary an attacker reaches for: writes,
+    /// schema changes, attachments, file-writing functions and pragmas,
+    /// with names and paths drawn at random.
+    fn hostile(path: String) -> impl Strategy<Value = String> {
+        let name = "[a-z_]{1,8}";
+        let quoted = path.replace('\'', "''");
+        prop_oneof![
+            name.prop_map(|n| format!("INSERT INTO t VALUES ('{n}')")),
+            Just("UPDATE t SET x = x || 'z'".to_owned()),
+            Just("DELETE FROM t".to_owned()),
+            name.prop_map(|n| format!("CREATE TABLE {n} (y)")),
+            name.prop_map(|n| format!("CREATE TEMP TABLE {n} (y)")),
+            Just("DROP TABLE t".to_owned()),
+            name.prop_map(|n| format!("ALTER TABLE t RENAME TO {n}")),
+            name.prop_map(move |n| format!("ATTACH '{quoted}{n}' AS {n}")),
+            Just(format!("VACUUM INTO '{}'", path.replace('\'', "''"))),
+            Just(format!("SELECT writefile('{}', 'x')", path.replace('\'', "''"))),
+            Just(format!("SELECT load_extension('{}')", path.replace('\'', "''"))),
+            (name, 0..100_000_000i64).prop_map(|(n, v)| format!("PRAGMA {n} = {v}")),
+            prop::sample::select(vec![
+                "journal_mode = OFF",
+                "writable_schema = ON",
+                "max_page_count = 99999999",
+                "temp_store_directory = '/tmp'",
+                "query_only = OFF",
+                "trusted_schema = ON",
+                "cell_size_check = OFF",
+                "mmap_size = 1000000000",
+                "locking_mode = EXCLUSIVE",
+            ])
+            .prop_map(|p| format!("PRAGMA {p}")),
+            Just("CREATE VIRTUAL TABLE v USING dbstat".to_owned()),
+            Just("SELECT * FROM sqlite_dbpage".to_owned()),
+            Just("INSERT INTO t VALUES (1) RETURNING x".to_owned()),
+            Just("WITH c AS (SELECT 1) INSERT INTO t SELECT * FROM c".to_owned()),
+            Just("REINDEX".to_owned()),
+            Just("ANALYZE".to_owned()),
+        ]
+    }
+
+    /// Everything a reader could tell about the database: schema and rows.
+    fn fingerprint(s: &SqlStore, w: &WorkspaceId) -> String {
+        let schema = s.query(w, "SELECT type, name, sql FROM sqlite_schema ORDER BY name", &[], None).unwrap();
+        let rows = s.query(w, "SELECT * FROM t ORDER BY rowid", &[], None).map(|r| r.rows);
+        format!("{:?}{:?}", schema.rows, rows.map_err(|e| e.to_string()))
+    }
+
+    /// Files under `dir` (recursively) that are not the workspace `w`'s
+    /// database and its journal.
+    fn strays(dir: &std::path::Path, db_dir: &std::path::Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            if path == db_dir {
+                for f in std::fs::read_dir(&path).unwrap() {
+                    let name = f.unwrap().file_name().to_string_lossy().into_owned();
+                    if !name.starts_with("w.") {
+                        out.push(format!("db/{name}"));
+                    }
+                }
+            } else {
+                out.push(path.display().to_string());
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn values_round_trip_as_parameters(values in proptest::collection::vec(value(), 1..8)) {
+            let (_d, s) = store(DbLimits::default());
+            let w = ws("w");
+            s.execute(&w, "CREATE TABLE t (v)", &[], None).unwrap();
+            for v in &values {
+                s.execute(&w, "INSERT INTO t (v) VALUES (?)", std::slice::from_ref(v), None).unwrap();
+            }
+            let rows = s.query(&w, "SELECT v FROM t ORDER BY rowid", &[], None).unwrap();
+            prop_assert_eq!(rows.rows.len(), values.len());
+            for (row, v) in rows.rows.iter().zip(&values) {
+                prop_assert!(same(&row[0], v), "{:?} came back as {:?}", v, row[0]);
+            }
+            // And as a parameter of a query: the value finds its own row.
+            for v in values.iter().filter(|v| !matches!(v, Value::Null)) {
+                let found = s.query(&w, "SELECT count(*) FROM t WHERE v IS ?", std::slice::from_ref(v), None).unwrap();
+                prop_assert!(matches!(found.rows[0][..], [Value::Integer(n)] if n >= 1), "{:?}", v);
+            }
+        }
+
+        #[test]
+        fn hostile_statements_never_write_read_only_nor_reach_other_files(
+            sqls in proptest::collection::vec(hostile("PLACEHOLDER".into()), 1..12),
+        ) {
+            let (d, s) = store(DbLimits::default());
+            let w = ws("w");
+            s.execute(&w, "CREATE TABLE t (x)", &[], None).unwrap();
+            s.execute(&w, "INSERT INTO t VALUES ('a')", &[], None).unwrap();
+            let outside = d.path().join("outside");
+            let outside_text = outside.display().to_string();
+            let db_dir = d.path().join("db");
+            for sql in &sqls {
+                let sql = sql.replace("PLACEHOLDER", &outside_text);
+                let before = fingerprint(&s, &w);
+                let ro = Access::ReadOnly;
+                let _ = s.execute_as(&w, ro, &sql, &[], None);
+                let _ = s.query_as(&w, ro, &sql, &[], None);
+                prop_assert_eq!(&fingerprint(&s, &w), &before, "a read-only call changed the database: {}", sql);
+                // Read-write calls may change the workspace's own tables,
+                // but no setting and nothing outside its database file.
+                let _ = s.execute(&w, &sql, &[], None);
+                let _ = s.query(&w, &sql, &[], None);
+                let strays = strays(d.path(), &db_dir);
+                prop_assert!(strays.is_empty(), "{} left {:?}", sql, strays);
+                let settings = s.query(&w, "PRAGMA max_page_count", &[], None).unwrap();
+                prop_assert!(matches!(settings.rows[0][..], [Value::Integer(n)] if n < 99_999_999), "{}", sql);
+            }
+        }
+    }
+}
