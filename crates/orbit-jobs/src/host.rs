@@ -227,14 +227,25 @@ async fn run_child(
         .no_wait();
     // A task of its own, so the child ends and is recorded even if the
     // parent is stopped (for example at its deadline) while waiting.
+    let given = invocation.limits.as_ref().map_or(0, |l| l.fuel);
     let task = tokio::spawn(async move { engine.invoke(&component, invocation).await });
+    // A child that may have run but left no outcome (its task failed, or
+    // its record could not be stored) is charged all the fuel it was given.
+    let charge_all = || consumed.store(given, Ordering::Relaxed);
     let outcome = task
         .await
-        .map_err(|e| HostError::with_detail(ErrorCode::Internal, format!("child task: {e}")))?
+        .map_err(|e| {
+            charge_all();
+            HostError::with_detail(ErrorCode::Internal, format!("child task: {e}"))
+        })?
         .map_err(|e| match e {
-            // Every slot is taken (possibly by parents waiting on children).
+            // Every slot is taken (possibly by parents waiting on children):
+            // the child never started.
             EngineError::Busy => HostError::with_detail(ErrorCode::Unavailable, "child run: no free run slot"),
-            e => HostError::with_detail(ErrorCode::Internal, format!("child run: {e}")),
+            e => {
+                charge_all();
+                HostError::with_detail(ErrorCode::Internal, format!("child run: {e}"))
+            }
         })?;
     consumed.store(outcome.fuel_consumed(), Ordering::Relaxed);
     if outcome.status().is_success() {

@@ -122,6 +122,9 @@ pub struct OrbitMcp {
     /// This session's relay for upstream resource updates (made at its
     /// first `resources/subscribe`).
     subscriber: Arc<Mutex<Option<Arc<dyn orbit::orbit_tools::CallRelay>>>>,
+    /// This session's resource routes: which upstream server listed each
+    /// URI, so a read goes straight to it ([`gateway`]).
+    resource_routes: Arc<Mutex<gateway::ResourceRoutes>>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -160,13 +163,19 @@ impl OrbitMcp {
             credentials: Credentials::BearerHeader,
             log_level: Arc::new(Mutex::new(None)),
             subscriber: Arc::default(),
+            resource_routes: Arc::default(),
             tool_router: Self::tool_router(),
         })
     }
 
     /// A fresh session over the same Orbit (same components, own log level).
     pub fn session(&self) -> Self {
-        Self { log_level: Arc::new(Mutex::new(None)), subscriber: Arc::default(), ..self.clone() }
+        Self {
+            log_level: Arc::new(Mutex::new(None)),
+            subscriber: Arc::default(),
+            resource_routes: Arc::default(),
+            ..self.clone()
+        }
     }
 
     /// The same server, authenticating its callers with `credentials`

@@ -259,9 +259,19 @@ async fn inspector_cli_through_the_gateway() {
 /// suite's fixture tools, resources and prompts) on a free loopback port;
 /// killed on drop. Returns it and its `/mcp` URL's port.
 async fn fixture_server() -> (tokio::process::Child, u16) {
+    fixture_server_logging(None).await
+}
+
+/// As [`fixture_server`]; with `log`, the fixture appends the method of each
+/// `resources/list` and `resources/read` it answers to that file.
+async fn fixture_server_logging(log: Option<&std::path::Path>) -> (tokio::process::Child, u16) {
     use tokio::io::AsyncBufReadExt as _;
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/conformance-upstream.mjs");
-    let mut child = tokio::process::Command::new(node22())
+    let mut cmd = tokio::process::Command::new(node22());
+    if let Some(log) = log {
+        cmd.env("CONFORMANCE_UPSTREAM_LOG", log);
+    }
+    let mut child = cmd
         .arg(script)
         .args(["--port", "0"])
         .stdout(std::process::Stdio::piped())
@@ -352,4 +362,52 @@ async fn conformance_full_suite_through_the_gateway() {
     }
     eprintln!("{table}");
     assert!(lost.is_empty(), "pass directly but not through the gateway: {lost:?}\n{table}");
+}
+
+/// A session's `resources/read` goes straight to the server that listed
+/// the URI: after one `resources/list`, reads reach the upstream as reads
+/// only, not as a listing of every server's resources each time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_reads_go_straight_to_the_server_that_listed_them() {
+    use rmcp::ServiceExt;
+    use rmcp::model::ReadResourceRequestParams;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("requests.log");
+    let (_fixture, fixture_port) = fixture_server_logging(Some(&log)).await;
+    let data = tempfile::tempdir().unwrap();
+    let bob = common::team_with_member_token(data.path(), "team-a");
+    let fixture_url = format!("http://127.0.0.1:{fixture_port}/mcp");
+    common::orbit_ok(data.path(), &["tools", "add", "fixture", "--workspace", "team-a", "--url", &fixture_url]);
+    let server = HttpServer::start(data.path()).await;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config =
+        StreamableHttpClientTransportConfig::with_uri(format!("http://127.0.0.1:{}/ws/team-a/mcp", server.port))
+            .auth_header(bob.token.clone());
+    let client = ().serve(StreamableHttpClientTransport::from_config(config)).await.expect("initialize");
+    let count =
+        |method: &str| std::fs::read_to_string(&log).unwrap_or_default().lines().filter(|l| *l == method).count();
+
+    let resources = client.list_all_resources().await.unwrap();
+    assert!(resources.iter().any(|r| r.uri == "test://static-text"), "{resources:?}");
+    let lists = count("resources/list");
+    for _ in 0..3 {
+        let read = client.read_resource(ReadResourceRequestParams::new("test://static-text")).await.unwrap();
+        assert!(!read.contents.is_empty());
+    }
+    assert_eq!(count("resources/read"), 3);
+    assert_eq!(count("resources/list"), lists, "a read listed the upstream's resources again");
+
+    // A new session knows nothing yet: its first read looks the URI up once.
+    let config =
+        StreamableHttpClientTransportConfig::with_uri(format!("http://127.0.0.1:{}/ws/team-a/mcp", server.port))
+            .auth_header(bob.token.clone());
+    let other = ().serve(StreamableHttpClientTransport::from_config(config)).await.expect("initialize");
+    for _ in 0..2 {
+        other.read_resource(ReadResourceRequestParams::new("test://static-text")).await.unwrap();
+    }
+    assert_eq!(count("resources/list"), lists + 1);
+    // An unknown URI is still not found.
+    assert!(other.read_resource(ReadResourceRequestParams::new("test://nothing-here")).await.is_err());
 }

@@ -20,6 +20,8 @@
 mod relay;
 mod resources;
 
+pub(crate) use resources::ResourceRoutes;
+
 use std::collections::{HashMap, HashSet};
 
 use std::sync::Arc;

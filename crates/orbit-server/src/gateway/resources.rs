@@ -6,7 +6,11 @@
 //! - **Resources** keep their URIs (a URI already names its server's
 //!   space); `resources/read`, `subscribe` and `unsubscribe` go to the server
 //!   that lists the URI, else to one whose template matches it. When two
-//!   servers list the same URI, the first server (by name) has it.
+//!   servers list the same URI, the first server (by name) has it. Each
+//!   session remembers which server listed a URI ([`ResourceRoutes`], from
+//!   its last `resources/list` or lookup), so a read goes straight to that
+//!   server while it stays enabled and allowed, instead of listing every
+//!   server's resources again.
 //! - Every request is checked as a read (see [`orbit::orbit_tools::UpstreamRequest`]);
 //!   servers the policy denies wholesale are left out. A server that fails
 //!   to answer a list is left out of that list (the operator's log says
@@ -25,6 +29,30 @@ use rmcp::{ErrorData, RoleServer};
 use super::{LIST_TIMEOUT, SEPARATOR};
 use crate::OrbitMcp;
 use crate::auth::Caller;
+
+/// URIs one session's routes remember; past it they are forgotten and
+/// learnt again, so a server listing millions of resources cannot grow a
+/// session without bound.
+const MAX_ROUTES: usize = 10_000;
+
+/// One session's resource routes: URI → the server that listed it.
+#[derive(Debug, Default)]
+pub(crate) struct ResourceRoutes {
+    by_uri: std::collections::HashMap<String, String>,
+}
+
+impl ResourceRoutes {
+    /// Remembers that `server` lists each of `uris`, unless an earlier
+    /// server (by name, in the order servers are asked) already does.
+    fn learn<'a>(&mut self, server: &str, uris: impl IntoIterator<Item = &'a str>) {
+        for uri in uris {
+            if self.by_uri.len() >= MAX_ROUTES && !self.by_uri.contains_key(uri) {
+                self.by_uri.clear();
+            }
+            self.by_uri.entry(uri.to_owned()).or_insert_with(|| server.to_owned());
+        }
+    }
+}
 
 /// The enabled servers of the caller's workspace that the policy does not
 /// deny wholesale, with whether each is unprefixed, by name.
@@ -140,12 +168,19 @@ impl OrbitMcp {
         }
     }
 
+    fn routes(&self) -> std::sync::MutexGuard<'_, ResourceRoutes> {
+        self.resource_routes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Every server's resources (first server wins a URI).
     pub(crate) async fn gateway_resources(&self, caller: &Caller) -> Vec<Resource> {
         let mut out: Vec<Resource> = Vec::new();
+        // A fresh listing replaces what the session knew.
+        self.routes().by_uri.clear();
         for (server, _) in servers(self, caller) {
             match self.ask(caller, &server, UpstreamRequest::ListResources).await {
                 Ok(UpstreamAnswer::Resources(list)) => {
+                    self.routes().learn(&server, list.iter().map(|r| r.uri.as_str()));
                     for r in list {
                         if !out.iter().any(|o| o.uri == r.uri) {
                             out.push(r);
@@ -175,13 +210,24 @@ impl OrbitMcp {
     }
 
     /// The server that lists `uri`, else the first whose template fits it.
+    /// A server this session saw list `uri` is asked directly while it is
+    /// still enabled and allowed (it answers for itself if it no longer has
+    /// the resource).
     async fn resource_server(&self, caller: &Caller, uri: &str) -> Option<String> {
         let servers = servers(self, caller);
+        let known = self.routes().by_uri.get(uri).cloned();
+        if let Some(server) = known
+            && servers.iter().any(|(s, _)| *s == server)
+        {
+            return Some(server);
+        }
         for (server, _) in &servers {
             if let Ok(UpstreamAnswer::Resources(list)) = self.ask(caller, server, UpstreamRequest::ListResources).await
-                && list.iter().any(|r| r.uri == uri)
             {
-                return Some(server.clone());
+                self.routes().learn(server, list.iter().map(|r| r.uri.as_str()));
+                if list.iter().any(|r| r.uri == uri) {
+                    return Some(server.clone());
+                }
             }
         }
         for (server, _) in &servers {
@@ -283,7 +329,20 @@ impl OrbitMcp {
 
 #[cfg(test)]
 mod tests {
-    use super::matches_template;
+    use super::{MAX_ROUTES, ResourceRoutes, matches_template};
+
+    #[test]
+    fn routes_keep_the_first_server_and_stay_bounded() {
+        let mut routes = ResourceRoutes::default();
+        routes.learn("alpha", ["a://1", "a://2"]);
+        routes.learn("beta", ["a://2", "b://1"]);
+        assert_eq!(routes.by_uri["a://2"], "alpha", "the first server to list a URI has it");
+        assert_eq!(routes.by_uri["b://1"], "beta");
+        let many: Vec<String> = (0..MAX_ROUTES + 5).map(|i| format!("m://{i}")).collect();
+        routes.learn("gamma", many.iter().map(String::as_str));
+        assert!(routes.by_uri.len() <= MAX_ROUTES);
+        assert_eq!(routes.by_uri[many.last().unwrap()], "gamma");
+    }
 
     #[test]
     fn templates() {
