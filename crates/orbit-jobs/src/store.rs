@@ -736,6 +736,21 @@ mod tests {
         WorkspaceId::new(name).unwrap()
     }
 
+    #[test]
+    fn a_job_queued_before_budgets_decodes_and_runs_on_its_defaults() {
+        // A queued job as stored before `budget` existed.
+        let old = r#"{"id":"0193a3f0-0000-7000-8000-000000000001","workspace":"w","name":"job","input":"x",
+            "parent":null,"depth":0,"state":"queued","attempts":0,"run_id":null,"output":null,"error":null,
+            "enqueued_at_ms":1,"finished_at_ms":null}"#;
+        let job: QueuedJob = serde_json::from_str(old).unwrap();
+        assert_eq!(job.budget, None);
+        // A job with a budget keeps it across a store round trip.
+        let mut job = job;
+        job.budget = Some(JobBudget::new(7, BTreeMap::from([("fetch.requests".to_owned(), 2)])));
+        let back: QueuedJob = serde_json::from_slice(&serde_json::to_vec(&job).unwrap()).unwrap();
+        assert_eq!(back.budget, job.budget);
+    }
+
     fn record(id: RunId, output: &str) -> RunRecord {
         RunRecord {
             id,
