@@ -8,6 +8,9 @@
 //!   acknowledged run is durable, so one caller pays one fsync per run.
 //! - `invoke/orbit-queued-disk`: on disk with `RecordAck::Queued`: `invoke`
 //!   returns once the record is queued for the next group commit.
+//! - `invoke/*-resident`: bare wasmtime and `orbit-queued-disk` with the
+//!   pooling allocator keeping 2 MiB of each memory and table resident
+//!   (`EngineConfig::keep_resident_bytes`), each against its own baseline.
 //! - `durable/*`: runs per second with durable records for 1 and 16
 //!   concurrent callers (group commit), against one redb commit per run.
 //!
@@ -21,7 +24,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{BareLimits, bare, bare_run, median_ns, record, report_ratio};
+use common::{BareLimits, bare, bare_run, bare_with, median_ns, record, report_ratio};
 use criterion::{Criterion, criterion_group, criterion_main};
 use orbit::{Invocation, Orbit, OrbitConfig, RecordAck};
 
@@ -65,10 +68,38 @@ fn invoke(c: &mut Criterion) {
         // Every queued run reaches the store.
         rt.block_on(orbit.runs().flush()).unwrap();
     }
+
+    // The pooling allocator keeping each memory's and table's first bytes
+    // resident (zeroed by memset) instead of returning them (madvise), on
+    // both sides of the ratio. 2 MiB covers the echo component's 1.1 MiB.
+    let mut resident = orbit::EngineConfig::default();
+    resident.keep_resident_bytes = 2 << 20;
+    let (engine_r, pre_r) = bare_with(&wasm, BareLimits::Same, &resident);
+    g.bench_function("bare-wasmtime-resident", |b| {
+        b.to_async(&rt).iter(|| async {
+            assert_eq!(bare_run(&engine_r, &pre_r, BareLimits::Same, "hello").await, "hello");
+        })
+    });
+    let resident_dir = tempfile::tempdir().unwrap();
+    let mut config = OrbitConfig::default();
+    config.engine.record_ack = RecordAck::Queued;
+    config.engine.keep_resident_bytes = resident.keep_resident_bytes;
+    let orbit = Orbit::open_with(resident_dir.path(), config).unwrap();
+    let component = orbit.engine().load(&wasm).unwrap();
+    g.bench_function("orbit-queued-disk-resident", |b| {
+        b.to_async(&rt).iter(|| async {
+            let out = orbit.engine().invoke(&component, Invocation::new("hello")).await.unwrap();
+            assert!(out.status().is_success());
+        })
+    });
+    rt.block_on(orbit.runs().flush()).unwrap();
     g.finish();
     report_ratio("invoke", "orbit-tmpfs", "bare-wasmtime", "<= 1.5x");
     report_ratio("invoke", "orbit-disk", "bare-wasmtime", "<= 1.5x");
     report_ratio("invoke", "orbit-queued-disk", "bare-wasmtime", "<= 1.5x");
+    report_ratio("invoke", "bare-wasmtime-resident", "bare-wasmtime", "lower is better");
+    report_ratio("invoke", "orbit-queued-disk-resident", "bare-wasmtime-resident", "<= 1.5x");
+    report_ratio("invoke", "orbit-queued-disk-resident", "orbit-queued-disk", "lower is better");
 
     let mut g = c.benchmark_group("durable");
     g.measurement_time(Duration::from_secs(5)).sample_size(10);

@@ -53,7 +53,13 @@ pub enum BareLimits {
 /// fuel, epochs) unless `Unlimited`, WASI p2, a no-op `log`, and every
 /// other import a trap.
 pub fn bare(wasm: &[u8], limits: BareLimits) -> (wasmtime::Engine, AgentPre<Bare>) {
-    let mut cfg = wasmtime_config(&EngineConfig::default());
+    bare_with(wasm, limits, &EngineConfig::default())
+}
+
+/// As [`bare`], with the wasmtime settings an engine built with `config`
+/// uses.
+pub fn bare_with(wasm: &[u8], limits: BareLimits, config: &EngineConfig) -> (wasmtime::Engine, AgentPre<Bare>) {
+    let mut cfg = wasmtime_config(config);
     if limits == BareLimits::Unlimited {
         cfg.consume_fuel(false).epoch_interruption(false);
     }

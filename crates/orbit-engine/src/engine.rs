@@ -58,6 +58,13 @@ pub struct EngineConfig {
     /// Upper bound on any run's linear memory, in bytes (the pooling
     /// allocator's `max_memory_size`). Default 1 GiB.
     pub max_memory_bytes: usize,
+    /// Bytes of each pooled linear memory and table that stay mapped when a
+    /// run ends and are zeroed with `memset` instead of being returned to
+    /// the kernel with `madvise` (wasmtime's `linear_memory_keep_resident`
+    /// and `table_keep_resident`; Linux only). Either way the next run sees
+    /// only zeroes. Default 0: everything is returned (measured in
+    /// BENCHMARKS.md).
+    pub keep_resident_bytes: usize,
     /// Period of the epoch ticker that enforces deadlines. Default 5 ms.
     pub epoch_tick: Duration,
     /// How long [`Engine::load_async`] waits for a compile (including its
@@ -106,6 +113,7 @@ impl Default for EngineConfig {
             epoch_tick: Duration::from_millis(5),
             compile_timeout: Duration::from_secs(60),
             max_concurrent_compiles: std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+            keep_resident_bytes: 0,
             default_limits: Limits::default(),
             record_ack: RecordAck::Durable,
         }
@@ -212,7 +220,9 @@ pub fn wasmtime_config(config: &EngineConfig) -> wasmtime::Config {
         .max_memories_per_component(4)
         .max_tables_per_component(64)
         .max_memory_size(config.max_memory_bytes)
-        .table_elements(config.default_limits.table_elements.max(20_000));
+        .table_elements(config.default_limits.table_elements.max(20_000))
+        .linear_memory_keep_resident(config.keep_resident_bytes)
+        .table_keep_resident(config.keep_resident_bytes);
     let mut wt = wasmtime::Config::new();
     wt.consume_fuel(true)
         .epoch_interruption(true)
