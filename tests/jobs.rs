@@ -7,13 +7,10 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::ws;
-use http_body_util::Full;
-use hyper::body::Bytes;
 use orbit::{
     Invocation, JobDefaults, JobId, JobLimits, JobState, Limits, Orbit, OrbitConfig, Outcome, QueuedJob, RunId,
     RunQuery, RunRecord, RunStatus, WorkspaceId,
@@ -305,27 +302,11 @@ async fn fanout_example_counts_words_over_jobs() {
 
 // ---- One budget: what a run hands down to the runs it starts ----
 
-/// A loopback HTTP server that answers every request `ok` and counts them.
-async fn counting_server() -> (String, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    let count = Arc::new(AtomicUsize::new(0));
-    let seen = count.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |_req: hyper::Request<hyper::body::Incoming>| {
-                    seen.fetch_add(1, Ordering::SeqCst);
-                    async { Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from("ok")))) }
-                });
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
-            });
-        }
-    });
-    (url, count)
+/// A loopback HTTP server that answers every request `ok`; its URL and a
+/// count of the requests it saw.
+async fn counting_server() -> (String, impl Fn() -> usize) {
+    let (base, seen) = common::recording_server().await;
+    (format!("{base}/"), move || seen.lock().unwrap().len())
 }
 
 /// An Orbit whose runs may make `requests` fetch requests each, to loopback.
@@ -350,7 +331,7 @@ async fn a_child_run_spends_its_parents_fetch_requests() {
     // The child had what the parent had left (4), not a fresh 10; after it
     // the parent has none.
     assert_eq!(parent.output_text(), "fetched 6 && fetched 4 then limit-exceeded && fetched 0 then limit-exceeded");
-    assert_eq!(count.load(Ordering::SeqCst), 10, "the server saw one budget's worth of requests");
+    assert_eq!(count(), 10, "the server saw one budget's worth of requests");
     let child = child_of(&orbit, "team", parent.run_id(), 5).await;
     let refused = child.spans.iter().filter(|s| s.primitive == "fetch" && s.outcome == "limit-exceeded").count();
     assert_eq!(refused, 1);
@@ -395,7 +376,7 @@ async fn a_queued_job_runs_on_a_slice_taken_from_its_parent() {
         assert!(run.fuel_consumed <= budget.fuel);
     }
     drop(workers);
-    assert_eq!(count.load(Ordering::SeqCst), 10, "parent and jobs together made the parent's 10 requests");
+    assert_eq!(count(), 10, "parent and jobs together made the parent's 10 requests");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -428,7 +409,7 @@ async fn a_job_queued_by_an_invoked_child_draws_on_the_whole_runs_budget() {
     let budget = job.budget.as_ref().unwrap();
     assert!((249_000_000..=250_000_000).contains(&budget.fuel), "half of what the child had left: {}", budget.fuel);
     assert_eq!(budget.budgets.get("fetch.requests"), Some(&5));
-    assert_eq!(count.load(Ordering::SeqCst), 10);
+    assert_eq!(count(), 10);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
