@@ -125,7 +125,10 @@ pub struct OrbitMcp {
     /// This session's resource routes: which upstream server listed each
     /// URI, so a read goes straight to it ([`gateway`]).
     resource_routes: Arc<Mutex<gateway::ResourceRoutes>>,
-    tool_router: ToolRouter<Self>,
+    /// Orbit's own tools. Shared: the HTTP front end clones the server
+    /// into its state for every request, and a router holds every tool's
+    /// definition (a profile of the gateway bench showed those clones).
+    tool_router: Arc<ToolRouter<Self>>,
 }
 
 impl std::fmt::Debug for OrbitMcp {
@@ -164,7 +167,7 @@ impl OrbitMcp {
             log_level: Arc::new(Mutex::new(None)),
             subscriber: Arc::default(),
             resource_routes: Arc::default(),
-            tool_router: Self::tool_router(),
+            tool_router: Arc::new(Self::tool_router()),
         })
     }
 
