@@ -8,11 +8,18 @@
 //!   acknowledged run is durable, so one caller pays one fsync per run.
 //! - `invoke/orbit-queued-disk`: on disk with `RecordAck::Queued`: `invoke`
 //!   returns once the record is queued for the next group commit.
+//! - `invoke/*-no-wal`: the same as `orbit-tmpfs` and `orbit-disk` with the
+//!   run store's write-ahead log off (`GroupCommit::write_ahead_log`): each
+//!   batch is a durable two-phase redb commit instead.
+//! - `invoke/bare-wasmtime-fdatasync-disk` (and `-tmpfs`): bare wasmtime
+//!   plus one append of a record-sized buffer to a file on the same file
+//!   system and one `fdatasync`: the floor of a durable run.
 //! - `invoke/*-resident`: bare wasmtime and `orbit-queued-disk` with the
 //!   pooling allocator keeping 2 MiB of each memory and table resident
 //!   (`EngineConfig::keep_resident_bytes`), each against its own baseline.
-//! - `durable/*`: runs per second with durable records for 1 and 16
-//!   concurrent callers (group commit), against one redb commit per run.
+//! - `durable/*`: runs per second with durable records for 1, 2, 16 and 64
+//!   concurrent callers (group commit), and for 16 with the write-ahead log
+//!   off, against one durable redb commit per run.
 //!
 //! Run with `cargo bench --bench invoke`; ratios are printed at the end
 //! and appended to `target/criterion/orbit-ratios.txt`. Whether `RUST_BACKTRACE` was set
@@ -50,13 +57,19 @@ fn invoke(c: &mut Criterion) {
     let shm = tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().unwrap());
     let disk = tempfile::tempdir().unwrap();
     let queued_dir = tempfile::tempdir().unwrap();
-    for (name, dir, ack) in [
-        ("orbit-tmpfs", shm.path(), RecordAck::Durable),
-        ("orbit-disk", disk.path(), RecordAck::Durable),
-        ("orbit-queued-disk", queued_dir.path(), RecordAck::Queued),
+    let shm_nowal = tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().unwrap());
+    let disk_nowal = tempfile::tempdir().unwrap();
+    let mut record_bytes = 0usize;
+    for (name, dir, ack, wal) in [
+        ("orbit-tmpfs", shm.path(), RecordAck::Durable, true),
+        ("orbit-disk", disk.path(), RecordAck::Durable, true),
+        ("orbit-tmpfs-no-wal", shm_nowal.path(), RecordAck::Durable, false),
+        ("orbit-disk-no-wal", disk_nowal.path(), RecordAck::Durable, false),
+        ("orbit-queued-disk", queued_dir.path(), RecordAck::Queued, true),
     ] {
         let mut config = OrbitConfig::default();
         config.engine.record_ack = ack;
+        config.run_commit.write_ahead_log = wal;
         let orbit = Orbit::open_with(dir, config).unwrap();
         let component = orbit.engine().load(&wasm).unwrap();
         g.bench_function(name, |b| {
@@ -67,6 +80,30 @@ fn invoke(c: &mut Criterion) {
         });
         // Every queued run reaches the store.
         rt.block_on(orbit.runs().flush()).unwrap();
+        if record_bytes == 0 {
+            let out = rt.block_on(orbit.engine().invoke(&component, Invocation::new("hello"))).unwrap();
+            let rec = orbit.runs().get(out.run_id()).unwrap().unwrap();
+            record_bytes = serde_json::to_vec(&rec).unwrap().len();
+        }
+    }
+
+    // The floor of a durable run: the run itself, then one record-sized
+    // append and one fdatasync on the same file system.
+    for (name, dir) in [("bare-wasmtime-fdatasync-tmpfs", shm.path()), ("bare-wasmtime-fdatasync-disk", disk.path())] {
+        use std::io::Write;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("floor.log")).unwrap();
+        let (log, row) = (&log, &vec![7u8; record_bytes]);
+        g.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| async {
+                assert_eq!(bare_run(&engine, &pre, BareLimits::Same, "hello").await, "hello");
+                let mut file: &std::fs::File = log;
+                file.write_all(row).unwrap();
+                file.sync_data().unwrap();
+            })
+        });
+    }
+    if common::full_mode() {
+        record(&format!("invoke: a run record is {record_bytes} bytes of JSON"));
     }
 
     // The pooling allocator keeping each memory's and table's first bytes
@@ -96,6 +133,10 @@ fn invoke(c: &mut Criterion) {
     g.finish();
     report_ratio("invoke", "orbit-tmpfs", "bare-wasmtime", "<= 1.5x");
     report_ratio("invoke", "orbit-disk", "bare-wasmtime", "<= 1.5x");
+    report_ratio("invoke", "orbit-disk", "bare-wasmtime-fdatasync-disk", "<= 1.3x (P1b)");
+    report_ratio("invoke", "orbit-tmpfs", "bare-wasmtime-fdatasync-tmpfs", "<= 1.3x");
+    report_ratio("invoke", "orbit-disk-no-wal", "bare-wasmtime-fdatasync-disk", "write-ahead log off");
+    report_ratio("invoke", "orbit-tmpfs-no-wal", "bare-wasmtime-fdatasync-tmpfs", "write-ahead log off");
     report_ratio("invoke", "orbit-queued-disk", "bare-wasmtime", "<= 1.5x");
     report_ratio("invoke", "bare-wasmtime-resident", "bare-wasmtime", "lower is better");
     report_ratio("invoke", "orbit-queued-disk-resident", "bare-wasmtime-resident", "<= 1.5x");
@@ -103,15 +144,24 @@ fn invoke(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("durable");
     g.measurement_time(Duration::from_secs(5)).sample_size(10);
-    let orbit = orbit_at(disk.path());
-    let component = orbit.engine().load(&wasm).unwrap();
+    let orbit_wal = orbit_at(disk.path());
+    let mut config = OrbitConfig::default();
+    config.run_commit.write_ahead_log = false;
+    let orbit_nowal = Orbit::open_with(disk_nowal.path(), config).unwrap();
     let runs_done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    for callers in [1usize, 2, 16] {
+    for (callers, orbit, suffix) in [
+        (1usize, &orbit_wal, ""),
+        (2, &orbit_wal, ""),
+        (16, &orbit_wal, ""),
+        (64, &orbit_wal, ""),
+        (16, &orbit_nowal, "-no-wal"),
+    ] {
+        let component = orbit.engine().load(&wasm).unwrap();
         // One "iteration" = 64 runs spread over `callers` tasks.
         g.throughput(criterion::Throughput::Elements(64));
         let commits_before = orbit.runs().commits();
         let runs_before = runs_done.load(std::sync::atomic::Ordering::Relaxed);
-        g.bench_function(format!("runs-{callers}-callers"), |b| {
+        g.bench_function(format!("runs-{callers}-callers{suffix}"), |b| {
             b.to_async(&rt).iter_custom(|iters| {
                 let orbit = orbit.clone();
                 let component = component.clone();
@@ -143,7 +193,7 @@ fn invoke(c: &mut Criterion) {
         let commits = orbit.runs().commits() - commits_before;
         if common::full_mode() {
             record(&format!(
-                "durable/runs-{callers}-callers: {:.1} records per commit",
+                "durable/runs-{callers}-callers{suffix}: {:.1} records per commit",
                 runs as f64 / commits.max(1) as f64
             ));
         }
@@ -166,11 +216,12 @@ fn invoke(c: &mut Criterion) {
     g.finish();
     if common::full_mode() {
         let Some(one) = median_ns("durable", "one-commit-per-run") else { return };
-        for callers in [1, 2, 16] {
-            if let Some(ns) = median_ns("durable", &format!("runs-{callers}-callers")) {
+        for name in ["runs-1-callers", "runs-2-callers", "runs-16-callers", "runs-64-callers", "runs-16-callers-no-wal"]
+        {
+            if let Some(ns) = median_ns("durable", name) {
                 let per_s = 64.0 / (ns / 1e9);
                 record(&format!(
-                    "durable/runs-{callers}-callers = {per_s:.0} runs/s vs one-commit-per-run = {:.0} commits/s: ratio {:.2}x (target >= 20000 runs/s)",
+                    "durable/{name} = {per_s:.0} runs/s vs one-commit-per-run = {:.0} commits/s: ratio {:.2}x (target >= 20000 runs/s at 16 callers, >= 40000 at 64)",
                     1e9 / one,
                     per_s / (1e9 / one)
                 ));

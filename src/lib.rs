@@ -7,6 +7,7 @@
 //! | Path under the data dir | What |
 //! |---|---|
 //! | `runs.redb` | the run store (records and spans) |
+//! | `runs.redb.wal` | the run store's write-ahead log (records since its last checkpoint) |
 //! | `compiled/` | precompiled components, by sha256 + engine hash |
 //! | `storage/` | blobs, one directory per workspace |
 //! | `cache.redb` | the key-value cache |
@@ -179,6 +180,11 @@ pub struct OrbitConfig {
     /// [`Orbit::prune_runs`] (`orbit serve` calls it hourly) and by
     /// `orbit runs prune`.
     pub run_retention: orbit_runs::RetentionPolicy,
+    /// How the run store batches and logs records
+    /// ([`orbit_runs::GroupCommit`]: group commit, the write-ahead log and
+    /// its checkpoints). Every setting keeps a run durable once
+    /// acknowledged.
+    pub run_commit: orbit_runs::GroupCommit,
     /// An OTLP/HTTP collector's base URL (`http://127.0.0.1:4318`): every
     /// finished run is exported to it as a trace ([`Orbit::export_traces`]).
     /// `None` exports nothing.
@@ -271,7 +277,7 @@ impl Orbit {
         let counted = metrics::CountingAudit { inner: team.clone(), metrics: metrics.clone() };
         let tools = Tools::new(std::sync::Arc::new(ToolRegistry::open(&dir)?), resolver.clone(), config.tools)
             .with_audit(std::sync::Arc::new(counted));
-        let runs = RunStore::open(&dir.join("runs.redb"))?;
+        let runs = RunStore::open_with(&dir.join("runs.redb"), config.run_commit)?;
         let run_retention = std::mem::take(&mut config.run_retention);
         if let Err(e) = runs.prune(&run_retention, None, now_ms()) {
             // Old runs stay until the next prune; nothing is lost.

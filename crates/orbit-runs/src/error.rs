@@ -34,6 +34,18 @@ pub enum RunStoreError {
     },
 
     /// [`RunStore::open`](crate::RunStore::open): the writer thread could
+    /// [`RunStore::open`](crate::RunStore::open): the write-ahead log
+    /// (`<store>.wal`) could not be opened or created, or the records an
+    /// earlier process left in it could be put neither into redb nor into
+    /// the holding file. The log is left as it was.
+    #[error("cannot open or replay the run store's write-ahead log {path}")]
+    WriteAheadLog {
+        /// The log file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// not be started.
     #[error("cannot start the run store writer thread")]
     SpawnWriter(#[source] std::io::Error),

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use orbit_workspace::WorkspaceId;
 use redb::{ReadableDatabase, ReadableTable};
 
-use crate::store::{BY_WORKSPACE, RUNS};
+use crate::store::BY_WORKSPACE;
 use crate::{RunStore, RunStoreError};
 
 /// The default age after which a run is pruned: 30 days, in ms.
@@ -117,7 +117,7 @@ impl RunStore {
                     report.kept += kept;
                     break;
                 }
-                report.removed += self.remove(&ws, &doomed)?;
+                report.removed += self.remove(&ws, doomed)?;
             }
         }
         if report.removed > 0 {
@@ -167,25 +167,5 @@ impl RunStore {
             }
         }
         Ok((doomed, kept))
-    }
-
-    /// Removes `ids` of `ws` in one durable transaction; how many were
-    /// there.
-    fn remove(&self, ws: &str, ids: &[u128]) -> Result<u64, RunStoreError> {
-        let mut txn = self.db().begin_write().map_err(redb::Error::from)?;
-        txn.set_durability(redb::Durability::Immediate).map_err(redb::Error::from)?;
-        let mut removed = 0;
-        {
-            let mut runs = txn.open_table(RUNS).map_err(redb::Error::from)?;
-            let mut index = txn.open_table(BY_WORKSPACE).map_err(redb::Error::from)?;
-            for &id in ids {
-                index.remove((ws, id)).map_err(redb::Error::from)?;
-                if runs.remove(id).map_err(redb::Error::from)?.is_some() {
-                    removed += 1;
-                }
-            }
-        }
-        txn.commit().map_err(redb::Error::from)?;
-        Ok(removed)
     }
 }

@@ -6,14 +6,9 @@
 //! - A record is acknowledged as stored only after it is committed to redb
 //!   or appended here and the file synced (`fdatasync`), so "acknowledged
 //!   means on disk" holds on both paths.
-//! - The file starts with a 16-byte random salt, new for each file. Each
-//!   record is one frame: payload length (`u32`, little-endian), the first
-//!   8 bytes of SHA-256(salt ++ payload), then the payload. A frame cut
-//!   short or failing its checksum can only be the torn tail of an append
-//!   that was never acknowledged; reading stops there and ignores the rest.
-//!   The salt is why a guest cannot forge a frame: records carry guest
-//!   bytes, and a torn append could expose stale blocks holding them where
-//!   a frame should start, but a guest never learns the salt.
+//! - The file uses the salted frame format of [`crate::frame`]: a torn
+//!   tail is dropped on reading, never read as a record, and a guest
+//!   cannot forge a frame.
 //! - The file is emptied only after a redb commit holding every record in
 //!   it has succeeded. Importing a record that is already stored (a crash
 //!   between that commit and the truncation) is skipped, not an error.
@@ -30,23 +25,8 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use sha2::{Digest, Sha256};
-
-/// A record as the writer stores it: the key, the index entry and the
-/// encoded record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Entry {
-    pub(crate) id: u128,
-    pub(crate) workspace: String,
-    pub(crate) status: &'static str,
-    pub(crate) bytes: Vec<u8>,
-}
-
-/// Bytes before each frame's payload: length and checksum.
-const HEADER: usize = 4 + 8;
-
-/// Bytes of the salt at the start of the file.
-const SALT: usize = 16;
+pub(crate) use crate::frame::Entry;
+use crate::frame::{SALT, frame, new_salt, parse, sync_dir};
 
 /// The holding file of one run store.
 pub(crate) struct Spill {
@@ -137,8 +117,7 @@ impl Spill {
         // before anything in it was acknowledged: start it afresh.
         let salt = if len < SALT as u64 {
             file.set_len(0)?;
-            let mut salt = [0u8; SALT];
-            getrandom::fill(&mut salt).map_err(|e| std::io::Error::other(e.to_string()))?;
+            let salt = new_salt()?;
             buf.extend_from_slice(&salt);
             salt
         } else {
@@ -167,23 +146,11 @@ impl Spill {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
-        let mut entries = Vec::new();
-        let Some((salt, mut rest)) = bytes.split_first_chunk::<SALT>() else {
-            return Ok(entries);
-        };
-        while !rest.is_empty() {
-            match unframe(salt, rest) {
-                Some((entry, used)) => {
-                    entries.push(entry);
-                    rest = &rest[used..];
-                }
-                None => {
-                    tracing::warn!(path = %self.path.display(), bytes = rest.len(), "ignoring a torn tail in the run store's holding file");
-                    break;
-                }
-            }
+        let parsed = parse(&bytes);
+        if parsed.ignored > 0 && parsed.salt.is_some() {
+            tracing::warn!(path = %self.path.display(), bytes = parsed.ignored, "ignoring a torn tail in the run store's holding file");
         }
-        Ok(entries)
+        Ok(parsed.entries)
     }
 
     /// The held record with id `id`, if any.
@@ -223,62 +190,6 @@ pub(crate) enum DrainError<E> {
     Io(std::io::Error),
     /// The import failed.
     Import(E),
-}
-
-/// The checksum of a frame's payload in the file salted with `salt`.
-fn checksum(salt: &[u8; SALT], payload: &[u8]) -> [u8; 8] {
-    let mut h = Sha256::new();
-    h.update(salt);
-    h.update(payload);
-    let mut sum = [0u8; 8];
-    sum.copy_from_slice(&h.finalize()[..8]);
-    sum
-}
-
-/// Appends `e` as one frame to `out`.
-fn frame(salt: &[u8; SALT], e: &Entry, out: &mut Vec<u8>) -> std::io::Result<()> {
-    let too_long = || std::io::Error::new(std::io::ErrorKind::InvalidInput, "record too large for a frame");
-    let ws = e.workspace.as_bytes();
-    let status = e.status.as_bytes();
-    let mut payload = Vec::with_capacity(16 + 2 + ws.len() + 1 + status.len() + e.bytes.len());
-    payload.extend_from_slice(&e.id.to_le_bytes());
-    payload.extend_from_slice(&u16::try_from(ws.len()).map_err(|_| too_long())?.to_le_bytes());
-    payload.extend_from_slice(ws);
-    payload.push(u8::try_from(status.len()).map_err(|_| too_long())?);
-    payload.extend_from_slice(status);
-    payload.extend_from_slice(&e.bytes);
-    out.extend_from_slice(&u32::try_from(payload.len()).map_err(|_| too_long())?.to_le_bytes());
-    out.extend_from_slice(&checksum(salt, &payload));
-    out.extend_from_slice(&payload);
-    Ok(())
-}
-
-/// The first frame of `bytes` and its length, or `None` when it is cut
-/// short, fails its checksum or does not decode.
-fn unframe(salt: &[u8; SALT], bytes: &[u8]) -> Option<(Entry, usize)> {
-    let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
-    let sum = bytes.get(4..HEADER)?;
-    let payload = bytes.get(HEADER..HEADER.checked_add(len)?)?;
-    if checksum(salt, payload) != sum {
-        return None;
-    }
-    let id = u128::from_le_bytes(payload.get(..16)?.try_into().ok()?);
-    let ws_len = u16::from_le_bytes(payload.get(16..18)?.try_into().ok()?) as usize;
-    let workspace = std::str::from_utf8(payload.get(18..18 + ws_len)?).ok()?.to_owned();
-    let status_len = *payload.get(18 + ws_len)? as usize;
-    let status_at = 19 + ws_len;
-    let status: crate::types::RunStatus =
-        std::str::from_utf8(payload.get(status_at..status_at + status_len)?).ok()?.parse().ok()?;
-    let bytes = payload.get(status_at + status_len..)?.to_vec();
-    Some((Entry { id, workspace, status: status.as_str(), bytes }, HEADER + len))
-}
-
-/// Syncs the directory holding `path`, so its creation or removal lasts.
-fn sync_dir(path: &Path) -> std::io::Result<()> {
-    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        Some(dir) => File::open(dir)?.sync_all(),
-        None => File::open(".")?.sync_all(),
-    }
 }
 
 #[cfg(test)]
@@ -411,61 +322,105 @@ mod tests {
         }
     }
 
-    /// A store at `path` whose redb writes fail while the flag is set.
-    fn store_on_failing_disk(path: &Path) -> (crate::RunStore, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    /// A store at `path` whose redb writes fail while the flag is set,
+    /// with or without the write-ahead log.
+    fn store_on_failing_disk(
+        path: &Path,
+        wal: bool,
+    ) -> (crate::RunStore, std::sync::Arc<std::sync::atomic::AtomicBool>) {
         let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).unwrap();
         let disk = FailingDisk { inner: redb::backends::FileBackend::new(file).unwrap(), failing: failing.clone() };
-        (crate::RunStore::open_backend(disk, path, crate::GroupCommit::default()).unwrap(), failing)
+        let gc = crate::GroupCommit { write_ahead_log: wal, ..crate::GroupCommit::default() };
+        (crate::RunStore::open_backend(disk, path, gc).unwrap(), failing)
     }
 
-    /// A commit that fails on a failing disk does not lose the run: it is
-    /// acknowledged only once held on disk, found by `get`, and in redb
-    /// (listed too) after the next open.
-    #[test]
-    fn a_failed_commit_is_held_and_imported_at_the_next_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("runs.redb");
-        let (store, failing) = store_on_failing_disk(&path);
-        let before = record(1);
-        store.record_blocking(before.clone()).unwrap();
-        assert_eq!(store.held(), 0);
-
-        failing.store(true, Ordering::SeqCst);
-        let during: Vec<_> = (2..5).map(record).collect();
-        for r in &during {
-            store.record_blocking(r.clone()).unwrap();
-        }
-        assert_eq!(store.held(), 3);
-        assert_eq!(store.get(during[1].id).unwrap().as_ref(), Some(&during[1]));
-        drop(store);
-
-        // The disk recovers; redb needs a reopen after an I/O failure.
-        let store = crate::RunStore::open(&path).unwrap();
-        assert_eq!(store.held(), 0);
-        assert!(!dir.path().join("runs.redb.pending").exists());
+    fn listed_ids(store: &crate::RunStore) -> Vec<crate::RunId> {
         let listed = store.list(&crate::RunQuery::new(orbit_workspace::WorkspaceId::new("acme").unwrap())).unwrap();
         let mut ids: Vec<_> = listed.runs.iter().map(|r| r.id).collect();
         ids.sort();
-        let mut want: Vec<_> = std::iter::once(&before).chain(&during).map(|r| r.id).collect();
-        want.sort();
-        assert_eq!(ids, want);
-        for r in &during {
-            assert_eq!(store.get(r.id).unwrap().as_ref(), Some(r));
+        ids
+    }
+
+    /// A commit that fails on a failing disk does not lose the run: it is
+    /// acknowledged only once on disk (held here, or in the write-ahead
+    /// log), found by `get`, and in redb (listed too) after the next open.
+    #[test]
+    fn a_failed_commit_is_held_and_imported_at_the_next_open() {
+        for wal in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("runs.redb");
+            let (store, failing) = store_on_failing_disk(&path, wal);
+            let before = record(1);
+            store.record_blocking(before.clone()).unwrap();
+            assert_eq!(store.held(), 0);
+
+            failing.store(true, Ordering::SeqCst);
+            let during: Vec<_> = (2..5).map(record).collect();
+            for r in &during {
+                store.record_blocking(r.clone()).unwrap();
+            }
+            if !wal {
+                // Without the log, redb's durable commit fails at once.
+                assert_eq!(store.held(), 3);
+            }
+            assert_eq!(store.get(during[1].id).unwrap().as_ref(), Some(&during[1]), "wal {wal}");
+            // With the log, the checkpoint at close is what fails.
+            drop(store);
+
+            // The disk recovers; redb needs a reopen after an I/O failure.
+            let store = crate::RunStore::open(&path).unwrap();
+            assert_eq!(store.held(), 0);
+            assert!(!dir.path().join("runs.redb.pending").exists());
+            let mut want: Vec<_> = std::iter::once(&before).chain(&during).map(|r| r.id).collect();
+            want.sort();
+            assert_eq!(listed_ids(&store), want, "wal {wal}");
+            for r in &during {
+                assert_eq!(store.get(r.id).unwrap().as_ref(), Some(r));
+            }
         }
     }
 
-    /// When the holding file cannot be written either, the caller is told:
-    /// the run is not acknowledged as stored.
+    /// When the write-ahead log cannot be written, each batch is made
+    /// durable by redb itself: acknowledged, found, and still there after a
+    /// reopen with the log file gone.
     #[test]
-    fn a_commit_that_cannot_be_held_is_an_error() {
+    fn a_failing_log_falls_back_to_durable_redb_commits() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("runs.redb");
-        let (store, failing) = store_on_failing_disk(&path);
-        // A directory where the holding file would go.
-        std::fs::create_dir(dir.path().join("runs.redb.pending")).unwrap();
-        failing.store(true, Ordering::SeqCst);
-        let r = store.record_blocking(record(9));
-        assert!(matches!(r, Err(crate::RunStoreError::Commit(_))), "{r:?}");
+        let (store, _) = store_on_failing_disk(&path, true);
+        store.wal_fail().store(true, Ordering::SeqCst);
+        let runs: Vec<_> = (1..4).map(record).collect();
+        for r in &runs {
+            store.record_blocking(r.clone()).unwrap();
+        }
+        assert_eq!(store.get(runs[0].id).unwrap().as_ref(), Some(&runs[0]));
+        assert_eq!(store.held(), 0);
+        // What the log holds is its salt only.
+        let wal = dir.path().join("runs.redb.wal");
+        assert_eq!(std::fs::metadata(&wal).unwrap().len(), crate::frame::SALT as u64);
+        drop(store);
+        std::fs::remove_file(&wal).unwrap();
+        let store = crate::RunStore::open(&path).unwrap();
+        let mut want: Vec<_> = runs.iter().map(|r| r.id).collect();
+        want.sort();
+        assert_eq!(listed_ids(&store), want);
+    }
+
+    /// When neither the log, nor redb, nor the holding file can be
+    /// written, the caller is told: the run is not acknowledged as stored.
+    #[test]
+    fn a_commit_that_cannot_be_held_is_an_error() {
+        for wal in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("runs.redb");
+            let (store, failing) = store_on_failing_disk(&path, wal);
+            store.wal_fail().store(true, Ordering::SeqCst);
+            // A directory where the holding file would go.
+            std::fs::create_dir(dir.path().join("runs.redb.pending")).unwrap();
+            failing.store(true, Ordering::SeqCst);
+            let r = store.record_blocking(record(9));
+            assert!(matches!(r, Err(crate::RunStoreError::Commit(_))), "wal {wal}: {r:?}");
+        }
     }
 }

@@ -7,12 +7,15 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, TableDefinition};
 use tokio::sync::oneshot;
 
 use crate::error::RunStoreError;
-use crate::spill::{DrainError, Entry, Spill};
+use crate::frame::Entry;
+use crate::spill::{DrainError, Spill};
 use crate::types::{GroupCommit, MAX_LIST_LIMIT, RunId, RunPage, RunQuery, RunRecord};
+use crate::wal::Wal;
+use crate::writer::{Ack, Job, Work, Writer, begin_durable_write, import};
 
 /// Run id (as `u128`) -> serde_json of the [`RunRecord`].
 pub(crate) const RUNS: TableDefinition<u128, &[u8]> = TableDefinition::new("runs");
@@ -23,46 +26,6 @@ pub(crate) const RUNS: TableDefinition<u128, &[u8]> = TableDefinition::new("runs
 /// keys lists its runs newest first. Keeping the status here lets `list`
 /// filter by status without decoding records it will skip.
 pub(crate) const BY_WORKSPACE: TableDefinition<(&str, u128), &str> = TableDefinition::new("runs_by_workspace");
-
-/// The outcome of one record, as delivered to its caller.
-type Outcome = Result<(), RunStoreError>;
-
-/// Where the writer sends a record's outcome.
-enum Ack {
-    /// A caller awaiting in async code.
-    Async(oneshot::Sender<Outcome>),
-    /// A caller blocked in [`RunStore::record_blocking`].
-    Blocking(mpsc::SyncSender<Outcome>),
-    /// Nobody waits ([`ExpectedRecord::queue`]); a failure is only logged.
-    None,
-}
-
-impl Ack {
-    fn send(self, outcome: Outcome) {
-        // A caller that stopped waiting no longer cares; ignore the failure.
-        match self {
-            Ack::Async(tx) => {
-                let _ = tx.send(outcome);
-            }
-            Ack::Blocking(tx) => {
-                let _ = tx.send(outcome);
-            }
-            Ack::None => {
-                if let Err(error) = outcome {
-                    tracing::error!(%error, "queued run record was not stored");
-                }
-            }
-        }
-    }
-}
-
-/// One record on its way to the writer, already encoded by the caller, or
-/// (with no entry) a barrier that is acked once everything queued before it
-/// is committed.
-struct Job {
-    entry: Option<Entry>,
-    ack: Ack,
-}
 
 /// State shared by every clone of a [`RunStore`].
 struct Shared {
@@ -76,6 +39,9 @@ struct Shared {
     expected: Arc<AtomicUsize>,
     /// Records whose commit failed, kept on disk until redb takes them.
     spill: Arc<Spill>,
+    /// Tests set this to make the write-ahead log's appends fail.
+    #[cfg(test)]
+    wal_fail: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Drop for Shared {
@@ -92,19 +58,31 @@ impl Drop for Shared {
     }
 }
 
-/// The durable store of run records, backed by one redb file.
+/// The durable store of run records, backed by one redb file and its
+/// write-ahead log.
 ///
 /// Writes go through one writer thread that groups concurrent
-/// [`record`](Self::record) calls into a single write transaction (see
-/// [`GroupCommit`]). Each transaction commits with
-/// [`Durability::Immediate`] and redb's two-phase commit, because records
-/// carry guest-controlled bytes; a call returns only once its record is on
-/// disk. Reads ([`get`](Self::get), [`list`](Self::list)) use redb read
-/// transactions and run concurrently with the writer.
+/// [`record`](Self::record) calls into one batch (see [`GroupCommit`]).
+/// Each batch is staged in one redb write transaction, appended to the
+/// write-ahead log `<store>.wal` and synced (`fdatasync`), then committed
+/// to redb without durability; a call returns only once its record is in
+/// the synced log. Reads ([`get`](Self::get), [`list`](Self::list)) use
+/// redb read transactions, see every acknowledged record, and run
+/// concurrently with the writer.
+///
+/// A checkpoint, one durable redb commit with two-phase commit (because
+/// records carry guest-controlled bytes), then empties the log: when it
+/// passes [`GroupCommit::checkpoint_bytes`], after
+/// [`GroupCommit::checkpoint_interval`], before a removal, on
+/// [`checkpoint`](Self::checkpoint), and at close. After a crash, the next
+/// open imports the log's intact records into redb before anything else.
+/// With [`GroupCommit::write_ahead_log`] off, or while the log cannot be
+/// written, each batch is one durable two-phase redb commit instead.
 ///
 /// `RunStore` is cheap to clone (an `Arc` inside) and is `Send + Sync`.
 /// The writer thread stops, and the file is closed, when the last clone is
-/// dropped; dropping it waits for records already queued to be committed.
+/// dropped; dropping it waits for records already queued to be committed,
+/// and for a last checkpoint.
 ///
 /// # Example
 ///
@@ -170,13 +148,15 @@ impl RunStore {
     ///
     /// If the process that last had the file open crashed, redb repairs the
     /// file here first, which walks the whole file and can take a while for
-    /// a large store.
+    /// a large store, and the records in the write-ahead log are imported.
     ///
     /// # Errors
     /// [`RunStoreError::CreateDir`] when a parent directory cannot be made;
     /// [`RunStoreError::Open`] when redb cannot open or create the file
     /// (including when it is already open elsewhere);
     /// [`RunStoreError::Storage`] when the tables cannot be set up;
+    /// [`RunStoreError::WriteAheadLog`] when the write-ahead log cannot be
+    /// opened, or what it holds from a crash can be stored nowhere;
     /// [`RunStoreError::SpawnWriter`] when the writer thread cannot start.
     pub fn open(path: &Path) -> Result<Self, RunStoreError> {
         Self::open_with(path, GroupCommit::default())
@@ -237,25 +217,51 @@ impl RunStore {
             }
         }
 
+        #[allow(unused_mut)]
+        let mut wal = replay(&db, path, &spill)?;
+        #[cfg(test)]
+        let wal_fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        #[cfg(test)]
+        if let Some(wal) = &mut wal {
+            wal.fail = Arc::clone(&wal_fail);
+        }
+
         let db = Arc::new(db);
         let commits = Arc::new(AtomicU64::new(0));
         let expected = Arc::new(AtomicUsize::new(0));
         let (jobs, queue) = mpsc::channel();
-        let writer = {
-            let db = Arc::clone(&db);
-            let commits = Arc::clone(&commits);
-            let expected = Arc::clone(&expected);
-            let spill = Arc::clone(&spill);
-            std::thread::Builder::new()
-                .name("orbit-runs-writer".into())
-                .spawn(move || writer_loop(&db, &queue, gc, &commits, &expected, &spill))
-                .map_err(RunStoreError::SpawnWriter)?
+        let writer = Writer {
+            db: Arc::clone(&db),
+            gc,
+            commits: Arc::clone(&commits),
+            expected: Arc::clone(&expected),
+            spill: Arc::clone(&spill),
+            wal: wal.filter(|_| gc.write_ahead_log),
+            last_checkpoint: Instant::now(),
+            keep_log: false,
+            last_retry: None,
         };
+        let writer = std::thread::Builder::new()
+            .name("orbit-runs-writer".into())
+            .spawn(move || writer.run(&queue))
+            .map_err(RunStoreError::SpawnWriter)?;
         tracing::debug!(path = %path.display(), ?gc, "run store opened");
-        Ok(Self { shared: Arc::new(Shared { db, jobs: Some(jobs), writer: Some(writer), commits, expected, spill }) })
+        Ok(Self {
+            shared: Arc::new(Shared {
+                db,
+                jobs: Some(jobs),
+                writer: Some(writer),
+                commits,
+                expected,
+                spill,
+                #[cfg(test)]
+                wal_fail,
+            }),
+        })
     }
 
-    /// Stores `rec`, returning only once it is durably committed.
+    /// Stores `rec`, returning only once it is on disk (in the synced
+    /// write-ahead log, or durably committed to redb).
     ///
     /// The record waits up to [`GroupCommit::max_delay`] for other records
     /// to share its commit. If this future is dropped after it was first
@@ -308,7 +314,7 @@ impl RunStore {
             status: rec.status.as_str(),
             bytes,
         };
-        self.send(Job { entry: Some(entry), ack })
+        self.send(Job { work: Work::Record(entry), ack })
     }
 
     fn send(&self, job: Job) -> Result<(), RunStoreError> {
@@ -330,7 +336,7 @@ impl RunStore {
     /// [`RunStoreError::Closed`] when the writer thread has died.
     pub async fn flush(&self) -> Result<(), RunStoreError> {
         let (tx, rx) = oneshot::channel();
-        self.send(Job { entry: None, ack: Ack::Async(tx) })?;
+        self.send(Job { work: Work::Barrier, ack: Ack::Async(tx) })?;
         rx.await.unwrap_or(Err(RunStoreError::Closed))
     }
 
@@ -430,6 +436,31 @@ impl RunStore {
         Ok(RunPage { runs: page, next_cursor })
     }
 
+    /// Makes every record acknowledged so far durable in redb itself (one
+    /// durable, two-phase commit) and empties the write-ahead log
+    /// (`<store>.wal`). The writer does this on its own when the log passes
+    /// [`GroupCommit::checkpoint_bytes`] or has held records for
+    /// [`GroupCommit::checkpoint_interval`], before removals, and at close;
+    /// call it before copying the redb file alone (a backup).
+    ///
+    /// # Errors
+    /// [`RunStoreError::Storage`] when the durable commit fails (the log
+    /// keeps its records); [`RunStoreError::Closed`] when the writer thread
+    /// has died.
+    pub async fn checkpoint(&self) -> Result<(), RunStoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Job { work: Work::Checkpoint, ack: Ack::Async(tx) })?;
+        rx.await.unwrap_or(Err(RunStoreError::Closed))
+    }
+
+    /// Removes `ids` of workspace `ws` through the writer, in one durable
+    /// commit; how many were there.
+    pub(crate) fn remove(&self, ws: &str, ids: Vec<u128>) -> Result<u64, RunStoreError> {
+        let (done, rx) = mpsc::sync_channel(1);
+        self.send(Job { work: Work::Remove { workspace: ws.to_owned(), ids, done }, ack: Ack::None })?;
+        rx.recv().unwrap_or(Err(RunStoreError::Closed))
+    }
+
     /// How many batch write transactions this store's writer has committed
     /// since [`open`](Self::open) (a count, shared by all clones; the
     /// transaction at open that creates the tables is not counted).
@@ -448,6 +479,12 @@ impl RunStore {
     /// An operator alert belongs on this staying above zero.
     pub fn held(&self) -> usize {
         self.shared.spill.held()
+    }
+
+    /// Makes the write-ahead log's appends fail while set.
+    #[cfg(test)]
+    pub(crate) fn wal_fail(&self) -> &std::sync::atomic::AtomicBool {
+        &self.shared.wal_fail
     }
 
     pub(crate) fn db(&self) -> &Database {
@@ -531,7 +568,7 @@ impl Drop for ExpectedRecord {
 }
 
 /// Wraps any redb error as [`RunStoreError::Storage`].
-fn storage(error: impl Into<redb::Error>) -> RunStoreError {
+pub(crate) fn storage(error: impl Into<redb::Error>) -> RunStoreError {
     RunStoreError::Storage(error.into())
 }
 
@@ -543,16 +580,6 @@ fn decode(id: RunId, bytes: &[u8]) -> Result<RunRecord, RunStoreError> {
         return Err(RunStoreError::Corrupt { id, reason: format!("record carries id {}", rec.id) });
     }
     Ok(rec)
-}
-
-/// Makes a write transaction that is durable when `commit` returns and that
-/// uses two-phase commit, so a crash cannot leave a partial commit whose
-/// checksum was forged by guest-controlled bytes (see redb's design notes).
-fn begin_durable_write(db: &Database) -> Result<redb::WriteTransaction, redb::Error> {
-    let mut txn = db.begin_write()?;
-    txn.set_durability(Durability::Immediate)?;
-    txn.set_two_phase_commit(true);
-    Ok(txn)
 }
 
 /// Creates a new store file under a temporary name and links it into place
@@ -594,183 +621,33 @@ fn create_tables(db: &Database) -> Result<(), RunStoreError> {
     Ok(())
 }
 
-/// The writer thread: gathers batches and commits each in one transaction.
+/// Opens the write-ahead log beside `path` and imports what an earlier
+/// process left in it into `db`, durably, before the store takes any new
+/// record; then empties it. Records redb cannot take go to the holding
+/// file instead, so they stay found and are retried.
 ///
-/// Returns when every sender is gone and the queue is drained.
-fn writer_loop(
-    db: &Database,
-    queue: &mpsc::Receiver<Job>,
-    gc: GroupCommit,
-    commits: &AtomicU64,
-    expected: &AtomicUsize,
-    spill: &Spill,
-) {
-    let mut retry = Retry::default();
-    let max_batch = gc.max_batch.max(1);
-    let mut batch = Vec::with_capacity(max_batch.min(4096));
-    // Blocks for the first record of each batch; ends when the channel closes.
-    while let Ok(first) = queue.recv() {
-        batch.push(first);
-        let started = Instant::now();
-        // `None` when `max_delay` is too large to add: wait without a deadline.
-        let deadline = started.checked_add(gc.max_delay);
-        while batch.len() < max_batch {
-            let next = match deadline {
-                None => queue.recv().ok(),
-                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => queue.recv_timeout(left).ok(),
-                    _ => queue.try_recv().ok(),
-                },
-            };
-            match next {
-                Some(job) => batch.push(job),
-                None => break,
-            }
-        }
-        // Runs still executing will send their records soon: a short wait
-        // lets them share this commit instead of paying for the next one.
-        // `None` when `max_linger` is too large to add: linger without a deadline.
-        let linger_end = started.checked_add(gc.max_linger);
-        while batch.len() < max_batch && expected.load(Ordering::Acquire) > 0 {
-            let left = match linger_end {
-                None => std::time::Duration::MAX,
-                Some(end) => match end.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
-                    Some(left) => left,
-                    None => break,
-                },
-            };
-            // Wake now and then: an announcement may be withdrawn without a record.
-            match queue.recv_timeout(left.min(std::time::Duration::from_micros(100))) {
-                Ok(job) => batch.push(job),
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        retry.held(db, spill);
-        commit_batch(db, &mut batch, commits, spill);
+/// # Errors
+/// [`RunStoreError::WriteAheadLog`] when the log cannot be opened, or its
+/// records can be put neither into redb nor into the holding file (the log
+/// is then left as it is, so nothing acknowledged is lost).
+fn replay(db: &Database, path: &Path, spill: &Spill) -> Result<Option<Wal>, RunStoreError> {
+    let log_err = |source| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(".wal");
+        RunStoreError::WriteAheadLog { path: name.into(), source }
+    };
+    let (mut wal, logged) = Wal::open(path).map_err(log_err)?;
+    if logged.is_empty() {
+        return Ok(Some(wal));
     }
-    tracing::debug!("run store writer stopped");
-}
-
-/// When the writer last tried to move held records into redb.
-#[derive(Default)]
-struct Retry {
-    last: Option<Instant>,
-}
-
-impl Retry {
-    /// At most once a second while records are held: commits them to redb
-    /// and empties the holding file. A failure leaves them held.
-    fn held(&mut self, db: &Database, spill: &Spill) {
-        if spill.held() == 0 || self.last.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1)) {
-            return;
-        }
-        self.last = Some(Instant::now());
-        match spill.drain(|entries| import(db, entries)) {
-            Ok(n) => tracing::info!(records = n, "held runs committed to the run store"),
-            Err(DrainError::Import(error)) => {
-                tracing::warn!(held = spill.held(), %error, "held runs still cannot be committed");
-            }
-            Err(DrainError::Io(error)) => tracing::warn!(held = spill.held(), %error, "reading the held runs failed"),
-        }
-    }
-}
-
-/// Stores `e` and its index entry unless a record with its id is stored;
-/// returns whether it did (records are write-once).
-fn insert_new(
-    runs: &mut redb::Table<'_, u128, &[u8]>,
-    index: &mut redb::Table<'_, (&str, u128), &str>,
-    e: &Entry,
-) -> Result<bool, redb::Error> {
-    if runs.get(e.id)?.is_some() {
-        return Ok(false);
-    }
-    runs.insert(e.id, e.bytes.as_slice())?;
-    index.insert((e.workspace.as_str(), e.id), e.status)?;
-    Ok(true)
-}
-
-/// Commits `entries` in one durable transaction, skipping ids already
-/// stored (an earlier import that was not followed by the truncation).
-fn import(db: &Database, entries: &[Entry]) -> Result<(), RunStoreError> {
-    let txn = begin_durable_write(db).map_err(storage)?;
-    {
-        let mut runs = txn.open_table(RUNS).map_err(storage)?;
-        let mut index = txn.open_table(BY_WORKSPACE).map_err(storage)?;
-        for e in entries {
-            insert_new(&mut runs, &mut index, e).map_err(storage)?;
-        }
-    }
-    txn.commit().map_err(storage)
-}
-
-/// Writes `batch` in one transaction, commits, then acks every caller, and
-/// leaves `batch` empty. Never panics on a redb error.
-///
-/// When the commit fails, the batch's records go to the holding file
-/// ([`Spill`]) and are acknowledged once it is synced: they are on disk,
-/// and reach redb later. Only when that fails too does each caller get
-/// [`RunStoreError::Commit`].
-fn commit_batch(db: &Database, batch: &mut Vec<Job>, commits: &AtomicU64, spill: &Spill) {
-    let started = Instant::now();
-    let size = batch.len();
-    match write_batch(db, batch) {
-        Ok(outcomes) => {
-            commits.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(records = size, elapsed_us = started.elapsed().as_micros() as u64, "run batch committed");
-            for (job, outcome) in batch.drain(..).zip(outcomes) {
-                job.ack.send(outcome);
-            }
-        }
+    match import(db, &logged) {
+        Ok(()) => tracing::info!(records = logged.len(), path = %wal.path().display(), "imported the write-ahead log"),
         Err(error) => {
-            let entries: Vec<&Entry> = batch.iter().filter_map(|j| j.entry.as_ref()).collect();
-            match spill.append(&entries) {
-                Ok(()) => {
-                    tracing::error!(
-                        records = entries.len(),
-                        held = spill.held(),
-                        path = %spill.path().display(),
-                        %error,
-                        "run batch commit failed; its records are held on disk and committed when the run store accepts writes again"
-                    );
-                    for job in batch.drain(..) {
-                        job.ack.send(Ok(()));
-                    }
-                }
-                Err(spill_error) => {
-                    tracing::error!(records = size, %error, %spill_error, "run batch commit failed and its records could not be held; they are not recorded");
-                    let error = Arc::new(error);
-                    for job in batch.drain(..) {
-                        job.ack.send(Err(RunStoreError::Commit(Arc::clone(&error))));
-                    }
-                }
-            }
+            let entries: Vec<&Entry> = logged.iter().collect();
+            spill.append(&entries).map_err(log_err)?;
+            tracing::error!(records = logged.len(), %error, "the write-ahead log could not be imported; its records are held");
         }
     }
-}
-
-/// The transaction itself: one outcome per job, in order, valid only if the
-/// whole function returns `Ok` (the commit succeeded).
-fn write_batch(db: &Database, batch: &[Job]) -> Result<Vec<Outcome>, redb::Error> {
-    let txn = begin_durable_write(db)?;
-    let mut outcomes = Vec::with_capacity(batch.len());
-    {
-        let mut runs = txn.open_table(RUNS)?;
-        let mut index = txn.open_table(BY_WORKSPACE)?;
-        for job in batch {
-            let Some(entry) = &job.entry else {
-                outcomes.push(Ok(()));
-                continue;
-            };
-            // Records are write-once; this also catches a repeat within the batch.
-            if insert_new(&mut runs, &mut index, entry)? {
-                outcomes.push(Ok(()));
-            } else {
-                outcomes.push(Err(RunStoreError::AlreadyExists(RunId::from_u128(entry.id))));
-            }
-        }
-    }
-    txn.commit()?;
-    Ok(outcomes)
+    wal.reset().map_err(log_err)?;
+    Ok(Some(wal))
 }

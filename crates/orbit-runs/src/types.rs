@@ -401,10 +401,30 @@ pub struct GroupCommit {
     /// to finish fills each commit instead of splitting them over two
     /// fsyncs.
     pub max_linger: Duration,
+    /// Whether each batch is made durable by one append to the write-ahead
+    /// log (`<store>.wal`, one `fdatasync`) and a non-durable redb commit,
+    /// instead of a durable two-phase redb commit (two `fsync`s and about
+    /// 100 µs of CPU). Either way a record is on disk when acknowledged.
+    /// Default `true`; `false` is for measuring the difference.
+    pub write_ahead_log: bool,
+    /// The log's size, in bytes, past which the writer makes redb durable
+    /// and empties the log (a checkpoint). It bounds the log on disk and
+    /// what an open after a crash imports. Default 8 MiB.
+    pub checkpoint_bytes: u64,
+    /// The longest a record stays in the log before a checkpoint, also when
+    /// the store is idle. Default 1 s.
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for GroupCommit {
     fn default() -> Self {
-        Self { max_batch: 512, max_delay: Duration::ZERO, max_linger: Duration::from_millis(1) }
+        Self {
+            max_batch: 512,
+            max_delay: Duration::ZERO,
+            max_linger: Duration::from_millis(1),
+            write_ahead_log: true,
+            checkpoint_bytes: 8 << 20,
+            checkpoint_interval: Duration::from_secs(1),
+        }
     }
 }

@@ -1,0 +1,418 @@
+//! The run store's writer thread: the only thread that commits to redb.
+//!
+//! Each batch of records (group commit) is staged in one redb write
+//! transaction, appended to the write-ahead log and synced, then committed
+//! to redb without durability, and only then acknowledged (see
+//! [`crate::wal`] for the invariants). A checkpoint (a durable two-phase
+//! redb commit, then emptying the log) follows when the log passes
+//! [`GroupCommit::checkpoint_bytes`], when it has held records for
+//! [`GroupCommit::checkpoint_interval`], before every removal, and when
+//! the store closes.
+//!
+//! With the log off ([`GroupCommit::write_ahead_log`]), or when it cannot
+//! be written, each batch is one durable two-phase redb commit instead.
+//! When redb refuses a batch, its records go to the holding file
+//! ([`crate::spill`]).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use redb::{Database, Durability, ReadableTable};
+use tokio::sync::oneshot;
+
+use crate::error::RunStoreError;
+use crate::frame::Entry;
+use crate::spill::{DrainError, Spill};
+use crate::store::{BY_WORKSPACE, RUNS, storage};
+use crate::types::{GroupCommit, RunId};
+use crate::wal::Wal;
+
+/// The outcome of one record, as delivered to its caller.
+pub(crate) type Outcome = Result<(), RunStoreError>;
+
+/// Where the writer sends a job's outcome.
+pub(crate) enum Ack {
+    /// A caller awaiting in async code.
+    Async(oneshot::Sender<Outcome>),
+    /// A caller blocked in [`crate::RunStore::record_blocking`].
+    Blocking(mpsc::SyncSender<Outcome>),
+    /// Nobody waits ([`crate::ExpectedRecord::queue`]); a failure is only logged.
+    None,
+}
+
+impl Ack {
+    pub(crate) fn send(self, outcome: Outcome) {
+        // A caller that stopped waiting no longer cares; ignore the failure.
+        match self {
+            Ack::Async(tx) => {
+                let _ = tx.send(outcome);
+            }
+            Ack::Blocking(tx) => {
+                let _ = tx.send(outcome);
+            }
+            Ack::None => {
+                if let Err(error) = outcome {
+                    tracing::error!(%error, "queued run record was not stored");
+                }
+            }
+        }
+    }
+}
+
+/// What a job asks of the writer.
+pub(crate) enum Work {
+    /// Store this record (already encoded by the caller).
+    Record(Entry),
+    /// Ack once everything queued before is committed.
+    Barrier,
+    /// Make everything committed so far durable in redb itself and empty
+    /// the write-ahead log, then ack.
+    Checkpoint,
+    /// Remove these runs of one workspace in one durable commit
+    /// (retention), and send how many were there.
+    Remove { workspace: String, ids: Vec<u128>, done: mpsc::SyncSender<Result<u64, RunStoreError>> },
+}
+
+/// One job on its way to the writer.
+pub(crate) struct Job {
+    pub(crate) work: Work,
+    pub(crate) ack: Ack,
+}
+
+/// The writer thread's state.
+pub(crate) struct Writer {
+    pub(crate) db: Arc<Database>,
+    pub(crate) gc: GroupCommit,
+    pub(crate) commits: Arc<AtomicU64>,
+    /// Records announced with [`crate::RunStore::expect_record`] and not yet queued.
+    pub(crate) expected: Arc<AtomicUsize>,
+    pub(crate) spill: Arc<Spill>,
+    /// `None` when the log is off.
+    pub(crate) wal: Option<Wal>,
+    /// When the log was last emptied by a checkpoint.
+    pub(crate) last_checkpoint: Instant,
+    /// The log holds acknowledged records that neither redb nor the
+    /// holding file took: it is never emptied before the next open.
+    pub(crate) keep_log: bool,
+    /// When the writer last tried to move held records into redb.
+    pub(crate) last_retry: Option<Instant>,
+}
+
+impl Writer {
+    /// Gathers batches and commits each; returns when every sender is gone
+    /// and the queue is drained, after a last checkpoint.
+    pub(crate) fn run(mut self, queue: &mpsc::Receiver<Job>) {
+        let max_batch = self.gc.max_batch.max(1);
+        let mut batch = Vec::with_capacity(max_batch.min(4096));
+        loop {
+            // While the log holds records, wake for a checkpoint when idle.
+            let first = match self.wal.as_ref().filter(|w| w.records() > 0) {
+                Some(_) => match queue.recv_timeout(self.until_checkpoint()) {
+                    Ok(job) => job,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.checkpoint_if_due();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                },
+                None => match queue.recv() {
+                    Ok(job) => job,
+                    Err(_) => break,
+                },
+            };
+            batch.push(first);
+            self.gather(queue, &mut batch, max_batch);
+            self.retry_held();
+            self.commit_batch(&mut batch);
+            self.checkpoint_if_due();
+        }
+        if let Err(error) = self.checkpoint() {
+            tracing::error!(%error, "run store checkpoint at close failed; the write-ahead log keeps its records for the next open");
+        }
+        tracing::debug!("run store writer stopped");
+    }
+
+    /// Adds to `batch` what arrives within [`GroupCommit::max_delay`], then
+    /// lingers up to [`GroupCommit::max_linger`] for announced records.
+    fn gather(&self, queue: &mpsc::Receiver<Job>, batch: &mut Vec<Job>, max_batch: usize) {
+        let gc = self.gc;
+        let started = Instant::now();
+        // `None` when `max_delay` is too large to add: wait without a deadline.
+        let deadline = started.checked_add(gc.max_delay);
+        while batch.len() < max_batch {
+            let next = match deadline {
+                None => queue.recv().ok(),
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => queue.recv_timeout(left).ok(),
+                    _ => queue.try_recv().ok(),
+                },
+            };
+            match next {
+                Some(job) => batch.push(job),
+                None => break,
+            }
+        }
+        // Runs still executing will send their records soon: a short wait
+        // lets them share this commit instead of paying for the next one.
+        // `None` when `max_linger` is too large to add: linger without a deadline.
+        let linger_end = started.checked_add(gc.max_linger);
+        while batch.len() < max_batch && self.expected.load(Ordering::Acquire) > 0 {
+            let left = match linger_end {
+                None => Duration::MAX,
+                Some(end) => match end.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
+                    Some(left) => left,
+                    None => break,
+                },
+            };
+            // Wake now and then: an announcement may be withdrawn without a record.
+            match queue.recv_timeout(left.min(Duration::from_micros(100))) {
+                Ok(job) => batch.push(job),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+    }
+
+    /// At most once a second while records are held: commits them to redb
+    /// and empties the holding file. A failure leaves them held.
+    fn retry_held(&mut self) {
+        if self.spill.held() == 0 || self.last_retry.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        self.last_retry = Some(Instant::now());
+        match self.spill.drain(|entries| import(&self.db, entries)) {
+            Ok(n) => tracing::info!(records = n, "held runs committed to the run store"),
+            Err(DrainError::Import(error)) => {
+                tracing::warn!(held = self.spill.held(), %error, "held runs still cannot be committed");
+            }
+            Err(DrainError::Io(error)) => {
+                tracing::warn!(held = self.spill.held(), %error, "reading the held runs failed")
+            }
+        }
+    }
+
+    /// Commits the records of `batch`, acks every job in order (running
+    /// checkpoints and removals where they stand), and leaves `batch`
+    /// empty. Never panics on a redb error.
+    ///
+    /// When redb refuses the batch, its records go to the holding file and
+    /// are acknowledged once it is synced; only when that fails too does
+    /// each caller get [`RunStoreError::Commit`].
+    fn commit_batch(&mut self, batch: &mut Vec<Job>) {
+        let started = Instant::now();
+        let size = batch.len();
+        let outcomes = match self.write_batch(batch) {
+            Ok(outcomes) => {
+                self.commits.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    records = size,
+                    elapsed_us = started.elapsed().as_micros() as u64,
+                    "run batch committed"
+                );
+                outcomes
+            }
+            Err(error) => {
+                let entries: Vec<&Entry> = records(batch).collect();
+                match self.spill.append(&entries) {
+                    Ok(()) => {
+                        tracing::error!(
+                            records = entries.len(),
+                            held = self.spill.held(),
+                            path = %self.spill.path().display(),
+                            %error,
+                            "run batch commit failed; its records are held on disk and committed when the run store accepts writes again"
+                        );
+                        batch.iter().map(|_| Ok(())).collect()
+                    }
+                    Err(spill_error) => {
+                        tracing::error!(records = size, %error, %spill_error, "run batch commit failed and its records could not be held; they are not recorded");
+                        let error = Arc::new(error);
+                        batch.iter().map(|_| Err(RunStoreError::Commit(Arc::clone(&error)))).collect()
+                    }
+                }
+            }
+        };
+        for (job, outcome) in batch.drain(..).zip(outcomes) {
+            match job.work {
+                Work::Record(_) | Work::Barrier => job.ack.send(outcome),
+                Work::Checkpoint => job.ack.send(self.checkpoint()),
+                Work::Remove { workspace, ids, done } => {
+                    let _ = done.send(self.remove(&workspace, &ids));
+                    job.ack.send(outcome);
+                }
+            }
+        }
+    }
+
+    /// Stages the batch's records in one transaction, logs the new ones,
+    /// and commits: one outcome per job, in order. `Err` only when nothing
+    /// of the batch is on disk.
+    fn write_batch(&mut self, batch: &[Job]) -> Result<Vec<Outcome>, redb::Error> {
+        let mut txn = self.db.begin_write()?;
+        let logging = self.wal.is_some();
+        if logging {
+            txn.set_durability(Durability::None)?;
+        } else {
+            txn.set_durability(Durability::Immediate)?;
+            txn.set_two_phase_commit(true);
+        }
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut accepted: Vec<&Entry> = Vec::with_capacity(batch.len());
+        {
+            let mut runs = txn.open_table(RUNS)?;
+            let mut index = txn.open_table(BY_WORKSPACE)?;
+            for job in batch {
+                let Work::Record(entry) = &job.work else {
+                    outcomes.push(Ok(()));
+                    continue;
+                };
+                // Records are write-once; this also catches a repeat within the batch.
+                if insert_new(&mut runs, &mut index, entry)? {
+                    accepted.push(entry);
+                    outcomes.push(Ok(()));
+                } else {
+                    outcomes.push(Err(RunStoreError::AlreadyExists(RunId::from_u128(entry.id))));
+                }
+            }
+        }
+        let mut logged = false;
+        if let Some(wal) = self.wal.as_mut().filter(|_| !accepted.is_empty()) {
+            match wal.append(&accepted) {
+                Ok(()) => logged = true,
+                Err(error) => {
+                    // The batch is still made durable, by redb itself.
+                    tracing::warn!(path = %wal.path().display(), %error, "appending to the run store's write-ahead log failed; committing durably instead");
+                    txn.set_durability(Durability::Immediate)?;
+                    txn.set_two_phase_commit(true);
+                }
+            }
+        }
+        match txn.commit() {
+            Ok(()) => Ok(outcomes),
+            Err(error) if logged => {
+                // The records are on disk in the log and are acknowledged.
+                // Holding them too lets `get` find them before the next open.
+                if let Err(spill_error) = self.spill.append(&accepted) {
+                    self.keep_log = true;
+                    tracing::error!(%error, %spill_error, "run batch commit failed after its records were logged; the log keeps them for the next open");
+                } else {
+                    tracing::error!(%error, held = self.spill.held(), "run batch commit failed after its records were logged; they are held");
+                }
+                Ok(outcomes)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// How long until the log is due for a checkpoint by age.
+    fn until_checkpoint(&self) -> Duration {
+        self.gc.checkpoint_interval.saturating_sub(self.last_checkpoint.elapsed()).max(Duration::from_millis(1))
+    }
+
+    /// A checkpoint when the log is over its size or age.
+    fn checkpoint_if_due(&mut self) {
+        let Some(wal) = &self.wal else { return };
+        let due = wal.records() > 0
+            && (wal.len() >= self.gc.checkpoint_bytes || self.last_checkpoint.elapsed() >= self.gc.checkpoint_interval);
+        if due && let Err(error) = self.checkpoint() {
+            tracing::warn!(%error, "run store checkpoint failed; the write-ahead log keeps its records");
+        }
+    }
+
+    /// Makes every commit so far durable with one durable, two-phase redb
+    /// commit, then empties the log.
+    fn checkpoint(&mut self) -> Result<(), RunStoreError> {
+        if self.wal.as_ref().is_none_or(|w| w.records() == 0) {
+            return Ok(());
+        }
+        begin_durable_write(&self.db).and_then(|txn| Ok(txn.commit()?)).map_err(storage)?;
+        self.checkpointed();
+        Ok(())
+    }
+
+    /// After a durable redb commit, which holds every record in the log:
+    /// empties the log.
+    fn checkpointed(&mut self) {
+        self.last_checkpoint = Instant::now();
+        if self.keep_log {
+            return;
+        }
+        if let Some(wal) = &mut self.wal
+            && wal.records() > 0
+            && let Err(error) = wal.reset()
+        {
+            // Safe: the next open imports the records again and skips them.
+            tracing::warn!(path = %wal.path().display(), %error, "emptying the run store's write-ahead log failed");
+        }
+    }
+
+    /// Removes `ids` of `ws` in one durable transaction; how many were
+    /// there. The commit also makes the log's records durable, so the log
+    /// is emptied after it: a crash can never bring a removed run back.
+    fn remove(&mut self, ws: &str, ids: &[u128]) -> Result<u64, RunStoreError> {
+        let txn = begin_durable_write(&self.db).map_err(storage)?;
+        let mut removed = 0;
+        {
+            let mut runs = txn.open_table(RUNS).map_err(storage)?;
+            let mut index = txn.open_table(BY_WORKSPACE).map_err(storage)?;
+            for &id in ids {
+                index.remove((ws, id)).map_err(storage)?;
+                if runs.remove(id).map_err(storage)?.is_some() {
+                    removed += 1;
+                }
+            }
+        }
+        txn.commit().map_err(storage)?;
+        self.checkpointed();
+        Ok(removed)
+    }
+}
+
+/// The records of `batch`.
+fn records(batch: &[Job]) -> impl Iterator<Item = &Entry> {
+    batch.iter().filter_map(|j| match &j.work {
+        Work::Record(e) => Some(e),
+        _ => None,
+    })
+}
+
+/// Makes a write transaction that is durable when `commit` returns and that
+/// uses two-phase commit, so a crash cannot leave a partial commit whose
+/// checksum was forged by guest-controlled bytes (see redb's design notes).
+pub(crate) fn begin_durable_write(db: &Database) -> Result<redb::WriteTransaction, redb::Error> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::Immediate)?;
+    txn.set_two_phase_commit(true);
+    Ok(txn)
+}
+
+/// Stores `e` and its index entry unless a record with its id is stored;
+/// returns whether it did (records are write-once).
+fn insert_new(
+    runs: &mut redb::Table<'_, u128, &[u8]>,
+    index: &mut redb::Table<'_, (&str, u128), &str>,
+    e: &Entry,
+) -> Result<bool, redb::Error> {
+    if runs.get(e.id)?.is_some() {
+        return Ok(false);
+    }
+    runs.insert(e.id, e.bytes.as_slice())?;
+    index.insert((e.workspace.as_str(), e.id), e.status)?;
+    Ok(true)
+}
+
+/// Commits `entries` in one durable transaction, skipping ids already
+/// stored (an earlier import that was not followed by emptying its log).
+pub(crate) fn import(db: &Database, entries: &[Entry]) -> Result<(), RunStoreError> {
+    let txn = begin_durable_write(db).map_err(storage)?;
+    {
+        let mut runs = txn.open_table(RUNS).map_err(storage)?;
+        let mut index = txn.open_table(BY_WORKSPACE).map_err(storage)?;
+        for e in entries {
+            insert_new(&mut runs, &mut index, e).map_err(storage)?;
+        }
+    }
+    txn.commit().map_err(storage)
+}
