@@ -33,7 +33,6 @@ pub enum RunStoreError {
         source: redb::DatabaseError,
     },
 
-    /// [`RunStore::open`](crate::RunStore::open): the writer thread could
     /// [`RunStore::open`](crate::RunStore::open): the write-ahead log
     /// (`<store>.wal`) could not be opened or created, or the records an
     /// earlier process left in it could be put neither into redb nor into
@@ -46,6 +45,17 @@ pub enum RunStoreError {
         #[source]
         source: std::io::Error,
     },
+    /// [`RunStore::prune`](crate::RunStore::prune): the write-ahead log
+    /// could not be emptied before runs were to be removed, so none was
+    /// (removing runs the log still holds would bring them back after a
+    /// crash). The next prune tries again.
+    #[error("the run store's write-ahead log {path} could not be emptied; no run was removed")]
+    LogNotEmptied {
+        /// The log file.
+        path: PathBuf,
+    },
+
+    /// [`RunStore::open`](crate::RunStore::open): the writer thread could
     /// not be started.
     #[error("cannot start the run store writer thread")]
     SpawnWriter(#[source] std::io::Error),

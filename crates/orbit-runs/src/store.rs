@@ -239,6 +239,7 @@ impl RunStore {
             wal: wal.filter(|_| gc.write_ahead_log),
             last_checkpoint: Instant::now(),
             keep_log: false,
+            checkpoint_retry_at: None,
             last_retry: None,
         };
         let writer = std::thread::Builder::new()

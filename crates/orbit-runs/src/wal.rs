@@ -3,15 +3,21 @@
 //! Invariants:
 //! - A record is acknowledged only after its frame is appended here and
 //!   the file is synced (`fdatasync`), or, when the log cannot be written,
-//!   after a durable two-phase redb commit. So "acknowledged means on disk"
-//!   holds without a redb commit being durable.
-//! - Every record in the log is also in redb through a non-durable commit
-//!   made before it is acknowledged, so reads see it at once. A crash
-//!   loses those commits; the next open imports the log into redb (skipping
-//!   ids already there) with a durable commit before anything else.
+//!   after a durable two-phase redb commit, or after it is appended to the
+//!   holding file and synced ([`crate::spill`]). So "acknowledged means on
+//!   disk" holds without a redb commit being durable.
+//! - A logged record is acknowledged only once it is also in redb through a
+//!   non-durable commit, or in the holding file, so reads see it at once.
+//!   A crash loses the non-durable commits; the next open imports the log
+//!   into redb (skipping ids already there) with a durable commit before
+//!   anything else.
 //! - The log is emptied only right after a durable redb commit
 //!   (a checkpoint) that holds every record in it, and only by the writer
-//!   thread, which is the only thread that commits to redb.
+//!   thread, which is the only thread that commits to redb. A removal of
+//!   runs (retention) happens only once the log is empty, so a crash can
+//!   never import a removed run again.
+//! - After an append or a reset fails halfway, nothing is appended until a
+//!   reset succeeds: each batch is a durable redb commit meanwhile.
 //! - The file uses the salted frame format of [`crate::frame`], with a new
 //!   salt at every reset, so a torn tail (or a stale block exposed by one)
 //!   is dropped on recovery and never read as a record.
@@ -96,6 +102,7 @@ impl Wal {
     }
 
     /// Records appended since the last reset (or left by an earlier process).
+    /// Nonzero means a checkpoint has work to do.
     pub(crate) fn records(&self) -> usize {
         self.records
     }
@@ -145,16 +152,28 @@ impl Wal {
         self.file.sync_data()
     }
 
+    /// Whether the log must be reset before it takes another append: an
+    /// append or a reset failed halfway.
+    pub(crate) fn poisoned(&self) -> bool {
+        self.poisoned
+    }
+
     /// Empties the log and gives it a new salt. Call only right after a
     /// durable redb commit that holds every record in it.
     ///
     /// # Errors
-    /// When the file cannot be truncated, written or synced; the log may
-    /// then still hold its records, which is safe (importing them again is
-    /// skipped).
+    /// When the file cannot be truncated, written or synced. The log is
+    /// then poisoned (no append until a reset succeeds), because appends
+    /// after a half-done reset could follow bytes that do not parse, and be
+    /// lost on replay. What it held is in redb already.
     pub(crate) fn reset(&mut self) -> std::io::Result<()> {
         let salt = new_salt()?;
+        self.poisoned = true;
         self.file.set_len(0)?;
+        #[cfg(test)]
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(std::io::Error::from_raw_os_error(5)); // EIO
+        }
         self.file.seek(SeekFrom::Start(0))?;
         self.file.write_all(&salt)?;
         self.file.sync_data()?;
@@ -242,5 +261,27 @@ mod tests {
         drop(wal);
         let (_, held) = Wal::open(&store).unwrap();
         assert_eq!(held, vec![entry(1, 5), entry(3, 5)]);
+    }
+
+    /// A reset that fails after truncating poisons the log: nothing is
+    /// appended after the half-done reset (it could not be read back),
+    /// until a reset succeeds.
+    #[test]
+    fn a_reset_failing_halfway_refuses_appends_until_a_reset_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("runs.redb");
+        let (mut wal, _) = Wal::open(&store).unwrap();
+        wal.append(&[&entry(1, 5)]).unwrap();
+        wal.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(wal.reset().is_err());
+        wal.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+        assert!(wal.poisoned());
+        assert!(wal.append(&[&entry(2, 5)]).is_err());
+        wal.reset().unwrap();
+        assert!(!wal.poisoned());
+        wal.append(&[&entry(3, 5)]).unwrap();
+        drop(wal);
+        let (_, held) = Wal::open(&store).unwrap();
+        assert_eq!(held, vec![entry(3, 5)]);
     }
 }

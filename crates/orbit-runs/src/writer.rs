@@ -7,7 +7,8 @@
 //! redb commit, then emptying the log) follows when the log passes
 //! [`GroupCommit::checkpoint_bytes`], when it has held records for
 //! [`GroupCommit::checkpoint_interval`], before every removal, and when
-//! the store closes.
+//! the store closes. A failed checkpoint is retried after another
+//! interval, not at once.
 //!
 //! With the log off ([`GroupCommit::write_ahead_log`]), or when it cannot
 //! be written, each batch is one durable two-phase redb commit instead.
@@ -93,9 +94,13 @@ pub(crate) struct Writer {
     pub(crate) wal: Option<Wal>,
     /// When the log was last emptied by a checkpoint.
     pub(crate) last_checkpoint: Instant,
-    /// The log holds acknowledged records that neither redb nor the
-    /// holding file took: it is never emptied before the next open.
+    /// The log holds records whose redb commit failed and that the holding
+    /// file did not take either (their callers got an error): it is never
+    /// emptied before the next open, which imports them, and runs are not
+    /// removed meanwhile.
     pub(crate) keep_log: bool,
+    /// After a failed checkpoint: none falls due before this.
+    pub(crate) checkpoint_retry_at: Option<Instant>,
     /// When the writer last tried to move held records into redb.
     pub(crate) last_retry: Option<Instant>,
 }
@@ -108,7 +113,7 @@ impl Writer {
         let mut batch = Vec::with_capacity(max_batch.min(4096));
         loop {
             // While the log holds records, wake for a checkpoint when idle.
-            let first = match self.wal.as_ref().filter(|w| w.records() > 0) {
+            let first = match self.wal.as_ref().filter(|w| w.records() > 0 || w.poisoned()) {
                 Some(_) => match queue.recv_timeout(self.until_checkpoint()) {
                     Ok(job) => job,
                     Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -204,13 +209,15 @@ impl Writer {
         let started = Instant::now();
         let size = batch.len();
         let outcomes = match self.write_batch(batch) {
-            Ok(outcomes) => {
-                self.commits.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(
-                    records = size,
-                    elapsed_us = started.elapsed().as_micros() as u64,
-                    "run batch committed"
-                );
+            Ok((outcomes, committed)) => {
+                if committed {
+                    self.commits.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(
+                        records = size,
+                        elapsed_us = started.elapsed().as_micros() as u64,
+                        "run batch committed"
+                    );
+                }
                 outcomes
             }
             Err(error) => {
@@ -247,11 +254,11 @@ impl Writer {
     }
 
     /// Stages the batch's records in one transaction, logs the new ones,
-    /// and commits: one outcome per job, in order. `Err` only when nothing
-    /// of the batch is on disk.
-    fn write_batch(&mut self, batch: &[Job]) -> Result<Vec<Outcome>, redb::Error> {
+    /// and commits: one outcome per job, in order, and whether redb
+    /// committed. `Err` only when nothing of the batch is on disk.
+    fn write_batch(&mut self, batch: &[Job]) -> Result<(Vec<Outcome>, bool), redb::Error> {
         let mut txn = self.db.begin_write()?;
-        let logging = self.wal.is_some();
+        let logging = self.wal.as_ref().is_some_and(|w| !w.poisoned());
         if logging {
             txn.set_durability(Durability::None)?;
         } else {
@@ -278,7 +285,7 @@ impl Writer {
             }
         }
         let mut logged = false;
-        if let Some(wal) = self.wal.as_mut().filter(|_| !accepted.is_empty()) {
+        if let Some(wal) = self.wal.as_mut().filter(|_| logging && !accepted.is_empty()) {
             match wal.append(&accepted) {
                 Ok(()) => logged = true,
                 Err(error) => {
@@ -290,17 +297,25 @@ impl Writer {
             }
         }
         match txn.commit() {
-            Ok(()) => Ok(outcomes),
+            Ok(()) => Ok((outcomes, true)),
             Err(error) if logged => {
-                // The records are on disk in the log and are acknowledged.
-                // Holding them too lets `get` find them before the next open.
+                // The records are on disk in the log. They are acknowledged
+                // once held too, so that `get` finds them before the next
+                // open imports them.
                 if let Err(spill_error) = self.spill.append(&accepted) {
+                    // Not acknowledged: reads would not find them. The log
+                    // keeps them, so the next open may still import them.
                     self.keep_log = true;
-                    tracing::error!(%error, %spill_error, "run batch commit failed after its records were logged; the log keeps them for the next open");
-                } else {
-                    tracing::error!(%error, held = self.spill.held(), "run batch commit failed after its records were logged; they are held");
+                    tracing::error!(%error, %spill_error, "run batch commit failed after its records were logged, and they could not be held");
+                    let error = Arc::new(redb::Error::from(error));
+                    let failed = outcomes
+                        .into_iter()
+                        .map(|o| o.and_then(|()| Err(RunStoreError::Commit(Arc::clone(&error)))))
+                        .collect();
+                    return Ok((failed, false));
                 }
-                Ok(outcomes)
+                tracing::error!(%error, held = self.spill.held(), "run batch commit failed after its records were logged; they are held");
+                Ok((outcomes, false))
             }
             Err(error) => Err(error.into()),
         }
@@ -308,50 +323,71 @@ impl Writer {
 
     /// How long until the log is due for a checkpoint by age.
     fn until_checkpoint(&self) -> Duration {
-        self.gc.checkpoint_interval.saturating_sub(self.last_checkpoint.elapsed()).max(Duration::from_millis(1))
+        let next = match self.checkpoint_retry_at {
+            Some(at) => at.saturating_duration_since(Instant::now()),
+            None => self.gc.checkpoint_interval.saturating_sub(self.last_checkpoint.elapsed()),
+        };
+        next.max(Duration::from_millis(1))
     }
 
-    /// A checkpoint when the log is over its size or age.
+    /// A checkpoint when the log is over its size or age, unless one failed
+    /// less than an interval ago.
     fn checkpoint_if_due(&mut self) {
         let Some(wal) = &self.wal else { return };
-        let due = wal.records() > 0
-            && (wal.len() >= self.gc.checkpoint_bytes || self.last_checkpoint.elapsed() >= self.gc.checkpoint_interval);
+        let due = (wal.records() > 0 || wal.poisoned())
+            && (wal.len() >= self.gc.checkpoint_bytes || self.last_checkpoint.elapsed() >= self.gc.checkpoint_interval)
+            && self.checkpoint_retry_at.is_none_or(|at| Instant::now() >= at);
         if due && let Err(error) = self.checkpoint() {
             tracing::warn!(%error, "run store checkpoint failed; the write-ahead log keeps its records");
         }
     }
 
     /// Makes every commit so far durable with one durable, two-phase redb
-    /// commit, then empties the log.
+    /// commit, then empties the log. After a failure, no checkpoint that
+    /// falls due is tried for an interval.
     fn checkpoint(&mut self) -> Result<(), RunStoreError> {
-        if self.wal.as_ref().is_none_or(|w| w.records() == 0) {
+        if self.wal.as_ref().is_none_or(|w| w.records() == 0 && !w.poisoned()) {
             return Ok(());
         }
-        begin_durable_write(&self.db).and_then(|txn| Ok(txn.commit()?)).map_err(storage)?;
-        self.checkpointed();
+        let done = begin_durable_write(&self.db).and_then(|txn| Ok(txn.commit()?)).map_err(storage);
+        self.last_checkpoint = Instant::now();
+        if let Err(error) = done {
+            self.checkpoint_retry_at = self.last_checkpoint.checked_add(self.gc.checkpoint_interval);
+            return Err(error);
+        }
+        self.checkpoint_retry_at = None;
+        self.empty_log();
         Ok(())
     }
 
     /// After a durable redb commit, which holds every record in the log:
-    /// empties the log.
-    fn checkpointed(&mut self) {
-        self.last_checkpoint = Instant::now();
+    /// empties the log, unless it keeps records redb does not have.
+    fn empty_log(&mut self) {
         if self.keep_log {
             return;
         }
         if let Some(wal) = &mut self.wal
-            && wal.records() > 0
+            && (wal.records() > 0 || wal.poisoned())
             && let Err(error) = wal.reset()
         {
-            // Safe: the next open imports the records again and skips them.
+            // Its records are in redb; the log takes no append until a
+            // later reset succeeds, so batches commit durably meanwhile.
+            self.checkpoint_retry_at = self.last_checkpoint.checked_add(self.gc.checkpoint_interval);
             tracing::warn!(path = %wal.path().display(), %error, "emptying the run store's write-ahead log failed");
         }
     }
 
     /// Removes `ids` of `ws` in one durable transaction; how many were
-    /// there. The commit also makes the log's records durable, so the log
-    /// is emptied after it: a crash can never bring a removed run back.
+    /// there. The log is emptied by a checkpoint first, and nothing is
+    /// removed unless that succeeded: a run removed while the log still
+    /// held it would be imported again by the open after a crash.
     fn remove(&mut self, ws: &str, ids: &[u128]) -> Result<u64, RunStoreError> {
+        self.checkpoint()?;
+        if let Some(wal) = &self.wal
+            && (wal.records() > 0 || wal.poisoned() || self.keep_log)
+        {
+            return Err(RunStoreError::LogNotEmptied { path: wal.path().to_path_buf() });
+        }
         let txn = begin_durable_write(&self.db).map_err(storage)?;
         let mut removed = 0;
         {
@@ -365,7 +401,6 @@ impl Writer {
             }
         }
         txn.commit().map_err(storage)?;
-        self.checkpointed();
         Ok(removed)
     }
 }
