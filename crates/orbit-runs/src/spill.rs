@@ -423,4 +423,45 @@ mod tests {
             assert!(matches!(r, Err(crate::RunStoreError::Commit(_))), "wal {wal}: {r:?}");
         }
     }
+
+    /// Runs are removed only once the write-ahead log is emptied: while it
+    /// cannot be, a prune removes nothing and says why, and after it, a
+    /// crash image of the store never brings a removed run back.
+    #[test]
+    fn a_prune_removes_nothing_while_the_log_cannot_be_emptied() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs.redb");
+        let gc = crate::GroupCommit { checkpoint_interval: std::time::Duration::from_secs(3600), ..Default::default() };
+        let store = crate::RunStore::open_with(&path, gc).unwrap();
+        let runs: Vec<_> = (1..4).map(record).collect();
+        for r in &runs {
+            store.record_blocking(r.clone()).unwrap();
+        }
+        let keep_one = crate::RetentionPolicy::new(crate::Retention::new(None, Some(1)));
+        store.wal_fail().store(true, Ordering::SeqCst);
+        let refused = store.prune(&keep_one, None, 0);
+        assert!(matches!(refused, Err(crate::RunStoreError::LogNotEmptied { .. })), "{refused:?}");
+        assert_eq!(listed_ids(&store).len(), 3);
+        // Meanwhile records are made durable by redb itself.
+        let during = record(4);
+        store.record_blocking(during.clone()).unwrap();
+        assert_eq!(std::fs::metadata(dir.path().join("runs.redb.wal")).unwrap().len(), 0, "the half-done reset");
+
+        store.wal_fail().store(false, Ordering::SeqCst);
+        let report = store.prune(&keep_one, None, 0).unwrap();
+        assert_eq!(report.removed, 3);
+        let kept = listed_ids(&store);
+        assert_eq!(kept, vec![during.id]);
+        // A crash now: the image of both files.
+        let crash = tempfile::tempdir().unwrap();
+        let cpath = crash.path().join("runs.redb");
+        std::fs::copy(&path, &cpath).unwrap();
+        std::fs::copy(dir.path().join("runs.redb.wal"), crash.path().join("runs.redb.wal")).unwrap();
+        drop(store);
+        let reopened = crate::RunStore::open(&cpath).unwrap();
+        assert_eq!(listed_ids(&reopened), kept);
+        for r in &runs {
+            assert_eq!(reopened.get(r.id).unwrap(), None);
+        }
+    }
 }

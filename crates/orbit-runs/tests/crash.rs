@@ -240,6 +240,15 @@ fn a_log_torn_anywhere_in_its_last_batch_loses_no_earlier_run() {
 
     let crash = tempfile::tempdir().unwrap();
     let (cdb, cwal) = (crash.path().join("runs.redb"), crash.path().join("runs.redb.wal"));
+    // Without the log, the crash image has none of the runs: what follows
+    // tests the import of the log.
+    std::fs::write(&cdb, &image_db).unwrap();
+    let _ = std::fs::remove_file(&cwal);
+    let alone = RunStore::open(&cdb).unwrap();
+    for r in earlier.iter().chain([&last]) {
+        assert_eq!(alone.get(r.id).unwrap(), None, "redb alone already held the run");
+    }
+    drop(alone);
     let mut whole = 0;
     for cut in before..=image_wal.len() {
         std::fs::write(&cdb, &image_db).unwrap();
@@ -263,4 +272,36 @@ fn a_log_torn_anywhere_in_its_last_batch_loses_no_earlier_run() {
     }
     assert!(whole >= 1);
     drop(store);
+}
+
+/// A log left by a crash is imported at open even when the new process
+/// runs with the log off.
+#[test]
+fn a_log_left_by_a_crash_is_imported_with_the_log_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("runs.redb");
+    let gc = orbit_runs::GroupCommit { checkpoint_interval: Duration::from_secs(3600), ..Default::default() };
+    let store = RunStore::open_with(&db, gc).unwrap();
+    let workspace = ws("off");
+    let runs: Vec<_> = (0..4).map(|i| record(RunId::new(), &workspace, RunStatus::Exited, 50 * i)).collect();
+    for r in &runs {
+        store.record_blocking(r.clone()).unwrap();
+    }
+    let crash = tempfile::tempdir().unwrap();
+    let cdb = crash.path().join("runs.redb");
+    std::fs::copy(&db, &cdb).unwrap();
+    std::fs::copy(dir.path().join("runs.redb.wal"), crash.path().join("runs.redb.wal")).unwrap();
+    drop(store);
+    let off = orbit_runs::GroupCommit { write_ahead_log: false, ..Default::default() };
+    let reopened = RunStore::open_with(&cdb, off).unwrap();
+    for r in &runs {
+        assert_eq!(reopened.get(r.id).unwrap().as_ref(), Some(r));
+    }
+    let more = record(RunId::new(), &workspace, RunStatus::Succeeded, 1);
+    reopened.record_blocking(more.clone()).unwrap();
+    drop(reopened);
+    // With the log off, a record is durable in redb itself.
+    assert_eq!(std::fs::metadata(crash.path().join("runs.redb.wal")).unwrap().len(), 16);
+    let again = RunStore::open(&cdb).unwrap();
+    assert_eq!(again.get(more.id).unwrap(), Some(more));
 }
