@@ -48,7 +48,9 @@ pub enum RunStoreError {
     /// [`RunStore::prune`](crate::RunStore::prune): the write-ahead log
     /// could not be emptied before runs were to be removed, so none was
     /// (removing runs the log still holds would bring them back after a
-    /// crash). The next prune tries again.
+    /// crash). Also when runs wait in the holding file
+    /// ([`RunStore::held`](crate::RunStore::held)), which could bring them
+    /// back. The next prune tries again.
     #[error("the run store's write-ahead log {path} could not be emptied; no run was removed")]
     LogNotEmptied {
         /// The log file.
@@ -69,9 +71,11 @@ pub enum RunStoreError {
     /// [`RunStore::record`](crate::RunStore::record): the write transaction
     /// holding this record failed and the batch could not be held on disk
     /// for a later commit either (see
-    /// [`RunStore::held`](crate::RunStore::held)), so nothing in its batch
-    /// was stored. Every caller in the batch gets this error, sharing one
-    /// cause.
+    /// [`RunStore::held`](crate::RunStore::held)), so the run is not
+    /// recorded as far as its caller can tell. (When the batch had reached
+    /// the write-ahead log first, its records may still appear after a
+    /// later checkpoint or open.) Every caller in the batch gets this
+    /// error, sharing one cause.
     #[error("run store commit failed; the run was not recorded")]
     Commit(#[source] Arc<redb::Error>),
 

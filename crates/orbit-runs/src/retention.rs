@@ -95,7 +95,10 @@ impl RunStore {
     ///
     /// # Errors
     /// [`RunStoreError::Storage`] when redb fails to read or commit (what
-    /// was committed before stays removed).
+    /// was committed before stays removed);
+    /// [`RunStoreError::LogNotEmptied`] when the write-ahead log could not
+    /// be emptied first, or runs wait in the holding file (nothing more is
+    /// removed).
     pub fn prune(
         &self,
         policy: &RetentionPolicy,

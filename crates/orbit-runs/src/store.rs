@@ -288,7 +288,7 @@ impl RunStore {
     /// announcement.
     pub fn expect_record(&self) -> ExpectedRecord {
         self.shared.expected.fetch_add(1, Ordering::AcqRel);
-        ExpectedRecord { store: self.clone() }
+        ExpectedRecord { store: self.clone(), withdrawn: false }
     }
 
     /// Stores `rec`, blocking the calling thread until it is durably
@@ -308,14 +308,7 @@ impl RunStore {
 
     /// Encodes `rec` on the caller's thread and queues it for the writer.
     fn submit(&self, rec: &RunRecord, ack: Ack) -> Result<(), RunStoreError> {
-        let bytes = serde_json::to_vec(rec).map_err(RunStoreError::Encode)?;
-        let entry = Entry {
-            id: rec.id.as_u128(),
-            workspace: rec.workspace.as_str().to_owned(),
-            status: rec.status.as_str(),
-            bytes,
-        };
-        self.send(Job { work: Work::Record(entry), ack })
+        self.send(Job { work: Work::Record(encode(rec)?), ack })
     }
 
     fn send(&self, job: Job) -> Result<(), RunStoreError> {
@@ -444,6 +437,10 @@ impl RunStore {
     /// [`GroupCommit::checkpoint_interval`], before removals, and at close;
     /// call it before copying the redb file alone (a backup).
     ///
+    /// When the commit succeeds but emptying the file fails, this still
+    /// returns `Ok` (everything is in redb): the log then takes no append,
+    /// and each batch commits durably, until a later checkpoint empties it.
+    ///
     /// # Errors
     /// [`RunStoreError::Storage`] when the durable commit fails (the log
     /// keeps its records); [`RunStoreError::Closed`] when the writer thread
@@ -529,20 +526,32 @@ fn placeholder() -> Result<Database, RunStoreError> {
 #[must_use = "dropping the guard withdraws the announcement; call `record`"]
 pub struct ExpectedRecord {
     store: RunStore,
+    /// The announcement has been taken back (the record is being sent).
+    withdrawn: bool,
 }
 
 impl ExpectedRecord {
-    /// Stores `rec` like [`RunStore::record`]; the announcement ends as soon
-    /// as the record is queued, before its commit is awaited.
+    /// Stores `rec` like [`RunStore::record`]; the announcement ends just
+    /// before the record is queued, before its commit is awaited.
     ///
     /// # Errors
     /// As for [`RunStore::record`].
-    pub async fn record(self, rec: RunRecord) -> Result<(), RunStoreError> {
+    pub async fn record(mut self, rec: RunRecord) -> Result<(), RunStoreError> {
         let (tx, rx) = oneshot::channel();
-        let queued = self.store.submit(&rec, Ack::Async(tx));
-        drop(self);
-        queued?;
+        let entry = encode(&rec)?;
+        self.withdraw();
+        self.store.send(Job { work: Work::Record(entry), ack: Ack::Async(tx) })?;
         rx.await.unwrap_or(Err(RunStoreError::Closed))
+    }
+
+    /// Takes the announcement back just before the record is sent: a writer
+    /// that is lingering for it then either finds it queued or stops
+    /// waiting, and never waits out its poll interval for a record it
+    /// already has.
+    fn withdraw(&mut self) {
+        if !std::mem::replace(&mut self.withdrawn, true) {
+            self.store.shared.expected.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
     /// Queues `rec` for the next group commit and returns at once, without
@@ -555,17 +564,23 @@ impl ExpectedRecord {
     /// # Errors
     /// [`RunStoreError::Encode`] when the record cannot be serialized;
     /// [`RunStoreError::Closed`] when the writer thread has died.
-    pub fn queue(self, rec: &RunRecord) -> Result<(), RunStoreError> {
-        let queued = self.store.submit(rec, Ack::None);
-        drop(self);
-        queued
+    pub fn queue(mut self, rec: &RunRecord) -> Result<(), RunStoreError> {
+        let entry = encode(rec)?;
+        self.withdraw();
+        self.store.send(Job { work: Work::Record(entry), ack: Ack::None })
     }
 }
 
 impl Drop for ExpectedRecord {
     fn drop(&mut self) {
-        self.store.shared.expected.fetch_sub(1, Ordering::AcqRel);
+        self.withdraw();
     }
+}
+
+/// `rec` as the writer stores it.
+fn encode(rec: &RunRecord) -> Result<Entry, RunStoreError> {
+    let bytes = serde_json::to_vec(rec).map_err(RunStoreError::Encode)?;
+    Ok(Entry { id: rec.id.as_u128(), workspace: rec.workspace.as_str().to_owned(), status: rec.status.as_str(), bytes })
 }
 
 /// Wraps any redb error as [`RunStoreError::Storage`].
@@ -649,6 +664,10 @@ fn replay(db: &Database, path: &Path, spill: &Spill) -> Result<Option<Wal>, RunS
             tracing::error!(records = logged.len(), %error, "the write-ahead log could not be imported; its records are held");
         }
     }
-    wal.reset().map_err(log_err)?;
+    if let Err(error) = wal.reset() {
+        // Imported already: the writer empties the poisoned log later, and
+        // commits durably until then.
+        tracing::warn!(path = %wal.path().display(), %error, "emptying the imported write-ahead log failed");
+    }
     Ok(Some(wal))
 }

@@ -12,8 +12,10 @@
 //!   into redb (skipping ids already there) with a durable commit before
 //!   anything else.
 //! - The log is emptied only right after a durable redb commit
-//!   (a checkpoint) that holds every record in it, and only by the writer
-//!   thread, which is the only thread that commits to redb. A removal of
+//!   (a checkpoint) that holds every record in it (or after redb refused a
+//!   logged batch, every record in it that is not in the holding file),
+//!   and only by the writer thread, which is the only thread that commits
+//!   to redb. A removal of
 //!   runs (retention) happens only once the log is empty, so a crash can
 //!   never import a removed run again.
 //! - After an append or a reset fails halfway, nothing is appended until a
@@ -38,8 +40,8 @@ pub(crate) struct Wal {
     len: u64,
     /// Records appended since the last reset.
     records: usize,
-    /// An append failed and could not be cut back: nothing more is appended
-    /// until the next reset.
+    /// An append failed and could not be cut back, or a reset failed
+    /// halfway: nothing more is appended until a reset succeeds.
     poisoned: bool,
     /// Reused for each append's frames.
     buf: Vec<u8>,
@@ -150,6 +152,17 @@ impl Wal {
         self.file.seek(SeekFrom::Start(self.len))?;
         self.file.write_all(&self.buf)?;
         self.file.sync_data()
+    }
+
+    /// Every intact record in the file, oldest first, read back from disk.
+    ///
+    /// # Errors
+    /// When the file cannot be read.
+    pub(crate) fn read_back(&mut self) -> std::io::Result<Vec<Entry>> {
+        let mut bytes = Vec::new();
+        self.file.seek(SeekFrom::Start(0))?;
+        self.file.read_to_end(&mut bytes)?;
+        Ok(parse(&bytes).entries)
     }
 
     /// Whether the log must be reset before it takes another append: an

@@ -92,12 +92,12 @@ pub(crate) struct Writer {
     pub(crate) spill: Arc<Spill>,
     /// `None` when the log is off.
     pub(crate) wal: Option<Wal>,
-    /// When the log was last emptied by a checkpoint.
+    /// When a checkpoint was last tried (or the store opened).
     pub(crate) last_checkpoint: Instant,
     /// The log holds records whose redb commit failed and that the holding
-    /// file did not take either (their callers got an error): it is never
-    /// emptied before the next open, which imports them, and runs are not
-    /// removed meanwhile.
+    /// file did not take either (their callers got an error). Nothing more
+    /// is appended to it and no run is removed until a checkpoint has read
+    /// them back from the log and imported them (or the next open has).
     pub(crate) keep_log: bool,
     /// After a failed checkpoint: none falls due before this.
     pub(crate) checkpoint_retry_at: Option<Instant>,
@@ -258,7 +258,7 @@ impl Writer {
     /// committed. `Err` only when nothing of the batch is on disk.
     fn write_batch(&mut self, batch: &[Job]) -> Result<(Vec<Outcome>, bool), redb::Error> {
         let mut txn = self.db.begin_write()?;
-        let logging = self.wal.as_ref().is_some_and(|w| !w.poisoned());
+        let logging = !self.keep_log && self.wal.as_ref().is_some_and(|w| !w.poisoned());
         if logging {
             txn.set_durability(Durability::None)?;
         } else {
@@ -321,7 +321,15 @@ impl Writer {
         }
     }
 
-    /// How long until the log is due for a checkpoint by age.
+    /// When a failed checkpoint is tried again: after an interval, and at
+    /// least a second, so a failing disk never makes the writer spin.
+    fn retry_at(&self) -> Instant {
+        let wait = self.gc.checkpoint_interval.max(Duration::from_secs(1));
+        self.last_checkpoint.checked_add(wait).unwrap_or(self.last_checkpoint)
+    }
+
+    /// How long until the log is due for a checkpoint by age, or for the
+    /// retry of a failed one.
     fn until_checkpoint(&self) -> Duration {
         let next = match self.checkpoint_retry_at {
             Some(at) => at.saturating_duration_since(Instant::now()),
@@ -349,30 +357,36 @@ impl Writer {
         if self.wal.as_ref().is_none_or(|w| w.records() == 0 && !w.poisoned()) {
             return Ok(());
         }
-        let done = begin_durable_write(&self.db).and_then(|txn| Ok(txn.commit()?)).map_err(storage);
+        let done = match (self.wal.as_mut(), self.keep_log) {
+            // What redb does not have is read back from the log.
+            (Some(wal), true) => wal
+                .read_back()
+                .map_err(|e| storage(redb::StorageError::Io(e)))
+                .and_then(|entries| import(&self.db, &entries)),
+            _ => begin_durable_write(&self.db).and_then(|txn| Ok(txn.commit()?)).map_err(storage),
+        };
         self.last_checkpoint = Instant::now();
         if let Err(error) = done {
-            self.checkpoint_retry_at = self.last_checkpoint.checked_add(self.gc.checkpoint_interval);
+            self.checkpoint_retry_at = Some(self.retry_at());
             return Err(error);
         }
+        self.keep_log = false;
         self.checkpoint_retry_at = None;
         self.empty_log();
         Ok(())
     }
 
     /// After a durable redb commit, which holds every record in the log:
-    /// empties the log, unless it keeps records redb does not have.
+    /// empties the log.
     fn empty_log(&mut self) {
-        if self.keep_log {
-            return;
-        }
+        let retry_at = self.retry_at();
         if let Some(wal) = &mut self.wal
             && (wal.records() > 0 || wal.poisoned())
             && let Err(error) = wal.reset()
         {
             // Its records are in redb; the log takes no append until a
             // later reset succeeds, so batches commit durably meanwhile.
-            self.checkpoint_retry_at = self.last_checkpoint.checked_add(self.gc.checkpoint_interval);
+            self.checkpoint_retry_at = Some(retry_at);
             tracing::warn!(path = %wal.path().display(), %error, "emptying the run store's write-ahead log failed");
         }
     }
@@ -381,12 +395,19 @@ impl Writer {
     /// there. The log is emptied by a checkpoint first, and nothing is
     /// removed unless that succeeded: a run removed while the log still
     /// held it would be imported again by the open after a crash.
+    ///
+    /// Runs waiting in the holding file stop a removal too: they are in
+    /// redb already when its removal after an import failed, and would come
+    /// back from it.
     fn remove(&mut self, ws: &str, ids: &[u128]) -> Result<u64, RunStoreError> {
         self.checkpoint()?;
         if let Some(wal) = &self.wal
             && (wal.records() > 0 || wal.poisoned() || self.keep_log)
         {
             return Err(RunStoreError::LogNotEmptied { path: wal.path().to_path_buf() });
+        }
+        if self.spill.held() > 0 {
+            return Err(RunStoreError::LogNotEmptied { path: self.spill.path().to_path_buf() });
         }
         let txn = begin_durable_write(&self.db).map_err(storage)?;
         let mut removed = 0;
