@@ -1,8 +1,9 @@
-//! The run store's holding file (`<store>.pending`) as a crash or a full
-//! disk can leave it: intact frames, then a tail cut at any byte or with any
-//! byte changed, or bytes that are no holding file at all. Opening the store
-//! never fails and never panics because of it; every intact frame before
-//! the damage is imported and found, and nothing from the damaged tail is.
+//! The run store's holding file (`<store>.pending`) and its write-ahead log
+//! (`<store>.wal`, the same frame format) as a crash or a full disk can
+//! leave them: intact frames, then a tail cut at any byte or with any byte
+//! changed, or bytes that are no such file at all. Opening the store never
+//! fails and never panics because of it; every intact frame before the
+//! damage is imported and found.
 //!
 //! The frames are built here from the documented format (a 16-byte salt,
 //! then per record: payload length `u32` LE, the first 8 bytes of
@@ -27,6 +28,8 @@ struct Input {
     flip: Option<(u32, u8)>,
     /// Raw bytes instead of a built file.
     raw: Option<Vec<u8>>,
+    /// Write the bytes as the write-ahead log instead of the holding file.
+    wal: bool,
 }
 
 fn record(id: RunId) -> RunRecord {
@@ -115,9 +118,10 @@ fuzz_target!(|input: Input| {
         bytes[at] ^= mask;
         intact = intact.min(at);
     }
-    std::fs::write(dir.path().join("runs.redb.pending"), &bytes).unwrap();
+    let file = if input.wal { "runs.redb.wal" } else { "runs.redb.pending" };
+    std::fs::write(dir.path().join(file), &bytes).unwrap();
 
-    let store = RunStore::open(&store_path).expect("a damaged holding file never stops the store from opening");
+    let store = RunStore::open(&store_path).expect("a damaged holding file or log never stops the store from opening");
     for (id, end) in ends {
         let found = store.get(RunId::from_u128(id)).expect("reading a run");
         // A changed length field can only make a frame unreadable; a frame
