@@ -155,10 +155,14 @@ impl KvCache {
             std::fs::create_dir_all(parent).map_err(|e| CacheError::Database(e.to_string()))?;
         }
         let db = Database::create(path)?;
-        let tx = db.begin_write()?;
-        tx.open_table(ENTRIES)?;
-        tx.open_table(USAGE)?;
-        tx.commit()?;
+        // A cache opened before has its tables: no write, and no fsync.
+        let exist = db.begin_read().is_ok_and(|r| r.open_table(ENTRIES).is_ok() && r.open_table(USAGE).is_ok());
+        if !exist {
+            let tx = db.begin_write()?;
+            tx.open_table(ENTRIES)?;
+            tx.open_table(USAGE)?;
+            tx.commit()?;
+        }
         Ok(Self { db, limits, last_purge: Default::default() })
     }
 

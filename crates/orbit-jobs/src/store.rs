@@ -291,6 +291,20 @@ impl JobStore {
             std::fs::create_dir_all(parent).map_err(|e| JobsError::Database(e.to_string()))?;
         }
         let db = Database::create(path)?;
+        // A store opened before has every table, and its queue is indexed
+        // (the index is made in the transaction that creates it): no write,
+        // and no fsync, at each open.
+        let exist = db.begin_read().is_ok_and(|r| {
+            r.open_table(SPECS).is_ok()
+                && r.open_table(COMPONENTS).is_ok()
+                && r.open_table(REFS).is_ok()
+                && r.open_table(QUEUE).is_ok()
+                && r.open_table(PENDING).is_ok()
+                && r.open_table(BY_WORKSPACE).is_ok()
+        });
+        if exist {
+            return Ok(Self { db });
+        }
         let tx = db.begin_write()?;
         tx.open_table(SPECS)?;
         tx.open_table(COMPONENTS)?;

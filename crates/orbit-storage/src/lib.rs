@@ -248,10 +248,14 @@ impl BlobStore {
     pub fn open(root: &Path, limits: StorageLimits) -> Result<Self, StorageError> {
         std::fs::create_dir_all(root.join("ws"))?;
         let index = Database::create(root.join("index.redb"))?;
-        let tx = index.begin_write()?;
-        tx.open_table(OBJECTS)?;
-        tx.open_table(USAGE)?;
-        tx.commit()?;
+        // An index opened before has its tables: no write, and no fsync.
+        let exist = index.begin_read().is_ok_and(|r| r.open_table(OBJECTS).is_ok() && r.open_table(USAGE).is_ok());
+        if !exist {
+            let tx = index.begin_write()?;
+            tx.open_table(OBJECTS)?;
+            tx.open_table(USAGE)?;
+            tx.commit()?;
+        }
         let root = Dir::open_ambient_dir(root.join("ws"), ambient_authority())?;
         Ok(Self { root, index, limits })
     }
