@@ -654,11 +654,7 @@ fn create_tables(db: &Database) -> Result<(), RunStoreError> {
 /// records can be put neither into redb nor into the holding file (the log
 /// is then left as it is, so nothing acknowledged is lost).
 fn replay(db: &Database, path: &Path, spill: &Spill) -> Result<Option<Wal>, RunStoreError> {
-    let log_err = |source| {
-        let mut name = path.as_os_str().to_owned();
-        name.push(".wal");
-        RunStoreError::WriteAheadLog { path: name.into(), source }
-    };
+    let log_err = |source| RunStoreError::WriteAheadLog { path: Wal::beside(path), source };
     let (mut wal, logged) = Wal::open(path).map_err(log_err)?;
     if logged.is_empty() {
         return Ok(Some(wal));

@@ -15,9 +15,8 @@
 //!   (a checkpoint) that holds every record in it (or after redb refused a
 //!   logged batch, every record in it that is not in the holding file),
 //!   and only by the writer thread, which is the only thread that commits
-//!   to redb. A removal of
-//!   runs (retention) happens only once the log is empty, so a crash can
-//!   never import a removed run again.
+//!   to redb. A removal of runs (retention) happens only once the log is
+//!   empty, so a crash can never import a removed run again.
 //! - After an append or a reset fails halfway, nothing is appended until a
 //!   reset succeeds: each batch is a durable redb commit meanwhile.
 //! - The file uses the salted frame format of [`crate::frame`], with a new
@@ -59,9 +58,7 @@ impl Wal {
     /// # Errors
     /// When the file cannot be opened, read or (when new) created durably.
     pub(crate) fn open(store: &Path) -> std::io::Result<(Self, Vec<Entry>)> {
-        let mut name = store.as_os_str().to_owned();
-        name.push(".wal");
-        let path = PathBuf::from(name);
+        let path = Self::beside(store);
         let existed = path.exists();
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
@@ -98,6 +95,13 @@ impl Wal {
         Ok((wal, parsed.entries))
     }
 
+    /// The log's path for the store at `store`: `<store>.wal`.
+    pub(crate) fn beside(store: &Path) -> PathBuf {
+        let mut name = store.as_os_str().to_owned();
+        name.push(".wal");
+        PathBuf::from(name)
+    }
+
     /// Where the file is.
     pub(crate) fn path(&self) -> &Path {
         &self.path
@@ -126,7 +130,9 @@ impl Wal {
             return Ok(());
         }
         if self.poisoned {
-            return Err(std::io::Error::other("the write-ahead log is damaged by an earlier failed append"));
+            return Err(std::io::Error::other(
+                "the write-ahead log awaits a reset after an append or reset that failed halfway",
+            ));
         }
         self.buf.clear();
         for e in entries {

@@ -72,7 +72,8 @@ pub(crate) enum Work {
     /// the write-ahead log, then ack.
     Checkpoint,
     /// Remove these runs of one workspace in one durable commit
-    /// (retention), and send how many were there.
+    /// (retention), and send how many were there on `done` (the job's
+    /// `ack` is unused).
     Remove { workspace: String, ids: Vec<u128>, done: mpsc::SyncSender<Result<u64, RunStoreError>> },
 }
 
@@ -245,9 +246,9 @@ impl Writer {
             match job.work {
                 Work::Record(_) | Work::Barrier => job.ack.send(outcome),
                 Work::Checkpoint => job.ack.send(self.checkpoint()),
+                // Its caller waits on `done`, for the removal's own result.
                 Work::Remove { workspace, ids, done } => {
                     let _ = done.send(self.remove(&workspace, &ids));
-                    job.ack.send(outcome);
                 }
             }
         }
