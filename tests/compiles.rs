@@ -1,5 +1,7 @@
-//! Compiles run under a concurrency cap (`max_concurrent_compiles`), and a
-//! compile whose caller gave up before it got a place never runs.
+//! Compiles run under a concurrency cap (`max_concurrent_compiles`), tier-ups
+//! included, and a compile whose caller gave up before it got a place never
+//! runs. The cache tests compile with Cranelift up front (tiering off); the
+//! tiered path is in `tiers.rs`.
 
 mod common;
 
@@ -9,17 +11,24 @@ use std::time::Duration;
 
 use orbit::{EngineError, Orbit, OrbitConfig};
 
-fn orbit_with(max_compiles: usize, timeout: Duration) -> (Orbit, tempfile::TempDir) {
+fn orbit_with(max_compiles: usize, timeout: Duration, tiered: bool) -> (Orbit, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = OrbitConfig::default();
     config.engine.max_concurrent_compiles = max_compiles;
     config.engine.compile_timeout = timeout;
+    config.engine.tiered_compilation = tiered;
     (Orbit::open_with(dir.path(), config).unwrap(), dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compiles_wait_for_a_place_under_the_cap() {
-    let (orbit, _dir) = orbit_with(1, Duration::from_secs(600));
+    for tiered in [false, true] {
+        compiles_wait_under_the_cap(tiered).await;
+    }
+}
+
+async fn compiles_wait_under_the_cap(tiered: bool) {
+    let (orbit, _dir) = orbit_with(1, Duration::from_secs(600), tiered);
     let engine = orbit.engine().clone();
     let most = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicBool::new(false));
@@ -42,15 +51,17 @@ async fn compiles_wait_for_a_place_under_the_cap() {
     for load in loads {
         load.await.unwrap().expect("every component compiles, one after another");
     }
+    // Cranelift's background compiles of the baseline code, under the same cap.
+    assert!(engine.wait_for_tier_ups(Duration::from_secs(300)));
     done.store(true, Ordering::Relaxed);
     sampler.await.unwrap();
-    assert_eq!(most.load(Ordering::Relaxed), 1, "compiles ran one at a time, and were seen running");
+    assert_eq!(most.load(Ordering::Relaxed), 1, "compiles ran one at a time, and were seen running (tiered: {tiered})");
     assert_eq!(engine.compiles_in_flight(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compile_given_up_before_its_turn_never_runs() {
-    let (orbit, _dir) = orbit_with(1, Duration::from_millis(20));
+    let (orbit, _dir) = orbit_with(1, Duration::from_millis(20), false);
     let engine = orbit.engine();
     let big = orbit_test_guests::bytes("bench");
     let small = orbit_test_guests::bytes("echo");
@@ -98,12 +109,14 @@ async fn the_compile_cache_keeps_to_its_cap_least_recently_used_first() {
         for w in [&echo, &spin, &trap] {
             orbit.engine().load(w).unwrap();
         }
+        assert!(orbit.engine().wait_for_tier_ups(Duration::from_secs(300)));
         [&d_echo, &d_spin, &d_trap].map(|d| cached(&compiled, d).expect("cached"))
     };
     std::fs::remove_dir_all(&compiled).unwrap();
     let open = |cap: u64| {
         let mut config = OrbitConfig::default();
         config.engine.max_cache_bytes = cap;
+        config.engine.tiered_compilation = false;
         Orbit::open_with(dir.path(), config).unwrap()
     };
     // Room for echo and trap, not for spin as well.

@@ -37,6 +37,7 @@ async fn the_data_directory_and_compiled_artifacts_are_private() {
     assert_eq!(mode(&dir), 0o700, "the data directory is made private");
     assert_eq!(mode(&dir.join("compiled")), 0o700);
     orbit.engine().load(&orbit_test_guests::bytes("echo")).unwrap();
+    assert!(orbit.engine().wait_for_tier_ups(std::time::Duration::from_secs(300)), "Cranelift's artifact is written");
     assert_eq!(mode(&artifact(&dir.join("compiled"))), 0o600, "an artifact is readable by its user only");
 }
 
@@ -44,7 +45,11 @@ async fn the_data_directory_and_compiled_artifacts_are_private() {
 async fn run(dir: &Path, guest: &str) -> orbit::Outcome {
     let orbit = Orbit::open(dir).unwrap();
     let inv = orbit::Invocation::new("marker").workspace(common::ws("default"));
-    orbit.engine().invoke_wasm(&orbit_test_guests::bytes(guest), inv).await.unwrap()
+    let out = orbit.engine().invoke_wasm(&orbit_test_guests::bytes(guest), inv).await.unwrap();
+    // The run used baseline code when the cache missed; its artifact is
+    // written by the background compile.
+    assert!(orbit.engine().wait_for_tier_ups(std::time::Duration::from_secs(300)));
+    out
 }
 
 #[tokio::test]
@@ -96,5 +101,6 @@ fn planted_copy(_compiled: &Path, _name: &str) -> PathBuf {
     let scratch = tempfile::tempdir().unwrap().keep();
     let orbit = Orbit::open(&scratch).unwrap();
     orbit.engine().load(&orbit_test_guests::bytes("echo")).unwrap();
+    assert!(orbit.engine().wait_for_tier_ups(std::time::Duration::from_secs(300)));
     artifact(&scratch.join("compiled"))
 }

@@ -543,6 +543,12 @@ pub(crate) fn dispatch(command: Command, ctx: &Ctx, out: &mut dyn Write, err: &m
         Command::Compile { component } => {
             let wasm = read_component(&component)?;
             let loaded = load_with_progress(ctx, &wasm)?;
+            // What `compile` promises is Cranelift's artifact in the cache.
+            if loaded.tier() != orbit::Tier::Optimized {
+                ctx.progress.start(&format!("optimizing {} KiB component", wasm.len() / 1024));
+                ctx.orbit.engine().wait_for_tier_ups(Duration::from_secs(600));
+                ctx.progress.finish();
+            }
             writeln!(err, "compiled {} ({}, {})", component.display(), loaded.kind(), loaded.digest())?;
             Ok(ExitCode::SUCCESS)
         }

@@ -198,7 +198,7 @@ fn precompile(engine: &wasmtime::Engine, wasm: &[u8]) -> Result<Vec<u8>, EngineE
     engine.precompile_component(wasm).map_err(|e| EngineError::NotAComponent(format!("{e:#}")))
 }
 
-fn compile(engine: &wasmtime::Engine, wasm: &[u8]) -> Result<Component, EngineError> {
+pub(crate) fn compile(engine: &wasmtime::Engine, wasm: &[u8]) -> Result<Component, EngineError> {
     check_is_component(wasm)?;
     Component::new(engine, wasm).map_err(|e| EngineError::NotAComponent(format!("{e:#}")))
 }

@@ -4,25 +4,23 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
-use orbit_runs::{ComponentKind, LogLevel, RunError, RunId, RunRecord, RunStatus, RunStore};
+use orbit_runs::{ComponentKind, RunId, RunRecord, RunStatus, RunStore};
 use orbit_workspace::{Principal, TokenId, WorkspaceId};
-use wasmtime::component::{Component, Linker, types::ComponentItem};
-use wasmtime::{InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime::component::{Component, types::ComponentItem};
+use wasmtime::{InstanceAllocationStrategy, PoolingAllocationConfig};
 use wasmtime_wasi::p2::bindings::CommandPre;
-use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 
 use crate::bindings::AgentPre;
 use crate::budget::Budgets;
 use crate::compile::{CompileCache, CompileGate, digest};
-use crate::error::{EngineError, code_name, safe_message};
+use crate::error::EngineError;
 use crate::limits::Limits;
 use crate::primitive::Primitive;
-use crate::state::{
-    Cancel, CappedPipe, DeadlineExceeded, Extensions, OutputLimitExceeded, RunCancelled, RunInfo, RunLimiter, RunState,
-};
+use crate::state::{Cancel, RunState};
+use crate::tier::{Compiler, Tier, TierUps};
 
 /// Core instances each run may create at most (the pool's per-component cap;
 /// per-run `Limits::instances` is lowered to it).
@@ -34,11 +32,11 @@ pub const POOL_TABLES_PER_RUN: u32 = 64;
 /// Elements each table may hold at most.
 pub const POOL_TABLE_ELEMENTS: usize = 100_000;
 /// Host resources (streams, pollables) a run may hold at once.
-const MAX_HOST_RESOURCES: usize = 10_000;
+pub(crate) const MAX_HOST_RESOURCES: usize = 10_000;
 /// Loaded components kept in memory; beyond this, one is evicted per load.
 const MAX_LOADED_COMPONENTS: usize = 256;
 /// Bytes of a guest-chosen error message kept on the run record.
-const MAX_GUEST_ERROR_MESSAGE: usize = 1024;
+pub(crate) const MAX_GUEST_ERROR_MESSAGE: usize = 1024;
 
 /// Engine-wide settings, fixed when the engine is built.
 #[derive(Debug, Clone)]
@@ -81,6 +79,13 @@ pub struct EngineConfig {
     /// When [`Engine::invoke`] returns relative to the run record's commit.
     /// Default [`RecordAck::Durable`].
     pub record_ack: RecordAck,
+    /// Tiered compilation: a component that is not in the compile cache
+    /// is compiled by Winch, the baseline compiler, and runs at once
+    /// (tens of ms instead of hundreds for a 1 MiB component), while
+    /// Cranelift compiles it in the background for the cache and for later
+    /// runs ([`Tier`]). Limits hold the same under both compilers. `false`
+    /// compiles with Cranelift before the first run. Default `true`.
+    pub tiered_compilation: bool,
 }
 
 /// When [`Engine::invoke`] returns relative to the commit of the run's
@@ -116,6 +121,7 @@ impl Default for EngineConfig {
             keep_resident_bytes: 0,
             default_limits: Limits::default(),
             record_ack: RecordAck::Durable,
+            tiered_compilation: true,
         }
     }
 }
@@ -154,7 +160,9 @@ impl EngineBuilder {
     }
 
     /// Builds the engine: configures wasmtime, links WASI p2, `log` and every
-    /// primitive, and starts the epoch ticker thread.
+    /// primitive, and starts the epoch ticker thread. The baseline
+    /// compiler's engine is built later, at the first component that is
+    /// not in the compile cache.
     ///
     /// # Errors
     /// [`EngineError::Config`] when wasmtime rejects the configuration or two
@@ -163,27 +171,22 @@ impl EngineBuilder {
     pub fn build(self) -> Result<Engine, EngineError> {
         let EngineBuilder { config, runs, primitives, on_finished } = self;
         let n = config.max_concurrent_runs.max(1);
-        let wt = wasmtime_config(&config);
-        let engine = wasmtime::Engine::new(&wt).map_err(|e| EngineError::Config(format!("{e:#}")))?;
-
-        let mut linker: Linker<RunState> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| EngineError::Config(format!("{e:#}")))?;
-        crate::log::add_to_linker(&mut linker)?;
-        for p in &primitives {
-            p.add_to_linker(&mut linker)?;
-        }
-
-        let cache = CompileCache::new(&engine, config.cache_dir.clone(), config.max_cache_bytes)?;
+        let optimized = Compiler::new(&config, Tier::Optimized, &primitives)?;
+        let cache = CompileCache::new(&optimized.engine, config.cache_dir.clone(), config.max_cache_bytes)?;
         let stop = Arc::new(AtomicBool::new(false));
-        spawn_epoch_ticker(engine.clone(), config.epoch_tick, stop.clone());
+        // Built at the first cache miss: a process served from the compile
+        // cache never pays for the second engine and linker.
+        let baseline = Arc::new(OnceLock::new());
+        spawn_epoch_ticker(optimized.engine.clone(), baseline.clone(), config.epoch_tick, stop.clone());
         let built = Engine {
             inner: Arc::new(Inner {
                 permits: tokio::sync::Semaphore::new(n as usize),
-                compiles: CompileGate::new(config.max_concurrent_compiles),
-                engine,
-                linker,
+                compiles: Arc::new(CompileGate::new(config.max_concurrent_compiles)),
+                optimized,
+                baseline,
+                tier_ups: Arc::default(),
                 primitives,
-                cache,
+                cache: Arc::new(cache),
                 runs,
                 config,
                 components: Mutex::new(HashMap::new()),
@@ -231,11 +234,19 @@ pub fn wasmtime_config(config: &EngineConfig) -> wasmtime::Config {
     wt
 }
 
-fn spawn_epoch_ticker(engine: wasmtime::Engine, tick: Duration, stop: Arc<AtomicBool>) {
+fn spawn_epoch_ticker(
+    engine: wasmtime::Engine,
+    baseline: Arc<OnceLock<Option<Compiler>>>,
+    tick: Duration,
+    stop: Arc<AtomicBool>,
+) {
     let _ = std::thread::Builder::new().name("orbit-epoch".into()).spawn(move || {
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(tick);
             engine.increment_epoch();
+            if let Some(Some(baseline)) = baseline.get() {
+                baseline.engine.increment_epoch();
+            }
         }
     });
 }
@@ -271,29 +282,34 @@ fn spawn_epoch_ticker(engine: wasmtime::Engine, tick: Duration, stop: Arc<Atomic
 /// ```
 #[derive(Clone)]
 pub struct Engine {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    engine: wasmtime::Engine,
-    linker: Linker<RunState>,
-    primitives: Vec<Arc<dyn Primitive>>,
-    cache: CompileCache,
-    runs: RunStore,
-    config: EngineConfig,
-    components: Mutex<HashMap<String, LoadedComponent>>,
+pub(crate) struct Inner {
+    /// Cranelift's engine and linker: the compile cache's code.
+    pub(crate) optimized: Compiler,
+    /// Winch's, once a component missed the compile cache; `None` when
+    /// Winch cannot run here (tiering is then off).
+    pub(crate) baseline: Arc<OnceLock<Option<Compiler>>>,
+    /// Cranelift compiles running in the background to replace Winch code.
+    pub(crate) tier_ups: Arc<TierUps>,
+    pub(crate) primitives: Vec<Arc<dyn Primitive>>,
+    pub(crate) cache: Arc<CompileCache>,
+    pub(crate) runs: RunStore,
+    pub(crate) config: EngineConfig,
+    pub(crate) components: Mutex<HashMap<String, LoadedComponent>>,
     /// The runs executing now, with who they act for and how to stop them.
-    in_flight: Mutex<HashMap<RunId, InFlight>>,
+    pub(crate) in_flight: Mutex<HashMap<RunId, InFlight>>,
     /// Tokens cancelled with [`Engine::cancel_token`]: a run of one that
     /// registers later (it was waiting for a slot or compiling when the
     /// token was revoked) is cancelled as it starts. One entry per revoked
     /// token, kept for the engine's life. Locked after `in_flight`.
-    cancelled_tokens: Mutex<std::collections::HashSet<TokenId>>,
-    permits: tokio::sync::Semaphore,
-    /// Caps the compiles running at once.
-    compiles: CompileGate,
-    stop: Arc<AtomicBool>,
-    on_finished: Option<RunObserver>,
+    pub(crate) cancelled_tokens: Mutex<std::collections::HashSet<TokenId>>,
+    pub(crate) permits: tokio::sync::Semaphore,
+    /// Caps the compiles running at once, tier-ups included.
+    pub(crate) compiles: Arc<CompileGate>,
+    pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) on_finished: Option<RunObserver>,
 }
 
 impl Drop for Inner {
@@ -304,18 +320,18 @@ impl Drop for Inner {
 
 /// A run in flight, as [`Engine::cancel_run`] and [`Engine::cancel_token`]
 /// find it.
-struct InFlight {
-    workspace: WorkspaceId,
-    principal: Principal,
-    parent: Option<RunId>,
-    cancel: Arc<Cancel>,
+pub(crate) struct InFlight {
+    pub(crate) workspace: WorkspaceId,
+    pub(crate) principal: Principal,
+    pub(crate) parent: Option<RunId>,
+    pub(crate) cancel: Arc<Cancel>,
 }
 
 /// Removes a run from the in-flight map when its execution ends, however
 /// it ends.
-struct InFlightGuard<'a> {
-    inner: &'a Inner,
-    run_id: RunId,
+pub(crate) struct InFlightGuard<'a> {
+    pub(crate) inner: &'a Inner,
+    pub(crate) run_id: RunId,
 }
 
 impl Drop for InFlightGuard<'_> {
@@ -341,14 +357,15 @@ impl WeakEngine {
 pub struct LoadedComponent {
     /// Identifies the engine that linked it: wasmtime refuses (by panicking)
     /// to instantiate a component in another engine's store.
-    engine_id: usize,
-    digest: Arc<str>,
-    kind: ComponentKind,
-    pre: Pre,
+    pub(crate) engine_id: usize,
+    pub(crate) digest: Arc<str>,
+    pub(crate) kind: ComponentKind,
+    pub(crate) tier: Tier,
+    pub(crate) pre: Pre,
 }
 
 #[derive(Clone)]
-enum Pre {
+pub(crate) enum Pre {
     Agent(AgentPre<RunState>),
     Command(CommandPre<RunState>),
 }
@@ -363,6 +380,14 @@ impl LoadedComponent {
     /// command.
     pub fn kind(&self) -> ComponentKind {
         self.kind
+    }
+
+    /// Which compiler's code it runs: [`Tier::Baseline`] from a load that
+    /// missed the compile cache (with tiered compilation on), else
+    /// [`Tier::Optimized`]. A value keeps its tier; loading the same bytes
+    /// again after the tier-up gives the optimized one.
+    pub fn tier(&self) -> Tier {
+        self.tier
     }
 }
 
@@ -644,9 +669,52 @@ impl Engine {
         map.get(&run_id).map(|r| (r.workspace.clone(), r.principal.clone()))
     }
 
-    /// The underlying wasmtime engine.
+    /// The underlying wasmtime engine (Cranelift's, which the compile
+    /// cache's artifacts belong to).
     pub fn wasmtime(&self) -> &wasmtime::Engine {
-        &self.inner.engine
+        &self.inner.optimized.engine
+    }
+
+    /// The wasmtime engine whose stores run `tier`'s code.
+    pub(crate) fn compiler(&self, tier: Tier) -> &Compiler {
+        match (tier, self.inner.baseline.get()) {
+            (Tier::Baseline, Some(Some(baseline))) => baseline,
+            _ => &self.inner.optimized,
+        }
+    }
+
+    /// Winch's engine and linker, built at the first call; `None` when
+    /// tiered compilation is off or Winch cannot run here.
+    fn baseline(&self) -> Option<&Compiler> {
+        if !self.inner.config.tiered_compilation {
+            return None;
+        }
+        self.inner
+            .baseline
+            .get_or_init(|| match Compiler::new(&self.inner.config, Tier::Baseline, &self.inner.primitives) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "baseline compiler unavailable; compiling with Cranelift only");
+                    None
+                }
+            })
+            .as_ref()
+    }
+
+    /// Background compiles with Cranelift that will replace baseline code
+    /// (see [`EngineConfig::tiered_compilation`]), running now.
+    pub fn tier_ups_in_flight(&self) -> usize {
+        self.inner.tier_ups.count()
+    }
+
+    /// Waits until every background compile with Cranelift has finished
+    /// (its artifact is in the compile cache, or it failed and was logged),
+    /// for at most `timeout`. A process that runs one component and exits
+    /// (`orbit run`) calls it after answering, so that the next process
+    /// loads the optimized code from the cache. Returns whether none is
+    /// left.
+    pub fn wait_for_tier_ups(&self, timeout: Duration) -> bool {
+        self.inner.tier_ups.wait(timeout)
     }
 
     /// Whether a compiled artifact for `wasm` is already in the disk cache.
@@ -691,22 +759,88 @@ impl Engine {
         if let Some(c) = self.inner.components.lock().unwrap_or_else(|e| e.into_inner()).get(&digest) {
             return Ok(c.clone());
         }
-        let component = {
+        let (component, tier) = {
             let _slot = self.inner.compiles.enter();
             if abandoned.is_some_and(|a| a.load(Ordering::Acquire)) {
                 return Err(EngineError::CompileTimeout(self.inner.config.compile_timeout));
             }
-            self.inner.cache.load(&self.inner.engine, wasm, &digest)?
+            self.compile_or_load(wasm, &digest)?
         };
-        let loaded = self.link(component, digest.clone())?;
+        let loaded = self.link(component, digest.clone(), tier)?;
+        self.keep_loaded(digest.clone(), loaded.clone());
+        if tier == Tier::Baseline {
+            self.tier_up(wasm, digest);
+        }
+        Ok(loaded)
+    }
+
+    /// The component for `wasm`: Winch's code when tiering is on and the
+    /// compile cache misses (Cranelift then compiles it in the
+    /// background), else the cached artifact or Cranelift's code, cached.
+    fn compile_or_load(&self, wasm: &[u8], digest: &str) -> Result<(Component, Tier), EngineError> {
+        if self.inner.config.tiered_compilation
+            && !self.inner.cache.contains(digest)
+            && let Some(baseline) = self.baseline()
+        {
+            match crate::compile::compile(&baseline.engine, wasm) {
+                Ok(component) => return Ok((component, Tier::Baseline)),
+                // Invalid bytes fail Cranelift's compile too, with its error.
+                Err(e) => tracing::debug!(error = %e, "baseline compile failed; compiling with Cranelift"),
+            }
+        }
+        Ok((self.inner.cache.load(&self.inner.optimized.engine, wasm, digest)?, Tier::Optimized))
+    }
+
+    /// Keeps `loaded` for later loads of `digest`, replacing an earlier
+    /// tier's and evicting one component when the map is full.
+    fn keep_loaded(&self, digest: String, loaded: LoadedComponent) {
         let mut map = self.inner.components.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= MAX_LOADED_COMPONENTS
+            && !map.contains_key(&digest)
             && let Some(victim) = map.keys().next().cloned()
         {
             map.remove(&victim);
         }
-        map.insert(digest, loaded.clone());
-        Ok(loaded)
+        map.insert(digest, loaded);
+    }
+
+    /// Compiles `wasm` with Cranelift on a background thread (under the
+    /// compile cap), writes the artifact to the compile cache, and replaces
+    /// the baseline component kept for `digest`. Runs already holding the
+    /// baseline component finish on it. The thread holds no strong handle
+    /// to the engine while it compiles, so dropping the engine is not
+    /// delayed; a tier-up of a dropped engine is skipped.
+    fn tier_up(&self, wasm: &[u8], digest: String) {
+        let tier_ups = self.inner.tier_ups.clone();
+        if !tier_ups.start(&digest) {
+            return;
+        }
+        let weak = self.downgrade();
+        let (engine, cache, gate) =
+            (self.inner.optimized.engine.clone(), self.inner.cache.clone(), self.inner.compiles.clone());
+        let (wasm, name) = (wasm.to_vec(), digest.clone());
+        let spawned = std::thread::Builder::new().name("orbit-tier-up".into()).spawn(move || {
+            let compiled = {
+                let _slot = gate.enter();
+                if weak.upgrade().is_none() {
+                    tier_ups.finish(&name);
+                    return;
+                }
+                cache.load(&engine, &wasm, &name)
+            };
+            let linked = compiled.and_then(|component| match weak.upgrade() {
+                Some(engine) => engine.link(component, name.clone(), Tier::Optimized).map(|l| engine.keep_loaded(name.clone(), l)),
+                None => Ok(()),
+            });
+            if let Err(e) = linked {
+                tracing::warn!(digest = %name, error = %e, "optimizing compile failed; the component keeps its baseline code");
+            }
+            tier_ups.finish(&name);
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the optimizing compile; the component keeps its baseline code");
+            self.inner.tier_ups.finish(&digest);
+        }
     }
 
     /// As [`Engine::load_with_limit`], compiling on a blocking thread so the
@@ -744,8 +878,8 @@ impl Engine {
         self.inner.compiles.busy()
     }
 
-    fn link(&self, component: Component, digest: String) -> Result<LoadedComponent, EngineError> {
-        let engine = &self.inner.engine;
+    fn link(&self, component: Component, digest: String, tier: Tier) -> Result<LoadedComponent, EngineError> {
+        let Compiler { engine, linker } = self.compiler(tier);
         let mut kind = None;
         for (name, item) in component.component_type().exports(engine) {
             match (name, item.ty) {
@@ -757,14 +891,14 @@ impl Engine {
             }
         }
         let kind = kind.ok_or(EngineError::NoEntryPoint)?;
-        let pre = self.inner.linker.instantiate_pre(&component).map_err(|e| EngineError::Link(format!("{e:#}")))?;
+        let pre = linker.instantiate_pre(&component).map_err(|e| EngineError::Link(format!("{e:#}")))?;
         let pre = match kind {
             ComponentKind::Agent => Pre::Agent(AgentPre::new(pre).map_err(|e| EngineError::Link(format!("{e:#}")))?),
             ComponentKind::Command => {
                 Pre::Command(CommandPre::new(pre).map_err(|e| EngineError::Link(format!("{e:#}")))?)
             }
         };
-        Ok(LoadedComponent { engine_id: self.id(), digest: digest.into(), kind, pre })
+        Ok(LoadedComponent { engine_id: self.id(), digest: digest.into(), kind, tier, pre })
     }
 
     /// Runs `component` once in a fresh store under the invocation's limits,
@@ -853,347 +987,4 @@ impl Engine {
         let component = self.load_async(wasm, max).await?;
         self.invoke(&component, invocation).await
     }
-
-    async fn execute(&self, component: &LoadedComponent, inv: Invocation) -> (RunRecord, Vec<u8>) {
-        let cfg = &self.inner.config;
-        let mut limits = inv.limits.clone().unwrap_or_else(|| cfg.default_limits.clone());
-        // Per-run counts above the pool's per-run slots could never be met.
-        limits.instances = limits.instances.min(POOL_INSTANCES_PER_RUN as usize);
-        limits.memories = limits.memories.min(POOL_MEMORIES_PER_RUN as usize);
-        limits.tables = limits.tables.min(POOL_TABLES_PER_RUN as usize);
-        limits.table_elements = limits.table_elements.min(POOL_TABLE_ELEMENTS);
-        limits.memory_bytes = limits.memory_bytes.min(cfg.max_memory_bytes);
-        let run_id = inv.run_id.unwrap_or_default();
-        let started = Instant::now();
-        let started_at_ms =
-            SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        // A huge timeout means "no deadline" in practice; never overflow.
-        let mut timeout = limits.timeout.min(Duration::from_secs(365 * 24 * 3600));
-        if let Some(cap) = inv.deadline {
-            timeout = timeout.min(cap.into_std().saturating_duration_since(started));
-        }
-        let deadline = tokio::time::Instant::from_std(started + timeout);
-
-        let stdout = CappedPipe::new(limits.output_bytes, true);
-        let stderr = CappedPipe::new(limits.log_bytes, false);
-        let mut wasi = wasmtime_wasi::WasiCtxBuilder::new();
-        // No preopens, no environment, no sockets; clocks and random stay.
-        wasi.args(&["component"])
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .socket_addr_check(|_, _| Box::pin(async { false }))
-            .max_random_size(limits.hostcall_bytes.min(1 << 20) as u64);
-        if component.kind == ComponentKind::Command {
-            wasi.stdin(MemoryInputPipe::new(inv.input.clone().into_bytes()));
-            wasi.args(&inv.args);
-        }
-        let mut info =
-            RunInfo::new(run_id, inv.workspace.clone(), inv.principal.clone(), started, deadline, limits.log_bytes);
-        (info.parent, info.depth) = (inv.parent, inv.depth);
-        info.budgets = inv.budgets.clone().unwrap_or_default();
-        info.limits = limits.clone();
-        let cancel = info.cancel.clone();
-        {
-            let mut map = self.inner.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            map.insert(
-                run_id,
-                InFlight {
-                    workspace: inv.workspace.clone(),
-                    principal: inv.principal.clone(),
-                    parent: inv.parent,
-                    cancel: cancel.clone(),
-                },
-            );
-            let revoked = self.inner.cancelled_tokens.lock().unwrap_or_else(|e| e.into_inner());
-            if inv.principal.token.is_some_and(|t| revoked.contains(&t)) {
-                // Its token was cancelled while this run waited to start.
-                cancel.cancel();
-            }
-        }
-        let _in_flight = InFlightGuard { inner: &self.inner, run_id };
-        let input_bytes = inv.input.len() as u64;
-
-        let mut extensions = Extensions::default();
-        let mut result = Ok(());
-        for p in &self.inner.primitives {
-            if let Err(e) = p.prepare(&info, &mut extensions) {
-                result = Err(e.to_string());
-                break;
-            }
-        }
-        let mut fuel_consumed = 0;
-        let mut memory_bytes = 0;
-        let mut memory_refused = false;
-        let result = match result {
-            Err(detail) => Err(RunEnd::Host(detail)),
-            Ok(()) => {
-                let limiter = RunLimiter {
-                    limits: StoreLimitsBuilder::new()
-                        .table_elements(limits.table_elements)
-                        .instances(limits.instances)
-                        .tables(limits.tables)
-                        .memories(limits.memories)
-                        .trap_on_grow_failure(false)
-                        .build(),
-                    memory_budget: limits.memory_bytes,
-                    memory_used: 0,
-                    memory_refused: false,
-                };
-                let mut state = RunState::new(wasi.build(), limiter, info, extensions);
-                state.table.set_max_capacity(MAX_HOST_RESOURCES);
-                let mut store = Store::new(&self.inner.engine, state);
-                store.limiter(|s| &mut s.limiter);
-                let tick = cfg.epoch_tick.as_nanos().max(1);
-                // One callback per epoch tick: it stops a cancelled run, and
-                // counts the ticks down to the deadline.
-                store.data_mut().epoch_ticks_left = (timeout.as_nanos() / tick) as u64 + 1;
-                store.set_epoch_deadline(1);
-                store.epoch_deadline_callback(|mut ctx| {
-                    let state = ctx.data_mut();
-                    if state.info().is_cancelled() {
-                        return Err(wasmtime::Error::new(RunCancelled));
-                    }
-                    state.epoch_ticks_left = state.epoch_ticks_left.saturating_sub(1);
-                    if state.epoch_ticks_left == 0 {
-                        return Ok(UpdateDeadline::Interrupt);
-                    }
-                    Ok(UpdateDeadline::Continue(1))
-                });
-                store.set_hostcall_fuel(limits.hostcall_bytes);
-                let result = match store
-                    .set_fuel(limits.fuel)
-                    // Yield to tokio now and then so long guests share the runtime.
-                    .and_then(|()| store.fuel_async_yield_interval(Some(100_000)))
-                {
-                    Err(e) => Err(RunEnd::Host(format!("store setup: {e:#}"))),
-                    // Cancelled before it began (its token was revoked while
-                    // it waited): no guest code runs at all.
-                    Ok(()) if cancel.is_cancelled() => Err(RunEnd::Trap(wasmtime::Error::new(RunCancelled))),
-                    Ok(()) => {
-                        // Epochs stop wasm code and host calls carry their own
-                        // timeouts; this outer bound catches anything else.
-                        let outer = deadline + cfg.epoch_tick * 2;
-                        let run = tokio::time::timeout_at(outer, run_component(&mut store, component, inv.input));
-                        tokio::pin!(run);
-                        let ended = tokio::select! {
-                            biased;
-                            r = &mut run => r,
-                            () = cancel.cancelled() => {
-                                // A cancelled run stops by itself at its host
-                                // call or next epoch tick, keeping its spans;
-                                // one blocked where neither reaches (a WASI
-                                // poll) is stopped here.
-                                match tokio::time::timeout(cfg.epoch_tick * 4, &mut run).await {
-                                    Ok(r) => r,
-                                    Err(_) => Ok(Err(RunEnd::Trap(wasmtime::Error::new(RunCancelled)))),
-                                }
-                            }
-                        };
-                        match ended {
-                            Ok(r) => r,
-                            Err(_) => Err(RunEnd::Trap(wasmtime::Error::new(DeadlineExceeded))),
-                        }
-                    }
-                };
-                fuel_consumed = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(limits.fuel));
-                let (run_info, limiter, mut extensions) = store.into_data().into_parts();
-                info = run_info;
-                memory_refused = limiter.memory_refused;
-                memory_bytes = limiter.memory_used as u64;
-                for p in &self.inner.primitives {
-                    p.finish(&mut info, &mut extensions);
-                }
-                result
-            }
-        };
-        let (mut stdout_bytes, _) = stdout.take();
-        let (stderr_bytes, _) = stderr.take();
-        if !stderr_bytes.is_empty() {
-            info.log(LogLevel::Stderr, &String::from_utf8_lossy(&stderr_bytes));
-        }
-
-        let mut exit_code = None;
-        let mut output = Vec::new();
-        let mut output_bytes = 0;
-        let (status, error) = match result {
-            Ok(Finished::Agent(Ok(text))) => {
-                output_bytes = text.len();
-                if text.len() > limits.output_bytes {
-                    let detail = format!("run returned {} bytes; limit {}", text.len(), limits.output_bytes);
-                    (RunStatus::TooLarge, Some(run_error("too-large", detail)))
-                } else {
-                    output = text.into_bytes();
-                    (RunStatus::Succeeded, None)
-                }
-            }
-            Ok(Finished::Agent(Err(guest_err))) => {
-                // The guest chose this text; keep it, but bounded.
-                let mut message = guest_err.message;
-                if message.len() > MAX_GUEST_ERROR_MESSAGE {
-                    let mut end = MAX_GUEST_ERROR_MESSAGE;
-                    while !message.is_char_boundary(end) {
-                        end -= 1;
-                    }
-                    message.truncate(end);
-                }
-                let code = code_name(guest_err.code).to_owned();
-                (RunStatus::Failed, Some(RunError { code, message, detail: None }))
-            }
-            Ok(Finished::Command(code)) => {
-                output = std::mem::take(&mut stdout_bytes);
-                output_bytes = output.len();
-                exit_code = Some(code);
-                if code == 0 {
-                    (RunStatus::Succeeded, None)
-                } else {
-                    (RunStatus::Exited, Some(run_error("exited", format!("exit code {code}"))))
-                }
-            }
-            Err(RunEnd::Trap(err)) => {
-                // A host call that timed out may surface as another error
-                // (for example a poisoned store), so its flag wins.
-                let (status, code) = if info.cancel_hit {
-                    (RunStatus::Cancelled, "cancelled")
-                } else if info.deadline_hit {
-                    (RunStatus::DeadlineExceeded, "deadline-exceeded")
-                } else {
-                    classify(&err, memory_refused)
-                };
-                if component.kind == ComponentKind::Command && status != RunStatus::TooLarge {
-                    // Keep what a command printed before it was stopped.
-                    output = std::mem::take(&mut stdout_bytes);
-                    output_bytes = output.len();
-                }
-                (status, Some(run_error(code, format!("{err:#}"))))
-            }
-            Err(RunEnd::Host(detail)) => (RunStatus::Internal, Some(run_error("internal", detail))),
-        };
-
-        let duration_us = started.elapsed().as_micros() as u64;
-        let (recorded_output, output_truncated) = if limits.record_output {
-            let cap = limits.output_bytes.min(output.len());
-            (Some(String::from_utf8_lossy(&output[..cap]).into_owned()), cap < output_bytes)
-        } else {
-            (None, false)
-        };
-        let record = RunRecord {
-            id: run_id,
-            workspace: inv.workspace,
-            component_digest: component.digest.to_string(),
-            kind: component.kind,
-            started_at_ms,
-            duration_us,
-            status,
-            exit_code,
-            error,
-            fuel_consumed,
-            memory_bytes,
-            input_bytes,
-            output_bytes: output_bytes as u64,
-            log_bytes: info.log_bytes_total as u64,
-            output: recorded_output,
-            output_truncated,
-            logs: if limits.record_output { info.logs } else { Vec::new() },
-            logs_truncated: info.logs_truncated,
-            spans: info.spans,
-            spans_dropped: info.spans_dropped,
-            host_errors: info.host_errors,
-            parent: inv.parent,
-            principal: Some(inv.principal),
-        };
-        (record, output)
-    }
-}
-
-/// A run error whose caller-facing message is the fixed text for its code,
-/// with the internal detail kept for operators.
-fn run_error(code: &str, detail: String) -> RunError {
-    let message = match code {
-        "out-of-fuel" => "the run used all of its fuel",
-        "deadline-exceeded" => "the run passed its deadline",
-        "memory-limit" => "the run hit its memory limit",
-        "stack-overflow" => "the run overflowed its stack",
-        "too-large" => "the output exceeded its size limit",
-        "hostcall-too-large" => "a host call carried more bytes than allowed",
-        "exited" => "the command exited with a non-zero status",
-        "cancelled" => "the run was cancelled",
-        "internal" => safe_message(crate::ErrorCode::Internal),
-        _ => "the run trapped",
-    };
-    let code = if code == "hostcall-too-large" { "too-large" } else { code };
-    RunError { code: code.to_owned(), message: message.to_owned(), detail: Some(detail) }
-}
-
-enum Finished {
-    Agent(Result<String, crate::GuestError>),
-    Command(i32),
-}
-
-enum RunEnd {
-    /// The guest trapped or was stopped by a limit.
-    Trap(wasmtime::Error),
-    /// The host failed before or while setting up the run.
-    Host(String),
-}
-
-async fn run_component(
-    store: &mut Store<RunState>,
-    component: &LoadedComponent,
-    input: String,
-) -> Result<Finished, RunEnd> {
-    match &component.pre {
-        Pre::Agent(pre) => {
-            let agent = pre.instantiate_async(&mut *store).await.map_err(RunEnd::Trap)?;
-            let r = agent.call_run(&mut *store, &input).await.map_err(RunEnd::Trap)?;
-            Ok(Finished::Agent(r))
-        }
-        Pre::Command(pre) => {
-            let command = pre.instantiate_async(&mut *store).await.map_err(RunEnd::Trap)?;
-            match command.wasi_cli_run().call_run(&mut *store).await {
-                Ok(Ok(())) => Ok(Finished::Command(0)),
-                Ok(Err(())) => Ok(Finished::Command(1)),
-                Err(e) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
-                    Some(exit) => Ok(Finished::Command(exit.0)),
-                    None => Err(RunEnd::Trap(e)),
-                },
-            }
-        }
-    }
-}
-
-/// Maps a trap to the run's typed status and the code for its error.
-fn classify(err: &wasmtime::Error, memory_refused: bool) -> (RunStatus, &'static str) {
-    let mut trap_code = None;
-    for cause in err.chain() {
-        if let Some(trap) = cause.downcast_ref::<Trap>() {
-            match trap {
-                Trap::OutOfFuel => return (RunStatus::OutOfFuel, "out-of-fuel"),
-                Trap::Interrupt => return (RunStatus::DeadlineExceeded, "deadline-exceeded"),
-                Trap::StackOverflow => return (RunStatus::StackOverflow, "stack-overflow"),
-                other => trap_code = Some(*other),
-            }
-        }
-        if cause.is::<RunCancelled>() {
-            return (RunStatus::Cancelled, "cancelled");
-        }
-        if cause.is::<DeadlineExceeded>() {
-            return (RunStatus::DeadlineExceeded, "deadline-exceeded");
-        }
-        if cause.is::<OutputLimitExceeded>() {
-            return (RunStatus::TooLarge, "too-large");
-        }
-    }
-    // wasmtime's hostcall-fuel error type is private; match its text.
-    if format!("{err:#}").contains("fuel allocated for hostcalls") {
-        return (RunStatus::TooLarge, "hostcall-too-large");
-    }
-    // A refused grow shows up as the guest aborting (`unreachable`, Rust's
-    // allocation-failure path) or as instantiation failing (no trap code).
-    if memory_refused && matches!(trap_code, None | Some(Trap::UnreachableCodeReached)) {
-        return (RunStatus::MemoryLimit, "memory-limit");
-    }
-    (RunStatus::Trapped, "trapped")
 }

@@ -5,7 +5,9 @@
 //! - One [`Engine`] per process: one wasmtime `Engine` with the pooling
 //!   allocator and copy-on-write memory init, one `Linker`, an epoch ticker.
 //! - [`Engine::load`] compiles a component once (cached on disk by sha256
-//!   and the engine's compatibility hash) and keeps its `InstancePre`.
+//!   and the engine's compatibility hash) and keeps its `InstancePre`. A
+//!   cache miss runs Winch's baseline code at once while Cranelift compiles
+//!   for the cache in the background ([`Tier`]).
 //! - [`Engine::invoke`] runs it in a fresh `Store` under [`Limits`] and
 //!   returns an [`Outcome`] once the run record is durable.
 //! - Primitives plug in through the [`Primitive`] trait.
@@ -25,10 +27,12 @@ mod budget;
 mod compile;
 mod engine;
 mod error;
+mod execute;
 mod limits;
 mod log;
 mod primitive;
 mod state;
+mod tier;
 
 pub use budget::{Budget, BudgetSpent, Budgets};
 pub use compile::digest;
@@ -44,4 +48,5 @@ pub use primitive::Primitive;
 pub use state::{
     DeadlineExceeded, Extensions, LOG_LINE_OVERHEAD, MAX_SPANS, OutputLimitExceeded, RunCancelled, RunInfo, RunState,
 };
+pub use tier::Tier;
 pub use wasmtime;

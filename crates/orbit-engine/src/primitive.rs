@@ -23,8 +23,11 @@ pub trait Primitive: Send + Sync + 'static {
     /// A short name, such as `"storage"`, used in spans and errors.
     fn name(&self) -> &'static str;
 
-    /// Adds this primitive's host functions to the engine's linker. Called
-    /// once, when the engine is built.
+    /// Adds this primitive's host functions to a linker of the engine:
+    /// once when the engine is built (Cranelift's linker), and once more
+    /// for the baseline compiler's linker at the first compile-cache miss
+    /// ([`Tier`](crate::Tier)). Keep it free of side effects beyond the
+    /// linker.
     ///
     /// # Errors
     /// [`EngineError::Config`] when the functions clash with ones already

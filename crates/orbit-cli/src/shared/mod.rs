@@ -136,6 +136,10 @@ fn already_open(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// How long a short-lived `orbit` waits, after answering, for the
+/// optimizing compiles of components it ran on baseline code.
+const TIER_UP_WAIT: Duration = Duration::from_secs(120);
+
 /// Runs a CLI command: through the data directory's owner when one serves
 /// it, else here under the directory's lock.
 pub(crate) fn run_command(dir: &Path, command: Command, stdin: Option<String>) -> Result<ExitCode> {
@@ -156,6 +160,13 @@ pub(crate) fn run_command(dir: &Path, command: Command, stdin: Option<String>) -
             let progress = TerminalProgress::default();
             let ctx = Ctx { orbit: &orbit, rt: rt.handle(), workers: None, stdin: stdin.into(), progress: &progress };
             let result = dispatch(command, &ctx, &mut out, &mut err);
+            // A component run on baseline code is being compiled by
+            // Cranelift for the compile cache: the answer is out, and the
+            // next `orbit run` of it loads the optimized artifact.
+            if orbit.engine().tier_ups_in_flight() > 0 {
+                let _ = std::io::Write::flush(&mut out);
+                orbit.engine().wait_for_tier_ups(TIER_UP_WAIT);
+            }
             drop(ctx);
             // Close every file before the lock goes, so the next holder can
             // open them at once.
