@@ -138,6 +138,12 @@ async fn every_limit_ends_a_run_the_same_way_under_both_compilers() {
             if case.status == RunStatus::OutOfFuel {
                 assert!(out.fuel_consumed() >= 4_900_000, "{tier:?}: fuel consumed {}", out.fuel_consumed());
             }
+            if case.status == RunStatus::DeadlineExceeded && case.guest == "spin" {
+                // Stopped in wasm code by the epoch interrupt: the ticker
+                // advances this compiler's engine too.
+                let detail = stored.error.as_ref().and_then(|e| e.detail.clone()).unwrap_or_default();
+                assert!(detail.contains("interrupt"), "{tier:?}: {detail}");
+            }
             let code = stored.error.map(|e| e.code);
             // Both compilers meter the same operators, so a run that returns
             // costs the same fuel. One stopped midway (a trap, `exit`) may
@@ -165,4 +171,22 @@ async fn every_limit_ends_a_run_the_same_way_under_both_compilers() {
     }
     // The same statuses, error codes, outputs, exit codes and fuel, case by case.
     assert_eq!(seen[0], seen[1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_optimized_compiles_with_cranelift_into_the_cache_even_after_a_baseline_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = orbit_test_guests::bytes("echo");
+    let orbit = open(dir.path(), true);
+    load(&orbit, "echo", Tier::Baseline);
+    // Without waiting for the tier-up: what `orbit compile` calls.
+    let optimized = orbit.engine().load_optimized(&wasm).unwrap();
+    assert_eq!(optimized.tier(), Tier::Optimized);
+    assert!(orbit.engine().is_cached(&wasm));
+    // Later loads get it, before and after the tier-up ends.
+    assert_eq!(orbit.engine().load(&wasm).unwrap().tier(), Tier::Optimized);
+    assert!(orbit.engine().wait_for_tier_ups(Duration::from_secs(120)));
+    assert_eq!(orbit.engine().load(&wasm).unwrap().tier(), Tier::Optimized);
+    let out = orbit.engine().invoke(&optimized, Invocation::new("ok")).await.unwrap();
+    assert_eq!(out.output_text(), "ok");
 }

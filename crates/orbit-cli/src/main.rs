@@ -542,13 +542,16 @@ pub(crate) fn dispatch(command: Command, ctx: &Ctx, out: &mut dyn Write, err: &m
         Command::Run(args) => ctx.rt.block_on(run(args, ctx, out, err)),
         Command::Compile { component } => {
             let wasm = read_component(&component)?;
-            let loaded = load_with_progress(ctx, &wasm)?;
-            // What `compile` promises is Cranelift's artifact in the cache.
-            if loaded.tier() != orbit::Tier::Optimized {
-                ctx.progress.start(&format!("optimizing {} KiB component", wasm.len() / 1024));
-                ctx.orbit.engine().wait_for_tier_ups(Duration::from_secs(600));
+            // What `compile` promises is Cranelift's artifact in the cache,
+            // so no baseline code first.
+            let loaded = if ctx.orbit.engine().is_cached(&wasm) {
+                ctx.orbit.engine().load_optimized(&wasm)?
+            } else {
+                ctx.progress.start(&format!("compiling {} KiB component", wasm.len() / 1024));
+                let loaded = ctx.orbit.engine().load_optimized(&wasm);
                 ctx.progress.finish();
-            }
+                loaded?
+            };
             writeln!(err, "compiled {} ({}, {})", component.display(), loaded.kind(), loaded.digest())?;
             Ok(ExitCode::SUCCESS)
         }

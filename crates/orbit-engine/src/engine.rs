@@ -1,5 +1,5 @@
-//! The engine: one wasmtime `Engine` and `Linker` per process, a fresh
-//! `Store` per run.
+//! The engine: a wasmtime `Engine` and `Linker` per compiler (Cranelift,
+//! and Winch for first runs; see `tier.rs`), a fresh `Store` per run.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,7 +20,7 @@ use crate::error::EngineError;
 use crate::limits::Limits;
 use crate::primitive::Primitive;
 use crate::state::{Cancel, RunState};
-use crate::tier::{Compiler, Tier, TierUps};
+use crate::tier::{Compiler, Tier, TierUpOver, TierUps};
 
 /// Core instances each run may create at most (the pool's per-component cap;
 /// per-run `Limits::instances` is lowered to it).
@@ -35,6 +35,9 @@ pub const POOL_TABLE_ELEMENTS: usize = 100_000;
 pub(crate) const MAX_HOST_RESOURCES: usize = 10_000;
 /// Loaded components kept in memory; beyond this, one is evicted per load.
 const MAX_LOADED_COMPONENTS: usize = 256;
+/// Tier-ups waiting or compiling at most; a cache miss past it compiles
+/// with Cranelift before it runs.
+const MAX_PENDING_TIER_UPS: usize = 8;
 /// Bytes of a guest-chosen error message kept on the run record.
 pub(crate) const MAX_GUEST_ERROR_MESSAGE: usize = 1024;
 
@@ -71,8 +74,9 @@ pub struct EngineConfig {
     /// Compiles that may run at once; further ones wait. A compile whose
     /// caller stopped waiting (past `compile_timeout`) and that has not
     /// started is dropped; one that has started finishes (wasmtime cannot
-    /// interrupt Cranelift) within this cap, and is cached. Default: the
-    /// machine's cores.
+    /// interrupt Cranelift) within this cap, and is cached. Tier-ups (see
+    /// `tiered_compilation`) count against it too, and take at most all
+    /// but one of its places. Default: the machine's cores.
     pub max_concurrent_compiles: usize,
     /// Limits used when an invocation does not override them.
     pub default_limits: Limits,
@@ -83,8 +87,10 @@ pub struct EngineConfig {
     /// is compiled by Winch, the baseline compiler, and runs at once
     /// (tens of ms instead of hundreds for a 1 MiB component), while
     /// Cranelift compiles it in the background for the cache and for later
-    /// runs ([`Tier`]). Limits hold the same under both compilers. `false`
-    /// compiles with Cranelift before the first run. Default `true`.
+    /// runs ([`Tier`]). Both enforce the same limits with the same typed
+    /// outcomes; baseline code runs slower, so it spends a run's fuel and
+    /// time sooner. Used on x86-64 (elsewhere Cranelift compiles first).
+    /// `false` compiles with Cranelift before the first run. Default `true`.
     pub tiered_compilation: bool,
 }
 
@@ -176,15 +182,17 @@ impl EngineBuilder {
         let stop = Arc::new(AtomicBool::new(false));
         // Built at the first cache miss: a process served from the compile
         // cache never pays for the second engine and linker.
-        let baseline = Arc::new(OnceLock::new());
-        spawn_epoch_ticker(optimized.engine.clone(), baseline.clone(), config.epoch_tick, stop.clone());
+        let baseline_epoch = Arc::new(OnceLock::new());
+        spawn_epoch_ticker(optimized.engine.clone(), baseline_epoch.clone(), config.epoch_tick, stop.clone());
         let built = Engine {
             inner: Arc::new(Inner {
                 permits: tokio::sync::Semaphore::new(n as usize),
                 compiles: Arc::new(CompileGate::new(config.max_concurrent_compiles)),
                 optimized,
-                baseline,
+                baseline: OnceLock::new(),
+                baseline_epoch,
                 tier_ups: Arc::default(),
+                tier_up_gate: Arc::new(CompileGate::new(config.max_concurrent_compiles.saturating_sub(1))),
                 primitives,
                 cache: Arc::new(cache),
                 runs,
@@ -236,7 +244,7 @@ pub fn wasmtime_config(config: &EngineConfig) -> wasmtime::Config {
 
 fn spawn_epoch_ticker(
     engine: wasmtime::Engine,
-    baseline: Arc<OnceLock<Option<Compiler>>>,
+    baseline: Arc<OnceLock<wasmtime::Engine>>,
     tick: Duration,
     stop: Arc<AtomicBool>,
 ) {
@@ -244,8 +252,10 @@ fn spawn_epoch_ticker(
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(tick);
             engine.increment_epoch();
-            if let Some(Some(baseline)) = baseline.get() {
-                baseline.engine.increment_epoch();
+            // Only the engine: a linker holds primitives (and their
+            // databases), which must close when the engine is dropped.
+            if let Some(baseline) = baseline.get() {
+                baseline.increment_epoch();
             }
         }
     });
@@ -290,9 +300,14 @@ pub(crate) struct Inner {
     pub(crate) optimized: Compiler,
     /// Winch's, once a component missed the compile cache; `None` when
     /// Winch cannot run here (tiering is then off).
-    pub(crate) baseline: Arc<OnceLock<Option<Compiler>>>,
+    pub(crate) baseline: OnceLock<Option<Compiler>>,
+    /// Winch's wasmtime engine alone, for the epoch ticker.
+    pub(crate) baseline_epoch: Arc<OnceLock<wasmtime::Engine>>,
     /// Cranelift compiles running in the background to replace Winch code.
     pub(crate) tier_ups: Arc<TierUps>,
+    /// Tier-ups take at most `max_concurrent_compiles - 1` places of
+    /// `compiles` (one with a cap of 1), so a load always has one.
+    pub(crate) tier_up_gate: Arc<CompileGate>,
     pub(crate) primitives: Vec<Arc<dyn Primitive>>,
     pub(crate) cache: Arc<CompileCache>,
     pub(crate) runs: RunStore,
@@ -388,6 +403,15 @@ impl LoadedComponent {
     /// again after the tier-up gives the optimized one.
     pub fn tier(&self) -> Tier {
         self.tier
+    }
+
+    /// The wasmtime engine its code belongs to: a run's store must be of
+    /// this engine (wasmtime panics otherwise).
+    pub(crate) fn wasmtime_engine(&self) -> &wasmtime::Engine {
+        match &self.pre {
+            Pre::Agent(pre) => pre.instance_pre().engine(),
+            Pre::Command(pre) => pre.instance_pre().engine(),
+        }
     }
 }
 
@@ -675,8 +699,8 @@ impl Engine {
         &self.inner.optimized.engine
     }
 
-    /// The wasmtime engine whose stores run `tier`'s code.
-    pub(crate) fn compiler(&self, tier: Tier) -> &Compiler {
+    /// The engine and linker that link `tier`'s code.
+    fn compiler(&self, tier: Tier) -> &Compiler {
         match (tier, self.inner.baseline.get()) {
             (Tier::Baseline, Some(Some(baseline))) => baseline,
             _ => &self.inner.optimized,
@@ -686,13 +710,17 @@ impl Engine {
     /// Winch's engine and linker, built at the first call; `None` when
     /// tiered compilation is off or Winch cannot run here.
     fn baseline(&self) -> Option<&Compiler> {
-        if !self.inner.config.tiered_compilation {
+        // Winch is a supported compiler (wasmtime's tier 1) on x86-64 only.
+        if !self.inner.config.tiered_compilation || !cfg!(target_arch = "x86_64") {
             return None;
         }
         self.inner
             .baseline
             .get_or_init(|| match Compiler::new(&self.inner.config, Tier::Baseline, &self.inner.primitives) {
-                Ok(c) => Some(c),
+                Ok(c) => {
+                    let _ = self.inner.baseline_epoch.set(c.engine.clone());
+                    Some(c)
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "baseline compiler unavailable; compiling with Cranelift only");
                     None
@@ -766,12 +794,38 @@ impl Engine {
             }
             self.compile_or_load(wasm, &digest)?
         };
-        let loaded = self.link(component, digest.clone(), tier)?;
-        self.keep_loaded(digest.clone(), loaded.clone());
-        if tier == Tier::Baseline {
+        let loaded = self.keep_loaded(digest.clone(), self.link(component, digest.clone(), tier)?);
+        if loaded.tier == Tier::Baseline {
             self.tier_up(wasm, digest);
         }
         Ok(loaded)
+    }
+
+    /// As [`Engine::load`], but always with Cranelift's code: from the
+    /// compile cache, or compiled now (and cached) however
+    /// [`tiered_compilation`](EngineConfig::tiered_compilation) is set.
+    /// What `orbit compile` uses: afterwards the artifact is in the cache
+    /// (when the engine has a trusted cache directory).
+    ///
+    /// # Errors
+    /// As [`Engine::load`].
+    pub fn load_optimized(&self, wasm: &[u8]) -> Result<LoadedComponent, EngineError> {
+        let max_bytes = self.inner.config.default_limits.component_bytes;
+        if wasm.len() > max_bytes {
+            return Err(EngineError::ComponentTooLarge { size: wasm.len(), limit: max_bytes });
+        }
+        let digest = digest(wasm);
+        if let Some(c) = self.inner.components.lock().unwrap_or_else(|e| e.into_inner()).get(&digest)
+            && c.tier == Tier::Optimized
+            && self.inner.cache.contains(&digest)
+        {
+            return Ok(c.clone());
+        }
+        let component = {
+            let _slot = self.inner.compiles.enter();
+            self.inner.cache.load(&self.inner.optimized.engine, wasm, &digest)?
+        };
+        Ok(self.keep_loaded(digest.clone(), self.link(component, digest, Tier::Optimized)?))
     }
 
     /// The component for `wasm`: Winch's code when tiering is on and the
@@ -780,62 +834,86 @@ impl Engine {
     fn compile_or_load(&self, wasm: &[u8], digest: &str) -> Result<(Component, Tier), EngineError> {
         if self.inner.config.tiered_compilation
             && !self.inner.cache.contains(digest)
+            // Past this many tier-ups waiting, the caller waits for
+            // Cranelift as without tiering: background work stays bounded.
+            && self.inner.tier_ups.count() < MAX_PENDING_TIER_UPS
             && let Some(baseline) = self.baseline()
         {
-            match crate::compile::compile(&baseline.engine, wasm) {
-                Ok(component) => return Ok((component, Tier::Baseline)),
+            let compiled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                crate::compile::compile(&baseline.engine, wasm)
+            }));
+            match compiled {
+                Ok(Ok(component)) => return Ok((component, Tier::Baseline)),
                 // Invalid bytes fail Cranelift's compile too, with its error.
-                Err(e) => tracing::debug!(error = %e, "baseline compile failed; compiling with Cranelift"),
+                Ok(Err(e)) => tracing::debug!(error = %e, "baseline compile failed; compiling with Cranelift"),
+                Err(_) => tracing::warn!("baseline compiler panicked; compiling with Cranelift"),
             }
         }
         Ok((self.inner.cache.load(&self.inner.optimized.engine, wasm, digest)?, Tier::Optimized))
     }
 
-    /// Keeps `loaded` for later loads of `digest`, replacing an earlier
-    /// tier's and evicting one component when the map is full.
-    fn keep_loaded(&self, digest: String, loaded: LoadedComponent) {
+    /// Keeps `loaded` for later loads of `digest` and returns it, evicting
+    /// one component when the map is full; never replaces optimized code
+    /// with baseline code (a slower load racing a tier-up), returning the
+    /// optimized one instead.
+    fn keep_loaded(&self, digest: String, loaded: LoadedComponent) -> LoadedComponent {
         let mut map = self.inner.components.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(kept) = map.get(&digest)
+            && kept.tier == Tier::Optimized
+            && loaded.tier == Tier::Baseline
+        {
+            return kept.clone();
+        }
         if map.len() >= MAX_LOADED_COMPONENTS
             && !map.contains_key(&digest)
             && let Some(victim) = map.keys().next().cloned()
         {
             map.remove(&victim);
         }
-        map.insert(digest, loaded);
+        map.insert(digest, loaded.clone());
+        loaded
     }
 
     /// Compiles `wasm` with Cranelift on a background thread (under the
-    /// compile cap), writes the artifact to the compile cache, and replaces
-    /// the baseline component kept for `digest`. Runs already holding the
-    /// baseline component finish on it. The thread holds no strong handle
-    /// to the engine while it compiles, so dropping the engine is not
-    /// delayed; a tier-up of a dropped engine is skipped.
+    /// compile cap, leaving loads a place), writes the artifact to the
+    /// compile cache (or keeps the code in memory when it cannot be
+    /// written), and replaces the baseline component kept for `digest`.
+    /// Runs already holding the baseline component finish on it. The
+    /// thread holds no strong handle to the engine while it waits and
+    /// compiles; it skips the compile when the engine was dropped before
+    /// it got its place.
     fn tier_up(&self, wasm: &[u8], digest: String) {
         let tier_ups = self.inner.tier_ups.clone();
         if !tier_ups.start(&digest) {
             return;
         }
         let weak = self.downgrade();
-        let (engine, cache, gate) =
-            (self.inner.optimized.engine.clone(), self.inner.cache.clone(), self.inner.compiles.clone());
+        let (engine, cache) = (self.inner.optimized.engine.clone(), self.inner.cache.clone());
+        let (tier_gate, gate) = (self.inner.tier_up_gate.clone(), self.inner.compiles.clone());
         let (wasm, name) = (wasm.to_vec(), digest.clone());
         let spawned = std::thread::Builder::new().name("orbit-tier-up".into()).spawn(move || {
+            // Marks the tier-up over however the thread ends, a panic included.
+            let _over = TierUpOver(&tier_ups, &name);
             let compiled = {
+                let _tier_slot = tier_gate.enter();
                 let _slot = gate.enter();
                 if weak.upgrade().is_none() {
-                    tier_ups.finish(&name);
                     return;
                 }
-                cache.load(&engine, &wasm, &name)
+                cache.load(&engine, &wasm, &name).or_else(|e| {
+                    tracing::warn!(digest = %name, error = %e, "caching the optimized code failed; keeping it in memory");
+                    crate::compile::compile(&engine, &wasm)
+                })
             };
             let linked = compiled.and_then(|component| match weak.upgrade() {
-                Some(engine) => engine.link(component, name.clone(), Tier::Optimized).map(|l| engine.keep_loaded(name.clone(), l)),
+                Some(engine) => engine.link(component, name.clone(), Tier::Optimized).map(|l| {
+                    engine.keep_loaded(name.clone(), l);
+                }),
                 None => Ok(()),
             });
             if let Err(e) = linked {
                 tracing::warn!(digest = %name, error = %e, "optimizing compile failed; the component keeps its baseline code");
             }
-            tier_ups.finish(&name);
         });
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "cannot start the optimizing compile; the component keeps its baseline code");

@@ -109,7 +109,7 @@ impl Engine {
                 };
                 let mut state = RunState::new(wasi.build(), limiter, info, extensions);
                 state.table.set_max_capacity(MAX_HOST_RESOURCES);
-                let mut store = Store::new(&self.compiler(component.tier).engine, state);
+                let mut store = Store::new(component.wasmtime_engine(), state);
                 store.limiter(|s| &mut s.limiter);
                 let tick = cfg.epoch_tick.as_nanos().max(1);
                 // One callback per epoch tick: it stops a cancelled run, and

@@ -2,8 +2,10 @@
 //! fuel-, deadline- and memory-limited wasmtime stores, and records every
 //! run durably in an [`orbit_runs::RunStore`].
 //!
-//! - One [`Engine`] per process: one wasmtime `Engine` with the pooling
-//!   allocator and copy-on-write memory init, one `Linker`, an epoch ticker.
+//! - One [`Engine`] per process: a wasmtime `Engine` and `Linker` with the
+//!   pooling allocator and copy-on-write memory init for Cranelift's code,
+//!   a second pair for Winch's baseline code (built at the first compile
+//!   cache miss), and an epoch ticker for both.
 //! - [`Engine::load`] compiles a component once (cached on disk by sha256
 //!   and the engine's compatibility hash) and keeps its `InstancePre`. A
 //!   cache miss runs Winch's baseline code at once while Cranelift compiles

@@ -7,10 +7,11 @@
 //! Both compilers get the same wasmtime settings ([`wasmtime_config`]):
 //! fuel, epoch interruption, the pooling allocator and its per-run slots,
 //! so a run's limits and how it ends do not depend on the tier
-//! (`tests/tiers.rs` runs every limit under both). Winch supports fuel and
-//! epochs on x86-64; where it cannot compile a component (another
-//! architecture, a feature it lacks such as tail calls or GC), the load
-//! falls back to Cranelift at once.
+//! (`tests/tiers.rs` runs every limit under both; baseline code is slower,
+//! so a run near its deadline or fuel may reach it sooner). Winch supports
+//! fuel and epochs, and is used on x86-64 only, where wasmtime supports it
+//! (tier 1); where it cannot compile a component (a feature it lacks, such
+//! as tail calls or GC), the load falls back to Cranelift at once.
 //!
 //! See wasmtime's [`Strategy::Winch`](wasmtime::Strategy::Winch) and
 //! <https://github.com/bytecodealliance/rfcs/blob/main/accepted/wasmtime-baseline-compilation.md>.
@@ -115,5 +116,15 @@ impl TierUps {
             running = self.finished.wait_timeout(running, left).unwrap_or_else(PoisonError::into_inner).0;
         }
         true
+    }
+}
+
+/// Marks a tier-up as over when dropped, so that a panicking compile does
+/// not leave [`TierUps::wait`] waiting for it.
+pub(crate) struct TierUpOver<'a>(pub(crate) &'a TierUps, pub(crate) &'a str);
+
+impl Drop for TierUpOver<'_> {
+    fn drop(&mut self) {
+        self.0.finish(self.1);
     }
 }

@@ -291,6 +291,11 @@ impl Inner {
             .load_async(&wasm, engine.config().default_limits.component_bytes)
             .await
             .map_err(|e| HostError::with_detail(ErrorCode::Internal, format!("loading job {}: {e}", spec.name)))?;
+        // Baseline code is not kept: the engine's tier-up replaces it, and
+        // the next load gets Cranelift's.
+        if component.tier() != orbit_engine::Tier::Optimized {
+            return Ok(component);
+        }
         let mut map = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= MAX_LOADED
             && let Some(victim) = map.keys().next().cloned()
