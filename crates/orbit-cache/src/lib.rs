@@ -123,6 +123,19 @@ fn encode(expires_ms: u64, value: &[u8]) -> Vec<u8> {
     v
 }
 
+/// Creates the cache's tables when missing. A cache opened before has
+/// them: no write, and no fsync.
+fn create_tables(db: &Database) -> Result<(), CacheError> {
+    let exist = db.begin_read().is_ok_and(|r| r.open_table(ENTRIES).is_ok() && r.open_table(USAGE).is_ok());
+    if !exist {
+        let tx = db.begin_write()?;
+        tx.open_table(ENTRIES)?;
+        tx.open_table(USAGE)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
 fn live(expires_ms: u64, now: u64) -> bool {
     expires_ms == 0 || expires_ms > now
 }
@@ -130,7 +143,9 @@ fn live(expires_ms: u64, now: u64) -> bool {
 /// A key-value cache with TTL for all workspaces, usable directly by a host
 /// as well as through the [`Cache`] primitive.
 pub struct KvCache {
-    db: Database,
+    /// Opened at the first use: a process that never touches the cache
+    /// never opens (nor syncs) its file.
+    db: orbit_workspace::LazyDatabase<CacheError>,
     limits: CacheLimits,
     /// When each workspace was last purged for room: a full workspace is
     /// scanned at most once per [`PURGE_INTERVAL`], so its writes cannot
@@ -146,23 +161,18 @@ pub const PURGE_SCAN_LIMIT: usize = 10_000;
 type WriteTx = redb::WriteTransaction;
 
 impl KvCache {
-    /// Opens (creating if needed) the cache database at `path`.
+    /// The cache database at `path` (created if needed), opened at its
+    /// first use.
     ///
     /// # Errors
-    /// [`CacheError::Database`] when the file cannot be opened or created.
+    /// [`CacheError::Database`] when the parent directory cannot be
+    /// created. A file that cannot be opened fails the first operation
+    /// with [`CacheError::Database`] (and the next one tries again).
     pub fn open(path: &Path, limits: CacheLimits) -> Result<Self, CacheError> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| CacheError::Database(e.to_string()))?;
         }
-        let db = Database::create(path)?;
-        // A cache opened before has its tables: no write, and no fsync.
-        let exist = db.begin_read().is_ok_and(|r| r.open_table(ENTRIES).is_ok() && r.open_table(USAGE).is_ok());
-        if !exist {
-            let tx = db.begin_write()?;
-            tx.open_table(ENTRIES)?;
-            tx.open_table(USAGE)?;
-            tx.commit()?;
-        }
+        let db = orbit_workspace::LazyDatabase::new(path, create_tables);
         Ok(Self { db, limits, last_purge: Default::default() })
     }
 
@@ -174,7 +184,7 @@ impl KvCache {
     }
 
     fn write<T>(&self, f: impl FnOnce(&WriteTx) -> Result<T, CacheError>) -> Result<T, CacheError> {
-        let mut tx = self.db.begin_write()?;
+        let mut tx = self.db.get()?.begin_write()?;
         tx.set_durability(redb::Durability::Immediate).map_err(|e| CacheError::Database(e.to_string()))?;
         // Keys and values are guest-controlled: redb advises two-phase commit.
         tx.set_two_phase_commit(true);
@@ -192,7 +202,7 @@ impl KvCache {
         self.check_key(key)?;
         let now = now_ms();
         let expired = {
-            let tx = self.db.begin_read()?;
+            let tx = self.db.get()?.begin_read()?;
             let t = tx.open_table(ENTRIES)?;
             match t.get((ws.as_str(), key))? {
                 None => return Ok(None),

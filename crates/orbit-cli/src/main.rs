@@ -855,11 +855,12 @@ async fn run(args: RunArgs, ctx: &Ctx<'_>, out: &mut dyn Write, err: &mut dyn Wr
         bail!("component is {} bytes, over the {}-byte limit", wasm.len(), limits.component_bytes);
     }
     let component = load_with_progress(ctx, &wasm)?;
-    // Queued jobs run while this run does (a guest may wait for them); an
-    // owner process runs them already.
+    // Queued jobs run while this run does, when it can wait for them (it
+    // imports `jobs`); an owner process runs them already. A run that
+    // cannot leaves the job store closed.
     let _workers = match ctx.workers {
-        Some(_) => None,
-        None => Some(orbit.start_workers()?),
+        None if component.imports("orbit:runtime/jobs") => Some(orbit.start_workers()?),
+        _ => None,
     };
     let ws = parse_workspace(&args.workspace)?;
     let invocation = Invocation::new(input)

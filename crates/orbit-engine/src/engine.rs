@@ -375,6 +375,9 @@ pub struct LoadedComponent {
     pub(crate) engine_id: usize,
     pub(crate) digest: Arc<str>,
     pub(crate) kind: ComponentKind,
+    /// The interfaces it imports, without their versions
+    /// (`orbit:runtime/jobs`, `wasi:cli/stdout`).
+    pub(crate) imports: Arc<[String]>,
     pub(crate) tier: Tier,
     pub(crate) pre: Pre,
 }
@@ -403,6 +406,13 @@ impl LoadedComponent {
     /// again after the tier-up gives the optimized one.
     pub fn tier(&self) -> Tier {
         self.tier
+    }
+
+    /// Whether it imports `interface`, named without a version (for
+    /// example `orbit:runtime/jobs`): `orbit run` starts job workers only
+    /// for a component that can wait for jobs.
+    pub fn imports(&self, interface: &str) -> bool {
+        self.imports.iter().any(|i| i == interface)
     }
 
     /// The wasmtime engine its code belongs to: a run's store must be of
@@ -969,6 +979,11 @@ impl Engine {
             }
         }
         let kind = kind.ok_or(EngineError::NoEntryPoint)?;
+        let imports = component
+            .component_type()
+            .imports(engine)
+            .map(|(name, _)| name.split('@').next().unwrap_or(name).to_owned())
+            .collect();
         let pre = linker.instantiate_pre(&component).map_err(|e| EngineError::Link(format!("{e:#}")))?;
         let pre = match kind {
             ComponentKind::Agent => Pre::Agent(AgentPre::new(pre).map_err(|e| EngineError::Link(format!("{e:#}")))?),
@@ -976,7 +991,7 @@ impl Engine {
                 Pre::Command(CommandPre::new(pre).map_err(|e| EngineError::Link(format!("{e:#}")))?)
             }
         };
-        Ok(LoadedComponent { engine_id: self.id(), digest: digest.into(), kind, tier, pre })
+        Ok(LoadedComponent { engine_id: self.id(), digest: digest.into(), kind, imports, tier, pre })
     }
 
     /// Runs `component` once in a fresh store under the invocation's limits,

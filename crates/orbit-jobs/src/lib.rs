@@ -141,10 +141,11 @@ pub(crate) struct Inner {
 }
 
 impl Jobs {
-    /// Opens (creating if needed) the job database at `path`.
+    /// The job database at `path` (created if needed), opened at its
+    /// first use ([`JobStore::open`]).
     ///
     /// # Errors
-    /// [`JobsError::Database`] when it cannot be opened.
+    /// As [`JobStore::open`].
     pub fn open(path: &Path, limits: JobLimits) -> Result<Self, JobsError> {
         let store = JobStore::open(path)?;
         Ok(Self {

@@ -275,60 +275,31 @@ pub struct Recovery {
 
 /// The durable store behind the `jobs` primitive.
 pub struct JobStore {
-    db: Database,
+    /// Opened at the first use: a process that never touches jobs never
+    /// opens (nor syncs) the file.
+    db: orbit_workspace::LazyDatabase<JobsError>,
 }
 
 type WriteTx = redb::WriteTransaction;
 
 impl JobStore {
-    /// Opens (creating if needed) the job database at `path`. redb locks
-    /// the file, so one process at a time owns the queue.
+    /// The job database at `path` (created if needed), opened at its
+    /// first use. redb locks the file, so one process at a time owns the
+    /// queue.
     ///
     /// # Errors
-    /// [`JobsError::Database`] when the file cannot be opened or created.
+    /// [`JobsError::Database`] when the parent directory cannot be
+    /// created. A file that cannot be opened fails the first operation
+    /// with [`JobsError::Database`] (and the next one tries again).
     pub fn open(path: &Path) -> Result<Self, JobsError> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| JobsError::Database(e.to_string()))?;
         }
-        let db = Database::create(path)?;
-        // A store opened before has every table, and its queue is indexed
-        // (the index is made in the transaction that creates it): no write,
-        // and no fsync, at each open.
-        let exist = db.begin_read().is_ok_and(|r| {
-            r.open_table(SPECS).is_ok()
-                && r.open_table(COMPONENTS).is_ok()
-                && r.open_table(REFS).is_ok()
-                && r.open_table(QUEUE).is_ok()
-                && r.open_table(PENDING).is_ok()
-                && r.open_table(BY_WORKSPACE).is_ok()
-        });
-        if exist {
-            return Ok(Self { db });
-        }
-        let tx = db.begin_write()?;
-        tx.open_table(SPECS)?;
-        tx.open_table(COMPONENTS)?;
-        tx.open_table(REFS)?;
-        tx.open_table(QUEUE)?;
-        tx.open_table(PENDING)?;
-        {
-            // A queue from before the index: index it once.
-            let mut index = tx.open_table(BY_WORKSPACE)?;
-            let queue = tx.open_table(QUEUE)?;
-            if index.is_empty()? && !queue.is_empty()? {
-                for entry in queue.iter()? {
-                    let (k, v) = entry?;
-                    let job: QueuedJob = serde_json::from_slice(v.value())?;
-                    index.insert((job.workspace.as_str(), k.value()), ())?;
-                }
-            }
-        }
-        tx.commit()?;
-        Ok(Self { db })
+        Ok(Self { db: orbit_workspace::LazyDatabase::new(path, create_tables) })
     }
 
     fn write<T>(&self, f: impl FnOnce(&WriteTx) -> Result<T, JobsError>) -> Result<T, JobsError> {
-        let mut tx = self.db.begin_write()?;
+        let mut tx = self.db.get()?.begin_write()?;
         tx.set_durability(redb::Durability::Immediate)?;
         // Inputs and outputs are guest-controlled: redb advises two-phase commit.
         tx.set_two_phase_commit(true);
@@ -389,7 +360,7 @@ impl JobStore {
     /// # Errors
     /// `Database`.
     pub fn get(&self, ws: &WorkspaceId, name: &str) -> Result<Option<JobSpec>, JobsError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db.get()?.begin_read()?;
         let specs = tx.open_table(SPECS)?;
         specs.get((ws.as_str(), name))?.map(|v| serde_json::from_slice(v.value()).map_err(JobsError::from)).transpose()
     }
@@ -399,7 +370,7 @@ impl JobStore {
     /// # Errors
     /// `Database`.
     pub fn list(&self, ws: &WorkspaceId) -> Result<Vec<JobSpec>, JobsError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db.get()?.begin_read()?;
         let specs = tx.open_table(SPECS)?;
         let mut out = Vec::new();
         for entry in specs.range((ws.as_str(), "")..)? {
@@ -440,7 +411,7 @@ impl JobStore {
     /// # Errors
     /// `Database`.
     pub fn component(&self, digest: &str) -> Result<Option<Vec<u8>>, JobsError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db.get()?.begin_read()?;
         let t = tx.open_table(COMPONENTS)?;
         Ok(t.get(digest)?.map(|v| v.value().to_vec()))
     }
@@ -450,7 +421,7 @@ impl JobStore {
     /// # Errors
     /// `Database`.
     pub fn component_count(&self) -> Result<u64, JobsError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db.get()?.begin_read()?;
         Ok(tx.open_table(COMPONENTS)?.len()?)
     }
 
@@ -513,7 +484,7 @@ impl JobStore {
     /// # Errors
     /// `Database`.
     pub fn job(&self, id: JobId) -> Result<Option<QueuedJob>, JobsError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db.get()?.begin_read()?;
         let t = tx.open_table(QUEUE)?;
         t.get(id.0.as_u128())?.map(|v| serde_json::from_slice(v.value()).map_err(JobsError::from)).transpose()
     }
@@ -524,7 +495,7 @@ impl JobStore {
     /// # Errors
     /// `Database`.
     pub fn jobs(&self, ws: &WorkspaceId, limit: usize) -> Result<Vec<QueuedJob>, JobsError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db.get()?.begin_read()?;
         let index = tx.open_table(BY_WORKSPACE)?;
         let queue = tx.open_table(QUEUE)?;
         let mut out = Vec::new();
@@ -542,7 +513,7 @@ impl JobStore {
     /// # Errors
     /// `Database`.
     pub fn pending_count(&self, ws: Option<&WorkspaceId>) -> Result<usize, JobsError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db.get()?.begin_read()?;
         let t = tx.open_table(PENDING)?;
         Ok(match ws {
             Some(ws) => t.range((ws.as_str(), 0u128)..=(ws.as_str(), u128::MAX))?.count(),
@@ -555,7 +526,7 @@ impl JobStore {
     /// runs now, and is updated). Each claimed job gets its attempt counted
     /// and a fresh run id before it starts, durably.
     pub(crate) fn claim(&self, running: &mut HashMap<String, usize>, cap: usize) -> Result<Vec<QueuedJob>, JobsError> {
-        let mut tx = self.db.begin_write()?;
+        let mut tx = self.db.get()?.begin_write()?;
         tx.set_durability(redb::Durability::Immediate)?;
         tx.set_two_phase_commit(true);
         // Counted on a copy, applied only once the claim is committed.
@@ -639,7 +610,7 @@ impl JobStore {
     /// `Database`.
     pub fn prune_finished(&self, before_ms: u64) -> Result<usize, JobsError> {
         let old: Vec<(String, u128)> = {
-            let tx = self.db.begin_read()?;
+            let tx = self.db.get()?.begin_read()?;
             let t = tx.open_table(QUEUE)?;
             let mut old = Vec::new();
             for entry in t.iter()? {
@@ -738,6 +709,45 @@ fn release(tx: &WriteTx, digest: &str) -> Result<(), JobsError> {
     } else {
         refs.insert(digest, n - 1)?;
     }
+    Ok(())
+}
+
+/// Creates the job database's tables when missing, and indexes a queue
+/// from before the index.
+fn create_tables(db: &Database) -> Result<(), JobsError> {
+    // A store opened before has every table, and its queue is indexed
+    // (the index is made in the transaction that creates it): no write,
+    // and no fsync, at each open.
+    let exist = db.begin_read().is_ok_and(|r| {
+        r.open_table(SPECS).is_ok()
+            && r.open_table(COMPONENTS).is_ok()
+            && r.open_table(REFS).is_ok()
+            && r.open_table(QUEUE).is_ok()
+            && r.open_table(PENDING).is_ok()
+            && r.open_table(BY_WORKSPACE).is_ok()
+    });
+    if exist {
+        return Ok(());
+    }
+    let tx = db.begin_write()?;
+    tx.open_table(SPECS)?;
+    tx.open_table(COMPONENTS)?;
+    tx.open_table(REFS)?;
+    tx.open_table(QUEUE)?;
+    tx.open_table(PENDING)?;
+    {
+        // A queue from before the index: index it once.
+        let mut index = tx.open_table(BY_WORKSPACE)?;
+        let queue = tx.open_table(QUEUE)?;
+        if index.is_empty()? && !queue.is_empty()? {
+            for entry in queue.iter()? {
+                let (k, v) = entry?;
+                let job: QueuedJob = serde_json::from_slice(v.value())?;
+                index.insert((job.workspace.as_str(), k.value()), ())?;
+            }
+        }
+    }
+    tx.commit()?;
     Ok(())
 }
 

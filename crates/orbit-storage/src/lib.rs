@@ -191,6 +191,19 @@ index_err!(
     serde_json::Error
 );
 
+/// Creates the index's tables when missing. An index opened before has
+/// them: no write, and no fsync.
+fn create_tables(index: &Database) -> Result<(), StorageError> {
+    let exist = index.begin_read().is_ok_and(|r| r.open_table(OBJECTS).is_ok() && r.open_table(USAGE).is_ok());
+    if !exist {
+        let tx = index.begin_write()?;
+        tx.open_table(OBJECTS)?;
+        tx.open_table(USAGE)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
 /// Checks a key against the storage key rules: 1 to [`MAX_KEY_BYTES`] bytes,
 /// `/`-separated non-empty segments, no `.` or `..` segment, no NUL,
 /// backslash or control characters.
@@ -235,33 +248,29 @@ fn now_ms() -> u64 {
 /// through the [`Storage`] primitive.
 pub struct BlobStore {
     root: Dir,
-    index: Database,
+    /// Opened at the first use: a process that never touches storage
+    /// never opens (nor syncs) the index.
+    index: orbit_workspace::LazyDatabase<StorageError>,
     limits: StorageLimits,
 }
 
 impl BlobStore {
-    /// Opens (creating if needed) the store rooted at `root`.
+    /// Opens (creating if needed) the store rooted at `root`; its index
+    /// database (`index.redb`) is opened at the first use.
     ///
     /// # Errors
-    /// [`StorageError::Io`] when the directory cannot be created or opened;
-    /// [`StorageError::Index`] when the index database cannot be opened.
+    /// [`StorageError::Io`] when the directory cannot be created or opened.
+    /// An index that cannot be opened fails the first operation with
+    /// [`StorageError::Index`] (and the next one tries again).
     pub fn open(root: &Path, limits: StorageLimits) -> Result<Self, StorageError> {
         std::fs::create_dir_all(root.join("ws"))?;
-        let index = Database::create(root.join("index.redb"))?;
-        // An index opened before has its tables: no write, and no fsync.
-        let exist = index.begin_read().is_ok_and(|r| r.open_table(OBJECTS).is_ok() && r.open_table(USAGE).is_ok());
-        if !exist {
-            let tx = index.begin_write()?;
-            tx.open_table(OBJECTS)?;
-            tx.open_table(USAGE)?;
-            tx.commit()?;
-        }
+        let index = orbit_workspace::LazyDatabase::new(root.join("index.redb"), create_tables);
         let root = Dir::open_ambient_dir(root.join("ws"), ambient_authority())?;
         Ok(Self { root, index, limits })
     }
 
     fn begin_write(&self) -> Result<redb::WriteTransaction, StorageError> {
-        let mut tx = self.index.begin_write()?;
+        let mut tx = self.index.get()?.begin_write()?;
         tx.set_durability(redb::Durability::Immediate)?;
         // Keys are guest-controlled: redb advises two-phase commit then.
         tx.set_two_phase_commit(true);
@@ -350,7 +359,7 @@ impl BlobStore {
 
     fn entry(&self, ws: &WorkspaceId, key: &str) -> Result<StoredObject, StorageError> {
         validate_key(key)?;
-        let tx = self.index.begin_read()?;
+        let tx = self.index.get()?.begin_read()?;
         let objects = tx.open_table(OBJECTS)?;
         let v = objects.get((ws.as_str(), key))?.ok_or(StorageError::NotFound)?;
         Ok(serde_json::from_slice(v.value())?)
@@ -426,7 +435,7 @@ impl BlobStore {
             validate_key(c)?;
         }
         let limit = limit.min(self.limits.max_list).max(1) as usize;
-        let tx = self.index.begin_read()?;
+        let tx = self.index.get()?.begin_read()?;
         let objects = tx.open_table(OBJECTS)?;
         let start = match cursor {
             Some(c) if c >= prefix => c,
@@ -458,7 +467,7 @@ impl BlobStore {
     /// # Errors
     /// `Index` when the index cannot be read.
     pub fn usage(&self, ws: &WorkspaceId) -> Result<Usage, StorageError> {
-        let tx = self.index.begin_read()?;
+        let tx = self.index.get()?.begin_read()?;
         let usage = tx.open_table(USAGE)?;
         let (bytes, objects) = usage.get(ws.as_str())?.map(|v| v.value()).unwrap_or((0, 0));
         Ok(Usage { bytes, objects })

@@ -17,6 +17,7 @@
 pub mod audit;
 mod clock;
 mod id;
+mod lazy_db;
 pub mod permission;
 mod principal;
 mod redb_store;
@@ -27,6 +28,7 @@ pub mod token;
 pub use audit::{Actor, AuditEvent, AuditKind, AuditLog, AuditPage, AuditQuery};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, parse_duration_ms};
 pub use id::{AgentName, DEFAULT_WORKSPACE, MAX_WORKSPACE_LEN, UserId, WorkspaceId, WorkspaceIdError};
+pub use lazy_db::LazyDatabase;
 pub use permission::{Action, Denied, Grant, PERMISSIONS, Rule, Target};
 pub use principal::{Principal, Subject, TokenId};
 pub use redb_store::RedbTeamStore;
