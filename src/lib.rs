@@ -1,8 +1,9 @@
 //! Orbit: a sandboxed code-execution engine for AI agents.
 //!
 //! This facade opens everything an Orbit deployment keeps in one data
-//! directory and composes the orbit primitives into one
-//! [`Engine`](orbit_engine::Engine):
+//! directory (the storage index, the cache and the job store at their
+//! first use, or at once with [`Orbit::open_stores`]) and composes the
+//! orbit primitives into one [`Engine`](orbit_engine::Engine):
 //!
 //! | Path under the data dir | What |
 //! |---|---|
@@ -90,10 +91,12 @@ pub enum OpenError {
     /// The run store could not be opened.
     #[error(transparent)]
     Runs(#[from] orbit_runs::RunStoreError),
-    /// The blob store could not be opened.
+    /// The blob store's directory could not be created (or, from
+    /// [`Orbit::open_stores`], its index opened).
     #[error(transparent)]
     Storage(#[from] orbit_storage::StorageError),
-    /// The cache could not be opened.
+    /// The cache's directory could not be created (or, from
+    /// [`Orbit::open_stores`], its database opened).
     #[error(transparent)]
     Cache(#[from] orbit_cache::CacheError),
     /// The SQL databases' directory could not be created.
@@ -136,7 +139,8 @@ pub enum OpenError {
     /// The engine could not be built.
     #[error(transparent)]
     Engine(#[from] EngineError),
-    /// The job database could not be opened.
+    /// The job database's directory could not be created (or, from
+    /// [`Orbit::open_stores`], the database opened).
     #[error(transparent)]
     Jobs(#[from] orbit_jobs::JobsError),
     /// The team store (`team.redb`) could not be opened.
@@ -405,6 +409,22 @@ impl Orbit {
     /// The retention of runs this deployment applies.
     pub fn run_retention(&self) -> &orbit_runs::RetentionPolicy {
         &self.run_retention
+    }
+
+    /// Opens the storage index, the cache and the job store now; each
+    /// otherwise opens at its first use, so that a process that never
+    /// touches one (an `orbit run` of a component that imports none of
+    /// them) does not pay redb's open and close. A long-lived process
+    /// (`orbit serve`, `orbit mcp`) calls it at startup, so a file it
+    /// cannot open stops it there.
+    ///
+    /// # Errors
+    /// [`OpenError::Storage`], [`OpenError::Cache`] or [`OpenError::Jobs`].
+    pub fn open_stores(&self) -> Result<(), OpenError> {
+        self.blobs().open_now()?;
+        self.cache().open_now()?;
+        self.jobs.store().open_now()?;
+        Ok(())
     }
 
     /// The blob store behind the `storage` primitive.

@@ -176,6 +176,15 @@ impl KvCache {
         Ok(Self { db, limits, last_purge: Default::default() })
     }
 
+    /// Opens the database now instead of at its first use (a long-lived
+    /// process checks its files at startup).
+    ///
+    /// # Errors
+    /// [`CacheError::Database`] when the file cannot be opened.
+    pub fn open_now(&self) -> Result<(), CacheError> {
+        self.db.get().map(|_| ())
+    }
+
     fn check_key(&self, key: &str) -> Result<(), CacheError> {
         if key.is_empty() || key.len() > self.limits.max_key_bytes || key.chars().any(char::is_control) {
             return Err(CacheError::InvalidKey);
@@ -516,7 +525,7 @@ mod tests {
         assert_eq!(c.get(&w, "short").unwrap(), None);
         assert_eq!(c.get(&w, "forever").unwrap().as_deref(), Some(&b"v"[..]));
         // The read purged the entry, so its bytes no longer count.
-        let tx = c.db.begin_read().unwrap();
+        let tx = c.db.get().unwrap().begin_read().unwrap();
         assert!(tx.open_table(ENTRIES).unwrap().get(("w", "short")).unwrap().is_none());
     }
 

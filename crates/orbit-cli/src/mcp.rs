@@ -235,6 +235,8 @@ where
     Fut: std::future::Future<Output = Result<ExitCode>>,
 {
     let orbit = crate::open_orbit(dir, &mut std::io::stderr())?;
+    // A long-lived owner checks every store at startup.
+    orbit.open_stores()?;
     let server = orbit_server::OrbitMcp::new(orbit.clone())?;
     let listener = owner::bind(dir)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

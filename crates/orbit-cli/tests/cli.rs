@@ -223,6 +223,33 @@ fn clear_errors_for_files_that_are_not_runnable_components() {
     assert!(text(&out.stderr).contains("exports neither `run`"), "{}", text(&out.stderr));
 }
 
+/// A run opens only the stores it uses: echo imports no storage, cache or
+/// jobs, so their files are never created (nor synced); markdown uses
+/// storage, so its index is. The first run leaves Cranelift's artifact in
+/// the compile cache before the process exits.
+#[test]
+fn a_run_opens_only_the_stores_it_uses_and_leaves_its_artifact_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    common::workspaces(dir.path(), &["default", "team-a", "w2"]);
+    let out = orbit(dir.path(), &["run", &path("echo"), "--input", "hi"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "hi\n");
+    for unused in ["jobs.redb", "cache.redb", "storage/index.redb"] {
+        assert!(!dir.path().join(unused).exists(), "{unused} was opened");
+    }
+    let digest = orbit::orbit_engine::digest(&std::fs::read(path("echo")).unwrap());
+    let cached = std::fs::read_dir(dir.path().join("compiled")).unwrap().flatten().any(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        name.starts_with(&digest) && name.ends_with(".cwasm")
+    });
+    assert!(cached, "the tier-up wrote the artifact before the process exited");
+
+    let out = orbit(dir.path(), &["run", &path("markdown"), "--input", "# T"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(dir.path().join("storage/index.redb").exists(), "markdown stores its HTML");
+    assert!(!dir.path().join("jobs.redb").exists());
+}
+
 #[test]
 fn compile_caches_the_artifact() {
     let dir = tempfile::tempdir().unwrap();

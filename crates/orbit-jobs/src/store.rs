@@ -284,8 +284,8 @@ type WriteTx = redb::WriteTransaction;
 
 impl JobStore {
     /// The job database at `path` (created if needed), opened at its
-    /// first use. redb locks the file, so one process at a time owns the
-    /// queue.
+    /// first use. redb locks the file from then on, so one process at a
+    /// time owns the queue.
     ///
     /// # Errors
     /// [`JobsError::Database`] when the parent directory cannot be
@@ -296,6 +296,15 @@ impl JobStore {
             std::fs::create_dir_all(parent).map_err(|e| JobsError::Database(e.to_string()))?;
         }
         Ok(Self { db: orbit_workspace::LazyDatabase::new(path, create_tables) })
+    }
+
+    /// Opens the database now instead of at its first use (a long-lived
+    /// process checks its files at startup).
+    ///
+    /// # Errors
+    /// [`JobsError::Database`] when the file cannot be opened.
+    pub fn open_now(&self) -> Result<(), JobsError> {
+        self.db.get().map(|_| ())
     }
 
     fn write<T>(&self, f: impl FnOnce(&WriteTx) -> Result<T, JobsError>) -> Result<T, JobsError> {

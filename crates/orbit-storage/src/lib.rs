@@ -269,6 +269,15 @@ impl BlobStore {
         Ok(Self { root, index, limits })
     }
 
+    /// Opens the index now instead of at its first use (a long-lived
+    /// process checks its files at startup).
+    ///
+    /// # Errors
+    /// [`StorageError::Index`] when the index cannot be opened.
+    pub fn open_now(&self) -> Result<(), StorageError> {
+        self.index.get().map(|_| ())
+    }
+
     fn begin_write(&self) -> Result<redb::WriteTransaction, StorageError> {
         let mut tx = self.index.get()?.begin_write()?;
         tx.set_durability(redb::Durability::Immediate)?;

@@ -9,8 +9,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 use redb::Database;
+
+/// How long [`LazyDatabase::get`] waits for another process to close the
+/// file: as long as `orbit` waits to open a data directory its previous
+/// owner is leaving.
+pub const ALREADY_OPEN_WAIT: Duration = Duration::from_secs(5);
 
 /// A redb database at a path, opened (created if needed) and set up by
 /// the first [`get`](Self::get), then kept open until dropped.
@@ -33,11 +39,14 @@ impl<E: From<redb::DatabaseError>> LazyDatabase<E> {
     }
 
     /// The open database, opening and setting it up on the first call.
+    /// A file another process still holds (a previous owner of the data
+    /// directory closing its files as it exits) is retried for up to
+    /// [`ALREADY_OPEN_WAIT`], every 50 ms.
     ///
     /// # Errors
     /// The store's error, from redb's open (for example when another
-    /// process holds the file) or from `setup`. Nothing is kept then: the
-    /// next call tries again.
+    /// process still holds the file after that wait) or from `setup`.
+    /// Nothing is kept then: the next call tries again.
     pub fn get(&self) -> Result<&Database, E> {
         if let Some(db) = self.db.get() {
             return Ok(db);
@@ -46,7 +55,15 @@ impl<E: From<redb::DatabaseError>> LazyDatabase<E> {
         if let Some(db) = self.db.get() {
             return Ok(db);
         }
-        let db = Database::create(&self.path)?;
+        let started = Instant::now();
+        let db = loop {
+            match Database::create(&self.path) {
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if started.elapsed() < ALREADY_OPEN_WAIT => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                other => break other?,
+            }
+        };
         (self.setup)(&db)?;
         Ok(self.db.get_or_init(|| db))
     }
@@ -65,6 +82,7 @@ impl<E: From<redb::DatabaseError>> LazyDatabase<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use redb::ReadableDatabase as _;
 
     const T: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("t");
 

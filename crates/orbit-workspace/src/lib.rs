@@ -28,7 +28,7 @@ pub mod token;
 pub use audit::{Actor, AuditEvent, AuditKind, AuditLog, AuditPage, AuditQuery};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, parse_duration_ms};
 pub use id::{AgentName, DEFAULT_WORKSPACE, MAX_WORKSPACE_LEN, UserId, WorkspaceId, WorkspaceIdError};
-pub use lazy_db::LazyDatabase;
+pub use lazy_db::{ALREADY_OPEN_WAIT, LazyDatabase};
 pub use permission::{Action, Denied, Grant, PERMISSIONS, Rule, Target};
 pub use principal::{Principal, Subject, TokenId};
 pub use redb_store::RedbTeamStore;
