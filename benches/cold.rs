@@ -74,6 +74,24 @@ fn cold(c: &mut Criterion) {
         });
     }
 
+    // The first result's parts: the baseline compile alone (validation,
+    // Winch, link, and building Winch's engine at the first cache miss).
+    g.bench_function("tiered-load", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().unwrap();
+                let engine = engine(dir.path(), true);
+                let start = Instant::now();
+                let component = engine.load(&wasm).unwrap();
+                total += start.elapsed();
+                assert_eq!(component.tier(), Tier::Baseline);
+                assert!(engine.wait_for_tier_ups(Duration::from_secs(120)));
+            }
+            total
+        })
+    });
+
     let dir = tempfile::tempdir().unwrap();
     engine(dir.path(), false).load(&wasm).unwrap();
     g.bench_function("cached", |b| {
