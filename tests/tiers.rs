@@ -190,3 +190,31 @@ async fn load_optimized_compiles_with_cranelift_into_the_cache_even_after_a_base
     let out = orbit.engine().invoke(&optimized, Invocation::new("ok")).await.unwrap();
     assert_eq!(out.output_text(), "ok");
 }
+
+/// A `wasi:cli` command whose core module uses a tail call (`return_call`),
+/// which Winch does not support: the load falls back to Cranelift at once,
+/// and the command runs.
+const TAIL_CALL_COMMAND: &str = r#"
+(component
+  (core module $m
+    (func $ok (result i32) i32.const 0)
+    (func (export "run") (result i32) return_call $ok))
+  (core instance $i (instantiate $m))
+  (func $run (result (result)) (canon lift (core func $i "run")))
+  (instance $cli (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $cli)))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_winch_cannot_compile_falls_back_to_cranelift_at_once() {
+    let wasm = wat::parse_str(TAIL_CALL_COMMAND).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let orbit = open(dir.path(), true);
+    let component = orbit.engine().load(&wasm).unwrap();
+    assert_eq!(component.tier(), Tier::Optimized, "Winch refused it; Cranelift compiled it");
+    assert_eq!(orbit.engine().tier_ups_in_flight(), 0, "nothing is left to tier up");
+    assert!(orbit.engine().is_cached(&wasm));
+    let out = orbit.engine().invoke(&component, Invocation::new("")).await.unwrap();
+    assert_eq!(out.status(), RunStatus::Succeeded, "{:?}", out.record);
+    assert_eq!(out.record.exit_code, Some(0));
+}
