@@ -719,7 +719,7 @@ impl Engine {
 
     /// Winch's engine and linker, built at the first call; `None` when
     /// tiered compilation is off or Winch cannot run here.
-    fn baseline(&self) -> Option<&Compiler> {
+    pub(crate) fn baseline(&self) -> Option<&Compiler> {
         // Winch is a supported compiler (wasmtime's tier 1) on x86-64 only.
         if !self.inner.config.tiered_compilation || !cfg!(target_arch = "x86_64") {
             return None;

@@ -128,3 +128,41 @@ impl Drop for TierUpOver<'_> {
         self.0.finish(self.1);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::{Engine, EngineConfig};
+
+    /// Winch's engine is built at the first cache miss, after the epoch
+    /// ticker started: the ticker must advance it too, or deadlines would
+    /// stop baseline code only through the outer wall-clock bound. A loop
+    /// that can end only by an epoch interrupt shows it, with no race
+    /// against any other bound.
+    #[test]
+    fn the_epoch_ticker_advances_winchs_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let runs = orbit_runs::RunStore::open(&dir.path().join("runs.redb")).unwrap();
+        let engine = Engine::builder(EngineConfig::default(), runs).build().unwrap();
+        let Some(baseline) = engine.baseline() else {
+            return; // no Winch on this architecture: nothing to advance
+        };
+        let wasm = wat::parse_str(r#"(module (func (export "spin") (loop br 0)))"#).unwrap();
+        let module = wasmtime::Module::new(&baseline.engine, wasm).unwrap();
+        let (done, finished) = std::sync::mpsc::channel();
+        let winch = baseline.engine.clone();
+        std::thread::spawn(move || {
+            let mut store = wasmtime::Store::new(&winch, ());
+            store.set_fuel(u64::MAX).unwrap();
+            store.set_epoch_deadline(1);
+            store.epoch_deadline_trap();
+            let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+            let spin = instance.get_typed_func::<(), ()>(&mut store, "spin").unwrap();
+            let _ = done.send(spin.call(&mut store, ()).unwrap_err().downcast::<wasmtime::Trap>().ok());
+        });
+        // Generous: the ticker ticks every 5 ms; only a missing tick waits.
+        let trap = finished.recv_timeout(Duration::from_secs(60)).expect("the loop was interrupted");
+        assert_eq!(trap, Some(wasmtime::Trap::Interrupt));
+    }
+}
