@@ -224,7 +224,9 @@ export function run(input: string): string {
     attempt(r, "jobs.invoke(child error)", () => jobs.invoke(job, ""));
     const id = jobs.enqueue(job, "queued input");
     const st = jobs.status(id);
-    r["jobs.enqueue+status"] = [id.length, st.state, st.finished];
+    // The queue's workers run alongside: by the time the status is read,
+    // one may have claimed the job. Either way it is not finished.
+    r["jobs.enqueue+status"] = [id.length, st.state === "queued" || st.state === "running", st.finished];
   }
 
   // OrbitError itself.
