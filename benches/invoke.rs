@@ -11,6 +11,10 @@
 //! - `invoke/*-no-wal`: the same as `orbit-tmpfs` and `orbit-disk` with the
 //!   run store's write-ahead log off (`GroupCommit::write_ahead_log`): each
 //!   batch is a durable two-phase redb commit instead.
+//! - `invoke/*-writer-thread`: the same as `orbit-tmpfs` and `orbit-disk`
+//!   with `GroupCommit::lone_caller_commits` off: the lone caller hands its
+//!   record to the writer thread and waits to be woken, instead of
+//!   committing it on its own thread.
 //! - `invoke/bare-wasmtime-fdatasync-disk` (and `-tmpfs`): bare wasmtime
 //!   plus one append of a record-sized buffer to a file on the same file
 //!   system and one `fdatasync`: the floor of a durable run.
@@ -59,17 +63,23 @@ fn invoke(c: &mut Criterion) {
     let queued_dir = tempfile::tempdir().unwrap();
     let shm_nowal = tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().unwrap());
     let disk_nowal = tempfile::tempdir().unwrap();
+    let shm_thread = tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().unwrap());
+    let disk_thread = tempfile::tempdir().unwrap();
     let mut record_bytes = 0usize;
-    for (name, dir, ack, wal) in [
-        ("orbit-tmpfs", shm.path(), RecordAck::Durable, true),
-        ("orbit-disk", disk.path(), RecordAck::Durable, true),
-        ("orbit-tmpfs-no-wal", shm_nowal.path(), RecordAck::Durable, false),
-        ("orbit-disk-no-wal", disk_nowal.path(), RecordAck::Durable, false),
-        ("orbit-queued-disk", queued_dir.path(), RecordAck::Queued, true),
+    // (name, data directory, ack, write-ahead log, lone caller commits)
+    for (name, dir, ack, wal, lead) in [
+        ("orbit-tmpfs", shm.path(), RecordAck::Durable, true, true),
+        ("orbit-disk", disk.path(), RecordAck::Durable, true, true),
+        ("orbit-tmpfs-writer-thread", shm_thread.path(), RecordAck::Durable, true, false),
+        ("orbit-disk-writer-thread", disk_thread.path(), RecordAck::Durable, true, false),
+        ("orbit-tmpfs-no-wal", shm_nowal.path(), RecordAck::Durable, false, true),
+        ("orbit-disk-no-wal", disk_nowal.path(), RecordAck::Durable, false, true),
+        ("orbit-queued-disk", queued_dir.path(), RecordAck::Queued, true, true),
     ] {
         let mut config = OrbitConfig::default();
         config.engine.record_ack = ack;
         config.run_commit.write_ahead_log = wal;
+        config.run_commit.lone_caller_commits = lead;
         let orbit = Orbit::open_with(dir, config).unwrap();
         let component = orbit.engine().load(&wasm).unwrap();
         g.bench_function(name, |b| {
@@ -135,6 +145,18 @@ fn invoke(c: &mut Criterion) {
     report_ratio("invoke", "orbit-disk", "bare-wasmtime", "<= 1.5x");
     report_ratio("invoke", "orbit-disk", "bare-wasmtime-fdatasync-disk", "<= 1.3x (P1b)");
     report_ratio("invoke", "orbit-tmpfs", "bare-wasmtime-fdatasync-tmpfs", "<= 1.3x");
+    report_ratio(
+        "invoke",
+        "orbit-disk-writer-thread",
+        "bare-wasmtime-fdatasync-disk",
+        "every record through the writer thread",
+    );
+    report_ratio(
+        "invoke",
+        "orbit-tmpfs-writer-thread",
+        "bare-wasmtime-fdatasync-tmpfs",
+        "every record through the writer thread",
+    );
     report_ratio("invoke", "orbit-disk-no-wal", "bare-wasmtime-fdatasync-disk", "write-ahead log off");
     report_ratio("invoke", "orbit-tmpfs-no-wal", "bare-wasmtime-fdatasync-tmpfs", "write-ahead log off");
     report_ratio("invoke", "orbit-queued-disk", "bare-wasmtime", "<= 1.5x");

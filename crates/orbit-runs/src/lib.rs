@@ -20,6 +20,7 @@
 
 mod error;
 mod frame;
+mod logged;
 mod retention;
 mod spill;
 mod store;

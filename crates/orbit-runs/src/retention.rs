@@ -95,7 +95,8 @@ impl RunStore {
     ///
     /// # Errors
     /// [`RunStoreError::Storage`] when redb fails to read or commit (what
-    /// was committed before stays removed);
+    /// was committed before stays removed), also in the checkpoint that
+    /// first makes redb hold every acknowledged run;
     /// [`RunStoreError::LogNotEmptied`] when the write-ahead log could not
     /// be emptied first, or runs wait in the holding file (nothing more is
     /// removed).
@@ -105,6 +106,9 @@ impl RunStore {
         only: Option<&WorkspaceId>,
         now_ms: u64,
     ) -> Result<PruneReport, RunStoreError> {
+        // Runs waiting to be applied are not in redb's tables yet, which
+        // are what this walks.
+        self.checkpoint_blocking()?;
         let mut report = PruneReport::default();
         let workspaces = match only {
             Some(ws) => vec![ws.as_str().to_owned()],

@@ -381,6 +381,55 @@ mod tests {
         }
     }
 
+    /// While redb refuses writes, logged runs wait to be applied; `get` and
+    /// `list` find them with the stored ones, newest first, each once,
+    /// across pages and with a status filter.
+    #[test]
+    fn runs_waiting_to_be_applied_are_listed_with_the_stored_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs.redb");
+        let (store, failing) = store_on_failing_disk(&path, true);
+        let mut runs: Vec<_> = (1..7).map(record).collect();
+        runs[1].status = crate::RunStatus::Failed;
+        runs[4].status = crate::RunStatus::Failed;
+        for r in &runs[..3] {
+            store.record_blocking(r.clone()).unwrap();
+        }
+        store.checkpoint_blocking().unwrap();
+        assert_eq!(store.waiting(), 0);
+        failing.store(true, Ordering::SeqCst);
+        for r in &runs[3..] {
+            store.record_blocking(r.clone()).unwrap();
+        }
+        assert_eq!(store.waiting(), 3, "redb refuses them, so they wait");
+        assert_eq!(store.get(runs[4].id).unwrap().as_ref(), Some(&runs[4]));
+
+        let walk = |status: Option<crate::RunStatus>| {
+            let mut q = crate::RunQuery::new(orbit_workspace::WorkspaceId::new("acme").unwrap());
+            q.limit = 2;
+            q.status = status;
+            let mut seen = Vec::new();
+            loop {
+                let page = store.list(&q).unwrap();
+                assert!(page.runs.len() <= 2);
+                seen.extend(page.runs);
+                match page.next_cursor {
+                    Some(c) => q.before = Some(c),
+                    None => return seen,
+                }
+            }
+        };
+        let mut newest_first = runs.clone();
+        newest_first.sort_by_key(|r| std::cmp::Reverse(r.id));
+        assert_eq!(walk(None), newest_first);
+        let failed: Vec<_> = newest_first.iter().filter(|r| r.status == crate::RunStatus::Failed).cloned().collect();
+        assert_eq!(failed.len(), 2);
+        assert_eq!(walk(Some(crate::RunStatus::Failed)), failed);
+        // Another workspace sees none of them.
+        let other = store.list(&crate::RunQuery::new(orbit_workspace::WorkspaceId::new("other").unwrap())).unwrap();
+        assert!(other.runs.is_empty());
+    }
+
     /// When the write-ahead log cannot be written, each batch is made
     /// durable by redb itself: acknowledged, found, and in a crash image of
     /// the redb file alone, taken before any checkpoint or close could have

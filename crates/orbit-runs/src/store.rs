@@ -1,9 +1,8 @@
 //! The redb-backed store and its group-commit writer thread.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -12,10 +11,11 @@ use tokio::sync::oneshot;
 
 use crate::error::RunStoreError;
 use crate::frame::Entry;
+use crate::logged::Logged;
 use crate::spill::{DrainError, Spill};
 use crate::types::{GroupCommit, MAX_LIST_LIMIT, RunId, RunPage, RunQuery, RunRecord};
 use crate::wal::Wal;
-use crate::writer::{Ack, Job, Work, Writer, begin_durable_write, import};
+use crate::writer::{Ack, Job, Outcome, Work, Writer, begin_durable_write, import};
 
 /// Run id (as `u128`) -> serde_json of the [`RunRecord`].
 pub(crate) const RUNS: TableDefinition<u128, &[u8]> = TableDefinition::new("runs");
@@ -34,6 +34,16 @@ struct Shared {
     jobs: Option<mpsc::Sender<Job>>,
     /// `None` only while [`Shared`] is being dropped.
     writer: Option<JoinHandle<()>>,
+    /// The writer's state, used by the writer thread and by a lone caller
+    /// that commits its own record ([`RunStore::try_lead`]).
+    state: Arc<Mutex<Writer>>,
+    /// Jobs sent to the writer thread and not yet handled.
+    queued: Arc<AtomicUsize>,
+    /// Records of the synced log that redb does not have yet; reads look
+    /// here first.
+    logged: Arc<Logged>,
+    /// [`GroupCommit::lone_caller_commits`].
+    lead: bool,
     commits: Arc<AtomicU64>,
     /// Records announced with [`RunStore::expect_record`] and not yet queued.
     expected: Arc<AtomicUsize>,
@@ -42,6 +52,9 @@ struct Shared {
     /// Tests set this to make the write-ahead log's appends fail.
     #[cfg(test)]
     wal_fail: Arc<std::sync::atomic::AtomicBool>,
+    /// Records a lone caller committed on its own thread.
+    #[cfg(test)]
+    led: AtomicU64,
 }
 
 impl Drop for Shared {
@@ -62,13 +75,16 @@ impl Drop for Shared {
 /// write-ahead log.
 ///
 /// Writes go through one writer thread that groups concurrent
-/// [`record`](Self::record) calls into one batch (see [`GroupCommit`]).
-/// Each batch is staged in one redb write transaction, appended to the
-/// write-ahead log `<store>.wal` and synced (`fdatasync`), then committed
-/// to redb without durability; a call returns only once its record is in
-/// the synced log. Reads ([`get`](Self::get), [`list`](Self::list)) use
-/// redb read transactions, see every acknowledged record, and run
-/// concurrently with the writer.
+/// [`record`](Self::record) calls into one batch (see [`GroupCommit`]);
+/// a lone caller, when the writer is idle, commits its own record as a
+/// batch of one instead ([`GroupCommit::lone_caller_commits`]). Each batch
+/// is appended to the write-ahead log `<store>.wal` and synced
+/// (`fdatasync`); a call returns only once its record is in the synced
+/// log. The writer thread then applies logged records to redb, a few
+/// milliseconds' worth per commit, without durability. Reads
+/// ([`get`](Self::get), [`list`](Self::list)) see every acknowledged
+/// record: they look at the records still waiting to be applied, then at
+/// redb's read transactions, and run concurrently with the writer.
 ///
 /// A checkpoint, one durable redb commit with two-phase commit (because
 /// records carry guest-controlled bytes), then empties the log: when it
@@ -230,7 +246,9 @@ impl RunStore {
         let commits = Arc::new(AtomicU64::new(0));
         let expected = Arc::new(AtomicUsize::new(0));
         let (jobs, queue) = mpsc::channel();
-        let writer = Writer {
+        let queued = Arc::new(AtomicUsize::new(0));
+        let logged = Arc::new(Logged::default());
+        let state = Arc::new(Mutex::new(Writer {
             db: Arc::clone(&db),
             gc,
             commits: Arc::clone(&commits),
@@ -238,13 +256,15 @@ impl RunStore {
             spill: Arc::clone(&spill),
             wal: wal.filter(|_| gc.write_ahead_log),
             last_checkpoint: Instant::now(),
-            keep_log: false,
+            logged: Arc::clone(&logged),
             checkpoint_retry_at: None,
             last_retry: None,
-        };
+            queued: Arc::clone(&queued),
+        }));
+        let thread_state = Arc::clone(&state);
         let writer = std::thread::Builder::new()
             .name("orbit-runs-writer".into())
-            .spawn(move || writer.run(&queue))
+            .spawn(move || crate::writer::run(&thread_state, &queue))
             .map_err(RunStoreError::SpawnWriter)?;
         tracing::debug!(path = %path.display(), ?gc, "run store opened");
         Ok(Self {
@@ -252,11 +272,17 @@ impl RunStore {
                 db,
                 jobs: Some(jobs),
                 writer: Some(writer),
+                state,
+                queued,
+                logged,
+                lead: gc.lone_caller_commits,
                 commits,
                 expected,
                 spill,
                 #[cfg(test)]
                 wal_fail,
+                #[cfg(test)]
+                led: AtomicU64::new(0),
             }),
         })
     }
@@ -276,9 +302,76 @@ impl RunStore {
     /// [`held`](Self::held));
     /// [`RunStoreError::Closed`] when the writer thread has died.
     pub async fn record(&self, rec: RunRecord) -> Result<(), RunStoreError> {
+        self.store_async(encode(&rec)?).await
+    }
+
+    /// Stores `entry`: on this thread when the caller is alone and the
+    /// writer idle, otherwise through the writer thread.
+    async fn store_async(&self, entry: Entry) -> Result<(), RunStoreError> {
+        let entry = match self.lead_async(entry) {
+            Ok(outcome) => return outcome,
+            Err(entry) => entry,
+        };
         let (tx, rx) = oneshot::channel();
-        self.submit(&rec, Ack::Async(tx))?;
+        self.send(Job { work: Work::Record(entry), ack: Ack::Async(tx) })?;
         rx.await.unwrap_or(Err(RunStoreError::Closed))
+    }
+
+    /// [`try_lead`](Self::try_lead) from async code. On tokio's
+    /// multi-thread runtime the commit runs in `block_in_place`, so the
+    /// worker's other tasks move to another thread while this one syncs;
+    /// on a current-thread runtime the record goes to the writer thread,
+    /// since blocking there would stall every task.
+    fn lead_async(&self, entry: Entry) -> Result<Outcome, Entry> {
+        if !self.may_lead() {
+            return Err(entry);
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| self.try_lead(entry))
+            }
+            Ok(_) => Err(entry),
+            // Polled outside tokio: the caller's own executor thread waits
+            // for the commit either way.
+            Err(_) => self.try_lead(entry),
+        }
+    }
+
+    /// The cheap part of the lone-caller test: no other record announced or
+    /// queued, and the store configured to let callers lead.
+    fn may_lead(&self) -> bool {
+        let s = &self.shared;
+        s.lead && s.expected.load(Ordering::Acquire) == 0 && s.queued.load(Ordering::Acquire) == 0
+    }
+
+    /// Commits `entry` on this thread when this caller is alone (no other
+    /// record announced or queued) and the writer thread is idle, and
+    /// returns its outcome; gives `entry` back otherwise. Skipping the queue
+    /// saves two cross-thread wake-ups per record; the commit itself (log
+    /// append and `fdatasync`, then redb) is the writer's own
+    /// ([`Writer::lead`]), under the same lock, so every invariant of the
+    /// writer holds. A checkpoint that falls due is left to the writer
+    /// thread, which this wakes.
+    fn try_lead(&self, entry: Entry) -> Result<Outcome, Entry> {
+        if !self.may_lead() {
+            return Err(entry);
+        }
+        let Ok(mut writer) = self.shared.state.try_lock() else { return Err(entry) };
+        if !writer.can_lead() {
+            return Err(entry);
+        }
+        let (outcome, wake) = writer.lead(entry);
+        drop(writer);
+        #[cfg(test)]
+        self.shared.led.fetch_add(1, Ordering::Relaxed);
+        if wake && let Some(jobs) = &self.shared.jobs {
+            // Not counted in `queued`: it carries no record, and counting it
+            // would send the next lone caller to the queue. A send fails only
+            // when the writer thread is gone; the record is on disk all the
+            // same (the next open imports the log).
+            let _ = jobs.send(Job { work: Work::Wake, ack: Ack::None });
+        }
+        Ok(outcome)
     }
 
     /// Announces that a record is on its way (a run has started), so that
@@ -301,19 +394,24 @@ impl RunStore {
     /// # Errors
     /// As for [`record`](Self::record).
     pub fn record_blocking(&self, rec: RunRecord) -> Result<(), RunStoreError> {
+        let entry = match self.try_lead(encode(&rec)?) {
+            Ok(outcome) => return outcome,
+            Err(entry) => entry,
+        };
         let (tx, rx) = mpsc::sync_channel(1);
-        self.submit(&rec, Ack::Blocking(tx))?;
+        self.send(Job { work: Work::Record(entry), ack: Ack::Blocking(tx) })?;
         rx.recv().unwrap_or(Err(RunStoreError::Closed))
     }
 
-    /// Encodes `rec` on the caller's thread and queues it for the writer.
-    fn submit(&self, rec: &RunRecord, ack: Ack) -> Result<(), RunStoreError> {
-        self.send(Job { work: Work::Record(encode(rec)?), ack })
-    }
-
+    /// Queues `job` for the writer thread, counted in `queued` until the
+    /// writer has handled it.
     fn send(&self, job: Job) -> Result<(), RunStoreError> {
         let jobs = self.shared.jobs.as_ref().ok_or(RunStoreError::Closed)?;
-        jobs.send(job).map_err(|_| RunStoreError::Closed)
+        self.shared.queued.fetch_add(1, Ordering::AcqRel);
+        jobs.send(job).map_err(|_| {
+            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+            RunStoreError::Closed
+        })
     }
 
     /// Waits until every record queued before this call (including those
@@ -344,6 +442,11 @@ impl RunStore {
     /// [`RunStoreError::Corrupt`] when the stored record does not decode or
     /// carries a different id.
     pub fn get(&self, id: RunId) -> Result<Option<RunRecord>, RunStoreError> {
+        // Logged and not yet in redb: it leaves `logged` only once redb
+        // has it, so looking here first and in redb second misses nothing.
+        if let Some(entry) = self.shared.logged.get(id.as_u128()) {
+            return decode(id, &entry.bytes).map(Some);
+        }
         let stored = self.shared.db.begin_read().map_err(storage).and_then(|txn| {
             let runs = txn.open_table(RUNS).map_err(storage)?;
             let bytes = runs.get(id.as_u128()).map_err(storage)?;
@@ -380,6 +483,15 @@ impl RunStore {
         if limit == 0 {
             return Ok(RunPage { runs: Vec::new(), next_cursor: None });
         }
+        let wanted = q.status.map(|s| s.as_str());
+        // Taken before redb's read transaction: a record that leaves
+        // `logged` meanwhile is in redb by then (and listed once).
+        let mut waiting = self
+            .shared
+            .logged
+            .of_workspace(q.workspace.as_str(), q.before.map(|b| b.as_u128()), wanted)
+            .into_iter()
+            .peekable();
         let txn = self.shared.db.begin_read().map_err(storage)?;
         let index = txn.open_table(BY_WORKSPACE).map_err(storage)?;
         let runs = txn.open_table(RUNS).map_err(storage)?;
@@ -389,32 +501,49 @@ impl RunStore {
             Some(before) => index.range((workspace, 0u128)..(workspace, before.as_u128())).map_err(storage)?,
             None => index.range((workspace, 0u128)..=(workspace, u128::MAX)).map_err(storage)?,
         };
-        let wanted = q.status.map(|s| s.as_str());
+        let mut entries = entries.rev();
+        let mut indexed = next_indexed(&mut entries, wanted)?;
 
         let mut page = Vec::new();
         let mut more = false;
-        for entry in entries.rev() {
-            let (key, status) = entry.map_err(storage)?;
-            if wanted.is_some_and(|w| w != status.value()) {
-                continue;
-            }
-            // Without a member filter the next index entry tells that more
+        loop {
+            // The newer of the next waiting record and the next indexed one;
+            // a record in both (applied meanwhile) is taken once.
+            let from_log = match (waiting.peek(), &indexed) {
+                (None, None) => break,
+                (Some(w), Some((id, _))) if w.id == *id => {
+                    indexed = next_indexed(&mut entries, wanted)?;
+                    true
+                }
+                (Some(w), Some((id, _))) => w.id > *id,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+            };
+            // Without a member filter the next candidate tells that more
             // runs match; with one, only its decoded record can.
             if page.len() == limit && q.member.is_none() {
                 more = true;
                 break;
             }
-            let id = RunId::from_u128(key.value().1);
-            let Some(bytes) = runs.get(id.as_u128()).map_err(storage)? else {
-                return Err(RunStoreError::Corrupt { id, reason: "indexed but not stored".into() });
+            let rec = if from_log {
+                let Some(w) = waiting.next() else { break };
+                decode(RunId::from_u128(w.id), &w.bytes)?
+            } else {
+                let Some((id, status)) = indexed.take() else { break };
+                indexed = next_indexed(&mut entries, wanted)?;
+                let id = RunId::from_u128(id);
+                let Some(bytes) = runs.get(id.as_u128()).map_err(storage)? else {
+                    return Err(RunStoreError::Corrupt { id, reason: "indexed but not stored".into() });
+                };
+                let rec = decode(id, bytes.value())?;
+                if rec.workspace != q.workspace || rec.status.as_str() != status {
+                    return Err(RunStoreError::Corrupt {
+                        id,
+                        reason: "record does not match its workspace index entry".into(),
+                    });
+                }
+                rec
             };
-            let rec = decode(id, bytes.value())?;
-            if rec.workspace != q.workspace || rec.status.as_str() != status.value() {
-                return Err(RunStoreError::Corrupt {
-                    id,
-                    reason: "record does not match its workspace index entry".into(),
-                });
-            }
             if let Some(member) = &q.member
                 && rec.member() != Some(member)
             {
@@ -451,6 +580,15 @@ impl RunStore {
         rx.await.unwrap_or(Err(RunStoreError::Closed))
     }
 
+    /// [`checkpoint`](Self::checkpoint) for synchronous code: afterwards
+    /// redb itself holds every record acknowledged before the call, so a
+    /// walk of its tables (retention) sees them all.
+    pub(crate) fn checkpoint_blocking(&self) -> Result<(), RunStoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(Job { work: Work::Checkpoint, ack: Ack::Blocking(tx) })?;
+        rx.recv().unwrap_or(Err(RunStoreError::Closed))
+    }
+
     /// Removes `ids` of workspace `ws` through the writer, in one durable
     /// commit; how many were there.
     pub(crate) fn remove(&self, ws: &str, ids: Vec<u128>) -> Result<u64, RunStoreError> {
@@ -459,9 +597,11 @@ impl RunStore {
         rx.recv().unwrap_or(Err(RunStoreError::Closed))
     }
 
-    /// How many batch write transactions this store's writer has committed
-    /// since [`open`](Self::open) (a count, shared by all clones; the
-    /// transaction at open that creates the tables is not counted).
+    /// How many batches have been made durable since [`open`](Self::open)
+    /// (a count, shared by all clones): each is one append and `fdatasync`
+    /// of the write-ahead log, or one durable redb commit when the log is
+    /// off or failing. The transaction at open that creates the tables is
+    /// not counted, nor are the writer's later non-durable redb commits.
     ///
     /// With concurrent callers this is well below the number of records,
     /// which is the point of group commit; useful for metrics and tests.
@@ -477,6 +617,12 @@ impl RunStore {
     /// An operator alert belongs on this staying above zero.
     pub fn held(&self) -> usize {
         self.shared.spill.held()
+    }
+
+    /// How many acknowledged records wait to be applied to redb.
+    #[cfg(test)]
+    pub(crate) fn waiting(&self) -> usize {
+        self.shared.logged.len()
     }
 
     /// Makes the write-ahead log's appends fail while set.
@@ -537,11 +683,9 @@ impl ExpectedRecord {
     /// # Errors
     /// As for [`RunStore::record`].
     pub async fn record(mut self, rec: RunRecord) -> Result<(), RunStoreError> {
-        let (tx, rx) = oneshot::channel();
         let entry = encode(&rec)?;
         self.withdraw();
-        self.store.send(Job { work: Work::Record(entry), ack: Ack::Async(tx) })?;
-        rx.await.unwrap_or(Err(RunStoreError::Closed))
+        self.store.store_async(entry).await
     }
 
     /// Takes the announcement back just before the record is sent: a writer
@@ -575,6 +719,26 @@ impl Drop for ExpectedRecord {
     fn drop(&mut self) {
         self.withdraw();
     }
+}
+
+/// The next entry of a workspace's index range (walked newest first) whose
+/// status is `wanted` (when set): its run id and status.
+fn next_indexed<'a>(
+    entries: &mut impl Iterator<
+        Item = Result<
+            (redb::AccessGuard<'a, (&'static str, u128)>, redb::AccessGuard<'a, &'static str>),
+            redb::StorageError,
+        >,
+    >,
+    wanted: Option<&str>,
+) -> Result<Option<(u128, String)>, RunStoreError> {
+    for entry in entries {
+        let (key, status) = entry.map_err(storage)?;
+        if wanted.is_none_or(|w| w == status.value()) {
+            return Ok(Some((key.value().1, status.value().to_owned())));
+        }
+    }
+    Ok(None)
 }
 
 /// `rec` as the writer stores it.
@@ -673,4 +837,118 @@ fn replay(db: &Database, path: &Path, spill: &Spill) -> Result<Option<Wal>, RunS
         tracing::warn!(path = %wal.path().display(), %error, "emptying the imported write-ahead log failed");
     }
     Ok(Some(wal))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::types::{ComponentKind, RunStatus};
+
+    fn record(status: RunStatus) -> RunRecord {
+        RunRecord {
+            id: RunId::new(),
+            workspace: orbit_workspace::WorkspaceId::new("acme").unwrap(),
+            component_digest: "ab".repeat(32),
+            kind: ComponentKind::Agent,
+            started_at_ms: 1_700_000_000_000,
+            duration_us: 1,
+            status,
+            exit_code: None,
+            error: None,
+            fuel_consumed: 1,
+            memory_bytes: 0,
+            input_bytes: 0,
+            output_bytes: 0,
+            log_bytes: 0,
+            output: None,
+            output_truncated: false,
+            logs: Vec::new(),
+            logs_truncated: false,
+            spans: Vec::new(),
+            spans_dropped: 0,
+            host_errors: Vec::new(),
+            parent: None,
+            principal: None,
+        }
+    }
+
+    /// Waits (at most 30 s, against a hang) until `done` holds.
+    fn eventually(what: &str, done: impl Fn() -> bool) {
+        let until = Instant::now() + Duration::from_secs(30);
+        while !done() {
+            assert!(Instant::now() < until, "never happened: {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// A lone caller commits on its own thread, and the writer thread,
+    /// asleep until then, still applies the record to redb and empties the
+    /// log on its own: nothing else calls the store after the record.
+    #[test]
+    fn a_lone_callers_record_is_applied_and_checkpointed_by_the_idle_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs.redb");
+        let gc = GroupCommit { checkpoint_interval: Duration::from_millis(100), ..GroupCommit::default() };
+        let store = RunStore::open_with(&path, gc).unwrap();
+        let rec = record(RunStatus::Succeeded);
+        store.record_blocking(rec.clone()).unwrap();
+        assert_eq!(store.shared.led.load(Ordering::Relaxed), 1, "the lone caller led");
+        assert_eq!(store.get(rec.id).unwrap().as_ref(), Some(&rec));
+
+        eventually("the writer applied the record", || store.shared.logged.is_empty());
+        let in_redb =
+            store.db().begin_read().unwrap().open_table(RUNS).unwrap().get(rec.id.as_u128()).unwrap().is_some();
+        assert!(in_redb);
+        let wal = Wal::beside(&path);
+        eventually("the writer emptied the log", || {
+            std::fs::metadata(&wal).unwrap().len() == crate::frame::SALT as u64
+        });
+        // Durable in redb alone now: a copy of the redb file has it.
+        let copy = tempfile::tempdir().unwrap();
+        std::fs::copy(&path, copy.path().join("runs.redb")).unwrap();
+        let copied = RunStore::open(&copy.path().join("runs.redb")).unwrap();
+        assert_eq!(copied.get(rec.id).unwrap().as_ref(), Some(&rec));
+    }
+
+    /// A caller is not alone while another run has announced its record,
+    /// and never leads when leading is off: its record goes through the
+    /// writer thread, which batches.
+    #[test]
+    fn only_a_lone_caller_leads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::open(&dir.path().join("runs.redb")).unwrap();
+        let other = store.expect_record();
+        let rec = record(RunStatus::Failed);
+        store.record_blocking(rec.clone()).unwrap();
+        assert_eq!(store.shared.led.load(Ordering::Relaxed), 0);
+        assert_eq!(store.get(rec.id).unwrap().as_ref(), Some(&rec));
+        drop(other);
+
+        let dir = tempfile::tempdir().unwrap();
+        let gc = GroupCommit { lone_caller_commits: false, ..GroupCommit::default() };
+        let store = RunStore::open_with(&dir.path().join("runs.redb"), gc).unwrap();
+        let rec = record(RunStatus::Succeeded);
+        store.record_blocking(rec.clone()).unwrap();
+        assert_eq!(store.shared.led.load(Ordering::Relaxed), 0);
+        assert_eq!(store.get(rec.id).unwrap().as_ref(), Some(&rec));
+        assert_eq!(store.commits(), 1);
+    }
+
+    /// A lone caller's record with an id already stored (applied to redb,
+    /// or still waiting to be) is refused, as through the writer thread.
+    #[test]
+    fn a_leader_refuses_a_stored_id_applied_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::open(&dir.path().join("runs.redb")).unwrap();
+        let rec = record(RunStatus::Succeeded);
+        store.record_blocking(rec.clone()).unwrap();
+        let again = store.record_blocking(rec.clone());
+        assert!(matches!(again, Err(RunStoreError::AlreadyExists(id)) if id == rec.id), "{again:?}");
+        eventually("the writer applied the record", || store.shared.logged.is_empty());
+        let again = store.record_blocking(rec.clone());
+        assert!(matches!(again, Err(RunStoreError::AlreadyExists(id)) if id == rec.id), "{again:?}");
+        assert_eq!(store.shared.led.load(Ordering::Relaxed), 3);
+    }
 }

@@ -6,17 +6,19 @@
 //!   after a durable two-phase redb commit, or after it is appended to the
 //!   holding file and synced ([`crate::spill`]). So "acknowledged means on
 //!   disk" holds without a redb commit being durable.
-//! - A logged record is acknowledged only once it is also in redb through a
-//!   non-durable commit, or in the holding file, so reads see it at once.
-//!   A crash loses the non-durable commits; the next open imports the log
-//!   into redb (skipping ids already there) with a durable commit before
-//!   anything else.
+//! - A logged record is added to [`crate::logged::Logged`] before it is
+//!   acknowledged, so reads see it at once, and stays there until a redb
+//!   commit holds it. The writer thread applies it to redb without
+//!   durability, after the acknowledgement. A crash loses the non-durable
+//!   commits; the next open imports the log into redb (skipping ids
+//!   already there) with a durable commit before anything else.
+//! - Appends happen under the writer's lock: by the writer thread, or by a
+//!   lone caller leading a batch of one (see [`crate::writer`]).
 //! - The log is emptied only right after a durable redb commit
-//!   (a checkpoint) that holds every record in it (or after redb refused a
-//!   logged batch, every record in it that is not in the holding file),
-//!   and only by the writer thread, which is the only thread that commits
-//!   to redb. A removal of runs (retention) happens only once the log is
-//!   empty, so a crash can never import a removed run again.
+//!   (a checkpoint) that holds every record in it, under the same lock,
+//!   so no append can slip in between. A removal of runs (retention)
+//!   happens only once the log is empty, so a crash can never import a
+//!   removed run again.
 //! - After an append or a reset fails halfway, nothing is appended until a
 //!   reset succeeds: each batch is a durable redb commit meanwhile.
 //! - The file uses the salted frame format of [`crate::frame`], with a new
@@ -29,8 +31,8 @@ use std::path::{Path, PathBuf};
 
 use crate::frame::{Entry, SALT, frame, new_salt, parse, sync_dir};
 
-/// The run store's write-ahead log: `<store>.wal`. Owned by the writer
-/// thread once the store is open.
+/// The run store's write-ahead log: `<store>.wal`. Part of the writer's
+/// state once the store is open.
 pub(crate) struct Wal {
     path: PathBuf,
     file: File,
@@ -158,17 +160,6 @@ impl Wal {
         self.file.seek(SeekFrom::Start(self.len))?;
         self.file.write_all(&self.buf)?;
         self.file.sync_data()
-    }
-
-    /// Every intact record in the file, oldest first, read back from disk.
-    ///
-    /// # Errors
-    /// When the file cannot be read.
-    pub(crate) fn read_back(&mut self) -> std::io::Result<Vec<Entry>> {
-        let mut bytes = Vec::new();
-        self.file.seek(SeekFrom::Start(0))?;
-        self.file.read_to_end(&mut bytes)?;
-        Ok(parse(&bytes).entries)
     }
 
     /// Whether the log must be reset before it takes another append: an
