@@ -18,6 +18,7 @@
 //!   the writer thread and a checkpoint may both apply the same entry.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::frame::Entry;
@@ -27,10 +28,16 @@ use crate::frame::Entry;
 /// or held, instead of growing this without bound.
 pub(crate) const MAX_LOGGED: usize = 65_536;
 
+/// At most this many bytes of encoded records wait here (a record may
+/// carry up to 10,000 spans, so a count alone does not bound memory).
+pub(crate) const MAX_LOGGED_BYTES: usize = 64 << 20;
+
 /// The records of the synced log that redb does not have yet, by run id.
 #[derive(Default)]
 pub(crate) struct Logged {
     map: RwLock<BTreeMap<u128, Arc<Entry>>>,
+    /// Bytes of the encoded records in `map`; changed under its write lock.
+    bytes: std::sync::atomic::AtomicUsize,
 }
 
 impl Logged {
@@ -49,7 +56,10 @@ impl Logged {
         let mut map = self.write();
         let was_empty = map.is_empty();
         for e in entries {
-            map.insert(e.id, Arc::new(e));
+            let size = e.bytes.len();
+            if map.insert(e.id, Arc::new(e)).is_none() {
+                self.bytes.fetch_add(size, Ordering::Relaxed);
+            }
         }
         was_empty
     }
@@ -67,6 +77,11 @@ impl Logged {
     /// How many records wait here.
     pub(crate) fn len(&self) -> usize {
         self.read().len()
+    }
+
+    /// Whether [`MAX_LOGGED`] records or [`MAX_LOGGED_BYTES`] bytes wait.
+    pub(crate) fn full(&self) -> bool {
+        self.len() >= MAX_LOGGED || self.bytes.load(Ordering::Relaxed) >= MAX_LOGGED_BYTES
     }
 
     /// Whether none waits.
@@ -99,7 +114,9 @@ impl Logged {
     pub(crate) fn remove(&self, applied: &[Arc<Entry>]) {
         let mut map = self.write();
         for e in applied {
-            map.remove(&e.id);
+            if let Some(gone) = map.remove(&e.id) {
+                self.bytes.fetch_sub(gone.bytes.len(), Ordering::Relaxed);
+            }
         }
     }
 }

@@ -430,6 +430,36 @@ mod tests {
         assert!(other.runs.is_empty());
     }
 
+    /// A repeat of a run that waits to be applied is refused even when its
+    /// batch ends in the holding file: held records are imported first at
+    /// the next open, and it would take the acknowledged original's place.
+    #[test]
+    fn a_repeat_of_a_waiting_run_is_refused_and_not_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs.redb");
+        let (store, failing) = store_on_failing_disk(&path, true);
+        failing.store(true, Ordering::SeqCst);
+        let original = record(1);
+        store.record_blocking(original.clone()).unwrap();
+        assert_eq!(store.waiting(), 1);
+        // The log fails too: batches now try redb's durable commit, which
+        // fails, and end in the holding file.
+        store.wal_fail().store(true, Ordering::SeqCst);
+        let mut forged = original.clone();
+        forged.output = Some("forged".into());
+        let refused = store.record_blocking(forged);
+        assert!(matches!(refused, Err(crate::RunStoreError::AlreadyExists(id)) if id == original.id), "{refused:?}");
+        assert_eq!(store.held(), 0);
+        let other = record(2);
+        store.record_blocking(other.clone()).unwrap();
+        assert_eq!(store.held(), 1);
+        drop(store);
+
+        let store = crate::RunStore::open(&path).unwrap();
+        assert_eq!(store.get(original.id).unwrap().as_ref(), Some(&original));
+        assert_eq!(store.get(other.id).unwrap().as_ref(), Some(&other));
+    }
+
     /// When the write-ahead log cannot be written, each batch is made
     /// durable by redb itself: acknowledged, found, and in a crash image of
     /// the redb file alone, taken before any checkpoint or close could have

@@ -22,8 +22,8 @@
 //! cross-thread wake-ups of the queue (caller to writer, writer to caller)
 //! cost more than the commit's CPU on these machines. Everything else goes
 //! through the queue to the writer thread, which batches.
-//! When redb refuses a batch, its records go to the holding file
-//! ([`crate::spill`]).
+//! When the log cannot take a batch and redb refuses its durable commit
+//! too, its records go to the holding file ([`crate::spill`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -35,7 +35,7 @@ use tokio::sync::oneshot;
 
 use crate::error::RunStoreError;
 use crate::frame::Entry;
-use crate::logged::{Logged, MAX_LOGGED};
+use crate::logged::Logged;
 use crate::spill::{DrainError, Spill};
 use crate::store::{BY_WORKSPACE, RUNS, storage};
 use crate::types::{GroupCommit, RunId};
@@ -132,8 +132,9 @@ pub(crate) fn lock(state: &Mutex<Writer>) -> MutexGuard<'_, Writer> {
 
 /// The writer thread: gathers batches from `queue` and commits each;
 /// returns when every sender is gone and the queue is drained, after a
-/// last checkpoint. It holds the state's lock only while it handles jobs,
-/// never while it waits for one, so an idle writer can be led past.
+/// last checkpoint. It holds the state's lock while it gathers and
+/// handles a batch, never while it sleeps waiting for the first job or
+/// applies logged records, so an idle writer can be led past.
 pub(crate) fn run(state: &Mutex<Writer>, queue: &mpsc::Receiver<Job>) {
     let (max_batch, queued, db, logged) = {
         let w = lock(state);
@@ -159,6 +160,11 @@ pub(crate) fn run(state: &Mutex<Writer>, queue: &mpsc::Receiver<Job>) {
                     Instant::now() + APPLY_RETRY
                 });
             }
+        }
+        // Records a lone caller logged during that apply sent no wake-up
+        // (the map was not empty): they are due like any others.
+        if apply_at.is_none() && !logged.is_empty() {
+            apply_at = Some(Instant::now() + APPLY_DELAY);
         }
         // While the log holds records, wake for a checkpoint when idle; while
         // records wait to be applied, wake when they are due.
@@ -190,9 +196,7 @@ pub(crate) fn run(state: &Mutex<Writer>, queue: &mpsc::Receiver<Job>) {
                 batch.push(first);
                 writer.gather(queue, &mut batch, max_batch);
                 writer.retry_held();
-                let handled = batch.iter().filter(|j| !matches!(j.work, Work::Wake)).count();
-                writer.commit_batch(&mut batch);
-                queued.fetch_sub(handled, Ordering::AcqRel);
+                writer.commit_batch(&mut batch, &queued);
             }
         }
         writer.checkpoint_if_due();
@@ -222,16 +226,18 @@ impl Writer {
     }
 
     /// Whether batches go to the log: it is on and taking appends, and
-    /// fewer than [`MAX_LOGGED`] records wait to be applied.
+    /// the records waiting to be applied are under their caps
+    /// ([`Logged::full`]).
     fn logging(&self) -> bool {
-        self.wal.as_ref().is_some_and(|w| !w.poisoned()) && self.logged.len() < MAX_LOGGED
+        self.wal.as_ref().is_some_and(|w| !w.poisoned()) && !self.logged.full()
     }
 
     /// Commits `entry` on the caller's thread, as a batch of one, exactly as
     /// the writer thread would; call only when [`can_lead`](Self::can_lead).
     /// Returns its outcome, and whether the writer thread must be woken
-    /// ([`Work::Wake`]): the log's age started with this record, or the log
-    /// is due for a checkpoint, which the caller does not wait for.
+    /// ([`Work::Wake`]): it sleeps while nothing waits to be applied, and
+    /// this record ends that; or the log is due for a checkpoint, which the
+    /// caller does not wait for.
     pub(crate) fn lead(&mut self, entry: Entry) -> (Outcome, bool) {
         let was_empty = self.logged.is_empty();
         let batch = [Job { work: Work::Record(entry), ack: Ack::None }];
@@ -307,11 +313,16 @@ impl Writer {
     /// checkpoints and removals where they stand), and leaves `batch`
     /// empty. Never panics on a redb error.
     ///
-    /// When redb refuses the batch, its records go to the holding file and
-    /// are acknowledged once it is synced; only when that fails too does
-    /// each caller get [`RunStoreError::Commit`].
-    fn commit_batch(&mut self, batch: &mut Vec<Job>) {
+    /// When the batch cannot be logged and redb refuses its durable commit,
+    /// its records go to the holding file and are acknowledged once it is
+    /// synced; only when that fails too does each caller get
+    /// [`RunStoreError::Commit`].
+    fn commit_batch(&mut self, batch: &mut Vec<Job>, queued: &AtomicUsize) {
         let outcomes = self.commit_records(batch);
+        // Before the acknowledgements, so a caller acknowledged here that
+        // calls again at once may lead (this lock is still held, so none
+        // can lead before everything above is committed).
+        queued.fetch_sub(batch.iter().filter(|j| !matches!(j.work, Work::Wake)).count(), Ordering::AcqRel);
         for (job, outcome) in batch.drain(..).zip(outcomes) {
             match job.work {
                 Work::Record(_) | Work::Barrier | Work::Wake => job.ack.send(outcome),
@@ -341,7 +352,15 @@ impl Writer {
                 outcomes
             }
             Err(error) => {
-                let entries: Vec<&Entry> = records(batch).collect();
+                // A repeat of a record waiting in `logged` is refused, not
+                // held: held records are imported first at the next open,
+                // and it would take the place of the acknowledged original.
+                let repeat = |job: &Job| matches!(&job.work, Work::Record(e) if self.logged.contains(e.id));
+                let entries: Vec<&Entry> = batch
+                    .iter()
+                    .filter(|j| !repeat(j))
+                    .filter_map(|j| records(std::slice::from_ref(j)).next())
+                    .collect();
                 match self.spill.append(&entries) {
                     Ok(()) => {
                         tracing::error!(
@@ -351,7 +370,15 @@ impl Writer {
                             %error,
                             "run batch commit failed; its records are held on disk and committed when the run store accepts writes again"
                         );
-                        batch.iter().map(|_| Ok(())).collect()
+                        batch
+                            .iter()
+                            .map(|job| match &job.work {
+                                Work::Record(e) if repeat(job) => {
+                                    Err(RunStoreError::AlreadyExists(RunId::from_u128(e.id)))
+                                }
+                                _ => Ok(()),
+                            })
+                            .collect()
                     }
                     Err(spill_error) => {
                         tracing::error!(records = size, %error, %spill_error, "run batch commit failed and its records could not be held; they are not recorded");
@@ -411,17 +438,27 @@ impl Writer {
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut accepted: Vec<&Entry> = Vec::with_capacity(batch.len());
         {
+            // Records are write-once: stored, waiting to be applied, or
+            // earlier in this batch. `logged` is asked before redb's
+            // snapshot is taken: the writer thread's apply, which runs
+            // without this lock, drops a record from `logged` only after
+            // its commit, so a record missed there is in the snapshot.
+            let mut ids = std::collections::HashSet::with_capacity(batch.len());
+            let fresh: Vec<bool> = batch
+                .iter()
+                .map(|job| match &job.work {
+                    Work::Record(entry) => !self.logged.contains(entry.id) && ids.insert(entry.id),
+                    _ => false,
+                })
+                .collect();
             let txn = self.db.begin_read()?;
             let runs = txn.open_table(RUNS)?;
-            let mut ids = std::collections::HashSet::with_capacity(batch.len());
-            for job in batch {
+            for (job, fresh) in batch.iter().zip(fresh) {
                 let Work::Record(entry) = &job.work else {
                     outcomes.push(Ok(()));
                     continue;
                 };
-                // Records are write-once: stored, waiting to be applied, or
-                // earlier in this batch.
-                let new = !self.logged.contains(entry.id) && ids.insert(entry.id) && runs.get(entry.id)?.is_none();
+                let new = fresh && runs.get(entry.id)?.is_none();
                 if new {
                     accepted.push(entry);
                     outcomes.push(Ok(()));
