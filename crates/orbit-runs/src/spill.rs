@@ -193,7 +193,7 @@ pub(crate) enum DrainError<E> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::atomic::Ordering;
 
     use super::*;
@@ -294,7 +294,8 @@ mod tests {
         }
     }
 
-    fn record(n: u8) -> crate::RunRecord {
+    /// A succeeded run of workspace `acme` with output `n`, and a new id.
+    pub(crate) fn record(n: u8) -> crate::RunRecord {
         crate::RunRecord {
             id: crate::RunId::new(),
             workspace: orbit_workspace::WorkspaceId::new("acme").unwrap(),

@@ -862,34 +862,10 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::types::{ComponentKind, RunStatus};
+    use crate::types::RunStatus;
 
     fn record(status: RunStatus) -> RunRecord {
-        RunRecord {
-            id: RunId::new(),
-            workspace: orbit_workspace::WorkspaceId::new("acme").unwrap(),
-            component_digest: "ab".repeat(32),
-            kind: ComponentKind::Agent,
-            started_at_ms: 1_700_000_000_000,
-            duration_us: 1,
-            status,
-            exit_code: None,
-            error: None,
-            fuel_consumed: 1,
-            memory_bytes: 0,
-            input_bytes: 0,
-            output_bytes: 0,
-            log_bytes: 0,
-            output: None,
-            output_truncated: false,
-            logs: Vec::new(),
-            logs_truncated: false,
-            spans: Vec::new(),
-            spans_dropped: 0,
-            host_errors: Vec::new(),
-            parent: None,
-            principal: None,
-        }
+        RunRecord { status, ..crate::spill::tests::record(0) }
     }
 
     /// Waits (at most 30 s, against a hang) until `done` holds.
