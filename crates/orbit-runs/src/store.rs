@@ -332,20 +332,18 @@ impl RunStore {
         // tokio refuses `block_in_place` (with a panic, before running the
         // closure) in one case the flavor does not show: a multi-thread
         // handle entered inside a current-thread runtime's `block_on`.
-        // Then the copy goes to the writer thread; a panic from inside the
-        // closure would be a bug of ours, and is not swallowed.
-        let copy = entry.clone();
-        let entered = std::sync::atomic::AtomicBool::new(false);
+        // Then the entry, never taken, goes to the writer thread; a panic
+        // from inside the closure would be a bug of ours, and is not
+        // swallowed.
+        let mut slot = Some(entry);
         let led = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            tokio::task::block_in_place(|| {
-                entered.store(true, Ordering::Relaxed);
-                self.try_lead(entry)
-            })
+            tokio::task::block_in_place(|| slot.take().map(|entry| self.try_lead(entry)))
         }));
-        match led {
-            Ok(led) => led,
-            Err(_) if !entered.load(Ordering::Relaxed) => Err(copy),
-            Err(panic) => std::panic::resume_unwind(panic),
+        match (led, slot) {
+            (_, Some(untaken)) => Err(untaken),
+            // `None` cannot come back: the closure finds the slot filled.
+            (Ok(led), None) => led.unwrap_or(Ok(Err(RunStoreError::Closed))),
+            (Err(panic), None) => std::panic::resume_unwind(panic),
         }
     }
 

@@ -147,29 +147,25 @@ pub(crate) fn run(state: &Mutex<Writer>, queue: &mpsc::Receiver<Job>) {
     // log and in `logged` meanwhile).
     let mut apply_at: Option<Instant> = None;
     loop {
+        // Without the state's lock, so a lone caller can log its next
+        // record meanwhile.
+        if apply_at.is_some_and(|at| Instant::now() >= at) {
+            apply_at = apply_logged(&db, &logged).err().map(|error| {
+                tracing::warn!(waiting = logged.len(), %error, "applying logged runs to the run store failed; they stay in the write-ahead log");
+                Instant::now() + APPLY_RETRY
+            });
+        }
+        // Records that arrived since (a lone caller sends no wake-up while
+        // the map is not empty) are due like any others.
         if logged.is_empty() {
             apply_at = None;
-        } else {
-            let now = Instant::now();
-            let at = *apply_at.get_or_insert(now + APPLY_DELAY);
-            // Without the state's lock, so a lone caller can log its next
-            // record meanwhile.
-            if now >= at {
-                apply_at = apply_logged(&db, &logged).err().map(|error| {
-                    tracing::warn!(waiting = logged.len(), %error, "applying logged runs to the run store failed; they stay in the write-ahead log");
-                    Instant::now() + APPLY_RETRY
-                });
-            }
-        }
-        // Records a lone caller logged during that apply sent no wake-up
-        // (the map was not empty): they are due like any others.
-        if apply_at.is_none() && !logged.is_empty() {
+        } else if apply_at.is_none() {
             apply_at = Some(Instant::now() + APPLY_DELAY);
         }
         // While the log holds records, wake for a checkpoint when idle; while
         // records wait to be applied, wake when they are due.
         let mut wait = lock(state).idle_wait();
-        if let Some(at) = apply_at.filter(|_| !logged.is_empty()) {
+        if let Some(at) = apply_at {
             let due = at.saturating_duration_since(Instant::now());
             wait = Some(wait.map_or(due, |w| w.min(due)));
         }
@@ -356,11 +352,7 @@ impl Writer {
                 // held: held records are imported first at the next open,
                 // and it would take the place of the acknowledged original.
                 let repeat = |job: &Job| matches!(&job.work, Work::Record(e) if self.logged.contains(e.id));
-                let entries: Vec<&Entry> = batch
-                    .iter()
-                    .filter(|j| !repeat(j))
-                    .filter_map(|j| records(std::slice::from_ref(j)).next())
-                    .collect();
+                let entries: Vec<&Entry> = records(batch).filter(|e| !self.logged.contains(e.id)).collect();
                 match self.spill.append(&entries) {
                     Ok(()) => {
                         tracing::error!(
