@@ -5,9 +5,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use orbit_workspace::{Principal, WorkspaceId};
+use orbit_workspace::{Principal, ReadMostlyDatabase, WorkspaceId};
 use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+    Database, Durability, ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
 };
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -247,7 +247,9 @@ fn validate_name(name: &str) -> Result<(), VaultError> {
 /// except [`Vault::mark_used`] (see there). The type is `Send + Sync`;
 /// writers are serialised by redb.
 pub struct Vault {
-    db: Database,
+    /// Read-only until the first write (see [`ReadMostlyDatabase`]): a
+    /// process that reads no secret, or only reads, syncs nothing.
+    db: ReadMostlyDatabase,
     master: MasterKey,
     limit: u64,
     path: PathBuf,
@@ -297,6 +299,15 @@ impl Vault {
     /// [`VaultError::Storage`] when redb fails (including when the file is
     /// already open in this process).
     pub fn open_with(path: &Path, master: MasterKey, options: VaultOptions) -> Result<Vault, VaultError> {
+        let limit = options.max_encryptions_per_key.clamp(1, Self::ENCRYPTION_LIMIT);
+        if let Some(db) = ReadMostlyDatabase::open_read_only(path)? {
+            let ready = initialised(&*db.read()?, &master)?;
+            if let Some(vault_id) = ready {
+                return Ok(Vault { db, master, limit, path: path.to_owned(), vault_id });
+            }
+        }
+        // Missing, not closed cleanly, or not set up (or set up before
+        // vault ids): open it for writing.
         let existed = path.exists();
         let db = Database::create(path)?;
         #[cfg(unix)]
@@ -305,9 +316,8 @@ impl Vault {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
                 .map_err(|e| VaultError::Storage(e.into()))?;
         }
-        let limit = options.max_encryptions_per_key.clamp(1, Self::ENCRYPTION_LIMIT);
         let vault_id = init(&db, &master)?;
-        Ok(Vault { db, master, limit, path: path.to_owned(), vault_id })
+        Ok(Vault { db: ReadMostlyDatabase::from_writable(path, db), master, limit, path: path.to_owned(), vault_id })
     }
 
     /// The vault file's path.
@@ -316,7 +326,7 @@ impl Vault {
     }
 
     fn begin_write(&self) -> Result<WriteTransaction, VaultError> {
-        begin_durable_write(&self.db)
+        begin_durable_write(self.db.writable()?)
     }
 
     fn new_kek_info(&self, version: u32) -> KekInfo {
@@ -495,7 +505,7 @@ impl Vault {
     /// record cannot be parsed; [`VaultError::Storage`].
     pub fn list(&self, ws: &WorkspaceId) -> Result<Vec<SecretMeta>, VaultError> {
         let workspace = ws.as_str();
-        let tx = self.db.begin_read()?;
+        let tx = self.db.read()?;
         let secrets = tx.open_table(SECRETS)?;
         let last_used = tx.open_table(LAST_USED)?;
         let mut out = Vec::new();
@@ -549,7 +559,7 @@ impl Vault {
     pub fn meta(&self, ws: &WorkspaceId, name: &str) -> Result<Option<SecretMeta>, VaultError> {
         validate_name(name)?;
         let workspace = ws.as_str();
-        let tx = self.db.begin_read()?;
+        let tx = self.db.read()?;
         let secrets = tx.open_table(SECRETS)?;
         let Some(bytes) = secrets.get((workspace, name))? else {
             return Ok(None);
@@ -576,7 +586,7 @@ impl Vault {
     pub fn resolve(&self, ws: &WorkspaceId, name: &str) -> Result<Option<(SecretMeta, SecretValue)>, VaultError> {
         validate_name(name)?;
         let workspace = ws.as_str();
-        let tx = self.db.begin_read()?;
+        let tx = self.db.read()?;
         let Some(bytes) = tx.open_table(SECRETS)?.get((workspace, name))?.map(|g| g.value().to_vec()) else {
             return Ok(None);
         };
@@ -618,7 +628,7 @@ impl Vault {
     pub fn mark_used(&self, ws: &WorkspaceId, name: &str, at_ms: u64) -> Result<(), VaultError> {
         validate_name(name)?;
         let key = (ws.as_str(), name);
-        let mut tx = self.db.begin_write()?;
+        let mut tx = self.db.writable()?.begin_write()?;
         tx.set_durability(Durability::None)?;
         {
             if tx.open_table(SECRETS)?.get(key)?.is_none() {
@@ -724,7 +734,7 @@ impl Vault {
     /// # Errors
     /// [`VaultError::Corrupt`] for unreadable state; [`VaultError::Storage`].
     pub fn status(&self) -> Result<VaultStatus, VaultError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db.read()?;
         let state = load_state(&tx.open_table(META)?)?;
         let current: Vec<String> = {
             let table = tx.open_table(CURRENT_DEK)?;
@@ -799,6 +809,26 @@ fn verify_master(master: &MasterKey, vault_id: &[u8], state: &KekState) -> Resul
         }
     }
     Ok(())
+}
+
+/// The vault id of a vault set up with every table, a key state and a
+/// vault id, after verifying `master` against it; `None` when [`init`]
+/// must write.
+///
+/// # Errors
+/// [`VaultError::WrongMasterKey`], and as [`parse_state`].
+fn initialised(tx: &ReadTransaction, master: &MasterKey) -> Result<Option<VaultId>, VaultError> {
+    let tables = tx.open_table(DEKS).is_ok()
+        && tx.open_table(CURRENT_DEK).is_ok()
+        && tx.open_table(SECRETS).is_ok()
+        && tx.open_table(LAST_USED).is_ok();
+    let Ok(meta) = tx.open_table(META) else { return Ok(None) };
+    let (Some(state), Some(id), true) = (meta.get(KEK_STATE_KEY)?, meta.get(VAULT_ID_KEY)?, tables) else {
+        return Ok(None);
+    };
+    let id: VaultId = id.value().try_into().map_err(|_| corrupt("vault id", "not 16 bytes"))?;
+    verify_master(master, &id, &parse_state(state.value())?)?;
+    Ok(Some(id))
 }
 
 /// Creates the tables, vault id and key state of a new vault, or verifies
@@ -984,6 +1014,7 @@ impl SecretResolver for Vault {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use redb::ReadableDatabase as _;
 
     fn read_meta(path: &Path, key: &str) -> Option<Vec<u8>> {
         let db = Database::create(path).unwrap();

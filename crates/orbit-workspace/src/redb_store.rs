@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{AuditEvent, AuditLog, AuditPage, AuditQuery, DEFAULT_AUDIT_RETENTION_MS, MAX_AUDIT_PAGE};
 use crate::clock::{Clock, SystemClock};
 use crate::permission::{Action, Target};
+use crate::read_mostly::ReadMostlyDatabase;
 use crate::store::{
     AuthFailure, Authenticated, IssuedToken, MemberAdded, MemberRecord, MemberRemoved, Notification, OwnedItem,
     TeamError, TeamStore, TokenRecord, TokenRequest, WorkspaceRecord,
@@ -54,7 +55,9 @@ struct StoredToken {
 /// Cheap to clone; `Send + Sync`.
 #[derive(Clone)]
 pub struct RedbTeamStore {
-    db: Arc<Database>,
+    /// Read-only until the first write (see [`ReadMostlyDatabase`]): a
+    /// process that only reads the team store syncs nothing.
+    db: Arc<ReadMostlyDatabase>,
     clock: Arc<dyn Clock>,
     retention_ms: u64,
 }
@@ -98,11 +101,20 @@ impl RedbTeamStore {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(st)?;
         }
-        if !path.exists() {
-            create_atomically(path)?;
-        }
-        let db = Database::builder().create(path).map_err(st)?;
-        create_tables(&db)?;
+        let db = match ReadMostlyDatabase::open_read_only(path).map_err(st)? {
+            Some(db) if tables_exist(&*db.read().map_err(st)?) => db,
+            read_only => {
+                // Missing, not closed cleanly, or not set up: open it
+                // for writing (the read-only handle closed first).
+                drop(read_only);
+                if !path.exists() {
+                    create_atomically(path)?;
+                }
+                let db = Database::builder().create(path).map_err(st)?;
+                create_tables(&db)?;
+                ReadMostlyDatabase::from_writable(path, db)
+            }
+        };
         let store = Self { db: Arc::new(db), clock, retention_ms };
         let now = store.clock.now_ms();
         store.prune(now.saturating_sub(retention_ms))?;
@@ -114,7 +126,7 @@ impl RedbTeamStore {
     }
 
     fn write(&self) -> Result<WriteTransaction, TeamError> {
-        let mut txn = self.db.begin_write().map_err(st)?;
+        let mut txn = self.db.writable().map_err(st)?.begin_write().map_err(st)?;
         txn.set_durability(Durability::Immediate).map_err(st)?;
         Ok(txn)
     }
@@ -175,16 +187,19 @@ fn create_atomically(path: &Path) -> Result<(), TeamError> {
     }
 }
 
-fn create_tables(db: &Database) -> Result<(), TeamError> {
-    // A store opened before has them: no write, and no fsync, at each open.
-    if let Ok(txn) = db.begin_read()
-        && txn.open_table(WORKSPACES).is_ok()
+/// Whether every table of the store exists in `txn`'s snapshot.
+fn tables_exist(txn: &ReadTransaction) -> bool {
+    txn.open_table(WORKSPACES).is_ok()
         && txn.open_table(MEMBERS).is_ok()
         && txn.open_table(TOKENS).is_ok()
         && txn.open_table(TOKEN_HASHES).is_ok()
         && txn.open_table(AUDIT).is_ok()
         && txn.open_table(NOTIFICATIONS).is_ok()
-    {
+}
+
+fn create_tables(db: &Database) -> Result<(), TeamError> {
+    // A store opened before has them: no write, and no fsync, at each open.
+    if db.begin_read().is_ok_and(|txn| tables_exist(&txn)) {
         return Ok(());
     }
     let mut txn = db.begin_write().map_err(st)?;
@@ -306,7 +321,7 @@ impl AuditLog for RedbTeamStore {
 
     fn query(&self, q: &AuditQuery) -> Result<AuditPage, TeamError> {
         let limit = q.limit.clamp(1, MAX_AUDIT_PAGE);
-        let txn = self.db.begin_read().map_err(st)?;
+        let txn = self.db.read().map_err(st)?;
         let t = txn.open_table(AUDIT).map_err(st)?;
         let ws = q.workspace.as_str();
         let upper = q.before.map_or(u128::MAX, |c| c.as_u128().saturating_sub(1));
@@ -328,17 +343,29 @@ impl AuditLog for RedbTeamStore {
     }
 
     fn prune(&self, before_ms: u64) -> Result<u64, TeamError> {
+        // This runs at every open: look before taking a write transaction,
+        // which would open the file for writing.
+        let expired = |v: &[u8]| serde_json::from_slice::<AuditEvent>(v).is_ok_and(|e| e.at_ms < before_ms);
+        {
+            let txn = self.db.read().map_err(st)?;
+            let t = txn.open_table(AUDIT).map_err(st)?;
+            let mut any = false;
+            for row in t.iter().map_err(st)? {
+                if expired(row.map_err(st)?.1.value()) {
+                    any = true;
+                    break;
+                }
+            }
+            if !any {
+                return Ok(0);
+            }
+        }
         let txn = self.write()?;
         let mut removed = 0;
         {
             let mut t = txn.open_table(AUDIT).map_err(st)?;
             // By the event's own time (`at_ms`), which every event carries.
-            removed += t
-                .extract_if(|_, v| {
-                    serde_json::from_slice::<AuditEvent>(v).map(|e| e.at_ms < before_ms).unwrap_or(false)
-                })
-                .map_err(st)?
-                .count() as u64;
+            removed += t.extract_if(|_, v| expired(v)).map_err(st)?.count() as u64;
         }
         if removed == 0 {
             // Nothing changed: aborting costs no fsync (this runs at every open).
@@ -399,13 +426,13 @@ impl TeamStore for RedbTeamStore {
     }
 
     fn workspace(&self, ws: &WorkspaceId) -> Result<Option<WorkspaceRecord>, TeamError> {
-        let txn = self.db.begin_read().map_err(st)?;
+        let txn = self.db.read().map_err(st)?;
         let t = txn.open_table(WORKSPACES).map_err(st)?;
         t.get(ws.as_str()).map_err(st)?.map(|v| dec(v.value())).transpose()
     }
 
     fn workspaces(&self) -> Result<Vec<WorkspaceRecord>, TeamError> {
-        let txn = self.db.begin_read().map_err(st)?;
+        let txn = self.db.read().map_err(st)?;
         let t = txn.open_table(WORKSPACES).map_err(st)?;
         let mut out = Vec::new();
         for row in t.iter().map_err(st)? {
@@ -415,7 +442,7 @@ impl TeamStore for RedbTeamStore {
     }
 
     fn workspaces_of(&self, user: &UserId) -> Result<Vec<(WorkspaceRecord, Role)>, TeamError> {
-        let txn = self.db.begin_read().map_err(st)?;
+        let txn = self.db.read().map_err(st)?;
         let ws_t = txn.open_table(WORKSPACES).map_err(st)?;
         let m_t = txn.open_table(MEMBERS).map_err(st)?;
         let mut out = Vec::new();
@@ -455,13 +482,13 @@ impl TeamStore for RedbTeamStore {
     }
 
     fn members(&self, ws: &WorkspaceId) -> Result<Vec<MemberRecord>, TeamError> {
-        let txn = self.db.begin_read().map_err(st)?;
-        get_workspace(&txn, ws)?;
-        members_in(&txn, ws)
+        let txn = self.db.read().map_err(st)?;
+        get_workspace(&*txn, ws)?;
+        members_in(&*txn, ws)
     }
 
     fn member(&self, ws: &WorkspaceId, user: &UserId) -> Result<Option<MemberRecord>, TeamError> {
-        let txn = self.db.begin_read().map_err(st)?;
+        let txn = self.db.read().map_err(st)?;
         if txn.open_table(WORKSPACES).map_err(st)?.get(ws.as_str()).map_err(st)?.is_none() {
             return Err(TeamError::WorkspaceNotFound(ws.clone()));
         }
@@ -633,9 +660,9 @@ impl TeamStore for RedbTeamStore {
     }
 
     fn tokens(&self, actor: &Principal, ws: &WorkspaceId) -> Result<Vec<TokenRecord>, TeamError> {
-        let txn = self.db.begin_read().map_err(st)?;
-        get_workspace(&txn, ws)?;
-        let mut out: Vec<TokenRecord> = tokens_in(&txn, ws)?
+        let txn = self.db.read().map_err(st)?;
+        get_workspace(&*txn, ws)?;
+        let mut out: Vec<TokenRecord> = tokens_in(&*txn, ws)?
             .into_iter()
             .map(|t| t.record)
             .filter(|r| actor.check(Action::ListTokens, &Target::owned_by(&r.user)).is_ok())
@@ -673,7 +700,7 @@ impl TeamStore for RedbTeamStore {
         let hash = secret.hash();
         let now = self.now();
         let (stored, member) = {
-            let txn = self.db.begin_read().map_err(st)?;
+            let txn = self.db.read().map_err(st)?;
             let h = txn.open_table(TOKEN_HASHES).map_err(st)?;
             let Some(loc) = h.get(hash.0.as_slice()).map_err(st)? else {
                 return fail(AuthFailure::Unknown);
@@ -717,7 +744,7 @@ impl TeamStore for RedbTeamStore {
 
     fn token_active(&self, ws: &WorkspaceId, id: TokenId) -> Result<bool, TeamError> {
         let now = self.now();
-        let txn = self.db.begin_read().map_err(st)?;
+        let txn = self.db.read().map_err(st)?;
         let t = txn.open_table(TOKENS).map_err(st)?;
         let Some(v) = t.get((ws.as_str(), id.0.as_u128())).map_err(st)? else {
             return Ok(false);
@@ -731,8 +758,8 @@ impl TeamStore for RedbTeamStore {
     }
 
     fn notifications(&self, actor: &Principal, ws: &WorkspaceId) -> Result<Vec<Notification>, TeamError> {
-        let txn = self.db.begin_read().map_err(st)?;
-        get_workspace(&txn, ws)?;
+        let txn = self.db.read().map_err(st)?;
+        get_workspace(&*txn, ws)?;
         actor.check(Action::ViewAudit, &Target::default())?;
         let t = txn.open_table(NOTIFICATIONS).map_err(st)?;
         let mut out = Vec::new();
