@@ -284,7 +284,15 @@ impl Orbit {
             .with_audit(std::sync::Arc::new(counted));
         let runs = RunStore::open_with(&dir.join("runs.redb"), config.run_commit)?;
         let run_retention = std::mem::take(&mut config.run_retention);
-        if let Err(e) = runs.prune(&run_retention, None, now_ms()) {
+        // Looked at first, so that an open with nothing to prune writes
+        // nothing (a prune checkpoints the log first).
+        let now = now_ms();
+        if let Err(e) = runs.prune_due(&run_retention, now).and_then(|due| {
+            if due {
+                runs.prune(&run_retention, None, now)?;
+            }
+            Ok(())
+        }) {
             // Old runs stay until the next prune; nothing is lost.
             tracing::error!(error = %e, "pruning runs at open");
         }

@@ -10,9 +10,9 @@
 use std::collections::BTreeMap;
 
 use orbit_workspace::WorkspaceId;
-use redb::{ReadableDatabase, ReadableTable};
+use redb::{ReadableTable, ReadableTableMetadata};
 
-use crate::store::BY_WORKSPACE;
+use crate::store::{BY_WORKSPACE, RUNS};
 use crate::{RunStore, RunStoreError};
 
 /// The default age after which a run is pruned: 30 days, in ms.
@@ -133,20 +133,62 @@ impl RunStore {
         Ok(report)
     }
 
+    /// Whether [`prune`](Self::prune) with `policy` as of `now_ms` may
+    /// remove anything, for a caller that prunes at every open: a cheap,
+    /// conservative look that writes nothing (no checkpoint, so a store
+    /// opened read-only stays so). `false` means a prune would remove
+    /// nothing; `true` that it may (it then says what it did).
+    ///
+    /// It looks at the oldest run of each workspace (one index seek each),
+    /// at the runs waiting in the log, and at the store's total count
+    /// against the smallest count cap of `policy`.
+    ///
+    /// # Errors
+    /// [`RunStoreError::Storage`] when redb cannot be read.
+    pub fn prune_due(&self, policy: &RetentionPolicy, now_ms: u64) -> Result<bool, RunStoreError> {
+        let too_old =
+            |ws: &str, id: u128| policy.of(ws).max_age_ms.is_some_and(|age| id_ms(id) < now_ms.saturating_sub(age));
+        let waiting = self.logged().snapshot();
+        if waiting.iter().any(|e| too_old(&e.workspace, e.id)) {
+            return Ok(true);
+        }
+        let stored = {
+            let txn = self.db().read()?;
+            txn.open_table(RUNS).map_err(redb::Error::from)?.len().map_err(redb::Error::from)?
+        };
+        let smallest_cap = std::iter::once(policy.default.max_runs)
+            .chain(policy.workspaces.values().map(|r| r.max_runs))
+            .flatten()
+            .min();
+        if smallest_cap.is_some_and(|cap| stored.saturating_add(waiting.len() as u64) > cap) {
+            return Ok(true);
+        }
+        Ok(self.oldest_of_each_workspace()?.iter().any(|(ws, id)| too_old(ws, *id)))
+    }
+
     /// Every workspace with a run, by name: one index seek per workspace.
     fn workspaces(&self) -> Result<Vec<String>, RunStoreError> {
-        let txn = self.db().begin_read().map_err(redb::Error::from)?;
+        Ok(self.oldest_of_each_workspace()?.into_iter().map(|(ws, _)| ws).collect())
+    }
+
+    /// Every workspace with a run in redb, by name, with the id of its
+    /// oldest run there: one index seek per workspace.
+    fn oldest_of_each_workspace(&self) -> Result<Vec<(String, u128)>, RunStoreError> {
+        let txn = self.db().read()?;
         let index = txn.open_table(BY_WORKSPACE).map_err(redb::Error::from)?;
-        let mut out: Vec<String> = Vec::new();
+        let mut out: Vec<(String, u128)> = Vec::new();
         loop {
             let next = match out.last() {
                 // The smallest key past every key of the last workspace.
-                Some(last) => index.range((format!("{last}\0").as_str(), 0u128)..).map_err(redb::Error::from)?.next(),
+                Some((last, _)) => {
+                    index.range((format!("{last}\0").as_str(), 0u128)..).map_err(redb::Error::from)?.next()
+                }
                 None => index.iter().map_err(redb::Error::from)?.next(),
             };
             let Some(entry) = next else { break };
             let (key, _) = entry.map_err(redb::Error::from)?;
-            out.push(key.value().0.to_owned());
+            let (ws, id) = key.value();
+            out.push((ws.to_owned(), id));
         }
         Ok(out)
     }
@@ -154,7 +196,7 @@ impl RunStore {
     /// Up to [`PRUNE_CHUNK`] ids of `ws` to remove (oldest first), and how
     /// many it keeps when there are none.
     fn doomed(&self, ws: &str, max_runs: Option<u64>, cutoff: Option<u64>) -> Result<(Vec<u128>, u64), RunStoreError> {
-        let txn = self.db().begin_read().map_err(redb::Error::from)?;
+        let txn = self.db().read()?;
         let index = txn.open_table(BY_WORKSPACE).map_err(redb::Error::from)?;
         let mut doomed = Vec::new();
         let mut kept = 0u64;

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use redb::{Database, ReadableDatabase, TableDefinition};
+use orbit_workspace::ReadMostlyDatabase;
+use redb::{Database, ReadTransaction, ReadableDatabase, TableDefinition};
 use tokio::sync::oneshot;
 
 use crate::error::RunStoreError;
@@ -29,7 +30,9 @@ pub(crate) const BY_WORKSPACE: TableDefinition<(&str, u128), &str> = TableDefini
 
 /// State shared by every clone of a [`RunStore`].
 struct Shared {
-    db: Arc<Database>,
+    /// Read-only until the first write to redb (an apply, a checkpoint, a
+    /// durable commit, a removal): see [`RunStore::open_with`].
+    db: Arc<ReadMostlyDatabase>,
     /// `None` only while [`Shared`] is being dropped.
     jobs: Option<mpsc::Sender<Job>>,
     /// `None` only while [`Shared`] is being dropped.
@@ -190,13 +193,23 @@ impl RunStore {
             std::fs::create_dir_all(parent)
                 .map_err(|source| RunStoreError::CreateDir { path: parent.to_path_buf(), source })?;
         }
+        // A file that exists, was closed cleanly and is set up opens
+        // read-only: a process that only appends runs to the log (an
+        // `orbit run`) never opens redb for writing, which costs five syncs.
+        let read_only = ReadMostlyDatabase::open_read_only(path)
+            .map_err(|source| RunStoreError::Open { path: path.to_path_buf(), source })?
+            .filter(|db| db.read().is_ok_and(|txn| tables_exist(&txn)));
+        if let Some(db) = read_only {
+            return Self::start(db, path, gc);
+        }
         if !path.exists() {
             create_atomically(path)?;
         }
         let db = Database::builder()
             .create(path)
             .map_err(|source| RunStoreError::Open { path: path.to_path_buf(), source })?;
-        Self::start(db, path, gc)
+        create_tables(&db)?;
+        Self::start(ReadMostlyDatabase::from_writable(path, db), path, gc)
     }
 
     /// Opens the store kept in `backend`, with its holding file beside
@@ -210,13 +223,13 @@ impl RunStore {
         let db = Database::builder()
             .create_with_backend(backend)
             .map_err(|source| RunStoreError::Open { path: path.to_path_buf(), source })?;
-        Self::start(db, path, gc)
+        create_tables(&db)?;
+        Self::start(ReadMostlyDatabase::from_writable(path, db), path, gc)
     }
 
-    /// Sets up the tables of the opened `db` (the file at `path`), imports
-    /// what its holding file keeps, and starts the writer.
-    fn start(db: Database, path: &Path, gc: GroupCommit) -> Result<Self, RunStoreError> {
-        create_tables(&db)?;
+    /// Imports what the holding file of the opened, set-up `db` (the file
+    /// at `path`) keeps, reads back its log, and starts the writer.
+    fn start(db: ReadMostlyDatabase, path: &Path, gc: GroupCommit) -> Result<Self, RunStoreError> {
         let spill = Arc::new(Spill::beside(path));
         match spill.drain(|entries| import(&db, entries)) {
             Ok(0) => {}
@@ -233,8 +246,9 @@ impl RunStore {
             }
         }
 
+        let logged = Arc::new(Logged::default());
         #[allow(unused_mut)]
-        let mut wal = replay(&db, path, &spill)?;
+        let mut wal = replay(&db, path, &spill, &logged, gc)?;
         #[cfg(test)]
         let wal_fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
         #[cfg(test)]
@@ -247,7 +261,6 @@ impl RunStore {
         let expected = Arc::new(AtomicUsize::new(0));
         let (jobs, queue) = mpsc::channel();
         let queued = Arc::new(AtomicUsize::new(0));
-        let logged = Arc::new(Logged::default());
         let state = Arc::new(Mutex::new(Writer {
             db: Arc::clone(&db),
             gc,
@@ -457,7 +470,7 @@ impl RunStore {
         if let Some(entry) = self.shared.logged.get(id.as_u128()) {
             return decode(id, &entry.bytes).map(Some);
         }
-        let stored = self.shared.db.begin_read().map_err(storage).and_then(|txn| {
+        let stored = self.shared.db.read().map_err(storage).and_then(|txn| {
             let runs = txn.open_table(RUNS).map_err(storage)?;
             let bytes = runs.get(id.as_u128()).map_err(storage)?;
             bytes.map(|b| decode(id, b.value())).transpose()
@@ -502,7 +515,7 @@ impl RunStore {
             .of_workspace(q.workspace.as_str(), q.before.map(|b| b.as_u128()), wanted)
             .into_iter()
             .peekable();
-        let txn = self.shared.db.begin_read().map_err(storage)?;
+        let txn = self.shared.db.read().map_err(storage)?;
         let index = txn.open_table(BY_WORKSPACE).map_err(storage)?;
         let runs = txn.open_table(RUNS).map_err(storage)?;
 
@@ -647,8 +660,13 @@ impl RunStore {
         &self.shared.wal_fail
     }
 
-    pub(crate) fn db(&self) -> &Database {
+    pub(crate) fn db(&self) -> &ReadMostlyDatabase {
         &self.shared.db
+    }
+
+    /// The records of the synced log that redb does not have yet.
+    pub(crate) fn logged(&self) -> &Logged {
+        &self.shared.logged
     }
 
     /// Shrinks the file to what its records need (redb's compaction), once
@@ -669,9 +687,10 @@ impl RunStore {
         {
             tracing::error!("run store writer thread panicked");
         }
-        let db = std::mem::replace(&mut shared.db, Arc::new(placeholder()?));
+        let stand_in = ReadMostlyDatabase::from_writable(Path::new("(memory)"), placeholder()?);
+        let db = std::mem::replace(&mut shared.db, Arc::new(stand_in));
         drop(shared);
-        let mut db = Arc::try_unwrap(db).map_err(|_| RunStoreError::InUse)?;
+        let mut db = Arc::try_unwrap(db).map_err(|_| RunStoreError::InUse)?.into_writable().map_err(storage)?;
         db.compact().map_err(|e| RunStoreError::Compact(Arc::new(e)))
     }
 }
@@ -811,10 +830,7 @@ fn create_atomically(path: &Path) -> Result<(), RunStoreError> {
 /// always open them.
 fn create_tables(db: &Database) -> Result<(), RunStoreError> {
     // A store opened before has them: no write, and no fsync, at each open.
-    if let Ok(txn) = db.begin_read()
-        && txn.open_table(RUNS).is_ok()
-        && txn.open_table(BY_WORKSPACE).is_ok()
-    {
+    if db.begin_read().is_ok_and(|txn| tables_exist(&txn)) {
         return Ok(());
     }
     let txn = begin_durable_write(db)?;
@@ -824,19 +840,49 @@ fn create_tables(db: &Database) -> Result<(), RunStoreError> {
     Ok(())
 }
 
-/// Opens the write-ahead log beside `path` and imports what an earlier
-/// process left in it into `db`, durably, before the store takes any new
-/// record; then empties it. Records redb cannot take go to the holding
-/// file instead, so they stay found and are retried.
+/// Whether both tables exist in `txn`'s snapshot.
+fn tables_exist(txn: &ReadTransaction) -> bool {
+    txn.open_table(RUNS).is_ok() && txn.open_table(BY_WORKSPACE).is_ok()
+}
+
+/// Opens the write-ahead log beside `path` and reads back what earlier
+/// processes left in it.
+///
+/// While `db` is read-only (it was closed cleanly) and the records fit
+/// under the caps of [`Logged`] and the log under
+/// [`GroupCommit::checkpoint_bytes`], they stay in the log and wait in
+/// `logged`, as if just appended: a short-lived process that records a
+/// run appends after them and leaves them for a later checkpoint, without
+/// ever opening redb for writing. Otherwise (after a crash, or a log grown
+/// past its size) they are imported into `db`, durably, before the store
+/// takes any new record, and the log is emptied. Records redb cannot take
+/// go to the holding file instead, so they stay found and are retried.
 ///
 /// # Errors
 /// [`RunStoreError::WriteAheadLog`] when the log cannot be opened, or its
 /// records can be put neither into redb nor into the holding file (the log
 /// is then left as it is, so nothing acknowledged is lost).
-fn replay(db: &Database, path: &Path, spill: &Spill) -> Result<Option<Wal>, RunStoreError> {
+fn replay(
+    db: &ReadMostlyDatabase,
+    path: &Path,
+    spill: &Spill,
+    waiting: &Logged,
+    gc: GroupCommit,
+) -> Result<Option<Wal>, RunStoreError> {
     let log_err = |source| RunStoreError::WriteAheadLog { path: Wal::beside(path), source };
     let (mut wal, logged) = Wal::open(path).map_err(log_err)?;
     if logged.is_empty() {
+        return Ok(Some(wal));
+    }
+    let bytes: usize = logged.iter().map(|e| e.bytes.len()).sum();
+    if !db.is_writable()
+        && gc.write_ahead_log
+        && logged.len() < crate::logged::MAX_LOGGED
+        && bytes < crate::logged::MAX_LOGGED_BYTES
+        && wal.len() < gc.checkpoint_bytes
+    {
+        tracing::debug!(records = logged.len(), path = %wal.path().display(), "the write-ahead log keeps the runs of earlier processes");
+        waiting.insert(logged);
         return Ok(Some(wal));
     }
     match import(db, &logged) {
@@ -908,8 +954,7 @@ mod tests {
         assert_eq!(store.get(rec.id).unwrap().as_ref(), Some(&rec));
 
         eventually("the writer applied the record", || store.shared.logged.is_empty());
-        let in_redb =
-            store.db().begin_read().unwrap().open_table(RUNS).unwrap().get(rec.id.as_u128()).unwrap().is_some();
+        let in_redb = store.db().read().unwrap().open_table(RUNS).unwrap().get(rec.id.as_u128()).unwrap().is_some();
         assert!(in_redb);
         let wal = Wal::beside(&path);
         eventually("the writer emptied the log", || {
@@ -920,6 +965,80 @@ mod tests {
         std::fs::copy(&path, copy.path().join("runs.redb")).unwrap();
         let copied = RunStore::open(&copy.path().join("runs.redb")).unwrap();
         assert_eq!(copied.get(rec.id).unwrap().as_ref(), Some(&rec));
+    }
+
+    /// Reads `path`'s runs of `ws` from a copy of the redb file alone,
+    /// without its log: what redb holds durably.
+    fn in_redb_alone(path: &Path, ws: &orbit_workspace::WorkspaceId) -> Vec<RunRecord> {
+        let copy = tempfile::tempdir().unwrap();
+        std::fs::copy(path, copy.path().join("runs.redb")).unwrap();
+        RunStore::open(&copy.path().join("runs.redb")).unwrap().list(&RunQuery::new(ws.clone())).unwrap().runs
+    }
+
+    /// A store closed cleanly reopens with redb read-only: runs recorded
+    /// then are acknowledged from the synced log alone (redb's file is not
+    /// written at all, not even at close), the next open reads them back
+    /// (listed, and refused as repeats), and a checkpoint puts them in redb.
+    #[test]
+    fn a_reopened_store_keeps_new_runs_in_the_log_until_a_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs.redb");
+        let first = record(RunStatus::Succeeded);
+        let ws = first.workspace.clone();
+        RunStore::open(&path).unwrap().record_blocking(first.clone()).unwrap();
+        let redb_before = std::fs::read(&path).unwrap();
+
+        let later: Vec<_> = (0..3).map(|_| record(RunStatus::Failed)).collect();
+        {
+            let store = RunStore::open(&path).unwrap();
+            assert!(!store.db().is_writable());
+            for r in &later {
+                store.record_blocking(r.clone()).unwrap();
+            }
+            assert_eq!(store.get(later[0].id).unwrap().as_ref(), Some(&later[0]));
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), redb_before, "redb's file was not written");
+        assert_eq!(in_redb_alone(&path, &ws), vec![first.clone()]);
+
+        let store = RunStore::open(&path).unwrap();
+        let mut want = later.clone();
+        want.push(first.clone());
+        want.sort_by_key(|r| std::cmp::Reverse(r.id));
+        assert_eq!(store.list(&RunQuery::new(ws.clone())).unwrap().runs, want);
+        assert_eq!(store.waiting(), 3);
+        let again = store.record_blocking(later[1].clone());
+        assert!(matches!(again, Err(RunStoreError::AlreadyExists(id)) if id == later[1].id), "{again:?}");
+        store.checkpoint_blocking().unwrap();
+        assert!(store.db().is_writable() && store.waiting() == 0);
+        drop(store);
+        assert_eq!(in_redb_alone(&path, &ws), want);
+    }
+
+    /// A log grown past [`GroupCommit::checkpoint_bytes`] by earlier
+    /// processes is imported into redb when the store opens.
+    #[test]
+    fn a_log_past_its_size_is_imported_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs.redb");
+        drop(RunStore::open(&path).unwrap());
+        let runs: Vec<_> = (0..3).map(|_| record(RunStatus::Succeeded)).collect();
+        {
+            let store = RunStore::open(&path).unwrap();
+            for r in &runs {
+                store.record_blocking(r.clone()).unwrap();
+            }
+        }
+        let ws = runs[0].workspace.clone();
+        assert!(in_redb_alone(&path, &ws).is_empty(), "the runs are in the log only");
+
+        let gc = GroupCommit { checkpoint_bytes: 1, ..GroupCommit::default() };
+        let store = RunStore::open_with(&path, gc).unwrap();
+        assert!(store.db().is_writable() && store.waiting() == 0);
+        assert_eq!(std::fs::metadata(Wal::beside(&path)).unwrap().len(), crate::frame::SALT as u64, "log emptied");
+        drop(store);
+        let mut want = runs.clone();
+        want.sort_by_key(|r| std::cmp::Reverse(r.id));
+        assert_eq!(in_redb_alone(&path, &ws), want);
     }
 
     /// A caller is not alone while another run has announced its record,

@@ -30,7 +30,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable};
+use orbit_workspace::ReadMostlyDatabase;
+use redb::{Database, Durability, ReadableTable};
 use tokio::sync::oneshot;
 
 use crate::error::RunStoreError;
@@ -101,7 +102,7 @@ pub(crate) struct Job {
 
 /// The writer thread's state.
 pub(crate) struct Writer {
-    pub(crate) db: Arc<Database>,
+    pub(crate) db: Arc<ReadMostlyDatabase>,
     pub(crate) gc: GroupCommit,
     pub(crate) commits: Arc<AtomicU64>,
     /// Records announced with [`crate::RunStore::expect_record`] and not yet queued.
@@ -156,8 +157,11 @@ pub(crate) fn run(state: &Mutex<Writer>, queue: &mpsc::Receiver<Job>) {
             });
         }
         // Records that arrived since (a lone caller sends no wake-up while
-        // the map is not empty) are due like any others.
-        if logged.is_empty() {
+        // the map is not empty) are due like any others. While redb is
+        // read-only, they wait for the next checkpoint instead: opening it
+        // for writing costs five syncs, which a short-lived process (an
+        // `orbit run`) need not pay at all.
+        if logged.is_empty() || !db.is_writable() {
             apply_at = None;
         } else if apply_at.is_none() {
             apply_at = Some(Instant::now() + APPLY_DELAY);
@@ -197,13 +201,26 @@ pub(crate) fn run(state: &Mutex<Writer>, queue: &mpsc::Receiver<Job>) {
         }
         writer.checkpoint_if_due();
     }
-    if let Err(error) = lock(state).checkpoint() {
+    let mut writer = lock(state);
+    if writer.keeps_log_at_close() {
+        tracing::debug!(records = writer.logged.len(), "the write-ahead log keeps its runs for the next open");
+    } else if let Err(error) = writer.checkpoint() {
         tracing::error!(%error, "run store checkpoint at close failed; the write-ahead log keeps its records for the next open");
     }
     tracing::debug!("run store writer stopped");
 }
 
 impl Writer {
+    /// Whether the store closes without a checkpoint: redb was never opened
+    /// for writing, and the log is healthy and under
+    /// [`GroupCommit::checkpoint_bytes`]. Its records are on disk already;
+    /// the next open reads them back (see [`crate::store`]'s `replay`).
+    fn keeps_log_at_close(&self) -> bool {
+        !self.db.is_writable()
+            && self.spill.held() == 0
+            && self.wal.as_ref().is_some_and(|w| !w.poisoned() && w.len() < self.gc.checkpoint_bytes)
+    }
+
     /// How long the idle writer thread may sleep: until the log's next
     /// checkpoint while it holds records, otherwise until a job arrives
     /// (`None`).
@@ -401,7 +418,7 @@ impl Writer {
                 }
             }
         }
-        let txn = begin_durable_write(&self.db)?;
+        let txn = begin_durable_write(self.db.writable()?)?;
         let mut outcomes = Vec::with_capacity(batch.len());
         {
             let mut runs = txn.open_table(RUNS)?;
@@ -443,7 +460,7 @@ impl Writer {
                     _ => false,
                 })
                 .collect();
-            let txn = self.db.begin_read()?;
+            let txn = self.db.read()?;
             let runs = txn.open_table(RUNS)?;
             for (job, fresh) in batch.iter().zip(fresh) {
                 let Work::Record(entry) = &job.work else {
@@ -555,7 +572,7 @@ impl Writer {
         if self.spill.held() > 0 {
             return Err(RunStoreError::LogNotEmptied { path: self.spill.path().to_path_buf() });
         }
-        let txn = begin_durable_write(&self.db).map_err(storage)?;
+        let txn = begin_durable_write(self.db.writable().map_err(storage)?).map_err(storage)?;
         let mut removed = 0;
         {
             let mut runs = txn.open_table(RUNS).map_err(storage)?;
@@ -607,8 +624,11 @@ fn insert_new(
 
 /// Commits `entries` in one durable transaction, skipping ids already
 /// stored (an earlier import that was not followed by emptying its log).
-pub(crate) fn import<'a>(db: &Database, entries: impl IntoIterator<Item = &'a Entry>) -> Result<(), RunStoreError> {
-    let txn = begin_durable_write(db).map_err(storage)?;
+pub(crate) fn import<'a>(
+    db: &ReadMostlyDatabase,
+    entries: impl IntoIterator<Item = &'a Entry>,
+) -> Result<(), RunStoreError> {
+    let txn = begin_durable_write(db.writable().map_err(storage)?).map_err(storage)?;
     {
         let mut runs = txn.open_table(RUNS).map_err(storage)?;
         let mut index = txn.open_table(BY_WORKSPACE).map_err(storage)?;
@@ -633,9 +653,9 @@ const APPLY_DELAY: Duration = Duration::from_millis(2);
 /// Applies what waits in `logged` to redb in one commit without
 /// durability (the log holds every record until a checkpoint), then drops
 /// it from `logged`. Records redb already holds are skipped.
-fn apply_logged(db: &Database, logged: &Logged) -> Result<(), RunStoreError> {
+fn apply_logged(db: &ReadMostlyDatabase, logged: &Logged) -> Result<(), RunStoreError> {
     let waiting = logged.snapshot();
-    let mut txn = db.begin_write().map_err(storage)?;
+    let mut txn = db.writable().map_err(storage)?.begin_write().map_err(storage)?;
     txn.set_durability(Durability::None).map_err(storage)?;
     {
         let mut runs = txn.open_table(RUNS).map_err(storage)?;

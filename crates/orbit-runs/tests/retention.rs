@@ -101,3 +101,39 @@ async fn pruning_past_one_chunk_removes_everything_due_and_compaction_shrinks_th
     let store = RunStore::open(&path).unwrap();
     assert_eq!(listed(&store, "w"), ids[..100].iter().map(|(id, _)| *id).collect::<Vec<_>>());
 }
+
+/// `prune_due` is what `Orbit::open` asks before pruning: `false` only
+/// when a prune would remove nothing, whether the runs are in redb or
+/// still in the write-ahead log. It is conservative on counts (it compares
+/// the store's total with the smallest cap).
+#[tokio::test(flavor = "multi_thread")]
+async fn prune_is_due_when_a_run_may_be_past_the_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.redb");
+    let policy = RetentionPolicy::new(Retention::new(Some(15 * DAY_MS), Some(10)));
+    {
+        let store = RunStore::open(&path).unwrap();
+        let recent: Vec<_> = (0..10).map(|n| (id_at(NOW_MS - u64::from(n) * DAY_MS, n), "a")).collect();
+        store_all(&store, &recent).await;
+        store.checkpoint().await.unwrap();
+        assert!(!store.prune_due(&policy, NOW_MS).unwrap(), "10 recent runs are kept");
+        assert_eq!(store.prune(&policy, None, NOW_MS).unwrap().removed, 0);
+    }
+    // Reopened, the next runs wait in the log: they count too.
+    let store = RunStore::open(&path).unwrap();
+    store_all(&store, &[(id_at(NOW_MS, 50), "b")]).await;
+    assert_eq!(store.waiting(), 1);
+    assert!(store.prune_due(&policy, NOW_MS).unwrap(), "11 runs in all against a cap of 10");
+    let wider = RetentionPolicy::new(Retention::new(Some(15 * DAY_MS), Some(11)));
+    assert!(!store.prune_due(&wider, NOW_MS).unwrap());
+    store_all(&store, &[(id_at(NOW_MS - 20 * DAY_MS, 51), "c")]).await;
+    assert!(
+        store.prune_due(&RetentionPolicy::new(Retention::new(Some(15 * DAY_MS), None)), NOW_MS).unwrap(),
+        "an old run in the log"
+    );
+    store.checkpoint().await.unwrap();
+    let policy = RetentionPolicy::new(Retention::new(Some(15 * DAY_MS), None));
+    assert!(store.prune_due(&policy, NOW_MS).unwrap(), "an old run in redb");
+    assert_eq!(store.prune(&policy, None, NOW_MS).unwrap().removed, 1);
+    assert!(!store.prune_due(&policy, NOW_MS).unwrap());
+}
