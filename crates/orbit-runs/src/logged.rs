@@ -15,7 +15,10 @@
 //!   transaction, finds it there. The commit need not be durable: the log
 //!   keeps the record until a checkpoint's durable commit.
 //! - Applying is idempotent: a record redb already holds is skipped, so
-//!   the writer thread and a checkpoint may both apply the same entry.
+//!   the writer thread and a checkpoint may both apply the same entry. A
+//!   log read back at open may hold records redb has too (an import whose
+//!   emptying of the log failed); they wait here as well, and reads list
+//!   each once.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;

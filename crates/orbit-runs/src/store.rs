@@ -93,15 +93,32 @@ impl Drop for Shared {
 /// records carry guest-controlled bytes), then empties the log: when it
 /// passes [`GroupCommit::checkpoint_bytes`], after
 /// [`GroupCommit::checkpoint_interval`], before a removal, on
-/// [`checkpoint`](Self::checkpoint), and at close. After a crash, the next
-/// open imports the log's intact records into redb before anything else.
-/// With [`GroupCommit::write_ahead_log`] off, or while the log cannot be
-/// written, each batch is one durable two-phase redb commit instead.
+/// [`checkpoint`](Self::checkpoint), and at close once redb is open for
+/// writing. After a crash, the next open imports the log's intact records
+/// into redb before anything else. With [`GroupCommit::write_ahead_log`]
+/// off, or while the log cannot be written, each batch is one durable
+/// two-phase redb commit instead.
+///
+/// **Read-only until needed.** A store that was closed cleanly reopens
+/// with redb read-only ([`orbit_workspace::ReadMostlyDatabase`]): opening
+/// redb for writing, and closing it, costs five syncs even when nothing is
+/// written. The records earlier processes left in the log are read back
+/// into the waiting records, new ones are appended after them, and
+/// nothing is applied to redb until a checkpoint falls due: by the log's
+/// size, by its age counted from this process's first record, before a
+/// removal, or on demand. A short-lived process (an `orbit run`) thus
+/// syncs once, for its record, and leaves the log to a later process; a
+/// long-lived one opens redb for writing at its first checkpoint and
+/// applies records as above from then on. Either way an acknowledged run
+/// is in the synced log or in a durable redb commit. To copy the store
+/// alone, call [`checkpoint`](Self::checkpoint) first, or copy
+/// `<store>.wal` with it.
 ///
 /// `RunStore` is cheap to clone (an `Arc` inside) and is `Send + Sync`.
-/// The writer thread stops, and the file is closed, when the last clone is
-/// dropped; dropping it waits for records already queued to be committed,
-/// and for a last checkpoint.
+/// One store per file: the file's lock (`<store>.lock`) is held until the
+/// last clone is dropped. The writer thread stops, and the file is
+/// closed, then; dropping it waits for records already queued to be
+/// committed, and for a last checkpoint when redb is open for writing.
 ///
 /// # Example
 ///
@@ -172,7 +189,8 @@ impl RunStore {
     /// # Errors
     /// [`RunStoreError::CreateDir`] when a parent directory cannot be made;
     /// [`RunStoreError::Open`] when redb cannot open or create the file
-    /// (including when it is already open elsewhere);
+    /// (including [`redb::DatabaseError::DatabaseAlreadyOpen`] when another
+    /// store, of this process or another, has it open);
     /// [`RunStoreError::Storage`] when the tables cannot be set up;
     /// [`RunStoreError::WriteAheadLog`] when the write-ahead log cannot be
     /// opened, or what it holds from a crash can be stored nowhere;
@@ -209,7 +227,9 @@ impl RunStore {
             .create(path)
             .map_err(|source| RunStoreError::Open { path: path.to_path_buf(), source })?;
         create_tables(&db)?;
-        Self::start(ReadMostlyDatabase::from_writable(path, db), path, gc)
+        let db = ReadMostlyDatabase::from_writable(path, db)
+            .map_err(|source| RunStoreError::Open { path: path.to_path_buf(), source })?;
+        Self::start(db, path, gc)
     }
 
     /// Opens the store kept in `backend`, with its holding file beside
@@ -224,7 +244,7 @@ impl RunStore {
             .create_with_backend(backend)
             .map_err(|source| RunStoreError::Open { path: path.to_path_buf(), source })?;
         create_tables(&db)?;
-        Self::start(ReadMostlyDatabase::from_writable(path, db), path, gc)
+        Self::start(ReadMostlyDatabase::from_backend(path, db), path, gc)
     }
 
     /// Imports what the holding file of the opened, set-up `db` (the file
@@ -269,6 +289,7 @@ impl RunStore {
             spill: Arc::clone(&spill),
             wal: wal.filter(|_| gc.write_ahead_log),
             last_checkpoint: Instant::now(),
+            appended: false,
             logged: Arc::clone(&logged),
             checkpoint_retry_at: None,
             last_retry: None,
@@ -586,8 +607,10 @@ impl RunStore {
     /// durable, two-phase commit) and empties the write-ahead log
     /// (`<store>.wal`). The writer does this on its own when the log passes
     /// [`GroupCommit::checkpoint_bytes`] or has held records for
-    /// [`GroupCommit::checkpoint_interval`], before removals, and at close;
-    /// call it before copying the redb file alone (a backup).
+    /// [`GroupCommit::checkpoint_interval`], before removals, and at close
+    /// once redb is open for writing (a store that never opened it for
+    /// writing leaves its records in the log for the next open); call it
+    /// before copying the redb file alone (a backup).
     ///
     /// When the commit succeeds but emptying the file fails, this still
     /// returns `Ok` (everything is in redb): the log then takes no append,
@@ -643,8 +666,10 @@ impl RunStore {
     }
 
     /// How many acknowledged records are in the synced write-ahead log
-    /// and not yet in redb (a count). The writer thread applies them a
-    /// couple of milliseconds after they arrive, so this stays near zero;
+    /// and not yet in redb (a count). Once redb is open for writing, the
+    /// writer thread applies them a couple of milliseconds after they
+    /// arrive, so this stays near zero (before, it counts the records kept
+    /// in the log, read back from earlier processes included);
     /// [`get`](Self::get) and [`list`](Self::list) find them meanwhile. A
     /// count that keeps growing means redb refuses writes: past 65,536
     /// records or 64 MiB, batches are committed durably by redb itself
@@ -687,7 +712,7 @@ impl RunStore {
         {
             tracing::error!("run store writer thread panicked");
         }
-        let stand_in = ReadMostlyDatabase::from_writable(Path::new("(memory)"), placeholder()?);
+        let stand_in = ReadMostlyDatabase::from_backend(Path::new("(memory)"), placeholder()?);
         let db = std::mem::replace(&mut shared.db, Arc::new(stand_in));
         drop(shared);
         let mut db = Arc::try_unwrap(db).map_err(|_| RunStoreError::InUse)?.into_writable().map_err(storage)?;
@@ -1012,6 +1037,49 @@ mod tests {
         assert!(store.db().is_writable() && store.waiting() == 0);
         drop(store);
         assert_eq!(in_redb_alone(&path, &ws), want);
+    }
+
+    /// One store per file: a second open is refused whether the first
+    /// holds redb read-only or writable, so two logs never write one file.
+    #[test]
+    fn a_second_open_of_a_store_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs.redb");
+        let refused = |path: &Path| {
+            matches!(
+                RunStore::open(path),
+                Err(RunStoreError::Open { source: redb::DatabaseError::DatabaseAlreadyOpen, .. })
+            )
+        };
+        let created = RunStore::open(&path).unwrap();
+        assert!(created.db().is_writable() && refused(&path));
+        drop(created);
+        let reopened = RunStore::open(&path).unwrap();
+        assert!(!reopened.db().is_writable() && refused(&path));
+        reopened.record_blocking(record(RunStatus::Succeeded)).unwrap();
+        assert!(refused(&path));
+    }
+
+    /// Records read back from earlier processes' log do not make a
+    /// process open redb for writing by their age; its own first record
+    /// starts the clock.
+    #[test]
+    fn the_log_ages_from_this_processs_first_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs.redb");
+        drop(RunStore::open(&path).unwrap());
+        let earlier = record(RunStatus::Succeeded);
+        RunStore::open(&path).unwrap().record_blocking(earlier.clone()).unwrap();
+
+        let gc = GroupCommit { checkpoint_interval: Duration::from_millis(20), ..GroupCommit::default() };
+        let store = RunStore::open_with(&path, gc).unwrap();
+        assert_eq!(store.waiting(), 1);
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!store.db().is_writable(), "no checkpoint for the earlier process's record alone");
+        store.record_blocking(record(RunStatus::Succeeded)).unwrap();
+        eventually("a checkpoint by age", || store.waiting() == 0);
+        assert!(store.db().is_writable());
+        assert_eq!(store.get(earlier.id).unwrap().as_ref(), Some(&earlier));
     }
 
     /// A log grown past [`GroupCommit::checkpoint_bytes`] by earlier

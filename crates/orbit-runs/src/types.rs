@@ -413,7 +413,10 @@ pub struct GroupCommit {
     /// what an open after a crash imports. Default 8 MiB.
     pub checkpoint_bytes: u64,
     /// The longest a record stays in the log before a checkpoint, also when
-    /// the store is idle. Default 1 s.
+    /// the store is idle, once this process has recorded a run or opened
+    /// redb for writing (records a store reopened read-only reads back from
+    /// earlier processes wait for the size, or for this process's own
+    /// first record). Default 1 s.
     pub checkpoint_interval: Duration,
     /// Whether a lone caller commits its own record on its own thread when
     /// no other record is announced or queued and the writer is idle, instead

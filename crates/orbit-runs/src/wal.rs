@@ -9,9 +9,12 @@
 //! - A logged record is added to [`crate::logged::Logged`] before it is
 //!   acknowledged, so reads see it at once, and stays there until a redb
 //!   commit holds it. The writer thread applies it to redb without
-//!   durability, after the acknowledgement. A crash loses the non-durable
-//!   commits; the next open imports the log into redb (skipping ids
-//!   already there) with a durable commit before anything else.
+//!   durability, after the acknowledgement, once redb is open for writing
+//!   (see [`crate::RunStore`]: a store reopened read-only keeps its
+//!   records in the log, and the next open reads them back into `Logged`).
+//!   A crash loses the non-durable commits; the next open imports the log
+//!   into redb (skipping ids already there) with a durable commit before
+//!   anything else.
 //! - Appends happen under the writer's lock: by the writer thread, or by a
 //!   lone caller leading a batch of one (see [`crate::writer`]).
 //! - The log is emptied only right after a durable redb commit

@@ -11,7 +11,10 @@
 //! [`GroupCommit::checkpoint_bytes`], when it has held records for
 //! [`GroupCommit::checkpoint_interval`], before every removal, and when
 //! the store closes. A failed checkpoint is retried after another
-//! interval, not at once.
+//! interval, not at once. While redb is read-only (a store reopened
+//! after a clean close), nothing is applied, the log's age counts from
+//! this process's first record, and the store closes without a checkpoint
+//! while the log is under its size (see [`crate::RunStore`]).
 //!
 //! With the log off ([`GroupCommit::write_ahead_log`]), or when it cannot
 //! be written, each batch is one durable two-phase redb commit instead.
@@ -112,8 +115,14 @@ pub(crate) struct Writer {
     pub(crate) wal: Option<Wal>,
     /// Records of the synced log that redb does not have yet.
     pub(crate) logged: Arc<Logged>,
-    /// When a checkpoint was last tried (or the store opened).
+    /// When a checkpoint was last tried (or the store opened, or, while
+    /// redb is read-only, this process first appended to the log).
     pub(crate) last_checkpoint: Instant,
+    /// Whether this process has appended to the log. While redb is
+    /// read-only, the log's age counts only from then: records read back
+    /// from earlier processes alone never make a process open redb for
+    /// writing (they are checkpointed by size, or with this process's own).
+    pub(crate) appended: bool,
     /// After a failed checkpoint: none falls due before this.
     pub(crate) checkpoint_retry_at: Option<Instant>,
     /// When the writer last tried to move held records into redb.
@@ -225,7 +234,16 @@ impl Writer {
     /// checkpoint while it holds records, otherwise until a job arrives
     /// (`None`).
     fn idle_wait(&self) -> Option<Duration> {
-        self.wal.as_ref().filter(|w| w.records() > 0 || w.poisoned()).map(|_| self.until_checkpoint())
+        self.wal
+            .as_ref()
+            .filter(|w| w.poisoned() || (w.records() > 0 && self.log_ages()))
+            .map(|_| self.until_checkpoint())
+    }
+
+    /// Whether the log's age makes a checkpoint due (see
+    /// [`appended`](Self::appended)).
+    fn log_ages(&self) -> bool {
+        self.appended || self.db.is_writable()
     }
 
     /// Whether a lone caller may commit its own record: the log is taking
@@ -253,11 +271,15 @@ impl Writer {
     /// caller does not wait for.
     pub(crate) fn lead(&mut self, entry: Entry) -> (Outcome, bool) {
         let was_empty = self.logged.is_empty();
+        let aged = self.log_ages();
         let batch = [Job { work: Work::Record(entry), ack: Ack::None }];
         let outcome = self.commit_records(&batch).pop().unwrap_or(Ok(()));
         // The writer thread applies what a leader logged; it sleeps while
-        // nothing waits, so the record that ends the wait wakes it.
+        // nothing waits, so the record that ends the wait wakes it. It also
+        // sleeps without a deadline while only records read back from
+        // earlier processes wait, so this process's first starts the clock.
         let wake = (was_empty && !self.logged.is_empty())
+            || (!aged && self.log_ages())
             || self.wal.as_ref().is_some_and(|w| w.len() >= self.gc.checkpoint_bytes || w.poisoned())
             || self.spill.held() > 0;
         (outcome, wake)
@@ -484,6 +506,12 @@ impl Writer {
             tracing::warn!(path = %wal.path().display(), %error, "appending to the run store's write-ahead log failed; committing durably instead");
             return Ok(None);
         }
+        if !self.appended {
+            self.appended = true;
+            if !self.db.is_writable() {
+                self.last_checkpoint = Instant::now();
+            }
+        }
         self.logged.insert(accepted.into_iter().cloned());
         Ok(Some((outcomes, true)))
     }
@@ -510,7 +538,9 @@ impl Writer {
     fn checkpoint_if_due(&mut self) {
         let Some(wal) = &self.wal else { return };
         let due = (wal.records() > 0 || wal.poisoned())
-            && (wal.len() >= self.gc.checkpoint_bytes || self.last_checkpoint.elapsed() >= self.gc.checkpoint_interval)
+            && (wal.len() >= self.gc.checkpoint_bytes
+                || wal.poisoned()
+                || (self.log_ages() && self.last_checkpoint.elapsed() >= self.gc.checkpoint_interval))
             && self.checkpoint_retry_at.is_none_or(|at| Instant::now() >= at);
         if due && let Err(error) = self.checkpoint() {
             tracing::warn!(%error, "run store checkpoint failed; the write-ahead log keeps its records");

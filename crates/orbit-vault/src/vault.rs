@@ -296,8 +296,12 @@ impl Vault {
     /// [`VaultError::WrongMasterKey`] when `master` is not the key the
     /// vault was created with, [`VaultError::UnsupportedFormat`] for a
     /// newer format, [`VaultError::Corrupt`] for unreadable state,
-    /// [`VaultError::Storage`] when redb fails (including when the file is
-    /// already open in this process).
+    /// [`VaultError::Storage`] when redb fails (including when another
+    /// vault, of this process or another, has the file open).
+    ///
+    /// A vault that was closed cleanly opens read-only until its first
+    /// write ([`ReadMostlyDatabase`]), so a process that only resolves
+    /// secrets, or none, syncs nothing for it.
     pub fn open_with(path: &Path, master: MasterKey, options: VaultOptions) -> Result<Vault, VaultError> {
         let limit = options.max_encryptions_per_key.clamp(1, Self::ENCRYPTION_LIMIT);
         if let Some(db) = ReadMostlyDatabase::open_read_only(path)? {
@@ -317,7 +321,7 @@ impl Vault {
                 .map_err(|e| VaultError::Storage(e.into()))?;
         }
         let vault_id = init(&db, &master)?;
-        Ok(Vault { db: ReadMostlyDatabase::from_writable(path, db), master, limit, path: path.to_owned(), vault_id })
+        Ok(Vault { db: ReadMostlyDatabase::from_writable(path, db)?, master, limit, path: path.to_owned(), vault_id })
     }
 
     /// The vault file's path.

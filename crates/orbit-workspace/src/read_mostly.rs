@@ -4,28 +4,37 @@
 //! header's recovery flag) and four at close (the allocator state's
 //! commit and the clean-shutdown header), even when nothing is written.
 //! The team store and the vault are read by every run and written rarely
-//! (an administrative change, a token's or a secret's last use), so a
-//! process that only reads them (an `orbit run` of a component that uses
-//! no secret) should not pay those ten syncs. They open here: as a
+//! (an administrative change, a token's or a secret's last use), and the
+//! run store's records reach redb only at a checkpoint, so a process that
+//! only reads them (an `orbit run` of a component that uses no secret)
+//! should not pay those syncs. They open here: as a
 //! [`redb::ReadOnlyDatabase`] when the file exists, was closed cleanly
 //! and is set up, and as a writable [`redb::Database`] from the first
 //! write on.
 //!
 //! Invariants:
+//! - One handle per file, across processes and within one: redb's
+//!   read-only handles share the file, so an exclusive lock on
+//!   `<file>.lock` ([`std::fs::File::try_lock`], flock(2)) is held for the
+//!   handle's life, and a second open gets
+//!   [`DatabaseError::DatabaseAlreadyOpen`] at once, as with a writable
+//!   redb handle.
 //! - The two handles are never open at once. redb's file lock refuses a
-//!   writable open while a read-only handle holds the file (in this
-//!   process too), so the upgrade closes the read-only handle first.
+//!   writable open while a read-only handle holds the file, so the upgrade
+//!   closes the read-only handle first.
 //! - A read transaction of the read-only handle keeps its file open, so
 //!   it holds a read guard on that handle, and the upgrade takes the
 //!   write guard: it waits for the read transactions of other threads.
 //! - A thread that holds such a read transaction and asks to write would
 //!   wait for itself, so it gets an error instead
-//!   ([`redb::Error::DatabaseAlreadyOpen`]), never a deadlock. One that
-//!   begins a second read transaction takes its guard recursively, so a
-//!   waiting upgrade does not make it wait for itself either.
+//!   ([`redb::Error::DatabaseAlreadyOpen`]), never a deadlock (reads are
+//!   counted per thread and per database). One that begins a second read
+//!   transaction takes its guard recursively, so a waiting upgrade does
+//!   not make it wait for itself either.
 //! - Once writable, always writable: reads then take no lock.
 
-use std::cell::Cell;
+use std::cell::RefCell;
+use std::fs::{File, OpenOptions, TryLockError};
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -34,12 +43,16 @@ use std::time::{Duration, Instant};
 use parking_lot::{RwLock, RwLockReadGuard};
 use redb::{Database, DatabaseError, ReadOnlyDatabase, ReadTransaction, ReadableDatabase as _};
 
-use crate::ALREADY_OPEN_WAIT;
-
 thread_local! {
-    /// How many read transactions of a read-only handle this thread holds.
-    static HELD: Cell<usize> = const { Cell::new(0) };
+    /// The read-only handles this thread holds a read transaction of, by
+    /// address, once per transaction.
+    static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
+
+/// How long an upgrade waits for the read-only handle's file to be closed
+/// (a table opened from a read transaction may outlive it for a moment on
+/// another thread). Readers of the database wait meanwhile.
+const UPGRADE_WAIT: Duration = Duration::from_secs(1);
 
 /// A redb database at a path, read through a [`redb::ReadOnlyDatabase`]
 /// until [`writable`](Self::writable) is first called, and through a
@@ -51,6 +64,9 @@ pub struct ReadMostlyDatabase {
     path: PathBuf,
     read_only: RwLock<Option<ReadOnlyDatabase>>,
     writable: OnceLock<Database>,
+    /// The exclusive lock on `<path>.lock`; `None` for a database on a
+    /// custom backend ([`from_backend`](Self::from_backend)).
+    _lock: Option<File>,
 }
 
 impl std::fmt::Debug for ReadMostlyDatabase {
@@ -67,6 +83,9 @@ pub struct ReadTxn<'a> {
     txn: ReadTransaction,
     /// Declared after `txn`, so dropped after it.
     guard: Option<RwLockReadGuard<'a, Option<ReadOnlyDatabase>>>,
+    /// The database's key in [`HELD`], where it is counted while `guard`
+    /// is held.
+    db: usize,
 }
 
 impl Deref for ReadTxn<'_> {
@@ -80,29 +99,41 @@ impl Deref for ReadTxn<'_> {
 impl Drop for ReadTxn<'_> {
     fn drop(&mut self) {
         if self.guard.is_some() {
-            HELD.with(|h| h.set(h.get().saturating_sub(1)));
+            HELD.with_borrow_mut(|held| {
+                if let Some(i) = held.iter().position(|&d| d == self.db) {
+                    held.swap_remove(i);
+                }
+            });
         }
     }
 }
 
 impl ReadMostlyDatabase {
-    /// Opens the existing file at `path` read-only.
+    /// Opens the existing file at `path` read-only, holding the exclusive
+    /// lock on `<path>.lock` (created if missing, mode 0600).
     ///
-    /// Returns `Ok(None)` when there is nothing to read yet or redb must
-    /// first write to the file: it is missing, or was not closed cleanly
-    /// (a crash; a writable open repairs it), or is in an older format.
-    /// The caller then opens it writable and uses
+    /// Returns `Ok(None)` (and releases the lock) when there is nothing to
+    /// read yet or redb must first write to the file: it is missing, or was
+    /// not closed cleanly (a crash; a writable open repairs it), or is in an
+    /// older format. The caller then opens it writable and uses
     /// [`from_writable`](Self::from_writable).
     ///
     /// # Errors
-    /// redb's error for anything else, including
-    /// [`DatabaseError::DatabaseAlreadyOpen`] when a writable handle (of
-    /// this process or another) holds the file.
+    /// [`DatabaseError::DatabaseAlreadyOpen`] when another handle (of this
+    /// process or another, read-only or writable) holds the file or its
+    /// lock; redb's error, or the lock file's, for anything else.
     pub fn open_read_only(path: &Path) -> Result<Option<Self>, DatabaseError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let lock = lock(path)?;
         match ReadOnlyDatabase::open(path) {
-            Ok(db) => {
-                Ok(Some(Self { path: path.to_owned(), read_only: RwLock::new(Some(db)), writable: OnceLock::new() }))
-            }
+            Ok(db) => Ok(Some(Self {
+                path: path.to_owned(),
+                read_only: RwLock::new(Some(db)),
+                writable: OnceLock::new(),
+                _lock: Some(lock),
+            })),
             Err(DatabaseError::RepairAborted | DatabaseError::UpgradeRequired(_)) => Ok(None),
             Err(DatabaseError::Storage(redb::StorageError::Io(e))) if e.kind() == std::io::ErrorKind::NotFound => {
                 Ok(None)
@@ -111,11 +142,37 @@ impl ReadMostlyDatabase {
         }
     }
 
-    /// Wraps a database already open for writing at `path`.
-    pub fn from_writable(path: &Path, db: Database) -> Self {
+    /// Wraps a database already open for writing at `path`, taking the
+    /// exclusive lock on `<path>.lock` as
+    /// [`open_read_only`](Self::open_read_only) does.
+    ///
+    /// # Errors
+    /// [`DatabaseError::DatabaseAlreadyOpen`] when another handle holds
+    /// the lock; the lock file's error when it cannot be opened.
+    pub fn from_writable(path: &Path, db: Database) -> Result<Self, DatabaseError> {
+        let lock = lock(path)?;
         let writable = OnceLock::new();
         let _ = writable.set(db);
-        Self { path: path.to_owned(), read_only: RwLock::new(None), writable }
+        Ok(Self { path: path.to_owned(), read_only: RwLock::new(None), writable, _lock: Some(lock) })
+    }
+
+    /// Wraps a writable database on a custom redb backend (an in-memory
+    /// one, a test's failing disk): there is no file to lock. `path` only
+    /// names it.
+    pub fn from_backend(path: &Path, db: Database) -> Self {
+        let writable = OnceLock::new();
+        let _ = writable.set(db);
+        Self { path: path.to_owned(), read_only: RwLock::new(None), writable, _lock: None }
+    }
+
+    /// This database's key in [`HELD`].
+    fn key(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
+    /// Whether this thread holds a read transaction of the read-only handle.
+    fn held_here(&self) -> bool {
+        HELD.with_borrow(|held| held.contains(&self.key()))
     }
 
     /// Begins a read transaction.
@@ -125,25 +182,25 @@ impl ReadMostlyDatabase {
     /// upgrade left no handle and reopening fails.
     pub fn read(&self) -> Result<ReadTxn<'_>, redb::Error> {
         if let Some(db) = self.writable.get() {
-            return Ok(ReadTxn { txn: db.begin_read()?, guard: None });
+            return Ok(ReadTxn { txn: db.begin_read()?, guard: None, db: self.key() });
         }
         // A thread already reading must not queue behind a waiting upgrade,
         // which waits for that very read.
-        let guard = if HELD.with(Cell::get) > 0 { self.read_only.read_recursive() } else { self.read_only.read() };
+        let guard = if self.held_here() { self.read_only.read_recursive() } else { self.read_only.read() };
         if let Some(db) = guard.as_ref() {
             let txn = db.begin_read()?;
-            HELD.with(|h| h.set(h.get() + 1));
-            return Ok(ReadTxn { txn, guard: Some(guard) });
+            HELD.with_borrow_mut(|held| held.push(self.key()));
+            return Ok(ReadTxn { txn, guard: Some(guard), db: self.key() });
         }
         // Upgraded meanwhile, or an upgrade failed and left no handle.
         drop(guard);
-        Ok(ReadTxn { txn: self.writable()?.begin_read()?, guard: None })
+        Ok(ReadTxn { txn: self.writable()?.begin_read()?, guard: None, db: self.key() })
     }
 
     /// The writable database, opening it on the first call: the
     /// read-only handle is closed once no other thread reads through it,
-    /// then the file is opened for writing (retried for up to
-    /// [`ALREADY_OPEN_WAIT`] while something still holds it).
+    /// then the file is opened for writing (retried for up to a second
+    /// while a table of an earlier read still holds it).
     ///
     /// # Errors
     /// [`redb::Error::DatabaseAlreadyOpen`] when this thread still holds
@@ -154,7 +211,7 @@ impl ReadMostlyDatabase {
         if let Some(db) = self.writable.get() {
             return Ok(db);
         }
-        if HELD.with(Cell::get) > 0 {
+        if self.held_here() {
             return Err(redb::Error::DatabaseAlreadyOpen);
         }
         let mut guard = self.read_only.write();
@@ -165,9 +222,7 @@ impl ReadMostlyDatabase {
         let started = Instant::now();
         let opened = loop {
             match Database::create(&self.path) {
-                // A table opened from a read transaction outlives it for
-                // a moment on another thread.
-                Err(DatabaseError::DatabaseAlreadyOpen) if started.elapsed() < ALREADY_OPEN_WAIT => {
+                Err(DatabaseError::DatabaseAlreadyOpen) if started.elapsed() < UPGRADE_WAIT => {
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 other => break other,
@@ -184,7 +239,8 @@ impl ReadMostlyDatabase {
 
     /// The writable database itself, opened as by
     /// [`writable`](Self::writable): for what needs it by value (redb's
-    /// compaction needs `&mut Database`).
+    /// compaction needs `&mut Database`). The lock on `<path>.lock` goes;
+    /// redb's own lock on the writable file remains.
     ///
     /// # Errors
     /// As [`writable`](Self::writable).
@@ -202,6 +258,22 @@ impl ReadMostlyDatabase {
     /// The database file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// Takes the exclusive lock on `<path>.lock`.
+fn lock(path: &Path) -> Result<File, DatabaseError> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(PathBuf::from(name))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(DatabaseError::DatabaseAlreadyOpen),
+        Err(TryLockError::Error(e)) => Err(e.into()),
     }
 }
 
@@ -263,6 +335,38 @@ mod tests {
         let held = Database::create(&path).unwrap();
         assert!(matches!(ReadMostlyDatabase::open_read_only(&path), Err(DatabaseError::DatabaseAlreadyOpen)));
         drop(held);
+    }
+
+    /// redb's read-only handles share a file; ours do not, read-only or
+    /// upgraded, so two stores never write one file.
+    #[test]
+    fn a_second_handle_on_a_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.redb");
+        make(&path);
+        let first = ReadMostlyDatabase::open_read_only(&path).unwrap().unwrap();
+        assert!(matches!(ReadMostlyDatabase::open_read_only(&path), Err(DatabaseError::DatabaseAlreadyOpen)));
+        first.writable().unwrap();
+        assert!(matches!(ReadMostlyDatabase::open_read_only(&path), Err(DatabaseError::DatabaseAlreadyOpen)));
+        drop(first);
+        assert!(ReadMostlyDatabase::open_read_only(&path).unwrap().is_some(), "free once the first is gone");
+    }
+
+    /// A read of one database does not stop the same thread from writing
+    /// another.
+    #[test]
+    fn a_read_of_one_database_does_not_block_writing_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.redb"), dir.path().join("b.redb"));
+        make(&a);
+        make(&b);
+        let a = ReadMostlyDatabase::open_read_only(&a).unwrap().unwrap();
+        let b = ReadMostlyDatabase::open_read_only(&b).unwrap().unwrap();
+        let reading = a.read().unwrap();
+        assert!(b.writable().is_ok());
+        assert!(matches!(a.writable(), Err(redb::Error::DatabaseAlreadyOpen)));
+        drop(reading);
+        assert!(a.writable().is_ok());
     }
 
     #[test]

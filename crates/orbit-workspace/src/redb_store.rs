@@ -112,7 +112,7 @@ impl RedbTeamStore {
                 }
                 let db = Database::builder().create(path).map_err(st)?;
                 create_tables(&db)?;
-                ReadMostlyDatabase::from_writable(path, db)
+                ReadMostlyDatabase::from_writable(path, db).map_err(st)?
             }
         };
         let store = Self { db: Arc::new(db), clock, retention_ms };
