@@ -36,9 +36,16 @@ impl DirLock {
             Err(TryLockError::WouldBlock) => return Ok(None),
             Err(TryLockError::Error(e)) => return Err(e).with_context(|| format!("locking {}", path.display())),
         }
-        let pid = format!("{}\n", std::process::id());
-        file.set_len(0)?;
+        // Written over the previous holder's pid at a fixed width, never
+        // truncated first: on ext4, a file truncated to zero and written
+        // again is flushed to disk when closed (`auto_da_alloc`), which
+        // cost every short-lived `orbit` up to a millisecond. A pid has at
+        // most 7 digits (Linux's `pid_max` is at most 2^22).
+        let pid = format!("{:<15}\n", std::process::id());
         file.write_all_at(pid.as_bytes(), 0)?;
+        if file.metadata()?.len() > pid.len() as u64 {
+            file.set_len(pid.len() as u64)?;
+        }
         Ok(Some(Self { _file: file }))
     }
 }
