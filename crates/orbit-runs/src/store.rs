@@ -106,8 +106,9 @@ impl Drop for Shared {
 /// into the waiting records, new ones are appended after them, and
 /// nothing is applied to redb until a checkpoint falls due: by the log's
 /// size, by its age counted from this process's first record, before a
-/// removal, or on demand. A short-lived process (an `orbit run`) thus
-/// syncs once, for its record, and leaves the log to a later process; a
+/// removal, or on demand; and at close once the log passes 64 KiB. A
+/// short-lived process (an `orbit run`) thus syncs once, for its record,
+/// and leaves a small log to a later process; a
 /// long-lived one opens redb for writing at its first checkpoint and
 /// applies records as above from then on. Either way an acknowledged run
 /// is in the synced log or in a durable redb commit. To copy the store
@@ -875,7 +876,7 @@ fn tables_exist(txn: &ReadTransaction) -> bool {
 ///
 /// While `db` is read-only (it was closed cleanly) and the records fit
 /// under the caps of [`Logged`] and the log under
-/// [`GroupCommit::checkpoint_bytes`], they stay in the log and wait in
+/// [`kept_log_bytes`](crate::writer::kept_log_bytes) (64 KiB), they stay in the log and wait in
 /// `logged`, as if just appended: a short-lived process that records a
 /// run appends after them and leaves them for a later checkpoint, without
 /// ever opening redb for writing. Otherwise (after a crash, or a log grown
@@ -904,7 +905,7 @@ fn replay(
         && gc.write_ahead_log
         && logged.len() < crate::logged::MAX_LOGGED
         && bytes < crate::logged::MAX_LOGGED_BYTES
-        && wal.len() < gc.checkpoint_bytes
+        && wal.len() < crate::writer::kept_log_bytes(gc)
     {
         tracing::debug!(records = logged.len(), path = %wal.path().display(), "the write-ahead log keeps the runs of earlier processes");
         waiting.insert(logged);
@@ -1080,6 +1081,33 @@ mod tests {
         eventually("a checkpoint by age", || store.waiting() == 0);
         assert!(store.db().is_writable());
         assert_eq!(store.get(earlier.id).unwrap().as_ref(), Some(&earlier));
+    }
+
+    /// A read-only store whose log has grown past what later opens should
+    /// read back (64 KiB) checkpoints as it closes.
+    #[test]
+    fn a_read_only_store_checkpoints_at_close_past_64_kib() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs.redb");
+        drop(RunStore::open(&path).unwrap());
+        let wal = Wal::beside(&path);
+        let mut runs = Vec::new();
+        {
+            let store = RunStore::open(&path).unwrap();
+            while std::fs::metadata(&wal).unwrap().len() <= crate::writer::kept_log_bytes(GroupCommit::default()) {
+                let r = record(RunStatus::Succeeded);
+                store.record_blocking(r.clone()).unwrap();
+                runs.push(r);
+            }
+            assert!(!store.db().is_writable(), "still read-only while open");
+        }
+        assert_eq!(std::fs::metadata(&wal).unwrap().len(), crate::frame::SALT as u64, "log emptied at close");
+        let mut q = RunQuery::new(runs[0].workspace.clone());
+        q.limit = MAX_LIST_LIMIT;
+        let copy = tempfile::tempdir().unwrap();
+        std::fs::copy(&path, copy.path().join("runs.redb")).unwrap();
+        let stored = RunStore::open(&copy.path().join("runs.redb")).unwrap().list(&q).unwrap().runs;
+        assert_eq!(stored.len(), runs.len());
     }
 
     /// A log grown past [`GroupCommit::checkpoint_bytes`] by earlier
