@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use orbit_workspace::ReadMostlyDatabase;
+use orbit_workspace::{DatabaseLock, Opened, ReadMostlyDatabase};
 use redb::{Database, ReadTransaction, ReadableDatabase, TableDefinition};
 use tokio::sync::oneshot;
 
@@ -215,22 +215,23 @@ impl RunStore {
         // A file that exists, was closed cleanly and is set up opens
         // read-only: a process that only appends runs to the log (an
         // `orbit run`) never opens redb for writing, which costs five syncs.
-        let read_only = ReadMostlyDatabase::open_read_only(path)
-            .map_err(|source| RunStoreError::Open { path: path.to_path_buf(), source })?
-            .filter(|db| db.read().is_ok_and(|txn| tables_exist(&txn)));
-        if let Some(db) = read_only {
-            return Self::start(db, path, gc);
-        }
+        // The lock first: what follows, read-only or not (the file's
+        // creation, its repair, the log's replay), is this store's alone.
+        let open_err = |source| RunStoreError::Open { path: path.to_path_buf(), source };
+        let lock = DatabaseLock::take(path).map_err(open_err)?;
+        let lock = match ReadMostlyDatabase::open_read_only(path, lock).map_err(open_err)? {
+            Opened::ReadOnly(db) if db.read().is_ok_and(|txn| tables_exist(&txn)) => {
+                return Self::start(db, path, gc);
+            }
+            Opened::ReadOnly(db) => db.into_lock(),
+            Opened::NeedsWrite(lock) => lock,
+        };
         if !path.exists() {
             create_atomically(path)?;
         }
-        let db = Database::builder()
-            .create(path)
-            .map_err(|source| RunStoreError::Open { path: path.to_path_buf(), source })?;
+        let db = Database::builder().create(path).map_err(open_err)?;
         create_tables(&db)?;
-        let db = ReadMostlyDatabase::from_writable(path, db)
-            .map_err(|source| RunStoreError::Open { path: path.to_path_buf(), source })?;
-        Self::start(db, path, gc)
+        Self::start(ReadMostlyDatabase::from_writable(path, db, lock), path, gc)
     }
 
     /// Opens the store kept in `backend`, with its holding file beside
@@ -1061,6 +1062,31 @@ mod tests {
         assert!(refused(&path));
     }
 
+    /// Two threads opening a store that does not exist yet: one creates
+    /// it, the other is refused with a typed error (never a stray I/O
+    /// error from the first one's half-made file).
+    #[test]
+    fn concurrent_first_opens_are_one_store_and_one_refusal() {
+        for _ in 0..30 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("runs.redb");
+            let results: Vec<_> = std::thread::scope(|s| {
+                let opens: Vec<_> = (0..2).map(|_| s.spawn(|| RunStore::open(&path))).collect();
+                opens.into_iter().map(|o| o.join().unwrap()).collect()
+            });
+            assert!(results.iter().any(Result::is_ok), "{results:?}");
+            for r in &results {
+                assert!(
+                    matches!(
+                        r,
+                        Ok(_) | Err(RunStoreError::Open { source: redb::DatabaseError::DatabaseAlreadyOpen, .. })
+                    ),
+                    "{r:?}"
+                );
+            }
+        }
+    }
+
     /// Records read back from earlier processes' log do not make a
     /// process open redb for writing by their age; its own first record
     /// starts the clock.
@@ -1093,7 +1119,9 @@ mod tests {
         let wal = Wal::beside(&path);
         let mut runs = Vec::new();
         {
-            let store = RunStore::open(&path).unwrap();
+            // No checkpoint by age, however slow the disk's syncs.
+            let gc = GroupCommit { checkpoint_interval: Duration::from_secs(3600), ..GroupCommit::default() };
+            let store = RunStore::open_with(&path, gc).unwrap();
             while std::fs::metadata(&wal).unwrap().len() <= crate::writer::kept_log_bytes(GroupCommit::default()) {
                 let r = record(RunStatus::Succeeded);
                 store.record_blocking(r.clone()).unwrap();

@@ -414,9 +414,11 @@ pub struct GroupCommit {
     pub checkpoint_bytes: u64,
     /// The longest a record stays in the log before a checkpoint, also when
     /// the store is idle, once this process has recorded a run or opened
-    /// redb for writing (records a store reopened read-only reads back from
-    /// earlier processes wait for the size, or for this process's own
-    /// first record). Default 1 s.
+    /// redb for writing. Records a store reopened read-only reads back from
+    /// earlier processes wait for this process's own first record (or a
+    /// checkpoint by size); between processes the log stays under 64 KiB,
+    /// since a read-only store past it checkpoints as it closes. Default
+    /// 1 s.
     pub checkpoint_interval: Duration,
     /// Whether a lone caller commits its own record on its own thread when
     /// no other record is announced or queued and the writer is idle, instead

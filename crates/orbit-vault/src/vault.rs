@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use orbit_workspace::{Principal, ReadMostlyDatabase, WorkspaceId};
+use orbit_workspace::{DatabaseLock, Opened, Principal, ReadMostlyDatabase, WorkspaceId};
 use redb::{
     Database, Durability, ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
 };
@@ -304,12 +304,17 @@ impl Vault {
     /// secrets, or none, syncs nothing for it.
     pub fn open_with(path: &Path, master: MasterKey, options: VaultOptions) -> Result<Vault, VaultError> {
         let limit = options.max_encryptions_per_key.clamp(1, Self::ENCRYPTION_LIMIT);
-        if let Some(db) = ReadMostlyDatabase::open_read_only(path)? {
-            let ready = initialised(&*db.read()?, &master)?;
-            if let Some(vault_id) = ready {
-                return Ok(Vault { db, master, limit, path: path.to_owned(), vault_id });
+        // The lock first: what follows, read-only or not, is this vault's alone.
+        let lock = match ReadMostlyDatabase::open_read_only(path, DatabaseLock::take(path)?)? {
+            Opened::ReadOnly(db) => {
+                let ready = initialised(&*db.read()?, &master)?;
+                if let Some(vault_id) = ready {
+                    return Ok(Vault { db, master, limit, path: path.to_owned(), vault_id });
+                }
+                db.into_lock()
             }
-        }
+            Opened::NeedsWrite(lock) => lock,
+        };
         // Missing, not closed cleanly, or not set up (or set up before
         // vault ids): open it for writing.
         let existed = path.exists();
@@ -321,7 +326,13 @@ impl Vault {
                 .map_err(|e| VaultError::Storage(e.into()))?;
         }
         let vault_id = init(&db, &master)?;
-        Ok(Vault { db: ReadMostlyDatabase::from_writable(path, db)?, master, limit, path: path.to_owned(), vault_id })
+        Ok(Vault {
+            db: ReadMostlyDatabase::from_writable(path, db, lock),
+            master,
+            limit,
+            path: path.to_owned(),
+            vault_id,
+        })
     }
 
     /// The vault file's path.

@@ -32,7 +32,7 @@ pub use id::{AgentName, DEFAULT_WORKSPACE, MAX_WORKSPACE_LEN, UserId, WorkspaceI
 pub use lazy_db::{ALREADY_OPEN_WAIT, LazyDatabase};
 pub use permission::{Action, Denied, Grant, PERMISSIONS, Rule, Target};
 pub use principal::{Principal, Subject, TokenId};
-pub use read_mostly::{ReadMostlyDatabase, ReadTxn};
+pub use read_mostly::{DatabaseLock, Opened, ReadMostlyDatabase, ReadTxn};
 pub use redb_store::RedbTeamStore;
 pub use role::{Role, RoleError};
 pub use store::{

@@ -15,8 +15,9 @@
 //! Invariants:
 //! - One handle per file, across processes and within one: redb's
 //!   read-only handles share the file, so an exclusive lock on
-//!   `<file>.lock` ([`std::fs::File::try_lock`], flock(2)) is held for the
-//!   handle's life, and a second open gets
+//!   `<file>.lock` ([`DatabaseLock`]) is taken before the file is opened
+//!   at all (read-only, or for writing, created or repaired) and held for
+//!   the handle's life. A second open gets
 //!   [`DatabaseError::DatabaseAlreadyOpen`] at once, as with a writable
 //!   redb handle.
 //! - The two handles are never open at once. redb's file lock refuses a
@@ -27,14 +28,18 @@
 //!   write guard: it waits for the read transactions of other threads.
 //! - A thread that holds such a read transaction and asks to write would
 //!   wait for itself, so it gets an error instead
-//!   ([`redb::Error::DatabaseAlreadyOpen`]), never a deadlock (reads are
-//!   counted per thread and per database). One that begins a second read
-//!   transaction takes its guard recursively, so a waiting upgrade does
-//!   not make it wait for itself either.
+//!   ([`redb::Error::DatabaseAlreadyOpen`]) (reads are counted per thread
+//!   and per database). One that begins a second read transaction takes
+//!   its guard recursively, so a waiting upgrade does not make it wait for
+//!   itself either. An upgrade waits at most a second for other threads'
+//!   reads (two threads each reading one database and upgrading the other
+//!   would wait for each other), then gets the same error: never a
+//!   deadlock.
 //! - Once writable, always writable: reads then take no lock.
 
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions, TryLockError};
+use std::io::ErrorKind;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -65,8 +70,9 @@ pub struct ReadMostlyDatabase {
     read_only: RwLock<Option<ReadOnlyDatabase>>,
     writable: OnceLock<Database>,
     /// The exclusive lock on `<path>.lock`; `None` for a database on a
-    /// custom backend ([`from_backend`](Self::from_backend)).
-    _lock: Option<File>,
+    /// custom backend ([`from_backend`](Self::from_backend)). Held, not
+    /// read.
+    lock: Option<DatabaseLock>,
 }
 
 impl std::fmt::Debug for ReadMostlyDatabase {
@@ -109,51 +115,54 @@ impl Drop for ReadTxn<'_> {
 }
 
 impl ReadMostlyDatabase {
-    /// Opens the existing file at `path` read-only, holding the exclusive
-    /// lock on `<path>.lock` (created if missing, mode 0600).
+    /// Opens the existing file at `path` read-only, under `lock` (taken
+    /// first, so that whatever follows, a read-only open or the caller's
+    /// writable one, happens under it).
     ///
-    /// Returns `Ok(None)` (and releases the lock) when there is nothing to
-    /// read yet or redb must first write to the file: it is missing, or was
-    /// not closed cleanly (a crash; a writable open repairs it), or is in an
-    /// older format. The caller then opens it writable and uses
+    /// Returns [`Opened::NeedsWrite`] with the lock when there is nothing
+    /// to read yet or redb must first write to the file: it is missing, or
+    /// was not closed cleanly (a crash; a writable open repairs it), or is
+    /// in an older format. The caller then opens it writable and uses
     /// [`from_writable`](Self::from_writable).
     ///
     /// # Errors
-    /// [`DatabaseError::DatabaseAlreadyOpen`] when another handle (of this
-    /// process or another, read-only or writable) holds the file or its
-    /// lock; redb's error, or the lock file's, for anything else.
-    pub fn open_read_only(path: &Path) -> Result<Option<Self>, DatabaseError> {
+    /// [`DatabaseError::DatabaseAlreadyOpen`] when a writable redb handle
+    /// without our lock holds the file; redb's error for anything else.
+    pub fn open_read_only(path: &Path, lock: DatabaseLock) -> Result<Opened, DatabaseError> {
         if !path.exists() {
-            return Ok(None);
+            return Ok(Opened::NeedsWrite(lock));
         }
-        let lock = lock(path)?;
         match ReadOnlyDatabase::open(path) {
-            Ok(db) => Ok(Some(Self {
+            Ok(db) => Ok(Opened::ReadOnly(Self {
                 path: path.to_owned(),
                 read_only: RwLock::new(Some(db)),
                 writable: OnceLock::new(),
-                _lock: Some(lock),
+                lock: Some(lock),
             })),
-            Err(DatabaseError::RepairAborted | DatabaseError::UpgradeRequired(_)) => Ok(None),
+            Err(DatabaseError::RepairAborted | DatabaseError::UpgradeRequired(_)) => Ok(Opened::NeedsWrite(lock)),
             Err(DatabaseError::Storage(redb::StorageError::Io(e))) if e.kind() == std::io::ErrorKind::NotFound => {
-                Ok(None)
+                Ok(Opened::NeedsWrite(lock))
             }
             Err(e) => Err(e),
         }
     }
 
-    /// Wraps a database already open for writing at `path`, taking the
-    /// exclusive lock on `<path>.lock` as
-    /// [`open_read_only`](Self::open_read_only) does.
-    ///
-    /// # Errors
-    /// [`DatabaseError::DatabaseAlreadyOpen`] when another handle holds
-    /// the lock; the lock file's error when it cannot be opened.
-    pub fn from_writable(path: &Path, db: Database) -> Result<Self, DatabaseError> {
-        let lock = lock(path)?;
+    /// Wraps a database opened for writing at `path` under `lock`.
+    pub fn from_writable(path: &Path, db: Database, lock: DatabaseLock) -> Self {
         let writable = OnceLock::new();
         let _ = writable.set(db);
-        Ok(Self { path: path.to_owned(), read_only: RwLock::new(None), writable, _lock: Some(lock) })
+        Self { path: path.to_owned(), read_only: RwLock::new(None), writable, lock: Some(lock) }
+    }
+
+    /// Closes the database and gives back its lock, for a caller that
+    /// found it read-only but not set up, and opens it for writing next.
+    ///
+    /// # Panics
+    /// Never; a database from [`from_backend`](Self::from_backend) has no
+    /// lock and gives back an empty one.
+    pub fn into_lock(self) -> DatabaseLock {
+        let Self { lock, .. } = self;
+        lock.unwrap_or(DatabaseLock { _file: None })
     }
 
     /// Wraps a writable database on a custom redb backend (an in-memory
@@ -162,7 +171,7 @@ impl ReadMostlyDatabase {
     pub fn from_backend(path: &Path, db: Database) -> Self {
         let writable = OnceLock::new();
         let _ = writable.set(db);
-        Self { path: path.to_owned(), read_only: RwLock::new(None), writable, _lock: None }
+        Self { path: path.to_owned(), read_only: RwLock::new(None), writable, lock: None }
     }
 
     /// This database's key in [`HELD`].
@@ -214,7 +223,11 @@ impl ReadMostlyDatabase {
         if self.held_here() {
             return Err(redb::Error::DatabaseAlreadyOpen);
         }
-        let mut guard = self.read_only.write();
+        // Bounded: two threads each reading one database and upgrading the
+        // other would otherwise wait for each other for ever.
+        let Some(mut guard) = self.read_only.try_write_for(UPGRADE_WAIT) else {
+            return Err(redb::Error::DatabaseAlreadyOpen);
+        };
         if let Some(db) = self.writable.get() {
             return Ok(db);
         }
@@ -261,19 +274,60 @@ impl ReadMostlyDatabase {
     }
 }
 
-/// Takes the exclusive lock on `<path>.lock`.
-fn lock(path: &Path) -> Result<File, DatabaseError> {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".lock");
-    let mut options = OpenOptions::new();
-    options.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let file = options.open(PathBuf::from(name))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(DatabaseError::DatabaseAlreadyOpen),
-        Err(TryLockError::Error(e)) => Err(e.into()),
+/// What [`ReadMostlyDatabase::open_read_only`] found.
+#[derive(Debug)]
+pub enum Opened {
+    /// The file is open read-only.
+    ReadOnly(ReadMostlyDatabase),
+    /// The file must be opened for writing (created, repaired or
+    /// upgraded); the lock is still held, for
+    /// [`ReadMostlyDatabase::from_writable`].
+    NeedsWrite(DatabaseLock),
+}
+
+/// The exclusive lock on `<database>.lock` (flock(2) through
+/// [`File::try_lock`]) that makes a [`ReadMostlyDatabase`] the one
+/// handle on its file. Released when dropped.
+#[derive(Debug)]
+pub struct DatabaseLock {
+    /// Held, never read: dropping it releases the lock.
+    _file: Option<File>,
+}
+
+impl DatabaseLock {
+    /// Takes the lock for the database at `path`, creating `<path>.lock`
+    /// (mode 0600) if missing. On a file system this process cannot write
+    /// (a read-only mount, another user's directory), an existing lock file
+    /// is locked through a read-only descriptor, and a missing one is
+    /// skipped: nothing can write the database there either.
+    ///
+    /// # Errors
+    /// [`DatabaseError::DatabaseAlreadyOpen`] when another handle, of this
+    /// process or another, holds it; the lock file's I/O error otherwise.
+    pub fn take(path: &Path) -> Result<Self, DatabaseError> {
+        let mut name = path.as_os_str().to_owned();
+        name.push(".lock");
+        let name = PathBuf::from(name);
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = match options.open(&name) {
+            Ok(file) => file,
+            Err(e) if matches!(e.kind(), ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem) => {
+                match File::open(&name) {
+                    Ok(file) => file,
+                    Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Self { _file: None }),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: Some(file) }),
+            Err(TryLockError::WouldBlock) => Err(DatabaseError::DatabaseAlreadyOpen),
+            Err(TryLockError::Error(e)) => Err(e.into()),
+        }
     }
 }
 
@@ -283,6 +337,15 @@ mod tests {
     use redb::TableDefinition;
 
     const T: TableDefinition<&str, u64> = TableDefinition::new("t");
+
+    /// Opens `path` as the stores do: the lock, then read-only; `None`
+    /// when it must be opened for writing.
+    fn open(path: &Path) -> Result<Option<ReadMostlyDatabase>, DatabaseError> {
+        Ok(match ReadMostlyDatabase::open_read_only(path, DatabaseLock::take(path)?)? {
+            Opened::ReadOnly(db) => Some(db),
+            Opened::NeedsWrite(_) => None,
+        })
+    }
 
     fn make(path: &Path) {
         let db = Database::create(path).unwrap();
@@ -304,7 +367,7 @@ mod tests {
         make(&path);
         let before = std::fs::read(&path).unwrap();
         {
-            let db = ReadMostlyDatabase::open_read_only(&path).unwrap().expect("clean file opens read-only");
+            let db = open(&path).unwrap().expect("clean file opens read-only");
             assert_eq!(get(&db, "a"), Some(1));
             assert!(!db.is_writable());
         }
@@ -316,14 +379,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.redb");
         make(&path);
-        let db = ReadMostlyDatabase::open_read_only(&path).unwrap().unwrap();
+        let db = open(&path).unwrap().unwrap();
         let tx = db.writable().unwrap().begin_write().unwrap();
         tx.open_table(T).unwrap().insert("b", 2).unwrap();
         tx.commit().unwrap();
         assert!(db.is_writable());
         assert_eq!((get(&db, "a"), get(&db, "b")), (Some(1), Some(2)));
         drop(db);
-        let reopened = ReadMostlyDatabase::open_read_only(&path).unwrap().expect("closed cleanly");
+        let reopened = open(&path).unwrap().expect("closed cleanly");
         assert_eq!(get(&reopened, "b"), Some(2));
     }
 
@@ -331,9 +394,9 @@ mod tests {
     fn a_missing_file_is_none_and_a_held_file_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.redb");
-        assert!(ReadMostlyDatabase::open_read_only(&path).unwrap().is_none());
+        assert!(open(&path).unwrap().is_none());
         let held = Database::create(&path).unwrap();
-        assert!(matches!(ReadMostlyDatabase::open_read_only(&path), Err(DatabaseError::DatabaseAlreadyOpen)));
+        assert!(matches!(open(&path), Err(DatabaseError::DatabaseAlreadyOpen)));
         drop(held);
     }
 
@@ -344,12 +407,42 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.redb");
         make(&path);
-        let first = ReadMostlyDatabase::open_read_only(&path).unwrap().unwrap();
-        assert!(matches!(ReadMostlyDatabase::open_read_only(&path), Err(DatabaseError::DatabaseAlreadyOpen)));
+        let first = open(&path).unwrap().unwrap();
+        assert!(matches!(open(&path), Err(DatabaseError::DatabaseAlreadyOpen)));
         first.writable().unwrap();
-        assert!(matches!(ReadMostlyDatabase::open_read_only(&path), Err(DatabaseError::DatabaseAlreadyOpen)));
+        assert!(matches!(open(&path), Err(DatabaseError::DatabaseAlreadyOpen)));
         drop(first);
-        assert!(ReadMostlyDatabase::open_read_only(&path).unwrap().is_some(), "free once the first is gone");
+        assert!(open(&path).unwrap().is_some(), "free once the first is gone");
+    }
+
+    /// Two threads, each reading one database and upgrading the other,
+    /// do not wait for each other for ever: an upgrade gives up after a
+    /// second, and the other then goes through.
+    #[test]
+    fn crossed_upgrades_do_not_deadlock() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.redb"), dir.path().join("b.redb"));
+        make(&a);
+        make(&b);
+        let a = std::sync::Arc::new(open(&a).unwrap().unwrap());
+        let b = std::sync::Arc::new(open(&b).unwrap().unwrap());
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let (done, finished) = std::sync::mpsc::channel();
+        for (read, write) in [(a.clone(), b.clone()), (b.clone(), a.clone())] {
+            let (barrier, done) = (barrier.clone(), done.clone());
+            std::thread::spawn(move || {
+                let reading = read.read().unwrap();
+                barrier.wait();
+                let upgraded = write.writable().is_ok();
+                drop(reading);
+                done.send(upgraded).unwrap();
+            });
+        }
+        // A deadlock never sends; 30 s only guards against a hang.
+        let wait = Duration::from_secs(30);
+        let outcomes = [finished.recv_timeout(wait), finished.recv_timeout(wait)];
+        assert!(outcomes.iter().all(Result::is_ok), "an upgrade never returned: {outcomes:?}");
+        assert!(a.writable().is_ok() && b.writable().is_ok(), "free once the reads are over");
     }
 
     /// A read of one database does not stop the same thread from writing
@@ -360,8 +453,8 @@ mod tests {
         let (a, b) = (dir.path().join("a.redb"), dir.path().join("b.redb"));
         make(&a);
         make(&b);
-        let a = ReadMostlyDatabase::open_read_only(&a).unwrap().unwrap();
-        let b = ReadMostlyDatabase::open_read_only(&b).unwrap().unwrap();
+        let a = open(&a).unwrap().unwrap();
+        let b = open(&b).unwrap().unwrap();
         let reading = a.read().unwrap();
         assert!(b.writable().is_ok());
         assert!(matches!(a.writable(), Err(redb::Error::DatabaseAlreadyOpen)));
@@ -374,7 +467,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.redb");
         make(&path);
-        let db = ReadMostlyDatabase::open_read_only(&path).unwrap().unwrap();
+        let db = open(&path).unwrap().unwrap();
         let txn = db.read().unwrap();
         assert!(matches!(db.writable(), Err(redb::Error::DatabaseAlreadyOpen)));
         drop(txn);
@@ -386,7 +479,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.redb");
         make(&path);
-        let db = ReadMostlyDatabase::open_read_only(&path).unwrap().unwrap();
+        let db = open(&path).unwrap().unwrap();
         let (held_tx, held_rx) = std::sync::mpsc::channel();
         let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
         std::thread::scope(|s| {
@@ -418,7 +511,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.redb");
         make(&path);
-        let db = ReadMostlyDatabase::open_read_only(&path).unwrap().unwrap();
+        let db = open(&path).unwrap().unwrap();
         let (held_tx, held_rx) = std::sync::mpsc::channel();
         let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
         std::thread::scope(|s| {

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{AuditEvent, AuditLog, AuditPage, AuditQuery, DEFAULT_AUDIT_RETENTION_MS, MAX_AUDIT_PAGE};
 use crate::clock::{Clock, SystemClock};
 use crate::permission::{Action, Target};
-use crate::read_mostly::ReadMostlyDatabase;
+use crate::read_mostly::{DatabaseLock, Opened, ReadMostlyDatabase};
 use crate::store::{
     AuthFailure, Authenticated, IssuedToken, MemberAdded, MemberRecord, MemberRemoved, Notification, OwnedItem,
     TeamError, TeamStore, TokenRecord, TokenRequest, WorkspaceRecord,
@@ -101,18 +101,23 @@ impl RedbTeamStore {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(st)?;
         }
-        let db = match ReadMostlyDatabase::open_read_only(path).map_err(st)? {
-            Some(db) if tables_exist(&*db.read().map_err(st)?) => db,
-            read_only => {
+        // The lock first: what follows, read-only or not, is this handle's alone.
+        let lock = DatabaseLock::take(path).map_err(st)?;
+        let db = match ReadMostlyDatabase::open_read_only(path, lock).map_err(st)? {
+            Opened::ReadOnly(db) if tables_exist(&*db.read().map_err(st)?) => db,
+            opened => {
                 // Missing, not closed cleanly, or not set up: open it
                 // for writing (the read-only handle closed first).
-                drop(read_only);
+                let lock = match opened {
+                    Opened::ReadOnly(db) => db.into_lock(),
+                    Opened::NeedsWrite(lock) => lock,
+                };
                 if !path.exists() {
                     create_atomically(path)?;
                 }
                 let db = Database::builder().create(path).map_err(st)?;
                 create_tables(&db)?;
-                ReadMostlyDatabase::from_writable(path, db).map_err(st)?
+                ReadMostlyDatabase::from_writable(path, db, lock)
             }
         };
         let store = Self { db: Arc::new(db), clock, retention_ms };
