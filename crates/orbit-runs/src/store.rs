@@ -223,8 +223,7 @@ impl RunStore {
             Opened::ReadOnly(db) if db.read().is_ok_and(|txn| tables_exist(&txn)) => {
                 return Self::start(db, path, gc);
             }
-            Opened::ReadOnly(db) => db.into_lock(),
-            Opened::NeedsWrite(lock) => lock,
+            opened => opened.into_lock(),
         };
         if !path.exists() {
             create_atomically(path)?;

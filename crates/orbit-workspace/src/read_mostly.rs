@@ -129,9 +129,6 @@ impl ReadMostlyDatabase {
     /// [`DatabaseError::DatabaseAlreadyOpen`] when a writable redb handle
     /// without our lock holds the file; redb's error for anything else.
     pub fn open_read_only(path: &Path, lock: DatabaseLock) -> Result<Opened, DatabaseError> {
-        if !path.exists() {
-            return Ok(Opened::NeedsWrite(lock));
-        }
         match ReadOnlyDatabase::open(path) {
             Ok(db) => Ok(Opened::ReadOnly(Self {
                 path: path.to_owned(),
@@ -283,6 +280,17 @@ pub enum Opened {
     /// upgraded); the lock is still held, for
     /// [`ReadMostlyDatabase::from_writable`].
     NeedsWrite(DatabaseLock),
+}
+
+impl Opened {
+    /// The lock, for a caller that opens the file for writing next (a
+    /// read-only database found not set up is closed first).
+    pub fn into_lock(self) -> DatabaseLock {
+        match self {
+            Self::ReadOnly(db) => db.into_lock(),
+            Self::NeedsWrite(lock) => lock,
+        }
+    }
 }
 
 /// The exclusive lock on `<database>.lock` (flock(2) through

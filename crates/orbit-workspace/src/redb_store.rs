@@ -108,10 +108,7 @@ impl RedbTeamStore {
             opened => {
                 // Missing, not closed cleanly, or not set up: open it
                 // for writing (the read-only handle closed first).
-                let lock = match opened {
-                    Opened::ReadOnly(db) => db.into_lock(),
-                    Opened::NeedsWrite(lock) => lock,
-                };
+                let lock = opened.into_lock();
                 if !path.exists() {
                     create_atomically(path)?;
                 }
