@@ -348,7 +348,7 @@ impl Tools {
 
     /// As [`Tools::call_as`], relaying what the server sends about the call
     /// to `relay` (the MCP gateway's caller): progress (with a progress
-    /// token Orbit sends upstream when [`CallRelay::wants_progress`]), log
+    /// token rmcp puts on every request it sends upstream), log
     /// messages, and sampling and elicitation requests, the last three only
     /// while this is the only call in flight on the pooled connection (see
     /// [`CallRelay`]). Secret values are scrubbed from what is relayed.

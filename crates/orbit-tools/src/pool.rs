@@ -10,7 +10,7 @@ use std::time::Duration;
 use orbit_scrub::Scrubber;
 use orbit_vault::{SecretResolver, SecretUse, SecretValue};
 use orbit_workspace::WorkspaceId;
-use rmcp::model::{ClientCapabilities, ClientConfig, Implementation};
+use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, JsonRpcMessage, ServerNotification};
 use rmcp::service::{NotificationContext, RunningService};
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -59,6 +59,45 @@ fn not_scrubbed(what: &str) -> rmcp::ErrorData {
     rmcp::ErrorData::internal_error(format!("{what} could not be relayed"), None)
 }
 
+impl Client {
+    /// Relays a server's notification about a call or a subscription:
+    /// progress under the caller's token, log lines to the only call in
+    /// flight, resource updates to their subscribers. Called by [`Watched`]
+    /// as each message arrives, in the order the server sent them: rmcp
+    /// hands notifications to the handler on tasks of their own, so a
+    /// handler could see one after the response that follows it, and the
+    /// caller would get it after its call's result, or not at all.
+    fn relay_in_order(&self, notification: &ServerNotification) {
+        match notification {
+            ServerNotification::ProgressNotification(n) => {
+                let params = &n.params;
+                if let Some(relay) = self.in_flight.by_token(&params.progress_token) {
+                    let message = params.message.clone().and_then(|m| scrubbed(m, &self.scrubber));
+                    relay.progress(params.progress, params.total, message);
+                }
+            }
+            ServerNotification::LoggingMessageNotification(n) => {
+                if let Some(relay) = self.in_flight.only()
+                    && let Some(params) = scrubbed(n.params.clone(), &self.scrubber)
+                {
+                    relay.log(params);
+                }
+            }
+            ServerNotification::ResourceUpdatedNotification(n) => {
+                let subscribers = self.in_flight.subscribers(&n.params.uri);
+                if !subscribers.is_empty()
+                    && let Some(params) = scrubbed(n.params.clone(), &self.scrubber)
+                {
+                    for relay in subscribers {
+                        relay.resource_updated(params.clone());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// The answer to a server's request that cannot be relayed: no gateway
 /// caller, or more than one call in flight on the connection.
 fn not_relayed(what: &str) -> rmcp::ErrorData {
@@ -75,47 +114,6 @@ fn not_relayed(what: &str) -> rmcp::ErrorData {
 // the 2025 protocol versions that servers speak today have them.
 #[allow(deprecated)]
 impl ClientHandler for Client {
-    fn on_progress(
-        &self,
-        params: rmcp::model::ProgressNotificationParam,
-        _context: NotificationContext<RoleClient>,
-    ) -> impl Future<Output = ()> + Send + '_ {
-        if let Some(relay) = self.in_flight.by_token(&params.progress_token) {
-            let message = params.message.and_then(|m| scrubbed(m, &self.scrubber));
-            relay.progress(params.progress, params.total, message);
-        }
-        std::future::ready(())
-    }
-
-    fn on_logging_message(
-        &self,
-        params: rmcp::model::LoggingMessageNotificationParam,
-        _context: NotificationContext<RoleClient>,
-    ) -> impl Future<Output = ()> + Send + '_ {
-        if let Some(relay) = self.in_flight.only()
-            && let Some(params) = scrubbed(params, &self.scrubber)
-        {
-            relay.log(params);
-        }
-        std::future::ready(())
-    }
-
-    fn on_resource_updated(
-        &self,
-        params: rmcp::model::ResourceUpdatedNotificationParam,
-        _context: NotificationContext<RoleClient>,
-    ) -> impl Future<Output = ()> + Send + '_ {
-        let subscribers = self.in_flight.subscribers(&params.uri);
-        if !subscribers.is_empty()
-            && let Some(params) = scrubbed(params, &self.scrubber)
-        {
-            for relay in subscribers {
-                relay.resource_updated(params.clone());
-            }
-        }
-        std::future::ready(())
-    }
-
     fn create_message(
         &self,
         params: rmcp::model::CreateMessageRequestParams,
@@ -197,10 +195,14 @@ pub(crate) fn tool_infos(server: &str, tools: Vec<rmcp::model::Tool>) -> Vec<Too
 /// A transport that notes when the server's side ends (EOF on a stdio
 /// server's stdout, a closed HTTP session): rmcp's own `is_closed` only
 /// turns true once its service loop has finished its cleanup, seconds
-/// later.
+/// later. It also relays the server's progress, log and resource-update
+/// notifications as they arrive, in order, before any later response
+/// reaches its caller.
 struct Watched<T> {
     inner: T,
     ended: Arc<AtomicBool>,
+    /// Relays notifications as they arrive ([`Client::relay_in_order`]).
+    client: Client,
 }
 
 impl<T: Transport<RoleClient>> Transport<RoleClient> for Watched<T> {
@@ -215,8 +217,10 @@ impl<T: Transport<RoleClient>> Transport<RoleClient> for Watched<T> {
 
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleClient>> {
         let m = self.inner.receive().await;
-        if m.is_none() {
-            self.ended.store(true, Ordering::Release);
+        match &m {
+            None => self.ended.store(true, Ordering::Release),
+            Some(JsonRpcMessage::Notification(n)) => self.client.relay_in_order(&n.notification),
+            Some(_) => {}
         }
         m
     }
@@ -466,7 +470,7 @@ impl Pool {
                     .stderr(Stdio::null())
                     .spawn()
                     .map_err(|e| unavailable(format!("starting {command}: {e}")))?;
-                let transport = Watched { inner: transport, ended: ended.clone() };
+                let transport = Watched { inner: transport, ended: ended.clone(), client: client.clone() };
                 let scrubber = client.scrubber.clone();
                 client.serve(transport).await.map_err(|e| unavailable(scrubber.text(&format!("initialize: {e}"))))?
             }
@@ -494,8 +498,8 @@ impl Pool {
                 let client = client(&secrets)?;
                 self.record_uses(ws, entry, caller, origin).await;
                 let config = StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(headers);
-                let transport =
-                    Watched { inner: StreamableHttpClientTransport::from_config(config), ended: ended.clone() };
+                let inner = StreamableHttpClientTransport::from_config(config);
+                let transport = Watched { inner, ended: ended.clone(), client: client.clone() };
                 let scrubber = client.scrubber.clone();
                 client.serve(transport).await.map_err(|e| unavailable(scrubber.text(&format!("initialize: {e}"))))?
             }

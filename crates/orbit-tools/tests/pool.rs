@@ -2,6 +2,10 @@
 //! (`@modelcontextprotocol/server-everything` over stdio, installed by
 //! `scripts/install-test-deps.sh`), without a guest.
 
+// Sampling is deprecated by SEP-2577 for protocol 2026-07-28; the relay
+// still answers it for the 2025 protocol versions servers speak today.
+#![allow(deprecated)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,5 +93,54 @@ async fn a_server_that_cannot_start_backs_off() {
     match r {
         Err(ToolsError::Unavailable { detail, .. }) => assert!(detail.contains("backoff"), "{detail}"),
         other => panic!("{other:?}"),
+    }
+}
+
+/// Records the progress relayed to it, in order.
+#[derive(Default)]
+struct Progress(std::sync::Mutex<Vec<f64>>);
+
+impl orbit_tools::CallRelay for Progress {
+    fn progress(&self, progress: f64, _: Option<f64>, _: Option<String>) {
+        self.0.lock().unwrap().push(progress);
+    }
+    fn log(&self, _: rmcp::model::LoggingMessageNotificationParam) {}
+    fn resource_updated(&self, _: rmcp::model::ResourceUpdatedNotificationParam) {}
+    fn create_message(
+        &self,
+        _: rmcp::model::CreateMessageRequestParams,
+    ) -> orbit_tools::Relayed<rmcp::model::CreateMessageResult> {
+        Box::pin(async { Err(rmcp::ErrorData::internal_error("not offered", None)) })
+    }
+    fn elicit(&self, _: rmcp::model::ElicitRequestParams) -> orbit_tools::Relayed<rmcp::model::ElicitResult> {
+        Box::pin(async { Err(rmcp::ErrorData::internal_error("not offered", None)) })
+    }
+}
+
+/// A server that sends its last progress just before its result: every
+/// notification has reached the relay, in the order sent, by the time the
+/// call returns (rmcp runs notification handlers on tasks of their own,
+/// which could run after the response was delivered, when the call's relay
+/// is gone).
+#[tokio::test(flavor = "multi_thread")]
+async fn progress_sent_before_the_result_is_relayed_before_the_call_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tools(dir.path(), ToolsLimits::default());
+    let ws = WorkspaceId::new("w").unwrap();
+    t.registry().add_server(&ws, "everything", everything()).unwrap();
+    let steps = 40;
+    let args = format!(r#"{{"duration": 0, "steps": {steps}}}"#);
+    for round in 0..20 {
+        let relay = Arc::new(Progress::default());
+        let until = Instant::now() + Duration::from_secs(30);
+        let principal = orbit_workspace::Principal::embedded();
+        let done = t
+            .call_relayed(&ws, &principal, "everything", "trigger-long-running-operation", &args, until, relay.clone())
+            .await
+            .unwrap();
+        assert!(!done.is_error, "{:?}", done.content);
+        let seen = relay.0.lock().unwrap().clone();
+        let expected: Vec<f64> = (1..=steps).map(f64::from).collect();
+        assert_eq!(seen, expected, "round {round}: progress relayed by the time the call returned");
     }
 }
