@@ -1208,7 +1208,7 @@ mod tests {
         }
         assert_eq!(led(&store), 0);
 
-        let multi = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+        let multi = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_time().build().unwrap();
         let led_one = multi.block_on(async {
             let store = store.clone();
             tokio::spawn(async move {
