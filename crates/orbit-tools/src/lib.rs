@@ -74,8 +74,8 @@ use tokio::time::Instant;
 
 pub use error::ToolsError;
 pub use registry::{
-    MAX_SERVER_NAME_BYTES, Rule, ServerEntry, ServerSpec, ServerTransport, ToolInfo, ToolPolicy, ToolRegistry,
-    ValueSource, check_server_name,
+    MAX_SERVER_NAME_BYTES, RegistrySnapshot, Rule, ServerEntry, ServerSpec, ServerTransport, ToolInfo, ToolPolicy,
+    ToolRegistry, ValueSource, check_server_name,
 };
 pub use relay::{CallRelay, Relayed};
 pub use upstream::{UpstreamAnswer, UpstreamRequest};
@@ -409,18 +409,24 @@ impl Tools {
             Ok(other) => return Err(ToolsError::InvalidArguments(format!("a JSON {}", json_kind(&other)))),
             Err(e) => return Err(ToolsError::InvalidArguments(e.to_string())),
         };
-        let entry = self.enabled_server(ws, server).await?;
-        let (reg, w) = (self.registry.clone(), ws.clone());
-        let policy = blocking(move || reg.policy(&w)).await?;
+        // One read of the registry before the lease and one after it, each
+        // shared, not copied.
+        let snapshot = |reg: Arc<ToolRegistry>, w: WorkspaceId| blocking(move || reg.snapshot(&w));
+        let doc = snapshot(self.registry.clone(), ws.clone()).await?;
+        let Some(entry) = doc.server(server).filter(|e| e.enabled) else {
+            self.pool.forget(ws, server);
+            return Err(ToolsError::NoSuchServer(server.to_owned()));
+        };
+        let policy = doc.policy();
         if !policy.allows(server, tool) {
             return Err(ToolsError::Denied { server: server.to_owned(), tool: tool.to_owned() });
         }
-        let lease = self.pool.lease(ws, &entry, until, caller).await?;
+        let lease = self.pool.lease(ws, entry, until, caller).await?;
         // The lease refreshed the list when it connected; a list read before
         // any connection is refreshed now.
-        let (reg, w, n) = (self.registry.clone(), ws.clone(), server.to_owned());
-        let known = blocking(move || reg.server(&w, &n)).await?.and_then(|e| e.tools);
-        let Some(info) = known.and_then(|tools| tools.into_iter().find(|t| t.name == tool)) else {
+        let listed = snapshot(self.registry.clone(), ws.clone()).await?;
+        let known = listed.server(server).and_then(|e| e.tools.as_ref());
+        let Some(info) = known.and_then(|tools| tools.iter().find(|t| t.name == tool)) else {
             self.pool.finish(&lease, false).await;
             return Err(ToolsError::NoSuchTool { server: server.to_owned(), tool: tool.to_owned() });
         };

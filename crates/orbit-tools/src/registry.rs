@@ -312,6 +312,30 @@ pub struct ToolRegistry {
     changes: tokio::sync::broadcast::Sender<WorkspaceId>,
 }
 
+/// One workspace's servers and policy as read at one moment, shared rather
+/// than copied: a gateway call looks its tool up in it without cloning every
+/// server's tool definitions. A later change to the workspace is not seen;
+/// read a new one.
+#[derive(Debug, Clone)]
+pub struct RegistrySnapshot(std::sync::Arc<WorkspaceTools>);
+
+impl RegistrySnapshot {
+    /// Every server installed, enabled or not, by name.
+    pub fn servers(&self) -> impl Iterator<Item = &ServerEntry> {
+        self.0.servers.values()
+    }
+
+    /// Server `name`, if installed.
+    pub fn server(&self, name: &str) -> Option<&ServerEntry> {
+        self.0.servers.get(name)
+    }
+
+    /// The workspace's policy.
+    pub fn policy(&self) -> &ToolPolicy {
+        &self.0.policy
+    }
+}
+
 /// What a workspace offers to callers: each server's name, state and tools,
 /// and the policy; not when lists were refreshed.
 fn offered(doc: &WorkspaceTools) -> serde_json::Value {
@@ -500,6 +524,15 @@ impl ToolRegistry {
     /// [`ToolsError::Io`] or [`ToolsError::Corrupt`].
     pub fn server(&self, ws: &WorkspaceId, name: &str) -> Result<Option<ServerEntry>, ToolsError> {
         Ok(self.read(ws)?.servers.get(name).cloned())
+    }
+
+    /// `ws`'s servers and policy as they are now, without copying them
+    /// (the parsed file is cached and shared until it changes on disk).
+    ///
+    /// # Errors
+    /// [`ToolsError::Io`] or [`ToolsError::Corrupt`].
+    pub fn snapshot(&self, ws: &WorkspaceId) -> Result<RegistrySnapshot, ToolsError> {
+        self.read(ws).map(RegistrySnapshot)
     }
 
     /// Every server installed in `ws`, enabled or not, by name.

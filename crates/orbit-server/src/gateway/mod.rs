@@ -123,14 +123,14 @@ pub(crate) async fn upstream_tools(
 /// registry's last listing of its enabled servers. Tools the policy denies
 /// are resolved too, so that the call is refused and audited as such.
 pub(crate) fn resolve(orbit: &Orbit, ws: &WorkspaceId, name: &str) -> Option<(String, String)> {
-    let servers = orbit.tools().registry().list_servers(ws).ok()?;
-    let unprefixed: HashSet<String> = servers.iter().filter(|s| s.spec.unprefixed).map(|s| s.name.clone()).collect();
-    let tools = servers.into_iter().filter(|s| s.enabled).flat_map(|s| s.tools.unwrap_or_default());
-    let mut found =
-        tools.filter(|t| gateway_name(&t.server, &t.name, unprefixed.contains(&t.server)).as_deref() == Some(name));
+    let doc = orbit.tools().registry().snapshot(ws).ok()?;
+    let unprefixed: HashSet<&str> = doc.servers().filter(|s| s.spec.unprefixed).map(|s| s.name.as_str()).collect();
+    let tools = doc.servers().filter(|s| s.enabled).flat_map(|s| s.tools.iter().flatten());
+    let mut found = tools
+        .filter(|t| gateway_name(&t.server, &t.name, unprefixed.contains(t.server.as_str())).as_deref() == Some(name));
     let first = found.next()?;
     // A clash is never routed (nor listed).
-    found.next().is_none().then_some((first.server, first.name))
+    found.next().is_none().then(|| (first.server.clone(), first.name.clone()))
 }
 
 /// The caller-safe text of a failed upstream call.
