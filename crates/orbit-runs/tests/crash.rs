@@ -253,7 +253,7 @@ fn a_log_torn_anywhere_in_its_last_batch_loses_no_earlier_run() {
     for cut in before..=image_wal.len() {
         std::fs::write(&cdb, &image_db).unwrap();
         std::fs::write(&cwal, &image_wal[..cut]).unwrap();
-        let reopened = RunStore::open(&cdb).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+        let reopened = RunStore::open(&cdb).unwrap_or_else(|e| panic!("cut at {cut}: {e:?}"));
         for r in &earlier {
             assert_eq!(reopened.get(r.id).unwrap().as_ref(), Some(r), "cut at {cut}");
         }
