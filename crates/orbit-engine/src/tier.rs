@@ -65,6 +65,11 @@ impl Compiler {
         let mut wt = wasmtime_config(config);
         if tier == Tier::Baseline {
             wt.strategy(wasmtime::Strategy::Winch);
+            // `.eh_frame` serves only native unwinders (profilers, the
+            // `backtrace` crate), not wasm backtraces, traps or limits;
+            // short-lived baseline code goes without it, which saves
+            // emitting and registering it for every function at load.
+            wt.native_unwind_info(false);
         }
         let engine = wasmtime::Engine::new(&wt).map_err(|e| EngineError::Config(format!("{e:#}")))?;
         let mut linker: Linker<RunState> = Linker::new(&engine);
