@@ -8,7 +8,9 @@
 //! fuel, epoch interruption, the pooling allocator and its per-run slots,
 //! so a run's limits and how it ends do not depend on the tier
 //! (`tests/tiers.rs` runs every limit under both; baseline code is slower,
-//! so a run near its deadline or fuel may reach it sooner). Winch supports
+//! so a run near its deadline or fuel may reach it sooner). Winch's engine
+//! differs only in leaving out native unwind info, which no limit, trap or
+//! wasm backtrace uses. Winch supports
 //! fuel and epochs, and is used on x86-64 only, where wasmtime supports it
 //! (tier 1); where it cannot compile a component (a feature it lacks, such
 //! as tail calls or GC), the load falls back to Cranelift at once.
@@ -69,6 +71,8 @@ impl Compiler {
             // `backtrace` crate), not wasm backtraces, traps or limits;
             // short-lived baseline code goes without it, which saves
             // emitting and registering it for every function at load.
+            // Windows requires it.
+            #[cfg(not(windows))]
             wt.native_unwind_info(false);
         }
         let engine = wasmtime::Engine::new(&wt).map_err(|e| EngineError::Config(format!("{e:#}")))?;

@@ -71,10 +71,13 @@ impl Client {
         match notification {
             ServerNotification::ProgressNotification(n) => {
                 let params = &n.params;
-                if let Some(relay) = self.in_flight.by_token(&params.progress_token) {
-                    let message = params.message.clone().and_then(|m| scrubbed(m, &self.scrubber));
-                    relay.progress(params.progress, params.total, message);
-                }
+                let message = params.message.clone().and_then(|m| scrubbed(m, &self.scrubber));
+                self.in_flight.progress(crate::relay::Progress {
+                    token: params.progress_token.clone(),
+                    progress: params.progress,
+                    total: params.total,
+                    message,
+                });
             }
             ServerNotification::LoggingMessageNotification(n) => {
                 if let Some(relay) = self.in_flight.only()

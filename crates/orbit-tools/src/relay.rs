@@ -35,6 +35,11 @@ pub type Relayed<T> = std::pin::Pin<Box<dyn Future<Output = Result<T, ErrorData>
 
 /// Where an upstream server's messages about one call (or one resource
 /// subscription) go. The gateway implements it for a caller's MCP session.
+///
+/// `progress`, `log` and `resource_updated` are called from the upstream
+/// connection's receive loop, in the order the server sent them: they must
+/// not block (queue the message and return), or the whole connection
+/// waits.
 pub trait CallRelay: Send + Sync {
     /// `notifications/progress` about the call: progress so far, the total
     /// when known, and a message.
@@ -60,6 +65,23 @@ struct Table {
     next: u64,
     calls: Vec<Entry>,
     subscribers: Vec<(String, Weak<dyn CallRelay>)>,
+    /// Progress whose token no call has yet: the connection's receive loop
+    /// can get the server's first progress before the caller, back from
+    /// sending its request, notes the token rmcp gave it. At most
+    /// [`EARLY_PROGRESS`], the oldest dropped first (a late notification of
+    /// a call that ended is never claimed).
+    early: std::collections::VecDeque<Progress>,
+}
+
+/// How many unclaimed progress notifications a connection keeps.
+const EARLY_PROGRESS: usize = 64;
+
+/// One `notifications/progress`: its token, progress, total and message.
+pub(crate) struct Progress {
+    pub(crate) token: ProgressToken,
+    pub(crate) progress: f64,
+    pub(crate) total: Option<f64>,
+    pub(crate) message: Option<String>,
 }
 
 struct Entry {
@@ -95,14 +117,45 @@ impl InFlight {
         CallGuard { table: self.clone(), id }
     }
 
-    /// Notes the progress token the call was sent with.
+    /// Notes the progress token the call was sent with, and relays the
+    /// progress that arrived under it before, in order.
     pub(crate) fn set_token(&self, call: &CallGuard, token: ProgressToken) {
-        if let Some(entry) = self.lock().calls.iter_mut().find(|e| e.id == call.id) {
-            entry.token = Some(token);
+        let mut table = self.lock();
+        let Some(entry) = table.calls.iter_mut().find(|e| e.id == call.id) else { return };
+        entry.token = Some(token.clone());
+        let relay = entry.relay.clone();
+        let (claimed, rest): (Vec<_>, Vec<_>) = table.early.drain(..).partition(|p| p.token == token);
+        table.early.extend(rest);
+        // Under the lock: a later notification waits for these.
+        if let Some(relay) = relay {
+            for p in claimed {
+                relay.progress(p.progress, p.total, p.message);
+            }
+        }
+    }
+
+    /// Relays `p` to the call whose progress token it names, or keeps it
+    /// for [`set_token`](Self::set_token) when no call has that token yet.
+    pub(crate) fn progress(&self, p: Progress) {
+        let mut table = self.lock();
+        match table.calls.iter().find(|e| e.token.as_ref() == Some(&p.token)) {
+            Some(entry) => {
+                if let Some(relay) = entry.relay.clone() {
+                    drop(table);
+                    relay.progress(p.progress, p.total, p.message);
+                }
+            }
+            None => {
+                if table.early.len() == EARLY_PROGRESS {
+                    table.early.pop_front();
+                }
+                table.early.push_back(p);
+            }
         }
     }
 
     /// The relay of the call whose progress token is `token`.
+    #[cfg(test)]
     pub(crate) fn by_token(&self, token: &ProgressToken) -> Option<Arc<dyn CallRelay>> {
         let table = self.lock();
         table.calls.iter().find(|e| e.token.as_ref() == Some(token)).and_then(|e| e.relay.clone())
@@ -193,6 +246,29 @@ mod tests {
         drop(first);
         assert!(table.by_token(&token(1)).is_none(), "a finished call gets nothing");
         assert!(table.only().is_some_and(|r| Arc::ptr_eq(&r, &b)));
+    }
+
+    /// Progress the server sent before the caller noted its call's token
+    /// is relayed when it does, before what follows, in order.
+    #[test]
+    fn progress_before_the_token_is_noted_is_relayed_in_order() {
+        let table = Arc::new(InFlight::default());
+        let seen = Arc::new(Seen::default());
+        let relay: Arc<dyn CallRelay> = seen.clone();
+        let call = table.begin(Some(relay));
+        let p = |n: f64, t: i64| Progress { token: token(t), progress: n, total: None, message: None };
+        table.progress(p(1.0, 7));
+        table.progress(p(99.0, 8)); // another call's, never claimed here
+        table.progress(p(2.0, 7));
+        assert!(seen.0.lock().unwrap().is_empty(), "no call has token 7 yet");
+        table.set_token(&call, token(7));
+        table.progress(p(3.0, 7));
+        assert_eq!(*seen.0.lock().unwrap(), ["progress 1", "progress 2", "progress 3"]);
+        // Bounded: old unclaimed progress is dropped.
+        for n in 0..(EARLY_PROGRESS + 10) {
+            table.progress(p(n as f64, 9));
+        }
+        assert_eq!(table.lock().early.len(), EARLY_PROGRESS);
     }
 
     #[test]

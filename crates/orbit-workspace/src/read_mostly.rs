@@ -59,28 +59,6 @@ thread_local! {
 /// another thread). Readers of the database wait meanwhile.
 const UPGRADE_WAIT: Duration = Duration::from_secs(1);
 
-/// How long a lock that looks held is tried again before the open is
-/// refused. flock(2) locks belong to the open file description, which a
-/// child process shares from its fork until its exec closes the copy
-/// (`O_CLOEXEC`): a handle this process dropped while another thread was
-/// starting a child (an MCP server, a toolchain) still looks held for that
-/// long.
-const INHERITED_LOCK_WAIT: Duration = Duration::from_millis(250);
-
-/// `attempt`, tried again every 2 ms for at most
-/// [`INHERITED_LOCK_WAIT`] while it finds the file locked.
-fn past_inherited_locks<T>(mut attempt: impl FnMut() -> Result<T, DatabaseError>) -> Result<T, DatabaseError> {
-    let started = Instant::now();
-    loop {
-        match attempt() {
-            Err(DatabaseError::DatabaseAlreadyOpen) if started.elapsed() < INHERITED_LOCK_WAIT => {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            other => return other,
-        }
-    }
-}
-
 /// A redb database at a path, read through a [`redb::ReadOnlyDatabase`]
 /// until [`writable`](Self::writable) is first called, and through a
 /// writable [`redb::Database`] from then on.
@@ -151,7 +129,7 @@ impl ReadMostlyDatabase {
     /// [`DatabaseError::DatabaseAlreadyOpen`] when a writable redb handle
     /// without our lock holds the file; redb's error for anything else.
     pub fn open_read_only(path: &Path, lock: DatabaseLock) -> Result<Opened, DatabaseError> {
-        match past_inherited_locks(|| ReadOnlyDatabase::open(path)) {
+        match ReadOnlyDatabase::open(path) {
             Ok(db) => Ok(Opened::ReadOnly(Self {
                 path: path.to_owned(),
                 read_only: RwLock::new(Some(db)),
@@ -331,10 +309,6 @@ impl DatabaseLock {
     /// is locked through a read-only descriptor, and a missing one is
     /// skipped: nothing can write the database there either.
     ///
-    /// A lock that looks held is tried again for up to 250 ms: a child
-    /// process shares this process's open files from its fork until its
-    /// exec, so a handle closed meanwhile still looks held for that long.
-    ///
     /// # Errors
     /// [`DatabaseError::DatabaseAlreadyOpen`] when another handle, of this
     /// process or another, holds it; the lock file's I/O error otherwise.
@@ -357,24 +331,34 @@ impl DatabaseLock {
             }
             Err(e) => return Err(e.into()),
         };
-        past_inherited_locks(|| match file.try_lock() {
-            Ok(()) => Ok(()),
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: Some(file) }),
             Err(TryLockError::WouldBlock) => Err(DatabaseError::DatabaseAlreadyOpen),
             Err(TryLockError::Error(e)) => Err(e.into()),
-        })?;
-        Ok(Self { _file: Some(file) })
+        }
     }
 
     /// Opens (or creates) the database at `path` for writing, under this
-    /// lock. redb takes its own lock on the file; while this one is held,
-    /// only a child process's inherited copy of a descriptor this process
-    /// closed can hold redb's, so a refusal is tried again for a moment
-    /// (see [`DatabaseLock::take`]).
+    /// lock (redb takes its own lock on the file as well).
     ///
     /// # Errors
     /// redb's [`DatabaseError`].
     pub fn create(&self, path: &Path) -> Result<Database, DatabaseError> {
-        past_inherited_locks(|| Database::builder().create(path))
+        Database::builder().create(path)
+    }
+}
+
+impl Drop for DatabaseLock {
+    /// Releases the lock explicitly: flock(2) locks belong to the open file
+    /// description, which a child process shares from its fork until its
+    /// exec closes the copy, so closing the descriptor alone would leave
+    /// the file looking open for that long to anyone starting a child
+    /// meanwhile (an MCP server, a toolchain). redb releases its own lock
+    /// the same way.
+    fn drop(&mut self) {
+        if let Some(file) = &self._file {
+            let _ = file.unlock();
+        }
     }
 }
 
@@ -462,25 +446,21 @@ mod tests {
         assert!(open(&path).unwrap().is_some(), "free once the first is gone");
     }
 
-    /// A lock kept for a moment by a copy of its descriptor (as a child
-    /// process keeps it between its fork and its exec) is waited for; one
-    /// that stays held is still refused.
+    /// A lock is free once its handle is dropped, even while a copy of its
+    /// descriptor lives on (as a child process keeps one between its fork
+    /// and its exec).
     #[test]
-    fn a_lock_held_only_by_an_inherited_descriptor_is_waited_for() {
+    fn a_dropped_lock_is_free_while_a_copy_of_its_descriptor_lives() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.redb");
         let lock = DatabaseLock::take(&path).unwrap();
         // The same open file description, as fork(2) shares it.
         let inherited = lock._file.as_ref().unwrap().try_clone().unwrap();
+        assert!(matches!(DatabaseLock::take(&path), Err(DatabaseError::DatabaseAlreadyOpen)), "held: refused");
         drop(lock);
-        let exec = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(50));
-            drop(inherited);
-        });
         let again = DatabaseLock::take(&path);
-        exec.join().unwrap();
         assert!(again.is_ok(), "{again:?}");
-        assert!(matches!(DatabaseLock::take(&path), Err(DatabaseError::DatabaseAlreadyOpen)), "still held: refused");
+        drop(inherited);
     }
 
     /// Two threads, each reading one database and upgrading the other,
