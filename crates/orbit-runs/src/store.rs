@@ -228,7 +228,7 @@ impl RunStore {
         if !path.exists() {
             create_atomically(path)?;
         }
-        let db = lock.create(path).map_err(open_err)?;
+        let db = Database::builder().create(path).map_err(open_err)?;
         create_tables(&db)?;
         Self::start(ReadMostlyDatabase::from_writable(path, db, lock), path, gc)
     }

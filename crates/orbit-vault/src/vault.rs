@@ -318,7 +318,7 @@ impl Vault {
         // Missing, not closed cleanly, or not set up (or set up before
         // vault ids): open it for writing.
         let existed = path.exists();
-        let db = lock.create(path)?;
+        let db = Database::create(path)?;
         #[cfg(unix)]
         if !existed {
             use std::os::unix::fs::PermissionsExt;

@@ -337,15 +337,6 @@ impl DatabaseLock {
             Err(TryLockError::Error(e)) => Err(e.into()),
         }
     }
-
-    /// Opens (or creates) the database at `path` for writing, under this
-    /// lock (redb takes its own lock on the file as well).
-    ///
-    /// # Errors
-    /// redb's [`DatabaseError`].
-    pub fn create(&self, path: &Path) -> Result<Database, DatabaseError> {
-        Database::builder().create(path)
-    }
 }
 
 impl Drop for DatabaseLock {

@@ -112,7 +112,7 @@ impl RedbTeamStore {
                 if !path.exists() {
                     create_atomically(path)?;
                 }
-                let db = lock.create(path).map_err(st)?;
+                let db = Database::builder().create(path).map_err(st)?;
                 create_tables(&db)?;
                 ReadMostlyDatabase::from_writable(path, db, lock)
             }
