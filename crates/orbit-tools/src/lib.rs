@@ -410,9 +410,16 @@ impl Tools {
             Err(e) => return Err(ToolsError::InvalidArguments(e.to_string())),
         };
         // One read of the registry before the lease and one after it, each
-        // shared, not copied.
-        let snapshot = |reg: Arc<ToolRegistry>, w: WorkspaceId| blocking(move || reg.snapshot(&w));
-        let doc = snapshot(self.registry.clone(), ws.clone()).await?;
+        // shared, not copied; only a changed file is read on a blocking
+        // thread (a `stat` is not worth the hand-off).
+        let snapshot = async |reg: &Arc<ToolRegistry>, w: &WorkspaceId| match reg.snapshot_if_cached(w)? {
+            Some(s) => Ok(s),
+            None => {
+                let (reg, w) = (reg.clone(), w.clone());
+                blocking(move || reg.snapshot(&w)).await
+            }
+        };
+        let doc = snapshot(&self.registry, ws).await?;
         let Some(entry) = doc.server(server).filter(|e| e.enabled) else {
             self.pool.forget(ws, server);
             return Err(ToolsError::NoSuchServer(server.to_owned()));
@@ -424,7 +431,7 @@ impl Tools {
         let lease = self.pool.lease(ws, entry, until, caller).await?;
         // The lease refreshed the list when it connected; a list read before
         // any connection is refreshed now.
-        let listed = snapshot(self.registry.clone(), ws.clone()).await?;
+        let listed = snapshot(&self.registry, ws).await?;
         let known = listed.server(server).and_then(|e| e.tools.as_ref());
         let Some(info) = known.and_then(|tools| tools.iter().find(|t| t.name == tool)) else {
             self.pool.finish(&lease, false).await;

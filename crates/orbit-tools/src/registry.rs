@@ -312,6 +312,13 @@ pub struct ToolRegistry {
     changes: tokio::sync::broadcast::Sender<WorkspaceId>,
 }
 
+/// What [`ToolRegistry::cached`] found: the current parse, or the file to
+/// read and the stamp it had.
+enum Cached {
+    Fresh(std::sync::Arc<WorkspaceTools>),
+    Stale(PathBuf, FileStamp),
+}
+
 /// One workspace's servers and policy as read at one moment, shared rather
 /// than copied: a gateway call looks its tool up in it without cloning every
 /// server's tool definitions. A later change to the workspace is not seen;
@@ -383,21 +390,31 @@ impl ToolRegistry {
     }
 
     fn read(&self, ws: &WorkspaceId) -> Result<std::sync::Arc<WorkspaceTools>, ToolsError> {
+        match self.cached(ws)? {
+            Cached::Fresh(parsed) => Ok(parsed),
+            Cached::Stale(path, stamp) => {
+                let parsed = std::sync::Arc::new(read_file(&path)?);
+                let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+                cache.insert(ws.as_str().to_owned(), (stamp, parsed.clone()));
+                Ok(parsed)
+            }
+        }
+    }
+
+    /// The cached parse of `ws`'s file if the file has not changed since
+    /// (one `stat`), or what [`read`](Self::read) must read.
+    fn cached(&self, ws: &WorkspaceId) -> Result<Cached, ToolsError> {
         let path = self.file(ws);
         let stamp = match std::fs::metadata(&path) {
             Ok(m) => (m.len(), m.modified().ok()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Cached::Fresh(Default::default())),
             Err(e) => return Err(ToolsError::io(&path, e)),
         };
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((s, parsed)) = cache.get(ws.as_str())
-            && *s == stamp
-        {
-            return Ok(parsed.clone());
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        match cache.get(ws.as_str()) {
+            Some((s, parsed)) if *s == stamp => Ok(Cached::Fresh(parsed.clone())),
+            _ => Ok(Cached::Stale(path, stamp)),
         }
-        let parsed = std::sync::Arc::new(read_file(&path)?);
-        cache.insert(ws.as_str().to_owned(), (stamp, parsed.clone()));
-        Ok(parsed)
     }
 
     /// Runs `change` on the workspace's file under its lock and writes the
@@ -533,6 +550,20 @@ impl ToolRegistry {
     /// [`ToolsError::Io`] or [`ToolsError::Corrupt`].
     pub fn snapshot(&self, ws: &WorkspaceId) -> Result<RegistrySnapshot, ToolsError> {
         self.read(ws).map(RegistrySnapshot)
+    }
+
+    /// [`snapshot`](Self::snapshot) when the cached parse is current: one
+    /// `stat` of the workspace's file, no read or parse, so async code may
+    /// call it in place and leave only a changed file (`None`) to a
+    /// blocking thread.
+    ///
+    /// # Errors
+    /// [`ToolsError::Io`] when the file cannot be examined.
+    pub fn snapshot_if_cached(&self, ws: &WorkspaceId) -> Result<Option<RegistrySnapshot>, ToolsError> {
+        Ok(match self.cached(ws)? {
+            Cached::Fresh(parsed) => Some(RegistrySnapshot(parsed)),
+            Cached::Stale(..) => None,
+        })
     }
 
     /// Every server installed in `ws`, enabled or not, by name.
@@ -716,6 +747,26 @@ mod tests {
         assert!(reg.list_tools(&ws("a")).unwrap().is_empty());
         assert!(reg.remove_server(&ws("a"), "srv").unwrap());
         assert!(!reg.remove_server(&ws("a"), "srv").unwrap());
+    }
+
+    #[test]
+    fn a_snapshot_is_served_in_place_only_while_the_file_is_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = ToolRegistry::open(dir.path()).unwrap();
+        let w = ws("w");
+        let names = |s: &RegistrySnapshot| s.servers().map(|e| e.name.clone()).collect::<Vec<_>>();
+        // No file yet: nothing to read, so nothing for a blocking thread.
+        assert_eq!(names(&reg.snapshot_if_cached(&w).unwrap().unwrap()), Vec::<String>::new());
+        let spec = ServerSpec::new(ServerTransport::Http { url: "http://127.0.0.1:1/mcp".into() });
+        reg.add_server(&w, "one", spec.clone()).unwrap();
+        assert!(reg.snapshot_if_cached(&w).unwrap().is_none(), "written but not yet read");
+        assert_eq!(names(&reg.snapshot(&w).unwrap()), ["one"]);
+        assert_eq!(names(&reg.snapshot_if_cached(&w).unwrap().unwrap()), ["one"]);
+        // A change by another process (another registry on the directory).
+        ToolRegistry::open(dir.path()).unwrap().add_server(&w, "two", spec).unwrap();
+        assert!(reg.snapshot_if_cached(&w).unwrap().is_none(), "changed on disk");
+        assert_eq!(names(&reg.snapshot(&w).unwrap()), ["one", "two"]);
+        assert_eq!(names(&reg.snapshot_if_cached(&w).unwrap().unwrap()), ["one", "two"]);
     }
 
     #[test]
