@@ -886,7 +886,9 @@ async fn busy_slots_get_503() {
             "POST",
             &format!("{path}?wait=false"),
             Some(bob),
-            Some(json!({"digest": digests[0], "timeout_ms": 60000})),
+            // Fuel enough for minutes: only the cancel below may free the slot
+            // (2e9 units, the default, last well under a second on a fast machine).
+            Some(json!({"digest": digests[0], "timeout_ms": 60000, "fuel": 10_000_000_000_000u64})),
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{spin}");
@@ -917,7 +919,13 @@ async fn runs_per_workspace_are_capped() {
     let (spin, echo) = (t.upload(bob, "spin").await, t.upload(bob, "echo").await);
     let acme = "/api/v1/workspaces/acme/runs";
     let (status, started) = t
-        .send("POST", &format!("{acme}?wait=false"), Some(bob), Some(json!({"digest": spin, "timeout_ms": 60000})))
+        .send(
+            "POST",
+            &format!("{acme}?wait=false"),
+            Some(bob),
+            // As in `busy_slots_get_503`: only the cancel ends it.
+            Some(json!({"digest": spin, "timeout_ms": 60000, "fuel": 10_000_000_000_000u64})),
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
     let second = t.send("POST", acme, Some(bob), Some(json!({"digest": echo, "input": "x"}))).await;
