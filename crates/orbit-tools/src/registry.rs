@@ -350,7 +350,20 @@ fn offered(doc: &WorkspaceTools) -> serde_json::Value {
     serde_json::json!({ "servers": servers, "policy": doc.policy })
 }
 
-type FileStamp = (u64, Option<SystemTime>);
+/// What tells a workspace's file apart from the one a cached parse was read
+/// from: length, mtime and (on Unix) inode. Every write renames a new file
+/// into place, so the inode changes even when a rewrite keeps the length
+/// and lands within one tick of a coarse file-system clock (a policy rule
+/// flipped by another process, say).
+type FileStamp = (u64, Option<SystemTime>, u64);
+
+fn stamp(m: &std::fs::Metadata) -> FileStamp {
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(m);
+    #[cfg(not(unix))]
+    let inode = 0;
+    (m.len(), m.modified().ok(), inode)
+}
 
 impl std::fmt::Debug for ToolRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -406,7 +419,7 @@ impl ToolRegistry {
     fn cached(&self, ws: &WorkspaceId) -> Result<Cached, ToolsError> {
         let path = self.file(ws);
         let stamp = match std::fs::metadata(&path) {
-            Ok(m) => (m.len(), m.modified().ok()),
+            Ok(m) => stamp(&m),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Cached::Fresh(Default::default())),
             Err(e) => return Err(ToolsError::io(&path, e)),
         };
@@ -554,8 +567,12 @@ impl ToolRegistry {
 
     /// [`snapshot`](Self::snapshot) when the cached parse is current: one
     /// `stat` of the workspace's file, no read or parse, so async code may
-    /// call it in place and leave only a changed file (`None`) to a
-    /// blocking thread.
+    /// call it in place and leave the rest to a blocking thread.
+    ///
+    /// `Some` when the file's stamp (length, mtime, inode) is the one the
+    /// cache was read at, or when the workspace has no file (an empty
+    /// snapshot); `None` when the file must be read: it changed on disk,
+    /// was never read by this registry, or this registry wrote it since.
     ///
     /// # Errors
     /// [`ToolsError::Io`] when the file cannot be examined.
@@ -767,6 +784,32 @@ mod tests {
         assert!(reg.snapshot_if_cached(&w).unwrap().is_none(), "changed on disk");
         assert_eq!(names(&reg.snapshot(&w).unwrap()), ["one", "two"]);
         assert_eq!(names(&reg.snapshot_if_cached(&w).unwrap().unwrap()), ["one", "two"]);
+    }
+
+    /// Another process rewrites the file with the same length within one
+    /// tick of the file system's clock: the rename gives it a new inode.
+    #[cfg(unix)]
+    #[test]
+    fn a_same_length_rewrite_in_the_same_mtime_tick_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = ToolRegistry::open(dir.path()).unwrap();
+        let w = ws("w");
+        reg.set_rule(&w, "aaa", Some(Rule::Deny)).unwrap();
+        assert!(!reg.snapshot(&w).unwrap().policy().allows("aaa", "t"));
+        let path = dir.path().join("tools").join("w.json");
+        let before = std::fs::metadata(&path).unwrap();
+        // The same document with the rule moved to `bbb`, written as the
+        // registry writes (a new file renamed into place).
+        let text = std::fs::read_to_string(&path).unwrap().replace("\"aaa\"", "\"bbb\"");
+        let tmp = dir.path().join("tools").join("w.json.other");
+        std::fs::write(&tmp, &text).unwrap();
+        File::options().write(true).open(&tmp).unwrap().set_modified(before.modified().unwrap()).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        let after = std::fs::metadata(&path).unwrap();
+        assert_eq!((after.len(), after.modified().unwrap()), (before.len(), before.modified().unwrap()));
+        let policy = reg.snapshot(&w).unwrap().policy().clone();
+        assert!(policy.allows("aaa", "t"), "the rewrite is seen");
+        assert!(!policy.allows("bbb", "t"));
     }
 
     #[test]
