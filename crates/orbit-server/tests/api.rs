@@ -886,9 +886,10 @@ async fn busy_slots_get_503() {
             "POST",
             &format!("{path}?wait=false"),
             Some(bob),
-            // Fuel enough for minutes: only the cancel below may free the slot
-            // (2e9 units, the default, last well under a second on a fast machine).
-            Some(json!({"digest": digests[0], "timeout_ms": 60000, "fuel": 10_000_000_000_000u64})),
+            // The most fuel a caller may ask for (about an hour): only the
+            // cancel below may free the slot (the default 2e9 units last
+            // well under a second on a fast machine).
+            Some(json!({"digest": digests[0], "timeout_ms": 60000, "fuel": orbit_server::RunCaps::default().max_fuel})),
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{spin}");
@@ -924,7 +925,7 @@ async fn runs_per_workspace_are_capped() {
             &format!("{acme}?wait=false"),
             Some(bob),
             // As in `busy_slots_get_503`: only the cancel ends it.
-            Some(json!({"digest": spin, "timeout_ms": 60000, "fuel": 10_000_000_000_000u64})),
+            Some(json!({"digest": spin, "timeout_ms": 60000, "fuel": orbit_server::RunCaps::default().max_fuel})),
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
