@@ -18,12 +18,15 @@
 //! - `invoke/bare-wasmtime-fdatasync-disk` (and `-tmpfs`): bare wasmtime
 //!   plus one append of a record-sized buffer to a file on the same file
 //!   system and one `fdatasync`: the floor of a durable run.
-//! - `invoke/*-resident`: bare wasmtime and `orbit-queued-disk` with the
-//!   pooling allocator keeping 2 MiB of each memory and table resident
-//!   (`EngineConfig::keep_resident_bytes`), each against its own baseline.
+//! - `invoke/*-released`: bare wasmtime and `orbit-queued-disk` with the
+//!   pooling allocator keeping nothing resident
+//!   (`EngineConfig::keep_resident_bytes` = 0; the default keeps 2 MiB of
+//!   each memory and table and resets it with `memset`): every page a run
+//!   touched is handed back with `madvise`. Each against its own baseline.
 //! - `durable/*`: runs per second with durable records for 1, 2, 16 and 64
 //!   concurrent callers (group commit), and for 16 with the write-ahead log
-//!   off, against one durable redb commit per run.
+//!   off, against one durable redb commit per run; `*-released` for 16 and
+//!   64 with nothing kept resident (as `invoke/*-released`).
 //!
 //! Run with `cargo bench --bench invoke`; ratios are printed at the end
 //! and appended to `target/criterion/orbit-ratios.txt`. Whether `RUST_BACKTRACE` was set
@@ -116,24 +119,24 @@ fn invoke(c: &mut Criterion) {
         record(&format!("invoke: a run record is {record_bytes} bytes of JSON"));
     }
 
-    // The pooling allocator keeping each memory's and table's first bytes
-    // resident (zeroed by memset) instead of returning them (madvise), on
-    // both sides of the ratio. 2 MiB covers the echo component's 1.1 MiB.
-    let mut resident = orbit::EngineConfig::default();
-    resident.keep_resident_bytes = 2 << 20;
-    let (engine_r, pre_r) = bare_with(&wasm, BareLimits::Same, &resident);
-    g.bench_function("bare-wasmtime-resident", |b| {
+    // The pooling allocator handing every page of a run's memory and tables
+    // back to the kernel (madvise) instead of keeping the default 2 MiB
+    // resident and resetting it with memset, on both sides of the ratio.
+    let mut released = orbit::EngineConfig::default();
+    released.keep_resident_bytes = 0;
+    let (engine_r, pre_r) = bare_with(&wasm, BareLimits::Same, &released);
+    g.bench_function("bare-wasmtime-released", |b| {
         b.to_async(&rt).iter(|| async {
             assert_eq!(bare_run(&engine_r, &pre_r, BareLimits::Same, "hello").await, "hello");
         })
     });
-    let resident_dir = tempfile::tempdir().unwrap();
+    let released_dir = tempfile::tempdir().unwrap();
     let mut config = OrbitConfig::default();
     config.engine.record_ack = RecordAck::Queued;
-    config.engine.keep_resident_bytes = resident.keep_resident_bytes;
-    let orbit = Orbit::open_with(resident_dir.path(), config).unwrap();
+    config.engine.keep_resident_bytes = released.keep_resident_bytes;
+    let orbit = Orbit::open_with(released_dir.path(), config).unwrap();
     let component = orbit.engine().load(&wasm).unwrap();
-    g.bench_function("orbit-queued-disk-resident", |b| {
+    g.bench_function("orbit-queued-disk-released", |b| {
         b.to_async(&rt).iter(|| async {
             let out = orbit.engine().invoke(&component, Invocation::new("hello")).await.unwrap();
             assert!(out.status().is_success());
@@ -160,9 +163,9 @@ fn invoke(c: &mut Criterion) {
     report_ratio("invoke", "orbit-disk-no-wal", "bare-wasmtime-fdatasync-disk", "write-ahead log off");
     report_ratio("invoke", "orbit-tmpfs-no-wal", "bare-wasmtime-fdatasync-tmpfs", "write-ahead log off");
     report_ratio("invoke", "orbit-queued-disk", "bare-wasmtime", "<= 1.5x");
-    report_ratio("invoke", "bare-wasmtime-resident", "bare-wasmtime", "lower is better");
-    report_ratio("invoke", "orbit-queued-disk-resident", "bare-wasmtime-resident", "<= 1.5x");
-    report_ratio("invoke", "orbit-queued-disk-resident", "orbit-queued-disk", "lower is better");
+    report_ratio("invoke", "bare-wasmtime", "bare-wasmtime-released", "lower is better");
+    report_ratio("invoke", "orbit-queued-disk-released", "bare-wasmtime-released", "<= 1.5x");
+    report_ratio("invoke", "orbit-queued-disk", "orbit-queued-disk-released", "lower is better");
 
     let mut g = c.benchmark_group("durable");
     g.measurement_time(Duration::from_secs(5)).sample_size(10);
@@ -170,6 +173,10 @@ fn invoke(c: &mut Criterion) {
     let mut config = OrbitConfig::default();
     config.run_commit.write_ahead_log = false;
     let orbit_nowal = Orbit::open_with(disk_nowal.path(), config).unwrap();
+    let disk_released = tempfile::tempdir().unwrap();
+    let mut config = OrbitConfig::default();
+    config.engine.keep_resident_bytes = released.keep_resident_bytes;
+    let orbit_released = Orbit::open_with(disk_released.path(), config).unwrap();
     let runs_done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for (callers, orbit, suffix) in [
         (1usize, &orbit_wal, ""),
@@ -177,6 +184,8 @@ fn invoke(c: &mut Criterion) {
         (16, &orbit_wal, ""),
         (64, &orbit_wal, ""),
         (16, &orbit_nowal, "-no-wal"),
+        (16, &orbit_released, "-released"),
+        (64, &orbit_released, "-released"),
     ] {
         let component = orbit.engine().load(&wasm).unwrap();
         // One "iteration" = 64 runs spread over `callers` tasks.
@@ -238,7 +247,7 @@ fn invoke(c: &mut Criterion) {
     g.finish();
     if common::full_mode() {
         let Some(one) = median_ns("durable", "one-commit-per-run") else { return };
-        for name in ["runs-1-callers", "runs-2-callers", "runs-16-callers", "runs-64-callers", "runs-16-callers-no-wal"]
+        for name in ["runs-1-callers", "runs-2-callers", "runs-16-callers", "runs-64-callers", "runs-16-callers-no-wal", "runs-16-callers-released", "runs-64-callers-released"]
         {
             if let Some(ns) = median_ns("durable", name) {
                 let per_s = 64.0 / (ns / 1e9);

@@ -14,6 +14,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("echo", "fixture-echo", "fixture_echo.wasm"),
     ("spin", "fixture-spin", "fixture_spin.wasm"),
     ("membomb", "fixture-membomb", "fixture_membomb.wasm"),
+    ("residue", "fixture-residue", "fixture_residue.wasm"),
     ("recursion", "fixture-recursion", "fixture_recursion.wasm"),
     ("trap", "fixture-trap", "fixture_trap.wasm"),
     ("bigoutput", "fixture-bigoutput", "fixture_bigoutput.wasm"),

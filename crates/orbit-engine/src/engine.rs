@@ -59,12 +59,21 @@ pub struct EngineConfig {
     /// Upper bound on any run's linear memory, in bytes (the pooling
     /// allocator's `max_memory_size`). Default 1 GiB.
     pub max_memory_bytes: usize,
-    /// Bytes of each pooled linear memory and table that stay mapped when a
-    /// run ends and are zeroed with `memset` instead of being returned to
-    /// the kernel with `madvise` (wasmtime's `linear_memory_keep_resident`
-    /// and `table_keep_resident`; Linux only). Either way the next run sees
-    /// only zeroes. Default 0: everything is returned (measured in
-    /// BENCHMARKS.md).
+    /// Bytes at the start of each pooled linear memory and table that stay
+    /// mapped when a run ends and are reset with `memset` (to the
+    /// component's memory image, or to zero) instead of being handed back
+    /// to the kernel with `madvise` (wasmtime's
+    /// `linear_memory_keep_resident` and `table_keep_resident`; Linux
+    /// only). Either way the next run in the slot sees only the image and
+    /// zeroes (tests/isolation.rs). Keeping them avoids a TLB shootdown per
+    /// run (an inter-processor interrupt to every core running another of
+    /// the process's threads) and the page faults of refilling them; it
+    /// costs up to this many bytes of resident memory per pooled memory
+    /// slot that has held a run (a slot keeps `min(this, its last memory
+    /// size)`), and a `memset` of that much per run. Default 2 MiB, which
+    /// covers a small Rust component's whole memory (1 MiB of stack plus
+    /// its data and heap); measured against 0 in BENCHMARKS.md. 0 hands
+    /// everything back.
     pub keep_resident_bytes: usize,
     /// Period of the epoch ticker that enforces deadlines. Default 5 ms.
     pub epoch_tick: Duration,
@@ -124,7 +133,7 @@ impl Default for EngineConfig {
             epoch_tick: Duration::from_millis(5),
             compile_timeout: Duration::from_secs(60),
             max_concurrent_compiles: std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
-            keep_resident_bytes: 0,
+            keep_resident_bytes: 2 << 20,
             default_limits: Limits::default(),
             record_ack: RecordAck::Durable,
             tiered_compilation: true,
@@ -234,6 +243,13 @@ pub fn wasmtime_config(config: &EngineConfig) -> wasmtime::Config {
         .table_elements(config.default_limits.table_elements.max(20_000))
         .linear_memory_keep_resident(config.keep_resident_bytes)
         .table_keep_resident(config.keep_resident_bytes);
+    // `pagemap_scan` stays off (wasmtime's default): in wasmtime 48 its scan
+    // resets only dirty pages that are present, so a dirty page the kernel
+    // has swapped out is neither reset nor handed back, and the next run in
+    // the slot could read it after swap-in
+    // (https://github.com/bytecodealliance/wasmtime/pull/14357). `memset`
+    // and `madvise` reset every byte whatever its state; tests/isolation.rs
+    // checks that a reused slot shows no earlier run's bytes.
     let mut wt = wasmtime::Config::new();
     wt.consume_fuel(true)
         .epoch_interruption(true)

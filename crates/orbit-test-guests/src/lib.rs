@@ -16,6 +16,7 @@
 //! | `echo` | agent | returns its input unchanged |
 //! | `spin` | agent | loops forever |
 //! | `membomb` | agent | allocates 1 MiB blocks until allocation fails |
+//! | `residue` | agent | counts bytes an earlier run left in its memory (static data, heap, grown pages), then leaves its own |
 //! | `recursion` | agent | unbounded non-tail recursion |
 //! | `trap` | agent | panics with a message containing `/etc/secret-host-path 10.0.0.7` |
 //! | `bigoutput` | agent | input `N` (decimal) → `N` bytes of `x` |
@@ -47,6 +48,7 @@ pub const AGENTS: &[&str] = &[
     "echo",
     "spin",
     "membomb",
+    "residue",
     "recursion",
     "trap",
     "bigoutput",
@@ -83,6 +85,7 @@ pub fn try_path(name: &str) -> Option<PathBuf> {
         "echo" => env!("ORBIT_GUEST_ECHO"),
         "spin" => env!("ORBIT_GUEST_SPIN"),
         "membomb" => env!("ORBIT_GUEST_MEMBOMB"),
+        "residue" => env!("ORBIT_GUEST_RESIDUE"),
         "recursion" => env!("ORBIT_GUEST_RECURSION"),
         "trap" => env!("ORBIT_GUEST_TRAP"),
         "bigoutput" => env!("ORBIT_GUEST_BIGOUTPUT"),
