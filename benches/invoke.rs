@@ -247,8 +247,15 @@ fn invoke(c: &mut Criterion) {
     g.finish();
     if common::full_mode() {
         let Some(one) = median_ns("durable", "one-commit-per-run") else { return };
-        for name in ["runs-1-callers", "runs-2-callers", "runs-16-callers", "runs-64-callers", "runs-16-callers-no-wal", "runs-16-callers-released", "runs-64-callers-released"]
-        {
+        for name in [
+            "runs-1-callers",
+            "runs-2-callers",
+            "runs-16-callers",
+            "runs-64-callers",
+            "runs-16-callers-no-wal",
+            "runs-16-callers-released",
+            "runs-64-callers-released",
+        ] {
             if let Some(ns) = median_ns("durable", name) {
                 let per_s = 64.0 / (ns / 1e9);
                 record(&format!(
