@@ -67,13 +67,18 @@ pub struct EngineConfig {
     /// only). Either way the next run in the slot sees only the image and
     /// zeroes (tests/isolation.rs). Keeping them avoids a TLB shootdown per
     /// run (an inter-processor interrupt to every core running another of
-    /// the process's threads) and the page faults of refilling them; it
-    /// costs up to this many bytes of resident memory per pooled memory
-    /// slot that has held a run (a slot keeps `min(this, its last memory
-    /// size)`), and a `memset` of that much per run. Default 2 MiB, which
-    /// covers a small Rust component's whole memory (1 MiB of stack plus
-    /// its data and heap); measured against 0 in BENCHMARKS.md. 0 hands
-    /// everything back.
+    /// the process's threads) and the page faults of refilling them. It
+    /// costs a `memset` of up to this many bytes per run, and resident
+    /// memory that stays after runs end: each pooled memory slot that has
+    /// held a run keeps `min(this, its last memory size)`, and the pool has
+    /// `2 × max_concurrent_runs` memory slots, so at most 256 MiB at the
+    /// defaults, plus tables, which are far smaller (measured: a Rust
+    /// component with 1.5 MiB of linear memory left 1.5 MiB per slot, so
+    /// 1,000 concurrent runs of it left 1.5 GiB resident, against 18 KiB per
+    /// slot with 0). Default 2 MiB, which covers a small Rust
+    /// component's whole memory (1 MiB of stack plus its data and heap);
+    /// measured against 0 in BENCHMARKS.md. 0 hands everything back, for
+    /// hosts that value resident memory over per-run time.
     pub keep_resident_bytes: usize,
     /// Period of the epoch ticker that enforces deadlines. Default 5 ms.
     pub epoch_tick: Duration,
