@@ -266,6 +266,14 @@ fn invoke(c: &mut Criterion) {
             }
         }
     }
+    for callers in [16, 64] {
+        report_ratio(
+            "durable",
+            &format!("runs-{callers}-callers"),
+            &format!("runs-{callers}-callers-released"),
+            "lower is better: time per 64 runs, memory kept resident against not",
+        );
+    }
 }
 
 criterion_group!(benches, invoke);

@@ -5,7 +5,10 @@
 //! flight, and divides the growth of the process's resident set (`VmRSS`)
 //! by `N`. The engine is built for `N` concurrent runs, and one run is made
 //! first so that one-time costs (the compiled code, the first pool slots,
-//! the run store) are not counted.
+//! the run store) are not counted. Once all have ended, it reports the
+//! resident memory the pool keeps (per memory slot used), then measures
+//! both again with nothing kept resident (`-released`,
+//! `EngineConfig::keep_resident_bytes = 0`), second in the same process.
 //!
 //! `cargo bench --bench memory` runs 1,000 invocations (the target is at
 //! most 200 KiB each); `cargo test --benches` runs 50 as a quick check.

@@ -60,25 +60,29 @@ pub struct EngineConfig {
     /// allocator's `max_memory_size`). Default 1 GiB.
     pub max_memory_bytes: usize,
     /// Bytes at the start of each pooled linear memory and table that stay
-    /// mapped when a run ends and are reset with `memset` (to the
-    /// component's memory image, or to zero) instead of being handed back
-    /// to the kernel with `madvise` (wasmtime's
-    /// `linear_memory_keep_resident` and `table_keep_resident`; Linux
-    /// only). Either way the next run in the slot sees only the image and
-    /// zeroes (tests/isolation.rs). Keeping them avoids a TLB shootdown per
-    /// run (an inter-processor interrupt to every core running another of
-    /// the process's threads) and the page faults of refilling them. It
-    /// costs a `memset` of up to this many bytes per run, and resident
+    /// mapped when a run ends and are reset in place (copied back from the
+    /// component's memory image where it has one, zeroed with `memset`
+    /// elsewhere) instead of being handed back to the kernel with `madvise`
+    /// (wasmtime's `linear_memory_keep_resident` and `table_keep_resident`;
+    /// Linux only). Either way the next run in the slot sees only the image
+    /// and zeroes (tests/isolation.rs). Keeping them avoids a TLB shootdown
+    /// per run (an inter-processor interrupt to every core running another
+    /// of the process's threads) and the page faults of refilling them.
+    ///
+    /// It costs a reset of up to this many bytes per run, and resident
     /// memory that stays after runs end: each pooled memory slot that has
     /// held a run keeps `min(this, its last memory size)`, and the pool has
     /// `2 × max_concurrent_runs` memory slots, so at most 256 MiB at the
-    /// defaults, plus tables, which are far smaller (measured: a Rust
+    /// defaults; tables likewise, with `16 × max_concurrent_runs` table
+    /// slots that each keep at most their table's size. Measured: a Rust
     /// component with 1.5 MiB of linear memory left 1.5 MiB per slot, so
-    /// 1,000 concurrent runs of it left 1.5 GiB resident, against 18 KiB per
-    /// slot with 0). Default 2 MiB, which covers a small Rust
-    /// component's whole memory (1 MiB of stack plus its data and heap);
-    /// measured against 0 in BENCHMARKS.md. 0 hands everything back, for
-    /// hosts that value resident memory over per-run time.
+    /// 1,000 concurrent runs of it left about 1.5 GiB resident, against
+    /// 18 KiB per slot with 0.
+    ///
+    /// Default 2 MiB, which covers a small Rust component's whole memory
+    /// (1 MiB of stack plus its data and heap); measured against 0 in
+    /// BENCHMARKS.md. 0 hands everything back, for hosts that value
+    /// resident memory over per-run time.
     pub keep_resident_bytes: usize,
     /// Period of the epoch ticker that enforces deadlines. Default 5 ms.
     pub epoch_tick: Duration,
