@@ -53,6 +53,42 @@ async fn a_reused_memory_slot_starts_from_the_image_whatever_is_kept_resident() 
     }
 }
 
+/// The component's bytes with a custom section appended: the same code,
+/// but a component (and core modules) of its own to wasmtime's pool, which
+/// gives a memory slot affinity to the module that last used it.
+fn variant(wasm: &[u8], n: u8) -> Vec<u8> {
+    let name = b"orbit-test-variant";
+    // A custom section: id 0, then its size, the name's length and name,
+    // and the payload (both lengths fit in one LEB128 byte).
+    let mut out = wasm.to_vec();
+    out.extend([0, (1 + name.len() + 1) as u8, name.len() as u8]);
+    out.extend(name);
+    out.push(n);
+    out
+}
+
+/// Three different components taking turns on a pool of two memory slots
+/// (one run slot): from the third run on, each run gets the slot a
+/// different component used last (no slot is cold any more, so the least
+/// recently used one is taken), which is the case between tenants.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_slot_used_by_another_component_starts_from_its_own_image() {
+    let clean = format!("stack:0 seeded:0 zeroed:0 grown:0 written:{MARKED}");
+    let wasm = orbit_test_guests::bytes("residue");
+    for keep in [0, 2 << 20] {
+        let (_dir, orbit) = one_slot(keep);
+        let components: Vec<_> = (0..3).map(|n| orbit.engine().load(&variant(&wasm, n)).unwrap()).collect();
+        for run in 0..9 {
+            let out = orbit.engine().invoke(&components[run % 3], Invocation::new("")).await.unwrap();
+            assert_eq!(out.status(), RunStatus::Succeeded, "{:?}", out.record.error);
+            assert_eq!(out.output_text(), clean, "keep_resident_bytes {keep}, run {run}");
+        }
+        // Both memory slots were used, and both are warm.
+        let pool = orbit.engine().wasmtime().pooling_allocator_metrics().expect("the pooling allocator");
+        assert_eq!(pool.unused_warm_memories(), 2, "keep_resident_bytes {keep}");
+    }
+}
+
 /// The negative control: read again within one run, after the marks and
 /// with no reset in between, every byte of every region is foreign. So a
 /// clean answer above is the host's reset, not a blind check.
