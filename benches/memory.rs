@@ -6,7 +6,7 @@
 //! by `N`. The engine is built for `N` concurrent runs, and one run is made
 //! first so that one-time costs (the compiled code, the first pool slots,
 //! the run store) are not counted. Once all have ended, it reports the
-//! resident memory the pool keeps (per memory slot used), then measures
+//! resident memory the pool keeps (wasmtime's pool metrics), then measures
 //! both again with nothing kept resident (`-released`,
 //! `EngineConfig::keep_resident_bytes = 0`), second in the same process.
 //!
@@ -48,7 +48,13 @@ fn idle_invocations(rt: &tokio::runtime::Runtime, full: bool, n: usize, sleep_ms
     config.engine.keep_resident_bytes = keep;
     let orbit = Orbit::open_with(dir.path(), config).unwrap();
     let wasm = orbit_test_guests::bytes("bench");
+    // Loaded again after the tier-up, so the runs use Cranelift's code and
+    // pool, the one whose metrics `Engine::wasmtime` gives (the baseline
+    // compiler has a pool of its own).
+    orbit.engine().load(&wasm).unwrap();
+    assert!(orbit.engine().wait_for_tier_ups(Duration::from_secs(120)), "tier-up did not finish");
     let component = orbit.engine().load(&wasm).unwrap();
+    assert_eq!(component.tier(), orbit::Tier::Optimized);
 
     rt.block_on(async {
         let warm = orbit.engine().invoke(&component, Invocation::new("sleep:1")).await.unwrap();
@@ -79,17 +85,20 @@ fn idle_invocations(rt: &tokio::runtime::Runtime, full: bool, n: usize, sleep_ms
         for t in tasks {
             assert_eq!(t.await.unwrap().status(), RunStatus::Succeeded);
         }
-        // What the pool keeps once every run has ended.
+        // What the pool keeps once every run has ended, by its own count.
         let after = rss_bytes();
+        let pool = orbit.engine().wasmtime().pooling_allocator_metrics().expect("the pooling allocator");
+        let (warm, kept) = (pool.unused_warm_memories(), pool.unused_memory_bytes_resident());
         let mib = |b: u64| b as f64 / (1 << 20) as f64;
         let per = during.saturating_sub(before) as f64 / n as f64;
         let line = format!(
-            "memory/idle-invocations{suffix}: {n} at once, RSS {:.1} MiB -> {:.1} MiB: {:.1} KiB per idle invocation (target <= 200 KiB); {:.1} MiB once all ended ({:.1} KiB kept per memory slot used, keep_resident_bytes {keep})",
+            "memory/idle-invocations{suffix}: {n} at once, RSS {:.1} MiB -> {:.1} MiB: {:.1} KiB per idle invocation (target <= 200 KiB); once all ended, RSS {:.1} MiB, the pool keeping {:.1} MiB of memory resident in {warm} warm memory slots ({:.1} KiB each; keep_resident_bytes {keep})",
             mib(before),
             mib(during),
             per / 1024.0,
             mib(after),
-            after.saturating_sub(before) as f64 / n as f64 / 1024.0
+            mib(kept as u64),
+            kept as f64 / f64::from(warm.max(1)) / 1024.0
         );
         if !valid {
             println!("memory/idle-invocations{suffix}: only {in_flight} of {n} runs were in flight together; no figure");

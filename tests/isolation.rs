@@ -53,33 +53,35 @@ async fn a_reused_memory_slot_starts_from_the_image_whatever_is_kept_resident() 
     }
 }
 
-/// The component's bytes with a custom section appended: the same code,
-/// but a component (and core modules) of its own to wasmtime's pool, which
-/// gives a memory slot affinity to the module that last used it.
-fn variant(wasm: &[u8], n: u8) -> Vec<u8> {
-    let name = b"orbit-test-variant";
-    // A custom section: id 0, then its size, the name's length and name,
-    // and the payload (both lengths fit in one LEB128 byte).
+/// A copy of the component whose static data starts as `seed` instead of
+/// `0x5A` (the fixture's 64 KiB run of it in the data segment, rewritten in
+/// place), so its memory image differs from every other copy's; and so a
+/// component of its own to Orbit, which caches loads by digest.
+fn variant(wasm: &[u8], seed: u8) -> Vec<u8> {
+    let run = vec![0x5A; 64 << 10];
+    let at = wasm.windows(run.len()).position(|w| w == run.as_slice()).expect("the fixture's seeded static");
+    assert!(wasm.get(at + run.len()) != Some(&0x5A), "the seeded static is exactly 64 KiB");
     let mut out = wasm.to_vec();
-    out.extend([0, (1 + name.len() + 1) as u8, name.len() as u8]);
-    out.extend(name);
-    out.push(n);
+    out[at..at + run.len()].fill(seed);
     out
 }
 
-/// Three different components taking turns on a pool of two memory slots
-/// (one run slot): from the third run on, each run gets the slot a
-/// different component used last (no slot is cold any more, so the least
-/// recently used one is taken), which is the case between tenants.
+/// Three components with different memory images take turns on a pool of
+/// two memory slots (one run slot): from the third run on, each run gets
+/// the slot a different component used last (no slot is cold any more, so
+/// the least recently used one is taken), which is the case between
+/// tenants. Each must see its own image, and no byte of the others.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_memory_slot_used_by_another_component_starts_from_its_own_image() {
     let clean = format!("stack:0 seeded:0 zeroed:0 grown:0 written:{MARKED}");
     let wasm = orbit_test_guests::bytes("residue");
+    let seeds = [0x11u8, 0x22, 0x33];
     for keep in [0, 2 << 20] {
         let (_dir, orbit) = one_slot(keep);
-        let components: Vec<_> = (0..3).map(|n| orbit.engine().load(&variant(&wasm, n)).unwrap()).collect();
+        let components: Vec<_> = seeds.iter().map(|&s| orbit.engine().load(&variant(&wasm, s)).unwrap()).collect();
         for run in 0..9 {
-            let out = orbit.engine().invoke(&components[run % 3], Invocation::new("")).await.unwrap();
+            let input = format!("seed={}", seeds[run % 3]);
+            let out = orbit.engine().invoke(&components[run % 3], Invocation::new(input)).await.unwrap();
             assert_eq!(out.status(), RunStatus::Succeeded, "{:?}", out.record.error);
             assert_eq!(out.output_text(), clean, "keep_resident_bytes {keep}, run {run}");
         }
@@ -87,6 +89,11 @@ async fn a_memory_slot_used_by_another_component_starts_from_its_own_image() {
         let pool = orbit.engine().wasmtime().pooling_allocator_metrics().expect("the pooling allocator");
         assert_eq!(pool.unused_warm_memories(), 2, "keep_resident_bytes {keep}");
     }
+    // The seed is checked: a copy told the wrong one counts its whole static.
+    let (_dir, orbit) = one_slot(2 << 20);
+    let component = orbit.engine().load(&variant(&wasm, 0x11)).unwrap();
+    let out = orbit.engine().invoke(&component, Invocation::new("seed=34")).await.unwrap();
+    assert!(out.output_text().contains(&format!("seeded:{}", 64 << 10)), "{}", out.output_text());
 }
 
 /// The negative control: read again within one run, after the marks and

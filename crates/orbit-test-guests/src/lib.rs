@@ -16,7 +16,7 @@
 //! | `echo` | agent | returns its input unchanged |
 //! | `spin` | agent | loops forever |
 //! | `membomb` | agent | allocates 1 MiB blocks until allocation fails |
-//! | `residue` | agent | counts bytes an earlier run left in its memory (static data, heap, grown pages), then leaves its own |
+//! | `residue` | agent | counts bytes an earlier run left in its memory (bottom of the stack, static data, grown pages), then leaves its own |
 //! | `recursion` | agent | unbounded non-tail recursion |
 //! | `trap` | agent | panics with a message containing `/etc/secret-host-path 10.0.0.7` |
 //! | `bigoutput` | agent | input `N` (decimal) → `N` bytes of `x` |
