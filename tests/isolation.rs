@@ -9,7 +9,7 @@
 //! With one run slot, every run after the first gets the memory slot the
 //! run before it marked (checked with wasmtime's pool metrics).
 
-use orbit::{Invocation, Orbit, OrbitConfig, RunStatus};
+use orbit::{Invocation, LoadedComponent, Orbit, OrbitConfig, RunStatus};
 
 /// Bytes the fixture marks in each run: 124 KiB of stack, two 64 KiB
 /// statics and 48 grown 64 KiB pages.
@@ -27,9 +27,9 @@ fn one_slot(keep_resident_bytes: usize) -> (tempfile::TempDir, Orbit) {
     (dir, orbit)
 }
 
-async fn residue(orbit: &Orbit, input: &str) -> String {
-    let component = orbit.engine().load(&orbit_test_guests::bytes("residue")).unwrap();
-    let out = orbit.engine().invoke(&component, Invocation::new(input)).await.unwrap();
+/// One run of `component` (the fixture, or a `variant` of it): its answer.
+async fn residue(orbit: &Orbit, component: &LoadedComponent, input: &str) -> String {
+    let out = orbit.engine().invoke(component, Invocation::new(input)).await.unwrap();
     assert_eq!(out.status(), RunStatus::Succeeded, "{:?}", out.record.error);
     out.output_text()
 }
@@ -42,8 +42,9 @@ async fn a_reused_memory_slot_starts_from_the_image_whatever_is_kept_resident() 
     // ends inside the grown pages; 8 MiB, past their end.
     for keep in [0, 64 << 10, 2 << 20, 8 << 20] {
         let (_dir, orbit) = one_slot(keep);
+        let component = orbit.engine().load(&orbit_test_guests::bytes("residue")).unwrap();
         for run in 0..4 {
-            assert_eq!(residue(&orbit, "").await, clean, "keep_resident_bytes {keep}, run {run}");
+            assert_eq!(residue(&orbit, &component, "").await, clean, "keep_resident_bytes {keep}, run {run}");
             // The run's memory went back to the pool as its one warm slot,
             // keeping resident what the setting says.
             let pool = orbit.engine().wasmtime().pooling_allocator_metrics().expect("the pooling allocator");
@@ -80,10 +81,8 @@ async fn a_memory_slot_used_by_another_component_starts_from_its_own_image() {
         let (_dir, orbit) = one_slot(keep);
         let components: Vec<_> = seeds.iter().map(|&s| orbit.engine().load(&variant(&wasm, s)).unwrap()).collect();
         for run in 0..9 {
-            let input = format!("seed={}", seeds[run % 3]);
-            let out = orbit.engine().invoke(&components[run % 3], Invocation::new(input)).await.unwrap();
-            assert_eq!(out.status(), RunStatus::Succeeded, "{:?}", out.record.error);
-            assert_eq!(out.output_text(), clean, "keep_resident_bytes {keep}, run {run}");
+            let answer = residue(&orbit, &components[run % 3], &format!("seed={}", seeds[run % 3])).await;
+            assert_eq!(answer, clean, "keep_resident_bytes {keep}, run {run}");
         }
         // Both memory slots were used, and both are warm.
         let pool = orbit.engine().wasmtime().pooling_allocator_metrics().expect("the pooling allocator");
@@ -92,8 +91,8 @@ async fn a_memory_slot_used_by_another_component_starts_from_its_own_image() {
     // The seed is checked: a copy told the wrong one counts its whole static.
     let (_dir, orbit) = one_slot(2 << 20);
     let component = orbit.engine().load(&variant(&wasm, 0x11)).unwrap();
-    let out = orbit.engine().invoke(&component, Invocation::new("seed=34")).await.unwrap();
-    assert!(out.output_text().contains(&format!("seeded:{}", 64 << 10)), "{}", out.output_text());
+    let answer = residue(&orbit, &component, "seed=34").await;
+    assert!(answer.contains(&format!("seeded:{}", 64 << 10)), "{answer}");
 }
 
 /// The negative control: read again within one run, after the marks and
@@ -102,7 +101,8 @@ async fn a_memory_slot_used_by_another_component_starts_from_its_own_image() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fixture_sees_every_byte_left_behind() {
     let (_dir, orbit) = one_slot(2 << 20);
+    let component = orbit.engine().load(&orbit_test_guests::bytes("residue")).unwrap();
     let all =
         format!("stack:{} seeded:{} zeroed:{} grown:{} written:{MARKED}", 124 << 10, 64 << 10, 64 << 10, 48 << 16);
-    assert_eq!(residue(&orbit, "twice").await, all);
+    assert_eq!(residue(&orbit, &component, "twice").await, all);
 }

@@ -65,9 +65,10 @@ pub struct EngineConfig {
     /// elsewhere) instead of being handed back to the kernel with `madvise`
     /// (wasmtime's `linear_memory_keep_resident` and `table_keep_resident`;
     /// Linux only). Either way the next run in the slot sees only the image
-    /// and zeroes (tests/isolation.rs checks it for linear memory). Keeping them avoids a TLB shootdown
-    /// per run (an inter-processor interrupt to every core running another
-    /// of the process's threads) and the page faults of refilling them.
+    /// and zeroes (tests/isolation.rs checks it for linear memory). Keeping
+    /// them avoids a TLB shootdown per run (an inter-processor interrupt to
+    /// every core running another of the process's threads) and the page
+    /// faults of refilling them.
     ///
     /// It costs a reset of up to this many bytes per run, and resident
     /// memory that stays after runs end: each pooled memory slot that has
