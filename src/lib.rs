@@ -20,6 +20,7 @@
 //! | `jobs.redb` | registered jobs, their components (once per sha256), the job queue |
 //! | `tools/` | installed MCP servers and tool policy, one JSON file per workspace |
 //! | `team.redb` | workspaces, members, tokens (hashes only), notifications, the audit trail |
+//! | `team.redb.audit-log` | audit events appended on their own since their last checkpoint into `team.redb` |
 //!
 //! Queued jobs run only while workers run: [`Orbit::open`] does not start
 //! them (it may be called outside a tokio runtime, and a process that only

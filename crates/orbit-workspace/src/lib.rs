@@ -15,7 +15,9 @@
 //!   [`RedbTeamStore`] as the embedded default.
 
 pub mod audit;
+mod audit_log;
 mod clock;
+pub mod frame;
 mod id;
 mod lazy_db;
 pub mod permission;

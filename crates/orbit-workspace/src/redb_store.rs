@@ -11,6 +11,10 @@
 //!   constant time.
 //! - A workspace has at least one owner at every commit.
 //! - Audit events are only ever inserted, and deleted only by retention.
+//!   An event appended on its own ([`AuditLog::append`]) is made durable
+//!   in the audit log beside the file ([`crate::audit_log`]) and reaches
+//!   the `audit` table at a checkpoint; queries read both. An event of a
+//!   change commits with the change.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,6 +23,7 @@ use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTabl
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditEvent, AuditLog, AuditPage, AuditQuery, DEFAULT_AUDIT_RETENTION_MS, MAX_AUDIT_PAGE};
+use crate::audit_log::{AuditWal, CHECKPOINT_EVENTS};
 use crate::clock::{Clock, SystemClock};
 use crate::permission::{Action, Target};
 use crate::read_mostly::{DatabaseLock, Opened, ReadMostlyDatabase};
@@ -58,6 +63,8 @@ pub struct RedbTeamStore {
     /// Read-only until the first write (see [`ReadMostlyDatabase`]): a
     /// process that only reads the team store syncs nothing.
     db: Arc<ReadMostlyDatabase>,
+    /// Audit events appended on their own, durable, not yet in redb.
+    log: Arc<parking_lot::Mutex<AuditWal>>,
     clock: Arc<dyn Clock>,
     retention_ms: u64,
 }
@@ -117,7 +124,9 @@ impl RedbTeamStore {
                 ReadMostlyDatabase::from_writable(path, db, lock)
             }
         };
-        let store = Self { db: Arc::new(db), clock, retention_ms };
+        // Under the same lock as the database: the log is this handle's alone.
+        let log = AuditWal::open(path).map_err(st)?;
+        let store = Self { db: Arc::new(db), log: Arc::new(parking_lot::Mutex::new(log)), clock, retention_ms };
         let now = store.clock.now_ms();
         store.prune(now.saturating_sub(retention_ms))?;
         Ok(store)
@@ -314,29 +323,107 @@ fn check_text(what: &str, text: Option<&str>, max: usize) -> Result<(), TeamErro
     }
 }
 
+impl RedbTeamStore {
+    /// Commits every event of the audit log, and `also` when given, to
+    /// redb in one durable transaction, then empties the log. Returns
+    /// whether the log was emptied: a failed reset is logged, the events
+    /// are in redb, and the log takes no appends until a later reset
+    /// succeeds (the next append that fails over to redb tries again).
+    fn checkpoint(&self, log: &mut AuditWal, also: Option<&AuditEvent>) -> Result<bool, TeamError> {
+        if !log.events().is_empty() || also.is_some() {
+            let txn = self.write()?;
+            for ev in log.events().iter().chain(also) {
+                put_audit(&txn, ev)?;
+            }
+            txn.commit().map_err(st)?;
+        }
+        match log.reset() {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                tracing::warn!(error = %e, "emptying the team store's audit log failed; events go to redb until it succeeds");
+                Ok(false)
+            }
+        }
+    }
+}
+
 impl AuditLog for RedbTeamStore {
     fn append(&self, event: AuditEvent) -> Result<(), TeamError> {
-        let txn = self.write()?;
-        put_audit(&txn, &event)?;
-        txn.commit().map_err(st)
+        let mut log = self.log.lock();
+        match log.append(&event) {
+            Ok(()) => {
+                if log.events().len() >= CHECKPOINT_EVENTS
+                    && let Err(e) = self.checkpoint(&mut log, None)
+                {
+                    // The event is durable in the log; the next append tries again.
+                    tracing::warn!(error = %e, "checkpointing the team store's audit log failed");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "appending to the team store's audit log failed; committing the event to redb");
+                if log.is_poisoned() {
+                    // With what the log holds, so that a reset can bring it back.
+                    return self.checkpoint(&mut log, Some(&event)).map(|_| ());
+                }
+                let txn = self.write()?;
+                put_audit(&txn, &event)?;
+                txn.commit().map_err(st)
+            }
+        }
     }
 
     fn query(&self, q: &AuditQuery) -> Result<AuditPage, TeamError> {
         let limit = q.limit.clamp(1, MAX_AUDIT_PAGE);
-        let txn = self.db.read().map_err(st)?;
-        let t = txn.open_table(AUDIT).map_err(st)?;
         let ws = q.workspace.as_str();
         let upper = q.before.map_or(u128::MAX, |c| c.as_u128().saturating_sub(1));
-        let mut events = Vec::new();
+        let in_range = |ev: &AuditEvent| ev.workspace == q.workspace && ev.id.as_u128() <= upper && q.matches(ev);
+        // The read transaction begins under the log's lock, so an event
+        // checkpointed meanwhile is seen in one place or the other.
+        let (txn, mut logged) = {
+            let log = self.log.lock();
+            let txn = self.db.read().map_err(st)?;
+            let logged: Vec<AuditEvent> = log.events().iter().filter(|ev| in_range(ev)).cloned().collect();
+            (txn, logged)
+        };
+        // Newest last, so that `pop` yields them newest first.
+        logged.sort_by_key(|ev| ev.id);
+        let t = txn.open_table(AUDIT).map_err(st)?;
+        let mut rows = t.range((ws, 0u128)..=(ws, upper)).map_err(st)?.rev();
+        let mut stored: Option<AuditEvent> = None;
+        let mut events: Vec<AuditEvent> = Vec::new();
         let mut next_cursor = None;
-        for row in t.range((ws, 0u128)..=(ws, upper)).map_err(st)?.rev() {
-            let (_, v) = row.map_err(st)?;
-            let ev: AuditEvent = dec(v.value())?;
-            if !q.matches(&ev) {
-                continue;
+        loop {
+            if stored.is_none() {
+                for row in rows.by_ref() {
+                    let (_, v) = row.map_err(st)?;
+                    let ev: AuditEvent = dec(v.value())?;
+                    if q.matches(&ev) {
+                        stored = Some(ev);
+                        break;
+                    }
+                }
             }
+            // The newer of the two heads; an id in both (a checkpoint cut
+            // short by a crash) is taken once.
+            let ev = match (stored.take(), logged.last()) {
+                (None, None) => break,
+                (Some(s), Some(l)) if l.id > s.id => {
+                    stored = Some(s);
+                    logged.pop()
+                }
+                (Some(s), Some(l)) => {
+                    if l.id == s.id {
+                        logged.pop();
+                    }
+                    Some(s)
+                }
+                (Some(s), None) => Some(s),
+                (None, Some(_)) => logged.pop(),
+            };
+            let Some(ev) = ev else { break };
             if events.len() == limit {
-                next_cursor = events.last().map(|e: &AuditEvent| e.id);
+                next_cursor = events.last().map(|e| e.id);
                 break;
             }
             events.push(ev);
@@ -345,6 +432,15 @@ impl AuditLog for RedbTeamStore {
     }
 
     fn prune(&self, before_ms: u64) -> Result<u64, TeamError> {
+        {
+            // Expired events still in the log reach redb first, to be pruned
+            // there; while the log cannot be emptied, nothing is removed (a
+            // removed event would come back from it).
+            let mut log = self.log.lock();
+            if log.events().iter().any(|ev| ev.at_ms < before_ms) && !self.checkpoint(&mut log, None)? {
+                return Ok(0);
+            }
+        }
         // This runs at every open: look before taking a write transaction,
         // which would open the file for writing.
         let expired = |v: &[u8]| serde_json::from_slice::<AuditEvent>(v).is_ok_and(|e| e.at_ms < before_ms);
@@ -820,6 +916,154 @@ mod tests {
     fn issue(s: &RedbTeamStore, ws: &WorkspaceId, user: &str, expires_in_ms: Option<u64>) -> TokenId {
         let req = TokenRequest { user: UserId::new(user).unwrap(), role: None, agent: None, name: None, expires_in_ms };
         s.issue_token(&Principal::local_operator(), ws, req).unwrap().record.id
+    }
+
+    /// Every event of `ws` the store lists, newest first, paged `per` at a time.
+    fn all_events(s: &RedbTeamStore, ws: &WorkspaceId, per: usize) -> Vec<AuditEvent> {
+        let mut q = AuditQuery::new(ws.clone());
+        q.limit = per;
+        let mut out = Vec::new();
+        loop {
+            let page = s.query(&q).unwrap();
+            assert!(page.events.len() <= per);
+            out.extend(page.events);
+            match page.next_cursor {
+                Some(c) => q.before = Some(c),
+                None => return out,
+            }
+        }
+    }
+
+    fn tool_event(ws: &WorkspaceId, at_ms: u64, n: usize) -> AuditEvent {
+        AuditEvent::admin(ws.clone(), &Principal::local_operator(), at_ms, "tool.call", format!("call-{n}"), None, "ok")
+    }
+
+    #[test]
+    fn appended_events_are_listed_with_committed_ones_across_reopens_and_checkpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::at(1_000_000);
+        let op = Principal::local_operator();
+        let (ws, other) = (WorkspaceId::new("acme").unwrap(), WorkspaceId::new("other").unwrap());
+        let wal = AuditWal::beside(&dir.path().join("team.redb"));
+        let mut expected = Vec::new();
+        {
+            let s = store(dir.path(), clock.clone());
+            // Committed with their changes: one event each, in redb.
+            s.create_workspace(&op, &ws, &UserId::new("ada").unwrap(), None).unwrap();
+            s.create_workspace(&op, &other, &UserId::new("ada").unwrap(), None).unwrap();
+            for n in 0..5 {
+                clock.advance(1);
+                let ev = tool_event(&ws, clock.now_ms(), n);
+                s.append(ev.clone()).unwrap();
+                expected.push(ev.id);
+                s.append(tool_event(&other, clock.now_ms(), n)).unwrap();
+                s.add_member(&op, &ws, &UserId::new(format!("user{n}")).unwrap(), Role::Member, None).unwrap();
+            }
+            assert_eq!(s.log.lock().events().len(), 10, "appended events wait in the log");
+            let listed: Vec<_> = all_events(&s, &ws, 3).iter().map(|e| e.id).collect();
+            assert_eq!(listed.len(), 11, "1 workspace creation, 5 tool calls, 5 member additions");
+            assert!(listed.windows(2).all(|w| w[0] > w[1]), "newest first, each once");
+            assert!(expected.iter().all(|id| listed.contains(id)));
+            assert!(all_events(&s, &other, 2).iter().all(|e| e.workspace == other));
+        }
+        // Reopened (as after a crash: nothing is checkpointed at close).
+        let s = store(dir.path(), clock.clone());
+        let before: Vec<_> = all_events(&s, &ws, 4).iter().map(|e| e.id).collect();
+        assert_eq!(before.len(), 11);
+        let refused = AuditEvent::admin(ws.clone(), &op, clock.now_ms(), "tool.call", "refused", None, "denied");
+        s.append(refused.clone()).unwrap();
+        let mut q = AuditQuery::new(ws.clone());
+        q.outcome = Some("denied".into());
+        let denied: Vec<_> = s.query(&q).unwrap().events.iter().map(|e| e.id).collect();
+        assert_eq!(denied, vec![refused.id], "filters apply to logged events too");
+        q.outcome = Some("ok".into());
+        q.since_ms = Some(clock.now_ms() - 2);
+        let recent = s.query(&q).unwrap().events;
+        assert!(!recent.is_empty() && recent.iter().all(|e| e.at_ms >= clock.now_ms() - 2 && e.outcome() == "ok"));
+        assert!(recent.len() < 11, "{} of 11 since the filter's time", recent.len());
+        // Enough appends to checkpoint: the log is emptied into redb.
+        let have = s.log.lock().events().len();
+        assert_eq!(have, 11, "read back from the log, and the refusal");
+        for n in have..CHECKPOINT_EVENTS {
+            s.append(tool_event(&other, clock.now_ms(), n)).unwrap();
+        }
+        assert!(s.log.lock().events().is_empty());
+        assert_eq!(std::fs::metadata(&wal).unwrap().len(), crate::frame::SALT as u64, "log emptied");
+        assert_eq!(all_events(&s, &ws, 4).iter().map(|e| e.id).skip(1).collect::<Vec<_>>(), before);
+        assert_eq!(all_events(&s, &other, 500).len(), 1 + 5 + CHECKPOINT_EVENTS - 11);
+    }
+
+    #[test]
+    fn a_checkpoint_cut_short_by_a_crash_lists_each_event_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::at(1_000_000);
+        let ws = WorkspaceId::new("acme").unwrap();
+        let wal = AuditWal::beside(&dir.path().join("team.redb"));
+        let logged = {
+            let s = store(dir.path(), clock.clone());
+            s.create_workspace(&Principal::local_operator(), &ws, &UserId::new("ada").unwrap(), None).unwrap();
+            for n in 0..3 {
+                s.append(tool_event(&ws, clock.now_ms() + n as u64, n)).unwrap();
+            }
+            let logged = std::fs::read(&wal).unwrap();
+            let mut log = s.log.lock();
+            s.checkpoint(&mut log, None).unwrap();
+            logged
+        };
+        // The commit happened; the log was not emptied.
+        std::fs::write(&wal, logged).unwrap();
+        let s = store(dir.path(), clock.clone());
+        assert_eq!(s.log.lock().events().len(), 3, "the old log is read back");
+        let ids: Vec<_> = all_events(&s, &ws, 2).iter().map(|e| e.id).collect();
+        assert_eq!(ids.len(), 4, "each event once: {ids:?}");
+        assert!(ids.windows(2).all(|w| w[0] > w[1]));
+        let mut log = s.log.lock();
+        s.checkpoint(&mut log, None).unwrap();
+        drop(log);
+        assert_eq!(all_events(&s, &ws, 2).len(), 4, "the same keys written again");
+    }
+
+    #[test]
+    fn a_failed_append_commits_to_redb_and_brings_the_log_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::at(1_000_000);
+        let ws = WorkspaceId::new("acme").unwrap();
+        let s = store(dir.path(), clock.clone());
+        s.create_workspace(&Principal::local_operator(), &ws, &UserId::new("ada").unwrap(), None).unwrap();
+        let logged = tool_event(&ws, clock.now_ms(), 0);
+        s.append(logged.clone()).unwrap();
+        s.log.lock().fail_next = true;
+        let failed_over = tool_event(&ws, clock.now_ms(), 1);
+        s.append(failed_over.clone()).unwrap();
+        // The poisoned log's events and the new one went to redb together,
+        // and the log was emptied and takes appends again.
+        assert!(!s.log.lock().is_poisoned());
+        assert!(s.log.lock().events().is_empty());
+        let after = tool_event(&ws, clock.now_ms(), 2);
+        s.append(after.clone()).unwrap();
+        assert_eq!(s.log.lock().events().len(), 1);
+        drop(s);
+        let s = store(dir.path(), clock.clone());
+        let ids: Vec<_> = all_events(&s, &ws, 10).iter().map(|e| e.id).collect();
+        assert_eq!(ids.len(), 4, "the creation and three calls, each once");
+        for ev in [&logged, &failed_over, &after] {
+            assert!(ids.contains(&ev.id));
+        }
+    }
+
+    #[test]
+    fn retention_prunes_events_still_in_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::at(1_000_000);
+        let ws = WorkspaceId::new("acme").unwrap();
+        let s = store(dir.path(), clock.clone());
+        s.create_workspace(&Principal::local_operator(), &ws, &UserId::new("ada").unwrap(), None).unwrap();
+        s.append(tool_event(&ws, 1_000_001, 0)).unwrap();
+        s.append(tool_event(&ws, 3_000_000, 1)).unwrap();
+        assert_eq!(s.prune(2_000_000).unwrap(), 2, "the creation and the first call");
+        let left = all_events(&s, &ws, 10);
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].at_ms, 3_000_000);
     }
 
     #[test]

@@ -1,7 +1,9 @@
-//! Crash test: SIGKILL while members are added, re-roled and removed and
-//! tokens are issued and revoked. After every restart each acknowledged
-//! change is there, and nothing is half-applied: no removed member keeps a
-//! working token, and every workspace still has an owner.
+//! Crash test: SIGKILL while members are added, re-roled and removed,
+//! tokens are issued and revoked, and audit events are appended on their
+//! own (as each tool call's is). After every restart each acknowledged
+//! change and event is there (each event once), and nothing is
+//! half-applied: no removed member keeps a working token, and every
+//! workspace still has an owner.
 //!
 //! The parent re-executes this test binary, selecting only [`team_child`],
 //! with `ORBIT_TEAM_CRASH_CHILD` set to the database path. The child prints
@@ -14,7 +16,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use orbit_workspace::{
-    AuthFailure, Principal, RedbTeamStore, Role, TeamError, TeamStore, TokenId, TokenRequest, UserId, WorkspaceId,
+    AuditEvent, AuditLog, AuditQuery, AuthFailure, Principal, RedbTeamStore, Role, TeamError, TeamStore, TokenId,
+    TokenRequest, UserId, WorkspaceId,
 };
 
 const CHILD_ENV: &str = "ORBIT_TEAM_CRASH_CHILD";
@@ -77,6 +80,16 @@ fn team_child() {
         if let Some(id) = issued {
             tokens.push(id);
         }
+        // Three a round, so that the audit log reaches a checkpoint
+        // (256 events) within the test.
+        for k in 0..3 {
+            let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+            let event = AuditEvent::admin(ws(), &op, now_ms, "tool.call", format!("call-{round}-{i}-{k}"), None, "ok");
+            let id = event.id;
+            if !step(format!("audit {id}"), &mut || store.append(event.clone()).ok().map(|()| String::new())) {
+                return;
+            }
+        }
         if i % 3 == 2 && tokens.len() >= 2 {
             let id = tokens[tokens.len() - 2];
             if !step(format!("revoke {id}"), &mut || store.revoke_token(&op, &ws(), id).ok().map(|_| String::new())) {
@@ -109,6 +122,8 @@ struct Expected {
     members: HashMap<String, Option<Role>>,
     /// token text -> (id, user, revoked)
     tokens: HashMap<String, (String, String, bool)>,
+    /// Ids of appended audit events.
+    events: Vec<String>,
     /// Users or token ids touched by an op that began but was never acked.
     uncertain: Vec<String>,
 }
@@ -135,6 +150,7 @@ fn replay(exp: &mut Expected, lines: &[String]) {
                     t.2 = true;
                 }
             }
+            ["audit", id] => exp.events.push(id.to_string()),
             ["role", user] => {
                 exp.members.insert(user.to_string(), Some(Role::ReadOnly));
             }
@@ -224,6 +240,23 @@ fn acknowledged_team_changes_survive_sigkill() {
                 Err(e) => panic!("round {round}: token {id}: {e}"),
             }
         }
+        // Every acknowledged event, each once.
+        let mut q = AuditQuery::new(ws());
+        q.limit = 500;
+        let mut listed = Vec::new();
+        loop {
+            let page = store.query(&q).unwrap();
+            listed.extend(page.events.into_iter().map(|e| e.id.to_string()));
+            match page.next_cursor {
+                Some(c) => q.before = Some(c),
+                None => break,
+            }
+        }
+        let unique: std::collections::HashSet<&String> = listed.iter().collect();
+        assert_eq!(unique.len(), listed.len(), "round {round}: an audit event listed twice");
+        for id in &exp.events {
+            assert!(unique.contains(id), "round {round}: acknowledged audit event {id} is missing");
+        }
         // Nothing half-applied: every token of a non-member is revoked.
         for t in store.tokens(&Principal::local_operator(), &ws()).unwrap() {
             if !members.contains_key(t.user.as_str()) {
@@ -233,9 +266,10 @@ fn acknowledged_team_changes_survive_sigkill() {
         drop(store);
     }
     eprintln!(
-        "{} members and {} tokens acknowledged over {ROUNDS} rounds ({rounds_with_acks} with acks)",
+        "{} members, {} tokens and {} audit events acknowledged over {ROUNDS} rounds ({rounds_with_acks} with acks)",
         exp.members.len(),
-        exp.tokens.len()
+        exp.tokens.len(),
+        exp.events.len()
     );
     assert!(rounds_with_acks >= ROUNDS / 2, "too few rounds got far enough to test anything");
     assert!(exp.tokens.len() >= 4, "too few tokens issued to test anything");
