@@ -6,8 +6,12 @@
 //! in streamable-HTTP mode on loopback; the call is its `echo`.
 //!
 //! After the criterion group it prints the medians (p50) of 300 calls of
-//! each, alternating, and their ratio (`gateway / direct`). Needs
-//! `scripts/install-test-deps.sh`. Run with `cargo bench --bench gateway`.
+//! each, alternating, and their ratio (`gateway / direct`). Both clients
+//! are rmcp's default, which opens a TCP connection per message, as MCP
+//! clients built on it do. A second ratio is printed against a direct
+//! client that keeps its connections (the best case of a direct call).
+//! Needs `scripts/install-test-deps.sh`. Run with `cargo bench --bench
+//! gateway`.
 
 use std::time::{Duration, Instant};
 
@@ -29,6 +33,13 @@ async fn connect(url: &str, token: Option<&str>) -> Client {
         config = config.auth_header(t);
     }
     ().serve(StreamableHttpClientTransport::from_config(config)).await.expect("MCP initialize")
+}
+
+/// A client of `url` whose HTTP client keeps finished connections.
+async fn connect_pooled(url: &str) -> Client {
+    let http = rmcp_reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(2)).build().unwrap();
+    let config = StreamableHttpClientTransportConfig::with_uri(url);
+    ().serve(StreamableHttpClientTransport::with_client(http, config)).await.expect("MCP initialize")
 }
 
 async fn echo(client: &Client, name: &'static str) {
@@ -63,16 +74,18 @@ fn gateway(c: &mut Criterion) {
     let many = std::num::NonZeroU32::new(1_000_000).unwrap();
     config.rate_limit = orbit_server::api::RateLimit::new(many, many);
     let stop = config.cancellation.clone();
-    let (direct, through) = rt.block_on(async {
+    let (direct, pooled, through) = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/ws/bench/mcp", listener.local_addr().unwrap());
         tokio::spawn(orbit_server::serve_http(server, listener, config));
         let direct = connect(&upstream.url, None).await;
+        let pooled = connect_pooled(&upstream.url).await;
         let through = connect(&url, Some(&token)).await;
-        // Warm both: the gateway's first call starts its pooled upstream connection.
+        // Warm all: the gateway's first call starts its pooled upstream connection.
         echo(&direct, "echo").await;
+        echo(&pooled, "echo").await;
         echo(&through, "remote__echo").await;
-        (direct, through)
+        (direct, pooled, through)
     });
 
     let mut g = c.benchmark_group("gateway");
@@ -81,12 +94,15 @@ fn gateway(c: &mut Criterion) {
     g.bench_function("through-gateway", |b| b.to_async(&rt).iter(|| echo(&through, "remote__echo")));
     g.finish();
 
-    let (mut d, mut t) = (Vec::new(), Vec::new());
+    let (mut d, mut p, mut t) = (Vec::new(), Vec::new(), Vec::new());
     rt.block_on(async {
         for _ in 0..300 {
             let s = Instant::now();
             echo(&direct, "echo").await;
             d.push(s.elapsed());
+            let s = Instant::now();
+            echo(&pooled, "echo").await;
+            p.push(s.elapsed());
             let s = Instant::now();
             echo(&through, "remote__echo").await;
             t.push(s.elapsed());
@@ -96,14 +112,19 @@ fn gateway(c: &mut Criterion) {
         v.sort();
         v[v.len() / 2]
     };
-    let (d50, t50) = (p50(&mut d), p50(&mut t));
+    let (d50, p50_, t50) = (p50(&mut d), p50(&mut p), p50(&mut t));
     println!(
         "gateway: p50 direct {d50:?}, through the gateway {t50:?}, ratio {:.2}x",
         t50.as_secs_f64() / d50.as_secs_f64()
     );
+    println!(
+        "gateway: p50 direct with a pooling client {p50_:?}, ratio of the gateway against it {:.2}x",
+        t50.as_secs_f64() / p50_.as_secs_f64()
+    );
     stop.cancel();
     rt.block_on(async {
         let _ = direct.cancel().await;
+        let _ = pooled.cancel().await;
         let _ = through.cancel().await;
     });
 }

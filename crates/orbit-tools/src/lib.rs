@@ -55,6 +55,7 @@
 //! MCP: <https://modelcontextprotocol.io/specification/2025-06-18>.
 
 mod error;
+mod http_client;
 mod pool;
 mod registry;
 mod relay;

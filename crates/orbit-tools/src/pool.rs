@@ -501,7 +501,9 @@ impl Pool {
                 let client = client(&secrets)?;
                 self.record_uses(ws, entry, caller, origin).await;
                 let config = StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(headers);
-                let inner = StreamableHttpClientTransport::from_config(config);
+                let http =
+                    crate::http_client::upstream_client().map_err(|e| unavailable(format!("HTTP client: {e}")))?;
+                let inner = StreamableHttpClientTransport::with_client(http, config);
                 let transport = Watched { inner, ended: ended.clone(), client: client.clone() };
                 let scrubber = client.scrubber.clone();
                 client.serve(transport).await.map_err(|e| unavailable(scrubber.text(&format!("initialize: {e}"))))?

@@ -144,3 +144,95 @@ async fn progress_sent_before_the_result_is_relayed_before_the_call_returns() {
         assert_eq!(seen, expected, "round {round}: progress relayed by the time the call returned");
     }
 }
+
+/// A TCP proxy on loopback in front of `upstream` that counts the
+/// connections carrying POSTs (tool calls and other messages; not the
+/// standalone SSE stream) and can close them all, as a server does when
+/// its keep-alive timeout ends an idle one.
+struct CountingProxy {
+    url: String,
+    /// One per POST connection: notified, it closes the connection.
+    posts: Arc<std::sync::Mutex<Vec<Arc<tokio::sync::Notify>>>>,
+}
+
+impl CountingProxy {
+    async fn start(upstream: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+        let posts: Arc<std::sync::Mutex<Vec<Arc<tokio::sync::Notify>>>> = Arc::default();
+        let seen = posts.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let mut head = [0u8; 4];
+                    loop {
+                        match client.peek(&mut head).await {
+                            Ok(4) => break,
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+                        }
+                    }
+                    let close = Arc::new(tokio::sync::Notify::new());
+                    if &head == b"POST" {
+                        seen.lock().unwrap().push(close.clone());
+                    }
+                    let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        // Dropping both streams closes the connection.
+                        _ = close.notified() => {}
+                    }
+                });
+            }
+        });
+        Self { url, posts }
+    }
+
+    fn post_connections(&self) -> usize {
+        self.posts.lock().unwrap().len()
+    }
+
+    fn close_post_connections(&self) {
+        for c in self.posts.lock().unwrap().iter() {
+            c.notify_one();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_calls_reuse_one_connection_and_survive_the_server_closing_it() {
+    let server = tokio::task::spawn_blocking(orbit_test_guests::mcp_servers::EverythingHttp::start).await.unwrap();
+    let upstream = url::Url::parse(&server.url).unwrap().socket_addrs(|| None).unwrap()[0];
+    let proxy = CountingProxy::start(upstream).await;
+    let dir = tempfile::tempdir().unwrap();
+    let t = tools(dir.path(), ToolsLimits::default());
+    let ws = WorkspaceId::new("w").unwrap();
+    t.registry().add_server(&ws, "remote", ServerSpec::new(ServerTransport::Http { url: proxy.url.clone() })).unwrap();
+    let echo = async |text: &str| {
+        let args = format!(r#"{{"message": "{text}"}}"#);
+        let r = t.call(&ws, "remote", "echo", &args, Instant::now() + Duration::from_secs(30)).await.unwrap();
+        assert_eq!(r.content[0]["text"], format!("Echo: {text}"));
+    };
+    echo("first").await;
+    let opened = proxy.post_connections();
+    for n in 0..10 {
+        echo(&format!("call {n}")).await;
+    }
+    // rmcp's own client opens a connection per message (10 here). A call
+    // may start before the last one's connection is back in the pool (rmcp
+    // reads a response stream to its end after handing the result over).
+    let more = proxy.post_connections() - opened;
+    assert!(more < 5, "{more} new connections for 10 calls");
+
+    // Every idle connection closed by the server (as its keep-alive timeout
+    // does): the next call still succeeds, on a new connection, in the same
+    // MCP session.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    proxy.close_post_connections();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = proxy.post_connections();
+    echo("after the close").await;
+    assert!(proxy.post_connections() > before, "a new connection after the old ones closed");
+    assert!(t.is_connected(&ws, "remote"), "the MCP session goes on");
+}
