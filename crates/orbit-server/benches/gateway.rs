@@ -8,8 +8,8 @@
 //! After the criterion group it prints the medians (p50) of 300 calls of
 //! each, alternating, and their ratio (`gateway / direct`). Both clients
 //! are rmcp's default, which opens a TCP connection per message, as MCP
-//! clients built on it do. A second ratio is printed against a direct
-//! client that keeps its connections (the best case of a direct call).
+//! clients built on it do. A second ratio is printed for clients that keep
+//! their connections, one direct and one through the gateway.
 //! Needs `scripts/install-test-deps.sh`. Run with `cargo bench --bench
 //! gateway`.
 
@@ -36,9 +36,12 @@ async fn connect(url: &str, token: Option<&str>) -> Client {
 }
 
 /// A client of `url` whose HTTP client keeps finished connections.
-async fn connect_pooled(url: &str) -> Client {
+async fn connect_pooled(url: &str, token: Option<&str>) -> Client {
     let http = rmcp_reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(2)).build().unwrap();
-    let config = StreamableHttpClientTransportConfig::with_uri(url);
+    let mut config = StreamableHttpClientTransportConfig::with_uri(url);
+    if let Some(t) = token {
+        config = config.auth_header(t);
+    }
     ().serve(StreamableHttpClientTransport::with_client(http, config)).await.expect("MCP initialize")
 }
 
@@ -74,18 +77,20 @@ fn gateway(c: &mut Criterion) {
     let many = std::num::NonZeroU32::new(1_000_000).unwrap();
     config.rate_limit = orbit_server::api::RateLimit::new(many, many);
     let stop = config.cancellation.clone();
-    let (direct, pooled, through) = rt.block_on(async {
+    let (direct, pooled, through, through_pooled) = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/ws/bench/mcp", listener.local_addr().unwrap());
         tokio::spawn(orbit_server::serve_http(server, listener, config));
         let direct = connect(&upstream.url, None).await;
-        let pooled = connect_pooled(&upstream.url).await;
+        let pooled = connect_pooled(&upstream.url, None).await;
         let through = connect(&url, Some(&token)).await;
+        let through_pooled = connect_pooled(&url, Some(&token)).await;
         // Warm all: the gateway's first call starts its pooled upstream connection.
         echo(&direct, "echo").await;
         echo(&pooled, "echo").await;
         echo(&through, "remote__echo").await;
-        (direct, pooled, through)
+        echo(&through_pooled, "remote__echo").await;
+        (direct, pooled, through, through_pooled)
     });
 
     let mut g = c.benchmark_group("gateway");
@@ -94,7 +99,7 @@ fn gateway(c: &mut Criterion) {
     g.bench_function("through-gateway", |b| b.to_async(&rt).iter(|| echo(&through, "remote__echo")));
     g.finish();
 
-    let (mut d, mut p, mut t) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut d, mut p, mut t, mut tp) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     rt.block_on(async {
         for _ in 0..300 {
             let s = Instant::now();
@@ -106,25 +111,29 @@ fn gateway(c: &mut Criterion) {
             let s = Instant::now();
             echo(&through, "remote__echo").await;
             t.push(s.elapsed());
+            let s = Instant::now();
+            echo(&through_pooled, "remote__echo").await;
+            tp.push(s.elapsed());
         }
     });
     let p50 = |v: &mut Vec<Duration>| {
         v.sort();
         v[v.len() / 2]
     };
-    let (d50, p50_, t50) = (p50(&mut d), p50(&mut p), p50(&mut t));
+    let (d50, p50_, t50, tp50) = (p50(&mut d), p50(&mut p), p50(&mut t), p50(&mut tp));
     println!(
         "gateway: p50 direct {d50:?}, through the gateway {t50:?}, ratio {:.2}x",
         t50.as_secs_f64() / d50.as_secs_f64()
     );
     println!(
-        "gateway: p50 direct with a pooling client {p50_:?}, ratio of the gateway against it {:.2}x",
-        t50.as_secs_f64() / p50_.as_secs_f64()
+        "gateway: clients that keep their connections: p50 direct {p50_:?}, through the gateway {tp50:?}, ratio {:.2}x",
+        tp50.as_secs_f64() / p50_.as_secs_f64()
     );
     stop.cancel();
     rt.block_on(async {
         let _ = direct.cancel().await;
         let _ = pooled.cancel().await;
+        let _ = through_pooled.cancel().await;
         let _ = through.cancel().await;
     });
 }

@@ -165,6 +165,14 @@ pub async fn serve_http(
         server.orbit().protect_own_address(addr);
     }
     let app = app(server, &config);
+    // Without TCP_NODELAY, the SSE answer's second write waits for the
+    // client's delayed ACK (40 ms on Linux) once a client reuses its
+    // connection, as keep-alive clients do.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY on an accepted connection");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { ct.cancelled_owned().await })
         .await
@@ -353,8 +361,12 @@ pub async fn serve_https(
         stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
     });
     listener.set_nonblocking(true).map_err(|e| ServeError::Transport(e.to_string()))?;
-    axum_server::from_tcp_rustls(listener, tls)
+    // TCP_NODELAY, as for plain HTTP ([`serve_http`]).
+    let acceptor =
+        axum_server::tls_rustls::RustlsAcceptor::new(tls).acceptor(axum_server::accept::NoDelayAcceptor::new());
+    axum_server::from_tcp(listener)
         .map_err(|e| ServeError::Transport(e.to_string()))?
+        .acceptor(acceptor)
         .handle(handle)
         .serve(app.into_make_service())
         .await
