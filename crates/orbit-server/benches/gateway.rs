@@ -97,6 +97,8 @@ fn gateway(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(5));
     g.bench_function("direct", |b| b.to_async(&rt).iter(|| echo(&direct, "echo")));
     g.bench_function("through-gateway", |b| b.to_async(&rt).iter(|| echo(&through, "remote__echo")));
+    g.bench_function("direct-keep-alive", |b| b.to_async(&rt).iter(|| echo(&pooled, "echo")));
+    g.bench_function("through-gateway-keep-alive", |b| b.to_async(&rt).iter(|| echo(&through_pooled, "remote__echo")));
     g.finish();
 
     let (mut d, mut p, mut t, mut tp) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());

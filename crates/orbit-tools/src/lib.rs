@@ -343,7 +343,7 @@ impl Tools {
         let caller = Caller::host(principal.clone());
         let mut audit = self.audit_guard(ws, &caller, server, tool);
         let result = self.call_checked(ws, &caller, server, tool, arguments, until, None).await;
-        audit.finish(&result).await;
+        audit.finish(&result, true).await;
         result
     }
 
@@ -370,7 +370,7 @@ impl Tools {
         let caller = Caller::host(principal.clone());
         let mut audit = self.audit_guard(ws, &caller, server, tool);
         let result = self.call_checked(ws, &caller, server, tool, arguments, until, Some(relay)).await;
-        audit.finish(&result).await;
+        audit.finish(&result, true).await;
         result
     }
 
@@ -573,12 +573,22 @@ fn audit_outcome(result: &Result<ToolResult, ToolsError>) -> &'static str {
 }
 
 impl CallAudit {
-    /// Appends the event of `result`, durably, on the blocking pool, and
-    /// waits for it.
-    async fn finish(&mut self, result: &Result<ToolResult, ToolsError>) {
+    /// Appends the event of `result`, durably, and waits for it: on the
+    /// blocking pool, or with `in_place` on a multi-thread runtime, on this
+    /// thread (`block_in_place` hands this worker's other tasks to another
+    /// thread instead), which saves the two hand-offs to the blocking pool
+    /// and back (about 60 µs of an MCP gateway call). Host calls only: a
+    /// guest's host call runs on its store's fiber, kept off that path.
+    async fn finish(&mut self, result: &Result<ToolResult, ToolsError>, in_place: bool) {
         let Some(p) = self.pending.take() else { return };
         let event = p.event(audit_outcome(result));
         let sink = p.sink.clone();
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if in_place && multi_thread {
+            tokio::task::block_in_place(move || PendingAudit::append(&*sink, event));
+            return;
+        }
         if let Err(e) = tokio::task::spawn_blocking(move || PendingAudit::append(&*sink, event)).await {
             tracing::warn!(error = %e, "appending a tool call to the audit trail: task failed");
         }
@@ -758,7 +768,7 @@ impl wit::Host for ToolsView<'_> {
             } else {
                 tools.call_checked(&ws, &caller, &server, &tool, &arguments_json, until, None).await
             };
-            audit.finish(&r).await;
+            audit.finish(&r, false).await;
             let r = r.map_err(HostError::from)?;
             is_error = Some(r.is_error);
             let content = serde_json::to_string(&r.content).unwrap_or_else(|_| "[]".to_owned());

