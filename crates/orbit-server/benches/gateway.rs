@@ -118,11 +118,11 @@ fn gateway(c: &mut Criterion) {
             tp.push(s.elapsed());
         }
     });
-    let p50 = |v: &mut Vec<Duration>| {
+    let pct = |v: &mut Vec<Duration>, q: usize| {
         v.sort();
-        v[v.len() / 2]
+        v[(v.len() * q / 100).min(v.len() - 1)]
     };
-    let (d50, p50_, t50, tp50) = (p50(&mut d), p50(&mut p), p50(&mut t), p50(&mut tp));
+    let (d50, p50_, t50, tp50) = (pct(&mut d, 50), pct(&mut p, 50), pct(&mut t, 50), pct(&mut tp, 50));
     println!(
         "gateway: p50 direct {d50:?}, through the gateway {t50:?}, ratio {:.2}x",
         t50.as_secs_f64() / d50.as_secs_f64()
@@ -131,6 +131,12 @@ fn gateway(c: &mut Criterion) {
         "gateway: clients that keep their connections: p50 direct {p50_:?}, through the gateway {tp50:?}, ratio {:.2}x",
         tp50.as_secs_f64() / p50_.as_secs_f64()
     );
+    // The tails, which the medians above hide.
+    for (name, v) in
+        [("direct", &mut d), ("through", &mut t), ("direct keep-alive", &mut p), ("through keep-alive", &mut tp)]
+    {
+        println!("gateway: {name}: p90 {:?}, p99 {:?}, max {:?}", pct(v, 90), pct(v, 99), pct(v, 100));
+    }
     stop.cancel();
     rt.block_on(async {
         let _ = direct.cancel().await;

@@ -34,46 +34,68 @@ pub(crate) struct SessionRelay {
     peer: Peer<RoleServer>,
     progress_token: Option<ProgressToken>,
     log_level: Arc<Mutex<Option<LoggingLevel>>>,
-    tx: Mutex<Option<mpsc::UnboundedSender<Outgoing>>>,
-    sender: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    sender: Mutex<Sender>,
+    /// Where the sending task is spawned, once there is something to send.
+    runtime: tokio::runtime::Handle,
+}
+
+/// The task that sends a relay's notifications in order. It is started
+/// at the first notification: most calls send none, and a task started
+/// and awaited for nothing costs two thread hand-offs on every call.
+enum Sender {
+    Idle,
+    Running { tx: mpsc::UnboundedSender<Outgoing>, task: tokio::task::JoinHandle<()> },
+    Drained,
 }
 
 impl SessionRelay {
     /// A relay to `peer`; progress is relayed under `progress_token` (the
     /// caller's own, from its request's `_meta`), logs by `log_level`.
+    /// Call within a tokio runtime: its notifications are sent from a task
+    /// spawned on it.
     pub(crate) fn new(
         peer: Peer<RoleServer>,
         progress_token: Option<ProgressToken>,
         log_level: Arc<Mutex<Option<LoggingLevel>>>,
     ) -> Arc<Self> {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
-        let out = peer.clone();
-        let sender = tokio::spawn(async move {
-            while let Some(message) = rx.recv().await {
-                // A caller that went away is not an error of the call.
-                let _ = match message {
-                    Outgoing::Progress(p) => out.notify_progress(p).await,
-                    Outgoing::Log(p) => out.notify_logging_message(p).await,
-                    Outgoing::Updated(p) => out.notify_resource_updated(p).await,
-                };
-            }
-        });
-        Arc::new(Self { peer, progress_token, log_level, tx: Mutex::new(Some(tx)), sender: Mutex::new(Some(sender)) })
+        Arc::new(Self {
+            peer,
+            progress_token,
+            log_level,
+            sender: Mutex::new(Sender::Idle),
+            runtime: tokio::runtime::Handle::current(),
+        })
     }
 
     fn send(&self, message: Outgoing) {
-        if let Some(tx) = self.tx.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        let mut sender = self.sender.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(*sender, Sender::Idle) {
+            let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
+            let out = self.peer.clone();
+            let task = self.runtime.spawn(async move {
+                while let Some(message) = rx.recv().await {
+                    // A caller that went away is not an error of the call.
+                    let _ = match message {
+                        Outgoing::Progress(p) => out.notify_progress(p).await,
+                        Outgoing::Log(p) => out.notify_logging_message(p).await,
+                        Outgoing::Updated(p) => out.notify_resource_updated(p).await,
+                    };
+                }
+            });
+            *sender = Sender::Running { tx, task };
+        }
+        if let Sender::Running { tx, .. } = &*sender {
             let _ = tx.send(message);
         }
     }
 
-    /// Stops taking messages and waits (at most 2 s) until those taken are
-    /// sent.
+    /// Stops relaying and waits (up to [`DRAIN_TIMEOUT`]) until what was
+    /// relayed has gone out; later notifications are dropped.
     pub(crate) async fn drain(&self) {
-        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let sender = self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(sender) = sender {
-            let _ = tokio::time::timeout(DRAIN_TIMEOUT, sender).await;
+        let sender = std::mem::replace(&mut *self.sender.lock().unwrap_or_else(|e| e.into_inner()), Sender::Drained);
+        if let Sender::Running { tx, task } = sender {
+            drop(tx);
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, task).await;
         }
     }
 
