@@ -174,6 +174,37 @@ async fn a_refused_tool_call_is_audited_as_permission_denied() {
     orbit.tools().disconnect(&ws(WS), "everything");
 }
 
+/// A host's tool call appends its audit event on the calling thread on a
+/// multi-thread runtime, and on the blocking pool elsewhere, including the
+/// case tokio refuses to block in that the runtime's flavor does not show
+/// (a multi-thread handle entered inside a current-thread `block_on`).
+#[test]
+fn a_host_tool_call_is_audited_on_every_kind_of_runtime() {
+    let multi = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let current = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let orbit = {
+        let _in = multi.enter();
+        open(dir.path())
+    };
+    team(&orbit);
+    let (bob, _, _) = login(&orbit, "bob", "claude");
+    let call = || async {
+        let until = tokio::time::Instant::now() + Duration::from_secs(30);
+        let err = orbit.tools().call_as(&ws(WS), &bob, "absent", "tool", "{}", until).await.unwrap_err();
+        assert_eq!(err.code(), orbit::orbit_engine::ErrorCode::NotFound, "{err}");
+    };
+    multi.block_on(call());
+    current.block_on(call());
+    current.block_on(async {
+        let _in = multi.handle().enter();
+        call().await
+    });
+    let calls = tool_calls(&orbit);
+    assert_eq!(calls.len(), 3, "each call audited once: {calls:?}");
+    assert!(calls.iter().all(|e| matches!(&e.kind, AuditKind::ToolCall { server, outcome, .. } if server == "absent" && outcome == "not-found")));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fetch_with_a_secret_records_a_credential_use_and_the_value_is_nowhere() {
     let dir = tempfile::tempdir().unwrap();

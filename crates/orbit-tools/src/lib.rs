@@ -585,10 +585,25 @@ impl CallAudit {
         let sink = p.sink.clone();
         let multi_thread = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let mut slot = Some(event);
         if in_place && multi_thread {
-            tokio::task::block_in_place(move || PendingAudit::append(&*sink, event));
-            return;
+            // tokio refuses `block_in_place` (with a panic, before running
+            // the closure) in one case the flavor does not show: a
+            // multi-thread handle entered inside a current-thread runtime's
+            // `block_on`. The event, never taken, then goes to the blocking
+            // pool; a panic from inside the closure is not swallowed.
+            let appended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                tokio::task::block_in_place(|| {
+                    if let Some(event) = slot.take() {
+                        PendingAudit::append(&*sink, event);
+                    }
+                })
+            }));
+            if let (Err(panic), None) = (appended, &slot) {
+                std::panic::resume_unwind(panic);
+            }
         }
+        let Some(event) = slot else { return };
         if let Err(e) = tokio::task::spawn_blocking(move || PendingAudit::append(&*sink, event)).await {
             tracing::warn!(error = %e, "appending a tool call to the audit trail: task failed");
         }

@@ -11,28 +11,31 @@
 //!   on disk either way.
 //! - Every event in the file is also in [`AuditWal::events`], from the
 //!   append (or the open that read it) until a checkpoint: a durable redb
-//!   commit holding all of them, after which the file is emptied. Queries
-//!   read both, so an event is visible from its acknowledgement on.
+//!   commit holding all of them, after which the file is emptied (a new
+//!   salt, and zeros over the old frames). Queries read both, so an event
+//!   is visible from its acknowledgement on.
 //! - The file is written only by the process holding the team store's
 //!   lock ([`crate::DatabaseLock`]), taken before the store or this log is
 //!   opened; a process that opened the store read-only appends here too,
 //!   without opening redb for writing.
 //! - A crash between a checkpoint's commit and the file being emptied
-//!   leaves events in both places: the next checkpoint writes the same
+//!   (or halfway through emptying it) leaves events in both places: the next checkpoint writes the same
 //!   keys again, and queries show an id once.
 //! - Frames are salted and checksummed ([`crate::frame`]), with a new salt
-//!   at every reset, so a torn tail, or a frame left from before a reset,
-//!   is dropped when the file is read, never read as an event; the next
-//!   append overwrites it. A frame that checks but does not decode was
-//!   acknowledged (by a newer Orbit, say): the log then refuses to open
-//!   rather than drop it.
-//! - A reset writes the new salt over the old one and keeps the file's
-//!   length: appends then overwrite blocks the file already has, so their
-//!   `fdatasync` has only data to flush, not a new size and new extents
-//!   (about a third less time on ext4: 71 against 106 µs for a 300-byte
-//!   record on this project's machines). The file stays as large as the
-//!   most it ever held between two resets, about [`CHECKPOINT_EVENTS`]
-//!   events.
+//!   at every reset, so a torn tail is dropped when the file is read, never
+//!   read as an event, and the next append overwrites it. A frame that
+//!   checks but does not decode was acknowledged (by a newer Orbit, say):
+//!   the log then refuses to open rather than drop it.
+//! - A reset writes the new salt and zeros over the old frames in one
+//!   write, and keeps the file's length: appends then overwrite blocks the
+//!   file already has, so their `fdatasync` has only data to flush, not a
+//!   new size and new extents (about a third less time on ext4: 71 against
+//!   106 µs for a 300-byte record on this project's machines). No event
+//!   outlives its checkpoint in the file, so retention, which prunes
+//!   redb, leaves no copy behind. The file stays as large as the most it
+//!   held between two resets, about [`CHECKPOINT_EVENTS`] events; one
+//!   grown past [`KEEP_BYTES`] (checkpoints failed for a while) is cut
+//!   back to its salt instead, so reading it at every open stays cheap.
 //! - It holds at most [`CHECKPOINT_EVENTS`] events while checkpoints
 //!   succeed, so reading it back at every open stays cheap.
 //! - After an append or a reset fails halfway, nothing is appended until
@@ -51,6 +54,10 @@ use crate::frame::{self, SALT};
 /// Events the log holds before the append that reaches this many
 /// checkpoints them into redb (one durable commit of them all).
 pub(crate) const CHECKPOINT_EVENTS: usize = 256;
+
+/// The largest file a reset keeps (zeroed) rather than cuts back, in
+/// bytes: several times what [`CHECKPOINT_EVENTS`] events take.
+pub(crate) const KEEP_BYTES: u64 = 1 << 20;
 
 /// The audit log of one team store.
 pub(crate) struct AuditWal {
@@ -82,12 +89,12 @@ impl AuditWal {
     }
 
     /// Opens the log beside `store`, reading the events it holds. A torn
-    /// tail is cut off; a missing file is created at the first append.
+    /// tail is left for the next append to overwrite; a missing file is
+    /// created at the first append.
     ///
     /// # Errors
-    /// When the file exists but cannot be read or cut back, or holds an
-    /// intact frame that is not an audit event this version can read
-    /// (`InvalidData`; nothing is cut off then).
+    /// When the file exists but cannot be read, or holds an intact frame
+    /// that is not an audit event this version can read (`InvalidData`).
     pub(crate) fn open(store: &Path) -> std::io::Result<Self> {
         let path = Self::beside(store);
         let mut wal = Self {
@@ -169,7 +176,9 @@ impl AuditWal {
         frame::push(salt, &mut self.buf, |out| out.extend_from_slice(&json))?;
         let written = file.write_all_at(&self.buf, self.len).and_then(|()| file.sync_data());
         if let Err(e) = written {
-            // Cut back, so that a later append does not follow a torn frame.
+            // Cut back to the last intact frame. (A later append would
+            // overwrite the torn one anyway; a log that cannot even be cut
+            // is not trusted with more appends until a reset.)
             if file.set_len(self.len).and_then(|()| file.sync_data()).is_err() {
                 self.poisoned = true;
             }
@@ -206,9 +215,11 @@ impl AuditWal {
     }
 
     /// Writes a new salt at the start of the file (creating it durably if
-    /// needed). The file keeps its length: frames after a new salt no
-    /// longer check, so what they held is gone from the log at once, and
-    /// appends overwrite them in place.
+    /// needed) and zeros over the rest, in one write; the file keeps its
+    /// length, so appends overwrite blocks it already has. A file grown
+    /// past [`KEEP_BYTES`] is cut back to the salt instead. Frames after a
+    /// new salt would not check anyway, so a crash halfway loses nothing
+    /// that was not committed.
     fn start(&mut self) -> std::io::Result<()> {
         let salt = frame::new_salt()?;
         let file = match self.file.take() {
@@ -228,7 +239,19 @@ impl AuditWal {
                 return Err(e);
             }
         }
-        let written = file.write_all_at(&salt, 0).and_then(|()| file.sync_data());
+        let written = file
+            .metadata()
+            .and_then(|m| {
+                let keep = m.len() <= KEEP_BYTES;
+                let mut head = vec![0u8; if keep { m.len().max(SALT as u64) as usize } else { SALT }];
+                head[..SALT].copy_from_slice(&salt);
+                file.write_all_at(&head, 0)?;
+                if !keep {
+                    file.set_len(SALT as u64)?;
+                }
+                Ok(())
+            })
+            .and_then(|()| file.sync_data());
         self.file = Some(file);
         written?;
         self.salt = Some(salt);
@@ -248,7 +271,7 @@ mod tests {
     }
 
     #[test]
-    fn events_survive_reopening_and_a_torn_tail_at_every_offset_is_cut_off() {
+    fn events_survive_reopening_and_a_torn_tail_at_every_offset_is_never_read() {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path().join("team.redb");
         let mut wal = AuditWal::open(&store).unwrap();
@@ -265,8 +288,18 @@ mod tests {
             std::fs::write(AuditWal::beside(&store), &whole[..cut]).unwrap();
             let mut wal = AuditWal::open(&store).unwrap();
             assert_eq!(ids(&wal), vec![a.id], "cut at {cut}");
-            // An append after a torn tail overwrites it and is read back after the first event.
-            let c = event(3);
+            // An append after a torn tail overwrites it and is read back
+            // after the first event; being shorter than the torn frame, it
+            // leaves that frame's last bytes (same salt) behind it.
+            let c = AuditEvent::admin(
+                WorkspaceId::new("a").unwrap(),
+                &Principal::local_operator(),
+                3,
+                "t",
+                String::new(),
+                None,
+                "ok",
+            );
             wal.append(&c).unwrap();
             drop(wal);
             assert_eq!(ids(&AuditWal::open(&store).unwrap()), vec![a.id, c.id], "cut at {cut}");
@@ -300,8 +333,8 @@ mod tests {
         assert!(wal.events().is_empty());
         let new = std::fs::read(AuditWal::beside(&store)).unwrap();
         assert_ne!(new[..SALT], old[..SALT], "a new salt");
-        assert_eq!(new[SALT..], old[SALT..], "the file keeps its length and its old frames");
-        // The old frames behind the new salt do not check.
+        assert_eq!(new.len(), old.len(), "the file keeps its length");
+        assert!(new[SALT..].iter().all(|&b| b == 0), "and nothing of its old frames");
         assert!(AuditWal::open(&store).unwrap().events().is_empty());
         // An append overwrites them in place; a reopen reads it alone.
         let short = AuditEvent::admin(
@@ -317,5 +350,20 @@ mod tests {
         let after = std::fs::read(AuditWal::beside(&store)).unwrap();
         assert_eq!(after.len(), old.len(), "written over the old frame, not after it");
         assert_eq!(AuditWal::open(&store).unwrap().events().iter().map(|e| e.id).collect::<Vec<_>>(), vec![short.id]);
+    }
+
+    #[test]
+    fn a_reset_cuts_back_a_file_grown_past_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("team.redb");
+        let mut wal = AuditWal::open(&store).unwrap();
+        wal.append(&event(1)).unwrap();
+        // As if checkpoints had failed for a long while.
+        let path = AuditWal::beside(&store);
+        OpenOptions::new().write(true).open(&path).unwrap().set_len(KEEP_BYTES + 1).unwrap();
+        wal.reset().unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), SALT as u64);
+        wal.append(&event(2)).unwrap();
+        assert_eq!(AuditWal::open(&store).unwrap().events().len(), 1);
     }
 }
