@@ -372,6 +372,13 @@ async fn a_queued_job_runs_on_a_slice_taken_from_its_parent() {
         let budget = job.budget.as_ref().expect("a job queued by a run carries its budget");
         assert_eq!(budget.fuel, 500_000_000);
         assert_eq!(budget.budgets.get("fetch.requests"), Some(&2));
+        // The parent imports neither `tools` nor `ai`, and has no per-run
+        // state of them, but their budgets were opened all the same and
+        // sliced for the job: a job does not start on a fresh full budget.
+        let calls = budget.budgets.get("tools.calls").copied();
+        assert!(calls.is_some_and(|c| c > 0 && c < 256), "a slice of the 256 tool calls: {calls:?}");
+        let tokens = budget.budgets.get("ai.tokens").copied();
+        assert!(tokens.is_some_and(|t| t > 0 && t < 100_000), "a slice of the 100,000 tokens: {tokens:?}");
         let run = orbit.runs().get(job.run_id.unwrap()).unwrap().unwrap();
         assert!(run.fuel_consumed <= budget.fuel);
     }

@@ -57,6 +57,11 @@ impl Primitive for Ai {
     /// or at what is left of it when the run shares its parent's budgets.
     fn prepare(&self, run: &RunInfo, extensions: &mut Extensions) -> Result<(), EngineError> {
         run.budgets().open(TOKEN_BUDGET, self.inner.config.limits.max_tokens_per_run);
+        // Nothing can read the state of an interface the component does not
+        // import; the budget is opened all the same, for the runs it starts.
+        if !run.imports("orbit:runtime/ai") {
+            return Ok(());
+        }
         extensions.insert(RunAi { budgets: run.budgets().clone(), ai: self.clone() });
         Ok(())
     }

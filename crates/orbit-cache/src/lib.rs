@@ -431,6 +431,10 @@ impl Primitive for Cache {
     }
 
     fn prepare(&self, run: &RunInfo, extensions: &mut Extensions) -> Result<(), EngineError> {
+        // Nothing can read the state of an interface the component does not import.
+        if !run.imports("orbit:runtime/cache") {
+            return Ok(());
+        }
         extensions.insert(RunCache { cache: self.cache.clone(), workspace: run.workspace().clone() });
         Ok(())
     }

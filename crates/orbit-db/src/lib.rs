@@ -430,6 +430,10 @@ impl Primitive for Db {
     }
 
     fn prepare(&self, run: &RunInfo, extensions: &mut Extensions) -> Result<(), EngineError> {
+        // Nothing can read the state of an interface the component does not import.
+        if !run.imports("orbit:runtime/db") {
+            return Ok(());
+        }
         extensions.insert(RunDb {
             store: self.store.clone(),
             workspace: run.workspace().clone(),

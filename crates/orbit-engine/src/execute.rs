@@ -55,8 +55,15 @@ impl Engine {
             wasi.stdin(MemoryInputPipe::new(inv.input.clone().into_bytes()));
             wasi.args(&inv.args);
         }
-        let mut info =
-            RunInfo::new(run_id, inv.workspace.clone(), inv.principal.clone(), started, deadline, limits.log_bytes);
+        let mut info = RunInfo::new(
+            run_id,
+            inv.workspace.clone(),
+            inv.principal.clone(),
+            started,
+            deadline,
+            limits.log_bytes,
+            component.imports.clone(),
+        );
         (info.parent, info.depth) = (inv.parent, inv.depth);
         info.budgets = inv.budgets.clone().unwrap_or_default();
         info.limits = limits.clone();

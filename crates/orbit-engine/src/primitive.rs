@@ -36,7 +36,11 @@ pub trait Primitive: Send + Sync + 'static {
 
     /// Creates this primitive's per-run state for `run` and inserts it into
     /// `extensions`. Called for every run before the component is
-    /// instantiated. Keep it cheap: it is on the invocation hot path.
+    /// instantiated. Keep it cheap: it is on the invocation hot path. When
+    /// the component imports none of the primitive's interfaces
+    /// ([`RunInfo::imports`]), the state may be left out (nothing can read
+    /// it), but budgets must still be opened: a run's budgets are shared
+    /// with, and sliced for, the runs it starts.
     ///
     /// # Errors
     /// [`EngineError::Primitive`] when the state cannot be created. The run

@@ -178,6 +178,8 @@ pub struct RunInfo {
     pub(crate) depth: u32,
     pub(crate) limits: crate::Limits,
     pub(crate) budgets: crate::Budgets,
+    /// The interfaces the run's component imports, without versions.
+    imports: Arc<[String]>,
 }
 
 /// Spans kept per run; later host calls are counted in `spans_dropped`.
@@ -213,6 +215,7 @@ impl RunInfo {
         started: Instant,
         deadline: tokio::time::Instant,
         log_limit: usize,
+        imports: Arc<[String]>,
     ) -> Self {
         Self {
             run_id,
@@ -235,7 +238,25 @@ impl RunInfo {
             depth: 0,
             limits: crate::Limits::default(),
             budgets: crate::Budgets::default(),
+            imports,
         }
+    }
+
+    /// Whether the run's component imports `interface`, named without a
+    /// version (`orbit:runtime/storage`, `wasi:http/types`). A guest can
+    /// call only what its component imports, so a primitive none of whose
+    /// interfaces is imported may skip creating its per-run state in
+    /// [`Primitive::prepare`](crate::Primitive::prepare) (opening its
+    /// budgets all the same: a run's budgets are shared with the runs it
+    /// starts, whatever they import).
+    pub fn imports(&self, interface: &str) -> bool {
+        self.imports.iter().any(|i| i == interface)
+    }
+
+    /// Whether the run's component imports any interface of `package`
+    /// (`wasi:http`), named without a version.
+    pub fn imports_from(&self, package: &str) -> bool {
+        self.imports.iter().any(|i| i.strip_prefix(package).is_some_and(|rest| rest.starts_with('/')))
     }
 
     /// The run's id.
@@ -599,5 +620,31 @@ impl tokio::io::AsyncWrite for CappedPipe {
         _cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imports_match_whole_interfaces_and_packages() {
+        let imports: Arc<[String]> =
+            ["orbit:runtime/storage", "wasi:http/types", "wasi:cli/stdout"].map(String::from).into();
+        let info = RunInfo::new(
+            RunId::new(),
+            WorkspaceId::new("w").unwrap(),
+            Principal::local_operator(),
+            Instant::now(),
+            tokio::time::Instant::now(),
+            1024,
+            imports,
+        );
+        assert!(info.imports("orbit:runtime/storage"));
+        assert!(!info.imports("orbit:runtime/stor"), "a prefix of a name is not the name");
+        assert!(!info.imports("orbit:runtime/cache"));
+        assert!(info.imports_from("wasi:http"));
+        assert!(!info.imports_from("wasi:htt"), "a prefix of a package is not the package");
+        assert!(!info.imports_from("orbit:runtime/storage"), "an interface is not a package");
     }
 }

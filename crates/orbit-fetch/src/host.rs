@@ -79,6 +79,12 @@ impl Primitive for Fetch {
     /// slots, and a fresh `wasi:http` context.
     fn prepare(&self, run: &RunInfo, extensions: &mut Extensions) -> Result<(), EngineError> {
         run.budgets().open(crate::REQUEST_BUDGET, u64::from(self.inner.config.max_requests_per_run));
+        // Nothing can read the state of interfaces the component does not
+        // import (`wasi:http`'s read it too); the budget is opened all the
+        // same, for the runs it starts.
+        if !run.imports("orbit:runtime/fetch") && !run.imports_from("wasi:http") {
+            return Ok(());
+        }
         let per_run = permits(self.inner.config.max_concurrent_requests_per_run);
         extensions.insert(RunFetch {
             core: RunCore {

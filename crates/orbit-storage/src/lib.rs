@@ -535,6 +535,10 @@ impl Primitive for Storage {
     }
 
     fn prepare(&self, run: &RunInfo, extensions: &mut Extensions) -> Result<(), EngineError> {
+        // Nothing can read the state of an interface the component does not import.
+        if !run.imports("orbit:runtime/storage") {
+            return Ok(());
+        }
         extensions.insert(RunStorage { store: self.store.clone(), workspace: run.workspace().clone() });
         Ok(())
     }

@@ -697,6 +697,11 @@ impl Primitive for Tools {
     /// the run shares its parent's budgets.
     fn prepare(&self, run: &RunInfo, extensions: &mut Extensions) -> Result<(), EngineError> {
         run.budgets().open(CALL_BUDGET, u64::from(self.limits().max_calls_per_run));
+        // Nothing can read the state of an interface the component does not
+        // import; the budget is opened all the same, for the runs it starts.
+        if !run.imports("orbit:runtime/tools") {
+            return Ok(());
+        }
         extensions.insert(RunTools {
             tools: self.clone(),
             workspace: run.workspace().clone(),
