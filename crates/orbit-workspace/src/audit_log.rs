@@ -270,6 +270,19 @@ mod tests {
         AuditEvent::admin(ws, &Principal::local_operator(), 1_000 + n, "test.event", format!("target-{n}"), None, "ok")
     }
 
+    /// An event whose frame is shorter than [`event`]'s.
+    fn short_event(n: u64) -> AuditEvent {
+        AuditEvent::admin(
+            WorkspaceId::new("a").unwrap(),
+            &Principal::local_operator(),
+            n,
+            "t",
+            String::new(),
+            None,
+            "ok",
+        )
+    }
+
     #[test]
     fn events_survive_reopening_and_a_torn_tail_at_every_offset_is_never_read() {
         let dir = tempfile::tempdir().unwrap();
@@ -291,15 +304,7 @@ mod tests {
             // An append after a torn tail overwrites it and is read back
             // after the first event; being shorter than the torn frame, it
             // leaves that frame's last bytes (same salt) behind it.
-            let c = AuditEvent::admin(
-                WorkspaceId::new("a").unwrap(),
-                &Principal::local_operator(),
-                3,
-                "t",
-                String::new(),
-                None,
-                "ok",
-            );
+            let c = short_event(3);
             wal.append(&c).unwrap();
             drop(wal);
             assert_eq!(ids(&AuditWal::open(&store).unwrap()), vec![a.id, c.id], "cut at {cut}");
@@ -337,15 +342,7 @@ mod tests {
         assert!(new[SALT..].iter().all(|&b| b == 0), "and nothing of its old frames");
         assert!(AuditWal::open(&store).unwrap().events().is_empty());
         // An append overwrites them in place; a reopen reads it alone.
-        let short = AuditEvent::admin(
-            WorkspaceId::new("a").unwrap(),
-            &Principal::local_operator(),
-            7,
-            "t",
-            String::new(),
-            None,
-            "ok",
-        );
+        let short = short_event(7);
         wal.append(&short).unwrap();
         let after = std::fs::read(AuditWal::beside(&store)).unwrap();
         assert_eq!(after.len(), old.len(), "written over the old frame, not after it");
