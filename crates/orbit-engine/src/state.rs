@@ -97,8 +97,11 @@ impl RunState {
     /// # Panics
     /// When no state of type `T` was inserted for this run. The engine calls
     /// every registered primitive's [`Primitive::prepare`](crate::Primitive::prepare)
-    /// before instantiation, so this only fires on a primitive whose
-    /// `add_to_linker` reads a type its `prepare` never inserts.
+    /// before instantiation, and a primitive may leave its state out only
+    /// when the component imports none of its interfaces
+    /// ([`RunInfo::imports`]), so this only fires on a primitive whose
+    /// `add_to_linker` reads a type its `prepare` does not insert, or
+    /// serves an interface its `prepare` does not check for.
     pub fn parts<T: Any + Send>(&mut self) -> (&mut RunInfo, &mut T) {
         let ext = self
             .extensions

@@ -75,8 +75,9 @@ impl Primitive for Fetch {
     /// Opens the run's request budget ([`REQUEST_BUDGET`](crate::REQUEST_BUDGET))
     /// at [`FetchConfig::max_requests_per_run`](crate::FetchConfig::max_requests_per_run)
     /// (or at what is left of it when the run shares its parent's budgets)
-    /// and inserts the run's state: its workspace, deadline and request
-    /// slots, and a fresh `wasi:http` context.
+    /// and, when the component imports `orbit:runtime/fetch` or any
+    /// `wasi:http` interface, inserts the run's state: its workspace,
+    /// deadline and request slots, and a fresh `wasi:http` context.
     fn prepare(&self, run: &RunInfo, extensions: &mut Extensions) -> Result<(), EngineError> {
         run.budgets().open(crate::REQUEST_BUDGET, u64::from(self.inner.config.max_requests_per_run));
         // Nothing can read the state of interfaces the component does not
