@@ -469,7 +469,7 @@ pub struct Invocation {
     pub parent: Option<RunId>,
     /// How deeply this run is nested under top-level runs: 0 for a top-level
     /// run, the parent's depth + 1 for a child. Exposed to primitives as
-    /// [`RunInfo::depth`]. Default 0.
+    /// [`RunInfo::depth`](crate::RunInfo::depth). Default 0.
     pub depth: u32,
     /// An absolute deadline that caps `limits.timeout`: the run ends at
     /// whichever comes first, so a child can never outlive its parent's
