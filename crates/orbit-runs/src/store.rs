@@ -352,34 +352,17 @@ impl RunStore {
         rx.await.unwrap_or(Err(RunStoreError::Closed))
     }
 
-    /// [`try_lead`](Self::try_lead) from async code. On tokio's
-    /// multi-thread runtime the commit runs in `block_in_place`, so the
-    /// worker's other tasks move to another thread while this one syncs.
-    /// Anywhere else (a current-thread runtime, another executor) the
-    /// record goes to the writer thread, since blocking there could stall
-    /// other tasks.
+    /// [`try_lead`](Self::try_lead) from async code. Where tokio allows
+    /// blocking on this thread ([`orbit_workspace::in_place`]) the commit
+    /// runs in `block_in_place`, so the worker's other tasks move to
+    /// another thread while this one syncs. Anywhere else (a current-thread
+    /// runtime, another executor) the record goes to the writer thread,
+    /// since blocking there could stall other tasks.
     fn lead_async(&self, entry: Entry) -> Result<Outcome, Entry> {
-        let multi_thread = tokio::runtime::Handle::try_current()
-            .is_ok_and(|rt| rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        if !multi_thread || !self.may_lead() {
+        if !self.may_lead() {
             return Err(entry);
         }
-        // tokio refuses `block_in_place` (with a panic, before running the
-        // closure) in one case the flavor does not show: a multi-thread
-        // handle entered inside a current-thread runtime's `block_on`.
-        // Then the entry, never taken, goes to the writer thread; a panic
-        // from inside the closure would be a bug of ours, and is not
-        // swallowed.
-        let mut slot = Some(entry);
-        let led = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            tokio::task::block_in_place(|| slot.take().map(|entry| self.try_lead(entry)))
-        }));
-        match (led, slot) {
-            (_, Some(untaken)) => Err(untaken),
-            // `None` cannot come back: the closure finds the slot filled.
-            (Ok(led), None) => led.unwrap_or(Ok(Err(RunStoreError::Closed))),
-            (Err(panic), None) => std::panic::resume_unwind(panic),
-        }
+        orbit_workspace::in_place::in_place(entry, |entry| self.try_lead(entry))?
     }
 
     /// The cheap part of the lone-caller test: no other record announced or

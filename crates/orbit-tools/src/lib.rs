@@ -574,36 +574,23 @@ fn audit_outcome(result: &Result<ToolResult, ToolsError>) -> &'static str {
 
 impl CallAudit {
     /// Appends the event of `result`, durably, and waits for it: on the
-    /// blocking pool, or with `in_place` on a multi-thread runtime, on this
-    /// thread (`block_in_place` hands this worker's other tasks to another
-    /// thread instead), which saves the two hand-offs to the blocking pool
-    /// and back (about 60 µs of an MCP gateway call). Host calls only: a
-    /// guest's host call runs on its store's fiber, kept off that path.
+    /// blocking pool, or with `in_place` on this thread where tokio allows
+    /// it ([`orbit_workspace::in_place`]), which saves the two hand-offs to
+    /// the blocking pool and back (about 60 µs of an MCP gateway call).
+    /// Host calls only: a guest's host call runs on its store's fiber, kept
+    /// off that path.
     async fn finish(&mut self, result: &Result<ToolResult, ToolsError>, in_place: bool) {
         let Some(p) = self.pending.take() else { return };
         let event = p.event(audit_outcome(result));
         let sink = p.sink.clone();
-        let multi_thread = tokio::runtime::Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        let mut slot = Some(event);
-        if in_place && multi_thread {
-            // tokio refuses `block_in_place` (with a panic, before running
-            // the closure) in one case the flavor does not show: a
-            // multi-thread handle entered inside a current-thread runtime's
-            // `block_on`. The event, never taken, then goes to the blocking
-            // pool; a panic from inside the closure is not swallowed.
-            let appended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                tokio::task::block_in_place(|| {
-                    if let Some(event) = slot.take() {
-                        PendingAudit::append(&*sink, event);
-                    }
-                })
-            }));
-            if let (Err(panic), None) = (appended, &slot) {
-                std::panic::resume_unwind(panic);
+        let event = if in_place {
+            match orbit_workspace::in_place::in_place(event, |event| PendingAudit::append(&*sink, event)) {
+                Ok(()) => return,
+                Err(untaken) => untaken,
             }
-        }
-        let Some(event) = slot else { return };
+        } else {
+            event
+        };
         if let Err(e) = tokio::task::spawn_blocking(move || PendingAudit::append(&*sink, event)).await {
             tracing::warn!(error = %e, "appending a tool call to the audit trail: task failed");
         }

@@ -19,6 +19,7 @@ mod audit_log;
 mod clock;
 pub mod frame;
 mod id;
+pub mod in_place;
 mod lazy_db;
 pub mod permission;
 mod principal;
