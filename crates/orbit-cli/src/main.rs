@@ -375,10 +375,11 @@ fn sdk_install(dir: &Path, language: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Opens the data directory (this process holds its lock) and says so when
-/// a new master key was generated.
-fn open_orbit(dir: &Path, err: &mut dyn Write) -> Result<Orbit> {
-    let orbit = shared::open_retrying(dir).with_context(|| format!("opening data directory {}", dir.display()))?;
+/// Opens the data directory (this process holds its lock) with the settings
+/// `config` makes, and says so when a new master key was generated.
+fn open_orbit(dir: &Path, err: &mut dyn Write, config: fn() -> orbit::OrbitConfig) -> Result<Orbit> {
+    let orbit =
+        shared::open_retrying(dir, config).with_context(|| format!("opening data directory {}", dir.display()))?;
     if let Some(orbit::MasterKeySource::Generated(path)) = orbit.master_key_source() {
         writeln!(
             err,

@@ -234,7 +234,7 @@ where
     F: FnOnce(orbit_server::OrbitMcp, orbit::Orbit) -> Fut,
     Fut: std::future::Future<Output = Result<ExitCode>>,
 {
-    let orbit = crate::open_orbit(dir, &mut std::io::stderr())?;
+    let orbit = crate::open_orbit(dir, &mut std::io::stderr(), orbit::OrbitConfig::default)?;
     // A long-lived owner checks every store at startup.
     orbit.open_stores()?;
     let server = orbit_server::OrbitMcp::new(orbit.clone())?;
