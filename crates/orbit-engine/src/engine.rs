@@ -83,7 +83,10 @@ pub struct EngineConfig {
     /// Default 2 MiB, which covers a small Rust component's whole memory
     /// (1 MiB of stack plus its data and heap); measured against 0 in
     /// BENCHMARKS.md. 0 hands everything back, for hosts that value
-    /// resident memory over per-run time.
+    /// resident memory over per-run time, and for a process that runs once
+    /// and exits (the `orbit` CLI's short-lived process): its slots are not
+    /// reused, and the reset would write every kept page, faulting in those
+    /// the run never touched.
     pub keep_resident_bytes: usize,
     /// Period of the epoch ticker that enforces deadlines. Default 5 ms.
     pub epoch_tick: Duration,

@@ -135,7 +135,7 @@ pub(crate) fn open_retrying(dir: &Path, config: fn() -> OrbitConfig) -> Result<O
 /// zeros or the memory image over every kept page, faulting in the pages
 /// the run never touched. Handing them back to the kernel instead leaves
 /// the same zeroes and image for any later run in the slot. Measured in
-/// BENCHMARKS.md (P5): about 270 fewer page faults per `orbit run`.
+/// BENCHMARKS.md (P5): 1,186 → 924 page faults per `orbit run`.
 pub(crate) fn short_lived() -> OrbitConfig {
     let mut config = OrbitConfig::default();
     config.engine.keep_resident_bytes = 0;
