@@ -41,10 +41,17 @@ pub fn orbit_bin() -> PathBuf {
         // Cargo gives this test process the package's CARGO_PKG_*,
         // CARGO_MANIFEST_DIR and such; build scripts that watch them (ring's
         // does) would rerun for the inner build and again for the next
-        // `cargo test`, rebuilding half the tree each time.
+        // `cargo test`, rebuilding half the tree each time. The build's own
+        // settings (CARGO_INCREMENTAL, CARGO_PROFILE_*, as CI sets them) stay:
+        // without them the inner build is a second, larger build of every
+        // workspace crate (with DWARF and incremental state), which filled a
+        // CI machine's disk.
+        const PER_PACKAGE_PREFIXES: [&str; 3] = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_BIN_"];
+        const PER_PACKAGE: [&str; 5] =
+            ["CARGO_CRATE_NAME", "CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "CARGO_RUSTC_CURRENT_DIR", "OUT_DIR"];
         for (key, _) in std::env::vars_os() {
             let key = key.to_string_lossy().into_owned();
-            if (key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR") || key == "OUT_DIR" {
+            if PER_PACKAGE_PREFIXES.iter().any(|p| key.starts_with(p)) || PER_PACKAGE.contains(&key.as_str()) {
                 cmd.env_remove(&key);
             }
         }
