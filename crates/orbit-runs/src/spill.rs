@@ -479,7 +479,7 @@ pub(crate) mod tests {
         assert_eq!(store.held(), 0);
         // What the log holds is its salt only.
         let wal = dir.path().join("runs.redb.wal");
-        assert_eq!(std::fs::metadata(&wal).unwrap().len(), crate::frame::SALT as u64);
+        assert_eq!(crate::wal::intact(&wal), (crate::frame::SALT as u64, vec![]));
         let crash = tempfile::tempdir().unwrap();
         let image = crash.path().join("runs.redb");
         std::fs::copy(&path, &image).unwrap();
@@ -528,11 +528,17 @@ pub(crate) mod tests {
         // Meanwhile records are made durable by redb itself.
         let during = record(4);
         store.record_blocking(during.clone()).unwrap();
-        assert_eq!(std::fs::metadata(dir.path().join("runs.redb.wal")).unwrap().len(), 0, "the half-done reset");
+        // The reset failed before the new salt: the log still holds what it
+        // held (all in redb), and nothing since.
+        let (_, in_log) = crate::wal::intact(&dir.path().join("runs.redb.wal"));
+        assert_eq!(in_log, runs.iter().map(|r| r.id.as_u128()).collect::<Vec<_>>(), "the half-done reset");
 
         store.wal_fail().store(false, Ordering::SeqCst);
         let report = store.prune(&keep_one, None, 0).unwrap();
         assert_eq!(report.removed, 3);
+        // The blocks the resets kept are gone too: no removed run's bytes.
+        let wal_bytes = std::fs::read(dir.path().join("runs.redb.wal")).unwrap();
+        assert_eq!(wal_bytes.len(), crate::frame::SALT, "the log is cut back to its salt before a removal");
         let kept = listed_ids(&store);
         assert_eq!(kept, vec![during.id]);
         // A crash now: the image of both files.

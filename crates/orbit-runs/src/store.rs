@@ -879,7 +879,7 @@ fn replay(
     gc: GroupCommit,
 ) -> Result<Option<Wal>, RunStoreError> {
     let log_err = |source| RunStoreError::WriteAheadLog { path: Wal::beside(path), source };
-    let (mut wal, logged) = Wal::open(path).map_err(log_err)?;
+    let (mut wal, logged) = Wal::open(path, crate::writer::kept_file_bytes(gc)).map_err(log_err)?;
     if logged.is_empty() {
         return Ok(Some(wal));
     }
@@ -966,9 +966,7 @@ mod tests {
         let in_redb = store.db().read().unwrap().open_table(RUNS).unwrap().get(rec.id.as_u128()).unwrap().is_some();
         assert!(in_redb);
         let wal = Wal::beside(&path);
-        eventually("the writer emptied the log", || {
-            std::fs::metadata(&wal).unwrap().len() == crate::frame::SALT as u64
-        });
+        eventually("the writer emptied the log", || crate::wal::intact(&wal) == (crate::frame::SALT as u64, vec![]));
         // Durable in redb alone now: a copy of the redb file has it.
         let copy = tempfile::tempdir().unwrap();
         std::fs::copy(&path, copy.path().join("runs.redb")).unwrap();
@@ -1104,14 +1102,14 @@ mod tests {
             // No checkpoint by age, however slow the disk's syncs.
             let gc = GroupCommit { checkpoint_interval: Duration::from_secs(3600), ..GroupCommit::default() };
             let store = RunStore::open_with(&path, gc).unwrap();
-            while std::fs::metadata(&wal).unwrap().len() <= crate::writer::kept_log_bytes(GroupCommit::default()) {
+            while crate::wal::intact(&wal).0 <= crate::writer::kept_log_bytes(GroupCommit::default()) {
                 let r = record(RunStatus::Succeeded);
                 store.record_blocking(r.clone()).unwrap();
                 runs.push(r);
             }
             assert!(!store.db().is_writable(), "still read-only while open");
         }
-        assert_eq!(std::fs::metadata(&wal).unwrap().len(), crate::frame::SALT as u64, "log emptied at close");
+        assert_eq!(crate::wal::intact(&wal), (crate::frame::SALT as u64, vec![]), "log emptied at close");
         let mut q = RunQuery::new(runs[0].workspace.clone());
         q.limit = MAX_LIST_LIMIT;
         let copy = tempfile::tempdir().unwrap();
@@ -1140,7 +1138,7 @@ mod tests {
         let gc = GroupCommit { checkpoint_bytes: 1, ..GroupCommit::default() };
         let store = RunStore::open_with(&path, gc).unwrap();
         assert!(store.db().is_writable() && store.waiting() == 0);
-        assert_eq!(std::fs::metadata(Wal::beside(&path)).unwrap().len(), crate::frame::SALT as u64, "log emptied");
+        assert_eq!(crate::wal::intact(&Wal::beside(&path)), (crate::frame::SALT as u64, vec![]), "log emptied");
         drop(store);
         let mut want = runs.clone();
         want.sort_by_key(|r| std::cmp::Reverse(r.id));

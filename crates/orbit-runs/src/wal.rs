@@ -27,12 +27,24 @@
 //! - The file uses the salted frame format of [`crate::frame`], with a new
 //!   salt at every reset, so a torn tail (or a stale block exposed by one)
 //!   is dropped on recovery and never read as a record.
+//! - A reset writes the new salt over the old one and keeps the file's
+//!   length (up to a bound, past which it cuts the file back to the salt):
+//!   appends then overwrite blocks the file already has, so their
+//!   `fdatasync` flushes data only, not a new size and new extents, and
+//!   on ext4 does not wait for a journal commit (which would also flush
+//!   redb's pages written since). Frames left after the intact ones (from
+//!   before the reset, or a torn append) do not check, or are whole
+//!   records this store wrote under this salt; reading stops at the first
+//!   that does not check, and the next append overwrites them. An open
+//!   reads the file in chunks up to that point, not whole. A removal of
+//!   runs cuts the file back to its salt first, so no removed run stays in
+//!   it.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::frame::{Entry, SALT, frame, new_salt, parse, sync_dir};
+use crate::frame::{Entry, SALT, frame, new_salt, parse, read_intact, sync_dir};
 
 /// The run store's write-ahead log: `<store>.wal`. Part of the writer's
 /// state once the store is open.
@@ -49,6 +61,8 @@ pub(crate) struct Wal {
     poisoned: bool,
     /// Reused for each append's frames.
     buf: Vec<u8>,
+    /// The longest file a reset keeps rather than cuts back to the salt.
+    keep_bytes: u64,
     /// Tests set this to make appends fail as a full disk would.
     #[cfg(test)]
     pub(crate) fail: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -59,23 +73,20 @@ impl Wal {
     /// it with the intact records it holds from an earlier process, oldest
     /// first. Those must be imported into redb durably before
     /// [`reset`](Self::reset) is called; appends before that go after them.
+    /// A reset keeps a file of up to `keep_bytes` at its length.
     ///
     /// # Errors
     /// When the file cannot be opened, read or (when new) created durably.
-    pub(crate) fn open(store: &Path) -> std::io::Result<(Self, Vec<Entry>)> {
+    pub(crate) fn open(store: &Path, keep_bytes: u64) -> std::io::Result<(Self, Vec<Entry>)> {
         let path = Self::beside(store);
         let existed = path.exists();
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&path)?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)?;
+        let file = options.open(&path)?;
+        let bytes = read_intact(&file)?;
         let parsed = parse(&bytes);
-        if parsed.ignored > 0 && parsed.salt.is_some() {
-            tracing::warn!(path = %path.display(), bytes = parsed.ignored, "ignoring a torn tail in the run store's write-ahead log");
-        }
         let mut wal = Self {
             path,
             file,
@@ -84,15 +95,14 @@ impl Wal {
             records: parsed.entries.len(),
             poisoned: false,
             buf: Vec::new(),
+            keep_bytes,
             #[cfg(test)]
             fail: Default::default(),
         };
+        // What follows the intact frames (frames from before the last reset,
+        // or a torn append) stays: the next append overwrites it.
         if parsed.salt.is_none() {
             wal.reset()?;
-        } else if parsed.ignored > 0 {
-            // Cut the torn tail, so appends follow the last intact frame.
-            wal.file.set_len(wal.len)?;
-            wal.file.sync_data()?;
         }
         if !existed {
             sync_dir(&wal.path)?;
@@ -118,7 +128,8 @@ impl Wal {
         self.records
     }
 
-    /// Bytes in the file.
+    /// Bytes of the intact frames, the salt included: where the next append
+    /// goes. The file may be longer (see [`reset`](Self::reset)).
     pub(crate) fn len(&self) -> u64 {
         self.len
     }
@@ -160,8 +171,7 @@ impl Wal {
         if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
         }
-        self.file.seek(SeekFrom::Start(self.len))?;
-        self.file.write_all(&self.buf)?;
+        self.file.write_all_at(&self.buf, self.len)?;
         self.file.sync_data()
     }
 
@@ -174,21 +184,28 @@ impl Wal {
     /// Empties the log and gives it a new salt. Call only right after a
     /// durable redb commit that holds every record in it.
     ///
+    /// The new salt is written over the old one, and the file keeps its
+    /// length while it is at most the `keep_bytes` given to
+    /// [`open`](Self::open); a longer one is cut back to the salt. Frames
+    /// after a new salt do not check, so a crash halfway loses nothing that
+    /// is not in redb.
+    ///
     /// # Errors
-    /// When the file cannot be truncated, written or synced. The log is
+    /// When the file cannot be cut back, written or synced. The log is
     /// then poisoned (no append until a reset succeeds), because appends
     /// after a half-done reset could follow bytes that do not parse, and be
     /// lost on replay. What it held is in redb already.
     pub(crate) fn reset(&mut self) -> std::io::Result<()> {
         let salt = new_salt()?;
         self.poisoned = true;
-        self.file.set_len(0)?;
+        if self.file.metadata()?.len() > self.keep_bytes {
+            self.file.set_len(SALT as u64)?;
+        }
         #[cfg(test)]
         if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(std::io::Error::from_raw_os_error(5)); // EIO
         }
-        self.file.seek(SeekFrom::Start(0))?;
-        self.file.write_all(&salt)?;
+        self.file.write_all_at(&salt, 0)?;
         self.file.sync_data()?;
         self.salt = salt;
         self.len = SALT as u64;
@@ -196,11 +213,41 @@ impl Wal {
         self.poisoned = false;
         Ok(())
     }
+
+    /// Cuts the file back to the intact frames, dropping the blocks a reset
+    /// kept (they hold records from before it, under an old salt): before
+    /// runs are removed, so none stays in the file.
+    ///
+    /// # Errors
+    /// When the file cannot be cut or synced; the log is then poisoned.
+    pub(crate) fn cut_back(&mut self) -> std::io::Result<()> {
+        if self.file.metadata()?.len() <= self.len {
+            return Ok(());
+        }
+        let cut = self.file.set_len(self.len).and_then(|()| self.file.sync_data());
+        if cut.is_err() {
+            self.poisoned = true;
+        }
+        cut
+    }
+}
+
+/// What the log at `path` holds, as an open would read it: the bytes of its
+/// intact frames (the salt included) and their records' ids. For tests, which
+/// check that a log was emptied: the file itself keeps its length.
+#[cfg(test)]
+pub(crate) fn intact(path: &Path) -> (u64, Vec<u128>) {
+    let bytes = std::fs::read(path).unwrap();
+    let parsed = parse(&bytes);
+    (parsed.intact, parsed.entries.iter().map(|e| e.id).collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the tests' logs keep at a reset.
+    const KEEP: u64 = 1 << 20;
 
     fn entry(id: u128, size: usize) -> Entry {
         Entry { id, workspace: "acme".into(), status: "failed", bytes: vec![b'x'; size] }
@@ -212,7 +259,7 @@ mod tests {
     fn a_log_cut_anywhere_in_its_last_append_keeps_every_earlier_record() {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path().join("runs.redb");
-        let (mut wal, held) = Wal::open(&store).unwrap();
+        let (mut wal, held) = Wal::open(&store, KEEP).unwrap();
         assert!(held.is_empty());
         let first = [entry(1, 10), entry(2, 300)];
         wal.append(&first.iter().collect::<Vec<_>>()).unwrap();
@@ -224,17 +271,18 @@ mod tests {
         drop(wal);
         for cut in before as usize..full.len() {
             std::fs::write(dir.path().join("runs.redb.wal"), &full[..cut]).unwrap();
-            let (mut wal, held) = Wal::open(&store).unwrap();
+            let (mut wal, held) = Wal::open(&store, KEEP).unwrap();
             // Frames of the last append that were whole before the cut are
             // intact records: the first of the two survives a cut after it.
             let whole_third = before as usize + HEADER_OF_3;
             let want: Vec<Entry> =
                 if cut >= whole_third { vec![entry(1, 10), entry(2, 300), entry(3, 40)] } else { first.to_vec() };
             assert_eq!(held, want, "cut at {cut}");
-            assert_eq!(std::fs::metadata(wal.path()).unwrap().len(), wal.len(), "torn tail cut off");
+            let intact = if cut >= whole_third { whole_third } else { before as usize };
+            assert_eq!(wal.len(), intact as u64, "the next append goes after the intact frames; cut at {cut}");
             wal.append(&[&entry(9, 1)]).unwrap();
             drop(wal);
-            let (_, again) = Wal::open(&store).unwrap();
+            let (_, again) = Wal::open(&store, KEEP).unwrap();
             assert_eq!(again.last(), Some(&entry(9, 1)), "cut at {cut}");
             assert_eq!(again.len(), want.len() + 1);
         }
@@ -247,7 +295,7 @@ mod tests {
     fn reset_empties_the_log_and_old_frames_do_not_check_under_the_new_salt() {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path().join("runs.redb");
-        let (mut wal, _) = Wal::open(&store).unwrap();
+        let (mut wal, _) = Wal::open(&store, KEEP).unwrap();
         wal.append(&[&entry(1, 50), &entry(2, 50)]).unwrap();
         let old = std::fs::read(wal.path()).unwrap();
         wal.reset().unwrap();
@@ -257,7 +305,7 @@ mod tests {
         stale.extend_from_slice(&old[SALT..]);
         std::fs::write(wal.path(), &stale).unwrap();
         drop(wal);
-        let (_, held) = Wal::open(&store).unwrap();
+        let (_, held) = Wal::open(&store, KEEP).unwrap();
         assert!(held.is_empty());
     }
 
@@ -265,14 +313,14 @@ mod tests {
     fn a_failed_append_leaves_the_log_as_it_was() {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path().join("runs.redb");
-        let (mut wal, _) = Wal::open(&store).unwrap();
+        let (mut wal, _) = Wal::open(&store, KEEP).unwrap();
         wal.append(&[&entry(1, 5)]).unwrap();
         wal.fail.store(true, std::sync::atomic::Ordering::SeqCst);
         assert!(wal.append(&[&entry(2, 5)]).is_err());
         wal.fail.store(false, std::sync::atomic::Ordering::SeqCst);
         wal.append(&[&entry(3, 5)]).unwrap();
         drop(wal);
-        let (_, held) = Wal::open(&store).unwrap();
+        let (_, held) = Wal::open(&store, KEEP).unwrap();
         assert_eq!(held, vec![entry(1, 5), entry(3, 5)]);
     }
 
@@ -283,7 +331,7 @@ mod tests {
     fn a_reset_failing_halfway_refuses_appends_until_a_reset_succeeds() {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path().join("runs.redb");
-        let (mut wal, _) = Wal::open(&store).unwrap();
+        let (mut wal, _) = Wal::open(&store, KEEP).unwrap();
         wal.append(&[&entry(1, 5)]).unwrap();
         wal.fail.store(true, std::sync::atomic::Ordering::SeqCst);
         assert!(wal.reset().is_err());
@@ -294,7 +342,71 @@ mod tests {
         assert!(!wal.poisoned());
         wal.append(&[&entry(3, 5)]).unwrap();
         drop(wal);
-        let (_, held) = Wal::open(&store).unwrap();
+        let (_, held) = Wal::open(&store, KEEP).unwrap();
         assert_eq!(held, vec![entry(3, 5)]);
+    }
+
+    /// A reset keeps the file's length: the old frames stay, under the old
+    /// salt, and never come back; appends overwrite them. A file past its
+    /// bound is cut back to the salt instead, and `cut_back` drops what a
+    /// reset kept.
+    #[test]
+    fn a_reset_keeps_the_length_and_old_frames_never_come_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("runs.redb");
+        let (mut wal, _) = Wal::open(&store, 4096).unwrap();
+        wal.append(&[&entry(1, 500), &entry(2, 500), &entry(3, 500)]).unwrap();
+        let grown = std::fs::metadata(wal.path()).unwrap().len();
+        wal.reset().unwrap();
+        assert_eq!((wal.records(), wal.len()), (0, SALT as u64));
+        assert_eq!(std::fs::metadata(wal.path()).unwrap().len(), grown, "kept its length");
+        assert!(Wal::open(&store, 4096).unwrap().1.is_empty(), "old frames do not check");
+        // An append shorter than what it overwrites: what follows it is old.
+        wal.append(&[&entry(4, 10)]).unwrap();
+        assert_eq!(std::fs::metadata(wal.path()).unwrap().len(), grown, "overwritten in place");
+        drop(wal);
+        let (mut wal, held) = Wal::open(&store, 4096).unwrap();
+        assert_eq!(held, vec![entry(4, 10)]);
+        wal.append(&[&entry(5, 20)]).unwrap();
+        drop(wal);
+        let (mut wal, held) = Wal::open(&store, 4096).unwrap();
+        assert_eq!(held, vec![entry(4, 10), entry(5, 20)]);
+
+        // Past the bound: cut back at the reset.
+        wal.append(&[&entry(6, 5000)]).unwrap();
+        wal.reset().unwrap();
+        assert_eq!(std::fs::metadata(wal.path()).unwrap().len(), SALT as u64, "cut back past its bound");
+        // Under it: kept by the reset, dropped by `cut_back`.
+        wal.append(&[&entry(7, 1000)]).unwrap();
+        wal.reset().unwrap();
+        assert!(std::fs::metadata(wal.path()).unwrap().len() > SALT as u64);
+        wal.cut_back().unwrap();
+        assert_eq!(std::fs::metadata(wal.path()).unwrap().len(), SALT as u64, "cut back before a removal");
+        wal.append(&[&entry(8, 1)]).unwrap();
+        drop(wal);
+        assert_eq!(Wal::open(&store, 4096).unwrap().1, vec![entry(8, 1)]);
+    }
+
+    /// An open reads a log that kept its length up to the frame after the
+    /// intact ones, not whole; a frame larger than the first read is read
+    /// whole.
+    #[test]
+    fn an_open_reads_the_intact_frames_not_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("runs.redb");
+        let (mut wal, _) = Wal::open(&store, 8 << 20).unwrap();
+        let big = entry(1, 300 << 10);
+        wal.append(&[&big]).unwrap();
+        let stale: Vec<Entry> = (2..2000).map(|id| entry(id, 1000)).collect();
+        wal.append(&stale.iter().collect::<Vec<_>>()).unwrap();
+        wal.reset().unwrap();
+        wal.append(&[&big, &entry(9, 3)]).unwrap();
+        let size = std::fs::metadata(wal.path()).unwrap().len();
+        assert!(size > 2 << 20, "{size}");
+        let read = crate::frame::read_intact(&File::open(wal.path()).unwrap()).unwrap();
+        assert!(read.len() >= wal.len() as usize, "every intact frame read");
+        assert!(read.len() < (wal.len() as usize) * 2 + (64 << 10), "read {} of {size} bytes", read.len());
+        drop(wal);
+        assert_eq!(Wal::open(&store, 8 << 20).unwrap().1, vec![big, entry(9, 3)]);
     }
 }

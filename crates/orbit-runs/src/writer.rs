@@ -594,10 +594,13 @@ impl Writer {
     /// back from it.
     fn remove(&mut self, ws: &str, ids: &[u128]) -> Result<u64, RunStoreError> {
         self.checkpoint()?;
-        if let Some(wal) = &self.wal
-            && (wal.records() > 0 || wal.poisoned() || !self.logged.is_empty())
-        {
-            return Err(RunStoreError::LogNotEmptied { path: wal.path().to_path_buf() });
+        if let Some(wal) = &mut self.wal {
+            // The blocks a reset kept hold earlier records; the removed runs
+            // must not stay in them.
+            let cut = wal.cut_back();
+            if cut.is_err() || wal.records() > 0 || wal.poisoned() || !self.logged.is_empty() {
+                return Err(RunStoreError::LogNotEmptied { path: wal.path().to_path_buf() });
+            }
         }
         if self.spill.held() > 0 {
             return Err(RunStoreError::LogNotEmptied { path: self.spill.path().to_path_buf() });
@@ -682,6 +685,15 @@ pub(crate) fn import<'a>(
 /// records made each `orbit run` 2.7 ms slower.
 pub(crate) fn kept_log_bytes(gc: GroupCommit) -> u64 {
     gc.checkpoint_bytes.min(64 << 10)
+}
+
+/// The longest write-ahead log file a reset keeps at its length rather than
+/// cutting it back to its salt, in bytes: twice
+/// [`GroupCommit::checkpoint_bytes`] (16 MiB by default), room for what the
+/// log holds between two checkpoints while they succeed. Appends then
+/// overwrite blocks the file has (see [`crate::wal`]).
+pub(crate) fn kept_file_bytes(gc: GroupCommit) -> u64 {
+    gc.checkpoint_bytes.saturating_mul(2)
 }
 
 /// How long after a failed apply the writer thread tries again.
