@@ -18,6 +18,10 @@
 //! - `invoke/bare-wasmtime-fdatasync-disk` (and `-tmpfs`): bare wasmtime
 //!   plus one append of a record-sized buffer to a file on the same file
 //!   system and one `fdatasync`: the floor of a durable run.
+//! - `invoke/bare-wasmtime-fdatasync-kept-disk`: the same floor with the
+//!   record overwriting blocks of a file that keeps its length (8 MiB,
+//!   written and synced first), as the run store's log does after its
+//!   first checkpoint: no new size or extents to sync.
 //! - `invoke/*-released`: bare wasmtime and `orbit-queued-disk` with the
 //!   pooling allocator keeping nothing resident
 //!   (`EngineConfig::keep_resident_bytes` = 0; the default keeps 2 MiB of
@@ -115,6 +119,29 @@ fn invoke(c: &mut Criterion) {
             })
         });
     }
+    // The same floor for a log that keeps its file's length (as the run
+    // store's does after each checkpoint): the record overwrites blocks the
+    // file already has, in turn through 8 MiB written and synced beforehand,
+    // so the fdatasync has data to flush but no new size or extents.
+    {
+        use std::os::unix::fs::FileExt;
+        const REGION: u64 = 8 << 20;
+        let log =
+            std::fs::OpenOptions::new().create(true).write(true).open(disk.path().join("floor-kept.log")).unwrap();
+        log.write_all_at(&vec![0u8; REGION as usize], 0).unwrap();
+        log.sync_all().unwrap();
+        let (log, row) = (&log, &vec![7u8; record_bytes]);
+        let at = std::cell::Cell::new(0u64);
+        g.bench_function("bare-wasmtime-fdatasync-kept-disk", |b| {
+            b.to_async(&rt).iter(|| async {
+                assert_eq!(bare_run(&engine, &pre, BareLimits::Same, "hello").await, "hello");
+                let offset = at.get();
+                at.set((offset + row.len() as u64) % (REGION - row.len() as u64));
+                log.write_all_at(row, offset).unwrap();
+                log.sync_data().unwrap();
+            })
+        });
+    }
     if common::full_mode() {
         record(&format!("invoke: a run record is {record_bytes} bytes of JSON"));
     }
@@ -147,6 +174,12 @@ fn invoke(c: &mut Criterion) {
     report_ratio("invoke", "orbit-tmpfs", "bare-wasmtime", "<= 1.5x");
     report_ratio("invoke", "orbit-disk", "bare-wasmtime", "<= 1.5x");
     report_ratio("invoke", "orbit-disk", "bare-wasmtime-fdatasync-disk", "<= 1.3x (P1b)");
+    report_ratio(
+        "invoke",
+        "orbit-disk",
+        "bare-wasmtime-fdatasync-kept-disk",
+        "the floor with an overwrite, as the run store's log does",
+    );
     report_ratio("invoke", "orbit-tmpfs", "bare-wasmtime-fdatasync-tmpfs", "<= 1.3x");
     report_ratio(
         "invoke",
