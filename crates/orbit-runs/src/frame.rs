@@ -14,7 +14,7 @@
 //! would no longer check.
 
 use orbit_workspace::frame as raw;
-pub(crate) use orbit_workspace::frame::{HEADER, SALT, new_salt, sync_dir};
+pub(crate) use orbit_workspace::frame::{HEADER, SALT, new_salt, read_intact, sync_dir};
 
 /// A record as the writer stores it: the key, the index entry and the
 /// encoded record.
@@ -80,49 +80,6 @@ pub(crate) fn parse(bytes: &[u8]) -> Parsed {
     let entries: Vec<Entry> = parsed.frames.iter().map_while(|(payload, _)| decode(payload)).collect();
     parsed.keep(entries.len());
     Parsed { salt: parsed.salt, entries, intact: parsed.intact, ignored: parsed.ignored }
-}
-
-/// The first read of [`read_intact`], in bytes: a log kept between
-/// short-lived processes is smaller than this.
-const FIRST_READ: u64 = 64 << 10;
-
-/// The start of `file`, as far as its frames are intact, and at most the
-/// frame after them: read in chunks that double, stopping once a whole
-/// frame fails its checksum or the file ends, so a log that keeps its
-/// length after a reset (stale frames after the intact ones) is not read
-/// whole. Parse the result with [`parse`].
-///
-/// # Errors
-/// When the file cannot be read.
-pub(crate) fn read_intact(file: &std::fs::File) -> std::io::Result<Vec<u8>> {
-    use std::os::unix::fs::FileExt;
-    let size = file.metadata()?.len();
-    let mut bytes = Vec::new();
-    let mut want = FIRST_READ.min(size);
-    loop {
-        let have = bytes.len();
-        if want as usize > have {
-            bytes.resize(want as usize, 0);
-            file.read_exact_at(&mut bytes[have..], have as u64)?;
-        }
-        // Where the frame after the intact ones would end: past what was
-        // read means it may go on in the file.
-        let intact = raw::parse(&bytes).intact as usize;
-        let end = if bytes.len() < SALT {
-            SALT as u64
-        } else {
-            match bytes.get(intact..intact + 4) {
-                None => (intact + HEADER) as u64,
-                Some(len) => {
-                    (intact + HEADER) as u64 + u64::from(u32::from_le_bytes(len.try_into().unwrap_or_default()))
-                }
-            }
-        };
-        if end <= bytes.len() as u64 || end > size {
-            return Ok(bytes);
-        }
-        want = end.max(2 * bytes.len() as u64).min(size);
-    }
 }
 
 #[cfg(test)]

@@ -44,7 +44,6 @@
 //! [`AuditLog::append`]: crate::AuditLog::append
 
 use std::fs::{File, OpenOptions};
-use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -108,13 +107,14 @@ impl AuditWal {
             #[cfg(test)]
             fail_next: false,
         };
-        let mut file = match OpenOptions::new().read(true).write(true).open(&wal.path) {
+        let file = match OpenOptions::new().read(true).write(true).open(&wal.path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(wal),
             Err(e) => return Err(e),
         };
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)?;
+        // A file that kept its length holds stale frames after the intact
+        // ones; they are not read.
+        let bytes = frame::read_intact(&file)?;
         let parsed = frame::parse(&bytes);
         let events = parsed
             .frames

@@ -119,6 +119,50 @@ fn unframe<'a>(salt: &[u8; SALT], bytes: &'a [u8]) -> Option<(&'a [u8], usize)> 
     (checksum(salt, payload) == sum).then_some((payload, HEADER + len))
 }
 
+/// The first read of [`read_intact`], in bytes: a log kept between
+/// short-lived processes (the run store's, up to 64 KiB) fits in it.
+const FIRST_READ: u64 = 64 << 10;
+
+/// The start of `file`, as far as its frames are intact, and at most the
+/// frame after them: read in chunks that double, stopping once a whole
+/// frame fails its checksum or the file ends, so a log that keeps its
+/// length after a reset (stale frames after the intact ones) is not read
+/// whole. Parse the result with [`parse`]; it finds the same intact frames
+/// as in the whole file.
+///
+/// # Errors
+/// When the file cannot be read.
+pub fn read_intact(file: &File) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let size = file.metadata()?.len();
+    let mut bytes = Vec::new();
+    let mut want = FIRST_READ.min(size);
+    loop {
+        let have = bytes.len();
+        if want as usize > have {
+            bytes.resize(want as usize, 0);
+            file.read_exact_at(&mut bytes[have..], have as u64)?;
+        }
+        // Where the frame after the intact ones would end: past what was
+        // read means it may go on in the file.
+        let intact = parse(&bytes).intact as usize;
+        let end = if bytes.len() < SALT {
+            SALT as u64
+        } else {
+            match bytes.get(intact..intact + 4) {
+                None => (intact + HEADER) as u64,
+                Some(len) => {
+                    (intact + HEADER) as u64 + u64::from(u32::from_le_bytes(len.try_into().unwrap_or_default()))
+                }
+            }
+        };
+        if end <= bytes.len() as u64 || end > size {
+            return Ok(bytes);
+        }
+        want = end.max(2 * bytes.len() as u64).min(size);
+    }
+}
+
 /// Syncs the directory holding `path`, so its creation or removal lasts.
 ///
 /// # Errors
