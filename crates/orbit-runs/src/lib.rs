@@ -20,6 +20,7 @@
 
 mod error;
 mod frame;
+mod inbox;
 mod logged;
 mod retention;
 mod spill;

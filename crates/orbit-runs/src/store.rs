@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 
 use crate::error::RunStoreError;
 use crate::frame::Entry;
+use crate::inbox::Inbox;
 use crate::logged::Logged;
 use crate::spill::{DrainError, Spill};
 use crate::types::{GroupCommit, MAX_LIST_LIMIT, RunId, RunPage, RunQuery, RunRecord};
@@ -42,6 +43,9 @@ struct Shared {
     state: Arc<Mutex<Writer>>,
     /// Jobs sent to the writer thread and not yet handled.
     queued: Arc<AtomicUsize>,
+    /// Queued records ([`ExpectedRecord::queue`]) on their way to the
+    /// writer thread without waking it ([`crate::inbox`]).
+    inbox: Arc<Inbox>,
     /// Records of the synced log that redb does not have yet; reads look
     /// here first.
     logged: Arc<Logged>,
@@ -297,9 +301,11 @@ impl RunStore {
             queued: Arc::clone(&queued),
         }));
         let thread_state = Arc::clone(&state);
+        let inbox = Arc::new(Inbox::default());
+        let thread_inbox = Arc::clone(&inbox);
         let writer = std::thread::Builder::new()
             .name("orbit-runs-writer".into())
-            .spawn(move || crate::writer::run(&thread_state, &queue))
+            .spawn(move || crate::writer::run(&thread_state, &queue, &thread_inbox))
             .map_err(RunStoreError::SpawnWriter)?;
         tracing::debug!(path = %path.display(), ?gc, "run store opened");
         Ok(Self {
@@ -309,6 +315,7 @@ impl RunStore {
                 writer: Some(writer),
                 state,
                 queued,
+                inbox,
                 logged,
                 lead: gc.lone_caller_commits,
                 commits,
@@ -440,6 +447,18 @@ impl RunStore {
             self.shared.queued.fetch_sub(1, Ordering::AcqRel);
             RunStoreError::Closed
         })
+    }
+
+    /// Hands a queued record (nobody awaits it) to the writer thread
+    /// through the inbox, waking the writer only when it sleeps.
+    fn send_queued(&self, job: Job) -> Result<(), RunStoreError> {
+        let jobs = self.shared.jobs.as_ref().ok_or(RunStoreError::Closed)?;
+        self.shared.queued.fetch_add(1, Ordering::AcqRel);
+        if self.shared.inbox.push(job) {
+            // Not counted in `queued`: it carries no record.
+            jobs.send(Job { work: Work::Wake, ack: Ack::None }).map_err(|_| RunStoreError::Closed)?;
+        }
+        Ok(())
     }
 
     /// Waits until every record queued before this call (including those
@@ -755,7 +774,7 @@ impl ExpectedRecord {
     pub fn queue(mut self, rec: &RunRecord) -> Result<(), RunStoreError> {
         let entry = encode(rec)?;
         self.withdraw();
-        self.store.send(Job { work: Work::Record(entry), ack: Ack::None })
+        self.store.send_queued(Job { work: Work::Record(entry), ack: Ack::None })
     }
 }
 

@@ -24,7 +24,9 @@
 //! own thread, as the leader of a batch of one ([`Writer::lead`]): the two
 //! cross-thread wake-ups of the queue (caller to writer, writer to caller)
 //! cost more than the commit's CPU on these machines. Everything else goes
-//! through the queue to the writer thread, which batches.
+//! through the queue to the writer thread, which batches; records that
+//! nobody awaits ([`crate::ExpectedRecord::queue`]) through the inbox
+//! ([`crate::inbox`]), which does not wake a writer that had work lately.
 //! When the log cannot take a batch and redb refuses its durable commit
 //! too, its records go to the holding file ([`crate::spill`]).
 
@@ -39,6 +41,7 @@ use tokio::sync::oneshot;
 
 use crate::error::RunStoreError;
 use crate::frame::Entry;
+use crate::inbox::Inbox;
 use crate::logged::Logged;
 use crate::spill::{DrainError, Spill};
 use crate::store::{BY_WORKSPACE, RUNS, storage};
@@ -140,12 +143,15 @@ pub(crate) fn lock(state: &Mutex<Writer>) -> MutexGuard<'_, Writer> {
     state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The writer thread: gathers batches from `queue` and commits each;
-/// returns when every sender is gone and the queue is drained, after a
+/// The writer thread: gathers batches from `queue` and `inbox` and commits
+/// each; returns when every sender is gone and both are drained, after a
 /// last checkpoint. It holds the state's lock while it gathers and
-/// handles a batch, never while it sleeps waiting for the first job or
-/// applies logged records, so an idle writer can be led past.
-pub(crate) fn run(state: &Mutex<Writer>, queue: &mpsc::Receiver<Job>) {
+/// handles a batch, never while it waits for the first job or applies
+/// logged records, so an idle writer can be led past. For [`NAPS`] waits
+/// after its last job it naps ([`NAP`]) rather than sleeps, so records
+/// queued meanwhile reach it through `inbox` without a wake-up (see
+/// [`crate::inbox`]).
+pub(crate) fn run(state: &Mutex<Writer>, queue: &mpsc::Receiver<Job>, inbox: &Inbox) {
     let (max_batch, queued, db, logged) = {
         let w = lock(state);
         (w.gc.max_batch.max(1), Arc::clone(&w.queued), Arc::clone(&w.db), Arc::clone(&w.logged))
@@ -156,6 +162,8 @@ pub(crate) fn run(state: &Mutex<Writer>, queue: &mpsc::Receiver<Job>) {
     // failing disk must not make the writer spin; the records stay in the
     // log and in `logged` meanwhile).
     let mut apply_at: Option<Instant> = None;
+    // Waits since the last job; past `NAPS`, the writer sleeps.
+    let mut naps = 0u32;
     loop {
         // Without the state's lock, so a lone caller can log its next
         // record meanwhile.
@@ -182,6 +190,16 @@ pub(crate) fn run(state: &Mutex<Writer>, queue: &mpsc::Receiver<Job>) {
             let due = at.saturating_duration_since(Instant::now());
             wait = Some(wait.map_or(due, |w| w.min(due)));
         }
+        // Queued records waiting in the inbox need no wait at all. Otherwise
+        // nap while jobs came lately; then announce the sleep, so that the
+        // next queued record wakes the writer, and look once more.
+        let napping = naps < NAPS;
+        if napping {
+            wait = Some(wait.map_or(NAP, |w| w.min(NAP)));
+        }
+        if !inbox.is_empty() || (!napping && !inbox.sleep()) {
+            wait = Some(Duration::ZERO);
+        }
         let first = match wait {
             Some(wait) if wait.is_zero() => match queue.try_recv() {
                 Ok(job) => Some(job),
@@ -198,19 +216,29 @@ pub(crate) fn run(state: &Mutex<Writer>, queue: &mpsc::Receiver<Job>) {
                 Err(_) => break,
             },
         };
+        if !napping {
+            inbox.awake();
+        }
         let mut writer = lock(state);
-        match first {
-            None | Some(Job { work: Work::Wake, .. }) => {}
-            Some(first) => {
-                batch.push(first);
-                writer.gather(queue, &mut batch, max_batch);
-                writer.retry_held();
-                writer.commit_batch(&mut batch, &queued);
-            }
+        batch.extend(first);
+        inbox.take_into(&mut batch, max_batch);
+        if batch.iter().any(|job| !matches!(job.work, Work::Wake)) {
+            naps = 0;
+            writer.gather(queue, inbox, &mut batch, max_batch);
+            writer.retry_held();
+            writer.commit_batch(&mut batch, &queued);
+        } else {
+            // Wake-ups alone (nobody awaits them).
+            batch.clear();
+            naps = naps.saturating_add(1);
         }
         writer.checkpoint_if_due();
     }
     let mut writer = lock(state);
+    // Queued records pushed before the last sender went.
+    while inbox.take_into(&mut batch, max_batch) > 0 {
+        writer.commit_batch(&mut batch, &queued);
+    }
     if writer.keeps_log_at_close() {
         tracing::debug!(records = writer.logged.len(), "the write-ahead log keeps its runs for the next open");
     } else if let Err(error) = writer.checkpoint() {
@@ -286,13 +314,18 @@ impl Writer {
     }
 
     /// Adds to `batch` what arrives within [`GroupCommit::max_delay`], then
-    /// lingers up to [`GroupCommit::max_linger`] for announced records.
-    fn gather(&self, queue: &mpsc::Receiver<Job>, batch: &mut Vec<Job>, max_batch: usize) {
+    /// lingers up to [`GroupCommit::max_linger`] for announced records;
+    /// queued records in `inbox` join it too.
+    fn gather(&self, queue: &mpsc::Receiver<Job>, inbox: &Inbox, batch: &mut Vec<Job>, max_batch: usize) {
         let gc = self.gc;
         let started = Instant::now();
         // `None` when `max_delay` is too large to add: wait without a deadline.
         let deadline = started.checked_add(gc.max_delay);
         while batch.len() < max_batch {
+            inbox.take_into(batch, max_batch);
+            if batch.len() >= max_batch {
+                break;
+            }
             let next = match deadline {
                 None => queue.recv().ok(),
                 Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
@@ -317,13 +350,16 @@ impl Writer {
                     None => break,
                 },
             };
-            // Wake now and then: an announcement may be withdrawn without a record.
+            // Wake now and then: an announcement may be withdrawn without a
+            // record, and a queued record arrives in `inbox` unannounced.
             match queue.recv_timeout(left.min(Duration::from_micros(100))) {
                 Ok(job) => batch.push(job),
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
+            inbox.take_into(batch, max_batch);
         }
+        inbox.take_into(batch, max_batch);
     }
 
     /// At most once a second while records are held: commits them to redb
@@ -695,6 +731,16 @@ pub(crate) fn kept_log_bytes(gc: GroupCommit) -> u64 {
 pub(crate) fn kept_file_bytes(gc: GroupCommit) -> u64 {
     gc.checkpoint_bytes.saturating_mul(2)
 }
+
+/// How long the writer thread naps (a timed wait on its channel, during
+/// which queued records reach it through the inbox without waking it)
+/// while it has had jobs lately. A queued record waits at most this long
+/// for its commit to begin; a record someone awaits wakes it at once.
+const NAP: Duration = Duration::from_micros(100);
+
+/// Naps with no job in between, about a millisecond, after which the writer
+/// thread sleeps until a job wakes it.
+const NAPS: u32 = 10;
 
 /// How long after a failed apply the writer thread tries again.
 const APPLY_RETRY: Duration = Duration::from_secs(1);
