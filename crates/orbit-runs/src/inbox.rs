@@ -130,8 +130,9 @@ mod tests {
     }
 
     /// Threads queue records with pauses around the writer's switch from
-    /// napping to sleeping (about 1 ms); every record is committed
-    /// without a flush (none is left in the inbox unseen).
+    /// napping to sleeping (about 1 ms), and each queues a last one after
+    /// the writer has gone to sleep; every record is committed without a
+    /// flush (none is left in the inbox unseen).
     #[test]
     fn no_queued_record_is_left_behind_across_naps_and_sleeps() {
         let dir = tempfile::tempdir().unwrap();
@@ -141,10 +142,14 @@ mod tests {
                 .map(|t| {
                     let store = &store;
                     s.spawn(move || {
-                        (0..60u32)
+                        (0..=60u32)
                             .map(|n| {
-                                // 0.2 to 2.6 ms, varied per thread and step.
-                                let pause = 200 + (u64::from(t) * 397 + u64::from(n) * 211) % 2_400;
+                                // 0.2 to 2.6 ms, varied per thread and
+                                // step; 30 ms (asleep) before the last.
+                                let pause = match n {
+                                    60 => 30_000,
+                                    n => 200 + (u64::from(t) * 397 + u64::from(n) * 211) % 2_400,
+                                };
                                 std::thread::sleep(Duration::from_micros(pause));
                                 let rec = record(t);
                                 store.expect_record().queue(&rec).unwrap();

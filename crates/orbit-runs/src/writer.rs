@@ -326,11 +326,14 @@ impl Writer {
             if batch.len() >= max_batch {
                 break;
             }
-            let next = match deadline {
-                None => queue.recv().ok(),
-                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => queue.recv_timeout(left).ok(),
-                    _ => queue.try_recv().ok(),
+            let next = match deadline.map(|d| d.saturating_duration_since(Instant::now())) {
+                Some(left) if left.is_zero() => queue.try_recv().ok(),
+                // In naps, so that queued records, which arrive in `inbox`
+                // without a wake-up, join the batch while it waits.
+                left => match queue.recv_timeout(left.map_or(NAP, |l| l.min(NAP))) {
+                    Ok(job) => Some(job),
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => None,
                 },
             };
             match next {
