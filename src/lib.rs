@@ -57,8 +57,8 @@ pub use orbit_ai::{Ai, AiConfig, AiLimits, ApiStyle, ProviderConfig};
 pub use orbit_cache::{Cache, CacheLimits, KvCache};
 pub use orbit_db::{Db, DbLimits, SqlStore};
 pub use orbit_engine::{
-    Budgets, Engine, EngineConfig, EngineError, Invocation, Limits, LoadedComponent, Outcome, Primitive, RecordAck,
-    Tier,
+    Budgets, Engine, EngineConfig, EngineError, InstanceAllocation, Invocation, Limits, LoadedComponent, Outcome,
+    Primitive, RecordAck, Tier,
 };
 pub use orbit_fetch::{EgressPolicy, Fetch, FetchConfig};
 pub use orbit_jobs::{

@@ -4,8 +4,11 @@
 //! the next) get Cranelift's code. Every limit ends a real guest with the
 //! same typed status under both compilers.
 
+mod common;
+
 use std::time::Duration;
 
+use common::cases::{Ending, cases};
 use orbit::{Invocation, Limits, LoadedComponent, Orbit, OrbitConfig, RunId, RunStatus, Tier};
 
 fn open(dir: &std::path::Path, tiered: bool) -> Orbit {
@@ -80,45 +83,9 @@ async fn bytes_that_are_not_a_component_get_the_same_error_with_tiering_on() {
     }
 }
 
-/// One limit case: a fixture, its input, its limits, and how it must end.
-struct Case {
-    guest: &'static str,
-    input: String,
-    limits: Limits,
-    status: RunStatus,
-}
-
-fn cases() -> Vec<Case> {
-    let case = |guest, input: &str, limits, status| Case { guest, input: input.to_owned(), limits, status };
-    let mut fuel = Limits::default();
-    fuel.fuel = 5_000_000;
-    let mut deadline = Limits::default();
-    deadline.timeout = Duration::from_millis(200);
-    deadline.fuel = u64::MAX / 2;
-    let mut host_deadline = Limits::default();
-    host_deadline.timeout = Duration::from_millis(300);
-    let mut memory = Limits::default();
-    memory.memory_bytes = 32 << 20;
-    let mut output = Limits::default();
-    output.output_bytes = 64 << 10;
-    let sleep = serde_json::json!([{"op": "sleep_ms", "ms": 30000}]).to_string();
-    vec![
-        case("echo", "same output", Limits::default(), RunStatus::Succeeded),
-        case("spin", "", fuel, RunStatus::OutOfFuel),
-        case("spin", "", deadline, RunStatus::DeadlineExceeded),
-        case("ops", &sleep, host_deadline, RunStatus::DeadlineExceeded),
-        case("membomb", "", memory, RunStatus::MemoryLimit),
-        case("recursion", "", Limits::default(), RunStatus::StackOverflow),
-        case("trap", "", Limits::default(), RunStatus::Trapped),
-        case("bigoutput", &(1u32 << 20).to_string(), output.clone(), RunStatus::TooLarge),
-        case("flood", "", output, RunStatus::TooLarge),
-        case("exit-code", "3", Limits::default(), RunStatus::Exited),
-    ]
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_limit_ends_a_run_the_same_way_under_both_compilers() {
-    let mut seen: Vec<Vec<(RunStatus, Option<String>, String, Option<i32>, u64)>> = Vec::new();
+    let mut seen: Vec<Vec<Ending>> = Vec::new();
     for tier in [Tier::Baseline, Tier::Optimized] {
         let dir = tempfile::tempdir().unwrap();
         let orbit = open(dir.path(), tier == Tier::Baseline);

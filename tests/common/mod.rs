@@ -2,6 +2,8 @@
 //! tempdir, and the real guest components built by `orbit-test-guests`.
 #![allow(dead_code)]
 
+pub mod cases;
+
 use std::time::Duration;
 
 use orbit::{Invocation, Limits, Orbit, Outcome, WorkspaceId};

@@ -820,8 +820,8 @@ fn read_component(path: &Path) -> Result<Vec<u8>> {
 
 /// Loads a component, with a spinner when it must be compiled.
 fn load_with_progress(ctx: &Ctx, wasm: &[u8]) -> Result<orbit::LoadedComponent> {
-    if ctx.orbit.engine().is_cached(wasm) {
-        return Ok(ctx.orbit.engine().load(wasm)?);
+    if let Some(loaded) = ctx.orbit.engine().load_if_cached(wasm)? {
+        return Ok(loaded);
     }
     ctx.progress.start(&format!("compiling {} KiB component", wasm.len() / 1024));
     let loaded = ctx.orbit.engine().load(wasm);

@@ -173,6 +173,37 @@ fn run_list_and_show() {
     assert!(rec["spans"].as_array().unwrap().iter().any(|s| s["primitive"] == "storage"));
 }
 
+/// A short-lived `orbit run` allocates each run's memory for it alone
+/// (`InstanceAllocation::OnDemand`); every limit still ends the run with
+/// its own typed status, on stderr and on the durable record.
+#[test]
+fn a_short_lived_orbit_run_ends_each_limit_with_its_status() {
+    let dir = tempfile::tempdir().unwrap();
+    common::workspaces(dir.path(), &["default"]);
+    let huge_fuel = (u64::MAX / 2).to_string();
+    let cases: [(&str, &[&str], &str); 4] = [
+        ("membomb", &["--memory-mib", "32"], "memory-limit"),
+        ("spin", &["--timeout-ms", "200", "--fuel", &huge_fuel], "deadline-exceeded"),
+        ("recursion", &[], "stack-overflow"),
+        ("trap", &[], "trapped"),
+    ];
+    for (guest, flags, status) in cases {
+        let component = path(guest);
+        let mut args = vec!["run", component.as_str()];
+        args.extend_from_slice(flags);
+        let out = orbit(dir.path(), &args);
+        assert!(!out.status.success(), "{guest}");
+        assert!(text(&out.stderr).contains(&format!(" {status} ")), "{guest}: {}", text(&out.stderr));
+        let list = orbit(dir.path(), &["runs", "list", "--status", status, "--json"]);
+        let page: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+        assert_eq!(page["runs"].as_array().unwrap().len(), 1, "{guest}: {page}");
+        if guest == "membomb" {
+            let held = page["runs"][0]["memory_bytes"].as_u64().unwrap();
+            assert!(held <= 32 << 20, "held {held} bytes under a 32 MiB limit");
+        }
+    }
+}
+
 #[test]
 fn failed_runs_exit_non_zero_and_filter_by_status() {
     let dir = tempfile::tempdir().unwrap();

@@ -105,6 +105,9 @@ pub struct EngineConfig {
     /// When [`Engine::invoke`] returns relative to the run record's commit.
     /// Default [`RecordAck::Durable`].
     pub record_ack: RecordAck,
+    /// How wasmtime allocates each run's instances, linear memories, tables
+    /// and async stack. Default [`InstanceAllocation::Pooling`].
+    pub instance_allocation: InstanceAllocation,
     /// Tiered compilation: a component that is not in the compile cache
     /// is compiled by Winch, the baseline compiler, and runs at once
     /// (tens of ms instead of hundreds for a 1 MiB component), while
@@ -114,6 +117,36 @@ pub struct EngineConfig {
     /// time sooner. Used on x86-64 (elsewhere Cranelift compiles first).
     /// `false` compiles with Cranelift before the first run. Default `true`.
     pub tiered_compilation: bool,
+}
+
+/// How wasmtime allocates a run's instances, linear memories, tables and
+/// async stack ([`wasmtime::InstanceAllocationStrategy`]). Either way a run
+/// gets the same limits: [`Engine::invoke`] lowers a run's counts to the
+/// pool's per-run slots ([`POOL_INSTANCES_PER_RUN`], [`POOL_MEMORIES_PER_RUN`],
+/// [`POOL_TABLES_PER_RUN`], [`POOL_TABLE_ELEMENTS`]) and its memory to
+/// [`EngineConfig::max_memory_bytes`], and the store's limiter enforces
+/// them; the compiled code, its bounds checks and guard regions are the
+/// same (the choice is not part of the compile cache's key).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InstanceAllocation {
+    /// wasmtime's pooling allocator, sized when the engine is built for
+    /// [`max_concurrent_runs`](EngineConfig::max_concurrent_runs) runs at
+    /// once (at the default 64: 64 component instances, 1,024 core
+    /// instances, 128 linear memories, 1,024 tables and 64 async stacks,
+    /// each stack with its guard page). A run takes free slots and hands
+    /// them back, reset, when it ends, so a process that serves many runs
+    /// maps and unmaps nothing per run. Memory kept resident between runs:
+    /// [`keep_resident_bytes`](EngineConfig::keep_resident_bytes).
+    #[default]
+    Pooling,
+    /// Each run's memories, tables and stack are mapped when it starts and
+    /// unmapped when it ends (wasmtime's default, as in `wasmtime run`).
+    /// Nothing is built up front: for a process that runs one command and
+    /// exits (the `orbit` CLI without an owner process), where building the
+    /// pool cost about 0.4 ms of a 9 ms `orbit run` and no slot is reused
+    /// (BENCHMARKS.md, P5). `keep_resident_bytes` does not apply.
+    OnDemand,
 }
 
 /// When [`Engine::invoke`] returns relative to the commit of the run's
@@ -145,13 +178,22 @@ impl Default for EngineConfig {
             max_memory_bytes: 1 << 30,
             epoch_tick: Duration::from_millis(5),
             compile_timeout: Duration::from_secs(60),
-            max_concurrent_compiles: std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+            max_concurrent_compiles: cores(),
             keep_resident_bytes: 2 << 20,
             default_limits: Limits::default(),
             record_ack: RecordAck::Durable,
+            instance_allocation: InstanceAllocation::Pooling,
             tiered_compilation: true,
         }
     }
+}
+
+/// The machine's cores, read once per process: each read opens and parses
+/// the cgroup's CPU limits (up to 6 system calls), and a short-lived
+/// process builds the default configuration more than once.
+fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
 }
 
 impl EngineConfig {
@@ -234,10 +276,13 @@ impl EngineBuilder {
 }
 
 /// The wasmtime [`Config`](wasmtime::Config) an [`Engine`] built with
-/// `config` uses: the pooling allocator sized for
-/// [`max_concurrent_runs`](EngineConfig::max_concurrent_runs) runs at once
-/// (each with all of its per-run instance, memory, table and stack slots),
-/// fuel, epoch interruption and copy-on-write memory initialisation.
+/// `config` uses: fuel, epoch interruption, copy-on-write memory
+/// initialisation, and the instance allocator
+/// [`instance_allocation`](EngineConfig::instance_allocation) names (the
+/// pooling allocator sized for
+/// [`max_concurrent_runs`](EngineConfig::max_concurrent_runs) runs at once,
+/// each with all of its per-run instance, memory, table and stack slots, or
+/// wasmtime's on-demand allocator).
 ///
 /// Exposed so that benchmarks can measure bare wasmtime with exactly the
 /// engine's settings.
@@ -263,11 +308,12 @@ pub fn wasmtime_config(config: &EngineConfig) -> wasmtime::Config {
     // (https://github.com/bytecodealliance/wasmtime/pull/14357). `memset`
     // and `madvise` reset every byte whatever its state; tests/isolation.rs
     // checks that a reused slot shows no earlier run's bytes.
+    let strategy = match config.instance_allocation {
+        InstanceAllocation::Pooling => InstanceAllocationStrategy::Pooling(pool),
+        InstanceAllocation::OnDemand => InstanceAllocationStrategy::OnDemand,
+    };
     let mut wt = wasmtime::Config::new();
-    wt.consume_fuel(true)
-        .epoch_interruption(true)
-        .memory_init_cow(true)
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    wt.consume_fuel(true).epoch_interruption(true).memory_init_cow(true).allocation_strategy(strategy);
     wt
 }
 
@@ -789,6 +835,28 @@ impl Engine {
         self.inner.cache.contains(&digest(wasm))
     }
 
+    /// [`Engine::load`] where it needs no compile: the component for `wasm`
+    /// when this engine has it loaded or its artifact is in the compile
+    /// cache, `None` otherwise (a caller can then show progress around
+    /// [`Engine::load`]). Hashes `wasm` once, where [`Engine::is_cached`]
+    /// and then [`Engine::load`] hash it twice (SHA-256, about 80 µs for
+    /// 100 KiB).
+    ///
+    /// # Errors
+    /// As [`Engine::load`].
+    pub fn load_if_cached(&self, wasm: &[u8]) -> Result<Option<LoadedComponent>, EngineError> {
+        let max_bytes = self.inner.config.default_limits.component_bytes;
+        if wasm.len() > max_bytes {
+            return Err(EngineError::ComponentTooLarge { size: wasm.len(), limit: max_bytes });
+        }
+        let digest = digest(wasm);
+        let loaded = self.inner.components.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&digest);
+        if !loaded && !self.inner.cache.contains(&digest) {
+            return Ok(None);
+        }
+        self.load_digested(wasm, digest, None).map(Some)
+    }
+
     /// Validates, compiles (or loads from the compile cache) and links a
     /// component, capping its size at the default `component_bytes` limit.
     /// Loaded components are kept in memory by digest, so loading the same
@@ -822,7 +890,17 @@ impl Engine {
         if wasm.len() > max_bytes {
             return Err(EngineError::ComponentTooLarge { size: wasm.len(), limit: max_bytes });
         }
-        let digest = digest(wasm);
+        self.load_digested(wasm, digest(wasm), abandoned)
+    }
+
+    /// [`Engine::load_gated`] once the size is checked and `digest` is
+    /// [`digest`]`(wasm)`.
+    fn load_digested(
+        &self,
+        wasm: &[u8],
+        digest: String,
+        abandoned: Option<&AtomicBool>,
+    ) -> Result<LoadedComponent, EngineError> {
         if let Some(c) = self.inner.components.lock().unwrap_or_else(|e| e.into_inner()).get(&digest) {
             return Ok(c.clone());
         }

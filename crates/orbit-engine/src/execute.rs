@@ -22,7 +22,9 @@ impl Engine {
     pub(crate) async fn execute(&self, component: &LoadedComponent, inv: Invocation) -> (RunRecord, Vec<u8>) {
         let cfg = &self.inner.config;
         let mut limits = inv.limits.clone().unwrap_or_else(|| cfg.default_limits.clone());
-        // Per-run counts above the pool's per-run slots could never be met.
+        // Per-run counts above the pool's per-run slots could never be met
+        // there; the same caps hold under the on-demand allocator, so a
+        // run's limits do not depend on the allocator.
         limits.instances = limits.instances.min(POOL_INSTANCES_PER_RUN as usize);
         limits.memories = limits.memories.min(POOL_MEMORIES_PER_RUN as usize);
         limits.tables = limits.tables.min(POOL_TABLES_PER_RUN as usize);

@@ -39,8 +39,8 @@ mod tier;
 pub use budget::{Budget, BudgetSpent, Budgets};
 pub use compile::digest;
 pub use engine::{
-    Engine, EngineBuilder, EngineConfig, Invocation, LoadedComponent, Outcome, RecordAck, RunObserver, RunSlot,
-    WeakEngine, wasmtime_config,
+    Engine, EngineBuilder, EngineConfig, InstanceAllocation, Invocation, LoadedComponent, Outcome, RecordAck,
+    RunObserver, RunSlot, WeakEngine, wasmtime_config,
 };
 pub use error::{EngineError, ErrorCode, GuestError, HostError, code_name, safe_message};
 pub use limits::Limits;

@@ -162,8 +162,11 @@ pub(crate) fn run(state: &Mutex<Writer>, queue: &mpsc::Receiver<Job>, inbox: &In
     // failing disk must not make the writer spin; the records stay in the
     // log and in `logged` meanwhile).
     let mut apply_at: Option<Instant> = None;
-    // Waits since the last job; past `NAPS`, the writer sleeps.
-    let mut naps = 0u32;
+    // Waits since the last job; past `NAPS`, the writer sleeps. A new
+    // writer sleeps until its first job: naps pay off only while jobs come,
+    // and ten timed wake-ups at start cost a short-lived process (an
+    // `orbit run`) CPU it needs for the run.
+    let mut naps = NAPS;
     loop {
         // Without the state's lock, so a lone caller can log its next
         // record meanwhile.

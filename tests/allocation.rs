@@ -1,0 +1,117 @@
+//! The instance allocator (`EngineConfig::instance_allocation`): every limit
+//! ends a real guest the same way in a pooled slot and in memory allocated
+//! for the run alone (what the short-lived `orbit` CLI uses), and an
+//! artifact compiled under one is a compile-cache hit under the other.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
+
+use common::cases::cases;
+use orbit::{InstanceAllocation, Invocation, Limits, Orbit, OrbitConfig, RunId, RunStatus, Tier};
+
+fn open(dir: &std::path::Path, allocation: InstanceAllocation) -> Orbit {
+    let mut config = OrbitConfig::default();
+    config.engine.instance_allocation = allocation;
+    // Cranelift's code both times, so the second open finds the first's
+    // artifacts in the compile cache.
+    config.engine.tiered_compilation = false;
+    Orbit::open_with(dir, config).unwrap()
+}
+
+/// The compiled artifacts in `dir`'s compile cache, by name, with inodes
+/// (an artifact compiled again is renamed into place: a new inode).
+fn artifacts(dir: &std::path::Path) -> Vec<(String, u64)> {
+    let mut found: Vec<_> = std::fs::read_dir(dir.join("compiled"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().ino())
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_limit_ends_a_run_the_same_way_under_both_instance_allocators() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen = Vec::new();
+    let mut compiled = Vec::new();
+    for allocation in [InstanceAllocation::Pooling, InstanceAllocation::OnDemand] {
+        let orbit = open(dir.path(), allocation);
+        let engine = orbit.engine();
+        let mut loaded = std::collections::HashMap::new();
+        for case in cases() {
+            let wasm = orbit_test_guests::bytes(case.guest);
+            if allocation == InstanceAllocation::OnDemand {
+                assert!(engine.is_cached(&wasm), "{}: the pooled engine's artifact is a hit", case.guest);
+            }
+            loaded.entry(case.guest).or_insert_with(|| engine.load(&wasm).unwrap());
+            assert_eq!(loaded[case.guest].tier(), Tier::Optimized);
+        }
+        let mut outcomes = Vec::new();
+        for case in cases() {
+            let inv = Invocation::new(case.input.clone()).limits(case.limits.clone());
+            let out = engine.invoke(&loaded[case.guest], inv).await.unwrap();
+            assert_eq!(out.status(), case.status, "{allocation:?} {}: {:?}", case.guest, out.record.error);
+            let stored = engine.runs().get(out.run_id()).unwrap().expect("recorded");
+            assert_eq!(stored.status, case.status);
+            if case.status == RunStatus::OutOfFuel {
+                assert!(out.fuel_consumed() >= 4_900_000, "{allocation:?}: fuel consumed {}", out.fuel_consumed());
+            }
+            if case.status == RunStatus::MemoryLimit {
+                assert!(out.record.memory_bytes <= 32 << 20, "{allocation:?}: held {}", out.record.memory_bytes);
+            }
+            // The same code meters the same fuel whatever holds its memory;
+            // a run stopped by a deadline spends what the time allowed.
+            let fuel = if case.status == RunStatus::DeadlineExceeded { 0 } else { out.fuel_consumed() };
+            let code = stored.error.map(|e| e.code);
+            outcomes.push((out.status(), code, out.output_text(), out.record.exit_code, fuel));
+        }
+
+        // Cancellation stops a running guest under either allocator.
+        let id = RunId::new();
+        let mut long = Limits::default();
+        long.timeout = Duration::from_secs(30);
+        long.fuel = u64::MAX / 2;
+        let run = engine.invoke(&loaded["spin"], Invocation::new("").limits(long).run_id(id));
+        let cancel = async {
+            while !engine.cancel_run(id) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        let (out, ()) = tokio::join!(run, cancel);
+        assert_eq!(out.unwrap().status(), RunStatus::Cancelled, "{allocation:?}");
+        seen.push(outcomes);
+        drop(orbit);
+        compiled.push(artifacts(dir.path()));
+    }
+    // The same statuses, error codes, outputs, exit codes and fuel, case by case.
+    assert_eq!(seen[0], seen[1]);
+    // Nothing was compiled again: the same artifacts, the same files.
+    assert!(!compiled[0].is_empty());
+    assert_eq!(compiled[0], compiled[1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_runs_at_once_under_the_on_demand_allocator_each_answer_their_own_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let orbit = open(dir.path(), InstanceAllocation::OnDemand);
+    let engine = orbit.engine();
+    let echo = engine.load(&orbit_test_guests::bytes("echo")).unwrap();
+    let mut runs = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let (engine, echo) = (engine.clone(), echo.clone());
+        runs.spawn(async move { (i, engine.invoke(&echo, Invocation::new(format!("run {i}"))).await.unwrap()) });
+    }
+    let mut answered = 0;
+    while let Some(done) = runs.join_next().await {
+        let (i, out) = done.unwrap();
+        assert_eq!(out.status(), RunStatus::Succeeded, "{:?}", out.record);
+        assert_eq!(out.output_text(), format!("run {i}"));
+        answered += 1;
+    }
+    assert_eq!(answered, 16);
+}
