@@ -106,7 +106,8 @@ impl Caller {
 /// The shared, engine-lifetime part of the primitive.
 pub(crate) struct Inner {
     pub(crate) config: AiConfig,
-    pub(crate) client: reqwest::Client,
+    /// Built at the first provider request ([`Inner::client`]).
+    pub(crate) client: std::sync::OnceLock<reqwest::Client>,
     pub(crate) resolver: Arc<dyn SecretResolver>,
     /// Provider requests in flight, all runs together
     /// ([`AiLimits::max_concurrent_requests`](crate::AiLimits::max_concurrent_requests)).
@@ -131,6 +132,27 @@ fn invalid(msg: impl Into<String>) -> AiError {
 }
 
 impl Inner {
+    /// The shared HTTP client (no proxy, no redirects, connection pooling),
+    /// built at the first call.
+    ///
+    /// # Errors
+    /// [`AiError::Internal`] when the client cannot be built (for example
+    /// when the TLS backend fails to initialise).
+    fn client(&self) -> Result<&reqwest::Client, AiError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let built = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .connect_timeout(self.config.limits.connect_timeout)
+            .referer(false)
+            .build()
+            .map_err(|e| AiError::Internal(format!("building the HTTP client: {e}")))?;
+        // Two first requests at once may both build one; the first kept wins.
+        Ok(self.client.get_or_init(|| built))
+    }
+
     fn provider(&self, ws: &WorkspaceId, name: &str, model: &str) -> Result<&ProviderConfig, AiError> {
         let p = self
             .config
@@ -268,7 +290,7 @@ impl Inner {
             }
         }
         let started = Instant::now();
-        let request = self.client.post(t.url.clone()).headers(headers).body(body);
+        let request = self.client()?.post(t.url.clone()).headers(headers).body(body);
         let timeout = limits.request_timeout;
         let result = tokio::time::timeout(timeout, async {
             // Held to the end of the response; waiting for it counts in the

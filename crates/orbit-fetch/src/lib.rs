@@ -119,7 +119,7 @@ pub use orbit_scrub::REDACTED;
 pub use orbit_vault::SecretResolver;
 pub use wasi_http::SECRETS_HEADER;
 
-use crate::addr::{AddressPolicy, VettingResolver};
+use crate::addr::AddressPolicy;
 use crate::send::{CallFacts, Caller, Inner};
 
 /// A request, as the guest gives it (WIT `fetch.request`).
@@ -167,27 +167,20 @@ pub struct Fetch {
 }
 
 impl Fetch {
-    /// Builds the primitive and its HTTP client.
+    /// Builds the primitive. Its HTTP client is built at the first request:
+    /// building one loads the TLS roots
+    /// (about 80 µs), which a process that sends nothing, such as most
+    /// `orbit run`s, never needs.
     ///
     /// # Errors
-    /// [`FetchError::Internal`] when the HTTP client cannot be built (for
-    /// example when the TLS backend fails to initialise).
+    /// None today; the `Result` is kept for settings checked here later. A
+    /// client that cannot be built (for example when the TLS backend fails
+    /// to initialise) fails each request with [`FetchError::Internal`].
     pub fn new(config: FetchConfig, resolver: Arc<dyn SecretResolver>) -> Result<Fetch, FetchError> {
         let policy = Arc::new(AddressPolicy::new(config.allow_ips.clone()));
-        let dns = VettingResolver { policy: policy.clone(), timeout: config.connect_timeout };
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            // A proxy would connect on the guest's behalf to addresses this
-            // primitive never checked.
-            .no_proxy()
-            .dns_resolver(Arc::new(dns))
-            .connect_timeout(config.connect_timeout)
-            .referer(false)
-            .https_only(false)
-            .build()
-            .map_err(|e| FetchError::Internal(format!("building the HTTP client: {e}")))?;
         let slots = Arc::new(tokio::sync::Semaphore::new(config::permits(config.max_concurrent_requests)));
         let own = Arc::default();
+        let client = std::sync::OnceLock::new();
         Ok(Fetch { inner: Arc::new(Inner { config, policy, own, client, resolver, slots }) })
     }
 

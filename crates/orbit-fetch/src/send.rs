@@ -14,7 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 use zeroize::Zeroizing;
 
-use crate::addr::{AddressPolicy, BlockedResolution, ResolveFailed};
+use crate::addr::{AddressPolicy, BlockedResolution, ResolveFailed, VettingResolver};
 use crate::config::FetchConfig;
 use crate::error::{FetchError, SecretDenial};
 use crate::{FetchRequest, FetchResponse};
@@ -118,7 +118,8 @@ pub(crate) struct Inner {
     pub(crate) policy: Arc<AddressPolicy>,
     /// The host's own servers' listen addresses: never a destination.
     pub(crate) own: Arc<crate::addr::OwnAddresses>,
-    pub(crate) client: reqwest::Client,
+    /// Built at the first request ([`Inner::client`]).
+    pub(crate) client: std::sync::OnceLock<reqwest::Client>,
     pub(crate) resolver: Arc<dyn SecretResolver>,
     /// Requests in flight, all runs together
     /// ([`FetchConfig::max_concurrent_requests`]).
@@ -246,6 +247,32 @@ fn valid_header_value(v: &str) -> bool {
 }
 
 impl Inner {
+    /// The shared HTTP client (HTTP/1.1, no proxy, no redirects, connection
+    /// pooling), built at the first call. It connects only to addresses the
+    /// policy's resolver vetted ([`VettingResolver`]).
+    ///
+    /// # Errors
+    /// [`FetchError::Internal`] when the client cannot be built (for
+    /// example when the TLS backend fails to initialise).
+    pub(crate) fn client(&self) -> Result<&reqwest::Client, FetchError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let dns = VettingResolver { policy: self.policy.clone(), timeout: self.config.connect_timeout };
+        let built = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            // A proxy would connect on the guest's behalf to addresses this
+            // primitive never checked.
+            .no_proxy()
+            .dns_resolver(Arc::new(dns))
+            .connect_timeout(self.config.connect_timeout)
+            .referer(false)
+            .https_only(false)
+            .build()
+            .map_err(|e| FetchError::Internal(format!("building the HTTP client: {e}")))?;
+        // Two first requests at once may both build one; the first kept wins.
+        Ok(self.client.get_or_init(|| built))
+    }
     /// Refuses a request to this host's own server (`orbit serve`), by IP
     /// or by any name that resolves to it, whatever `allow_ips` says.
     async fn check_not_own(&self, req: &Checked) -> Result<(), FetchError> {
@@ -560,7 +587,7 @@ impl Inner {
     ) -> Result<FetchResponse, FetchError> {
         let cfg = &self.config;
         let head_deadline = deadline.min(tokio::time::Instant::now() + cfg.first_byte_timeout);
-        let request = self.client.request(req.method, req.url).headers(req.headers).body(req.body);
+        let request = self.client()?.request(req.method, req.url).headers(req.headers).body(req.body);
         let mut resp = match tokio::time::timeout_at(head_deadline, request.send()).await {
             Err(_) => return Err(FetchError::Timeout("no response head in time".to_owned())),
             Ok(Err(e)) => return Err(classify(e)),
