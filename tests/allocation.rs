@@ -6,10 +6,9 @@
 mod common;
 
 use std::os::unix::fs::MetadataExt;
-use std::time::Duration;
 
-use common::cases::cases;
-use orbit::{InstanceAllocation, Invocation, Limits, Orbit, OrbitConfig, RunId, RunStatus, Tier};
+use common::cases::{cancel_a_spinning_run, cases};
+use orbit::{InstanceAllocation, Invocation, Orbit, OrbitConfig, RunStatus, Tier};
 
 fn open(dir: &std::path::Path, allocation: InstanceAllocation) -> Orbit {
     let mut config = OrbitConfig::default();
@@ -72,18 +71,7 @@ async fn every_limit_ends_a_run_the_same_way_under_both_instance_allocators() {
         }
 
         // Cancellation stops a running guest under either allocator.
-        let id = RunId::new();
-        let mut long = Limits::default();
-        long.timeout = Duration::from_secs(30);
-        long.fuel = u64::MAX / 2;
-        let run = engine.invoke(&loaded["spin"], Invocation::new("").limits(long).run_id(id));
-        let cancel = async {
-            while !engine.cancel_run(id) {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        };
-        let (out, ()) = tokio::join!(run, cancel);
-        assert_eq!(out.unwrap().status(), RunStatus::Cancelled, "{allocation:?}");
+        assert_eq!(cancel_a_spinning_run(engine, &loaded["spin"]).await, RunStatus::Cancelled, "{allocation:?}");
         seen.push(outcomes);
         drop(orbit);
         compiled.push(artifacts(dir.path()));

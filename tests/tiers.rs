@@ -8,8 +8,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::cases::{Ending, cases};
-use orbit::{Invocation, Limits, LoadedComponent, Orbit, OrbitConfig, RunId, RunStatus, Tier};
+use common::cases::{Ending, cancel_a_spinning_run, cases};
+use orbit::{Invocation, LoadedComponent, Orbit, OrbitConfig, RunStatus, Tier};
 
 fn open(dir: &std::path::Path, tiered: bool) -> Orbit {
     let mut config = OrbitConfig::default();
@@ -115,18 +115,7 @@ async fn every_limit_ends_a_run_the_same_way_under_both_compilers() {
         }
 
         // Cancellation stops a running guest under either compiler.
-        let id = RunId::new();
-        let mut long = Limits::default();
-        long.timeout = Duration::from_secs(30);
-        long.fuel = u64::MAX / 2;
-        let run = engine.invoke(&loaded["spin"], Invocation::new("").limits(long).run_id(id));
-        let cancel = async {
-            while !engine.cancel_run(id) {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        };
-        let (out, ()) = tokio::join!(run, cancel);
-        assert_eq!(out.unwrap().status(), RunStatus::Cancelled, "{tier:?}");
+        assert_eq!(cancel_a_spinning_run(engine, &loaded["spin"]).await, RunStatus::Cancelled, "{tier:?}");
         engine.wait_for_tier_ups(Duration::from_secs(120));
         seen.push(outcomes);
     }

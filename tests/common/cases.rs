@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use orbit::{Limits, RunStatus};
+use orbit::{Engine, Invocation, Limits, LoadedComponent, RunId, RunStatus};
 
 /// How a case's run ended, as two engines must agree on it: status, error
 /// code, output, exit code and fuel (0 where timing decides it).
@@ -43,4 +43,21 @@ pub fn cases() -> Vec<Case> {
         case("flood", "", output, RunStatus::TooLarge),
         case("exit-code", "3", Limits::default(), RunStatus::Exited),
     ]
+}
+
+/// Runs `spin` (a loop) with 30 s and fuel to spare, cancels it through
+/// `engine` as soon as it is running, and returns how it ended.
+pub async fn cancel_a_spinning_run(engine: &Engine, spin: &LoadedComponent) -> RunStatus {
+    let id = RunId::new();
+    let mut long = Limits::default();
+    long.timeout = Duration::from_secs(30);
+    long.fuel = u64::MAX / 2;
+    let run = engine.invoke(spin, Invocation::new("").limits(long).run_id(id));
+    let cancel = async {
+        while !engine.cancel_run(id) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let (out, ()) = tokio::join!(run, cancel);
+    out.unwrap().status()
 }
