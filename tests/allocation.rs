@@ -1,7 +1,8 @@
 //! The instance allocator (`EngineConfig::instance_allocation`): every limit
 //! ends a real guest the same way in a pooled slot and in memory allocated
-//! for the run alone (what the short-lived `orbit` CLI uses), and an
-//! artifact compiled under one is a compile-cache hit under the other.
+//! for the run alone, an artifact compiled under one is a compile-cache hit
+//! under the other, and only the pool refuses at load a component that
+//! would not fit its slots (what Orbit's front ends rely on).
 
 mod common;
 
@@ -41,6 +42,8 @@ async fn every_limit_ends_a_run_the_same_way_under_both_instance_allocators() {
     for allocation in [InstanceAllocation::Pooling, InstanceAllocation::OnDemand] {
         let orbit = open(dir.path(), allocation);
         let engine = orbit.engine();
+        let pooled = engine.wasmtime().pooling_allocator_metrics().is_some();
+        assert_eq!(pooled, allocation == InstanceAllocation::Pooling, "{allocation:?}");
         let mut loaded = std::collections::HashMap::new();
         for case in cases() {
             let wasm = orbit_test_guests::bytes(case.guest);
@@ -102,4 +105,32 @@ async fn sixteen_runs_at_once_under_the_on_demand_allocator_each_answer_their_ow
         answered += 1;
     }
     assert_eq!(answered, 16);
+}
+
+/// A `wasi:cli` command whose core module defines two linear memories: more
+/// than a pooled slot holds (one per module), so the pool refuses it when it
+/// loads, and the on-demand allocator lets it run.
+const TWO_MEMORIES_COMMAND: &str = r#"
+(component
+  (core module $m
+    (memory 1)
+    (memory 1)
+    (func (export "run") (result i32) i32.const 0))
+  (core instance $i (instantiate $m))
+  (func $run (result (result)) (canon lift (core func $i "run")))
+  (instance $cli (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $cli)))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_pool_refuses_a_component_that_does_not_fit_its_slots() {
+    let wasm = wat::parse_str(TWO_MEMORIES_COMMAND).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pooled = open(&dir.path().join("pooled"), InstanceAllocation::Pooling);
+    let err = pooled.engine().load(&wasm).err().expect("the pool refuses two memories in one module");
+    assert!(err.to_string().contains("memor"), "{err}");
+    let on_demand = open(&dir.path().join("on-demand"), InstanceAllocation::OnDemand);
+    let component = on_demand.engine().load(&wasm).unwrap();
+    let out = on_demand.engine().invoke(&component, Invocation::new("")).await.unwrap();
+    assert_eq!(out.status(), RunStatus::Succeeded, "{:?}", out.record);
 }

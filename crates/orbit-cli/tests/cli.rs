@@ -173,9 +173,9 @@ fn run_list_and_show() {
     assert!(rec["spans"].as_array().unwrap().iter().any(|s| s["primitive"] == "storage"));
 }
 
-/// A short-lived `orbit run` allocates each run's memory for it alone
-/// (`InstanceAllocation::OnDemand`); every limit still ends the run with
-/// its own typed status, on stderr and on the durable record.
+/// A short-lived `orbit run` (its own settings: nothing kept resident, one
+/// tokio worker) ends every limit with its typed status, on stderr and on
+/// the durable record.
 #[test]
 fn a_short_lived_orbit_run_ends_each_limit_with_its_status() {
     let dir = tempfile::tempdir().unwrap();

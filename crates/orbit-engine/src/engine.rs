@@ -120,13 +120,13 @@ pub struct EngineConfig {
 }
 
 /// How wasmtime allocates a run's instances, linear memories, tables and
-/// async stack ([`wasmtime::InstanceAllocationStrategy`]). Either way a run
-/// gets the same limits: [`Engine::invoke`] lowers a run's counts to the
-/// pool's per-run slots ([`POOL_INSTANCES_PER_RUN`], [`POOL_MEMORIES_PER_RUN`],
-/// [`POOL_TABLES_PER_RUN`], [`POOL_TABLE_ELEMENTS`]) and its memory to
-/// [`EngineConfig::max_memory_bytes`], and the store's limiter enforces
-/// them; the compiled code, its bounds checks and guard regions are the
-/// same (the choice is not part of the compile cache's key).
+/// async stack ([`wasmtime::InstanceAllocationStrategy`]). Under either,
+/// [`Engine::invoke`] lowers a run's counts to the pool's per-run slots
+/// (`POOL_INSTANCES_PER_RUN` and the other `POOL_*` constants) and its
+/// memory to [`EngineConfig::max_memory_bytes`], and the store's limiter
+/// enforces them and [`Limits`]; the compiled code, its bounds checks and
+/// guard regions are the same (the choice is not part of the compile
+/// cache's key).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum InstanceAllocation {
@@ -138,14 +138,24 @@ pub enum InstanceAllocation {
     /// them back, reset, when it ends, so a process that serves many runs
     /// maps and unmaps nothing per run. Memory kept resident between runs:
     /// [`keep_resident_bytes`](EngineConfig::keep_resident_bytes).
+    ///
+    /// It also refuses, when a component loads, one that would not fit a
+    /// slot: more than one linear memory or table per core module, a core
+    /// instance or component instance whose runtime state (globals, tables'
+    /// and functions' metadata) passes 1 MiB, or an initial table or memory
+    /// larger than a slot. That state is host memory outside the run's
+    /// memory budget, so this is the choice for untrusted components, and
+    /// what every Orbit front end uses.
     #[default]
     Pooling,
     /// Each run's memories, tables and stack are mapped when it starts and
     /// unmapped when it ends (wasmtime's default, as in `wasmtime run`).
-    /// Nothing is built up front: for a process that runs one command and
-    /// exits (the `orbit` CLI without an owner process), where building the
-    /// pool cost about 0.4 ms of a 9 ms `orbit run` and no slot is reused
-    /// (BENCHMARKS.md, P5). `keep_resident_bytes` does not apply.
+    /// Nothing is built up front, which saves a process that runs one
+    /// component and exits about 0.4 ms (BENCHMARKS.md, P5). But none of
+    /// the load-time checks above is made: a component with a huge runtime
+    /// state loads and runs, and that state is not counted in
+    /// [`Limits::memory_bytes`]. For trusted components only; Orbit's own
+    /// front ends never use it. `keep_resident_bytes` does not apply.
     OnDemand,
 }
 

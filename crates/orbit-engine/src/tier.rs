@@ -5,7 +5,7 @@
 //! for every later run (the "tier-up").
 //!
 //! Both compilers get the same wasmtime settings ([`wasmtime_config`]):
-//! fuel, epoch interruption, the pooling allocator and its per-run slots,
+//! fuel, epoch interruption, the same instance allocator and per-run slots,
 //! so a run's limits and how it ends do not depend on the tier
 //! (`tests/tiers.rs` runs every limit under both; baseline code is slower,
 //! so a run near its deadline or fuel may reach it sooner). Winch's engine

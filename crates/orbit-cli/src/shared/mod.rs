@@ -38,7 +38,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use orbit::{InstanceAllocation, Orbit, OrbitConfig};
+use orbit::{Orbit, OrbitConfig};
 use zeroize::Zeroizing;
 
 use crate::{Command, Ctx, TerminalProgress, dispatch, open_orbit};
@@ -126,20 +126,41 @@ pub(crate) fn open_retrying(dir: &Path, config: fn() -> OrbitConfig) -> Result<O
 }
 
 /// Settings for a short-lived `orbit` that runs a command itself (no owner
-/// serves the directory): the defaults, but each run's memories, tables
-/// and stack allocated for it alone ([`InstanceAllocation::OnDemand`], as
-/// `wasmtime run` does) instead of from a pool built up front.
+/// serves the directory): the defaults, but no linear memory or table kept
+/// resident when a run ends.
 ///
-/// A pool pays off when later runs reuse its slots, which a process that
-/// exits after one command rarely does; building it (64 async stacks, each
-/// guard page a `mprotect`, and the slot indexes for 1,024 instances and
-/// tables) and unmapping it cost about 0.4 ms of a 9 ms `orbit run`. A
-/// run's limits are the same under either allocator. Measured in
-/// BENCHMARKS.md (P5).
+/// Keeping them resident (`EngineConfig::keep_resident_bytes`) pays off
+/// when the next run reuses the slot, which a process that exits after one
+/// command rarely does; meanwhile the reset at the end of the run writes
+/// zeros or the memory image over every kept page, faulting in the pages
+/// the run never touched. Handing them back to the kernel instead leaves
+/// the same zeroes and image for any later run in the slot. Measured in
+/// BENCHMARKS.md (P5): 1,186 → 924 page faults per `orbit run`.
+///
+/// The pool stays (`InstanceAllocation::Pooling`), though building it
+/// costs a short-lived process about 0.4 ms: it also refuses, when a
+/// component loads, what wasmtime's on-demand allocator would let through
+/// (more than one memory or table per core module, a core instance whose
+/// runtime state passes 1 MiB), and a short-lived `orbit` runs agents'
+/// components too.
 pub(crate) fn short_lived() -> OrbitConfig {
     let mut config = OrbitConfig::default();
-    config.engine.instance_allocation = InstanceAllocation::OnDemand;
+    config.engine.keep_resident_bytes = 0;
     config
+}
+
+/// Tokio worker threads for a short-lived `orbit` running `command`: the
+/// default (one per core) for `orbit jobs work`, which runs queued jobs on
+/// them; one otherwise. A command runs on this thread (`block_on`) and the
+/// worker takes what it spawns (MCP sessions, and the jobs an `orbit run`
+/// of a component importing `jobs` queues, which then share that worker);
+/// each further worker is a thread to start and stop in a process that
+/// lives a few ms (BENCHMARKS.md, P5).
+fn worker_threads(command: &Command) -> Option<usize> {
+    match command {
+        Command::Jobs(crate::jobs::JobsCommand::Work) => None,
+        _ => Some(1),
+    }
 }
 
 /// Whether redb refused a file another process still has open.
@@ -174,12 +195,11 @@ pub(crate) fn run_command(dir: &Path, command: Command, stdin: Option<String>) -
             let mut out = std::io::stdout();
             let mut err = std::io::stderr();
             let orbit = open_orbit(dir, &mut err, short_lived)?;
-            // One worker: the command runs on this thread (`block_on`), and
-            // the worker takes what it spawns (queued jobs, MCP sessions).
-            // Each further worker is a thread to start and stop for a
-            // process that lives a few ms (BENCHMARKS.md, P5); an owner
-            // process (`orbit serve`) runs jobs on every core.
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+            let mut rt = tokio::runtime::Builder::new_multi_thread();
+            if let Some(n) = worker_threads(&command) {
+                rt.worker_threads(n);
+            }
+            let rt = rt.enable_all().build()?;
             let progress = TerminalProgress::default();
             let ctx = Ctx { orbit: &orbit, rt: rt.handle(), workers: None, stdin: stdin.into(), progress: &progress };
             let result = dispatch(command, &ctx, &mut out, &mut err);
