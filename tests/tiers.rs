@@ -91,9 +91,17 @@ async fn every_limit_ends_a_run_the_same_way_under_both_compilers() {
         let orbit = open(dir.path(), tier == Tier::Baseline);
         let engine = orbit.engine();
         // Loaded once per fixture, before any run: each keeps its tier.
+        // The cases use 9 fixtures, and past 8 tier-ups waiting a load
+        // compiles with Cranelift (`MAX_PENDING_TIER_UPS`), so each tier-up
+        // ends before the next load; on a loaded machine none had ended by
+        // the ninth (seen in CI).
         let mut loaded = std::collections::HashMap::new();
         for case in cases() {
-            loaded.entry(case.guest).or_insert_with(|| load(&orbit, case.guest, tier));
+            loaded.entry(case.guest).or_insert_with(|| {
+                let component = load(&orbit, case.guest, tier);
+                assert!(engine.wait_for_tier_ups(Duration::from_secs(120)), "{}: the tier-up ended", case.guest);
+                component
+            });
         }
         let mut outcomes = Vec::new();
         for case in cases() {
