@@ -8,7 +8,7 @@ mod common;
 
 use std::os::unix::fs::MetadataExt;
 
-use common::cases::{cancel_a_spinning_run, cases};
+use common::cases::{cancel_a_spinning_run, cases, command_wat};
 use orbit::{InstanceAllocation, Invocation, Orbit, OrbitConfig, RunStatus, Tier};
 
 fn open(dir: &std::path::Path, allocation: InstanceAllocation) -> Orbit {
@@ -107,24 +107,17 @@ async fn sixteen_runs_at_once_under_the_on_demand_allocator_each_answer_their_ow
     assert_eq!(answered, 16);
 }
 
-/// A `wasi:cli` command whose core module defines two linear memories: more
+/// The core module of a `wasi:cli` command that defines two linear memories: more
 /// than a pooled slot holds (one per module), so the pool refuses it when it
 /// loads, and the on-demand allocator lets it run.
 const TWO_MEMORIES_COMMAND: &str = r#"
-(component
-  (core module $m
     (memory 1)
     (memory 1)
-    (func (export "run") (result i32) i32.const 0))
-  (core instance $i (instantiate $m))
-  (func $run (result (result)) (canon lift (core func $i "run")))
-  (instance $cli (export "run" (func $run)))
-  (export "wasi:cli/run@0.2.0" (instance $cli)))
-"#;
+    (func (export "run") (result i32) i32.const 0)"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_pool_refuses_a_component_that_does_not_fit_its_slots() {
-    let wasm = wat::parse_str(TWO_MEMORIES_COMMAND).unwrap();
+    let wasm = command_wat(TWO_MEMORIES_COMMAND);
     let dir = tempfile::tempdir().unwrap();
     let pooled = open(&dir.path().join("pooled"), InstanceAllocation::Pooling);
     let err = pooled.engine().load(&wasm).err().expect("the pool refuses two memories in one module");

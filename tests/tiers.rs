@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::cases::{Ending, cancel_a_spinning_run, cases};
+use common::cases::{Ending, cancel_a_spinning_run, cases, command_wat};
 use orbit::{Invocation, LoadedComponent, Orbit, OrbitConfig, RunStatus, Tier};
 
 fn open(dir: &std::path::Path, tiered: bool) -> Orbit {
@@ -149,23 +149,16 @@ async fn load_optimized_compiles_with_cranelift_into_the_cache_even_after_a_base
     assert_eq!(out.output_text(), "ok");
 }
 
-/// A `wasi:cli` command whose core module uses a tail call (`return_call`),
+/// The core module of a `wasi:cli` command that uses a tail call (`return_call`),
 /// which Winch does not support: the load falls back to Cranelift at once,
 /// and the command runs.
 const TAIL_CALL_COMMAND: &str = r#"
-(component
-  (core module $m
     (func $ok (result i32) i32.const 0)
-    (func (export "run") (result i32) return_call $ok))
-  (core instance $i (instantiate $m))
-  (func $run (result (result)) (canon lift (core func $i "run")))
-  (instance $cli (export "run" (func $run)))
-  (export "wasi:cli/run@0.2.0" (instance $cli)))
-"#;
+    (func (export "run") (result i32) return_call $ok)"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_component_winch_cannot_compile_falls_back_to_cranelift_at_once() {
-    let wasm = wat::parse_str(TAIL_CALL_COMMAND).unwrap();
+    let wasm = command_wat(TAIL_CALL_COMMAND);
     let dir = tempfile::tempdir().unwrap();
     let orbit = open(dir.path(), true);
     let component = orbit.engine().load(&wasm).unwrap();

@@ -61,3 +61,17 @@ pub async fn cancel_a_spinning_run(engine: &Engine, spin: &LoadedComponent) -> R
     let (out, ()) = tokio::join!(run, cancel);
     out.unwrap().status()
 }
+
+/// A `wasi:cli` command component around one core module (WAT text)
+/// exporting `run` as `(result i32)`: the module's 0 is the command's success.
+pub fn command_wat(core_module: &str) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(component
+  (core module $m {core_module})
+  (core instance $i (instantiate $m))
+  (func $run (result (result)) (canon lift (core func $i "run")))
+  (instance $cli (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $cli)))"#
+    ))
+    .unwrap()
+}

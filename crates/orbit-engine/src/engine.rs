@@ -198,6 +198,14 @@ impl Default for EngineConfig {
     }
 }
 
+/// Refuses a component over `max_bytes`, before any hashing or compiling.
+fn check_size(wasm: &[u8], max_bytes: usize) -> Result<(), EngineError> {
+    if wasm.len() > max_bytes {
+        return Err(EngineError::ComponentTooLarge { size: wasm.len(), limit: max_bytes });
+    }
+    Ok(())
+}
+
 /// The machine's cores, read once per process: each read opens and parses
 /// the cgroup's CPU limits (up to 6 system calls), and a short-lived
 /// process builds the default configuration more than once.
@@ -856,9 +864,7 @@ impl Engine {
     /// As [`Engine::load`].
     pub fn load_if_cached(&self, wasm: &[u8]) -> Result<Option<LoadedComponent>, EngineError> {
         let max_bytes = self.inner.config.default_limits.component_bytes;
-        if wasm.len() > max_bytes {
-            return Err(EngineError::ComponentTooLarge { size: wasm.len(), limit: max_bytes });
-        }
+        check_size(wasm, max_bytes)?;
         let digest = digest(wasm);
         let loaded = self.inner.components.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&digest);
         if !loaded && !self.inner.cache.contains(&digest) {
@@ -897,9 +903,7 @@ impl Engine {
         max_bytes: usize,
         abandoned: Option<&AtomicBool>,
     ) -> Result<LoadedComponent, EngineError> {
-        if wasm.len() > max_bytes {
-            return Err(EngineError::ComponentTooLarge { size: wasm.len(), limit: max_bytes });
-        }
+        check_size(wasm, max_bytes)?;
         self.load_digested(wasm, digest(wasm), abandoned)
     }
 
@@ -938,9 +942,7 @@ impl Engine {
     /// As [`Engine::load`].
     pub fn load_optimized(&self, wasm: &[u8]) -> Result<LoadedComponent, EngineError> {
         let max_bytes = self.inner.config.default_limits.component_bytes;
-        if wasm.len() > max_bytes {
-            return Err(EngineError::ComponentTooLarge { size: wasm.len(), limit: max_bytes });
-        }
+        check_size(wasm, max_bytes)?;
         let digest = digest(wasm);
         if let Some(c) = self.inner.components.lock().unwrap_or_else(|e| e.into_inner()).get(&digest)
             && c.tier == Tier::Optimized
@@ -1057,9 +1059,7 @@ impl Engine {
     /// # Errors
     /// As [`Engine::load`], and [`EngineError::CompileTimeout`].
     pub async fn load_async(&self, wasm: &[u8], max_bytes: usize) -> Result<LoadedComponent, EngineError> {
-        if wasm.len() > max_bytes {
-            return Err(EngineError::ComponentTooLarge { size: wasm.len(), limit: max_bytes });
-        }
+        check_size(wasm, max_bytes)?;
         if let Some(c) = self.inner.components.lock().unwrap_or_else(|e| e.into_inner()).get(&digest(wasm)) {
             return Ok(c.clone());
         }
