@@ -30,7 +30,14 @@
 //! - `durable/*`: runs per second with durable records for 1, 2, 16 and 64
 //!   concurrent callers (group commit), and for 16 with the write-ahead log
 //!   off, against one durable redb commit per run; `*-released` for 16 and
-//!   64 with nothing kept resident (as `invoke/*-released`).
+//!   64 with nothing kept resident (as `invoke/*-released`). Each iteration
+//!   is 64 runs spread over the callers, and all 64 end before the next
+//!   iteration starts; `*-sustained` for 16 and 64 has no such barrier:
+//!   each caller starts its next run as soon as its last is acknowledged,
+//!   as a service's callers do. `*-sustained-linger-1ms` lets each batch
+//!   wait up to 1 ms for runs still executing (`GroupCommit::max_linger`,
+//!   the default until session 23), and `*-sustained-inline-checkpoint`
+//!   turns `GroupCommit::background_flush` off.
 //!
 //! Run with `cargo bench --bench invoke`; ratios are printed at the end
 //! and appended to `target/criterion/orbit-ratios.txt`. Whether `RUST_BACKTRACE` was set
@@ -210,15 +217,32 @@ fn invoke(c: &mut Criterion) {
     let mut config = OrbitConfig::default();
     config.engine.keep_resident_bytes = released.keep_resident_bytes;
     let orbit_released = Orbit::open_with(disk_released.path(), config).unwrap();
+    let disk_linger = tempfile::tempdir().unwrap();
+    let mut config = OrbitConfig::default();
+    config.run_commit.max_linger = Duration::from_millis(1);
+    let orbit_linger = Orbit::open_with(disk_linger.path(), config).unwrap();
+    let disk_inline = tempfile::tempdir().unwrap();
+    let mut config = OrbitConfig::default();
+    config.run_commit.background_flush = false;
+    let orbit_inline = Orbit::open_with(disk_inline.path(), config).unwrap();
     let runs_done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    for (callers, orbit, suffix) in [
-        (1usize, &orbit_wal, ""),
-        (2, &orbit_wal, ""),
-        (16, &orbit_wal, ""),
-        (64, &orbit_wal, ""),
-        (16, &orbit_nowal, "-no-wal"),
-        (16, &orbit_released, "-released"),
-        (64, &orbit_released, "-released"),
+    // `sustained`: each caller runs its share of all the iterations' runs
+    // back to back, with no barrier until the end; otherwise every 64 runs
+    // end together before the next 64 start.
+    for (callers, orbit, suffix, sustained) in [
+        (1usize, &orbit_wal, "", false),
+        (2, &orbit_wal, "", false),
+        (16, &orbit_wal, "", false),
+        (64, &orbit_wal, "", false),
+        (16, &orbit_wal, "-sustained", true),
+        (64, &orbit_wal, "-sustained", true),
+        (16, &orbit_linger, "-sustained-linger-1ms", true),
+        (64, &orbit_linger, "-sustained-linger-1ms", true),
+        (16, &orbit_inline, "-sustained-inline-checkpoint", true),
+        (64, &orbit_inline, "-sustained-inline-checkpoint", true),
+        (16, &orbit_nowal, "-no-wal", false),
+        (16, &orbit_released, "-released", false),
+        (64, &orbit_released, "-released", false),
     ] {
         let component = orbit.engine().load(&wasm).unwrap();
         // One "iteration" = 64 runs spread over `callers` tasks.
@@ -232,16 +256,18 @@ fn invoke(c: &mut Criterion) {
                 let runs_done = runs_done.clone();
                 async move {
                     let start = Instant::now();
-                    for _ in 0..iters {
+                    let (rounds, each) =
+                        if sustained { (1, iters as usize * 64 / callers) } else { (iters, 64 / callers) };
+                    for _ in 0..rounds {
                         let tasks: Vec<_> = (0..callers)
                             .map(|_| {
                                 let (orbit, component, runs_done) =
                                     (orbit.clone(), component.clone(), runs_done.clone());
                                 tokio::spawn(async move {
-                                    for _ in 0..64 / callers {
+                                    for _ in 0..each {
                                         orbit.engine().invoke(&component, Invocation::new("x")).await.unwrap();
                                     }
-                                    runs_done.fetch_add(64 / callers, std::sync::atomic::Ordering::Relaxed);
+                                    runs_done.fetch_add(each, std::sync::atomic::Ordering::Relaxed);
                                 })
                             })
                             .collect();
@@ -285,6 +311,12 @@ fn invoke(c: &mut Criterion) {
             "runs-2-callers",
             "runs-16-callers",
             "runs-64-callers",
+            "runs-16-callers-sustained",
+            "runs-64-callers-sustained",
+            "runs-16-callers-sustained-linger-1ms",
+            "runs-64-callers-sustained-linger-1ms",
+            "runs-16-callers-sustained-inline-checkpoint",
+            "runs-64-callers-sustained-inline-checkpoint",
             "runs-16-callers-no-wal",
             "runs-16-callers-released",
             "runs-64-callers-released",

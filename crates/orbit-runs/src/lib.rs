@@ -84,7 +84,8 @@ mod tests {
         let gc = GroupCommit::default();
         assert_eq!(gc.max_batch, 512);
         assert_eq!(gc.max_delay, std::time::Duration::ZERO);
-        assert_eq!(gc.max_linger, std::time::Duration::from_millis(1));
+        assert_eq!(gc.max_linger, std::time::Duration::ZERO);
+        assert!(gc.background_flush);
     }
 
     #[test]

@@ -299,6 +299,9 @@ impl RunStore {
             checkpoint_retry_at: None,
             last_retry: None,
             queued: Arc::clone(&queued),
+            flushing: None,
+            #[cfg(test)]
+            hold_flush: Default::default(),
         }));
         let thread_state = Arc::clone(&state);
         let inbox = Arc::new(Inbox::default());
@@ -942,6 +945,7 @@ mod tests {
 
     use super::*;
     use crate::types::RunStatus;
+    use crate::writer::lock;
 
     fn record(status: RunStatus) -> RunRecord {
         RunRecord { status, ..crate::spill::tests::record(0) }
@@ -998,6 +1002,78 @@ mod tests {
         std::fs::copy(&path, copy.path().join("runs.redb")).unwrap();
         let copied = RunStore::open(&copy.path().join("runs.redb")).unwrap();
         assert_eq!(copied.get(rec.id).unwrap().as_ref(), Some(&rec));
+    }
+
+    /// While a background flush holds redb's write transaction, batches are
+    /// still logged and acknowledged, readable at once, and not applied;
+    /// once it ends, the checkpoint proper follows: the log is emptied and
+    /// every record, also those logged during the flush, is durable in redb
+    /// alone. With the flush off, the same checkpoint runs on the writer.
+    #[test]
+    fn a_background_flush_lets_batches_through_and_the_checkpoint_follows() {
+        for background in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("runs.redb");
+            let gc = GroupCommit {
+                checkpoint_interval: Duration::from_millis(20),
+                background_flush: background,
+                ..GroupCommit::default()
+            };
+            let store = RunStore::open_with(&path, gc).unwrap();
+            let first = record(RunStatus::Succeeded);
+            store.record_blocking(first.clone()).unwrap();
+            eventually("the first checkpoint", || store.waiting() == 0);
+            assert!(store.db().is_writable());
+            let hold = Arc::clone(&lock(&store.shared.state).hold_flush);
+            *hold.held.lock().unwrap() = true;
+            // Released however the test ends, so that a failure does not
+            // leave the writer waiting for the flush for ever.
+            struct Release(Arc<crate::writer::FlushHold>);
+            impl Drop for Release {
+                fn drop(&mut self) {
+                    self.0.release();
+                }
+            }
+            let _release = Release(Arc::clone(&hold));
+            let before = record(RunStatus::Failed);
+            store.record_blocking(before.clone()).unwrap();
+            if !background {
+                eventually("the checkpoint on the writer", || store.waiting() == 0);
+                assert_eq!(hold.started.load(Ordering::SeqCst), 0, "no flush when it is off");
+                continue;
+            }
+            eventually("a flush started", || hold.started.load(Ordering::SeqCst) == 1);
+            // The flush is held before its commit: these go through all the same.
+            let (acked, acks) = std::sync::mpsc::channel();
+            let writer = store.clone();
+            let during: Vec<RunRecord> = (0..5).map(|_| record(RunStatus::Succeeded)).collect();
+            let sent = during.clone();
+            std::thread::spawn(move || {
+                for rec in sent {
+                    acked.send(writer.record_blocking(rec)).unwrap();
+                }
+            });
+            for rec in &during {
+                let ack = acks.recv_timeout(Duration::from_secs(10)).expect("acknowledged while the flush is held");
+                ack.unwrap();
+                assert_eq!(store.get(rec.id).unwrap().as_ref(), Some(rec));
+            }
+            assert!(store.waiting() >= during.len(), "nothing applied while the flush holds redb");
+            let wal = Wal::beside(&path);
+            let (_, in_log) = crate::wal::intact(&wal);
+            assert!(during.iter().all(|r| in_log.contains(&r.id.as_u128())), "in the log until the checkpoint");
+
+            hold.release();
+            eventually("the checkpoint emptied the log", || {
+                lock(&store.shared.state).flushing.is_none()
+                    && crate::wal::intact(&wal) == (crate::frame::SALT as u64, vec![])
+            });
+            let ws = &first.workspace;
+            let durable: Vec<RunId> = in_redb_alone(&path, ws).into_iter().map(|r| r.id).collect();
+            for rec in during.iter().chain([&first, &before]) {
+                assert!(durable.contains(&rec.id), "{} durable in redb alone", rec.id);
+            }
+        }
     }
 
     /// Reads `path`'s runs of `ws` from a copy of the redb file alone,

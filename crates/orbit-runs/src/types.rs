@@ -396,10 +396,15 @@ pub struct GroupCommit {
     /// How long a batch may wait, from its first record, for the records of
     /// runs that are still executing (announced with
     /// [`RunStore::expect_record`](crate::RunStore::expect_record)). Default
-    /// 1 ms. A lone caller never waits: with no run executing the batch
-    /// commits at once. With many concurrent runs, waiting for the ones about
-    /// to finish fills each commit instead of splitting them over two
-    /// fsyncs.
+    /// zero: a batch is written as soon as the writer has it, and records
+    /// that arrive during its `fdatasync` share the next. A positive wait
+    /// fills each commit with runs about to finish, for fewer `fdatasync`
+    /// calls, at the cost of each record's latency; a lone caller never
+    /// waits (with no run executing the batch commits at once). While
+    /// callers run back to back some run is nearly always executing, so the
+    /// writer would wait the whole time on every batch with the disk idle:
+    /// 1 ms cost 24% of the runs per second at 16 callers and 32% at 64
+    /// (BENCHMARKS.md, session 23).
     pub max_linger: Duration,
     /// Whether each batch is made durable by one append to the write-ahead
     /// log (`<store>.wal`, one `fdatasync`), with redb updated from it
@@ -431,6 +436,18 @@ pub struct GroupCommit {
     /// writer thread. Default `true`; `false` is for measuring the
     /// difference.
     pub lone_caller_commits: bool,
+    /// Whether a checkpoint that falls due while redb is open for writing
+    /// first makes redb durable on a thread of its own (one durable
+    /// two-phase commit of everything applied so far), while batches keep
+    /// being logged and acknowledged, and only then takes the writer's
+    /// lock for the checkpoint proper, which has little left to write.
+    /// Otherwise every batch waits for the whole checkpoint (about 0.1 s a
+    /// second under load: redb writes out all the pages its non-durable
+    /// commits dirtied). Records wait in memory meanwhile, unapplied, and
+    /// stay in the log until the checkpoint proper has emptied it, so the
+    /// guarantees do not change. Default `true`; `false` is for measuring
+    /// the difference.
+    pub background_flush: bool,
 }
 
 impl Default for GroupCommit {
@@ -438,11 +455,12 @@ impl Default for GroupCommit {
         Self {
             max_batch: 512,
             max_delay: Duration::ZERO,
-            max_linger: Duration::from_millis(1),
+            max_linger: Duration::ZERO,
             write_ahead_log: true,
             checkpoint_bytes: 8 << 20,
             checkpoint_interval: Duration::from_secs(1),
             lone_caller_commits: true,
+            background_flush: true,
         }
     }
 }

@@ -11,7 +11,13 @@
 //! [`GroupCommit::checkpoint_bytes`], when it has held records for
 //! [`GroupCommit::checkpoint_interval`], before every removal, and when
 //! the store closes. A failed checkpoint is retried after another
-//! interval, not at once. While redb is read-only (a store reopened
+//! interval, not at once. While redb is open for writing, a checkpoint
+//! that falls due starts as a background flush
+//! ([`GroupCommit::background_flush`]): one durable redb commit on a thread
+//! of its own, without the writer's lock, while batches are still logged
+//! and acknowledged (and wait in [`Logged`], unapplied, since redb takes one
+//! write transaction at a time). The checkpoint proper follows under the
+//! lock as before, with only the records logged meanwhile left to write. While redb is read-only (a store reopened
 //! after a clean close), nothing is applied, the log's age counts from
 //! this process's first record, and the store closes without a checkpoint
 //! while the log is under [`kept_log_bytes`] (see [`crate::RunStore`]).
@@ -134,7 +140,40 @@ pub(crate) struct Writer {
     /// (shared with every sender). A leader only commits when it is zero,
     /// so a record never overtakes one queued before it.
     pub(crate) queued: Arc<AtomicUsize>,
+    /// A durable redb commit running on a thread of its own ahead of a
+    /// checkpoint ([`GroupCommit::background_flush`]), which returns the
+    /// records of `logged` it committed. While it runs nothing is applied:
+    /// redb takes one write transaction at a time, and the writer thread
+    /// must not wait for this one.
+    pub(crate) flushing: Option<Flush>,
+    /// Holds background flushes before their commit, and counts them.
+    #[cfg(test)]
+    pub(crate) hold_flush: Arc<FlushHold>,
 }
+
+/// A test's hold on background flushes.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct FlushHold {
+    /// While `true`, a flush waits before its commit.
+    pub(crate) held: Mutex<bool>,
+    pub(crate) released: std::sync::Condvar,
+    /// Flushes started (counted before the wait).
+    pub(crate) started: AtomicU64,
+}
+
+#[cfg(test)]
+impl FlushHold {
+    /// Lets waiting and later flushes commit.
+    pub(crate) fn release(&self) {
+        *self.held.lock().unwrap_or_else(PoisonError::into_inner) = false;
+        self.released.notify_all();
+    }
+}
+
+/// A background flush: its thread returns the waiting records it committed
+/// durably.
+pub(crate) type Flush = std::thread::JoinHandle<Result<Vec<Arc<Entry>>, RunStoreError>>;
 
 /// Locks the writer's state. A panic while it was held (there is none on
 /// any error path) leaves at worst an aborted transaction and unacknowledged
@@ -168,9 +207,13 @@ pub(crate) fn run(state: &Mutex<Writer>, queue: &mpsc::Receiver<Job>, inbox: &In
     // `orbit run`) CPU it needs for the run.
     let mut naps = NAPS;
     loop {
+        // Nothing is applied while a flush holds redb's write transaction;
+        // it ends in about a tenth of a second, and the records wait in
+        // `logged` meanwhile.
+        let flushing = lock(state).flushing.is_some();
         // Without the state's lock, so a lone caller can log its next
         // record meanwhile.
-        if apply_at.is_some_and(|at| Instant::now() >= at) {
+        if !flushing && apply_at.is_some_and(|at| Instant::now() >= at) {
             apply_at = apply_logged(&db, &logged).err().map(|error| {
                 tracing::warn!(waiting = logged.len(), %error, "applying logged runs to the run store failed; they stay in the write-ahead log");
                 Instant::now() + APPLY_RETRY
@@ -189,7 +232,7 @@ pub(crate) fn run(state: &Mutex<Writer>, queue: &mpsc::Receiver<Job>, inbox: &In
         // While the log holds records, wake for a checkpoint when idle; while
         // records wait to be applied, wake when they are due.
         let mut wait = lock(state).idle_wait();
-        if let Some(at) = apply_at {
+        if let Some(at) = apply_at.filter(|_| !flushing) {
             let due = at.saturating_duration_since(Instant::now());
             wait = Some(wait.map_or(due, |w| w.min(due)));
         }
@@ -265,6 +308,10 @@ impl Writer {
     /// checkpoint while it holds records, otherwise until a job arrives
     /// (`None`).
     fn idle_wait(&self) -> Option<Duration> {
+        if self.flushing.is_some() {
+            // To see the flush end, and follow it with the checkpoint.
+            return Some(FLUSH_POLL);
+        }
         self.wal
             .as_ref()
             .filter(|w| w.poisoned() || (w.records() > 0 && self.log_ages()))
@@ -576,16 +623,77 @@ impl Writer {
     }
 
     /// A checkpoint when the log is over its size or age, unless one failed
-    /// less than an interval ago.
+    /// less than an interval ago. While redb is open for writing, it starts
+    /// as a background flush ([`GroupCommit::background_flush`]), and the
+    /// checkpoint proper follows once that has ended.
     fn checkpoint_if_due(&mut self) {
+        if let Some(flush) = self.flushing.take_if(|f| f.is_finished()) {
+            // Most of what the non-durable commits wrote is durable now.
+            let done = self.end_flush(flush).and_then(|()| self.checkpoint());
+            if let Err(error) = done {
+                tracing::warn!(%error, "run store checkpoint failed; the write-ahead log keeps its records");
+            }
+            return;
+        }
         let Some(wal) = &self.wal else { return };
-        let due = (wal.records() > 0 || wal.poisoned())
+        let due = self.flushing.is_none()
+            && (wal.records() > 0 || wal.poisoned())
             && (wal.len() >= self.gc.checkpoint_bytes
                 || wal.poisoned()
                 || (self.log_ages() && self.last_checkpoint.elapsed() >= self.gc.checkpoint_interval))
             && self.checkpoint_retry_at.is_none_or(|at| Instant::now() >= at);
-        if due && let Err(error) = self.checkpoint() {
+        if !due {
+            return;
+        }
+        // A log that failed halfway takes no append until the checkpoint
+        // empties it: flushing first would only keep batches waiting longer.
+        if self.gc.background_flush && self.db.is_writable() && !wal.poisoned() {
+            let (db, logged) = (Arc::clone(&self.db), Arc::clone(&self.logged));
+            #[cfg(test)]
+            let hold = Arc::clone(&self.hold_flush);
+            let spawned = std::thread::Builder::new().name("orbit-runs-flush".into()).spawn(move || {
+                #[cfg(test)]
+                {
+                    hold.started.fetch_add(1, Ordering::SeqCst);
+                    let held = hold.held.lock().unwrap_or_else(PoisonError::into_inner);
+                    drop(hold.released.wait_while(held, |held| *held).unwrap_or_else(PoisonError::into_inner));
+                }
+                let waiting = logged.snapshot();
+                import(&db, waiting.iter().map(|e| &**e))?;
+                Ok(waiting)
+            });
+            match spawned {
+                Ok(flush) => {
+                    self.flushing = Some(flush);
+                    return;
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "no thread for a background flush; checkpointing on the writer's")
+                }
+            }
+        }
+        if let Err(error) = self.checkpoint() {
             tracing::warn!(%error, "run store checkpoint failed; the write-ahead log keeps its records");
+        }
+    }
+
+    /// Waits for a background flush to end, and drops the records it
+    /// committed from `logged`. A failed flush counts as a failed
+    /// checkpoint: none falls due for an interval.
+    fn end_flush(&mut self, flush: Flush) -> Result<(), RunStoreError> {
+        let done = flush.join().unwrap_or_else(|_| {
+            Err(storage(redb::Error::Io(std::io::Error::other("the run store's flush thread panicked"))))
+        });
+        match done {
+            Ok(committed) => {
+                self.logged.remove(&committed);
+                Ok(())
+            }
+            Err(error) => {
+                self.last_checkpoint = Instant::now();
+                self.checkpoint_retry_at = Some(self.retry_at());
+                Err(error)
+            }
         }
     }
 
@@ -593,6 +701,13 @@ impl Writer {
     /// commit, then empties the log. After a failure, no checkpoint that
     /// falls due is tried for an interval.
     fn checkpoint(&mut self) -> Result<(), RunStoreError> {
+        // Only one write transaction at a time; whatever the flush's outcome,
+        // this commit decides the checkpoint's.
+        if let Some(flush) = self.flushing.take()
+            && let Err(error) = self.end_flush(flush)
+        {
+            tracing::debug!(%error, "background flush failed; checkpointing on the writer's thread");
+        }
         if self.wal.as_ref().is_none_or(|w| w.records() == 0 && !w.poisoned()) {
             return Ok(());
         }
@@ -747,6 +862,10 @@ const NAP: Duration = Duration::from_micros(100);
 /// Naps with no job in between, about a millisecond, after which the writer
 /// thread sleeps until a job wakes it.
 const NAPS: u32 = 10;
+
+/// How often the writer thread looks whether a background flush has ended,
+/// while it has no other job.
+const FLUSH_POLL: Duration = Duration::from_millis(1);
 
 /// How long after a failed apply the writer thread tries again.
 const APPLY_RETRY: Duration = Duration::from_secs(1);

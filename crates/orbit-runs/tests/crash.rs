@@ -22,6 +22,10 @@ use orbit_workspace::WorkspaceId;
 
 /// Set (to the database path) only in the child process.
 const CHILD_ENV: &str = "ORBIT_RUNS_CRASH_CHILD";
+/// Set (to a count of milliseconds) in the child of about half the rounds:
+/// its store checkpoints that often, so the kill often falls during a
+/// background flush or the checkpoint after it.
+const CHECKPOINT_ENV: &str = "ORBIT_RUNS_CRASH_CHECKPOINT_MS";
 /// How many times the parent starts and kills a child.
 const ROUNDS: usize = 14;
 /// Workspaces the child writes to.
@@ -64,7 +68,11 @@ fn crash_child() {
     let Some(path) = std::env::var_os(CHILD_ENV) else {
         return; // Normal test runs: not the child, nothing to do.
     };
-    let store = RunStore::open(std::path::Path::new(&path)).expect("child opens store");
+    let mut gc = orbit_runs::GroupCommit::default();
+    if let Some(ms) = std::env::var(CHECKPOINT_ENV).ok().and_then(|ms| ms.parse().ok()) {
+        gc.checkpoint_interval = Duration::from_millis(ms);
+    }
+    let store = RunStore::open_with(std::path::Path::new(&path), gc).expect("child opens store");
     // libtest has already printed "test crash_child ... " with no newline.
     println!("\nREADY");
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(4).build().unwrap();
@@ -131,7 +139,11 @@ fn acknowledged_runs_survive_sigkill() {
     let mut acked: Vec<Acked> = Vec::new();
     let mut rounds_with_acks = 0;
     for round in 0..ROUNDS {
-        let mut child = Command::new(&exe)
+        let mut command = Command::new(&exe);
+        if rng.below(2) == 0 {
+            command.env(CHECKPOINT_ENV, (5 + rng.below(30)).to_string());
+        }
+        let mut child = command
             .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, &db)
             .stdin(Stdio::null())
