@@ -98,7 +98,11 @@ impl Drop for Shared {
 /// passes [`GroupCommit::checkpoint_bytes`], after
 /// [`GroupCommit::checkpoint_interval`], before a removal, on
 /// [`checkpoint`](Self::checkpoint), and at close once redb is open for
-/// writing. After a crash, the next open imports the log's intact records
+/// writing. Once redb is open for writing, a checkpoint that falls due on
+/// its own starts with a background flush ([`GroupCommit::background_flush`]):
+/// the same durable commit on a thread of its own, while batches are still
+/// acknowledged and nothing is applied; the checkpoint proper follows it
+/// with little left to write. After a crash, the next open imports the log's intact records
 /// into redb before anything else. With [`GroupCommit::write_ahead_log`]
 /// off, or while the log cannot be written, each batch is one durable
 /// two-phase redb commit instead.
@@ -674,7 +678,9 @@ impl RunStore {
     /// How many acknowledged records are in the synced write-ahead log
     /// and not yet in redb (a count). Once redb is open for writing, the
     /// writer thread applies them a couple of milliseconds after they
-    /// arrive, so this stays near zero (before, it counts the records kept
+    /// arrive, so this stays near zero, but for the records logged during a
+    /// background flush ([`GroupCommit::background_flush`]: about the runs
+    /// of its tens of milliseconds, once a second under load; before, it counts the records kept
     /// in the log, read back from earlier processes included);
     /// [`get`](Self::get) and [`list`](Self::list) find them meanwhile. A
     /// count that keeps growing means redb refuses writes: past 65,536
@@ -1004,11 +1010,11 @@ mod tests {
         assert_eq!(copied.get(rec.id).unwrap().as_ref(), Some(&rec));
     }
 
-    /// While a background flush holds redb's write transaction, batches are
-    /// still logged and acknowledged, readable at once, and not applied;
-    /// once it ends, the checkpoint proper follows: the log is emptied and
-    /// every record, also those logged during the flush, is durable in redb
-    /// alone. With the flush off, the same checkpoint runs on the writer.
+    /// While a background flush is under way, batches are still logged and
+    /// acknowledged, readable at once, and not applied; once it ends, the
+    /// checkpoint proper follows and commits what was logged meanwhile: the
+    /// log is emptied and every record is durable in redb alone. With the
+    /// flush off, the checkpoint runs on the writer and does the same.
     #[test]
     fn a_background_flush_lets_batches_through_and_the_checkpoint_follows() {
         for background in [true, false] {
@@ -1020,11 +1026,18 @@ mod tests {
                 ..GroupCommit::default()
             };
             let store = RunStore::open_with(&path, gc).unwrap();
+            let wal = Wal::beside(&path);
+            let emptied = || {
+                lock(&store.shared.state).flushing.is_none()
+                    && crate::wal::intact(&wal) == (crate::frame::SALT as u64, vec![])
+            };
             let first = record(RunStatus::Succeeded);
             store.record_blocking(first.clone()).unwrap();
-            eventually("the first checkpoint", || store.waiting() == 0);
+            eventually("the first checkpoint", emptied);
             assert!(store.db().is_writable());
             let hold = Arc::clone(&lock(&store.shared.state).hold_flush);
+            let flushes = hold.started.load(Ordering::SeqCst);
+            assert_eq!(flushes > 0, background, "the first checkpoint began with a flush when they are on");
             *hold.held.lock().unwrap() = true;
             // Released however the test ends, so that a failure does not
             // leave the writer waiting for the flush for ever.
@@ -1037,13 +1050,17 @@ mod tests {
             let _release = Release(Arc::clone(&hold));
             let before = record(RunStatus::Failed);
             store.record_blocking(before.clone()).unwrap();
+            let ws = &first.workspace;
+            let durable = || in_redb_alone(&path, ws).into_iter().map(|r| r.id).collect::<Vec<RunId>>();
             if !background {
-                eventually("the checkpoint on the writer", || store.waiting() == 0);
-                assert_eq!(hold.started.load(Ordering::SeqCst), 0, "no flush when it is off");
+                eventually("the checkpoint on the writer", emptied);
+                assert_eq!(hold.started.load(Ordering::SeqCst), 0, "no flush when they are off");
+                let durable = durable();
+                assert!(durable.contains(&first.id) && durable.contains(&before.id));
                 continue;
             }
-            eventually("a flush started", || hold.started.load(Ordering::SeqCst) == 1);
-            // The flush is held before its commit: these go through all the same.
+            // Held after taking what waits, before its commit.
+            eventually("a flush started", || hold.started.load(Ordering::SeqCst) == flushes + 1);
             let (acked, acks) = std::sync::mpsc::channel();
             let writer = store.clone();
             let during: Vec<RunRecord> = (0..5).map(|_| record(RunStatus::Succeeded)).collect();
@@ -1058,18 +1075,15 @@ mod tests {
                 ack.unwrap();
                 assert_eq!(store.get(rec.id).unwrap().as_ref(), Some(rec));
             }
-            assert!(store.waiting() >= during.len(), "nothing applied while the flush holds redb");
-            let wal = Wal::beside(&path);
+            assert!(during.iter().all(|r| store.shared.logged.contains(r.id.as_u128())), "none applied meanwhile");
             let (_, in_log) = crate::wal::intact(&wal);
             assert!(during.iter().all(|r| in_log.contains(&r.id.as_u128())), "in the log until the checkpoint");
 
             hold.release();
-            eventually("the checkpoint emptied the log", || {
-                lock(&store.shared.state).flushing.is_none()
-                    && crate::wal::intact(&wal) == (crate::frame::SALT as u64, vec![])
-            });
-            let ws = &first.workspace;
-            let durable: Vec<RunId> = in_redb_alone(&path, ws).into_iter().map(|r| r.id).collect();
+            eventually("the checkpoint emptied the log", emptied);
+            // The flush's snapshot was taken before these were logged: only
+            // the checkpoint proper can have made them durable.
+            let durable = durable();
             for rec in during.iter().chain([&first, &before]) {
                 assert!(durable.contains(&rec.id), "{} durable in redb alone", rec.id);
             }

@@ -403,8 +403,8 @@ pub struct GroupCommit {
     /// waits (with no run executing the batch commits at once). While
     /// callers run back to back some run is nearly always executing, so the
     /// writer would wait the whole time on every batch with the disk idle:
-    /// 1 ms cost 24% of the runs per second at 16 callers and 32% at 64
-    /// (BENCHMARKS.md, session 23).
+    /// 1 ms cost 19–22% of the runs per second at 16 callers and 21–24% at
+    /// 64 (BENCHMARKS.md, session 23).
     pub max_linger: Duration,
     /// Whether each batch is made durable by one append to the write-ahead
     /// log (`<store>.wal`, one `fdatasync`), with redb updated from it
@@ -419,7 +419,8 @@ pub struct GroupCommit {
     /// this (a longer one is cut back), so that later appends overwrite
     /// blocks it has, which makes their `fdatasync` cheaper. Default 8 MiB.
     pub checkpoint_bytes: u64,
-    /// The longest a record stays in the log before a checkpoint, also when
+    /// The longest a record stays in the log before a checkpoint falls due
+    /// (a background flush, when one runs first, adds its own duration), also when
     /// the store is idle, once this process has recorded a run or opened
     /// redb for writing. Records a store reopened read-only reads back from
     /// earlier processes wait for this process's own first record (or a
@@ -441,9 +442,10 @@ pub struct GroupCommit {
     /// two-phase commit of everything applied so far), while batches keep
     /// being logged and acknowledged, and only then takes the writer's
     /// lock for the checkpoint proper, which has little left to write.
-    /// Otherwise every batch waits for the whole checkpoint (about 0.1 s a
-    /// second under load: redb writes out all the pages its non-durable
-    /// commits dirtied). Records wait in memory meanwhile, unapplied, and
+    /// Otherwise every batch waits for the whole checkpoint (tens of
+    /// milliseconds once a second under load, 69 ms measured once and
+    /// about 100 ms on another machine: redb writes out all the pages its
+    /// non-durable commits dirtied). Records wait in memory meanwhile, unapplied, and
     /// stay in the log until the checkpoint proper has emptied it, so the
     /// guarantees do not change. Default `true`; `false` is for measuring
     /// the difference.

@@ -207,9 +207,9 @@ pub(crate) fn run(state: &Mutex<Writer>, queue: &mpsc::Receiver<Job>, inbox: &In
     // `orbit run`) CPU it needs for the run.
     let mut naps = NAPS;
     loop {
-        // Nothing is applied while a flush holds redb's write transaction;
-        // it ends in about a tenth of a second, and the records wait in
-        // `logged` meanwhile.
+        // Nothing is applied while a flush holds redb's write transaction
+        // (tens of milliseconds once a second under load); the records
+        // wait in `logged` meanwhile.
         let flushing = lock(state).flushing.is_some();
         // Without the state's lock, so a lone caller can log its next
         // record meanwhile.
@@ -418,7 +418,11 @@ impl Writer {
     /// At most once a second while records are held: commits them to redb
     /// and empties the holding file. A failure leaves them held.
     fn retry_held(&mut self) {
-        if self.spill.held() == 0 || self.last_retry.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+        // Its durable commit would wait for the flush's with the lock held.
+        if self.spill.held() == 0
+            || self.flushing.is_some()
+            || self.last_retry.is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
             return;
         }
         self.last_retry = Some(Instant::now());
@@ -629,7 +633,19 @@ impl Writer {
     fn checkpoint_if_due(&mut self) {
         if let Some(flush) = self.flushing.take_if(|f| f.is_finished()) {
             // Most of what the non-durable commits wrote is durable now.
-            let done = self.end_flush(flush).and_then(|()| self.checkpoint());
+            let done = self.end_flush(flush).and_then(|()| {
+                if !self.logged.is_empty() {
+                    return self.checkpoint();
+                }
+                // Nothing waits, and nothing was applied since the flush's
+                // durable commit (applies wait for the flush, and every other
+                // commit is durable): every record in the log is durable in
+                // redb, so a second durable commit would add nothing.
+                self.last_checkpoint = Instant::now();
+                self.checkpoint_retry_at = None;
+                self.empty_log();
+                Ok(())
+            });
             if let Err(error) = done {
                 tracing::warn!(%error, "run store checkpoint failed; the write-ahead log keeps its records");
             }
@@ -652,13 +668,15 @@ impl Writer {
             #[cfg(test)]
             let hold = Arc::clone(&self.hold_flush);
             let spawned = std::thread::Builder::new().name("orbit-runs-flush".into()).spawn(move || {
+                let waiting = logged.snapshot();
+                // After the snapshot, so records logged during the hold are
+                // left to the checkpoint proper.
                 #[cfg(test)]
                 {
                     hold.started.fetch_add(1, Ordering::SeqCst);
                     let held = hold.held.lock().unwrap_or_else(PoisonError::into_inner);
                     drop(hold.released.wait_while(held, |held| *held).unwrap_or_else(PoisonError::into_inner));
                 }
-                let waiting = logged.snapshot();
                 import(&db, waiting.iter().map(|e| &**e))?;
                 Ok(waiting)
             });
@@ -698,7 +716,8 @@ impl Writer {
     }
 
     /// Makes every commit so far durable with one durable, two-phase redb
-    /// commit, then empties the log. After a failure, no checkpoint that
+    /// commit (after waiting for a background flush in flight, itself one),
+    /// then empties the log. After a failure, no checkpoint that
     /// falls due is tried for an interval.
     fn checkpoint(&mut self) -> Result<(), RunStoreError> {
         // Only one write transaction at a time; whatever the flush's outcome,
