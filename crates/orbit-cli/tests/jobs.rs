@@ -22,6 +22,31 @@ fn ok(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
+/// A short-lived `orbit run` has a pool of a few run slots, not 64: still
+/// enough for a run and its whole chain of child runs down to the depth
+/// limit, which ends in `limit-exceeded`, not in a child finding no slot.
+#[test]
+fn a_short_lived_orbit_run_nests_child_runs_down_to_the_depth_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    common::workspaces(dir.path(), &["default"]);
+    let d = dir.path();
+    let wasm = orbit_test_guests::path("jobs-probe");
+    let wasm = wasm.to_str().unwrap();
+    ok(&orbit(d, &["jobs", "add", "bomb", wasm]));
+    let out = orbit(d, &["run", wasm, "--input", "recurse:bomb"]);
+    assert!(!out.status.success(), "the guest propagates the refusal");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("limit-exceeded") || stderr.contains("failed"), "{stderr}");
+
+    let page: serde_json::Value = serde_json::from_str(&ok(&orbit(d, &["runs", "list", "--json"]))).unwrap();
+    let runs = page["runs"].as_array().unwrap();
+    // One run per level, 0 ..= max_depth (4): every level got a slot.
+    assert_eq!(runs.len(), 5, "{runs:#?}");
+    assert!(runs.iter().all(|r| r["status"] == "failed"), "{runs:#?}");
+    let refused: Vec<_> = runs.iter().filter(|r| r["error"]["code"] == "limit-exceeded").collect();
+    assert_eq!(refused.len(), 5, "each level ends in limit-exceeded, none in unavailable: {runs:#?}");
+}
+
 #[test]
 fn jobs_add_list_run_queue_and_rm() {
     let dir = tempfile::tempdir().unwrap();
