@@ -142,39 +142,11 @@ pub(crate) fn open_retrying(dir: &Path, config: fn() -> OrbitConfig) -> Result<O
 /// component loads, what wasmtime's on-demand allocator would let through
 /// (more than one memory or table per core module, a core instance whose
 /// runtime state passes 1 MiB), and a short-lived `orbit` runs agents'
-/// components too. It is sized for [`SHORT_LIVED_RUNS`] runs at once,
-/// not the default 64: its stacks and slot indexes are built at start and
-/// unmapped at exit, about 0.6–0.9 ms of an `orbit run` at 64 (BENCHMARKS.md,
-/// session 23). `orbit jobs work` runs queued jobs side by side and keeps
-/// the default ([`short_lived_worker`]).
+/// components too.
 pub(crate) fn short_lived() -> OrbitConfig {
-    let mut config = short_lived_worker();
-    config.engine.max_concurrent_runs = SHORT_LIVED_RUNS;
-    config
-}
-
-/// [`short_lived`] with the default pool, for `orbit jobs work`.
-pub(crate) fn short_lived_worker() -> OrbitConfig {
     let mut config = OrbitConfig::default();
     config.engine.keep_resident_bytes = 0;
     config
-}
-
-/// Runs at once in a short-lived `orbit` other than `orbit jobs work`: a
-/// run and the chain of child runs it may start, each waiting for its
-/// child (one more than jobs' default `max_depth` of 4: 5 runs; a child run
-/// finding no slot fails with `unavailable`), with room for the queued jobs
-/// it runs beside them, which wait for a slot. At 8, the pool's totals (16
-/// core instances, 2 memories and 16 tables per run) still hold one
-/// component's maxima (64, 4 and 64).
-const SHORT_LIVED_RUNS: u32 = 8;
-
-/// The settings for a short-lived `orbit` running `command`.
-fn short_lived_for(command: &Command) -> fn() -> OrbitConfig {
-    match command {
-        Command::Jobs(crate::jobs::JobsCommand::Work) => short_lived_worker,
-        _ => short_lived,
-    }
 }
 
 /// Tokio worker threads for a short-lived `orbit` running `command`: the
@@ -222,7 +194,7 @@ pub(crate) fn run_command(dir: &Path, command: Command, stdin: Option<String>) -
         Access::Locked(lock) => {
             let mut out = std::io::stdout();
             let mut err = std::io::stderr();
-            let orbit = open_orbit(dir, &mut err, short_lived_for(&command))?;
+            let orbit = open_orbit(dir, &mut err, short_lived)?;
             let mut rt = tokio::runtime::Builder::new_multi_thread();
             if let Some(n) = worker_threads(&command) {
                 rt.worker_threads(n);
