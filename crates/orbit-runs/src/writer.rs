@@ -211,7 +211,10 @@ pub(crate) fn run(state: &Mutex<Writer>, queue: &mpsc::Receiver<Job>, inbox: &In
         // Nothing is applied while a flush holds redb's write transaction
         // (tens of milliseconds once a second under load); the records
         // wait in `logged` meanwhile.
-        let flushing = lock(state).flushing.is_some();
+        let (flushing, idle_wait) = {
+            let w = lock(state);
+            (w.flushing.is_some(), w.idle_wait())
+        };
         // Without the state's lock, so a lone caller can log its next
         // record meanwhile.
         if !flushing && apply_at.is_some_and(|at| Instant::now() >= at) {
@@ -232,7 +235,7 @@ pub(crate) fn run(state: &Mutex<Writer>, queue: &mpsc::Receiver<Job>, inbox: &In
         }
         // While the log holds records, wake for a checkpoint when idle; while
         // records wait to be applied, wake when they are due.
-        let mut wait = lock(state).idle_wait();
+        let mut wait = idle_wait;
         if let Some(at) = apply_at.filter(|_| !flushing) {
             let due = at.saturating_duration_since(Instant::now());
             wait = Some(wait.map_or(due, |w| w.min(due)));
@@ -634,19 +637,7 @@ impl Writer {
     fn checkpoint_if_due(&mut self) {
         if let Some(flush) = self.flushing.take_if(|f| f.is_finished()) {
             // Most of what the non-durable commits wrote is durable now.
-            let done = self.end_flush(flush).and_then(|()| {
-                if !self.logged.is_empty() {
-                    return self.checkpoint();
-                }
-                // Nothing waits, and nothing was applied since the flush's
-                // durable commit (applies wait for the flush, and every other
-                // commit is durable): every record in the log is durable in
-                // redb, so a second durable commit would add nothing.
-                self.last_checkpoint = Instant::now();
-                self.checkpoint_retry_at = None;
-                self.empty_log();
-                Ok(())
-            });
+            let done = self.end_flush(flush).and_then(|()| self.checkpoint_after(true));
             if let Err(error) = done {
                 tracing::warn!(%error, "run store checkpoint failed; the write-ahead log keeps its records");
             }
@@ -723,18 +714,29 @@ impl Writer {
     fn checkpoint(&mut self) -> Result<(), RunStoreError> {
         // Only one write transaction at a time; whatever the flush's outcome,
         // this commit decides the checkpoint's.
-        if let Some(flush) = self.flushing.take()
-            && let Err(error) = self.end_flush(flush)
-        {
-            tracing::debug!(%error, "background flush failed; checkpointing on the writer's thread");
-        }
+        let flushed = self.flushing.take().is_some_and(|flush| {
+            self.end_flush(flush)
+                .inspect_err(
+                    |error| tracing::debug!(%error, "background flush failed; checkpointing on the writer's thread"),
+                )
+                .is_ok()
+        });
+        self.checkpoint_after(flushed)
+    }
+
+    /// The checkpoint proper, `flushed` when a background flush has just
+    /// succeeded (and been ended).
+    fn checkpoint_after(&mut self, flushed: bool) -> Result<(), RunStoreError> {
         if self.wal.as_ref().is_none_or(|w| w.records() == 0 && !w.poisoned()) {
             return Ok(());
         }
         // Every record of the log is in redb or waits here (appends hold
         // this lock too): applying these durably makes the log redundant.
+        // Right after a flush, with nothing waiting, every record of the log
+        // is durable already (applies wait for a flush, and every other
+        // commit is durable), so a second durable commit would add nothing.
         let waiting = self.logged.snapshot();
-        let done = import(&self.db, waiting.iter().map(|e| &**e));
+        let done = if flushed && waiting.is_empty() { Ok(()) } else { import(&self.db, waiting.iter().map(|e| &**e)) };
         self.last_checkpoint = Instant::now();
         if let Err(error) = done {
             self.checkpoint_retry_at = Some(self.retry_at());
