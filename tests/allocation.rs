@@ -127,3 +127,42 @@ async fn only_the_pool_refuses_a_component_that_does_not_fit_its_slots() {
     let out = on_demand.engine().invoke(&component, Invocation::new("")).await.unwrap();
     assert_eq!(out.status(), RunStatus::Succeeded, "{:?}", out.record);
 }
+
+/// A `wasi:cli` command whose one table (of one element) grows to
+/// `elements` in all: it succeeds when the growth is granted and exits
+/// with 1 when it is refused.
+fn table_to(elements: u32) -> Vec<u8> {
+    command_wat(&format!(
+        r#"
+    (table $t 1 funcref)
+    (func (export "run") (result i32)
+      (i32.eq (table.grow $t (ref.null func) (i32.const {more})) (i32.const -1)))"#,
+        more = elements - 1
+    ))
+}
+
+/// A run's `Limits::table_elements` is what its tables may grow to, up to
+/// `POOL_TABLE_ELEMENTS` (100,000), whatever the engine's default limits
+/// and under both allocators: the pool's slots hold that many elements,
+/// and a larger limit is lowered to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_grows_to_its_runs_limit_under_both_instance_allocators() {
+    let dir = tempfile::tempdir().unwrap();
+    for allocation in [InstanceAllocation::Pooling, InstanceAllocation::OnDemand] {
+        // The engine's default limits: 20,000 elements.
+        let orbit = open(&dir.path().join(format!("{allocation:?}")), allocation);
+        let engine = orbit.engine();
+        for (limit, reached) in [(20_000, 20_000), (50_000, 50_000), (100_000, 100_000), (250_000, 100_000)] {
+            let mut limits = orbit::Limits::default();
+            limits.table_elements = limit;
+            let within = engine.load(&table_to(reached)).unwrap();
+            let out = engine.invoke(&within, Invocation::new("").limits(limits.clone())).await.unwrap();
+            assert_eq!(out.status(), RunStatus::Succeeded, "{allocation:?}, limit {limit}: {:?}", out.record);
+            // One element more is refused: the guest sees `table.grow` fail.
+            let past = engine.load(&table_to(reached + 1)).unwrap();
+            let out = engine.invoke(&past, Invocation::new("").limits(limits)).await.unwrap();
+            assert_eq!(out.status(), RunStatus::Exited, "{allocation:?}, limit {limit}: {:?}", out.record);
+            assert_eq!(out.record.exit_code, Some(1), "{allocation:?}, limit {limit}");
+        }
+    }
+}

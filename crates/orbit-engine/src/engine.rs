@@ -29,7 +29,8 @@ pub const POOL_INSTANCES_PER_RUN: u32 = 64;
 pub const POOL_MEMORIES_PER_RUN: u32 = 4;
 /// Tables each run may create at most.
 pub const POOL_TABLES_PER_RUN: u32 = 64;
-/// Elements each table may hold at most.
+/// Elements each table may hold at most: a pooled table slot's size, and the
+/// cap on every run's [`Limits::table_elements`].
 pub const POOL_TABLE_ELEMENTS: usize = 100_000;
 /// Host resources (streams, pollables) a run may hold at once.
 pub(crate) const MAX_HOST_RESOURCES: usize = 10_000;
@@ -316,7 +317,10 @@ pub fn wasmtime_config(config: &EngineConfig) -> wasmtime::Config {
         .max_memories_per_component(4)
         .max_tables_per_component(64)
         .max_memory_size(config.max_memory_bytes)
-        .table_elements(config.default_limits.table_elements.max(20_000))
+        // Every table slot holds what any run may be allowed (`execute`
+        // lowers a run's limit to this), not only the default limits; the
+        // slots are address space, and a reset writes only what a run used.
+        .table_elements(POOL_TABLE_ELEMENTS)
         .linear_memory_keep_resident(config.keep_resident_bytes)
         .table_keep_resident(config.keep_resident_bytes);
     // `pagemap_scan` stays off (wasmtime's default): in wasmtime 48 its scan

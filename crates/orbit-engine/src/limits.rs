@@ -20,7 +20,9 @@ pub struct Limits {
     /// Maximum size of each linear memory, in bytes. Default 64 MiB. A guest
     /// whose allocation fails at this cap ends as `memory-limit`.
     pub memory_bytes: usize,
-    /// Maximum elements in each table. Default 20,000.
+    /// Maximum elements in each table. Default 20,000; at most 100,000 (a
+    /// pooled table slot's size), to which a larger value is lowered. A
+    /// `table.grow` past it fails: the guest sees -1.
     pub table_elements: usize,
     /// Maximum core instances in the run's store. Default 50.
     pub instances: usize,
