@@ -7,9 +7,9 @@ use orbit_runs::{ComponentKind, LogLevel, RunError, RunRecord, RunStatus};
 use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 
+use crate::config::{POOL_INSTANCES_PER_RUN, POOL_MEMORIES_PER_RUN, POOL_TABLE_ELEMENTS, POOL_TABLES_PER_RUN};
 use crate::engine::{
-    Engine, InFlight, InFlightGuard, Invocation, LoadedComponent, MAX_GUEST_ERROR_MESSAGE, MAX_HOST_RESOURCES,
-    POOL_INSTANCES_PER_RUN, POOL_MEMORIES_PER_RUN, POOL_TABLE_ELEMENTS, POOL_TABLES_PER_RUN, Pre,
+    Engine, InFlight, InFlightGuard, Invocation, LoadedComponent, MAX_GUEST_ERROR_MESSAGE, MAX_HOST_RESOURCES, Pre,
 };
 use crate::error::{code_name, safe_message};
 use crate::state::{

@@ -27,6 +27,7 @@
 pub mod bindings;
 mod budget;
 mod compile;
+mod config;
 mod engine;
 mod error;
 mod execute;
@@ -38,10 +39,8 @@ mod tier;
 
 pub use budget::{Budget, BudgetSpent, Budgets};
 pub use compile::digest;
-pub use engine::{
-    Engine, EngineBuilder, EngineConfig, InstanceAllocation, Invocation, LoadedComponent, Outcome, RecordAck,
-    RunObserver, RunSlot, WeakEngine, wasmtime_config,
-};
+pub use config::{EngineConfig, InstanceAllocation, RecordAck, wasmtime_config};
+pub use engine::{Engine, EngineBuilder, Invocation, LoadedComponent, Outcome, RunObserver, RunSlot, WeakEngine};
 pub use error::{EngineError, ErrorCode, GuestError, HostError, code_name, safe_message};
 pub use limits::Limits;
 pub use orbit_runs;

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::Linker;
 
-use crate::engine::{EngineConfig, wasmtime_config};
+use crate::config::{EngineConfig, wasmtime_config};
 use crate::error::EngineError;
 use crate::primitive::Primitive;
 use crate::state::RunState;
