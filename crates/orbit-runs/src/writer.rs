@@ -18,10 +18,10 @@
 //! and acknowledged (and wait in [`Logged`], unapplied, since redb takes one
 //! write transaction at a time). The checkpoint proper follows under the
 //! lock as before, with only the records logged meanwhile left to write.
-//! While redb is read-only (a store reopened
-//! after a clean close), nothing is applied, the log's age counts from
-//! this process's first record, and the store closes without a checkpoint
-//! while the log is under [`kept_log_bytes`] (see [`crate::RunStore`]).
+//! While redb is read-only (a store reopened after a clean close), nothing
+//! is applied, the log's age counts from this process's first record, and
+//! the store closes without a checkpoint while the log is under
+//! [`kept_log_bytes`] (see [`crate::RunStore`]).
 //!
 //! With the log off ([`GroupCommit::write_ahead_log`]), or when it cannot
 //! be written, each batch is one durable two-phase redb commit instead.
